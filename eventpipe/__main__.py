@@ -1,0 +1,5 @@
+import sys
+
+from eventpipe.cli import main
+
+sys.exit(main())

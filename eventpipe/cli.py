@@ -1,0 +1,176 @@
+"""The ``eventpipe`` command line.
+
+One error boundary (:func:`main`) maps exceptions to exit codes and short
+messages; ``--traceback`` shows the full trace.  Commands are plain functions
+taking parsed arguments and an output stream, so tests drive them in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Callable, TextIO
+
+from eventpipe.errors import ConfigError, EventFormatError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_BAD_INPUT = 3
+EXIT_INTERRUPTED = 130
+
+
+def _format_us(t: int | None) -> str:
+    return "-" if t is None else f"{t} us"
+
+
+def cmd_info(args, out: TextIO) -> int:
+    from eventpipe.info import recording_summary
+
+    summary = recording_summary(args.file, format=args.format, sensor_size=args.sensor_size,
+                                on_error=args.on_error)
+    if args.json:
+        json.dump(summary, out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    size = summary["sensor_size"]
+    size_txt = f"{size[0]} x {size[1]} ({summary['sensor_size_source']})" if size else "unknown"
+    rows = [
+        ("file", summary["path"]),
+        ("format", f"{summary['format']} - {summary['format_title']}"),
+        ("sensor size", size_txt),
+        ("events", f"{summary['events']:,}"),
+        ("first t", _format_us(summary["t_first"])),
+        ("last t", _format_us(summary["t_last"])),
+        ("duration", f"{summary['duration_us'] / 1e6:.6f} s"),
+        ("mean rate", f"{summary['rate_hz'] / 1e6:.3f} Mev/s"),
+        ("ON fraction", f"{summary['on_fraction']:.4f}"),
+    ]
+    for k, v in sorted(summary["extras"].items()):
+        rows.append((k, str(v)))
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        out.write(f"{k:<{width}}  {v}\n")
+    return EXIT_OK
+
+
+def cmd_formats(args, out: TextIO) -> int:
+    from eventpipe.io.formats import FORMATS
+
+    if args.json:
+        json.dump([{"name": f.name, "title": f.title, "extensions": list(f.extensions)}
+                   for f in FORMATS], out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    width = max(len(f.name) for f in FORMATS)
+    for f in FORMATS:
+        out.write(f"{f.name:<{width}}  {f.title}  [{' '.join(f.extensions)}]\n")
+    return EXIT_OK
+
+
+def cmd_view(args, out: TextIO) -> int:
+    from eventpipe.view import view_recording
+
+    result = view_recording(args.file, args.out, window_us=args.window_us, fps=args.fps,
+                            max_frames=args.max_frames, format=args.format,
+                            sensor_size=args.sensor_size)
+    out.write(f"wrote {result['frames']} frames to {result['out']}\n")
+    return EXIT_OK
+
+
+def cmd_convert(args, out: TextIO) -> int:
+    from eventpipe.convert import convert
+
+    n = convert(args.src, args.dst, to=args.to, format=args.format, sensor_size=args.sensor_size)
+    out.write(f"wrote {n:,} events to {args.dst}\n")
+    return EXIT_OK
+
+
+def cmd_demo(args, out: TextIO) -> int:
+    from eventpipe.demo import run_demo
+
+    return run_demo(args.out, out)
+
+
+def _sensor_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().replace(",", "x").split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sensor size must look like 640x480, got {text!r}")
+    return w, h
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="eventpipe", description=__doc__.splitlines()[0])
+    p.add_argument("--traceback", action="store_true", help="show full tracebacks on errors")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def reading_opts(sp):
+        sp.add_argument("--format", default=None, help="force a format (see `eventpipe formats`)")
+        sp.add_argument("--sensor-size", type=_sensor_size, default=None, metavar="WxH",
+                        help="sensor size when the file has none (or to override it)")
+
+    sp = sub.add_parser("info", help="summarise a recording")
+    sp.add_argument("file")
+    sp.add_argument("--json", action="store_true", help="print JSON")
+    sp.add_argument("--on-error", choices=("raise", "warn"), default="raise",
+                    help="damaged files: fail (default) or warn and summarise what decodes")
+    reading_opts(sp)
+    sp.set_defaults(func=cmd_info)
+
+    sp = sub.add_parser("formats", help="list the formats eventpipe reads")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_formats)
+
+    sp = sub.add_parser("view", help="render a recording as PNG frames or an MP4 video")
+    sp.add_argument("file")
+    sp.add_argument("--out", required=True, help="a folder (PNG sequence) or a .mp4/.avi path")
+    sp.add_argument("--window-us", type=int, default=33_333, help="frame window (us)")
+    sp.add_argument("--fps", type=float, default=30.0)
+    sp.add_argument("--max-frames", type=int, default=None)
+    reading_opts(sp)
+    sp.set_defaults(func=cmd_view)
+
+    sp = sub.add_parser("convert", help="convert a recording to another format")
+    sp.add_argument("src")
+    sp.add_argument("dst")
+    sp.add_argument("--to", default=None, help="output format (default: from dst's extension)")
+    reading_opts(sp)
+    sp.set_defaults(func=cmd_convert)
+
+    sp = sub.add_parser("demo", help="make a synthetic recording, read it back and summarise it")
+    sp.add_argument("--out", default="eventpipe-demo", help="folder for the demo outputs")
+    sp.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None,
+         err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help and usage errors
+        return int(exc.code or 0)
+    func: Callable[..., int] = args.func
+    try:
+        return func(args, out)
+    except KeyboardInterrupt:
+        err.write("interrupted\n")
+        return EXIT_INTERRUPTED
+    except (EventFormatError, ConfigError) as exc:
+        if args.traceback:
+            raise
+        err.write(f"eventpipe: error: {exc}\n")
+        return EXIT_BAD_INPUT
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        if args.traceback:
+            raise
+        err.write(f"eventpipe: error: {exc}\n")
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Recorders that write and replay event and label streams."""
