@@ -1,0 +1,54 @@
+import dataclasses
+
+import pytest
+
+from eventpipe.config import apply_overrides, from_dict
+from eventpipe.errors import ConfigError
+
+
+@dataclasses.dataclass
+class Window:
+    window_us: int = 10_000
+    stride_us: int | None = None
+    mode: str = "counts"
+
+
+@dataclasses.dataclass
+class Cfg:
+    window: Window = dataclasses.field(default_factory=Window)
+    size: tuple[int, int] = (128, 128)
+    ema: float = 0.5
+    sinks: list[str] = dataclasses.field(default_factory=list)
+
+
+def test_builds_nested_and_coerces():
+    c = from_dict(Cfg, {"window": {"window_us": 5000}, "size": [64, 48], "ema": 1})
+    assert c.window.window_us == 5000 and c.window.stride_us is None
+    assert c.size == (64, 48) and c.ema == 1.0 and isinstance(c.ema, float)
+
+
+def test_unknown_key_suggests_closest():
+    with pytest.raises(ConfigError, match=r"unknown key 'window.windw_us'.*did you mean 'window_us'"):
+        from_dict(Cfg, {"window": {"windw_us": 5}})
+
+
+@pytest.mark.parametrize("data,msg", [
+    ({"window": {"window_us": "10ms"}}, "window.window_us: expected an integer"),
+    ({"window": {"window_us": True}}, "window.window_us: expected an integer"),
+    ({"size": [1, 2, 3]}, "size: expected 2 items"),
+    ({"ema": "high"}, "ema: expected a number"),
+    ({"window": 3}, "window: expected a table"),
+])
+def test_wrong_types_name_the_key(data, msg):
+    with pytest.raises(ConfigError, match=msg):
+        from_dict(Cfg, data)
+
+
+def test_overrides_parse_toml_scalars():
+    d = apply_overrides({"window": {"window_us": 1}}, ["window.window_us=2500", "ema=0.25",
+                                                      "window.mode=binary", "size=[32, 32]"])
+    c = from_dict(Cfg, d)
+    assert c.window.window_us == 2500 and c.ema == 0.25 and c.window.mode == "binary"
+    assert c.size == (32, 32)
+    with pytest.raises(ConfigError, match="must look like"):
+        apply_overrides({}, ["novalue"])
