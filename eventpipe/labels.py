@@ -1,0 +1,157 @@
+"""Turning per-step logits into label messages.
+
+Functional core (:func:`softmax`, :func:`ema_update`, :func:`choose_label`) and a
+thin :class:`LabelDecoder` that keeps one explicit :class:`StreamState` per stream.
+
+Per stream and step::
+
+    probs  = softmax(logits)
+    smooth = probs                                  (first step)
+    smooth = ema * smooth_prev + (1 - ema) * probs  (later steps; ema=0: no smoothing)
+
+The candidate is ``argmax(smooth)``.  With a current label ``L``, the label
+switches to candidate ``K`` only when ``smooth[K] >= smooth[L] + hysteresis``.
+When ``max(smooth) < threshold`` the label is ``None`` (no confident class).
+A message is emitted when the label changed (``emit_on_change``) and/or
+every ``emit_every`` steps (0: never periodically).
+
+A message: ``{"stream", "seq", "t_us", "label", "score", "topk": [[name, prob], ...],
+"latency_ms", "truth"?}``; ``score`` is the smoothed probability of ``label``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+
+def to_numpy(logits) -> np.ndarray:
+    """numpy or torch (any device, with grad) -> float64 numpy array."""
+    if hasattr(logits, "detach"):
+        logits = logits.detach().cpu().numpy()
+    return np.asarray(logits, dtype=np.float64)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def ema_update(prev: np.ndarray | None, probs: np.ndarray, ema: float) -> np.ndarray:
+    if prev is None:
+        return probs.copy()
+    return ema * prev + (1.0 - ema) * probs
+
+
+def choose_label(smooth: np.ndarray, current: int | None, threshold: float,
+                 hysteresis: float) -> int | None:
+    k = int(np.argmax(smooth))
+    if smooth[k] < threshold:
+        return None
+    if current is None or k == current:
+        return k
+    return k if smooth[k] >= smooth[current] + hysteresis else current
+
+
+@dataclasses.dataclass
+class StreamState:
+    smooth: np.ndarray | None = None
+    label: int | None = None
+    steps: int = 0
+    since_emit: int = 0
+
+
+class LabelDecoder:
+    def __init__(self, class_names: Sequence[str], *, ema: float = 0.6, topk: int = 5,
+                 threshold: float = 0.0, hysteresis: float = 0.0, emit_every: int = 0,
+                 emit_on_change: bool = True):
+        self.class_names = [str(c) for c in class_names]
+        if not self.class_names:
+            raise ValueError("class_names must not be empty")
+        if not 0.0 <= ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1), got {ema}")
+        if int(topk) < 1:
+            raise ValueError(f"topk must be >= 1, got {topk}")
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        if not 0.0 <= hysteresis <= 1.0:
+            raise ValueError(f"hysteresis must be in [0, 1], got {hysteresis}")
+        if int(emit_every) < 0:
+            raise ValueError(f"emit_every must be >= 0, got {emit_every}")
+        self.ema = float(ema)
+        self.topk = min(int(topk), len(self.class_names))
+        self.threshold = float(threshold)
+        self.hysteresis = float(hysteresis)
+        self.emit_every = int(emit_every)
+        self.emit_on_change = bool(emit_on_change)
+        self.states: dict[Any, StreamState] = {}
+
+    def reset(self, stream=None) -> None:
+        """Forget one stream's state (or all)."""
+        if stream is None:
+            self.states.clear()
+        else:
+            self.states.pop(stream, None)
+
+    def step(self, logits, *, streams: Sequence | None = None, seq=None, t_us=None,
+             t_arrival: float | Sequence[float] | None = None, truth=None) -> list[dict]:
+        """Feed logits ``[B, C]`` (or ``[C]``); return the messages to emit.
+
+        ``streams``: B stream ids (default 0..B-1).  ``seq``/``t_us``/``truth``:
+        a scalar or B values.  ``t_arrival``: ``time.monotonic()`` when the
+        step's newest events arrived; ``latency_ms`` = now - t_arrival.
+        """
+        x = to_numpy(logits)
+        if x.ndim == 1:
+            x = x[None]
+        if x.ndim != 2 or x.shape[1] != len(self.class_names):
+            raise ValueError(f"logits must be [B, {len(self.class_names)}], got {x.shape}")
+        b = x.shape[0]
+        streams = list(range(b)) if streams is None else list(streams)
+        if len(streams) != b:
+            raise ValueError(f"{len(streams)} stream ids for a batch of {b}")
+        probs = softmax(x)
+        now = time.monotonic()
+        out = []
+        for i, sid in enumerate(streams):
+            st = self.states.setdefault(sid, StreamState())
+            st.smooth = ema_update(st.smooth, probs[i], self.ema)
+            new = choose_label(st.smooth, st.label, self.threshold, self.hysteresis)
+            changed = new != st.label or st.steps == 0
+            st.label = new
+            st.steps += 1
+            st.since_emit += 1
+            periodic = self.emit_every > 0 and st.since_emit >= self.emit_every
+            if not ((self.emit_on_change and changed) or periodic):
+                continue
+            st.since_emit = 0
+            out.append(self._message(sid, st, _pick(seq, i), _pick(t_us, i),
+                                     _pick(t_arrival, i), _pick(truth, i), now))
+        return out
+
+    def _message(self, sid, st: StreamState, seq, t_us, t_arrival, truth, now) -> dict:
+        order = np.argsort(-st.smooth, kind="stable")[:self.topk]
+        msg = {
+            "stream": sid,
+            "seq": None if seq is None else int(seq),
+            "t_us": None if t_us is None else int(t_us),
+            "label": None if st.label is None else self.class_names[st.label],
+            "score": None if st.label is None else float(st.smooth[st.label]),
+            "topk": [[self.class_names[k], float(st.smooth[k])] for k in order],
+            "latency_ms": None if t_arrival is None else (now - float(t_arrival)) * 1e3,
+        }
+        if truth is not None:
+            msg["truth"] = truth if isinstance(truth, str) else (
+                self.class_names[int(truth)] if 0 <= int(truth) < len(self.class_names)
+                else int(truth))
+        return msg
+
+
+def _pick(v, i):
+    if v is None or isinstance(v, (str, bytes)) or np.ndim(v) == 0:
+        return v
+    return v[i]

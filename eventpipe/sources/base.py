@@ -1,0 +1,226 @@
+"""The source protocol: a receive thread, a bounded queue, counters, explicit state.
+
+A source runs its receive loop in one daemon thread that puts *items* into a
+:class:`BoundedQueue`.  Live sources (sockets) use ``policy="drop_oldest"``:
+when the consumer falls behind, the oldest item goes and its events are
+counted in ``stats.dropped``.  File sources use ``policy="block"``: the reader
+thread waits for room (back-pressure), nothing is ever dropped.
+
+The consumer calls :meth:`Source.read` (one :class:`Batch` or ``None`` on
+timeout / end) or iterates :meth:`Source.packets`.  ``state`` is one of
+``"starting"``, ``"running"``, ``"finished"`` (the input ended), ``"closed"``
+or ``"failed"`` (``error`` holds the exception, re-raised by ``read``).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import threading
+import time
+from typing import Any, Iterator, NamedTuple
+
+import numpy as np
+
+POLICIES = ("drop_oldest", "block")
+STATES = ("starting", "running", "finished", "closed", "failed")
+
+
+class Batch(NamedTuple):
+    """Events from one stream: an EVENT_DTYPE array plus where it came from."""
+
+    stream_id: int
+    seq: int | None
+    events: np.ndarray
+    t_arrival: float  # time.monotonic() when the bytes arrived
+
+
+@dataclasses.dataclass
+class SourceStats:
+    """Counters; events unless named otherwise.  Updated by the receive thread
+    (plain int increments; read them for reporting, not for synchronisation)."""
+
+    received: int = 0          # events accepted from the input
+    packets: int = 0           # messages / datagrams / packets accepted
+    bytes: int = 0             # payload bytes accepted
+    dropped: int = 0           # events dropped because the queue was full
+    dropped_packets: int = 0   # items dropped because the queue was full
+    malformed: int = 0         # messages rejected as malformed or foreign
+    gaps: int = 0              # missing sequence numbers (sum over streams)
+    out_of_order: int = 0      # packets whose seq went backwards (not a restart at 0)
+    restarts: int = 0          # a stream's seq went back to 0 (sender restarted)
+    kernel_dropped: int = 0    # datagrams the kernel dropped (UDP, SO_RXQ_OVFL)
+    reconnects: int = 0        # successful connections after the first (DV)
+    delivered: int = 0         # events handed to the consumer
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+class BoundedQueue:
+    """A bounded FIFO of ``(item, n_events)`` with an explicit overflow policy."""
+
+    def __init__(self, maxlen: int, policy: str, stats: SourceStats):
+        if int(maxlen) < 1:
+            raise ValueError(f"queue_size must be >= 1, got {maxlen}")
+        if policy not in POLICIES:
+            raise ValueError(f"queue policy must be one of {POLICIES}, got {policy!r}")
+        self.maxlen = int(maxlen)
+        self.policy = policy
+        self._items: collections.deque = collections.deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._stats = stats
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, item: Any, n_events: int, stop: threading.Event | None = None) -> bool:
+        """Add an item.  ``block`` policy waits for room (until ``stop`` is set or
+        the queue is closed: returns False); ``drop_oldest`` never waits."""
+        with self._cond:
+            if self.policy == "block":
+                while len(self._items) >= self.maxlen and not self._closed:
+                    if stop is not None and stop.is_set():
+                        return False
+                    self._cond.wait(0.1)
+                if self._closed:
+                    return False
+            elif len(self._items) >= self.maxlen:
+                _, n_old = self._items.popleft()
+                self._stats.dropped += n_old
+                self._stats.dropped_packets += 1
+            self._items.append((item, n_events))
+            self._cond.notify_all()
+            return True
+
+    def get_many(self, timeout: float | None, limit: int) -> list:
+        """Up to ``limit`` items; waits up to ``timeout`` s (None: forever) for
+        the first one.  Returns [] on timeout or when closed and empty."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._items and not self._closed:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return []
+                self._cond.wait(remaining if remaining is not None else 0.5)
+            out = []
+            while self._items and len(out) < limit:
+                out.append(self._items.popleft()[0])
+            self._cond.notify_all()
+            return out
+
+    def close(self) -> None:
+        """No more puts; getters drain what is left, then see []."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+class Source:
+    """Base class.  Subclasses implement :meth:`_run` (the receive loop: check
+    ``self._stop`` at least every ~0.1 s, put items with :meth:`_put`) and may
+    override :meth:`_to_batches` (turn dequeued items into batches)."""
+
+    policy = "drop_oldest"
+    read_limit = 1  # items taken from the queue per read()
+
+    def __init__(self, *, queue_size: int = 256, sensor_size=None):
+        self.stats = SourceStats()
+        self._queue = BoundedQueue(queue_size, self.policy, self.stats)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pending: collections.deque = collections.deque()
+        self.state = "starting"
+        self.error: BaseException | None = None
+        self._sensor_size = None if sensor_size is None else tuple(int(v) for v in sensor_size)
+
+    # -- the protocol -----------------------------------------------------
+    @property
+    def sensor_size(self) -> tuple[int, int] | None:
+        return self._sensor_size
+
+    def start(self) -> "Source":
+        if self._thread is not None:
+            return self
+        self._thread = threading.Thread(target=self._guarded_run, daemon=True,
+                                        name=f"eventpipe-{type(self).__name__}")
+        self.state = "running"
+        self._thread.start()
+        return self
+
+    def read(self, timeout: float | None = None) -> Batch | None:
+        """The next batch, or ``None`` after ``timeout`` seconds without data or
+        once the source has finished/closed and is drained.  Re-raises the
+        receive thread's error (state ``"failed"``) once the queue is drained."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._pending:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            items = self._queue.get_many(left, self.read_limit)
+            if not items:
+                if self.error is not None:
+                    raise self.error
+                return None
+            self._pending.extend(self._to_batches(items))
+        batch = self._pending.popleft()
+        self.stats.delivered += len(batch.events)
+        return batch
+
+    def packets(self, timeout: float | None = None) -> Iterator[Batch]:
+        """Yield batches until the source ends, or no batch came for ``timeout`` s."""
+        while True:
+            b = self.read(timeout)
+            if b is None:
+                return
+            yield b
+
+    @property
+    def done(self) -> bool:
+        """True when no more batches will come (finished, closed or failed and drained)."""
+        return self.state in ("finished", "closed", "failed") and not len(self._queue) \
+            and not self._pending
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the receive thread (joined with ``timeout``) and release resources.
+        Raises ``RuntimeError`` if the thread did not stop in time."""
+        self._stop.set()
+        self._queue.close()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout)
+            if t.is_alive():
+                raise RuntimeError(f"{type(self).__name__}: receive thread did not stop "
+                                   f"within {timeout} s")
+        self._release()
+        if self.state not in ("failed",):
+            self.state = "closed"
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- for subclasses ---------------------------------------------------
+    def _run(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        """Close sockets/files (called after the thread stopped)."""
+
+    def _to_batches(self, items: list) -> list[Batch]:
+        return items
+
+    def _put(self, item: Any, n_events: int) -> bool:
+        return self._queue.put(item, n_events, self._stop)
+
+    def _guarded_run(self) -> None:
+        try:
+            self._run()
+            if self.state == "running":
+                self.state = "finished"
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            self.error = exc
+            self.state = "failed"
+        finally:
+            self._queue.close()

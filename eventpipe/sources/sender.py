@@ -1,0 +1,143 @@
+"""The producer side of ``zmq+tcp://``: send recordings or arrays as wire packets.
+
+``send_recording(path, "tcp://127.0.0.1:5555", speed=1.0)`` is what
+``eventpipe send FILE --to tcp://HOST:PORT [--speed X]`` runs: a PUSH socket
+connects to the receiving source, and packets go out paced by event time
+(``speed`` x real time) or as fast as possible (``speed=None``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Iterable
+
+import numpy as np
+import zmq
+
+from eventpipe.events import as_events
+from eventpipe.sources.uri import parse_tcp_endpoint
+from eventpipe.wire import encode_packet
+
+SOCKETS = {"push": zmq.PUSH, "pub": zmq.PUB}
+
+
+class Sender:
+    """One wire stream out: ``send(events)`` encodes with the next sequence number.
+
+    ``socket="push"`` blocks (up to ``send_timeout_s``, then ``TimeoutError``)
+    when the receiver is gone and the high-water mark is reached; ``"pub"``
+    never blocks (ZeroMQ drops for slow subscribers).
+    """
+
+    def __init__(self, endpoint: str, *, stream_id: int = 0, sensor_size=None,
+                 socket: str = "push", bind: bool = False, sndhwm: int = 1000,
+                 send_timeout_s: float = 10.0, linger_s: float = 5.0, crc: bool = True,
+                 context: zmq.Context | None = None):
+        if socket not in SOCKETS:
+            raise ValueError(f"sender socket must be one of {sorted(SOCKETS)}, got {socket!r}")
+        host, port = parse_tcp_endpoint(endpoint)
+        self.stream_id = int(stream_id)
+        self.sensor_size = None if sensor_size is None else tuple(int(v) for v in sensor_size)
+        self.seq = 0
+        self.crc = crc
+        self.counts = {"packets": 0, "events": 0, "bytes": 0}
+        self._ctx = context or zmq.Context.instance()
+        self._sock = self._ctx.socket(SOCKETS[socket])
+        self._sock.setsockopt(zmq.SNDHWM, int(sndhwm))
+        self._sock.setsockopt(zmq.SNDTIMEO, int(send_timeout_s * 1000))
+        self._sock.setsockopt(zmq.LINGER, int(linger_s * 1000))
+        addr = f"tcp://{host}:{port}"
+        if bind:
+            self._sock.bind(addr)
+            self.endpoint = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+        else:
+            self._sock.connect(addr)
+            self.endpoint = addr
+
+    def send(self, events) -> int:
+        """Send one packet; returns its sequence number."""
+        msg = encode_packet(events, self.stream_id, self.seq, self.sensor_size, crc=self.crc)
+        self.send_raw(msg)
+        seq = self.seq
+        self.seq += 1
+        self.counts["packets"] += 1
+        self.counts["events"] += len(events)
+        return seq
+
+    def send_raw(self, msg: bytes) -> None:
+        """Send arbitrary bytes (tests use it for garbage)."""
+        try:
+            self._sock.send(msg)
+        except zmq.Again:
+            raise TimeoutError(f"send to {self.endpoint} timed out (no receiver?)") from None
+        self.counts["bytes"] += len(msg)
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _split(events: np.ndarray, max_events: int) -> Iterable[np.ndarray]:
+    for i in range(0, len(events), max_events):
+        yield events[i:i + max_events]
+
+
+def send_events(chunks: Iterable[np.ndarray], endpoint: str, *, speed: float | None = None,
+                stream_id: int = 0, sensor_size=None, max_events: int = 65536,
+                sender: Sender | None = None, **sender_options) -> dict:
+    """Send an iterable of event arrays; pacing as :func:`send_recording`."""
+    if speed is not None and not speed > 0:
+        raise ValueError(f"speed must be > 0 or None, got {speed}")
+    if int(max_events) < 1:
+        raise ValueError(f"max_events must be >= 1, got {max_events}")
+    own = sender is None
+    if own:
+        sender = Sender(endpoint, stream_id=stream_id, sensor_size=sensor_size, **sender_options)
+    t0_wall = time.monotonic()
+    t0_ev = None
+    try:
+        for chunk in chunks:
+            chunk = as_events(chunk)
+            for part in _split(chunk, int(max_events)):
+                if len(part) == 0:
+                    continue
+                if speed is not None:
+                    if t0_ev is None:
+                        t0_ev = int(part["t"][0])
+                    due = t0_wall + (int(part["t"][0]) - t0_ev) * 1e-6 / speed
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)  # pacing: a deadline, not polling
+                sender.send(part)
+    finally:
+        if own:
+            sender.close()
+    out = dict(sender.counts)
+    out["duration_s"] = time.monotonic() - t0_wall
+    return out
+
+
+def send_recording(path: str | os.PathLike, endpoint: str, *, speed: float | None = None,
+                   chunk_us: int = 10_000, stream_id: int = 0, sensor_size=None,
+                   max_events: int = 65536, **sender_options) -> dict:
+    """Send a recording to a ``zmq+tcp://`` source (PUSH, connecting).
+
+    One packet per ``chunk_us`` of event time (split at ``max_events``).  The
+    sensor size comes from the file unless given.  Returns counts: ``packets``,
+    ``events``, ``bytes``, ``duration_s``.
+    """
+    from eventpipe.io import iter_events, open_reader
+
+    if sensor_size is None:
+        sensor_size = open_reader(path).info.sensor_size
+        if sensor_size is not None and max(sensor_size) > 0xFFFF:
+            sensor_size = None
+    chunks = iter_events(path, chunk_us=int(chunk_us))
+    return send_events(chunks, endpoint, speed=speed, stream_id=stream_id,
+                       sensor_size=sensor_size, max_events=max_events, **sender_options)

@@ -1,0 +1,120 @@
+"""``zmq+tcp://HOST:PORT``: eventpipe wire packets over ZeroMQ.
+
+Default: a PULL socket that *binds* (senders PUSH-connect, see
+:mod:`eventpipe.sources.sender`).  Options: ``mode="connect"`` (connect to a
+binding sender), ``socket="sub"`` (SUB, subscribed to everything, for PUB
+senders).  Port 0 binds an ephemeral port; ``.port`` / ``.endpoint`` tell which.
+
+Malformed or foreign messages are counted (``stats.malformed``, the last error
+in ``last_error``) and dropped, never fatal.  Sequence numbers are tracked per
+stream: a jump forward adds to ``stats.gaps``, a (repeated) seq 0 is a sender
+restart (``stats.restarts``), any other step back is ``stats.out_of_order``
+(the packet is still delivered).
+"""
+
+from __future__ import annotations
+
+import time
+
+import zmq
+
+from eventpipe.errors import EventFormatError
+from eventpipe.sources.base import Batch, Source
+from eventpipe.wire import decode_packet
+
+SOCKET_TYPES = {"pull": zmq.PULL, "sub": zmq.SUB}
+MODES = ("bind", "connect")
+
+
+class SequenceTracker:
+    """Per-stream sequence bookkeeping (explicit state: ``last[stream] = seq``)."""
+
+    def __init__(self):
+        self.last: dict[int, int] = {}
+        self.gaps: dict[int, int] = {}  # missing packets per stream
+
+    def update(self, stream: int, seq: int, stats) -> None:
+        prev = self.last.get(stream)
+        if prev is not None:
+            if seq > prev + 1:
+                stats.gaps += seq - prev - 1
+                self.gaps[stream] = self.gaps.get(stream, 0) + seq - prev - 1
+            elif seq == 0:
+                stats.restarts += 1
+            elif seq <= prev:
+                stats.out_of_order += 1
+                return  # keep the high-water mark
+        self.last[stream] = seq
+
+
+class ZmqSource(Source):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, mode: str = "bind",
+                 socket: str = "pull", queue_size: int = 256, rcvhwm: int = 1000,
+                 sensor_size=None, context: zmq.Context | None = None):
+        super().__init__(queue_size=queue_size, sensor_size=sensor_size)
+        if mode not in MODES:
+            raise ValueError(f"zmq source mode must be one of {MODES}, got {mode!r}")
+        if socket not in SOCKET_TYPES:
+            raise ValueError(f"zmq source socket must be one of {sorted(SOCKET_TYPES)}, "
+                             f"got {socket!r}")
+        if mode == "connect" and int(port) == 0:
+            raise ValueError("zmq source in connect mode needs a port")
+        self._ctx = context or zmq.Context.instance()
+        self._sock = self._ctx.socket(SOCKET_TYPES[socket])
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.RCVHWM, int(rcvhwm))
+        if socket == "sub":
+            self._sock.setsockopt(zmq.SUBSCRIBE, b"")
+        addr = f"tcp://{host}:{int(port)}"
+        try:
+            if mode == "bind":
+                self._sock.bind(addr)
+            else:
+                self._sock.connect(addr)
+        except zmq.ZMQError:
+            self._sock.close(0)
+            raise
+        if mode == "bind":
+            self.endpoint = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+        else:
+            self.endpoint = addr
+        self.port = int(self.endpoint.rsplit(":", 1)[1])
+        self.mode = mode
+        self.last_error: EventFormatError | None = None
+        self.seq = SequenceTracker()
+        self.stream_sizes: dict[int, tuple[int, int] | None] = {}
+
+    def _run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._sock, zmq.POLLIN)
+        sock = self._sock
+        while not self._stop.is_set():
+            if not poller.poll(100):
+                continue
+            for _ in range(1000):  # drain what is ready, then re-check stop
+                try:
+                    frames = sock.recv_multipart(zmq.NOBLOCK, copy=True)
+                except zmq.Again:
+                    break
+                self._handle(frames[-1], time.monotonic())
+
+    def _handle(self, msg: bytes, t_arrival: float) -> None:
+        try:
+            pk = decode_packet(msg)
+        except EventFormatError as exc:
+            self.stats.malformed += 1
+            self.last_error = exc
+            return
+        st = self.stats
+        st.received += len(pk.events)
+        st.packets += 1
+        st.bytes += len(msg)
+        self.seq.update(pk.stream_id, pk.seq, st)
+        if pk.sensor_size is not None:
+            self.stream_sizes[pk.stream_id] = pk.sensor_size
+            if self._sensor_size is None:
+                self._sensor_size = pk.sensor_size
+        self._put(Batch(pk.stream_id, pk.seq, pk.events, t_arrival), len(pk.events))
+
+    def _release(self) -> None:
+        self._sock.close(0)

@@ -1,0 +1,189 @@
+"""dv:// source against a real dv-processing NetworkWriter (and its NetworkReader).
+
+The vendor server runs in a child process (see ``dv_server.py`` for why).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eventpipe.errors import EventFormatError
+from eventpipe.sources import open_source
+from eventpipe.sources.dv import decode_event_packet, parse_greeting
+from tests.conftest import EVENTS_DIR, expected_events
+from tests.transport.helpers import collect, free_tcp_port, peer_module
+
+SERVER = Path(__file__).with_name("dv_server.py")
+NPZ = EVENTS_DIR / "expected" / "sample.aedat4.npz"
+
+
+class DvServer:
+    """The child process; ``wait_line`` reads its stdout with a deadline."""
+
+    def __init__(self, port, compression, start, stop, per_packet=1500, clients=1,
+                 vendor_out=None):
+        peer_module("dv_processing")
+        expected_events("sample.aedat4")  # skips when the data is missing
+        args = [sys.executable, str(SERVER), str(port), compression, str(NPZ), str(start),
+                str(stop), str(per_packet), str(clients)]
+        if vendor_out:
+            args.append(str(vendor_out))
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+
+    def wait_line(self, want: str, timeout: float = 20.0) -> None:
+        box: list = []
+        t = threading.Thread(target=lambda: box.append(self.proc.stdout.readline()), daemon=True)
+        t.start()
+        t.join(timeout)
+        line = box[0].strip() if box else "<nothing>"
+        assert line == want, f"dv server said {line!r}, expected {want!r}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+            except BrokenPipeError:
+                pass
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc.stdin.close()
+        self.proc.stdout.close()
+
+
+@pytest.mark.parametrize("compression", ["LZ4", "NONE", "ZSTD"])
+def test_network_writer_to_us_and_vendor_reader(compression, tmp_path):
+    n = 6000
+    ev = expected_events("sample.aedat4")[:n]
+    port = free_tcp_port()
+    vendor_out = tmp_path / "vendor.npy"
+    srv = DvServer(port, compression, 0, n, clients=1, vendor_out=vendor_out)
+    try:
+        srv.wait_line("listening")
+        with open_source(f"dv://127.0.0.1:{port}") as src:
+            assert src.wait_connected(10)
+            assert src.sensor_size == (320, 240) and src.stream_id == 0
+            got = collect(src, n)
+            srv.wait_line("sent")
+            np.testing.assert_array_equal(got, ev)
+            assert src.stats.malformed == 0 and src.stats.packets == 4
+            assert src.compression == {"NONE": 0, "LZ4": 1, "ZSTD": 3}[compression]
+    finally:
+        srv.stop()
+    vendor = np.load(vendor_out)
+    assert len(vendor) == n
+    for ours, theirs in (("t", "timestamp"), ("x", "x"), ("y", "y"), ("p", "polarity")):
+        np.testing.assert_array_equal(got[ours], vendor[theirs].astype(got[ours].dtype))
+
+
+def test_server_goes_away_and_comes_back():
+    ev = expected_events("sample.aedat4")[:2000]
+    port = free_tcp_port()
+    first = DvServer(port, "LZ4", 0, 1000, per_packet=500)
+    try:
+        first.wait_line("listening")
+        with open_source(f"dv://127.0.0.1:{port}", retry_interval_s=0.05) as src:
+            a = collect(src, 1000)
+            first.wait_line("sent")
+            first.stop()  # the server process goes away
+            second = DvServer(port, "LZ4", 1000, 2000, per_packet=500)
+            try:
+                second.wait_line("listening")
+                b = collect(src, 1000)
+                second.wait_line("sent")
+            finally:
+                second.stop()
+            np.testing.assert_array_equal(np.concatenate([a, b]), ev)
+            assert src.stats.reconnects == 1 and src.connections == 2
+    finally:
+        first.stop()
+
+
+def test_refused_without_reconnect_fails():
+    port = free_tcp_port()
+    with open_source(f"dv://127.0.0.1:{port}", reconnect=False) as src:
+        with pytest.raises(ConnectionError):
+            src.read(5)
+        assert src.state == "failed"
+
+
+def fake_server(payload: bytes):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    srv.settimeout(10)
+
+    def serve():
+        try:
+            conn, _ = srv.accept()
+        except OSError:
+            return
+        with conn:
+            conn.sendall(payload)
+        srv.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return srv.getsockname()[1], t
+
+
+def test_foreign_greeting_is_counted_not_fatal():
+    port, t = fake_server(struct.pack("<I", 40) + b"HTTP/1.1 200 OK\r\n".ljust(40, b"\0"))
+    with open_source(f"dv://127.0.0.1:{port}", reconnect=False) as src:
+        assert src.read(5) is None
+        assert src.state == "finished" and src.stats.malformed == 1
+        assert isinstance(src.last_error, EventFormatError)
+    t.join(5)
+
+
+def test_decoders_reject_garbage():
+    with pytest.raises(EventFormatError):
+        decode_event_packet(b"\x00" * 32)
+    with pytest.raises(EventFormatError):
+        parse_greeting(b"\x00" * 16)
+    with pytest.raises(ValueError):
+        open_source("dv://127.0.0.1:0")
+
+
+# an uncompressed EVTS packet as dv-processing 2.0.4's NetworkWriter sent it (5 events)
+EVTS_PACKET = bytes.fromhex(
+    "6c00000010000000455654530000060008000400060000000400000005000000e803000000000000"
+    "0000010000000000e9030000000000000100020001000000ea030000000000000200030000000000"
+    "eb030000000000000300040001000000ec030000000000000400050000000000")
+
+
+def test_recorded_packet_and_its_mutations():
+    ev = decode_event_packet(EVTS_PACKET, (346, 260))
+    assert ev["t"].tolist() == [1000, 1001, 1002, 1003, 1004]
+    assert ev["x"].tolist() == [0, 1, 2, 3, 4] and ev["y"].tolist() == [1, 2, 3, 4, 5]
+    assert ev["p"].tolist() == [0, 1, 0, 1, 0]
+    rng = np.random.default_rng(0)
+    for _ in range(3000):
+        b = bytearray(EVTS_PACKET)
+        for _ in range(int(rng.integers(1, 4))):
+            k = rng.random()
+            if k < 0.5:
+                b[int(rng.integers(len(b)))] = int(rng.integers(256))
+            elif k < 0.8:
+                b = b[:int(rng.integers(len(b) + 1))]
+            else:
+                b += bytes(rng.integers(0, 256, int(rng.integers(1, 9)), dtype=np.uint8))
+            if not b:
+                break
+        try:
+            out = decode_event_packet(bytes(b), (346, 260))
+        except EventFormatError:
+            continue
+        assert (out["x"] < 346).all() and (out["y"] < 260).all() and (out["p"] <= 1).all()
