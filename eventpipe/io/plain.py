@@ -68,6 +68,10 @@ def _convert(cols: dict):
     problems = []
     ints = {}
     for name in FIELDS:
+        if np.ndim(cols[name]) != 1:
+            return np.empty(0, EVENT_DTYPE), (0, f"column {name!r} has shape {np.shape(cols[name])}, expected 1-D",
+                          name)
+    for name in FIELDS:
         v, problem = _as_int(cols[name], name)
         if problem:
             problems.append((problem[0], problem[1], name))
@@ -195,6 +199,10 @@ class NpyReader(_NpyBase):
         if len(shape) != 1:
             raise self.error(f"expected a 1-D array, header says shape {shape}", offset=8,
                              field="shape")
+        for f in FIELDS:
+            if dtype[f].shape != ():
+                raise self.error(f"field {f!r} is a sub-array {dtype[f]}, expected a scalar",
+                                 offset=8, field=f)
 
     def _decode(self) -> Iterator[np.ndarray]:
         for a, blk in self._rows():
