@@ -93,6 +93,60 @@ def cmd_demo(args, out: TextIO) -> int:
     return run_demo(args.out, out)
 
 
+def cmd_run(args, out: TextIO) -> int:
+    from eventpipe.runtime.config import load_run_config
+    from eventpipe.runtime.run import run
+
+    overrides = list(args.set or [])
+    if args.source is not None:
+        overrides.append(f"source.uri={_toml_str(args.source)}")
+    if args.model is not None:
+        overrides.append(f"model.name={_toml_str(args.model)}")
+    if args.max_speed:
+        overrides.append("source.speed=nan")
+    elif args.speed is not None:
+        overrides.append(f"source.speed={float(args.speed)}")
+    if args.loop:
+        overrides.append("source.loop=true")
+    if args.publish is not None:
+        overrides.append(f"sinks.publish={_toml_str(args.publish)}")
+    if args.jsonl is not None:
+        overrides.append(f"sinks.jsonl={_toml_str(args.jsonl)}")
+    if args.duration is not None:
+        overrides.append(f"runtime.duration_s={float(args.duration)}")
+    if args.quiet:
+        overrides.append("sinks.console=false")
+    cfg = load_run_config(args.config, overrides)
+    if cfg.source.speed is not None and cfg.source.speed != cfg.source.speed:  # nan = max speed
+        cfg.source.speed = None
+    summary = run(cfg, out=out)
+    if args.metrics_json:
+        with open(args.metrics_json, "w") as f:
+            json.dump(summary, f, indent=2, default=str)
+    return EXIT_OK
+
+
+def cmd_send(args, out: TextIO) -> int:
+    from eventpipe.sources import send_recording
+
+    res = send_recording(args.file, args.to, speed=args.speed, stream_id=args.stream)
+    out.write(f"sent {res}\n")
+    return EXIT_OK
+
+
+def cmd_listen(args, out: TextIO) -> int:
+    from eventpipe.sinks import format_line, listen
+
+    for msg in listen(args.endpoint, n=args.count, timeout=args.timeout):
+        out.write((json.dumps(msg) if args.json else format_line(msg)) + "\n")
+        out.flush()
+    return EXIT_OK
+
+
+def _toml_str(v: str) -> str:
+    return json.dumps(v)
+
+
 def _sensor_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().replace(",", "x").split("x"))
@@ -138,6 +192,39 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--to", default=None, help="output format (default: from dst's extension)")
     reading_opts(sp)
     sp.set_defaults(func=cmd_convert)
+
+    sp = sub.add_parser("run", help="stream action labels from a source through the model")
+    sp.add_argument("--source", default=None,
+                    help="synthetic:[seed=N], file:PATH, zmq+tcp://H:P, udp://H:P, dv://H:P, "
+                         "camera:N, video:PATH (default: the synthetic stream)")
+    sp.add_argument("--model", default=None,
+                    help="'default' (shipped), a checkpoint path, or a registry name")
+    sp.add_argument("--config", default=None, help="a TOML run config (see configs/)")
+    sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                    help="override a config value (repeatable)")
+    sp.add_argument("--publish", default=None, help="ZeroMQ PUB endpoint for labels")
+    sp.add_argument("--jsonl", default=None, help="write labels as JSON lines to PATH or -")
+    sp.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    sp.add_argument("--speed", type=float, default=None, help="replay speed factor")
+    sp.add_argument("--max-speed", action="store_true", help="replay as fast as possible")
+    sp.add_argument("--loop", action="store_true", help="loop a file source")
+    sp.add_argument("--quiet", action="store_true", help="no console label lines")
+    sp.add_argument("--metrics-json", default=None, help="write the final metrics here")
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("send", help="stream a recording to a zmq endpoint in our wire format")
+    sp.add_argument("file")
+    sp.add_argument("--to", required=True, help="e.g. tcp://127.0.0.1:5555")
+    sp.add_argument("--speed", type=float, default=None, help="real-time factor (default: max)")
+    sp.add_argument("--stream", type=int, default=0, help="stream id")
+    sp.set_defaults(func=cmd_send)
+
+    sp = sub.add_parser("listen", help="print label messages published by `eventpipe run`")
+    sp.add_argument("endpoint", nargs="?", default="tcp://127.0.0.1:5556")
+    sp.add_argument("--count", type=int, default=None, help="stop after N labels")
+    sp.add_argument("--timeout", type=float, default=None, help="stop after S s of silence")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_listen)
 
     sp = sub.add_parser("demo", help="make a synthetic recording, read it back and summarise it")
     sp.add_argument("--out", default="eventpipe-demo", help="folder for the demo outputs")

@@ -1,0 +1,233 @@
+"""The running pipeline: source -> per-stream prep -> model steps -> labels -> sinks.
+
+Two threads besides the source's own receive thread:
+
+- *ingest* reads batches from the source, runs each stream's filters, mapping
+  and windower, and puts closed frames on a bounded queue (files block when it
+  is full; live sources drop the oldest frame and count it);
+- *inference* takes the frames that are ready (at most one per stream per
+  step, up to ``max_batch`` streams), steps the model once, decodes labels and
+  hands them to the sinks.
+
+A stream silent for ``idle_reset_s`` has its membranes and label state reset.
+``stop()`` (or SIGINT/SIGTERM in the CLI) ends both threads; the summary is in
+``metrics``.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from typing import Callable
+
+import torch
+
+from eventpipe.labels import LabelDecoder
+from eventpipe.runtime.config import RunConfig
+from eventpipe.runtime.metrics import Metrics
+from eventpipe.runtime.preprocess import ClosedFrame, StreamPrep
+from snn.streaming import StreamingSession
+
+
+class FrameQueue:
+    """A bounded FIFO of closed frames with block / drop-oldest policies."""
+
+    def __init__(self, maxlen: int, drop_oldest: bool, metrics: Metrics):
+        self.items: collections.deque = collections.deque()
+        self.maxlen = int(maxlen)
+        self.drop_oldest = drop_oldest
+        self.metrics = metrics
+        self.cond = threading.Condition()
+        self.closed = False
+
+    def put(self, item: ClosedFrame, stop: threading.Event) -> None:
+        with self.cond:
+            while len(self.items) >= self.maxlen and not self.drop_oldest:
+                if stop.is_set():
+                    return
+                self.cond.wait(0.1)
+            if stop.is_set():
+                return
+            if len(self.items) >= self.maxlen:
+                self.items.popleft()
+                self.metrics.frames_dropped += 1
+            self.items.append(item)
+            self.cond.notify_all()
+
+    def take_ready(self, max_streams: int, timeout: float) -> list[ClosedFrame]:
+        """The oldest frame of up to ``max_streams`` distinct streams, in arrival order."""
+        with self.cond:
+            if not self.items and not self.closed:
+                self.cond.wait(timeout)
+            out, seen, keep = [], set(), collections.deque()
+            while self.items:
+                it = self.items.popleft()
+                if it.stream in seen or len(out) >= max_streams:
+                    keep.append(it)
+                else:
+                    seen.add(it.stream)
+                    out.append(it)
+            self.items = keep
+            self.cond.notify_all()
+            return out
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+
+
+class Pipeline:
+    def __init__(self, cfg: RunConfig, source, loaded, sinks: list, *, window_us: int,
+                 input_size: tuple[int, int], frame_norm: str,
+                 on_label: Callable[[dict], None] | None = None):
+        self.cfg = cfg
+        self.source = source
+        self.loaded = loaded
+        self.sinks = sinks
+        self.window_us = int(window_us)
+        self.input_size = tuple(input_size)
+        self.frame_norm = frame_norm
+        self.on_label = on_label
+        self.metrics = Metrics()
+        self.session = StreamingSession(loaded.model, device=cfg.model.device)
+        self.decoder = LabelDecoder(loaded.class_names, ema=cfg.decoder.ema, topk=cfg.decoder.topk,
+                                    threshold=cfg.decoder.threshold,
+                                    hysteresis=cfg.decoder.hysteresis,
+                                    emit_every=cfg.decoder.emit_every,
+                                    emit_on_change=cfg.decoder.emit_on_change)
+        live = getattr(source, "policy", "block") == "drop_oldest"
+        self.frames = FrameQueue(cfg.runtime.frame_queue, drop_oldest=live, metrics=self.metrics)
+        self.preps: dict[int, StreamPrep] = {}
+        self.stop_event = threading.Event()   # stop reading; finish what was read (drain)
+        self.abort_event = threading.Event()  # stop everything now
+        self.error: BaseException | None = None
+        self._threads: list[threading.Thread] = []
+
+    # -- ingest -------------------------------------------------------------------------
+    def _prep(self, stream: int) -> StreamPrep:
+        prep = self.preps.get(stream)
+        if prep is None:
+            size = (self.cfg.source.sensor_size
+                    or getattr(self.source, "stream_sizes", {}).get(stream)
+                    or getattr(self.source, "sensor_size", None))
+            if size is None:
+                raise ValueError(f"stream {stream}: sensor size unknown; set source.sensor_size")
+            c = self.cfg
+            prep = StreamPrep(stream, size, out_size=self.input_size, window_us=self.window_us,
+                              stride_us=c.window.stride_us, policy=c.input.policy, roi=c.input.roi,
+                              flip_x=c.input.flip_x, flip_y=c.input.flip_y,
+                              frame_norm=self.frame_norm, timeout_s=c.window.timeout_s,
+                              time_tolerance_us=c.window.time_tolerance_us,
+                              refractory_us=c.filters.refractory_us, polarity=c.filters.polarity)
+            self.preps[stream] = prep
+        return prep
+
+    def _ingest(self) -> None:
+        try:
+            while not self.stop_event.is_set():
+                batch = self.source.read(timeout=0.05)
+                if batch is None:
+                    for prep in list(self.preps.values()):
+                        for fr in prep.poll():
+                            self.frames.put(fr, self.abort_event)
+                    if self.source.done:
+                        break
+                    continue
+                self.metrics.events_in += len(batch.events)
+                prep = self._prep(batch.stream_id)
+                for fr in prep.push(batch.events, batch.t_arrival, getattr(batch, "truth", None)):
+                    self.frames.put(fr, self.abort_event)
+            for prep in self.preps.values():
+                for fr in prep.flush():
+                    self.frames.put(fr, self.abort_event)
+        except BaseException as exc:  # noqa: BLE001 - reported by run()
+            self.error = exc
+            self.abort_event.set()
+        finally:
+            self.frames.close()
+
+    # -- inference ----------------------------------------------------------------------
+    def _infer(self) -> None:
+        torch.set_num_threads(max(1, self.cfg.model.threads))
+        last_seen: dict[int, float] = {}
+        try:
+            while not self.abort_event.is_set():
+                ready = self.frames.take_ready(self.cfg.runtime.max_batch, timeout=0.05)
+                if not ready:
+                    if self.frames.closed and not self.frames.items:
+                        break
+                    self._idle_resets(last_seen)
+                    continue
+                now = time.monotonic()
+                for fr in ready:
+                    last_seen[fr.stream] = now
+                logits = self.session.step({fr.stream: fr.frame for fr in ready})
+                self.metrics.frames += len(ready)
+                self.metrics.steps += 1
+                for fr in ready:
+                    msgs = self.decoder.step(logits[fr.stream][None], streams=[fr.stream],
+                                             seq=fr.seq, t_us=fr.t_us, t_arrival=fr.t_arrival,
+                                             truth=fr.truth)
+                    for m in msgs:
+                        self._emit(m)
+                self._idle_resets(last_seen)
+        except BaseException as exc:  # noqa: BLE001
+            self.error = exc
+            self.abort_event.set()
+            self.stop_event.set()
+
+    def _idle_resets(self, last_seen: dict[int, float]) -> None:
+        idle = self.cfg.runtime.idle_reset_s
+        if not idle:
+            return
+        now = time.monotonic()
+        for sid, t in list(last_seen.items()):
+            if now - t > idle:
+                self.session.reset(sid)
+                self.decoder.reset(sid)
+                del last_seen[sid]
+                self.metrics.streams_reset += 1
+
+    def _emit(self, msg: dict) -> None:
+        self.metrics.labels += 1
+        if msg.get("latency_ms") is not None:
+            self.metrics.add_latency(msg["latency_ms"])
+        for sink in self.sinks:
+            sink.write(msg)
+        if self.on_label is not None:
+            self.on_label(msg)
+
+    # -- control ------------------------------------------------------------------------
+    def start(self) -> "Pipeline":
+        self._threads = [threading.Thread(target=self._ingest, name="eventpipe-ingest", daemon=True),
+                         threading.Thread(target=self._infer, name="eventpipe-infer", daemon=True)]
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self, drain: bool = True) -> None:
+        """Stop reading the source; with ``drain`` the frames already read are still
+        stepped and their labels emitted, otherwise everything stops at once."""
+        self.stop_event.set()
+        if not drain:
+            self.abort_event.set()
+
+    def wait(self, duration_s: float | None = None) -> None:
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        while any(t.is_alive() for t in self._threads):
+            if deadline is not None and time.monotonic() >= deadline:
+                self.stop()
+                deadline = None
+            for t in self._threads:
+                t.join(timeout=0.1)
+        if self.error is not None:
+            raise self.error
+
+    def summary(self) -> dict:
+        stats = self.source.stats.as_dict() if hasattr(self.source, "stats") else {}
+        snap = self.metrics.snapshot(stats)
+        snap["events_filtered"] = sum(p.removed for p in self.preps.values())
+        snap["events_out_of_bounds"] = sum(p.out_of_bounds for p in self.preps.values())
+        return snap

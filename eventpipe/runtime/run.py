@@ -1,0 +1,93 @@
+"""Build and run a pipeline from a :class:`RunConfig` (what ``eventpipe run`` does)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import warnings
+from typing import Callable, TextIO
+
+import torch
+
+from eventpipe.runtime.config import RunConfig
+from eventpipe.runtime.metrics import format_summary
+from eventpipe.runtime.model_loader import load_model
+from eventpipe.runtime.pipeline import Pipeline
+from eventpipe.runtime.sources import open_run_source
+
+DEFAULT_WINDOW_US = 50_000
+
+
+def build_sinks(cfg: RunConfig, out: TextIO) -> list:
+    from eventpipe.sinks import ConsoleSink, JsonLinesSink
+
+    sinks = []
+    if cfg.sinks.publish:
+        from eventpipe.sinks import ZmqPubSink
+        sinks.append(ZmqPubSink(cfg.sinks.publish))
+    if cfg.sinks.jsonl:
+        sinks.append(JsonLinesSink(out if cfg.sinks.jsonl == "-" else cfg.sinks.jsonl))
+    if cfg.sinks.console and cfg.sinks.jsonl != "-":
+        sinks.append(ConsoleSink(out))
+    return sinks
+
+
+def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
+                   on_label: Callable[[dict], None] | None = None) -> Pipeline:
+    torch.set_num_threads(max(1, cfg.model.threads))
+    loaded = load_model(cfg.model.name, num_classes=cfg.model.num_classes,
+                        class_names=cfg.model.class_names)
+    if cfg.model.fold and hasattr(loaded.model, "fold"):
+        loaded.model = loaded.model.fold()
+    window_us = cfg.window.window_us or loaded.window_us or DEFAULT_WINDOW_US
+    input_size = cfg.input.size or loaded.input_size or (128, 128)
+    frame_norm = cfg.input.frame_norm or loaded.frame_norm or "counts"
+    source = open_run_source(cfg.source.uri, speed=cfg.source.speed, loop=cfg.source.loop,
+                             sensor_size=cfg.source.sensor_size,
+                             queue_size=cfg.source.queue_size, options=cfg.source.options)
+    try:
+        sinks = build_sinks(cfg, out)
+    except BaseException:
+        source.close()
+        raise
+    return Pipeline(cfg, source, loaded, sinks, window_us=window_us, input_size=input_size,
+                    frame_norm=frame_norm, on_label=on_label)
+
+
+def _on_signal(pipe: Pipeline) -> None:
+    """First signal: stop reading and drain; a second one: stop at once."""
+    pipe.stop(drain=not pipe.stop_event.is_set())
+
+
+def run(cfg: RunConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
+        on_label: Callable[[dict], None] | None = None) -> dict:
+    """Run until the source ends, ``duration_s`` passes, or SIGINT/SIGTERM; return metrics."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pipe = build_pipeline(cfg, out, on_label)
+    for w in caught:
+        err.write(f"eventpipe: warning: {w.message}\n")
+    err.write(f"eventpipe: model {pipe.loaded.source} ({len(pipe.loaded.class_names)} classes), "
+              f"window {pipe.window_us} us, input {pipe.input_size[0]}x{pipe.input_size[1]}, "
+              f"source {cfg.source.uri}\n")
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: _on_signal(pipe))
+    try:
+        pipe.start()
+        pipe.wait(cfg.runtime.duration_s)
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+        pipe.stop()
+        pipe.source.close()
+        summary = pipe.summary()
+        for sink in pipe.sinks:
+            if hasattr(sink, "publish_metrics"):
+                sink.publish_metrics(summary)
+            sink.flush()
+            sink.close()
+    err.write("eventpipe: " + format_summary(summary) + "\n")
+    return summary

@@ -1,0 +1,139 @@
+"""The runtime end to end over real sockets, on the real recordings."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from eventpipe.runtime.config import RunConfig, load_run_config
+from eventpipe.runtime.model_loader import LoadedModel
+from eventpipe.runtime.pipeline import Pipeline
+from eventpipe.sources import open_source
+from eventpipe.sources.sender import send_events
+from snn import create_model
+from tests.conftest import expected_events
+
+
+def small_model(classes=4):
+    torch.manual_seed(0)
+    m = create_model("meta_spikeformer_tiny", embed_dims=(8, 16, 32, 48), num_classes=classes)
+    with torch.no_grad():  # weights large enough that neurons fire and logits differ
+        for name, p in m.named_parameters():
+            if p.dim() > 1:
+                p.normal_(0.0, 0.6)
+    return LoadedModel(m.eval(), [f"c{i}" for i in range(classes)], (32, 32), None, None, "test")
+
+
+def make_cfg(**over) -> RunConfig:
+    cfg = load_run_config(None, [f"{k}={v}" for k, v in over.items()])
+    cfg.sinks.console = False
+    cfg.model.threads = 1
+    return cfg
+
+
+def run_pipeline(cfg, source, loaded, window_us=20_000, timeout=60):
+    labels = []
+    pipe = Pipeline(cfg, source, loaded, [], window_us=window_us, input_size=(32, 32),
+                    frame_norm="counts", on_label=labels.append)
+    pipe.start()
+    return pipe, labels
+
+
+def test_zmq_source_to_labels_on_a_real_recording():
+    ev = expected_events("evt2_sample.raw")
+    cfg = make_cfg(**{"decoder.emit_every": 1})
+    loaded = small_model()
+    with open_source("zmq+tcp://127.0.0.1:0") as src:
+        pipe, labels = run_pipeline(cfg, src, loaded)
+        chunks = np.array_split(ev, 50)
+        send_events(chunks, f"tcp://127.0.0.1:{src.port}", sensor_size=(640, 480))
+        pipe_done = threading.Event()
+        # the source is open-ended: wait until every event has been binned, then stop
+        for _ in range(600):
+            if pipe.metrics.events_in == len(ev):
+                break
+            pipe_done.wait(0.05)
+        pipe.stop()
+        pipe.wait()
+    summary = pipe.summary()
+    assert summary["events_in"] == len(ev)
+    n_windows = (int(ev["t"].max()) - int(ev["t"][0])) // 20_000  # closed on event time
+    assert summary["frames"] >= n_windows
+    assert len(labels) == summary["frames"]  # emit_every=1: one label per step
+    for m in labels:
+        assert {"stream", "seq", "t_us", "label", "score", "topk", "latency_ms"} <= set(m)
+        assert m["label"] in loaded.class_names and 0 <= m["score"] <= 1
+    assert [m["seq"] for m in labels] == list(range(len(labels)))
+    ends = [m["t_us"] for m in labels]
+    assert ends == sorted(ends) and ends[0] == int(ev["t"][0]) + 20_000
+
+
+def test_two_streams_share_a_batch_but_not_state():
+    """Labels of a stream are identical whether or not another stream runs beside it."""
+    ev = expected_events("evt2_sample.raw")[:200_000]
+    other = expected_events("evt3_sample.raw")
+    other = other[other["x"] < 640]
+    other = other[other["y"] < 480]
+
+    def run(streams):
+        cfg = make_cfg(**{"decoder.emit_every": 1, "decoder.ema": 0.0})
+        loaded = small_model()
+        with open_source("zmq+tcp://127.0.0.1:0", queue_size=4096) as src:
+            pipe, labels = run_pipeline(cfg, src, loaded)
+            total = 0
+            for sid, e in streams:
+                send_events(np.array_split(e, 20), f"tcp://127.0.0.1:{src.port}", stream_id=sid,
+                            sensor_size=(640, 480))
+                total += len(e)
+            waiter = threading.Event()
+            for _ in range(600):
+                if pipe.metrics.events_in == total:
+                    break
+                waiter.wait(0.05)
+            pipe.stop()
+            pipe.wait()
+        return pipe, labels
+
+    _, alone = run([(7, ev)])
+    pipe, both = run([(7, ev), (9, other)])
+    assert {m["stream"] for m in both} == {7, 9}
+    mine = [(m["seq"], m["label"], round(m["score"], 5)) for m in both if m["stream"] == 7]
+    assert mine == [(m["seq"], m["label"], round(m["score"], 5)) for m in alone]
+
+
+def test_synthetic_source_tags_truth_and_cli_writes_jsonl(tmp_path):
+    from eventpipe.cli import main
+
+    out = tmp_path / "labels.jsonl"
+    metrics = tmp_path / "metrics.json"
+    argv = ["run", "--source", "synthetic:seed=3,duration_s=1.0,size=64x64",
+            "--model", "meta_spikeformer_tiny", "--max-speed", "--jsonl", str(out), "--quiet",
+            "--metrics-json", str(metrics), "--set", "model.num_classes=12",
+            "--set", "input.size=[32, 32]", "--set", "decoder.emit_every=1",
+            "--set", "model.threads=1"]
+    err = io.StringIO()
+    assert main(argv, out=io.StringIO(), err=err) == 0
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    from eventpipe.synthetic import SyntheticStream
+    stream = SyntheticStream(seed=3, sensor_size=(64, 64))
+    assert len(lines) == 20  # 1 s of 50 ms windows
+    for m in lines:
+        assert m["truth"] == __import__("eventpipe.synthetic", fromlist=["CLASS_NAMES"]).CLASS_NAMES[
+            stream.truth_at(m["t_us"] - 1)]
+    summary = json.loads(metrics.read_text())
+    assert summary["labels"] == 20 and summary["events_dropped"] == 0
+
+
+def test_unknown_config_key_is_a_clear_cli_error(tmp_path):
+    from eventpipe.cli import main
+
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[window]\nwindow_ms = 10\n")
+    err = io.StringIO()
+    assert main(["run", "--config", str(cfg)], out=io.StringIO(), err=err) == 3
+    assert "window.window_ms" in err.getvalue() and "window_us" in err.getvalue()
