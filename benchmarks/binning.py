@@ -1,0 +1,165 @@
+"""Binning throughput: tonic vs eventpipe.kernels on >= 10 M events tiled from real data.
+
+Run: ``python benchmarks/binning.py [--events 10000000] [--plot docs/img/binning_packet_size.png]``
+
+Prints one line per measurement (Mev/s = million events per second, best of
+``--repeat`` runs after a warm-up that compiles/loads the Numba kernels).
+Everything runs in this one process.  Not a test: no assertions on speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from eventpipe.kernels import StreamingBinner, to_frames, to_timesurface, to_voxel_grid  # noqa: E402
+from tests.conftest import expected_events, expected_meta  # noqa: E402
+
+TONIC_DTYPE = np.dtype([("x", int), ("y", int), ("t", int), ("p", int)])
+
+
+def tiled(name: str, n_min: int) -> tuple[np.ndarray, tuple[int, int]]:
+    ev = expected_events(name)
+    wh = tuple(expected_meta(name)["sensor_size_wh"])
+    reps = -(-n_min // len(ev))
+    span = int(ev["t"][-1] - ev["t"][0]) + 1
+    big = np.concatenate([ev] * reps)
+    big["t"] += np.repeat(np.arange(reps, dtype=np.int64) * span, len(ev))
+    return big, wh
+
+
+CPU = {}  # label -> best process CPU seconds of the last ``best`` call
+
+
+def best(fn, repeat: int, label: str | None = None) -> float:
+    """Best wall time of ``repeat`` runs; the best CPU time goes to CPU[label]."""
+    walls, cpus = [], []
+    for _ in range(repeat):
+        c0, t0 = time.process_time(), time.perf_counter()
+        fn()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    if label:
+        CPU[label] = min(cpus)
+    return min(walls)
+
+
+def stream(ev, wh, window, packet, n_events=None):
+    ev = ev if n_events is None else ev[:n_events]
+    b = StreamingBinner(wh, window)
+    n = 0
+    for i in range(0, len(ev), packet):
+        n += len(b.push(ev[i:i + packet], copy=False))
+    n += len(b.flush())
+    return n
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=10_000_000)
+    ap.add_argument("--recording", default="evt2_sample.raw")
+    ap.add_argument("--window-us", type=int, default=10_000)
+    ap.add_argument("--packet", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--plot", default=str(REPO / "docs" / "img" / "binning_packet_size.png"))
+    ap.add_argument("--no-tonic", action="store_true")
+    args = ap.parse_args(argv)
+
+    from tonic.functional import to_frame_numpy, to_timesurface_numpy, to_voxel_grid_numpy
+
+    ev, wh = tiled(args.recording, args.events)
+    n = len(ev)
+    tw = args.window_us
+    mev = lambda dt, k=n: k / dt / 1e6  # noqa: E731
+    print(f"# {n:,} events tiled from {args.recording} {wh[0]}x{wh[1]}, "
+          f"{(ev['t'][-1] - ev['t'][0]) / 1e6:.2f} s, window {tw} us, cpus {os.cpu_count()}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print("# Mev/s from the best wall time; [cpu: Mev/s per CPU-second of this process, "
+          "robust when other jobs share the cores]")
+
+    # warm-up: load/compile every kernel specialisation used below
+    small = ev[:50_000]
+    to_frames(small, wh, time_window=tw)
+    to_frames(small, wh, time_window=tw, threads=2)
+    to_voxel_grid(small, wh, 10)
+    to_timesurface(small, wh, 50_000, 5000.0)
+    stream(small, wh, tw, 1000)
+
+    out = np.zeros_like(to_frames(ev, wh, time_window=tw))
+    res = {}
+    if not args.no_tonic:
+        res["tonic"] = mev(best(lambda: to_frame_numpy(ev, (*wh, 2), time_window=tw), 2, "tonic"))
+        print(f"tonic to_frame_numpy            : {res['tonic']:8.1f} Mev/s  [cpu {mev(CPU['tonic']):.1f}]")
+    for th in (1, 2):
+        res[f"ours{th}"] = mev(best(lambda th=th: to_frames(ev, wh, time_window=tw, threads=th),
+                                    args.repeat, f"ours{th}"))
+        res[f"out{th}"] = mev(best(lambda th=th: to_frames(ev, wh, time_window=tw, threads=th,
+                                                           out=out), args.repeat))
+        ratio = (f"  ({res[f'ours{th}'] / res['tonic']:5.1f}x tonic) [cpu {mev(CPU[f'ours{th}']):.1f}, "
+                 f"{CPU['tonic'] / CPU[f'ours{th}']:.1f}x tonic]" if "tonic" in res else "")
+        print(f"eventpipe to_frames {th} thread{'s' if th > 1 else ' '}   : {res[f'ours{th}']:8.1f} Mev/s"
+              f"{ratio}; with out= {res[f'out{th}']:.1f} Mev/s")
+    res["stream"] = mev(best(lambda: stream(ev, wh, tw, args.packet), args.repeat, "stream"))
+    print(f"StreamingBinner {args.packet} ev/packet: {res['stream']:8.1f} Mev/s  "
+          f"(streaming/one-shot time = {res['ours1'] / res['stream']:.2f}x) [cpu "
+          f"{mev(CPU['stream']):.1f}, {CPU['stream'] / CPU['ours1']:.2f}x]")
+
+    tev = np.empty(n, TONIC_DTYPE)
+    for f in "xytp":
+        tev[f] = ev[f]
+    res["voxel"] = mev(best(lambda: to_voxel_grid(ev, wh, 10), args.repeat, "voxel"))
+    if not args.no_tonic:
+        res["tvoxel"] = mev(best(lambda: to_voxel_grid_numpy(tev.copy(), (*wh, 2), 10), 1, "tvoxel"))
+    print(f"voxel grid (10 bins)            : {res['voxel']:8.1f} Mev/s"
+          + (f"  tonic {res['tvoxel']:.1f} Mev/s ({res['voxel'] / res['tvoxel']:.1f}x) "
+             f"[cpu {CPU['tvoxel'] / CPU['voxel']:.1f}x]" if "tvoxel" in res else ""))
+    dt, tau = 50_000, 5000.0
+    res["ts"] = mev(best(lambda: to_timesurface(ev, wh, dt, tau), args.repeat, "ts"))
+    if not args.no_tonic:
+        res["tts"] = mev(best(lambda: to_timesurface_numpy(tev, (*wh, 2), dt, tau), 1, "tts"))
+    print(f"time surface (dt {dt} us)      : {res['ts']:8.1f} Mev/s"
+          + (f"  tonic {res['tts']:.1f} Mev/s ({res['ts'] / res['tts']:.1f}x) "
+             f"[cpu {CPU['tts'] / CPU['ts']:.1f}x]" if "tts" in res else ""))
+    del tev
+
+    sizes = [100, 1_000, 10_000, 100_000, 1_000_000]
+    thr = []
+    for size in sizes:
+        k = min(n, size * 3000)
+        thr.append(mev(best(lambda size=size, k=k: stream(ev, wh, tw, size, k), 2, "pk"), k))
+        print(f"streaming packet {size:>9,} ev : {thr[-1]:8.1f} Mev/s  [cpu {mev(CPU['pk'], k):.1f}]")
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        ax.semilogx(sizes, thr, "o-", label="StreamingBinner.push")
+        ax.axhline(res["ours1"], color="C1", ls="--", label="to_frames one-shot, 1 thread")
+        ax.axhline(res["ours2"], color="C2", ls=":", label="to_frames one-shot, 2 threads")
+        if "tonic" in res:
+            ax.axhline(res["tonic"], color="C3", ls="-.", label="tonic to_frame_numpy")
+        ax.set_xlabel("events per packet")
+        ax.set_ylabel("throughput (Mev/s)")
+        ax.set_title(f"Binning {wh[0]}x{wh[1]}, {tw / 1000:g} ms windows")
+        ax.set_ylim(bottom=0)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(args.plot, dpi=110)
+        print(f"# plot written to {os.path.relpath(args.plot, REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,141 @@
+"""Shared pieces of the kernels: sensor/polarity parsing, the time policy, stats.
+
+Time policy (used identically by every kernel and by :class:`StreamingBinner`):
+events are processed in array order while keeping the running maximum
+timestamp ``t_max``.  An event with ``t < t_max`` is *clamped* to ``t_max`` when
+``t_max - t <= time_tolerance_us`` (counted in ``clamped``), otherwise it is
+*dropped* (counted in ``dropped_backwards``); dropped events never move
+``t_max``.  Because the rule only depends on the running maximum, the result
+does not depend on how a recording is split into packets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from contextlib import contextmanager
+
+import numba
+import numpy as np
+
+from eventpipe.events import EVENT_DTYPE, as_events, check_sensor_size
+
+#: default tolerance for timestamps that step backwards (µs); EVT 3.0 TIME_LOW
+#: jitter is a few µs, so 1 ms is generous while still rejecting real garbage.
+DEFAULT_TIME_TOLERANCE_US = 1000
+
+# indices into the int64 counter arrays the kernels fill
+C_IN, C_BINNED, C_OOB, C_CLAMPED, C_BACK, C_RANGE = range(6)
+N_COUNTERS = 6
+
+
+@dataclasses.dataclass
+class BinStats:
+    """What a kernel did with its input events.
+
+    ``events_in``: events seen; ``binned``: events that landed in at least one
+    window; ``out_of_bounds``: dropped for ``x >= W`` or ``y >= H``;
+    ``clamped``: backwards timestamps clamped to the running maximum;
+    ``dropped_backwards``: backwards by more than the tolerance, dropped;
+    ``out_of_range``: outside every window (before the start, in a gap between
+    strided windows, or after the last window).
+    """
+
+    events_in: int = 0
+    binned: int = 0
+    out_of_bounds: int = 0
+    clamped: int = 0
+    dropped_backwards: int = 0
+    out_of_range: int = 0
+
+    def add_counters(self, c: np.ndarray) -> None:
+        c = np.asarray(c).reshape(-1, N_COUNTERS).sum(axis=0)
+        self.events_in += int(c[C_IN])
+        self.binned += int(c[C_BINNED])
+        self.out_of_bounds += int(c[C_OOB])
+        self.clamped += int(c[C_CLAMPED])
+        self.dropped_backwards += int(c[C_BACK])
+        self.out_of_range += int(c[C_RANGE])
+
+    @property
+    def dropped(self) -> int:
+        return self.out_of_bounds + self.dropped_backwards + self.out_of_range
+
+
+def sensor_wh(sensor_size) -> tuple[int, int]:
+    """Accept ``(W, H)`` or tonic's ``(W, H, P)``; return ``(W, H)``."""
+    if sensor_size is not None and len(sensor_size) == 3:
+        sensor_size = tuple(sensor_size)[:2]
+    return check_sensor_size(sensor_size)
+
+
+def n_polarities(sensor_size, polarities) -> int:
+    """Polarity channels: ``polarities`` if given, else P of a 3-tuple, else 2."""
+    if polarities is None:
+        polarities = sensor_size[2] if sensor_size is not None and len(sensor_size) == 3 else 2
+    polarities = int(polarities)
+    if polarities not in (1, 2):
+        raise ValueError(f"polarities must be 1 (merged) or 2 (OFF, ON), got {polarities}")
+    return polarities
+
+
+def as_event_array(events) -> np.ndarray:
+    """Our dtype, or any structured array with x, y, t, p (converted, not mutated)."""
+    if isinstance(events, np.ndarray) and events.dtype == EVENT_DTYPE:
+        return events
+    return as_events(events)
+
+
+def fields(events: np.ndarray):
+    """Zero-copy views of the four fields (strided, no allocation)."""
+    return events["x"], events["y"], events["t"], events["p"]
+
+
+def saturation_value(dtype, clip=None, binary=False):
+    """The value counts saturate at, as a scalar of ``dtype``."""
+    dtype = np.dtype(dtype)
+    if binary:
+        clip = 1 if clip is None else min(int(clip), 1)
+    if dtype.kind in "iu":
+        top = np.iinfo(dtype).max
+        if clip is not None:
+            top = min(top, int(clip))
+        return dtype.type(top)
+    if dtype.kind == "f":
+        return dtype.type(np.inf if clip is None else clip)
+    if dtype.kind == "b":
+        raise ValueError("use binary=True with an integer dtype instead of dtype=bool")
+    raise ValueError(f"unsupported output dtype {dtype}")
+
+
+def check_out(out, shape, dtype) -> np.ndarray:
+    """Return a zeroed C-contiguous output of ``shape``: ``out`` reused or a new one."""
+    if out is None:
+        return np.zeros(shape, dtype=dtype)
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"out has shape {out.shape}, expected {shape}")
+    if out.dtype != np.dtype(dtype):
+        raise ValueError(f"out has dtype {out.dtype}, expected {np.dtype(dtype)}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("out must be a writeable C-contiguous array")
+    out.fill(0)
+    return out
+
+
+_threads_lock = threading.Lock()
+
+
+@contextmanager
+def numba_threads(n: int | None):
+    """Run a block with ``numba.set_num_threads(n)`` (clamped to the pool size)."""
+    if n is None:
+        yield numba.get_num_threads()
+        return
+    n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+    with _threads_lock:
+        old = numba.get_num_threads()
+        numba.set_num_threads(n)
+        try:
+            yield n
+        finally:
+            numba.set_num_threads(old)
