@@ -1,0 +1,155 @@
+"""Per-step CPU latency of Meta-SpikeFormer: folded vs unfolded, stepping vs clip recompute.
+
+Run:  python benchmarks/model_step.py [--quick]
+
+* 2 intra-op threads, batch 1, random weights (seeded) with BatchNorm calibrated on the input so
+  that firing rates are those of a trained SNN (~0.1, printed), Bernoulli event frames (seeded).  Each figure: minimum wall time over repeats after warm-up, with the
+  median wall time and the median process CPU time (both threads) - on a shared machine the
+  minimum and the CPU time are the steadier figures.
+* "unfolded" is the model exactly as loaded from an official checkpoint - the official arithmetic
+  (RepConv chains and BatchNorms as separate ops) - and is the in-run anchor for the official step.
+  The issue's measurements of the official code (61.6 ms at 128x128, 186 ms at 224x224, 2 threads)
+  are quoted beside it.
+* "label by stepping" = one folded step (membranes carried); "clip recompute" = what the official
+  code has to do for a sliding window: re-run the whole 8-step clip from rest for every label.
+"""
+
+from __future__ import annotations
+
+import os
+
+# On a shared machine, spinning OpenMP workers make 2-thread runs erratic; sleep instead.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import torch  # noqa: E402
+
+import snn  # noqa: E402
+
+OFFICIAL_MS = {128: 61.6, 224: 186.0}
+CLIP_T = 8
+
+
+def calibrate(model, frames, gamma=1.5, beta=0.0):
+    """Random weights, BatchNorm statistics measured on the frames (as training would leave them)
+    and affine terms (gamma, beta): firing rates land near those of trained SNNs (~0.1)."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    with torch.no_grad():
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None
+            m.weight.fill_(gamma)
+            m.bias.fill_(beta)
+        model.train()
+        model(frames)
+    return model.eval()
+
+
+class Timing:
+    """Wall-clock minimum and median, and median process CPU time, in ms."""
+
+    def __init__(self, wall, cpu):
+        self.min = min(wall) * 1e3
+        self.med = statistics.median(wall) * 1e3
+        self.cpu = statistics.median(cpu) * 1e3
+
+    def __str__(self):
+        return f"{self.min:7.1f} ms (median {self.med:.1f}, cpu {self.cpu:.1f})"
+
+
+def timed(fn, repeats, warmup=2):
+    for _ in range(warmup):
+        fn()
+    wall, cpu = [], []
+    for _ in range(repeats):
+        c0, t0 = time.process_time(), time.perf_counter()
+        fn()
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return Timing(wall, cpu)
+
+
+def step_timing(model, frames, repeats):
+    state = [None]
+    i = [0]
+
+    def one():
+        _, state[0] = model.step(frames[i[0] % frames.shape[0]], state[0])
+        i[0] += 1
+
+    return timed(one, repeats)
+
+
+def ratio(a, b):
+    return f"{a.min / b.min:.2f}x (cpu {a.cpu / b.cpu:.2f}x)"
+
+
+def firing_summary(model, frames):
+    with torch.no_grad():
+        _, ctx = model.run(frames, record_spikes=True)
+    conv = [s.mean().item() for k, s in ctx.spikes.items() if k.startswith("ConvBlock")]
+    allr = [s.mean().item() for s in ctx.spikes.values()]
+    return sum(conv) / len(conv), sum(allr) / len(allr)
+
+
+def bench(name, size, repeats, clip_repeats, lines, gamma):
+    torch.manual_seed(0)
+    model = snn.create_model(name)
+    g = torch.Generator().manual_seed(1)
+    frames = (torch.rand(CLIP_T, 1, model.in_channels, size, size, generator=g) < 0.1).float()
+    calibrate(model, frames, gamma)
+    folded = model.fold()
+    folded_dense = model.fold(spike_conv=False)
+    short = name.replace("meta_spikeformer_", "")
+    tag = f"{short} {size}x{size}"
+    with torch.no_grad():
+        t_unf = step_timing(model, frames, repeats)
+        t_fold = step_timing(folded, frames, repeats)
+        t_fold_d = step_timing(folded_dense, frames, repeats)
+        t_clip = timed(lambda: model(frames), clip_repeats, warmup=1)
+        t_clip_f = timed(lambda: folded(frames), clip_repeats, warmup=1)
+    conv_rate, all_rate = firing_summary(model, frames)
+    out = [
+        f"{tag}: unfolded step (official arithmetic) {t_unf}",
+        f"{tag}: folded step                         {t_fold}",
+        f"{tag}: folded step, no event-driven conv   {t_fold_d}",
+        f"{tag}: folded / unfolded step = {ratio(t_fold, t_unf)}; without event-driven conv "
+        f"{ratio(t_fold_d, t_unf)} (goal <= 0.50)",
+    ]
+    if name.endswith("hardvs_18m") and size in OFFICIAL_MS:
+        ref = OFFICIAL_MS[size]
+        out.append(f"{tag}: folded step = {t_fold.min / ref:.2f}x the issue's official figure ({ref} ms, other run)")
+    out += [
+        f"{tag}: {CLIP_T}-step clip recompute unfolded {t_clip}",
+        f"{tag}: {CLIP_T}-step clip recompute folded   {t_clip_f}",
+        f"{tag}: label by stepping (folded) = 1/{t_clip.min / t_fold.min:.1f} (cpu 1/{t_clip.cpu / t_fold.cpu:.1f}) "
+        f"of the unfolded clip recompute (goal <= 1/20); 1/{t_clip_f.min / t_fold.min:.1f} of the folded one",
+        f"{tag}: firing rate conv-stage neurons {conv_rate:.3f}, all neurons {all_rate:.3f}",
+    ]
+    for line in out:
+        print(line, flush=True)
+    lines.extend(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer repeats")
+    ap.add_argument("--gamma", type=float, default=1.5,
+                    help="BatchNorm scale after calibration; sets the firing rate (1.5: ~0.1)")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    reps, clip_reps = (5, 2) if args.quick else (15, 3)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, OMP_WAIT_POLICY="
+          f"{os.environ.get('OMP_WAIT_POLICY')}, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    lines = []
+    bench("meta_spikeformer_hardvs_18m", 128, reps, clip_reps, lines, args.gamma)
+    bench("meta_spikeformer_hardvs_18m", 224, max(5, reps // 2), clip_reps, lines, args.gamma)
+    bench("meta_spikeformer_tiny", 128, reps, clip_reps, lines, args.gamma)
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Fidelity against the official code's golden vector (../shared/reference)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+
+import snn
+from snn.models import infer_config
+
+ATOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def official(golden):
+    return snn.load_official(golden["state_dict"], T=golden["config"]["T"])
+
+
+def test_inferred_config_matches_golden(golden, official):
+    cfg = golden["config"]
+    inferred = infer_config(golden["state_dict"])
+    assert list(inferred["embed_dims"]) == cfg["embed_dim"]
+    assert inferred["depths"] == (cfg["depths_stage3"], cfg["depths_stage4"])
+    assert inferred["in_channels"] == cfg["in_channels"]
+    assert inferred["num_classes"] == cfg["num_classes"]
+    assert inferred["kd"] == cfg["kd"]
+    assert inferred["mlp_ratio"] == cfg["mlp_ratio"]
+    assert not official.training
+
+
+def test_forward_reproduces_logits(golden, official):
+    with torch.no_grad():
+        logits = official(golden["input"])
+    torch.testing.assert_close(logits, golden["logits"], atol=ATOL, rtol=0)
+
+
+def test_autograd_path_reproduces_logits(golden, official):
+    # with autograd on, neurons run the differentiable tensor path instead of the fused kernel
+    x = golden["input"].clone().requires_grad_(True)
+    logits = official(x)
+    torch.testing.assert_close(logits.detach(), golden["logits"], atol=ATOL, rtol=0)
+    logits.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_sequence_reproduces_per_step_features_and_rates(golden, official):
+    with torch.no_grad():
+        out, ctx = official.run(golden["input"], record_spikes=True, record_features=True)
+    torch.testing.assert_close(out, golden["logits_per_timestep"], atol=ATOL, rtol=0)
+    for name, ref in golden["features"].items():
+        got = ctx.features[name]
+        torch.testing.assert_close(got.reshape(ref.shape), ref, atol=ATOL, rtol=0, msg=f"feature {name}")
+    assert set(golden["firing_rates"]) == set(ctx.spikes)
+    for name, rate in golden["firing_rates"].items():
+        assert ctx.spikes[name].mean().item() == pytest.approx(rate, abs=1e-6), name
+
+
+def test_stepping_reproduces_golden_and_sequence(golden, official):
+    x = golden["input"]
+    with torch.no_grad():
+        seq, seq_ctx = official.run(x, record_spikes=True)
+        state, outs = None, []
+        for t in range(x.shape[0]):
+            out_t, ctx = official.run(x[t : t + 1], state, record_spikes=True)
+            state = ctx.new
+            for name, s in ctx.spikes.items():
+                assert torch.equal(s[0], seq_ctx.spikes[name][t]), f"spikes differ at {name}, t={t}"
+            # the public step() API gives the same logits
+            outs.append(out_t[0])
+        state2, outs2 = None, []
+        for t in range(x.shape[0]):
+            o, state2 = official.step(x[t], state2)
+            outs2.append(o)
+    stepped = torch.stack(outs)
+    torch.testing.assert_close(torch.stack(outs2), stepped, atol=1e-6, rtol=0)
+    torch.testing.assert_close(stepped, seq, atol=1e-6, rtol=0)
+    torch.testing.assert_close(stepped, golden["logits_per_timestep"], atol=ATOL, rtol=0)
+    torch.testing.assert_close(stepped.mean(0), golden["logits"], atol=ATOL, rtol=0)
+    for name in seq_ctx.new:
+        torch.testing.assert_close(state[name].v, seq_ctx.new[name].v, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("repconv,spike_conv", [("chain", True), ("chain", False), ("dense", False)])
+def test_folded_identical_spikes(golden, official, repconv, spike_conv):
+    from snn.models.spikeconv import SpikeConv2d
+
+    folded = official.fold(repconv=repconv, spike_conv=spike_conv)
+    for m in folded.modules():  # force the event-driven path wherever it is installed
+        if isinstance(m, SpikeConv2d):
+            m.max_density, m.min_out_channels, m.max_out_pixels = 1.0, 0, 1 << 30
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in folded.modules())
+    if repconv == "dense":  # every RepConv chain became one 3x3 conv
+        attn = folded.block3[0].attn
+        assert isinstance(attn.proj_conv, torch.nn.Conv2d) and attn.proj_conv.kernel_size == (3, 3)
+    x = golden["input"]
+    with torch.no_grad():
+        ref, ref_ctx = official.run(x, record_spikes=True)
+        out, ctx = folded.run(x, record_spikes=True)
+    for name, s in ref_ctx.spikes.items():
+        assert torch.equal(ctx.spikes[name], s), f"folded spikes differ at {name}"
+    torch.testing.assert_close(out, golden["logits_per_timestep"], atol=ATOL, rtol=0)
+    with torch.no_grad():
+        state, outs = None, []
+        for t in range(x.shape[0]):
+            o, state = folded.step(x[t], state)
+            outs.append(o)
+    torch.testing.assert_close(torch.stack(outs), golden["logits_per_timestep"], atol=ATOL, rtol=0)
+    sparse_calls = sum(m.sparse_calls for m in folded.modules() if isinstance(m, SpikeConv2d))
+    assert (sparse_calls > 0) == spike_conv  # the event-driven path was exercised
+
+
+def test_folding_leaves_original_untouched(golden, official):
+    before = {k: v.clone() for k, v in official.state_dict().items()}
+    folded = official.fold()
+    assert folded.is_folded and not official.is_folded
+    after = official.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    with pytest.raises(RuntimeError, match="folded"):
+        folded.train()
+    official.train()  # the unfolded model still trains
+    official.eval()
+
+
+def test_wrappers_prefixes_and_files(golden, tmp_path):
+    sd = golden["state_dict"]
+    x = golden["input"]
+    wrapped = {"model": {f"module.{k}": v for k, v in sd.items()}, "epoch": 3}
+    m1 = snn.load_official(wrapped)
+    path = tmp_path / "checkpoint-best.pth"
+    torch.save({"model": sd, "optimizer": {"state": {}, "param_groups": []}, "epoch": 7,
+                "args": argparse.Namespace(lr=1e-3, model="metaspikformer")}, path)
+    m2 = snn.load_official(path)
+    with torch.no_grad():
+        for m in (m1, m2):
+            torch.testing.assert_close(m(x), golden["logits"], atol=ATOL, rtol=0)
+
+
+def test_strict_loading_rejects_incomplete(golden):
+    sd = dict(golden["state_dict"])
+    sd.pop("block3.0.attn.q_conv.1.weight")
+    with pytest.raises(RuntimeError):
+        snn.load_official(sd)
+    with pytest.raises(ValueError, match="not a state dict"):
+        snn.load_official({"model": "nope"})
+
+
+def test_our_checkpoint_roundtrip(golden, official, tmp_path):
+    path = tmp_path / "ours.pt"
+    names = [f"class{i}" for i in range(official.num_classes)]
+    snn.save_checkpoint(path, official, class_names=names, input_size=(64, 64))
+    raw = torch.load(path, weights_only=True)  # plain data only
+    assert raw["class_names"] == names
+    model, meta = snn.load_checkpoint(path)
+    assert meta["input_size"] == [64, 64] and meta["T"] == official.T
+    with torch.no_grad():
+        torch.testing.assert_close(model(golden["input"]), golden["logits"], atol=ATOL, rtol=0)
+
+
+def test_folded_models_are_not_saved(official, tmp_path):
+    with pytest.raises(ValueError, match="unfolded"):
+        snn.save_checkpoint(tmp_path / "x.pt", official.fold())
+    with pytest.raises(ValueError, match="not an eventpipe SNN checkpoint"):
+        torch.save({"model": {}}, tmp_path / "y.pt")
+        snn.load_checkpoint(tmp_path / "y.pt")
