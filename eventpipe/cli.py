@@ -119,7 +119,7 @@ def cmd_run(args, out: TextIO) -> int:
     cfg = load_run_config(args.config, overrides)
     if cfg.source.speed is not None and cfg.source.speed != cfg.source.speed:  # nan = max speed
         cfg.source.speed = None
-    summary = run(cfg, out=out)
+    summary = run(cfg, out=out, view=args.view, video=args.video)
     if args.metrics_json:
         with open(args.metrics_json, "w") as f:
             json.dump(summary, f, indent=2, default=str)
@@ -137,8 +137,16 @@ def cmd_send(args, out: TextIO) -> int:
 def cmd_listen(args, out: TextIO) -> int:
     from eventpipe.sinks import format_line, listen
 
+    from eventpipe.runtime.metrics import format_summary
+
     for msg in listen(args.endpoint, n=args.count, timeout=args.timeout):
-        out.write((json.dumps(msg) if args.json else format_line(msg)) + "\n")
+        if args.json:
+            line = json.dumps(msg)
+        elif msg.get("type") == "metrics":
+            line = "[metrics] " + format_summary(msg)
+        else:
+            line = format_line(msg)
+        out.write(line + "\n")
         out.flush()
     return EXIT_OK
 
@@ -210,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--loop", action="store_true", help="loop a file source")
     sp.add_argument("--quiet", action="store_true", help="no console label lines")
     sp.add_argument("--metrics-json", default=None, help="write the final metrics here")
+    sp.add_argument("--view", action="store_true",
+                    help="show the event frames and the current label in an OpenCV window")
+    sp.add_argument("--video", default=None, metavar="OUT.mp4",
+                    help="record the frames with their labels to a video")
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("send", help="stream a recording to a zmq endpoint in our wire format")
@@ -252,7 +264,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None,
             raise
         err.write(f"eventpipe: error: {exc}\n")
         return EXIT_BAD_INPUT
-    except (FileNotFoundError, ValueError, OSError) as exc:
+    except (FileNotFoundError, ValueError, OSError, RuntimeError) as exc:
         if args.traceback:
             raise
         err.write(f"eventpipe: error: {exc}\n")

@@ -66,7 +66,7 @@ def write_png_sequence(images, out_dir, *, prefix: str = "frame_", start: int = 
     return paths
 
 
-class _VideoSink:
+class VideoSink:
     def __init__(self, path, fps):
         self.path = Path(path)
         self.fps = float(fps)
@@ -93,7 +93,7 @@ class _VideoSink:
 
 def write_video(images, path, fps: float = 30.0) -> Path:
     """Write ``images`` to a video file (codec from the suffix: .mp4/.mkv mp4v, .avi MJPG)."""
-    sink = _VideoSink(path, fps)
+    sink = VideoSink(path, fps)
     try:
         for im in images:
             sink.write(im)
@@ -131,7 +131,7 @@ def render_events(events, sensor_size, out, window_us: int = 33_333, *, fps: flo
         raise ValueError(f"fmt must be 'png' or 'video', got {fmt!r}")
     fps = fps or 1e6 / window_us
     binner = StreamingBinner(sensor_size, window_us, polarities=polarities, dtype=np.int32)
-    sink = _VideoSink(out, fps) if fmt == "video" else None
+    sink = VideoSink(out, fps) if fmt == "video" else None
     written = 0
 
     def emit(frames):

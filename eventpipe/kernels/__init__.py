@@ -29,6 +29,8 @@ Spatial
 Filters (each returns ``FilterResult``: ``events, n_removed = f(...)``)
     ``refractory_period``, ``denoise``, ``suppress_hot_pixels``, ``select_polarity``;
     ``FilterResult`` also carries ``info`` (e.g. the hot pixels found).
+    ``StreamingRefractory`` / ``StreamingDenoise``: the same filters over packets,
+    with their per-pixel memory kept between packets.
 
 Policies (``DEFAULT_TIME_TOLERANCE_US``): backwards timestamps within the
 tolerance are clamped to the running maximum, beyond it dropped; both counted.
@@ -38,6 +40,8 @@ See docs/kernels.md.
 from eventpipe.kernels._common import DEFAULT_TIME_TOLERANCE_US, BinStats
 from eventpipe.kernels.filters import (
     FilterResult,
+    StreamingDenoise,
+    StreamingRefractory,
     denoise,
     refractory_period,
     select_polarity,
@@ -62,6 +66,8 @@ __all__ = [
     "FilterResult",
     "SpatialMap",
     "StreamingBinner",
+    "StreamingDenoise",
+    "StreamingRefractory",
     "crop",
     "denoise",
     "flip_x",

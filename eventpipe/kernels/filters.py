@@ -49,9 +49,8 @@ def _grid(ev, sensor_size):
 
 
 @njit(cache=True, nogil=True)
-def _refractory(x, y, t, period, W, H, keep):
-    last = np.empty((H, W), np.int64)
-    seen = np.zeros((H, W), np.bool_)
+def _refractory(x, y, t, period, last, seen, keep):
+    """``last``/``seen`` (H, W) are the per-pixel memory, updated in place (streaming)."""
     kept = 0
     for i in range(x.shape[0]):
         xi = x[i]
@@ -71,13 +70,15 @@ def refractory_period(events, period_us, sensor_size=None) -> FilterResult:
         return FilterResult(ev.copy(), 0)
     W, H = _grid(ev, sensor_size)
     keep = np.zeros(len(ev), np.bool_)
-    kept = _refractory(ev["x"], ev["y"], ev["t"], np.int64(period_us), W, H, keep)
+    kept = _refractory(ev["x"], ev["y"], ev["t"], np.int64(period_us),
+                       np.empty((H, W), np.int64), np.zeros((H, W), np.bool_), keep)
     return FilterResult(ev[keep], len(ev) - int(kept))
 
 
 @njit(cache=True, nogil=True)
-def _denoise(x, y, t, ft, W, H, keep):
-    mem = np.full((W, H), ft, np.float64)
+def _denoise(x, y, t, ft, mem, keep):
+    """``mem`` (W, H) is the filter memory, updated in place (streaming)."""
+    W, H = mem.shape
     kept = 0
     for i in range(x.shape[0]):
         xi = np.int64(x[i])
@@ -98,7 +99,8 @@ def denoise(events, filter_time_us=10000) -> FilterResult:
         return FilterResult(ev.copy(), 0)
     W, H = _grid(ev, None)
     keep = np.zeros(len(ev), np.bool_)
-    kept = _denoise(ev["x"], ev["y"], ev["t"], float(filter_time_us), W, H, keep)
+    kept = _denoise(ev["x"], ev["y"], ev["t"], float(filter_time_us),
+                    np.full((W, H), float(filter_time_us), np.float64), keep)
     return FilterResult(ev[keep], len(ev) - int(kept))
 
 
@@ -135,3 +137,52 @@ def select_polarity(events, polarity: int) -> FilterResult:
     ev = as_event_array(events)
     m = (ev["p"] != 0) if int(polarity) else (ev["p"] == 0)
     return FilterResult(ev[m], int(len(ev) - m.sum()))
+
+
+class StreamingRefractory:
+    """``refractory_period`` over a stream of packets: the per-pixel memory persists,
+    so any split of a recording gives the one-shot result.  Out-of-sensor events
+    are passed through untouched (the windower drops and counts them)."""
+
+    def __init__(self, sensor_size, period_us: int):
+        W, H = sensor_wh(sensor_size)
+        self.period = np.int64(period_us)
+        self.last = np.empty((H, W), np.int64)
+        self.seen = np.zeros((H, W), np.bool_)
+        self.removed = 0
+
+    def __call__(self, events) -> FilterResult:
+        ev = as_event_array(events)
+        H, W = self.seen.shape
+        inside = (ev["x"] < W) & (ev["y"] < H)
+        keep = ~inside
+        sub = ev[inside] if not inside.all() else ev
+        k = np.zeros(len(sub), np.bool_)
+        _refractory(sub["x"], sub["y"], sub["t"], self.period, self.last, self.seen, k)
+        keep[inside] = k
+        n = int(len(ev) - keep.sum())
+        self.removed += n
+        return FilterResult(ev[keep], n)
+
+
+class StreamingDenoise:
+    """``denoise`` (tonic ``Denoise``) over a stream of packets on a fixed sensor grid."""
+
+    def __init__(self, sensor_size, filter_time_us: int = 10000):
+        W, H = sensor_wh(sensor_size)
+        self.ft = float(filter_time_us)
+        self.mem = np.full((W, H), self.ft, np.float64)
+        self.removed = 0
+
+    def __call__(self, events) -> FilterResult:
+        ev = as_event_array(events)
+        W, H = self.mem.shape
+        inside = (ev["x"] < W) & (ev["y"] < H)
+        keep = ~inside
+        sub = ev[inside] if not inside.all() else ev
+        k = np.zeros(len(sub), np.bool_)
+        _denoise(sub["x"], sub["y"], sub["t"], self.ft, self.mem, k)
+        keep[inside] = k
+        n = int(len(ev) - keep.sum())
+        self.removed += n
+        return FilterResult(ev[keep], n)

@@ -81,7 +81,7 @@ class FrameQueue:
 class Pipeline:
     def __init__(self, cfg: RunConfig, source, loaded, sinks: list, *, window_us: int,
                  input_size: tuple[int, int], frame_norm: str,
-                 on_label: Callable[[dict], None] | None = None):
+                 on_label: Callable[[dict], None] | None = None, viewer=None):
         self.cfg = cfg
         self.source = source
         self.loaded = loaded
@@ -90,6 +90,8 @@ class Pipeline:
         self.input_size = tuple(input_size)
         self.frame_norm = frame_norm
         self.on_label = on_label
+        self.viewer = viewer
+        self.last_label: dict[int, dict] = {}
         self.metrics = Metrics()
         self.session = StreamingSession(loaded.model, device=cfg.model.device)
         self.decoder = LabelDecoder(loaded.class_names, ema=cfg.decoder.ema, topk=cfg.decoder.topk,
@@ -104,6 +106,7 @@ class Pipeline:
         self.abort_event = threading.Event()  # stop everything now
         self.error: BaseException | None = None
         self._threads: list[threading.Thread] = []
+        self._last_metrics = time.monotonic()
 
     # -- ingest -------------------------------------------------------------------------
     def _prep(self, stream: int) -> StreamPrep:
@@ -120,7 +123,8 @@ class Pipeline:
                               flip_x=c.input.flip_x, flip_y=c.input.flip_y,
                               frame_norm=self.frame_norm, timeout_s=c.window.timeout_s,
                               time_tolerance_us=c.window.time_tolerance_us,
-                              refractory_us=c.filters.refractory_us, polarity=c.filters.polarity)
+                              refractory_us=c.filters.refractory_us,
+                              denoise_us=c.filters.denoise_us, polarity=c.filters.polarity)
             self.preps[stream] = prep
         return prep
 
@@ -172,11 +176,33 @@ class Pipeline:
                                              truth=fr.truth)
                     for m in msgs:
                         self._emit(m)
+                        self.last_label[fr.stream] = m
+                    if self.viewer is not None:
+                        self.viewer.show(fr.stream, fr.frame, self.last_label.get(fr.stream))
                 self._idle_resets(last_seen)
+                self._maybe_metrics()
         except BaseException as exc:  # noqa: BLE001
             self.error = exc
             self.abort_event.set()
             self.stop_event.set()
+
+    def _maybe_metrics(self) -> None:
+        every = self.cfg.runtime.metrics_every_s
+        now = time.monotonic()
+        if not every or now - self._last_metrics < every:
+            return
+        self._last_metrics = now
+        self.publish_metrics()
+
+    def publish_metrics(self) -> dict:
+        """Send a metrics message (``type: metrics``, topic ``metrics``) to the machine
+        sinks (PUB, JSON lines); the console gets the summary line at the end instead."""
+        msg = {"type": "metrics", "stream": "metrics", **self.summary()}
+        for sink in self.sinks:
+            if getattr(sink, "human", False):
+                continue
+            sink.write(msg)
+        return msg
 
     def _idle_resets(self, last_seen: dict[int, float]) -> None:
         idle = self.cfg.runtime.idle_reset_s

@@ -13,7 +13,13 @@ import dataclasses
 import numpy as np
 import torch
 
-from eventpipe.kernels import SpatialMap, StreamingBinner, refractory_period, select_polarity
+from eventpipe.kernels import (
+    SpatialMap,
+    StreamingBinner,
+    StreamingDenoise,
+    StreamingRefractory,
+    select_polarity,
+)
 
 
 def normalise(frames: np.ndarray, frame_norm: str) -> torch.Tensor:
@@ -45,7 +51,8 @@ class StreamPrep:
 
     def __init__(self, stream: int, sensor_size, *, out_size, window_us: int, stride_us=None,
                  policy="pad", roi=None, flip_x=False, flip_y=False, frame_norm="counts",
-                 timeout_s=None, time_tolerance_us=1000, refractory_us=0, polarity=None):
+                 timeout_s=None, time_tolerance_us=1000, refractory_us=0, denoise_us=0,
+                 polarity=None):
         self.stream = stream
         self.map = SpatialMap(input_size=tuple(sensor_size), output_size=tuple(out_size),
                               policy=policy, roi=roi, flip_x=flip_x, flip_y=flip_y)
@@ -54,8 +61,12 @@ class StreamPrep:
         self.window_us = int(window_us)
         self.stride_us = int(stride_us or window_us)
         self.frame_norm = frame_norm
-        self.refractory_us = int(refractory_us)
         self.polarity = polarity
+        self.filters = []  # stateful per stream: memories persist across packets
+        if refractory_us:
+            self.filters.append(StreamingRefractory(sensor_size, refractory_us))
+        if denoise_us:
+            self.filters.append(StreamingDenoise(sensor_size, denoise_us))
         self.seq = 0
         self.removed = 0
         self.out_of_bounds = 0
@@ -69,9 +80,10 @@ class StreamPrep:
         if self.polarity is not None and len(events):
             events, n = select_polarity(events, self.polarity)
             self.removed += n
-        if self.refractory_us and len(events):
-            events, n = refractory_period(events, self.refractory_us)
-            self.removed += n
+        for f in self.filters:
+            if len(events):
+                events, n = f(events)
+                self.removed += n
         mapped, n_out = self.map.apply(events)
         self.out_of_bounds += n_out
         frames = self.binner.push(mapped)

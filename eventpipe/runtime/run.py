@@ -34,7 +34,8 @@ def build_sinks(cfg: RunConfig, out: TextIO) -> list:
 
 
 def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
-                   on_label: Callable[[dict], None] | None = None) -> Pipeline:
+                   on_label: Callable[[dict], None] | None = None, *, view: bool = False,
+                   video: str | None = None) -> Pipeline:
     torch.set_num_threads(max(1, cfg.model.threads))
     loaded = load_model(cfg.model.name, num_classes=cfg.model.num_classes,
                         class_names=cfg.model.class_names)
@@ -48,11 +49,15 @@ def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
                              queue_size=cfg.source.queue_size, options=cfg.source.options)
     try:
         sinks = build_sinks(cfg, out)
+        viewer = None
+        if view or video:
+            from eventpipe.runtime.viewer import LabelViewer
+            viewer = LabelViewer(window=view, video=video, fps=1e6 / window_us)
     except BaseException:
         source.close()
         raise
     return Pipeline(cfg, source, loaded, sinks, window_us=window_us, input_size=input_size,
-                    frame_norm=frame_norm, on_label=on_label)
+                    frame_norm=frame_norm, on_label=on_label, viewer=viewer)
 
 
 def _on_signal(pipe: Pipeline) -> None:
@@ -61,11 +66,12 @@ def _on_signal(pipe: Pipeline) -> None:
 
 
 def run(cfg: RunConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
-        on_label: Callable[[dict], None] | None = None) -> dict:
+        on_label: Callable[[dict], None] | None = None, *, view: bool = False,
+        video: str | None = None) -> dict:
     """Run until the source ends, ``duration_s`` passes, or SIGINT/SIGTERM; return metrics."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        pipe = build_pipeline(cfg, out, on_label)
+        pipe = build_pipeline(cfg, out, on_label, view=view, video=video)
     for w in caught:
         err.write(f"eventpipe: warning: {w.message}\n")
     err.write(f"eventpipe: model {pipe.loaded.source} ({len(pipe.loaded.class_names)} classes), "
@@ -83,10 +89,10 @@ def run(cfg: RunConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
             signal.signal(sig, h)
         pipe.stop()
         pipe.source.close()
-        summary = pipe.summary()
+        if pipe.viewer is not None:
+            pipe.viewer.close()
+        summary = pipe.publish_metrics()
         for sink in pipe.sinks:
-            if hasattr(sink, "publish_metrics"):
-                sink.publish_metrics(summary)
             sink.flush()
             sink.close()
     err.write("eventpipe: " + format_summary(summary) + "\n")

@@ -106,6 +106,8 @@ class JsonLinesSink(_TextSink):
 class ConsoleSink(_TextSink):
     """A readable line per message (see :func:`format_line`); default stdout."""
 
+    human = True  # metrics messages are not printed line by line
+
     def _line(self, msg: dict) -> str:
         return format_line(msg)
 

@@ -52,3 +52,12 @@ def test_overrides_parse_toml_scalars():
     assert c.size == (32, 32)
     with pytest.raises(ConfigError, match="must look like"):
         apply_overrides({}, ["novalue"])
+
+
+def test_shipped_run_config_is_valid_and_complete():
+    from pathlib import Path
+
+    from eventpipe.runtime.config import RunConfig, load_run_config
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "run_default.toml"
+    assert load_run_config(path) == RunConfig()  # the file documents the defaults

@@ -118,7 +118,9 @@ def test_synthetic_source_tags_truth_and_cli_writes_jsonl(tmp_path):
             "--set", "model.threads=1"]
     err = io.StringIO()
     assert main(argv, out=io.StringIO(), err=err) == 0
-    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    everything = [json.loads(x) for x in out.read_text().splitlines()]
+    lines = [m for m in everything if m.get("type") != "metrics"]
+    assert everything[-1]["type"] == "metrics" and everything[-1]["labels"] == 20
     from eventpipe.synthetic import SyntheticStream
     stream = SyntheticStream(seed=3, sensor_size=(64, 64))
     assert len(lines) == 20  # 1 s of 50 ms windows
@@ -129,6 +131,45 @@ def test_synthetic_source_tags_truth_and_cli_writes_jsonl(tmp_path):
     assert summary["labels"] == 20 and summary["events_dropped"] == 0
 
 
+def test_video_records_frames_with_labels(tmp_path):
+    import cv2
+
+    from eventpipe.cli import main
+
+    video = tmp_path / "run.avi"
+    argv = ["run", "--source", "synthetic:seed=5,duration_s=0.5,size=64x64", "--max-speed",
+            "--model", "meta_spikeformer_tiny", "--quiet", "--video", str(video),
+            "--set", "model.num_classes=12", "--set", "input.size=[32, 32]",
+            "--set", "model.threads=1"]
+    assert main(argv, out=io.StringIO(), err=io.StringIO()) == 0
+    cap = cv2.VideoCapture(str(video))
+    n = 0
+    while True:
+        ok, im = cap.read()
+        if not ok:
+            break
+        assert im.shape[:2] == (128, 128) and im.std() > 0
+        n += 1
+    assert n == 10  # 0.5 s of 50 ms windows
+
+
+def test_view_without_gui_is_a_clear_error(tmp_path):
+    import cv2
+
+    from eventpipe.cli import main
+
+    try:
+        cv2.namedWindow("probe")
+        cv2.destroyWindow("probe")
+        pytest.skip("this OpenCV has a GUI")
+    except cv2.error:
+        pass
+    err = io.StringIO()
+    rc = main(["run", "--source", "synthetic:duration_s=0.1", "--model", "meta_spikeformer_tiny",
+               "--view", "--set", "model.num_classes=12"], out=io.StringIO(), err=err)
+    assert rc != 0 and "--view needs OpenCV with GUI support" in err.getvalue()
+
+
 def test_unknown_config_key_is_a_clear_cli_error(tmp_path):
     from eventpipe.cli import main
 
@@ -137,3 +178,24 @@ def test_unknown_config_key_is_a_clear_cli_error(tmp_path):
     err = io.StringIO()
     assert main(["run", "--config", str(cfg)], out=io.StringIO(), err=err) == 3
     assert "window.window_ms" in err.getvalue() and "window_us" in err.getvalue()
+
+
+def test_filters_run_per_stream_with_memory():
+    """Pipeline filtering equals the one-shot filters on the whole recording."""
+    from eventpipe.kernels import denoise, refractory_period
+
+    ev = expected_events("evt2_sample.raw")[:100_000]
+    cfg = make_cfg(**{"filters.refractory_us": 500, "filters.denoise_us": 3000})
+    with open_source("zmq+tcp://127.0.0.1:0") as src:
+        pipe, _ = run_pipeline(cfg, src, small_model())
+        send_events(np.array_split(ev, 17), f"tcp://127.0.0.1:{src.port}", sensor_size=(640, 480))
+        waiter = threading.Event()
+        for _ in range(600):
+            if pipe.metrics.events_in == len(ev):
+                break
+            waiter.wait(0.05)
+        pipe.stop()
+        pipe.wait()
+    once = refractory_period(ev, 500, sensor_size=(640, 480))
+    twice = denoise(once.events, 3000)
+    assert pipe.summary()["events_filtered"] == once.n_removed + twice.n_removed
