@@ -36,6 +36,17 @@ def make_cfg(**over) -> RunConfig:
     return cfg
 
 
+def drain_when_all_in(pipe, n_events, timeout_s=30.0):
+    """Wait (on an event, with a timeout) until ``n_events`` were read, then drain and stop."""
+    waiter = threading.Event()
+    for _ in range(int(timeout_s / 0.05)):
+        if pipe.metrics.events_in >= n_events:
+            break
+        waiter.wait(0.05)
+    pipe.stop()
+    pipe.wait()
+
+
 def run_pipeline(cfg, source, loaded, window_us=20_000, timeout=60):
     labels = []
     pipe = Pipeline(cfg, source, loaded, [], window_us=window_us, input_size=(32, 32),
@@ -52,14 +63,7 @@ def test_zmq_source_to_labels_on_a_real_recording():
         pipe, labels = run_pipeline(cfg, src, loaded)
         chunks = np.array_split(ev, 50)
         send_events(chunks, f"tcp://127.0.0.1:{src.port}", sensor_size=(640, 480))
-        pipe_done = threading.Event()
-        # the source is open-ended: wait until every event has been binned, then stop
-        for _ in range(600):
-            if pipe.metrics.events_in == len(ev):
-                break
-            pipe_done.wait(0.05)
-        pipe.stop()
-        pipe.wait()
+        drain_when_all_in(pipe, len(ev))  # the source is open-ended
     summary = pipe.summary()
     assert summary["events_in"] == len(ev)
     n_windows = (int(ev["t"].max()) - int(ev["t"][0])) // 20_000  # closed on event time
@@ -90,13 +94,7 @@ def test_two_streams_share_a_batch_but_not_state():
                 send_events(np.array_split(e, 20), f"tcp://127.0.0.1:{src.port}", stream_id=sid,
                             sensor_size=(640, 480))
                 total += len(e)
-            waiter = threading.Event()
-            for _ in range(600):
-                if pipe.metrics.events_in == total:
-                    break
-                waiter.wait(0.05)
-            pipe.stop()
-            pipe.wait()
+            drain_when_all_in(pipe, total)
         return pipe, labels
 
     _, alone = run([(7, ev)])
@@ -189,13 +187,7 @@ def test_filters_run_per_stream_with_memory():
     with open_source("zmq+tcp://127.0.0.1:0") as src:
         pipe, _ = run_pipeline(cfg, src, small_model())
         send_events(np.array_split(ev, 17), f"tcp://127.0.0.1:{src.port}", sensor_size=(640, 480))
-        waiter = threading.Event()
-        for _ in range(600):
-            if pipe.metrics.events_in == len(ev):
-                break
-            waiter.wait(0.05)
-        pipe.stop()
-        pipe.wait()
+        drain_when_all_in(pipe, len(ev))
     once = refractory_period(ev, 500, sensor_size=(640, 480))
     twice = denoise(once.events, 3000)
     assert pipe.summary()["events_filtered"] == once.n_removed + twice.n_removed
