@@ -119,7 +119,7 @@ def cmd_run(args, out: TextIO) -> int:
     cfg = load_run_config(args.config, overrides)
     if cfg.source.speed is not None and cfg.source.speed != cfg.source.speed:  # nan = max speed
         cfg.source.speed = None
-    summary = run(cfg, out=out, view=args.view, video=args.video)
+    summary = run(cfg, out=out, err=args.err, view=args.view, video=args.video)
     if args.metrics_json:
         with open(args.metrics_json, "w") as f:
             json.dump(summary, f, indent=2, default=str)
@@ -148,6 +148,15 @@ def cmd_listen(args, out: TextIO) -> int:
             line = format_line(msg)
         out.write(line + "\n")
         out.flush()
+    return EXIT_OK
+
+
+def cmd_broker(args, out: TextIO) -> int:
+    from eventpipe.runtime.scaleout import run_broker
+
+    run_broker(args.in_endpoint, args.workers, args.labels_in, args.labels_out,
+               fanout=args.fanout, hwm=args.hwm, stats_every_s=args.stats_every,
+               duration_s=args.duration)
     return EXIT_OK
 
 
@@ -210,7 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--config", default=None, help="a TOML run config (see configs/)")
     sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                     help="override a config value (repeatable)")
-    sp.add_argument("--publish", default=None, help="ZeroMQ PUB endpoint for labels")
+    sp.add_argument("--publish", default=None,
+                    help="ZeroMQ PUB endpoint for labels; add ?mode=connect&worker=NAME to "
+                         "publish through a scale-out broker")
     sp.add_argument("--jsonl", default=None, help="write labels as JSON lines to PATH or -")
     sp.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     sp.add_argument("--speed", type=float, default=None, help="replay speed factor")
@@ -238,10 +249,34 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_listen)
 
+    sp = sub.add_parser("broker", help="fan event packets out to N `eventpipe run` workers "
+                                       "(per-stream affinity) and proxy their labels")
+    sp.add_argument("--in", dest="in_endpoint", default="tcp://127.0.0.1:5555",
+                    help="where senders connect (PULL, bound)")
+    sp.add_argument("--workers", type=int, default=2)
+    sp.add_argument("--fanout", default="tcp://127.0.0.1:0",
+                    help="worker slots bind here (port P: slot i uses P+i; 0: ephemeral)")
+    sp.add_argument("--labels-in", default="tcp://127.0.0.1:5557",
+                    help="workers publish here (XSUB, bound)")
+    sp.add_argument("--labels-out", default="tcp://127.0.0.1:5556",
+                    help="listeners subscribe here (XPUB, bound)")
+    sp.add_argument("--hwm", type=int, default=1000)
+    sp.add_argument("--stats-every", type=float, default=None, metavar="S")
+    sp.add_argument("--duration", type=float, default=None, metavar="S")
+    sp.set_defaults(func=cmd_broker)
+
     sp = sub.add_parser("demo", help="make a synthetic recording, read it back and summarise it")
     sp.add_argument("--out", default="eventpipe-demo", help="folder for the demo outputs")
     sp.set_defaults(func=cmd_demo)
     return p
+
+
+def _zmq_error() -> type:
+    try:
+        import zmq
+        return zmq.ZMQError
+    except ImportError:  # pragma: no cover
+        return OSError
 
 
 def main(argv: list[str] | None = None, out: TextIO | None = None,
@@ -254,6 +289,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None,
     except SystemExit as exc:  # argparse exits on --help and usage errors
         return int(exc.code or 0)
     func: Callable[..., int] = args.func
+    args.err = err
     try:
         return func(args, out)
     except KeyboardInterrupt:
@@ -264,7 +300,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None,
             raise
         err.write(f"eventpipe: error: {exc}\n")
         return EXIT_BAD_INPUT
-    except (FileNotFoundError, ValueError, OSError, RuntimeError) as exc:
+    except (FileNotFoundError, ValueError, OSError, RuntimeError, _zmq_error()) as exc:
         if args.traceback:
             raise
         err.write(f"eventpipe: error: {exc}\n")

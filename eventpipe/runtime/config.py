@@ -29,7 +29,7 @@ class SourceConfig:
 class ModelConfig:
     name: str = "default"              # registry name, checkpoint path, or "default" (shipped)
     device: str = "cpu"
-    threads: int = 2
+    threads: int = 1                   # torch intra-op threads; ingest runs on another core
     fold: bool = True                  # fold RepConv/BN for inference
     num_classes: int | None = None     # registry names with random weights only
     class_names: list[str] | None = None

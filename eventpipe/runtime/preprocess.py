@@ -72,6 +72,7 @@ class StreamPrep:
         self.out_of_bounds = 0
         self._packets: collections.deque = collections.deque()  # (t_first, t_arrival, truth)
         self.last_wall = None
+        self._pending = False  # events in the open window (a flush has something to say)
 
     def push(self, events: np.ndarray, t_arrival: float, truth=None) -> list[ClosedFrame]:
         self.last_wall = t_arrival
@@ -87,14 +88,25 @@ class StreamPrep:
         mapped, n_out = self.map.apply(events)
         self.out_of_bounds += n_out
         frames = self.binner.push(mapped)
+        if len(mapped):
+            nw = self.binner.next_window
+            self._pending = nw is not None and int(mapped["t"].max()) >= nw[0]
+        elif len(frames):
+            self._pending = False
         return self._close(frames)
 
     def poll(self) -> list[ClosedFrame]:
         """Close the open window if the sensor has been silent past the timeout."""
-        return self._close(self.binner.poll())
+        if not self._pending:  # nothing new since the last window: stay quiet
+            return []
+        frames = self.binner.poll()
+        if len(frames):
+            self._pending = False
+        return self._close(frames)
 
     def flush(self) -> list[ClosedFrame]:
-        if not self.binner.started:
+        if not self.binner.started or not self._pending:
+            self.binner.reset()
             return []
         end = self.binner.next_window[1]
         frames = self.binner.flush()

@@ -133,4 +133,6 @@ def open_run_source(uri: str, *, speed: float | None = 1.0, loop: bool = False,
     if scheme == "file" or "://" not in uri:
         opts.setdefault("speed", speed)
         opts.setdefault("loop", loop)
+        if speed:  # a paced replay that falls behind should not hide seconds in its queue
+            queue_size = min(queue_size, 16)
     return open_source(uri, queue_size=queue_size, **opts)
