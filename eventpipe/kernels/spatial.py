@@ -27,12 +27,14 @@ import math
 import numpy as np
 from numba import njit
 
+from eventpipe.events import EVENT_DTYPE
 from eventpipe.kernels._common import as_event_array, sensor_wh
 from eventpipe.kernels.filters import FilterResult
 
 
 @njit(cache=True, nogil=True)
-def _map_coords(x, y, keep, out_x, out_y, x0, y0, w, h, flip_x, flip_y, f, ox, oy, W, H):
+def _map_events(x, y, t, p, ox_, oy_, ot, op, x0, y0, w, h, flip_x, flip_y, f, ox, oy, W, H):
+    """One pass: map coordinates and write the kept events compacted into ``o*``."""
     n = x.shape[0]
     kept = 0
     for i in range(n):
@@ -48,9 +50,10 @@ def _map_coords(x, y, keep, out_x, out_y, x0, y0, w, h, flip_x, flip_y, f, ox, o
         yi = yi // f + oy
         if xi < 0 or yi < 0 or xi >= W or yi >= H:
             continue
-        keep[i] = True
-        out_x[i] = xi
-        out_y[i] = yi
+        ox_[kept] = xi
+        oy_[kept] = yi
+        ot[kept] = t[i]
+        op[kept] = p[i]
         kept += 1
     return kept
 
@@ -140,15 +143,11 @@ class SpatialMap:
         x0, y0, w, h = self.roi_box
         W, H = self.out_size
         ox, oy = self.offset
-        keep = np.zeros(len(ev), np.bool_)
-        nx = np.empty(len(ev), np.uint16)
-        ny = np.empty(len(ev), np.uint16)
-        kept = _map_coords(ev["x"], ev["y"], keep, nx, ny, x0, y0, w, h, self.flip_x,
-                           self.flip_y, self.pool_factor, ox, oy, W, H)
-        res = ev[keep]
-        res["x"] = nx[keep]
-        res["y"] = ny[keep]
-        return FilterResult(res, len(ev) - int(kept))
+        out = np.empty(len(ev), EVENT_DTYPE)
+        kept = _map_events(ev["x"], ev["y"], ev["t"], ev["p"], out["x"], out["y"], out["t"],
+                           out["p"], x0, y0, w, h, self.flip_x, self.flip_y, self.pool_factor,
+                           ox, oy, W, H)
+        return FilterResult(out[:kept], len(ev) - int(kept))
 
 
 def crop(events, roi) -> FilterResult:
