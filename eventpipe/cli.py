@@ -151,6 +151,42 @@ def cmd_listen(args, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_train(args, out: TextIO) -> int:
+    from eventpipe.training import run_train
+
+    return run_train(args, out)
+
+
+def cmd_eval(args, out: TextIO) -> int:
+    if args.stream is None:
+        from eventpipe.runtime.model_loader import resolve_checkpoint
+        from eventpipe.training import run_eval
+
+        args.checkpoint = str(resolve_checkpoint(args.checkpoint))
+        return run_eval(args, out)
+    from eventpipe.runtime.config import load_run_config
+    from eventpipe.runtime.stream_eval import evaluate_stream
+
+    overrides = list(args.set or []) + [f"source.uri={_toml_str(args.stream)}",
+                                        f"model.name={_toml_str(args.checkpoint)}"]
+    cfg = load_run_config(args.run_config, overrides)
+    if args.max_speed:
+        cfg.source.speed = None
+    res = evaluate_stream(cfg, duration_s=args.duration, max_latency_us=int(args.max_latency_ms * 1e3),
+                          err=args.err)
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(res, f, indent=2)
+    rate = res["switch_catch_rate"]
+    acc = res["window_accuracy"]
+    out.write(f"windows {res['windows']:,}, window accuracy "
+              f"{'-' if acc is None else f'{acc:.4f}'}, switches {res['switches']}, caught within "
+              f"{res['max_latency_ms']:.0f} ms: {res['switches_caught']} "
+              f"({'-' if rate is None else f'{rate:.1%}'}), latency median "
+              f"{res['latency_ms_median']} ms, p90 {res['latency_ms_p90']} ms\n")
+    return EXIT_OK
+
+
 def cmd_broker(args, out: TextIO) -> int:
     from eventpipe.runtime.scaleout import run_broker
 
@@ -248,6 +284,33 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--timeout", type=float, default=None, help="stop after S s of silence")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_listen)
+
+    from eventpipe.training import add_train_arguments
+
+    sp = sub.add_parser("train", help="train a spiking action classifier (configs/train_*.toml)")
+    add_train_arguments(sp)
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("eval", help="clip accuracy + confusion matrix, or (--stream) streaming "
+                                     "accuracy and action-switch latency")
+    sp.add_argument("checkpoint", nargs="?", default="default",
+                    help="checkpoint path or 'default' (the shipped model)")
+    sp.add_argument("--config", "-c", default=None,
+                    help="clips: TOML whose [data] selects the dataset (default: the checkpoint's)")
+    sp.add_argument("--split", default="test")
+    sp.add_argument("--png", default=None, help="clips: write the confusion matrix here")
+    sp.add_argument("--batch-size", type=int, default=32)
+    sp.add_argument("--stream", default=None, metavar="URI",
+                    help="evaluate on a labelled stream instead, e.g. synthetic:seed=1000")
+    sp.add_argument("--run-config", default=None, help="stream: a run TOML (configs/)")
+    sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
+    sp.add_argument("--duration", type=float, default=60.0, help="stream: seconds of event time")
+    sp.add_argument("--max-speed", action="store_true", help="stream: as fast as possible")
+    sp.add_argument("--max-latency-ms", type=float, default=500.0)
+    sp.add_argument("--json-out", default=None, help="stream: write the full result as JSON")
+    sp.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                    help="clips: dataset config overrides")
+    sp.set_defaults(func=cmd_eval)
 
     sp = sub.add_parser("broker", help="fan event packets out to N `eventpipe run` workers "
                                        "(per-stream affinity) and proxy their labels")

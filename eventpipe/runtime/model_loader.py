@@ -22,14 +22,19 @@ class LoadedModel:
     random_weights: bool = False
 
 
-def load_model(name: str, *, num_classes: int | None = None, class_names=None) -> LoadedModel:
-    from snn import create_model, list_models, load_checkpoint
-
+def resolve_checkpoint(name: str) -> Path:
+    """'default' -> the shipped weights; anything else is a path."""
     if name == "default":
         if not DEFAULT_WEIGHTS.exists():
             raise FileNotFoundError(f"the shipped default model is missing: {DEFAULT_WEIGHTS}")
-        name = str(DEFAULT_WEIGHTS)
-    path = Path(name)
+        return DEFAULT_WEIGHTS
+    return Path(name)
+
+
+def load_model(name: str, *, num_classes: int | None = None, class_names=None) -> LoadedModel:
+    from snn import create_model, list_models, load_checkpoint
+
+    path = resolve_checkpoint(name)
     if path.suffix in (".pt", ".pth") or path.exists():
         if not path.exists():
             raise FileNotFoundError(f"no such checkpoint: {path}")

@@ -1,0 +1,19 @@
+from eventpipe.runtime.stream_eval import summarise, switch_latencies
+
+
+def _msgs(truths, labels, window_us=50_000):
+    return [{"t_us": (i + 1) * window_us, "truth": t, "label": l}
+            for i, (t, l) in enumerate(zip(truths, labels))]
+
+
+def test_switch_latency_counts_from_the_last_old_window():
+    truths = ["a"] * 4 + ["b"] * 6 + ["c"] * 3
+    labels = ["a"] * 4 + ["a", "a", "b", "b", "a", "b"] + ["b", "b", "b"]
+    sw = switch_latencies(_msgs(truths, labels))
+    assert [(s.old, s.new) for s in sw] == [("a", "b"), ("b", "c")]
+    assert sw[0].t_switch_us == 200_000 and sw[0].latency_us == 150_000  # window 7 ends at 350 ms
+    assert sw[1].latency_us is None  # never said "c"
+    res = summarise(_msgs(truths, labels), max_latency_us=100_000)
+    assert res["switches"] == 2 and res["switches_caught"] == 0
+    assert res["window_accuracy"] == (4 + 3) / 13
+    assert summarise(_msgs(truths, labels))["switches_caught"] == 1
