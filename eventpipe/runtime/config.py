@@ -51,6 +51,7 @@ class InputConfig:
     flip_x: bool = False
     flip_y: bool = False
     frame_norm: str | None = None      # counts | binary | clip:N | log1p; None: from the recipe
+    channels: Literal["polarity", "halves"] | None = None  # None: from the recipe
 
 
 @dataclasses.dataclass

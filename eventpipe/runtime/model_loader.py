@@ -8,7 +8,11 @@ from pathlib import Path
 
 import torch
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "snn" / "weights" / "default.pt"
+DEFAULT_WEIGHTS = (Path(__file__).resolve().parents[2] / "snn" / "weights"
+                   / "meta_spikeformer_tiny_synthetic.pt")
+
+# training's representation names -> the runtime's frame_norm
+REPRESENTATION = {"log": "log1p", "counts": "counts", "binary": "binary"}
 
 
 @dataclasses.dataclass
@@ -16,9 +20,8 @@ class LoadedModel:
     model: torch.nn.Module
     class_names: list[str]
     input_size: tuple[int, int] | None   # (W, H)
-    window_us: int | None
-    frame_norm: str | None
     source: str                          # what was loaded, for the log
+    extra: dict = dataclasses.field(default_factory=dict)  # the checkpoint's input recipe
     random_weights: bool = False
 
 
@@ -47,8 +50,8 @@ def load_model(name: str, *, num_classes: int | None = None, class_names=None) -
         extra = meta.get("extra") or {}
         names = meta.get("class_names") or [str(i) for i in range(model.num_classes)]
         size = meta.get("input_size")
-        return LoadedModel(model.eval(), list(names), tuple(size) if size else None,
-                           extra.get("window_us"), extra.get("frame_norm"), str(path))
+        return LoadedModel(model.eval(), list(names), tuple(size) if size else None, str(path),
+                           dict(extra))
     if name not in list_models():
         create_model(name)  # raises with the closest names
     overrides = {"num_classes": num_classes} if num_classes else {}
@@ -58,5 +61,4 @@ def load_model(name: str, *, num_classes: int | None = None, class_names=None) -
                   stacklevel=2)
     names = list(class_names) if class_names else [f"class_{i}" for i in range(model.num_classes)]
     size = getattr(model, "recipe", {}).get("input_size")
-    return LoadedModel(model, names, tuple(size) if size else None, None, None, name,
-                       random_weights=True)
+    return LoadedModel(model, names, tuple(size) if size else None, name, random_weights=True)

@@ -26,7 +26,7 @@ import torch
 from eventpipe.labels import LabelDecoder
 from eventpipe.runtime.config import RunConfig
 from eventpipe.runtime.metrics import Metrics
-from eventpipe.runtime.preprocess import ClosedFrame, StreamPrep
+from eventpipe.runtime.preprocess import ClosedFrame, InputRecipe, StreamPrep
 from snn.streaming import StreamingSession
 
 
@@ -79,16 +79,17 @@ class FrameQueue:
 
 
 class Pipeline:
-    def __init__(self, cfg: RunConfig, source, loaded, sinks: list, *, window_us: int,
-                 input_size: tuple[int, int], frame_norm: str,
+    def __init__(self, cfg: RunConfig, source, loaded, sinks: list, *,
+                 input_size: tuple[int, int], recipe: InputRecipe | None = None,
+                 window_us: int | None = None, frame_norm: str = "counts",
                  on_label: Callable[[dict], None] | None = None, viewer=None):
         self.cfg = cfg
         self.source = source
         self.loaded = loaded
         self.sinks = sinks
-        self.window_us = int(window_us)
+        self.recipe = recipe or InputRecipe(int(window_us), frame_norm=frame_norm)
+        self.window_us = self.recipe.window_us
         self.input_size = tuple(input_size)
-        self.frame_norm = frame_norm
         self.on_label = on_label
         self.viewer = viewer
         self.last_label: dict[int, dict] = {}
@@ -118,10 +119,10 @@ class Pipeline:
             if size is None:
                 raise ValueError(f"stream {stream}: sensor size unknown; set source.sensor_size")
             c = self.cfg
-            prep = StreamPrep(stream, size, out_size=self.input_size, window_us=self.window_us,
+            prep = StreamPrep(stream, size, out_size=self.input_size, recipe=self.recipe,
                               stride_us=c.window.stride_us, policy=c.input.policy, roi=c.input.roi,
                               flip_x=c.input.flip_x, flip_y=c.input.flip_y,
-                              frame_norm=self.frame_norm, timeout_s=c.window.timeout_s,
+                              timeout_s=c.window.timeout_s,
                               time_tolerance_us=c.window.time_tolerance_us,
                               refractory_us=c.filters.refractory_us,
                               denoise_us=c.filters.denoise_us, polarity=c.filters.polarity)

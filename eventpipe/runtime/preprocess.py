@@ -22,9 +22,35 @@ from eventpipe.kernels import (
 )
 
 
-def normalise(frames: np.ndarray, frame_norm: str) -> torch.Tensor:
-    """Counts ``(n, P, H, W)`` -> float32 tensor per ``frame_norm``."""
+@dataclasses.dataclass(frozen=True)
+class InputRecipe:
+    """How frames are made for the model - read from the checkpoint so that the
+    runtime feeds exactly what training fed.
+
+    ``channels``: ``polarity`` (OFF, ON counts of the window) or ``halves`` (ON+OFF
+    counts of the first and second half of the window); ``count_scale``: counts are
+    multiplied by it (``1 / f**2`` for training's area resize after sum pooling by
+    ``f``); ``clip``: counts saturate there; ``frame_norm``: counts -> input.
+    """
+
+    window_us: int
+    channels: str = "polarity"
+    frame_norm: str = "counts"
+    area: bool = False
+    clip: int | None = None
+
+    def __post_init__(self):
+        if self.channels not in ("polarity", "halves"):
+            raise ValueError(f"unknown input channels {self.channels!r} (polarity, halves)")
+        if self.channels == "halves" and self.window_us % 2:
+            raise ValueError("channels='halves' needs an even window_us")
+
+
+def normalise(frames: np.ndarray, frame_norm: str, scale: float = 1.0) -> torch.Tensor:
+    """Counts ``(n, P, H, W)`` -> float32 tensor per ``frame_norm`` (after ``* scale``)."""
     x = torch.from_numpy(np.ascontiguousarray(frames)).to(torch.float32)
+    if scale != 1.0:
+        x.mul_(scale)
     if frame_norm in ("counts", "none"):
         return x
     if frame_norm == "binary":
@@ -49,18 +75,25 @@ class ClosedFrame:
 class StreamPrep:
     """Filters, spatial mapping and windowing for one stream."""
 
-    def __init__(self, stream: int, sensor_size, *, out_size, window_us: int, stride_us=None,
-                 policy="pad", roi=None, flip_x=False, flip_y=False, frame_norm="counts",
-                 timeout_s=None, time_tolerance_us=1000, refractory_us=0, denoise_us=0,
-                 polarity=None):
+    def __init__(self, stream: int, sensor_size, *, out_size, recipe: InputRecipe, stride_us=None,
+                 policy="pad", roi=None, flip_x=False, flip_y=False, timeout_s=None,
+                 time_tolerance_us=1000, refractory_us=0, denoise_us=0, polarity=None):
         self.stream = stream
+        self.recipe = recipe
         self.map = SpatialMap(input_size=tuple(sensor_size), output_size=tuple(out_size),
                               policy=policy, roi=roi, flip_x=flip_x, flip_y=flip_y)
-        self.binner = StreamingBinner(tuple(out_size), window_us, stride_us, timeout_s=timeout_s,
-                                      time_tolerance_us=time_tolerance_us, polarities=2)
-        self.window_us = int(window_us)
-        self.stride_us = int(stride_us or window_us)
-        self.frame_norm = frame_norm
+        halves = recipe.channels == "halves"
+        if halves and stride_us not in (None, recipe.window_us):
+            raise ValueError("channels='halves' models need stride_us == window_us")
+        # halves: bin half windows, merged polarity, and pair them into one frame
+        bin_window = recipe.window_us // 2 if halves else recipe.window_us
+        self.binner = StreamingBinner(tuple(out_size), bin_window, None if halves else stride_us,
+                                      timeout_s=timeout_s, time_tolerance_us=time_tolerance_us,
+                                      polarities=1 if halves else 2, clip=recipe.clip)
+        self.window_us = int(recipe.window_us)
+        self.bin_stride = int(bin_window if halves else (stride_us or bin_window))
+        self.scale = 1.0 / self.map.pool_factor ** 2 if recipe.area else 1.0
+        self._half: tuple[int, np.ndarray] | None = None  # first half awaiting its pair
         self.polarity = polarity
         self.filters = []  # stateful per stream: memories persist across packets
         if refractory_us:
@@ -107,24 +140,56 @@ class StreamPrep:
     def flush(self) -> list[ClosedFrame]:
         if not self.binner.started or not self._pending:
             self.binner.reset()
+            if self._half is not None:  # a first half with no second: pad with silence
+                end, half = self._half
+                self._half = None
+                return self._emit(np.concatenate([half, np.zeros_like(half)])[None],
+                                  [end + self.window_us // 2])
             return []
         end = self.binner.next_window[1]
         frames = self.binner.flush()
-        return self._close(frames, first_end=end)
+        out = self._close(frames, first_end=end)
+        if self._half is not None:
+            end, half = self._half
+            self._half = None
+            out += self._emit(np.concatenate([half, np.zeros_like(half)])[None],
+                              [end + self.window_us // 2])
+        return out
 
     def _close(self, frames: np.ndarray, first_end: int | None = None) -> list[ClosedFrame]:
         if len(frames) == 0:
             return []
-        nxt = self.binner.next_window
         n = len(frames)
         if first_end is None:
             # the binner has advanced past these n windows: the last ended one stride before
             # the open window's end
-            last_end = nxt[1] - self.stride_us
-            ends = [last_end - (n - 1 - i) * self.stride_us for i in range(n)]
+            last_end = self.binner.next_window[1] - self.bin_stride
+            ends = [last_end - (n - 1 - i) * self.bin_stride for i in range(n)]
         else:
             ends = [first_end]
-        tensor = normalise(frames, self.frame_norm)
+        if self.recipe.channels == "halves":
+            frames, ends = self._pair_halves(frames, ends)
+        return self._emit(frames, ends)
+
+    def _pair_halves(self, frames: np.ndarray, ends: list[int]):
+        """Half-window frames ``(n, 1, H, W)`` -> full frames ``(m, 2, H, W)``."""
+        halves = [(e, f) for e, f in zip(ends, frames)]
+        if self._half is not None:
+            halves.insert(0, self._half)
+            self._half = None
+        if len(halves) % 2:
+            e, f = halves.pop()
+            self._half = (e, f.copy())
+        if not halves:
+            return frames[:0, :0], []
+        pairs = np.stack([np.concatenate([halves[i][1], halves[i + 1][1]])
+                          for i in range(0, len(halves), 2)])
+        return pairs, [halves[i + 1][0] for i in range(0, len(halves), 2)]
+
+    def _emit(self, frames: np.ndarray, ends: list[int]) -> list[ClosedFrame]:
+        if len(ends) == 0:
+            return []
+        tensor = normalise(frames, self.recipe.frame_norm, self.scale)
         out = []
         for i, end in enumerate(ends):
             t_arr, truth = self._lookup(end)

@@ -12,11 +12,25 @@ import torch
 
 from eventpipe.runtime.config import RunConfig
 from eventpipe.runtime.metrics import format_summary
-from eventpipe.runtime.model_loader import load_model
+from eventpipe.runtime.model_loader import REPRESENTATION, load_model
 from eventpipe.runtime.pipeline import Pipeline
+from eventpipe.runtime.preprocess import InputRecipe
 from eventpipe.runtime.sources import open_run_source
 
 DEFAULT_WINDOW_US = 50_000
+
+
+def input_recipe(cfg: RunConfig, loaded) -> InputRecipe:
+    """The config's explicit values, else the checkpoint's training recipe, else defaults."""
+    ex = loaded.extra or {}
+    rep = ex.get("representation")
+    return InputRecipe(
+        window_us=int(cfg.window.window_us or ex.get("window_us") or DEFAULT_WINDOW_US),
+        channels=cfg.input.channels or ex.get("channels") or "polarity",
+        frame_norm=cfg.input.frame_norm or REPRESENTATION.get(rep, rep) or "counts",
+        area=ex.get("resize") == "area",
+        clip=ex.get("clip_count"),
+    )
 
 
 def build_sinks(cfg: RunConfig, out: TextIO) -> list:
@@ -41,9 +55,9 @@ def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
                         class_names=cfg.model.class_names)
     if cfg.model.fold and hasattr(loaded.model, "fold"):
         loaded.model = loaded.model.fold()
-    window_us = cfg.window.window_us or loaded.window_us or DEFAULT_WINDOW_US
+    recipe = input_recipe(cfg, loaded)
+    window_us = recipe.window_us
     input_size = cfg.input.size or loaded.input_size or (128, 128)
-    frame_norm = cfg.input.frame_norm or loaded.frame_norm or "counts"
     source = open_run_source(cfg.source.uri, speed=cfg.source.speed, loop=cfg.source.loop,
                              sensor_size=cfg.source.sensor_size,
                              queue_size=cfg.source.queue_size, options=cfg.source.options)
@@ -56,8 +70,8 @@ def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
     except BaseException:
         source.close()
         raise
-    return Pipeline(cfg, source, loaded, sinks, window_us=window_us, input_size=input_size,
-                    frame_norm=frame_norm, on_label=on_label, viewer=viewer)
+    return Pipeline(cfg, source, loaded, sinks, input_size=input_size, recipe=recipe,
+                    on_label=on_label, viewer=viewer)
 
 
 def _on_signal(pipe: Pipeline) -> None:

@@ -26,7 +26,7 @@ def small_model(classes=4):
         for name, p in m.named_parameters():
             if p.dim() > 1:
                 p.normal_(0.0, 0.6)
-    return LoadedModel(m.eval(), [f"c{i}" for i in range(classes)], (32, 32), None, None, "test")
+    return LoadedModel(m.eval(), [f"c{i}" for i in range(classes)], (32, 32), "test")
 
 
 def make_cfg(**over) -> RunConfig:
@@ -191,3 +191,23 @@ def test_filters_run_per_stream_with_memory():
     once = refractory_period(ev, 500, sensor_size=(640, 480))
     twice = denoise(once.events, 3000)
     assert pipe.summary()["events_filtered"] == once.n_removed + twice.n_removed
+
+
+@pytest.mark.parametrize("channels", ["polarity", "halves"])
+def test_runtime_frames_equal_training_frames(channels):
+    """What the runtime feeds the model is what training fed it (same binning, resize, log)."""
+    from eventpipe.runtime.preprocess import InputRecipe, StreamPrep
+    from eventpipe.training.frames import model_frames
+
+    ev = expected_events("sample_nmnist.bin")  # 34x34 -> 17x17: sum pooling by 2, area scale
+    recipe = InputRecipe(40_000, channels=channels, frame_norm="log1p", area=True, clip=255)
+    prep = StreamPrep(0, (34, 34), out_size=(17, 17), recipe=recipe)
+    got = []
+    for chunk in np.array_split(ev, 13):
+        got += prep.push(chunk, 0.0)
+    T = len(got)
+    assert T == (int(ev["t"][-1]) - int(ev["t"][0])) // 40_000
+    want = model_frames(ev, (34, 34), int(ev["t"][0]), T, 40_000, (17, 17),
+                        representation="log", channels=channels)
+    assert torch.allclose(torch.stack([f.frame for f in got]), want, atol=1e-6)
+    assert [f.t_us for f in got] == [int(ev["t"][0]) + 40_000 * (k + 1) for k in range(T)]

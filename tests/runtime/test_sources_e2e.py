@@ -46,7 +46,7 @@ def small_model(classes=4):
         for _, p in m.named_parameters():
             if p.dim() > 1:
                 p.normal_(0.0, 0.6)
-    return LoadedModel(m.eval(), [f"c{i}" for i in range(classes)], SIZE, None, None, "test")
+    return LoadedModel(m.eval(), [f"c{i}" for i in range(classes)], SIZE, "test")
 
 
 @pytest.fixture(scope="module")
