@@ -1,0 +1,131 @@
+"""Seeded augmentation for event clips (event level) and cached count frames.
+
+Flips swap labels through the class names (``left``<->``right``,
+``up``<->``down``, ``clockwise``<->``anticlockwise``/``counter_clockwise``);
+a class whose mirrored name is not a class is never flipped on that axis.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from eventpipe.training.config import AugmentConfig
+from eventpipe.training.frames import resize_frames
+
+_H_SWAPS = [("left", "right")]
+_V_SWAPS = [("up", "down")]
+_ROT = re.compile(r"(anti_?clockwise|counter_?clockwise|clockwise)")
+
+
+def _swap_tokens(name: str, pairs) -> str:
+    out = name
+    for a, b in pairs:
+        out = re.sub(rf"(?<![a-z]){a}(?![a-z])|(?<![a-z]){b}(?![a-z])",
+                     lambda m, a=a, b=b: b if m.group(0) == a else a, out)
+    return out
+
+
+def flip_label_map(class_names: Sequence[str], axis: str) -> np.ndarray:
+    """``map[i]`` = label of class ``i`` mirrored on ``axis`` ("h" or "v"), -1 if that is no class."""
+    names = [str(n) for n in class_names]
+    index = {n: i for i, n in enumerate(names)}
+    out = np.full(len(names), -1, np.int64)
+    for i, n in enumerate(names):
+        m = _swap_tokens(n, _H_SWAPS if axis == "h" else _V_SWAPS)
+        rot = _ROT.search(m)
+        if rot:
+            # the mirrored rotation: try the spellings the dataset uses
+            cands = []
+            s = rot.group(0)
+            if s == "clockwise":
+                cands = [m[:rot.start()] + alt + m[rot.end():] for alt in ("anticlockwise", "anti_clockwise",
+                                                                           "counter_clockwise", "counterclockwise")]
+            else:
+                cands = [m[:rot.start()] + "clockwise" + m[rot.end():]]
+            j = next((index[c] for c in cands if c in index), -1)
+        else:
+            j = index.get(m, -1)
+        out[i] = j
+    return out
+
+
+class FrameAugment:
+    """Augment count frames ``(T, 2, H, W)`` (float tensor) and the label; deterministic per (seed, epoch, index)."""
+
+    def __init__(self, cfg: AugmentConfig, class_names: Sequence[str], out_size, seed: int = 0):
+        self.cfg = cfg
+        self.out_size = tuple(int(v) for v in out_size)
+        self.hmap = flip_label_map(class_names, "h")
+        self.vmap = flip_label_map(class_names, "v")
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, int(index)])
+
+    def __call__(self, x: torch.Tensor, label: int, rng: np.random.Generator):
+        c = self.cfg
+        if not c.enabled:
+            return resize_frames(x, self.out_size), label
+        if c.event_drop > 0:
+            keep = 1.0 - rng.uniform(0.0, c.event_drop)
+            g = torch.Generator().manual_seed(int(rng.integers(2**31)))
+            x = torch.binomial(x, torch.full_like(x, keep), generator=g)
+        H, W = x.shape[-2:]
+        lo, hi = c.crop_scale
+        s = rng.uniform(lo, hi)
+        a = math.exp(rng.uniform(-c.crop_aspect, c.crop_aspect))
+        ch = int(round(min(H, H * s * math.sqrt(a))))
+        cw = int(round(min(W, W * s / math.sqrt(a))))
+        y0 = int(rng.integers(0, H - ch + 1))
+        x0 = int(rng.integers(0, W - cw + 1))
+        x = x[..., y0:y0 + ch, x0:x0 + cw]
+        if c.hflip > 0 and rng.random() < c.hflip and self.hmap[label] >= 0:
+            x = torch.flip(x, dims=(-1,))
+            label = int(self.hmap[label])
+        if c.vflip > 0 and rng.random() < c.vflip and self.vmap[label] >= 0:
+            x = torch.flip(x, dims=(-2,))
+            label = int(self.vmap[label])
+        return resize_frames(x, self.out_size), label
+
+
+def augment_events(ev: np.ndarray, label: int, sensor_size, cfg: AugmentConfig, hmap, vmap,
+                   rng: np.random.Generator):
+    """Event-level augmentation: drop, time jitter, flips (label-swapped).  Crop happens on frames."""
+    if not cfg.enabled or len(ev) == 0:
+        return ev, label
+    ev = ev.copy()
+    W, H = int(sensor_size[0]), int(sensor_size[1])
+    if cfg.event_drop > 0:
+        keep = rng.random(len(ev)) >= rng.uniform(0.0, cfg.event_drop)
+        ev = ev[keep]
+    if cfg.time_jitter_us > 0 and len(ev):
+        t = ev["t"].astype(np.int64) + np.round(rng.normal(0, cfg.time_jitter_us, len(ev))).astype(np.int64)
+        t = np.maximum(t, 0)
+        order = np.argsort(t, kind="stable")
+        ev = ev[order]
+        ev["t"] = t[order]
+    if cfg.hflip > 0 and rng.random() < cfg.hflip and hmap[label] >= 0:
+        ev["x"] = (W - 1) - ev["x"].astype(np.int64)
+        label = int(hmap[label])
+    if cfg.vflip > 0 and rng.random() < cfg.vflip and vmap[label] >= 0:
+        ev["y"] = (H - 1) - ev["y"].astype(np.int64)
+        label = int(vmap[label])
+    return ev, label
+
+
+def random_crop_frames(x: torch.Tensor, cfg: AugmentConfig, out_size, rng: Optional[np.random.Generator]):
+    """Crop (train, when ``rng``) then resize to ``out_size``; no rng = resize only."""
+    if rng is None or not cfg.enabled:
+        return resize_frames(x, out_size)
+    H, W = x.shape[-2:]
+    s = rng.uniform(*cfg.crop_scale)
+    ch, cw = max(1, int(round(H * s))), max(1, int(round(W * s)))
+    y0 = int(rng.integers(0, H - ch + 1))
+    x0 = int(rng.integers(0, W - cw + 1))
+    return resize_frames(x[..., y0:y0 + ch, x0:x0 + cw], out_size)

@@ -1,0 +1,135 @@
+"""Training configuration: dataclasses loaded from TOML (``configs/train_*.toml``).
+
+Every field has a default, so a config file only lists what it changes; unknown
+keys are errors (:func:`eventpipe.config.from_dict`).  Overrides from the command
+line look like ``optim.epochs=3`` or ``data.n_per_class=10``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from eventpipe.config import apply_overrides, from_dict, load_toml
+
+DatasetKind = Literal["synthetic", "hardvs", "gesture", "gesture_npy", "folder"]
+
+
+@dataclass
+class AugmentConfig:
+    enabled: bool = True
+    hflip: float = 0.5            # probability; labels are swapped through the class names
+    vflip: float = 0.0            # (left<->right, up<->down, clockwise<->anticlockwise)
+    crop_scale: tuple[float, float] = (0.8, 1.0)  # random crop side (fraction), resized back
+    crop_aspect: float = 0.1      # max relative aspect change of the crop
+    event_drop: float = 0.2       # up to this fraction of events dropped (frames: binomial thinning)
+    time_jitter_us: int = 2_000   # event datasets: std of per-event time noise; the clip start is random too
+
+
+@dataclass
+class DataConfig:
+    dataset: DatasetKind = "synthetic"
+    root: str = ""                      # dataset root (not synthetic)
+    cache_dir: str = ".cache/eventpipe/frames"   # synthetic frame cache
+    # synthetic
+    n_per_class: int = 100
+    n_test_per_class: int = 30
+    seed: int = 0
+    sensor_size: tuple[int, int] = (64, 64)     # (W, H) of the generated clips
+    duration_us: int = 1_000_000
+    gen_workers: int = 1
+    # clips
+    T: int = 8                          # windows per clip (model timesteps)
+    window_us: int = 100_000            # window length
+    input_size: tuple[int, int] = (64, 64)      # (H, W) fed to the model
+    representation: Literal["log", "counts", "binary"] = "log"
+    # input channels: "polarity" = (OFF, ON) counts per window; "halves" = all-polarity counts of
+    # the first and second half of each window (shows the direction of motion inside a window)
+    channels: Literal["polarity", "halves"] = "polarity"
+    clip_count: int = 255               # counts saturate here before the representation
+    # real datasets
+    train_split: str = "train"
+    test_split: str = "test"
+    class_names: list[str] = field(default_factory=list)  # optional names (hardvs); folder/gesture infer them
+    extensions: list[str] = field(default_factory=list)   # folder layout: allowed suffixes (empty = any)
+    test_fraction: float = 0.2          # folder layout without train/test subfolders
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class ModelConfig:
+    name: str = "meta_spikeformer_tiny"
+    embed_dims: tuple[int, int, int, int] = (16, 32, 64, 128)
+    depths: tuple[int, int] = (1, 1)
+    conv_mlp_ratio: int = 2
+    mlp_ratio: float = 4
+    num_heads: int = 8
+    extra: dict = field(default_factory=dict)   # any other MetaSpikeFormer keyword
+
+
+@dataclass
+class OptimConfig:
+    optimizer: Literal["adamw", "lamb"] = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.999)
+    epochs: int = 12
+    batch_size: int = 16
+    warmup_epochs: float = 1.0
+    min_lr_ratio: float = 0.01
+    label_smoothing: float = 0.1
+    clip_grad: float = 1.0
+    amp: bool = True                    # only used when CUDA is present
+    channels_last: bool = True          # only used when CUDA is present
+
+
+@dataclass
+class TrainConfig:
+    out_dir: str = "runs/synthetic"
+    seed: int = 0
+    threads: int = 1                    # torch intra-op threads on CPU (1 is fastest on a loaded box)
+    num_workers: int = 0
+    eval_every: int = 1                 # epochs
+    log_every: int = 10                 # steps
+    resume: str = ""                    # path to last.pt, or "auto" = <out_dir>/last.pt if present
+    export: str = ""                    # also save the final/best weights here (fp16 if export_fp16)
+    export_fp16: bool = True
+    export_best: bool = True
+    device: str = "auto"                # auto | cpu | cuda
+    progress: bool = True
+    max_steps: int = 0                  # stop after this many steps (0 = all epochs); for tests
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+
+def load_train_config(path: Optional[str] = None, overrides: Optional[list[str]] = None) -> TrainConfig:
+    data = load_toml(path) if path else {}
+    data = apply_overrides(data, list(overrides or []))
+    return from_dict(TrainConfig, data)
+
+
+def config_dict(cfg) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def synthetic_cache_key(d: DataConfig, split: str) -> str:
+    """Hash of everything that changes the cached synthetic frames of one split."""
+    from eventpipe.synthetic import CLASS_NAMES
+
+    keyed = dict(split=split, n=d.n_per_class if split == "train" else d.n_test_per_class,
+                 seed=d.seed, sensor_size=list(d.sensor_size), duration_us=d.duration_us,
+                 window_us=bin_window_us(d), classes=list(CLASS_NAMES), clip_count=d.clip_count, v=1)
+    return hashlib.sha1(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def bin_window_us(d: DataConfig) -> int:
+    """The binning window: ``window_us``, or half of it for ``channels="halves"``."""
+    if d.channels == "halves":
+        if d.window_us % 2:
+            raise ValueError(f"channels='halves' needs an even window_us, got {d.window_us}")
+        return d.window_us // 2
+    return d.window_us

@@ -1,0 +1,355 @@
+"""The training loop: AdamW/LAMB, warm-up + cosine, label smoothing, clipping, AMP and
+channels-last on CUDA only, checkpoints with their recipe, resume, evaluation, curves,
+and DDP under ``torchrun`` (gloo on CPU, nccl on CUDA).
+
+Files in ``out_dir``: ``last.pt`` (train state: model checkpoint + optimizer, step,
+epoch, history; resumable), ``best.pt`` / ``final.pt`` (``snn`` checkpoints),
+``history.json``, ``curves.png``, ``train.log``.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
+
+import snn
+from eventpipe.training.config import TrainConfig, config_dict
+from eventpipe.training.datasets import build_dataset
+from eventpipe.training.optim import lr_at, make_optimizer
+
+STATE_FORMAT = "eventpipe.train_state/1"
+
+
+# ----------------------------------------------------------------------------- distributed
+def dist_env() -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)`` from the torchrun environment (1 process: 0, 1, 0)."""
+    return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+            int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def init_distributed(device: torch.device) -> bool:
+    rank, world, _ = dist_env()
+    if world <= 1:
+        return False
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world)
+    return True
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        return torch.device("cuda", dist_env()[2])
+    return torch.device(name)
+
+
+# ----------------------------------------------------------------------------- model + checkpoints
+def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
+    m, d = cfg.model, cfg.data
+    kw: Dict[str, Any] = dict(num_classes=int(num_classes), T=int(d.T), in_channels=2,
+                              embed_dims=tuple(m.embed_dims), depths=tuple(m.depths),
+                              conv_mlp_ratio=int(m.conv_mlp_ratio), mlp_ratio=m.mlp_ratio,
+                              num_heads=int(m.num_heads), input_size=tuple(int(v) for v in d.input_size))
+    kw.update(m.extra)
+    return snn.create_model(m.name, **kw)
+
+
+def recipe_extra(cfg: TrainConfig, **more) -> Dict[str, Any]:
+    """What a runtime needs to feed the model like training did (stored in checkpoint ``extra``)."""
+    d = cfg.data
+    out = dict(window_us=int(d.window_us), representation=d.representation, clip_count=int(d.clip_count),
+               resize="area", channels=d.channels,
+               channel_names=["OFF", "ON"] if d.channels == "polarity" else ["first_half", "second_half"],
+               dataset=d.dataset,
+               sensor_size=list(d.sensor_size) if d.dataset == "synthetic" else None,
+               train_config=config_dict(cfg))
+    out.update(more)
+    return out
+
+
+def _unwrap(model):
+    return model.module if hasattr(model, "module") else model
+
+
+def save_model(path, model, class_names, cfg: TrainConfig, fp16: bool = False, **more) -> None:
+    m = _unwrap(model)
+    if fp16:
+        m = copy.deepcopy(m).half()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    snn.save_checkpoint(tmp, m, class_names=list(class_names), input_size=tuple(cfg.data.input_size),
+                        extra=recipe_extra(cfg, fp16=bool(fp16), **more))
+    os.replace(tmp, path)
+
+
+def _checkpoint_payload(model, class_names, cfg, **more) -> dict:
+    buf = io.BytesIO()
+    snn.save_checkpoint(buf, _unwrap(model), class_names=list(class_names),
+                        input_size=tuple(cfg.data.input_size), extra=recipe_extra(cfg, **more))
+    buf.seek(0)
+    return torch.load(buf, weights_only=True)
+
+
+def save_train_state(path, model, optimizer, class_names, cfg, *, step, epoch, best_acc, history) -> None:
+    state = dict(format=STATE_FORMAT, checkpoint=_checkpoint_payload(model, class_names, cfg),
+                 optimizer=optimizer.state_dict(), step=int(step), epoch=int(epoch),
+                 best_acc=float(best_acc), history=history, config=config_dict(cfg))
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_train_state(path) -> dict:
+    st = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(st, dict) or st.get("format") != STATE_FORMAT:
+        raise ValueError(f"{path}: not an eventpipe training state (last.pt)")
+    return st
+
+
+# ----------------------------------------------------------------------------- loop
+def _loader(ds, batch_size, train, distributed, seed, num_workers):
+    if distributed:
+        sampler = DistributedSampler(ds, shuffle=train, seed=seed, drop_last=train)
+    elif train:
+        sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(seed))
+    else:
+        sampler = SequentialSampler(ds)
+    return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                      drop_last=train and len(ds) >= batch_size, persistent_workers=False)
+
+
+def _to_input(x: torch.Tensor, device, channels_last: bool) -> torch.Tensor:
+    x = x.to(device, non_blocking=True).transpose(0, 1).contiguous()   # [B,T,C,H,W] -> [T,B,C,H,W]
+    return x
+
+
+@torch.no_grad()
+def evaluate(model, loader, device, num_classes, amp=False) -> Dict[str, Any]:
+    """Loss, accuracy and confusion matrix (rows = truth, columns = prediction)."""
+    model.eval()
+    conf = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    tot_loss, n = 0.0, 0
+    for x, y in loader:
+        x = _to_input(x, device, False)
+        with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
+            logits = model(x)
+        y = y.to(device)
+        tot_loss += float(F.cross_entropy(logits.float(), y, reduction="sum"))
+        pred = logits.argmax(1)
+        for t, p in zip(y.cpu().tolist(), pred.cpu().tolist()):
+            conf[t, p] += 1
+        n += len(y)
+    acc = float(conf.diag().sum()) / max(1, n)
+    return dict(loss=tot_loss / max(1, n), accuracy=acc, confusion=conf.tolist(), n=n)
+
+
+def plot_curves(history: List[dict], path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not history:
+        return
+    ep = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax[0].plot(ep, [h["train_loss"] for h in history], "o-", label="train")
+    te = [(h["epoch"], h["test_loss"]) for h in history if h.get("test_loss") is not None]
+    if te:
+        ax[0].plot(*zip(*te), "s-", label="test")
+    ax[0].set_xlabel("epoch"); ax[0].set_ylabel("loss"); ax[0].legend(); ax[0].grid(alpha=0.3)
+    ax[1].plot(ep, [h["train_acc"] for h in history], "o-", label="train (augmented)")
+    ta = [(h["epoch"], h["test_acc"]) for h in history if h.get("test_acc") is not None]
+    if ta:
+        ax[1].plot(*zip(*ta), "s-", label="test")
+    ax[1].set_xlabel("epoch"); ax[1].set_ylabel("clip accuracy"); ax[1].set_ylim(0, 1.02)
+    ax[1].legend(); ax[1].grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
+    """Run a training job described by ``cfg``; returns a summary (best/final accuracy, step,
+    history, out_dir, and ``model``: the trained, unwrapped model of this rank)."""
+    rank, world, _ = dist_env()
+    device = pick_device(cfg.device)
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, int(cfg.threads)))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    distributed = init_distributed(device)
+    is_main = rank == 0
+    out = Path(cfg.out_dir)
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    logf = open(out / "train.log", "a") if is_main else None
+
+    def say(msg):
+        if is_main:
+            log(msg)
+            logf.write(msg + "\n")
+            logf.flush()
+
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    # build the caches on rank 0 first so the others only read them
+    if distributed and not is_main:
+        torch.distributed.barrier()
+    train_ds = build_dataset(cfg.data, "train", progress=is_main and cfg.progress, seed=cfg.seed)
+    test_ds = build_dataset(cfg.data, "test", train=False, progress=is_main and cfg.progress, seed=cfg.seed)
+    if distributed and is_main:
+        torch.distributed.barrier()
+    class_names = list(train_ds.class_names)
+    nc = len(class_names)
+
+    model = build_model(cfg, nc).to(device)
+    use_cuda = device.type == "cuda"
+    amp = bool(cfg.optim.amp and use_cuda)
+    if cfg.optim.channels_last and use_cuda:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, cfg.optim)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+
+    step, start_epoch, best_acc, history = 0, 0, -1.0, []
+    resume = cfg.resume
+    if resume == "auto":
+        resume = str(out / "last.pt") if (out / "last.pt").is_file() else ""
+    if resume:
+        st = load_train_state(resume)
+        model.load_state_dict(st["checkpoint"]["state_dict"], strict=True)
+        optimizer.load_state_dict(st["optimizer"])
+        step, start_epoch = int(st["step"]), int(st["epoch"])
+        best_acc, history = float(st["best_acc"]), list(st["history"])
+        say(f"resumed from {resume}: epoch {start_epoch}, step {step}")
+
+    ddp_model = model
+    if distributed:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ddp_model = DDP(model, device_ids=[device.index] if use_cuda else None)
+
+    bs = int(cfg.optim.batch_size)
+    train_loader = _loader(train_ds, bs, True, distributed, cfg.seed, cfg.num_workers)
+    test_loader = _loader(test_ds, max(bs, 32), False, False, cfg.seed, cfg.num_workers)
+    steps_per_epoch = len(train_loader)
+    total = steps_per_epoch * cfg.optim.epochs
+    warmup = int(round(cfg.optim.warmup_epochs * steps_per_epoch))
+    n_params = sum(p.numel() for p in model.parameters())
+    say(f"model {cfg.model.name} {n_params:,} params | classes {nc} | train {len(train_ds)} test {len(test_ds)} "
+        f"| T={cfg.data.T} window={cfg.data.window_us}us input={tuple(cfg.data.input_size)} "
+        f"| device {device} world {world} | {steps_per_epoch} steps/epoch x {cfg.optim.epochs}")
+
+    t_start = time.time()
+    last_eval: Optional[dict] = None
+    for epoch in range(start_epoch, cfg.optim.epochs):
+        if cfg.max_steps and step >= cfg.max_steps:
+            break
+        if hasattr(train_loader.sampler, "set_epoch"):
+            train_loader.sampler.set_epoch(epoch)
+        if isinstance(train_loader.sampler, RandomSampler):
+            train_loader.sampler.generator.manual_seed(cfg.seed * 1000 + epoch)
+        if hasattr(train_ds, "set_epoch"):
+            train_ds.set_epoch(epoch)
+        ddp_model.train()
+        it = train_loader
+        bar = None
+        if is_main and cfg.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}", dynamic_ncols=True,
+                       mininterval=5.0)
+            it = bar
+        tl, tc, tn = 0.0, 0, 0
+        for x, y in it:
+            lr = lr_at(step, total, warmup, cfg.optim.lr, cfg.optim.min_lr_ratio)
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            x = _to_input(x, device, cfg.optim.channels_last and use_cuda)
+            y = y.to(device)
+            with torch.autocast(device.type, enabled=amp):
+                logits = ddp_model(x)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.optim.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.optim.clip_grad > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad)
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            tl += float(loss.detach()) * len(y)
+            tc += int((logits.argmax(1) == y).sum())
+            tn += len(y)
+            if bar is not None:
+                bar.set_postfix(loss=f"{tl / tn:.3f}", acc=f"{tc / tn:.3f}", lr=f"{lr:.2e}")
+            if is_main and cfg.log_every and step % cfg.log_every == 0:
+                logf.write(f"step {step} loss {tl / tn:.4f} acc {tc / tn:.4f} lr {lr:.3e} "
+                           f"t {time.time() - t_start:.0f}s\n")
+                logf.flush()
+            if cfg.max_steps and step >= cfg.max_steps:
+                break
+        if bar is not None:
+            bar.close()
+        if distributed:
+            # BN running statistics are per rank: make every rank hold rank 0's
+            for b in model.buffers():
+                torch.distributed.broadcast(b.data, 0)
+        rec = dict(epoch=epoch + 1, step=step, train_loss=tl / max(1, tn), train_acc=tc / max(1, tn),
+                   lr=lr_at(step, total, warmup, cfg.optim.lr, cfg.optim.min_lr_ratio),
+                   time_s=time.time() - t_start, test_loss=None, test_acc=None)
+        done = epoch + 1 == cfg.optim.epochs or bool(cfg.max_steps and step >= cfg.max_steps)
+        if is_main and (done or (cfg.eval_every and (epoch + 1) % cfg.eval_every == 0)):
+            last_eval = evaluate(model, test_loader, device, nc, amp)
+            rec.update(test_loss=last_eval["loss"], test_acc=last_eval["accuracy"])
+            if last_eval["accuracy"] > best_acc:
+                best_acc = last_eval["accuracy"]
+                save_model(out / "best.pt", model, class_names, cfg, epoch=epoch + 1, step=step,
+                           test_accuracy=best_acc)
+        history.append(rec)
+        if is_main:
+            say(f"epoch {epoch + 1}: train loss {rec['train_loss']:.4f} acc {rec['train_acc']:.4f}"
+                + (f" | test loss {rec['test_loss']:.4f} acc {rec['test_acc']:.4f}" if rec["test_acc"] is not None else "")
+                + f" | {rec['time_s']:.0f}s")
+            save_train_state(out / "last.pt", model, optimizer, class_names, cfg, step=step, epoch=epoch + 1,
+                             best_acc=best_acc, history=history)
+            (out / "history.json").write_text(json.dumps(history, indent=1))
+            plot_curves(history, out / "curves.png")
+        if distributed:
+            torch.distributed.barrier()
+
+    summary: Dict[str, Any] = dict(out_dir=str(out), step=step, best_acc=best_acc, history=history,
+                                   final_acc=last_eval["accuracy"] if last_eval else None, model=model)
+    if is_main:
+        save_model(out / "final.pt", model, class_names, cfg, step=step,
+                   test_accuracy=summary["final_acc"])
+        if last_eval is not None:
+            (out / "confusion.json").write_text(json.dumps(dict(class_names=class_names, **last_eval)))
+        if cfg.export:
+            src = out / ("best.pt" if cfg.export_best and (out / "best.pt").is_file() else "final.pt")
+            m, meta = snn.load_checkpoint(src)
+            save_model(cfg.export, m, class_names, cfg, fp16=cfg.export_fp16,
+                       **{k: v for k, v in meta["extra"].items()
+                          if k in ("epoch", "step", "test_accuracy")})
+            summary["export"] = cfg.export
+            say(f"exported {src.name} -> {cfg.export}")
+        say(f"done: best test acc {best_acc:.4f}, final {summary['final_acc']}")
+        logf.close()
+    if distributed:
+        torch.distributed.barrier()
+    return summary
