@@ -82,6 +82,7 @@ class OptimConfig:
     min_lr_ratio: float = 0.01
     label_smoothing: float = 0.1
     clip_grad: float = 1.0
+    per_step_loss: bool = False         # cross-entropy on every timestep's logits (TET)
     amp: bool = True                    # only used when CUDA is present
     channels_last: bool = True          # only used when CUDA is present
 

@@ -283,8 +283,17 @@ def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
             x = _to_input(x, device, cfg.optim.channels_last and use_cuda)
             y = y.to(device)
             with torch.autocast(device.type, enabled=amp):
-                logits = ddp_model(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.optim.label_smoothing)
+                if cfg.optim.per_step_loss:
+                    # TET-style: every timestep's logits must classify (streaming labels come
+                    # from single steps), reported accuracy is that of the mean
+                    seq = ddp_model(x, per_step=True).float()
+                    loss = F.cross_entropy(seq.flatten(0, 1), y.repeat(seq.shape[0]),
+                                           label_smoothing=cfg.optim.label_smoothing)
+                    logits = seq.mean(0)
+                else:
+                    logits = ddp_model(x)
+                    loss = F.cross_entropy(logits.float(), y,
+                                           label_smoothing=cfg.optim.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if cfg.optim.clip_grad > 0:

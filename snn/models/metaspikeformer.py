@@ -209,9 +209,12 @@ class MetaSpikeFormer(nn.Module):
             extra, missing = sorted(got - expected)[:3], sorted(expected - got)[:3]
             raise ValueError(f"state does not belong to this model: unexpected {extra}, missing {missing}")
 
-    def forward(self, x: Tensor, T: Optional[int] = None):
-        """Logits ``[B, classes]`` (mean over T of the per-step logits), starting from rest."""
+    def forward(self, x: Tensor, T: Optional[int] = None, per_step: bool = False):
+        """Logits ``[B, classes]`` (mean over T of the per-step logits), starting from rest;
+        with ``per_step`` the per-step logits ``[T, B, classes]`` (for per-timestep losses)."""
         out, _ = self.run(self.as_sequence(x, T))
+        if per_step:
+            return out
         if isinstance(out, tuple):
             return tuple(o.mean(0) for o in out)
         return out.mean(0)
