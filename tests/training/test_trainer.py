@@ -117,3 +117,11 @@ def test_cli_print_config_and_strict_overrides(tmp_path, capsys):
     assert out["optim"]["epochs"] == 3 and out["model"]["name"] == "meta_spikeformer_tiny"
     with pytest.raises(ConfigError, match="epoch"):
         train_main(["--config", "configs/train_synthetic.toml", "--print-config", "optim.epoch=3"])
+
+
+def test_per_step_loss_trains_every_timestep(tmp_path):
+    """The TET option runs through the real loop and yields finite, logged losses."""
+    ov = tiny_overrides(tmp_path, **{"optim.epochs": 1, "optim.per_step_loss": True})
+    s = train(load_train_config(None, ov), log=lambda m: None)
+    hist = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert s["step"] == 2 and torch.isfinite(torch.tensor(hist[-1]["train_loss"]))
