@@ -167,12 +167,18 @@ def cmd_eval(args, out: TextIO) -> int:
     from eventpipe.runtime.config import load_run_config
     from eventpipe.runtime.stream_eval import evaluate_stream
 
-    overrides = list(args.set or []) + [f"source.uri={_toml_str(args.stream)}",
+    stream, wall_limit = args.stream, None
+    if stream.startswith("synthetic:") and "duration_s=" not in stream:
+        # a fixed stretch of event time: the result does not depend on machine speed
+        stream += ("," if stream != "synthetic:" else "") + f"duration_s={args.duration}"
+    else:
+        wall_limit = args.duration
+    overrides = list(args.set or []) + [f"source.uri={_toml_str(stream)}",
                                         f"model.name={_toml_str(args.checkpoint)}"]
     cfg = load_run_config(args.run_config, overrides)
     if args.max_speed:
         cfg.source.speed = None
-    res = evaluate_stream(cfg, duration_s=args.duration, max_latency_us=int(args.max_latency_ms * 1e3),
+    res = evaluate_stream(cfg, duration_s=wall_limit, max_latency_us=int(args.max_latency_ms * 1e3),
                           err=args.err)
     if args.json_out:
         with open(args.json_out, "w") as f:
@@ -304,7 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="evaluate on a labelled stream instead, e.g. synthetic:seed=1000")
     sp.add_argument("--run-config", default=None, help="stream: a run TOML (configs/)")
     sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
-    sp.add_argument("--duration", type=float, default=60.0, help="stream: seconds of event time")
+    sp.add_argument("--duration", type=float, default=60.0,
+                    help="stream: seconds of the synthetic stream's event time (other sources: "
+                         "wall-clock seconds)")
     sp.add_argument("--max-speed", action="store_true", help="stream: as fast as possible")
     sp.add_argument("--max-latency-ms", type=float, default=500.0)
     sp.add_argument("--json-out", default=None, help="stream: write the full result as JSON")
