@@ -9,6 +9,7 @@ caller sees the error (``"raise"``) or a warning and a clean stop (``"warn"``).
 
 from __future__ import annotations
 
+import abc
 import os
 import warnings
 from pathlib import Path
@@ -24,7 +25,7 @@ ON_ERROR = ("raise", "warn")
 DEFAULT_BLOCK_BYTES = 1 << 22  # 4 MiB of file per decoded block
 
 
-class EventReader:
+class EventReader(abc.ABC):
     """Base class: one instance reads one recording.
 
     Subclasses set ``format`` and ``title``, implement :meth:`sniff` (content

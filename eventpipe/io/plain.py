@@ -22,6 +22,7 @@ an :class:`EventFormatError` naming the field and the byte offset of its row
 
 from __future__ import annotations
 
+import abc
 import io
 import zipfile
 from typing import Iterator
@@ -123,8 +124,9 @@ class _NpyBase(EventReader):
 
     extensions = (".npy",)
 
-    def _check_layout(self, shape, fortran, dtype) -> None:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _check_layout(self, shape, fortran, dtype) -> None:
+        """Raise an EventFormatError unless the header describes this reader's layout."""
 
     def _parse_header(self) -> None:
         with self._open() as f:

@@ -26,6 +26,7 @@ encoding at all is claimed by no reader, so detection falls back to the extensio
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import re
 import warnings
@@ -314,11 +315,13 @@ class WordStreamReader(EventReader):
             yield offset, buf[:k]
             offset += k
 
-    def _kernel(self, words, start, out, state):  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _kernel(self, words, start, out, state):
+        """Decode ``words[start:]`` into ``out``; returns the Numba kernel's status tuple."""
 
-    def _error(self, code: int, word: int) -> tuple[str, str]:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _error(self, code: int, word: int) -> tuple[str, str]:
+        """``(message, field)`` for a kernel error ``code`` at ``word``."""
 
     def _decode(self, chunk: int | None = None) -> Iterator[np.ndarray]:
         """Decode block by block.  ``chunk``: yield arrays of exactly ``chunk`` events

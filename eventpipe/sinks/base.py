@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import json
 import os
 import sys
@@ -39,13 +40,14 @@ def format_line(msg: dict) -> str:
     return " ".join(parts)
 
 
-class Sink:
+class Sink(abc.ABC):
     """Base: subclasses implement ``write``; ``flush``/``close`` default to no-ops."""
 
     closed = False
 
-    def write(self, msg: dict) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    def write(self, msg: dict) -> None:
+        """Deliver one message."""
 
     def write_many(self, msgs) -> None:
         for m in msgs:
@@ -74,8 +76,9 @@ class _TextSink(Sink):
         else:
             self._f, self._own = open(target, "a", encoding="utf-8"), True
 
-    def _line(self, msg: dict) -> str:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _line(self, msg: dict) -> str:
+        """The text line for one message."""
 
     def write(self, msg: dict) -> None:
         if self.closed:

@@ -14,6 +14,7 @@ or ``"failed"`` (``error`` holds the exception, re-raised by ``read``).
 
 from __future__ import annotations
 
+import abc
 import collections
 import dataclasses
 import threading
@@ -117,7 +118,7 @@ class BoundedQueue:
             self._cond.notify_all()
 
 
-class Source:
+class Source(abc.ABC):
     """Base class.  Subclasses implement :meth:`_run` (the receive loop: check
     ``self._stop`` at least every ~0.1 s, put items with :meth:`_put`) and may
     override :meth:`_to_batches` (turn dequeued items into batches)."""
@@ -202,8 +203,9 @@ class Source:
         self.close()
 
     # -- for subclasses ---------------------------------------------------
-    def _run(self) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _run(self) -> None:
+        """The receive loop (runs in the source's thread)."""
 
     def _release(self) -> None:
         """Close sockets/files (called after the thread stopped)."""

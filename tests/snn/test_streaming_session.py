@@ -49,3 +49,12 @@ def test_reset_and_snapshot():
     assert torch.equal(sess.step({0: x[1]})[0], second)
     sess.reset(0)
     assert torch.equal(sess.step({0: x[0]})[0], first)
+
+
+def test_forward_per_step_equals_sequence_logits():
+    m = _model()
+    x = _frames(4, 9)[:, None]
+    with torch.no_grad():
+        seq, _ = m.forward_sequence(x)
+        assert torch.equal(m(x, per_step=True), seq)
+        assert torch.allclose(m(x), seq.mean(0))
