@@ -227,6 +227,20 @@ class Pipeline:
             self.on_label(msg)
 
     # -- control ------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Load the Numba kernels and run one model step on a blank frame (state discarded),
+        so the first real window does not pay for compilation and first-touch allocation."""
+        from eventpipe.events import make_events
+
+        w, h = self.input_size
+        scratch = StreamPrep(-1, (w, h), out_size=(w, h), recipe=self.recipe)
+        ev = make_events([0, 1], [0, 1], [0, 2 * self.window_us + 1], [0, 1])
+        frames = scratch.push(ev, time.monotonic())
+        if frames:
+            with torch.inference_mode():
+                self.session.step({-1: frames[0].frame})
+            self.session.reset(-1)
+
     def start(self) -> "Pipeline":
         self._threads = [threading.Thread(target=self._ingest, name="eventpipe-ingest", daemon=True),
                          threading.Thread(target=self._infer, name="eventpipe-infer", daemon=True)]

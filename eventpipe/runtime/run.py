@@ -96,6 +96,7 @@ def run(cfg: RunConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, lambda *_: _on_signal(pipe))
     try:
+        pipe.warm_up()
         pipe.start()
         pipe.wait(cfg.runtime.duration_s)
     finally:
