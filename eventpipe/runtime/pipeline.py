@@ -242,6 +242,7 @@ class Pipeline:
             self.session.reset(-1)
 
     def start(self) -> "Pipeline":
+        self.source.start()  # idempotent: sources opened unstarted begin with the pipeline
         self._threads = [threading.Thread(target=self._ingest, name="eventpipe-ingest", daemon=True),
                          threading.Thread(target=self._infer, name="eventpipe-infer", daemon=True)]
         for t in self._threads:

@@ -60,7 +60,8 @@ def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
     input_size = cfg.input.size or loaded.input_size or (128, 128)
     source = open_run_source(cfg.source.uri, speed=cfg.source.speed, loop=cfg.source.loop,
                              sensor_size=cfg.source.sensor_size,
-                             queue_size=cfg.source.queue_size, options=cfg.source.options)
+                             queue_size=cfg.source.queue_size, options=cfg.source.options,
+                             start=False)
     try:
         sinks = build_sinks(cfg, out)
         viewer = None

@@ -122,17 +122,22 @@ def emulated_source(kind: str, target: str, *, sensor_size=None, speed: float | 
 
 
 def open_run_source(uri: str, *, speed: float | None = 1.0, loop: bool = False,
-                    sensor_size=None, queue_size: int = 256, options: dict | None = None) -> Source:
+                    sensor_size=None, queue_size: int = 256, options: dict | None = None,
+                    start: bool = True) -> Source:
+    """Open (and with ``start``, start) the source for ``uri``.  The pipeline opens its
+    source unstarted and starts it with itself, so no backlog builds up meanwhile."""
     scheme, sep, rest = uri.partition(":")
     if sep and scheme == "synthetic":
-        return synthetic_source(rest, speed=speed, queue_size=queue_size).start()
+        src = synthetic_source(rest, speed=speed, queue_size=queue_size)
+        return src.start() if start else src
     if sep and scheme in ("camera", "video"):
-        return emulated_source(scheme, rest, sensor_size=sensor_size or (128, 128), speed=speed,
-                               queue_size=queue_size).start()
+        src = emulated_source(scheme, rest, sensor_size=sensor_size or (128, 128), speed=speed,
+                              queue_size=queue_size)
+        return src.start() if start else src
     opts = dict(options or {})
     if scheme == "file" or "://" not in uri:
         opts.setdefault("speed", speed)
         opts.setdefault("loop", loop)
         if speed:  # a paced replay that falls behind should not hide seconds in its queue
             queue_size = min(queue_size, 16)
-    return open_source(uri, queue_size=queue_size, **opts)
+    return open_source(uri, queue_size=queue_size, start=start, **opts)
