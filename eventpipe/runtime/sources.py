@@ -3,6 +3,7 @@
 - ``synthetic:seed=N,switch_s=3,size=128x128`` - the live synthetic action stream
   (windows carry ``truth``);
 - ``camera:INDEX`` - a webcam through the DVS emulator (live: drops the oldest);
+- ``dvcam:[NAME]`` - an iniVation camera through dv-processing (live);
 - ``video:PATH`` - a video file through the DVS emulator.
 
 Everything else (``file:``, ``zmq+tcp://``, ``udp://``, ``dv://``, bare paths)
@@ -129,6 +130,10 @@ def open_run_source(uri: str, *, speed: float | None = 1.0, loop: bool = False,
     scheme, sep, rest = uri.partition(":")
     if sep and scheme == "synthetic":
         src = synthetic_source(rest, speed=speed, queue_size=queue_size)
+        return src.start() if start else src
+    if sep and scheme == "dvcam":
+        from eventpipe.sources.dv_camera import DvCameraSource
+        src = DvCameraSource(rest, queue_size=queue_size)
         return src.start() if start else src
     if sep and scheme in ("camera", "video"):
         src = emulated_source(scheme, rest, sensor_size=sensor_size or (128, 128), speed=speed,
