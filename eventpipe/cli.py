@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("run", help="stream action labels from a source through the model")
     sp.add_argument("--source", default=None,
                     help="synthetic:[seed=N], file:PATH, zmq+tcp://H:P, udp://H:P, dv://H:P, "
-                         "camera:N, video:PATH (default: the synthetic stream)")
+                         "dvcam:[NAME], camera:N, video:PATH (default: the synthetic stream)")
     sp.add_argument("--model", default=None,
                     help="'default' (shipped), a checkpoint path, or a registry name")
     sp.add_argument("--config", default=None, help="a TOML run config (see configs/)")
