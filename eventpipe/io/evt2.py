@@ -99,7 +99,7 @@ class Evt2Reader(ph.WordStreamReader):
         return bool(h.lines) and ph.declared_encoding(h) == "evt2"
 
     def _parse_header(self) -> None:
-        h = ph.read_header(self)
+        ph.read_header(self)
         self._limits = self.info.sensor_size or (2048, 2048)
 
     def _kernel(self, words, start, out, state):
