@@ -63,7 +63,7 @@ class FilterConfig:
 
 @dataclasses.dataclass
 class DecoderConfig:
-    ema: float = 0.6
+    ema: float = 0.3
     topk: int = 3
     threshold: float = 0.0
     hysteresis: float = 0.05

@@ -120,7 +120,8 @@ class Pipeline:
                 raise ValueError(f"stream {stream}: sensor size unknown; set source.sensor_size")
             c = self.cfg
             prep = StreamPrep(stream, size, out_size=self.input_size, recipe=self.recipe,
-                              stride_us=c.window.stride_us, policy=c.input.policy, roi=c.input.roi,
+                              stride_us=c.window.stride_us or self.recipe.stride_us,
+                              policy=c.input.policy, roi=c.input.roi,
                               flip_x=c.input.flip_x, flip_y=c.input.flip_y,
                               timeout_s=c.window.timeout_s,
                               time_tolerance_us=c.window.time_tolerance_us,

@@ -34,6 +34,7 @@ class InputRecipe:
     """
 
     window_us: int
+    stride_us: int | None = None       # None: window_us (non-overlapping windows)
     channels: str = "polarity"
     frame_norm: str = "counts"
     area: bool = False

@@ -26,6 +26,7 @@ def input_recipe(cfg: RunConfig, loaded) -> InputRecipe:
     rep = ex.get("representation")
     return InputRecipe(
         window_us=int(cfg.window.window_us or ex.get("window_us") or DEFAULT_WINDOW_US),
+        stride_us=cfg.window.stride_us or ex.get("stream_stride_us"),
         channels=cfg.input.channels or ex.get("channels") or "polarity",
         frame_norm=cfg.input.frame_norm or REPRESENTATION.get(rep, rep) or "counts",
         area=ex.get("resize") == "area",
