@@ -85,7 +85,7 @@ def _decode_words(words, start, out, state, w_lim, h_lim):
     return n, i
 
 
-class Evt2Reader(ph.WordStreamReader):
+class Evt2Reader(ph.RawEvtReader):
     format = "evt2"
     title = "Prophesee RAW EVT 2.0"
     extensions = (".raw",)
@@ -93,23 +93,12 @@ class Evt2Reader(ph.WordStreamReader):
     WORD_DTYPE = "<u4"
     MAX_PER_WORD = 1
 
-    @staticmethod
-    def sniff(head: bytes) -> bool:
-        h = ph.split_header(head)
-        return bool(h.lines) and ph.declared_encoding(h) == "evt2"
-
-    def _parse_header(self) -> None:
-        ph.read_header(self)
-        self._limits = self.info.sensor_size or (2048, 2048)
-
-    def _kernel(self, words, start, out, state):
-        return _decode_words(words, start, out, state, *self._limits)
-
-    def _error(self, code: int, word: int) -> tuple[str, str]:
-        field = _ERR_FIELD[code]
-        if code == ERR_TYPE:
-            return f"undefined EVT 2.0 event type 0x{word >> 28:x} (word 0x{word:08x})", field
-        return (f"CD event {field} outside the sensor {self._limits} (word 0x{word:08x})", field)
+    ENCODING = "evt2"
+    TYPE_NAME = "event type"
+    TYPE_SHIFT = 28
+    ERR_TYPE = ERR_TYPE
+    ERR_FIELD = _ERR_FIELD
+    decode_words = staticmethod(_decode_words)
 
 
 # -- encoder -------------------------------------------------------------------------------

@@ -154,7 +154,7 @@ def _clz16(m):
     return c
 
 
-class Evt3Reader(ph.WordStreamReader):
+class Evt3Reader(ph.RawEvtReader):
     format = "evt3"
     title = "Prophesee RAW EVT 3.0"
     extensions = (".raw",)
@@ -163,23 +163,12 @@ class Evt3Reader(ph.WordStreamReader):
     MAX_PER_WORD = 12
     STATE_SIZE = STATE_SIZE
 
-    @staticmethod
-    def sniff(head: bytes) -> bool:
-        h = ph.split_header(head)
-        return bool(h.lines) and ph.declared_encoding(h) == "evt3"
-
-    def _parse_header(self) -> None:
-        ph.read_header(self)
-        self._limits = self.info.sensor_size or (2048, 2048)
-
-    def _kernel(self, words, start, out, state):
-        return _decode_words(words, start, out, state, *self._limits)
-
-    def _error(self, code: int, word: int) -> tuple[str, str]:
-        field = _ERR_FIELD[code]
-        if code == ERR_TYPE:
-            return f"undefined EVT 3.0 word type 0x{word >> 12:x} (word 0x{word:04x})", field
-        return (f"CD event {field} outside the sensor {self._limits} (word 0x{word:04x})", field)
+    ENCODING = "evt3"
+    TYPE_NAME = "word type"
+    TYPE_SHIFT = 12
+    ERR_TYPE = ERR_TYPE
+    ERR_FIELD = _ERR_FIELD
+    decode_words = staticmethod(_decode_words)
 
 
 # -- encoder -------------------------------------------------------------------------------

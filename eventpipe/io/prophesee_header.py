@@ -441,3 +441,38 @@ class _Sink:
         out.view(np.uint8)[:] = self.buf.view(np.uint8)[: self.n * EVENT_DTYPE.itemsize]
         return out
 
+
+
+class RawEvtReader(WordStreamReader):
+    """EVT 2.0 / 3.0 RAW files: the ``%`` header names the encoding, a Numba kernel
+    decodes the words.  Subclasses set ``ENCODING``, ``decode_words`` (the kernel,
+    ``(words, start, out, state, W, H) -> (n, next)``), ``ERR_TYPE`` / ``ERR_FIELD``
+    and how an undefined word is described (``TYPE_SHIFT``, ``TYPE_NAME``)."""
+
+    ENCODING: str = ""
+    TYPE_NAME: str = "word type"
+    TYPE_SHIFT: int = 28
+    ERR_TYPE: int = 1
+    ERR_FIELD: dict = {}
+    decode_words = None  # a Numba kernel (staticmethod in subclasses)
+
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        h = split_header(head)
+        return bool(h.lines) and declared_encoding(h) == cls.ENCODING
+
+    def _parse_header(self) -> None:
+        read_header(self)
+        self._limits = self.info.sensor_size or (2048, 2048)
+
+    def _kernel(self, words, start, out, state):
+        return type(self).decode_words(words, start, out, state, *self._limits)
+
+    def _error(self, code: int, word: int) -> tuple[str, str]:
+        field = self.ERR_FIELD[code]
+        digits = 2 * self.WORD
+        if code == self.ERR_TYPE:
+            return (f"undefined {self.title.removeprefix('Prophesee RAW ')} {self.TYPE_NAME} "
+                    f"0x{word >> self.TYPE_SHIFT:x} (word 0x{word:0{digits}x})", field)
+        return (f"CD event {field} outside the sensor {self._limits} (word 0x{word:0{digits}x})",
+                field)

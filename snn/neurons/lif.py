@@ -15,6 +15,7 @@ means a neuron at rest) and the updated state is returned.  The multi-step form 
 
 from __future__ import annotations
 
+import abc
 from typing import NamedTuple, Optional, Tuple
 
 import torch
@@ -115,7 +116,7 @@ def lif_multistep(
     return torch.stack(out, 0), v  # type: ignore[return-value]
 
 
-class SpikingNeuron(nn.Module):
+class SpikingNeuron(nn.Module, abc.ABC):
     """Base class of stateful neurons: ``forward(x_seq, state) -> (spikes, state)``.
 
     ``state_key`` is set by the owning model to the module's qualified name; the model's state
@@ -124,8 +125,9 @@ class SpikingNeuron(nn.Module):
 
     state_key: str = ""
 
-    def forward(self, x_seq: Tensor, state=None):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def forward(self, x_seq: Tensor, state=None):
+        """``x_seq`` ``[T, ...]`` -> (spikes ``[T, ...]``, new state)."""
 
     def single_step(self, x: Tensor, state=None):
         s, st = self(x.unsqueeze(0), state)
