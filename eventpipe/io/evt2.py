@@ -22,7 +22,6 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from eventpipe.events import as_events, check_sensor_size
 from eventpipe.io import prophesee_header as ph
 
 WORD = 4
@@ -168,25 +167,6 @@ def encode_evt2(events, sensor_size=None, *, extra_words: int = 1 << 16) -> byte
     most ``extra_words`` in all).  A backward step across a wrap is not representable:
     ``ValueError``.  x and y must be < 2048.
     """
-    ev = as_events(events)
-    if sensor_size is not None:
-        w, h = check_sensor_size(sensor_size)
-    elif len(ev):
-        w, h = int(ev["x"].max()) + 1, int(ev["y"].max()) + 1
-    else:
-        w, h = 1, 1
-    if len(ev) and (ev["x"].max() >= min(w, 2048) or ev["y"].max() >= min(h, 2048)):
-        raise ValueError("encode_evt2: coordinates must be < 2048 and inside sensor_size")
-    if len(ev) and ev["t"].min() < 0:
-        raise ValueError("encode_evt2: timestamps must be >= 0")
-    x = np.ascontiguousarray(ev["x"])
-    y = np.ascontiguousarray(ev["y"])
-    t = np.ascontiguousarray(ev["t"])
-    p = np.ascontiguousarray(ev["p"])
-    out = np.empty(2 * len(ev) + 4 + extra_words, dtype="<u4")
-    n = _encode_words(x, y, t, p, out)
-    if n < 0:
-        raise ValueError("encode_evt2: timestamps not representable (a backward step "
-                         "across a 2**34 µs wrap, or more wraps than extra_words allows)")
-    header = f"% evt 2.0\n% format EVT2;height={h};width={w}\n% end\n".encode()
-    return header + out[:n].tobytes()
+    return ph.encode_raw(events, sensor_size, encoding="evt2", word_dtype="<u4",
+                         words_per_event=2, extra_words=extra_words,
+                         encode_words=_encode_words, wrap="2**34 µs")

@@ -29,7 +29,6 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from eventpipe.events import as_events, check_sensor_size
 from eventpipe.io import prophesee_header as ph
 from eventpipe.io.evt2 import emit_time_high
 
@@ -245,22 +244,6 @@ def encode_evt3(events, sensor_size=None, *, extra_words: int = 1 << 16) -> byte
     encoded as the camera does (two TIME_HIGH words per wrap, at most ``extra_words``);
     a backward step across a wrap is not representable (``ValueError``).
     """
-    ev = as_events(events)
-    if sensor_size is not None:
-        w, h = check_sensor_size(sensor_size)
-    elif len(ev):
-        w, h = int(ev["x"].max()) + 1, int(ev["y"].max()) + 1
-    else:
-        w, h = 1, 1
-    if len(ev) and (ev["x"].max() >= min(w, 2048) or ev["y"].max() >= min(h, 2048)):
-        raise ValueError("encode_evt3: coordinates must be < 2048 and inside sensor_size")
-    if len(ev) and ev["t"].min() < 0:
-        raise ValueError("encode_evt3: timestamps must be >= 0")
-    cols = [np.ascontiguousarray(ev[f]) for f in ("x", "y", "t", "p")]
-    out = np.empty(5 * len(ev) + 4 + extra_words, dtype="<u2")
-    n = _encode_words(*cols, out)
-    if n < 0:
-        raise ValueError("encode_evt3: timestamps not representable (a backward step across "
-                         "a 2**24 µs wrap, or more wraps than extra_words allows)")
-    header = f"% evt 3.0\n% format EVT3;height={h};width={w}\n% end\n".encode()
-    return header + out[:n].tobytes()
+    return ph.encode_raw(events, sensor_size, encoding="evt3", word_dtype="<u2",
+                         words_per_event=5, extra_words=extra_words,
+                         encode_words=_encode_words, wrap="2**24 µs")

@@ -35,7 +35,7 @@ from typing import Iterator
 import numpy as np
 
 from eventpipe.errors import EventFormatError, EventFormatWarning
-from eventpipe.events import EVENT_DTYPE
+from eventpipe.events import EVENT_DTYPE, as_events, check_sensor_size
 from eventpipe.io.base import EventReader
 
 MAX_LINE = 4096
@@ -476,3 +476,31 @@ class RawEvtReader(WordStreamReader):
                     f"0x{word >> self.TYPE_SHIFT:x} (word 0x{word:0{digits}x})", field)
         return (f"CD event {field} outside the sensor {self._limits} (word 0x{word:0{digits}x})",
                 field)
+
+
+def encode_raw(events, sensor_size, *, encoding: str, word_dtype: str, words_per_event: int,
+               extra_words: int, encode_words, wrap: str) -> bytes:
+    """Shared EVT 2.0 / 3.0 encoder driver: validate, run the Numba word encoder
+    ``encode_words(x, y, t, p, out) -> n`` (``n < 0``: timestamps not representable),
+    prepend the ``% evt`` / ``% format`` header."""
+    name = f"encode_{encoding}"
+    ev = as_events(events)
+    if sensor_size is not None:
+        w, h = check_sensor_size(sensor_size)
+    elif len(ev):
+        w, h = int(ev["x"].max()) + 1, int(ev["y"].max()) + 1
+    else:
+        w, h = 1, 1
+    if len(ev) and (ev["x"].max() >= min(w, 2048) or ev["y"].max() >= min(h, 2048)):
+        raise ValueError(f"{name}: coordinates must be < 2048 and inside sensor_size")
+    if len(ev) and ev["t"].min() < 0:
+        raise ValueError(f"{name}: timestamps must be >= 0")
+    cols = [np.ascontiguousarray(ev[f]) for f in ("x", "y", "t", "p")]
+    out = np.empty(words_per_event * len(ev) + 4 + extra_words, dtype=word_dtype)
+    n = encode_words(*cols, out)
+    if n < 0:
+        raise ValueError(f"{name}: timestamps not representable (a backward step across a "
+                         f"{wrap} wrap, or more wraps than extra_words allows)")
+    version = encoding[-1]
+    header = (f"% evt {version}.0\n% format EVT{version};height={h};width={w}\n% end\n").encode()
+    return header + out[:n].tobytes()

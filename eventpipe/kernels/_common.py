@@ -22,6 +22,8 @@ from eventpipe.events import EVENT_DTYPE, as_events, check_sensor_size
 
 #: default tolerance for timestamps that step backwards (µs); EVT 3.0 TIME_LOW
 #: jitter is a few µs, so 1 ms is generous while still rejecting real garbage.
+I64_MIN = np.iinfo(np.int64).min  # "no timestamp yet" for running maxima
+
 DEFAULT_TIME_TOLERANCE_US = 1000
 
 # indices into the int64 counter arrays the kernels fill

@@ -26,6 +26,7 @@ from numba import njit, prange
 
 from eventpipe.kernels._windows import _index_windows, _time_bin_windows, time_windows
 from eventpipe.kernels._common import (
+    I64_MIN,
     DEFAULT_TIME_TOLERANCE_US,
     N_COUNTERS,
     BinStats,
@@ -38,7 +39,6 @@ from eventpipe.kernels._common import (
     sensor_wh,
 )
 
-_I64_MIN = np.iinfo(np.int64).min
 
 
 @njit(cache=True, nogil=True)
@@ -181,7 +181,7 @@ def _bin_time_parallel(x, y, t, p, ws, we, out, npol, tol, maxval, priv, kfirst,
         b = (c + 1) * n // nch
         if a >= b:
             kfirst[c] = -1
-            chunk_max[c] = _I64_MIN
+            chunk_max[c] = I64_MIN
             continue
         runmax = t[a]
         i = a
@@ -217,7 +217,7 @@ def _valid_mask(x, y, t, W, H, tol, counters):
     """Time policy + bounds check; returns (keep mask, number kept)."""
     n = x.shape[0]
     keep = np.zeros(n, dtype=np.bool_)
-    runmax = _I64_MIN
+    runmax = I64_MIN
     kept = 0
     for i in range(n):
         ti = t[i]
@@ -260,10 +260,10 @@ def _bin_time(x, y, t, p, ws, we, res, P, tol, maxval, nthreads, counters) -> in
         counters[:] = 0
     if disjoint:
         _, runmax = _bin_disjoint(x, y, t, p, 0, len(x), ws, we, res, P, tol, maxval,
-                                  np.int64(_I64_MIN), False, counters[0])
+                                  np.int64(I64_MIN), False, counters[0])
     else:
         runmax = _bin_time_range(x, y, t, p, 0, len(x), ws, we, res, P, tol, maxval,
-                                 np.int64(_I64_MIN), counters[0])
+                                 np.int64(I64_MIN), counters[0])
     return int(runmax)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit
 
 from eventpipe.kernels._common import (
+    I64_MIN,
     DEFAULT_TIME_TOLERANCE_US,
     N_COUNTERS,
     BinStats,
@@ -26,7 +27,6 @@ from eventpipe.kernels._common import (
 )
 from eventpipe.kernels.frames import time_windows
 
-_I64_MIN = np.iinfo(np.int64).min
 
 
 @njit(cache=True, nogil=True)
@@ -48,7 +48,7 @@ def _timesurface(x, y, t, p, ws, we, npol, tau, out, tol, counters):
     W = out.shape[3]
     mem = np.zeros((P, H, W), np.float64)
     has = np.zeros((P, H, W), np.bool_)
-    runmax = _I64_MIN
+    runmax = I64_MIN
     k = 0
     for i in range(n):
         ti = t[i]

@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit
 
 from eventpipe.kernels._common import (
+    I64_MIN,
     DEFAULT_TIME_TOLERANCE_US,
     N_COUNTERS,
     BinStats,
@@ -28,7 +29,6 @@ from eventpipe.kernels._common import (
     sensor_wh,
 )
 
-_I64_MIN = np.iinfo(np.int64).min
 
 
 @njit(cache=True, nogil=True)
@@ -38,7 +38,7 @@ def _voxel(x, y, t, p, t0, t1, out, tol, counters):
     H = out.shape[2]
     W = out.shape[3]
     d = float(t1 - t0)
-    runmax = _I64_MIN
+    runmax = I64_MIN
     for i in range(n):
         ti = t[i]
         if ti < runmax:
