@@ -97,28 +97,20 @@ def cmd_run(args, out: TextIO) -> int:
     from eventpipe.runtime.config import load_run_config
     from eventpipe.runtime.run import run
 
-    overrides = list(args.set or [])
-    if args.source is not None:
-        overrides.append(f"source.uri={_toml_str(args.source)}")
-    if args.model is not None:
-        overrides.append(f"model.name={_toml_str(args.model)}")
+    cfg = load_run_config(args.config, list(args.set or []))
+    # command-line flags win over the file and --set
+    flags = [(cfg.source, "uri", args.source), (cfg.model, "name", args.model),
+             (cfg.source, "speed", args.speed), (cfg.sinks, "publish", args.publish),
+             (cfg.sinks, "jsonl", args.jsonl), (cfg.runtime, "duration_s", args.duration)]
+    for section, key, value in flags:
+        if value is not None:
+            setattr(section, key, value)
     if args.max_speed:
-        overrides.append("source.speed=nan")
-    elif args.speed is not None:
-        overrides.append(f"source.speed={float(args.speed)}")
-    if args.loop:
-        overrides.append("source.loop=true")
-    if args.publish is not None:
-        overrides.append(f"sinks.publish={_toml_str(args.publish)}")
-    if args.jsonl is not None:
-        overrides.append(f"sinks.jsonl={_toml_str(args.jsonl)}")
-    if args.duration is not None:
-        overrides.append(f"runtime.duration_s={float(args.duration)}")
-    if args.quiet:
-        overrides.append("sinks.console=false")
-    cfg = load_run_config(args.config, overrides)
-    if cfg.source.speed is not None and cfg.source.speed != cfg.source.speed:  # nan = max speed
         cfg.source.speed = None
+    if args.loop:
+        cfg.source.loop = True
+    if args.quiet:
+        cfg.sinks.console = False
     summary = run(cfg, out=out, err=args.err, view=args.view, video=args.video)
     if args.metrics_json:
         with open(args.metrics_json, "w") as f:

@@ -12,8 +12,6 @@ import numpy as np
 @dataclasses.dataclass
 class Metrics:
     events_in: int = 0
-    events_filtered: int = 0
-    events_out_of_bounds: int = 0
     frames: int = 0
     frames_dropped: int = 0
     steps: int = 0
