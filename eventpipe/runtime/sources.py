@@ -95,30 +95,27 @@ def synthetic_source(spec: str, *, speed: float | None = 1.0, queue_size: int = 
                            queue_size=queue_size)
 
 
-def emulated_source(kind: str, target: str, *, sensor_size=None, speed: float | None = 1.0,
+def emulated_source(kind: str, target: str, *, sensor_size, speed: float | None = 1.0,
                     queue_size: int = 256) -> GeneratorSource:
+    """``camera:INDEX`` / ``video:PATH`` through the DVS emulator at ``sensor_size``.
+
+    The first packet is pulled here, so a camera or file that cannot deliver frames
+    fails when the pipeline is built rather than in its thread."""
+    import itertools
+
     from eventpipe.emulator.sources import camera_source, video_source
 
-    if kind == "camera":
+    live = kind == "camera"
+    if live:
         gen = camera_source(int(target or 0), sensor_size=sensor_size)
-        live = True
         speed = None  # a camera is paced by itself
     else:
         gen = video_source(target, sensor_size=sensor_size)
-        live = False
     first = next(gen, None)
     if first is None:
         raise ValueError(f"{kind}:{target} delivered no frames")
-    size = sensor_size
-
-    def items():
-        yield first, None
-        for ev in gen:
-            yield ev, None
-
-    if size is None:
-        raise ValueError(f"{kind}: sources need sensor_size (the emulator's output size)")
-    return GeneratorSource(items(), sensor_size=size, live=live, speed=speed,
+    items = ((ev, None) for ev in itertools.chain([first], gen))
+    return GeneratorSource(items, sensor_size=sensor_size, live=live, speed=speed,
                            queue_size=queue_size)
 
 
