@@ -20,6 +20,17 @@ from .state import StepContext
 NeuronFactory = Callable[..., SpikingNeuron]
 
 
+def _fast_runner(module: nn.Module, x: Tensor):
+    """The event-driven runner installed by ``fold(fast=True)`` if it can take ``x``, else None."""
+    fast = module.__dict__.get("_fast")
+    if fast is not None:
+        from .fastpath import eligible
+
+        if eligible(x):
+            return fast
+    return None
+
+
 def _tb(fn, x: Tensor) -> Tensor:
     """Apply a frame-wise op to ``[T, B, ...]`` by flattening T and B."""
     y = fn(x.flatten(0, 1))
@@ -111,6 +122,9 @@ class ConvBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(dim)
 
     def forward(self, x: Tensor, ctx: StepContext) -> Tensor:
+        fast = _fast_runner(self, x)
+        if fast is not None:
+            return fast(x, ctx)
         x = self.Conv(x, ctx) + x
         y = _tb(lambda z: self.bn1(self.conv1(z)), ctx.run(self.lif1, x))
         y = _tb(lambda z: self.bn2(self.conv2(z)), ctx.run(self.lif2, y))
@@ -128,6 +142,9 @@ class Downsampling(nn.Module):
         self.encode_lif = None if first_layer else neuron()
 
     def forward(self, x: Tensor, ctx: StepContext) -> Tensor:
+        fast = _fast_runner(self, x)
+        if fast is not None:
+            return fast(x, ctx)
         if self.encode_lif is not None:
             x = ctx.run(self.encode_lif, x)
         return _tb(lambda z: self.encode_bn(self.encode_conv(z)), x)
@@ -166,5 +183,8 @@ class TransformerBlock(nn.Module):
         self.mlp = ChannelMLP(dim, int(dim * mlp_ratio), neuron)
 
     def forward(self, x: Tensor, ctx: StepContext) -> Tensor:
+        fast = _fast_runner(self, x)
+        if fast is not None:
+            return fast(x, ctx)
         x = x + self.attn(x, ctx)
         return x + self.mlp(x, ctx)

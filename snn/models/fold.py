@@ -170,7 +170,7 @@ def _pointwise(m: nn.Module) -> nn.Module:
 
 @torch.no_grad()
 def fold_model(model: MetaSpikeFormer, repconv: str = "chain", spike_conv: bool = True,
-               max_density: float = 0.06) -> MetaSpikeFormer:
+               max_density: float = 0.06, fast: bool = True) -> MetaSpikeFormer:
     """Folded eval-only copy of ``model`` (identical function in eval mode up to float rounding).
 
     ``repconv="dense"`` folds each RepConv (+ its BN) into one 3x3 conv (the re-parameterised form,
@@ -180,6 +180,10 @@ def fold_model(model: MetaSpikeFormer, repconv: str = "chain", spike_conv: bool 
     ``spike_conv`` wraps the 3x3 convs fed by spikes (conv blocks, downsampling) in
     :class:`~snn.models.spikeconv.SpikeConv2d`, which scatters only the non-zero inputs when their
     density is below ``max_density`` (and runs the dense conv otherwise).
+
+    ``fast`` (with ``repconv="chain"``) attaches the event-driven CPU runners of
+    :mod:`snn.models.fastpath` to the downsamplings, conv blocks and ``sdsa3`` transformer blocks;
+    they take CPU float32 input without autograd, the modules above everything else.
     """
     if repconv not in REPCONV_MODES:
         raise ValueError(f"repconv must be one of {REPCONV_MODES}, got {repconv!r}")
@@ -211,5 +215,9 @@ def fold_model(model: MetaSpikeFormer, repconv: str = "chain", spike_conv: bool 
                 setattr(parent, name, new)
     for p in folded.parameters():
         p.requires_grad_(False)
+    if fast and repconv == "chain":
+        from .fastpath import install
+
+        install(folded)
     folded._folded = True
     return folded

@@ -111,11 +111,13 @@ class MetaSpikeFormer(nn.Module):
             raise RuntimeError("this model is folded for inference (eval only); train the unfolded model")
         return super().train(mode)
 
-    def fold(self, repconv: str = "chain", spike_conv: bool = True, max_density: float = 0.06) -> "MetaSpikeFormer":
-        """A folded, eval-only copy for fast inference (see :mod:`snn.models.fold`)."""
+    def fold(self, repconv: str = "chain", spike_conv: bool = True, max_density: float = 0.06,
+             fast: bool = True) -> "MetaSpikeFormer":
+        """A folded, eval-only copy for fast inference (see :mod:`snn.models.fold`; ``fast``: the
+        event-driven CPU path of :mod:`snn.models.fastpath`)."""
         from .fold import fold_model
 
-        return fold_model(self, repconv=repconv, spike_conv=spike_conv, max_density=max_density)
+        return fold_model(self, repconv=repconv, spike_conv=spike_conv, max_density=max_density, fast=fast)
 
     @property
     def is_folded(self) -> bool:

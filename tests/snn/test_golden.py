@@ -82,11 +82,12 @@ def test_stepping_reproduces_golden_and_sequence(golden, official):
         torch.testing.assert_close(state[name].v, seq_ctx.new[name].v, atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("repconv,spike_conv", [("chain", True), ("chain", False), ("dense", False)])
-def test_folded_identical_spikes(golden, official, repconv, spike_conv):
+@pytest.mark.parametrize("repconv,spike_conv,fast", [("chain", True, True), ("chain", True, False),
+                                                    ("chain", False, False), ("dense", False, False)])
+def test_folded_identical_spikes(golden, official, repconv, spike_conv, fast):
     from snn.models.spikeconv import SpikeConv2d
 
-    folded = official.fold(repconv=repconv, spike_conv=spike_conv)
+    folded = official.fold(repconv=repconv, spike_conv=spike_conv, fast=fast)
     for m in folded.modules():  # force the event-driven path wherever it is installed
         if isinstance(m, SpikeConv2d):
             m.max_density, m.min_out_channels, m.max_out_pixels = 1.0, 0, 1 << 30
@@ -108,7 +109,13 @@ def test_folded_identical_spikes(golden, official, repconv, spike_conv):
             outs.append(o)
     torch.testing.assert_close(torch.stack(outs), golden["logits_per_timestep"], atol=ATOL, rtol=0)
     sparse_calls = sum(m.sparse_calls for m in folded.modules() if isinstance(m, SpikeConv2d))
-    assert (sparse_calls > 0) == spike_conv  # the event-driven path was exercised
+    fast_calls = [m.__dict__["_fast"].calls for m in folded.modules() if "_fast" in m.__dict__]
+    if fast:  # every downsampling, conv block and transformer block ran the event-driven fast path
+        assert len(fast_calls) == 5 + 4 + sum(official.depths) and min(fast_calls) == 1 + x.shape[0]
+        assert sparse_calls == 0
+    else:
+        assert not fast_calls
+        assert (sparse_calls > 0) == spike_conv  # the event-driven conv was exercised
 
 
 def test_folding_leaves_original_untouched(golden, official):

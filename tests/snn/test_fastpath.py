@@ -1,0 +1,157 @@
+"""Event-driven fast path of folded models (snn/models/fastpath.py) against the ordinary folded path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from snn.models import fastpath as fp
+
+from .conftest import event_input, small_model
+
+
+def _fast_calls(model):
+    return sum(m.__dict__["_fast"].calls for m in model.modules() if "_fast" in m.__dict__)
+
+
+def _runners(model):
+    return [m for m in model.modules() if "_fast" in m.__dict__]
+
+
+def _spikes_from(x, cs):
+    """Active lists of a 0/1 map x [T, B, P, C] via the LIF kernel (v = 0, tau 2, threshold 1)."""
+    T, B, P, C = x.shape
+    nb = -(-C // cs)
+    idx = np.empty((T, B, P, C), np.int16)
+    off = np.empty((T, B, P, nb + 1), np.int32)
+    v = np.zeros((B, P, C), np.float32)
+    fp.lif_csr(np.ascontiguousarray(2 * x[:1]), v, np.empty_like(v), np.float32(2), np.float32(1), False, True,
+               cs, idx[:1], off[:1], fp._EMPTY_F, False, 2)
+    for t in range(1, T):  # frames are independent here: run each from rest
+        fp.lif_csr(np.ascontiguousarray(2 * x[t:t + 1]), v, np.empty_like(v), np.float32(2), np.float32(1), False,
+                   True, cs, idx[t:t + 1], off[t:t + 1], fp._EMPTY_F, False, 2)
+    return idx, off
+
+
+@pytest.mark.parametrize("k,stride,pad,block", [(3, 1, 1, 1 << 30), (3, 2, 1, 1 << 30), (7, 2, 3, 1 << 30),
+                                                 (1, 1, 0, 1 << 30), (3, 1, 1, 2000)])
+def test_gather_conv_equals_conv2d(k, stride, pad, block, monkeypatch):
+    monkeypatch.setattr(fp, "WEIGHT_BLOCK_BYTES", block)  # small: several input-channel blocks
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(11, 20, k, stride, pad)
+    T, B, H, W = 2, 2, 9, 7
+    x = (torch.rand(T, B, H, W, 11) < 0.3).float()
+    g = fp.Gather(conv, stride, pad)
+    assert (g.nb > 1) == (block == 2000)
+    idx, off = _spikes_from(x.reshape(T, B, H * W, 11).numpy(), g.cs)
+    out, _ = fp.run_gather(g, fp.Spikes(idx, off, H, W, g.cs), T, B)
+    with torch.no_grad():
+        ref = conv(x.flatten(0, 1).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    torch.testing.assert_close(torch.from_numpy(out).view(ref.shape), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_depthwise_and_value_conv_equal_torch():
+    torch.manual_seed(1)
+    x = (torch.rand(2, 10, 9, 6) < 0.3).float()  # [N, H, W, C]
+    for k in (3, 5, 7):
+        w = torch.randn(6, 1, k, k)
+        out = np.empty((2, 10, 9, 7), np.float32)
+        fp.depthwise(x.numpy(), w[:, 0].permute(1, 2, 0).contiguous().numpy(), out, True)
+        ref = F.conv2d(x.permute(0, 3, 1, 2), w, padding=k // 2, groups=6).permute(0, 2, 3, 1)
+        torch.testing.assert_close(torch.from_numpy(out[..., :6]), ref, atol=1e-5, rtol=1e-5)
+        assert (out[..., 6] == 1).all()
+    conv = torch.nn.Conv2d(2, 8, 7, 2, 3)
+    ev = torch.poisson(torch.full((3, 13, 12, 2), 0.2))  # counts > 1 included
+    g = fp.Gather(conv, 2, 3)
+    out = np.empty((3, 7, 6, 8), np.float32)
+    fp.dense_input_conv(ev.numpy(), g.w3, g.bias, 7, 2, 3, out)
+    with torch.no_grad():
+        ref = conv(ev.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    torch.testing.assert_close(torch.from_numpy(out), ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kw", [{}, {"soft_reset": True, "tau": 3.0}, {"decay_input": False}, {"kd": True}])
+def test_fast_path_equals_folded_path(kw):
+    model = small_model(**kw)
+    fast, slow = model.fold(), model.fold(fast=False)
+    assert len(_runners(fast)) == 5 + 4 + 2 and not _runners(slow)
+    x = event_input(T=3, B=2)
+    with torch.no_grad():
+        ref, ref_ctx = slow.run(x, record_spikes=True, record_features=True)
+        out, ctx = fast.run(x, record_spikes=True, record_features=True)
+    assert _fast_calls(fast) == 11
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=0)
+    assert ctx.spikes.keys() == ref_ctx.spikes.keys()
+    flips = sum((ctx.spikes[k] != s).sum().item() for k, s in ref_ctx.spikes.items())
+    total = sum(s.numel() for s in ref_ctx.spikes.values())
+    assert flips <= 1e-4 * total  # summation order only; in practice 0
+    for k, f in ref_ctx.features.items():
+        assert ctx.features[k].shape == f.shape
+        torch.testing.assert_close(ctx.features[k], f, atol=1e-4, rtol=0)
+    for k, st in ref_ctx.new.items():
+        assert ctx.new[k].v.shape == st.v.shape
+        torch.testing.assert_close(ctx.new[k].v, st.v, atol=1e-4, rtol=0)
+
+
+def test_fast_stepping_equals_sequence_and_states_interchange():
+    model = small_model(seed=3)
+    fast, slow = model.fold(), model.fold(fast=False)
+    x = event_input(T=4, B=2, seed=5)
+    with torch.no_grad():
+        seq, st_seq = fast.forward_sequence(x)
+        outs, st = [], None
+        for t in range(4):
+            o, st = fast.step(x[t], st)
+            outs.append(o)
+        torch.testing.assert_close(torch.stack(outs), seq, atol=1e-5, rtol=0)
+        for k in st_seq:
+            torch.testing.assert_close(st[k].v, st_seq[k].v, atol=1e-5, rtol=0)
+        # a state written by the fast path (channels-last memory) continues on the ordinary path
+        # and the other way round
+        _, st_f = fast.forward_sequence(x[:2])
+        _, st_s = slow.forward_sequence(x[:2])
+        a, _ = slow.forward_sequence(x[2:], st_f)
+        b, _ = fast.forward_sequence(x[2:], st_s)
+        ref, _ = slow.forward_sequence(x)
+        torch.testing.assert_close(a, ref[2:], atol=1e-4, rtol=0)
+        torch.testing.assert_close(b, ref[2:], atol=1e-4, rtol=0)
+        # the state passed in is not modified
+        before = {k: v.v.clone() for k, v in st_f.items()}
+        fast.step(x[2], st_f)
+        assert all(torch.equal(before[k], st_f[k].v) for k in before)
+
+
+def test_fallbacks_and_errors():
+    x = event_input(T=2, B=1)
+    # sdsa1 blocks take the ordinary path; the convolution stages stay fast
+    m = small_model(attn_mode="sdsa1")
+    fast = m.fold()
+    assert len(_runners(fast)) == 5 + 4
+    with torch.no_grad():
+        torch.testing.assert_close(fast.forward_sequence(x)[0], m.forward_sequence(x)[0], atol=1e-4, rtol=0)
+    # integer neurons, dense RepConv folding: no fast path
+    assert not _runners(small_model(neuron="multispike").fold())
+    assert not _runners(small_model().fold(repconv="dense"))
+    # float64 input: the ordinary folded path
+    m = small_model()
+    fast = m.fold().double()
+    with torch.no_grad():
+        fast.step(x[0].double(), None)
+    assert _fast_calls(fast) == 0
+    # a state of the wrong shape is refused as on the ordinary path
+    fast = m.fold()
+    with torch.no_grad():
+        _, st = fast.step(x[0], None)
+        with pytest.raises(ValueError, match="state shape"):
+            fast.step(torch.cat([x[0], x[0]]), st)
+
+
+def test_static_images_take_the_dense_stem():
+    model = small_model()
+    fast = model.fold()
+    img = torch.rand(2, 2, 32, 32)  # dense input: the library conv for the first layer
+    with torch.no_grad():
+        torch.testing.assert_close(fast(img), model(img), atol=1e-4, rtol=0)
+    assert _fast_calls(fast) == 11
