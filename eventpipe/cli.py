@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Callable, TextIO
 
@@ -175,6 +176,11 @@ def cmd_eval(args, out: TextIO) -> int:
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(res, f, indent=2)
+    if args.png:
+        from eventpipe.runtime.stream_eval import plot_trace
+
+        plot_trace(res["trace"], args.png, title=f"{args.stream}: truth and label per window "
+                   f"(first 60 s; window accuracy {res['window_accuracy'] or 0:.3f})")
     rate = res["switch_catch_rate"]
     acc = res["window_accuracy"]
     out.write(f"windows {res['windows']:,}, window accuracy "
@@ -296,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--config", "-c", default=None,
                     help="clips: TOML whose [data] selects the dataset (default: the checkpoint's)")
     sp.add_argument("--split", default="test")
-    sp.add_argument("--png", default=None, help="clips: write the confusion matrix here")
+    sp.add_argument("--png", default=None,
+                    help="clips: write the confusion matrix here; stream: the truth/label timeline")
     sp.add_argument("--batch-size", type=int, default=32)
     sp.add_argument("--stream", default=None, metavar="URI",
                     help="evaluate on a labelled stream instead, e.g. synthetic:seed=1000")
@@ -346,6 +353,10 @@ def main(argv: list[str] | None = None, out: TextIO | None = None,
          err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
+    # torch's and numba's OpenMP pools share the cores: idle workers must sleep, not spin (a
+    # spinning pool doubles a model step on 2 cores).  Read when OpenMP starts, i.e. at the first
+    # torch/numba import, which the commands do lazily; an explicit setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -63,10 +63,10 @@ class FilterConfig:
 
 @dataclasses.dataclass
 class DecoderConfig:
-    ema: float = 0.3
+    ema: float = 0.0
     topk: int = 3
     threshold: float = 0.0
-    hysteresis: float = 0.05
+    hysteresis: float = 0.0
     emit_every: int = 0
     emit_on_change: bool = True
 

@@ -85,4 +85,37 @@ def evaluate_stream(cfg, *, duration_s: float | None = None, max_latency_us: int
     res = summarise(labels, max_latency_us)
     res["run"] = {k: metrics[k] for k in ("events_in", "frames", "steps", "labels",
                                           "latency_p50_ms", "latency_p99_ms")}
+    res["trace"] = [{"t_us": m.get("t_us"), "label": m.get("label"), "truth": m.get("truth")}
+                    for m in labels if m.get("truth") is not None]
     return res
+
+
+def plot_trace(trace: list[dict], path, *, start_s: float = 0.0, seconds: float | None = 60.0,
+               title: str = "") -> None:
+    """Truth (line) and label (dots: green right, red wrong) of every window over event time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [m for m in trace if m["t_us"] is not None and m["t_us"] / 1e6 >= start_s
+           and (seconds is None or m["t_us"] / 1e6 < start_s + seconds)]
+    names = sorted({m["truth"] for m in pts} | {m["label"] for m in pts if m["label"] is not None})
+    row = {n: i for i, n in enumerate(names)}
+    t = np.array([m["t_us"] / 1e6 for m in pts])
+    truth = np.array([row[m["truth"]] for m in pts])
+    lab = np.array([row[m["label"]] if m["label"] is not None else -1 for m in pts])
+    ok = lab == truth
+    fig, ax = plt.subplots(figsize=(12, 0.32 * len(names) + 1.6))
+    ax.step(t, truth, where="post", color="0.3", lw=2.5, alpha=0.5, label="truth")
+    ax.scatter(t[ok], lab[ok], s=7, color="tab:green", label="label (right)", zorder=3)
+    ax.scatter(t[~ok], lab[~ok], s=9, color="tab:red", marker="x", label="label (wrong)", zorder=3)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("event time (s)")
+    ax.grid(alpha=0.25)
+    ax.legend(loc="upper right", fontsize=8, ncol=3)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

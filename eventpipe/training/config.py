@@ -15,7 +15,7 @@ from typing import Literal, Optional
 
 from eventpipe.config import apply_overrides, from_dict, load_toml
 
-DatasetKind = Literal["synthetic", "hardvs", "gesture", "gesture_npy", "folder"]
+DatasetKind = Literal["synthetic", "synthetic_stream", "hardvs", "gesture", "gesture_npy", "folder"]
 
 
 @dataclass
@@ -41,9 +41,21 @@ class DataConfig:
     sensor_size: tuple[int, int] = (64, 64)     # (W, H) of the generated clips
     duration_us: int = 1_000_000
     gen_workers: int = 1
+    # synthetic_stream: live streams windowed like the runtime, one target per window
+    n_streams: int = 20                 # training streams (test: n_test_streams), seeds in stream_data
+    n_test_streams: int = 4
+    stream_seconds: float = 60.0        # event time per stream
+    switch_every_s: float = 3.0         # a new action every this many seconds
+    run_windows: int = 32               # windows per training run (the model's T stays data.T)
+    clips_per_stream: int = 32          # training runs drawn per stream and epoch
+    burn_in: int = 8                    # first windows of a run carry no loss (state from rest)
+    switch_grace_us: int = 100_000      # windows ending this soon after a switch carry no loss
+    switch_weight: float = 1.0          # loss weight of the windows ending within switch_focus_us
+    switch_focus_us: int = 500_000      # after a switch (past the grace): learn to switch fast
     # clips
     T: int = 8                          # windows per clip (model timesteps)
     window_us: int = 100_000            # window length
+    stride_us: int = 0                  # window start to start (0 = window_us); runtime default too
     input_size: tuple[int, int] = (64, 64)      # (H, W) fed to the model
     representation: Literal["log", "counts", "binary"] = "log"
     # input channels: "polarity" = (OFF, ON) counts per window; "halves" = all-polarity counts of
@@ -83,6 +95,9 @@ class OptimConfig:
     label_smoothing: float = 0.1
     clip_grad: float = 1.0
     per_step_loss: bool = False         # cross-entropy on every timestep's logits (TET)
+    freeze_bn: bool = False             # BatchNorm keeps its running statistics (fine-tuning)
+    aux_weight: float = 1.0             # loss weight of the aux_data batch
+    aux_batch_size: int = 16
     amp: bool = True                    # only used when CUDA is present
     channels_last: bool = True          # only used when CUDA is present
 
@@ -96,6 +111,7 @@ class TrainConfig:
     eval_every: int = 1                 # epochs
     log_every: int = 10                 # steps
     resume: str = ""                    # path to last.pt, or "auto" = <out_dir>/last.pt if present
+    init: str = ""                      # start from these weights (an snn checkpoint; fine-tuning)
     export: str = ""                    # also save the final/best weights here (fp16 if export_fp16)
     export_fp16: bool = True
     export_best: bool = True
@@ -103,6 +119,9 @@ class TrainConfig:
     progress: bool = True
     max_steps: int = 0                  # stop after this many steps (0 = all epochs); for tests
     data: DataConfig = field(default_factory=DataConfig)
+    # optional second training set, one batch of it per step added to the loss with
+    # optim.aux_weight (e.g. clips while fine-tuning on streams, to keep clip accuracy)
+    aux_data: Optional[DataConfig] = None
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
 

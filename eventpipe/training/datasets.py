@@ -307,6 +307,11 @@ def build_dataset(d: DataConfig, split: str, train: Optional[bool] = None, progr
     train = (split == "train") if train is None else train
     if d.dataset == "synthetic":
         return SyntheticFrames(d, "train" if split == "train" else "test", train=train, progress=progress)
+    if d.dataset == "synthetic_stream":
+        from eventpipe.training.stream_data import SyntheticStreamFrames
+
+        return SyntheticStreamFrames(d, "train" if split == "train" else "test", train=train,
+                                     progress=progress)
     sp = d.train_split if split == "train" else d.test_split
     if d.dataset == "hardvs":
         items = hardvs_items(d.root, sp)

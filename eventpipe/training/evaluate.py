@@ -24,7 +24,8 @@ def eval_clips(checkpoint: Union[str, os.PathLike, Tuple[torch.nn.Module, Dict[s
                title: Optional[str] = None) -> Dict[str, Any]:
     """Accuracy and confusion matrix (rows = truth, columns = prediction) of ``checkpoint`` on
     ``dataset`` (items ``(frames [T, 2, H, W], label)``, e.g. from
-    :func:`eventpipe.training.datasets.build_dataset` with ``train=False``).
+    :func:`eventpipe.training.datasets.build_dataset` with ``train=False``); for items with one
+    target per window (``synthetic_stream``) the accuracy is per window.
 
     ``png``: also draw the row-normalised confusion matrix there."""
     model, meta = load_for_eval(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else checkpoint
@@ -33,9 +34,15 @@ def eval_clips(checkpoint: Union[str, os.PathLike, Tuple[torch.nn.Module, Dict[s
                  or [str(i) for i in range(model.num_classes)])
     nc = model.num_classes
     conf = np.zeros((nc, nc), np.int64)
-    for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        logits = model(x.to(device).transpose(0, 1).contiguous())
-        pred = logits.argmax(1).cpu().numpy()
+    for x, y, *_ in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        x = x.to(device).transpose(0, 1).contiguous()
+        if y.dim() == 2:  # one target per window (stream data): every step's logits, ignored left out
+            pred = model(x, per_step=True).argmax(-1).transpose(0, 1).cpu().numpy().ravel()
+            y = y.numpy().ravel()
+            keep = y >= 0
+            np.add.at(conf, (y[keep], pred[keep]), 1)
+            continue
+        pred = model(x).argmax(1).cpu().numpy()
         np.add.at(conf, (y.numpy(), pred), 1)
     n = int(conf.sum())
     acc = float(np.trace(conf)) / max(1, n)

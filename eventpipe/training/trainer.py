@@ -74,8 +74,10 @@ def recipe_extra(cfg: TrainConfig, **more) -> Dict[str, Any]:
                resize="area", channels=d.channels,
                channel_names=["OFF", "ON"] if d.channels == "polarity" else ["first_half", "second_half"],
                dataset=d.dataset,
-               sensor_size=list(d.sensor_size) if d.dataset == "synthetic" else None,
+               sensor_size=list(d.sensor_size) if d.dataset.startswith("synthetic") else None,
                train_config=config_dict(cfg))
+    if d.stride_us:
+        out["stream_stride_us"] = int(d.stride_us)
     out.update(more)
     return out
 
@@ -138,24 +140,59 @@ def _to_input(x: torch.Tensor, device, channels_last: bool) -> torch.Tensor:
     return x
 
 
+def logits_and_targets(model, x: torch.Tensor, y: torch.Tensor, per_step_loss: bool = False):
+    """The logits the loss sees and their targets, flattened to ``[N, classes]`` / ``[N]``.
+
+    ``y`` of shape ``[B]`` is one label per clip: the clip logits (mean over T), or with
+    ``per_step_loss`` every step's logits against the clip label (TET).  ``y`` of shape
+    ``[B, T]`` is one target per window (stream data): every step's logits against its own
+    target, :data:`~eventpipe.training.stream_data.IGNORE` targets carry no loss."""
+    if y.dim() == 2:
+        seq = model(x, per_step=True).float()                 # [T, B, classes]
+        return seq.transpose(0, 1).flatten(0, 1), y.flatten()
+    if per_step_loss:
+        seq = model(x, per_step=True).float()
+        return seq.flatten(0, 1), y.repeat(seq.shape[0])
+    return model(x).float(), y
+
+
 @torch.no_grad()
 def evaluate(model, loader, device, num_classes, amp=False) -> Dict[str, Any]:
-    """Loss, accuracy and confusion matrix (rows = truth, columns = prediction)."""
+    """Loss, accuracy and confusion matrix (rows = truth, columns = prediction); per clip, or
+    per window for per-window targets (ignored windows left out)."""
     model.eval()
     conf = torch.zeros(num_classes, num_classes, dtype=torch.long)
     tot_loss, n = 0.0, 0
-    for x, y in loader:
+    for x, y, *_ in loader:
         x = _to_input(x, device, False)
-        with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
-            logits = model(x)
         y = y.to(device)
+        with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
+            logits, y = logits_and_targets(model, x, y)
+        keep = y >= 0
+        logits, y = logits[keep], y[keep]
         tot_loss += float(F.cross_entropy(logits.float(), y, reduction="sum"))
-        pred = logits.argmax(1)
-        for t, p in zip(y.cpu().tolist(), pred.cpu().tolist()):
-            conf[t, p] += 1
+        conf += torch.bincount(y.cpu() * num_classes + logits.argmax(1).cpu(),
+                               minlength=num_classes * num_classes).reshape(num_classes, num_classes)
         n += len(y)
     acc = float(conf.diag().sum()) / max(1, n)
     return dict(loss=tot_loss / max(1, n), accuracy=acc, confusion=conf.tolist(), n=n)
+
+
+def weighted_cross_entropy(logits, y, weight=None, label_smoothing=0.0):
+    """Mean cross-entropy over the targets that are not ignored (``y < 0``), each weighted by
+    ``weight`` (per target; ``None`` = 1)."""
+    if weight is None:
+        return F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    per = F.cross_entropy(logits, y, reduction="none", label_smoothing=label_smoothing)
+    w = weight * (y >= 0)
+    return (per * w).sum() / w.sum().clamp_min(1e-12)
+
+
+def freeze_batchnorm(model: torch.nn.Module) -> None:
+    """BatchNorm layers normalise with (and keep) their running statistics; affine terms still train."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
 
 
 def plot_curves(history: List[dict], path) -> None:
@@ -213,6 +250,12 @@ def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
         torch.distributed.barrier()
     train_ds = build_dataset(cfg.data, "train", progress=is_main and cfg.progress, seed=cfg.seed)
     test_ds = build_dataset(cfg.data, "test", train=False, progress=is_main and cfg.progress, seed=cfg.seed)
+    aux_ds = None
+    if cfg.aux_data is not None:
+        aux_ds = build_dataset(cfg.aux_data, "train", progress=is_main and cfg.progress, seed=cfg.seed)
+        if list(aux_ds.class_names) != list(train_ds.class_names):
+            raise ValueError("aux_data has other classes than data: "
+                             f"{list(aux_ds.class_names)[:4]}... vs {list(train_ds.class_names)[:4]}...")
     if distributed and is_main:
         torch.distributed.barrier()
     class_names = list(train_ds.class_names)
@@ -226,6 +269,14 @@ def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
     optimizer = make_optimizer(model, cfg.optim)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
 
+    if cfg.init and not cfg.resume:
+        m0, _ = snn.load_checkpoint(cfg.init)
+        try:
+            model.load_state_dict(m0.state_dict(), strict=True)
+        except RuntimeError as e:
+            raise ValueError(f"init={cfg.init}: its weights do not fit the [model] of this config "
+                             f"({str(e).splitlines()[0]})") from e
+        say(f"initialised from {cfg.init}")
     step, start_epoch, best_acc, history = 0, 0, -1.0, []
     resume = cfg.resume
     if resume == "auto":
@@ -247,6 +298,20 @@ def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
     bs = int(cfg.optim.batch_size)
     train_loader = _loader(train_ds, bs, True, distributed, cfg.seed, cfg.num_workers)
     test_loader = _loader(test_ds, max(bs, 32), False, False, cfg.seed, cfg.num_workers)
+    aux_batches = None
+    if aux_ds is not None:
+        aux_loader = _loader(aux_ds, int(cfg.optim.aux_batch_size), True, distributed, cfg.seed + 1,
+                             cfg.num_workers)
+
+        def cycle():
+            epoch = 0
+            while True:
+                if hasattr(aux_loader.sampler, "set_epoch"):
+                    aux_loader.sampler.set_epoch(epoch)
+                yield from aux_loader
+                epoch += 1
+
+        aux_batches = cycle()
     steps_per_epoch = len(train_loader)
     total = steps_per_epoch * cfg.optim.epochs
     warmup = int(round(cfg.optim.warmup_epochs * steps_per_epoch))
@@ -267,6 +332,8 @@ def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
         if hasattr(train_ds, "set_epoch"):
             train_ds.set_epoch(epoch)
         ddp_model.train()
+        if cfg.optim.freeze_bn:
+            freeze_batchnorm(model)
         it = train_loader
         bar = None
         if is_main and cfg.progress:
@@ -276,24 +343,27 @@ def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
                        mininterval=5.0)
             it = bar
         tl, tc, tn = 0.0, 0, 0
-        for x, y in it:
+        for x, y, *rest in it:
             lr = lr_at(step, total, warmup, cfg.optim.lr, cfg.optim.min_lr_ratio)
             for g in optimizer.param_groups:
                 g["lr"] = lr
             x = _to_input(x, device, cfg.optim.channels_last and use_cuda)
             y = y.to(device)
             with torch.autocast(device.type, enabled=amp):
-                if cfg.optim.per_step_loss:
-                    # TET-style: every timestep's logits must classify (streaming labels come
-                    # from single steps), reported accuracy is that of the mean
-                    seq = ddp_model(x, per_step=True).float()
-                    loss = F.cross_entropy(seq.flatten(0, 1), y.repeat(seq.shape[0]),
-                                           label_smoothing=cfg.optim.label_smoothing)
-                    logits = seq.mean(0)
-                else:
-                    logits = ddp_model(x)
-                    loss = F.cross_entropy(logits.float(), y,
-                                           label_smoothing=cfg.optim.label_smoothing)
+                logits, yy = logits_and_targets(ddp_model, x, y, cfg.optim.per_step_loss)
+                weight = rest[0].to(device).flatten() if rest else None
+                loss = weighted_cross_entropy(logits, yy, weight, cfg.optim.label_smoothing)
+                if aux_batches is not None:
+                    xa, ya, *ra = next(aux_batches)
+                    la, ta = logits_and_targets(ddp_model, _to_input(xa, device, False),
+                                                ya.to(device), cfg.optim.per_step_loss)
+                    wa = ra[0].to(device).flatten() if ra else None
+                    loss = loss + cfg.optim.aux_weight * weighted_cross_entropy(
+                        la, ta, wa, cfg.optim.label_smoothing)
+            if not bool((yy >= 0).any()):
+                continue  # every window of the batch is ignored: no loss to follow
+            if y.dim() == 1 and cfg.optim.per_step_loss:
+                logits, yy = logits.reshape(-1, len(y), logits.shape[-1]).mean(0), y  # clip accuracy
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if cfg.optim.clip_grad > 0:
@@ -302,9 +372,11 @@ def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
             scaler.step(optimizer)
             scaler.update()
             step += 1
-            tl += float(loss.detach()) * len(y)
-            tc += int((logits.argmax(1) == y).sum())
-            tn += len(y)
+            keep = yy >= 0
+            nk = int(keep.sum())
+            tl += float(loss.detach()) * nk
+            tc += int((logits.detach().argmax(1)[keep] == yy[keep]).sum())
+            tn += nk
             if bar is not None:
                 bar.set_postfix(loss=f"{tl / tn:.3f}", acc=f"{tc / tn:.3f}", lr=f"{lr:.2e}")
             if is_main and cfg.log_every and step % cfg.log_every == 0:

@@ -28,10 +28,18 @@ def test_eval_cli_on_the_synthetic_stream_with_the_shipped_model(tmp_path):
 
     out = io.StringIO()
     rc = main(["eval", "--stream", "synthetic:seed=4242", "--duration", "6.5", "--max-speed",
-               "--json-out", str(tmp_path / "r.json")], out=out, err=io.StringIO())
+               "--json-out", str(tmp_path / "r.json"), "--png", str(tmp_path / "trace.png")],
+              out=out, err=io.StringIO())
     assert rc == 0
     res = json.loads((tmp_path / "r.json").read_text())
     # 100 ms windows every 50 ms (the checkpoint's stream stride) over 6.5 s; switches every 3 s
     assert res["windows"] == 129 and res["switches"] == 2
     assert res["window_accuracy"] > 0.5  # chance is 1/12; the shipped model measured 0.75 here
     assert "window accuracy" in out.getvalue()
+    # the per-window trace behind the figures, and its picture
+    assert len(res["trace"]) == 129
+    assert sum(m["label"] == m["truth"] for m in res["trace"]) == round(res["window_accuracy"] * 129)
+    import matplotlib.image
+
+    img = matplotlib.image.imread(tmp_path / "trace.png")
+    assert img.shape[0] > 100 and img.shape[1] > 500 and img[..., :3].std() > 0.05

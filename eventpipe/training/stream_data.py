@@ -1,0 +1,215 @@
+"""Stream clips: runs of consecutive windows of a live synthetic stream, one target per window.
+
+Clip training (:class:`~eventpipe.training.datasets.SyntheticFrames`) never shows the
+network a change of action, and feeds non-overlapping windows; the runtime feeds a
+never-ending stream of overlapping windows (``stride_us`` < ``window_us``) with the
+membranes carried across action switches.  :class:`SyntheticStreamFrames` trains on what
+the runtime sees: every :class:`~eventpipe.synthetic.SyntheticStream` is cut into windows
+by the runtime's own :class:`~eventpipe.runtime.preprocess.StreamPrep` (same spatial map,
+binner and saturation), so a training frame is bit-for-bit a runtime frame.
+
+An item is ``(frames [R, 2, H, W] float32, targets [R] int64, weights [R] float32)``
+(``R = run_windows``): the truth of each window
+(the action at the window's end, as the runtime tags it), or :data:`IGNORE` for the first
+``burn_in`` windows of the run (the network starts from rest there, which the runtime
+never does after its first second) and for windows ending less than ``switch_grace_us``
+after a switch (the new performer is still fading in); the loss weight of each window
+(``switch_weight`` for the windows that should show the new action, within
+``switch_focus_us`` of a switch; 1 elsewhere).  The trainer turns a 2-D target into a
+per-step loss.
+
+Streams are rendered once and cached as uint8 counts
+(``<cache_dir>/stream-<split>-<key>.npz``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from eventpipe.training.augment import flip_label_map
+from eventpipe.training.config import DataConfig
+
+#: target of windows that carry no loss (``torch.nn.functional.cross_entropy``'s default)
+IGNORE = -100
+
+#: stream seeds: training streams ``TRAIN_SEED0 + i``, held-out ``TEST_SEED0 + i`` (the
+#: streaming evaluations in ``docs/training.md`` use seeds 1000-5000, disjoint from both)
+TRAIN_SEED0 = 10_000
+TEST_SEED0 = 20_000
+
+
+def stream_seeds(d: DataConfig, split: str) -> list[int]:
+    n = d.n_streams if split == "train" else d.n_test_streams
+    base = (TRAIN_SEED0 if split == "train" else TEST_SEED0) + 100 * d.seed
+    return [base + i for i in range(n)]
+
+
+def stream_cache_key(d: DataConfig, split: str) -> str:
+    from eventpipe.synthetic import CLASS_NAMES
+
+    keyed = dict(split=split, seeds=stream_seeds(d, split), seconds=d.stream_seconds,
+                 switch_every_s=d.switch_every_s, sensor_size=list(d.sensor_size),
+                 input_size=list(d.input_size), window_us=d.window_us, stride_us=stride_of(d),
+                 clip_count=d.clip_count, classes=list(CLASS_NAMES), v=1)
+    return hashlib.sha1(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def stride_of(d: DataConfig) -> int:
+    return int(d.stride_us or d.window_us)
+
+
+def render_stream(seed: int, d: DataConfig) -> dict:
+    """One stream through the runtime's windowing: uint8 counts ``(N, 2, H, W)`` at the model
+    input size, the truth and end time of every window, and the count scale of the area map."""
+    from eventpipe.runtime.preprocess import InputRecipe, StreamPrep
+    from eventpipe.synthetic import SyntheticStream
+
+    if d.channels != "polarity":
+        raise ValueError("synthetic_stream data supports channels='polarity' only")
+    stream = SyntheticStream(seed=seed, switch_every_s=d.switch_every_s,
+                             sensor_size=tuple(d.sensor_size), duration_s=d.stream_seconds)
+    # counts only: the representation is applied when an item is read (as the runtime does)
+    recipe = InputRecipe(window_us=int(d.window_us), stride_us=stride_of(d), channels="polarity",
+                         frame_norm="counts", area=False, clip=int(min(d.clip_count, 255)))
+    H, W = (int(v) for v in d.input_size)
+    prep = StreamPrep(0, tuple(d.sensor_size), out_size=(W, H), recipe=recipe,
+                      stride_us=stride_of(d))
+    frames, truth, t_end = [], [], []
+    for pk in stream:
+        for f in prep.push(pk.events, 0.0, truth=pk.truth):
+            frames.append(f.frame.numpy().astype(np.uint8))
+            truth.append(-1 if f.truth is None else int(f.truth))
+            t_end.append(f.t_us)
+    if not frames:
+        raise ValueError(f"synthetic stream seed {seed}: no windows in {d.stream_seconds} s")
+    return dict(frames=np.stack(frames), truth=np.array(truth, np.int64),
+                t_end=np.array(t_end, np.int64),
+                scale=np.float32(1.0 / prep.map.pool_factor ** 2))  # the runtime's area scale
+
+
+def build_stream_cache(d: DataConfig, split: str, progress: bool = False) -> Path:
+    cache = Path(d.cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"stream-{split}-{stream_cache_key(d, split)}.npz"
+    if path.is_file():
+        return path
+    seeds = stream_seeds(d, split)
+    it = seeds
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(seeds, desc=f"synthetic streams ({split})", dynamic_ncols=True)
+    parts = [render_stream(s, d) for s in it]
+    lengths = np.array([len(p["truth"]) for p in parts], np.int64)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, frames=np.concatenate([p["frames"] for p in parts]),
+             truth=np.concatenate([p["truth"] for p in parts]),
+             t_end=np.concatenate([p["t_end"] for p in parts]),
+             lengths=lengths, seeds=np.array(seeds, np.int64), scale=parts[0]["scale"])
+    os.replace(tmp, path)
+    return path
+
+
+def step_weights(t_end: np.ndarray, switch_us: int, focus_us: int, weight: float) -> np.ndarray:
+    """Loss weight per window: ``weight`` for windows ending within ``focus_us`` after a switch
+    (where the label has to change), 1 elsewhere."""
+    since = (t_end - 1) % switch_us
+    w = np.ones(len(t_end), np.float32)
+    w[(since < focus_us) & (t_end > switch_us)] = weight
+    return w
+
+
+def step_targets(truth: np.ndarray, t_end: np.ndarray, switch_us: int, burn_in: int,
+                 grace_us: int) -> np.ndarray:
+    """Per-window targets of one run: ``truth``, with :data:`IGNORE` for the burn-in windows,
+    windows of unknown truth, and windows ending within ``grace_us`` after a switch
+    (switches happen at multiples of ``switch_us`` of event time)."""
+    y = truth.astype(np.int64).copy()
+    y[:burn_in] = IGNORE
+    y[truth < 0] = IGNORE
+    if grace_us > 0:
+        since = (t_end - 1) % switch_us   # a window ending exactly on a switch holds the old action
+        y[(since < grace_us) & (t_end > switch_us)] = IGNORE
+    return y
+
+
+class SyntheticStreamFrames(Dataset):
+    """Runs of ``d.run_windows`` consecutive stream windows with per-window targets.
+
+    Training: ``d.clips_per_stream`` runs per stream at random offsets each epoch, flipped
+    left/right with probability ``augment.hflip`` (targets swapped through the class names)
+    and thinned by up to ``augment.event_drop``.  Test: runs tiling each stream in order,
+    unaugmented."""
+
+    def __init__(self, d: DataConfig, split: str = "train", train: Optional[bool] = None,
+                 progress: bool = False):
+        from eventpipe.synthetic import CLASS_NAMES
+
+        self.cfg = d
+        self.train = (split == "train") if train is None else bool(train)
+        self.path = build_stream_cache(d, split, progress=progress)
+        with np.load(self.path) as z:
+            self.frames = z["frames"]
+            self.truth = z["truth"]
+            self.t_end = z["t_end"]
+            lengths = z["lengths"]
+            self.scale = float(z["scale"])
+        self.class_names = list(CLASS_NAMES)
+        self.starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        self.lengths = lengths
+        if int(lengths.min()) < d.run_windows:
+            raise ValueError(f"streams of {int(lengths.min())} windows are shorter than run_windows={d.run_windows}; "
+                             f"raise data.stream_seconds")
+        self.switch_us = int(round(d.switch_every_s * 1e6))
+        self.hmap = flip_label_map(self.class_names, "h")
+        self.epoch = 0
+        if self.train:
+            self.index = [(s, None) for s in range(len(lengths)) for _ in range(d.clips_per_stream)]
+        else:
+            self.index = [(s, int(o)) for s in range(len(lengths))
+                          for o in range(0, int(lengths[s]) - d.run_windows + 1, d.run_windows)]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int):
+        d = self.cfg
+        s, off = self.index[i]
+        rng = np.random.default_rng([d.seed, self.epoch, int(i)])
+        if off is None:
+            off = int(rng.integers(0, int(self.lengths[s]) - d.run_windows + 1))
+        a = int(self.starts[s]) + off
+        x = torch.from_numpy(self.frames[a:a + d.run_windows].astype(np.float32))
+        t_end = self.t_end[a:a + d.run_windows]
+        y = step_targets(self.truth[a:a + d.run_windows], t_end, self.switch_us, d.burn_in,
+                         d.switch_grace_us)
+        w = step_weights(t_end, self.switch_us, d.switch_focus_us, d.switch_weight)
+        aug = d.augment
+        if self.train and aug.enabled:
+            if aug.event_drop > 0:
+                keep = 1.0 - rng.uniform(0.0, aug.event_drop)
+                g = torch.Generator().manual_seed(int(rng.integers(2**31)))
+                x = torch.binomial(x, torch.full_like(x, keep), generator=g)
+            if aug.hflip > 0 and rng.random() < aug.hflip:
+                valid = y >= 0
+                if np.all(self.hmap[y[valid]] >= 0):
+                    x = torch.flip(x, dims=(-1,))
+                    y[valid] = self.hmap[y[valid]]
+        if d.representation == "log":
+            x = torch.log1p(x.mul_(self.scale))
+        elif d.representation == "binary":
+            x = (x > 0).to(torch.float32)
+        else:
+            x = x.mul_(self.scale)
+        return x.contiguous(), torch.from_numpy(y), torch.from_numpy(w)
