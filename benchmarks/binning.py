@@ -1,10 +1,12 @@
 """Binning throughput: tonic vs eventpipe.kernels on >= 10 M events tiled from real data.
 
-Run: ``python benchmarks/binning.py [--events 10000000] [--plot docs/img/binning_packet_size.png]``
+Run: ``python benchmarks/binning.py [--events 10000000] [--plot docs/img/binning_packet_size.png]
+[--breakdown]``
 
 Prints one line per measurement (Mev/s = million events per second, best of
 ``--repeat`` runs after a warm-up that compiles/loads the Numba kernels).
 Everything runs in this one process.  Not a test: no assertions on speed.
+``--breakdown`` adds where the single-threaded ``to_frames`` time goes.
 """
 
 from __future__ import annotations
@@ -52,6 +54,49 @@ def best(fn, repeat: int, label: str | None = None) -> float:
     return min(walls)
 
 
+def breakdown(ev, wh, tw, repeat):
+    """Single-threaded to_frames split into output allocation, event reading and the rest.
+
+    Thread CPU time (user + system, so page faults count), best of ``repeat``: robust
+    when other jobs share the cores, unlike wall time.
+    """
+    from numba import njit
+
+    @njit(nogil=True)
+    def read_all(ev):  # every field of every record: the input-bandwidth floor
+        s = 0
+        for i in range(np.uint64(0), np.uint64(ev.shape[0])):
+            e = ev[i]
+            s += e.x + e.y + e.t + e.p
+        return s
+
+    def cpu(fn):
+        best_s = np.inf
+        for _ in range(repeat):
+            c0 = time.thread_time()
+            fn()
+            best_s = min(best_s, time.thread_time() - c0)
+        return best_s * 1e3
+
+    frames = to_frames(ev, wh, time_window=tw)
+    read_all(ev[:10])
+    mb = frames.nbytes / 1e6
+    rows = [
+        (f"np.zeros + touch every 4 KiB page of the {mb:.0f} MB output", cpu(
+            lambda: np.zeros_like(frames).reshape(-1)[::2048].fill(1))),
+        (f"refill an already-faulted {mb:.0f} MB array (out.fill(0))", cpu(lambda: frames.fill(0))),
+        (f"read every event once ({ev.nbytes / 1e6:.0f} MB of 13-byte records)", cpu(
+            lambda: read_all(ev))),
+        ("to_frames into an already-faulted out=", cpu(
+            lambda: to_frames(ev, wh, time_window=tw, out=frames))),
+        ("to_frames, new output (what the lines above measure)", cpu(
+            lambda: to_frames(ev, wh, time_window=tw))),
+    ]
+    print(f"# breakdown, 1 thread, best thread CPU time of {repeat}:")
+    for label, ms in rows:
+        print(f"  {label:<58}: {ms:6.1f} ms")
+
+
 def stream(ev, wh, window, packet, n_events=None):
     ev = ev if n_events is None else ev[:n_events]
     b = StreamingBinner(wh, window)
@@ -71,6 +116,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--plot", default=str(REPO / "docs" / "img" / "binning_packet_size.png"))
     ap.add_argument("--no-tonic", action="store_true")
+    ap.add_argument("--breakdown", action="store_true", help="where the to_frames time goes")
     args = ap.parse_args(argv)
 
     from tonic.functional import to_frame_numpy, to_timesurface_numpy, to_voxel_grid_numpy
@@ -107,6 +153,8 @@ def main(argv=None) -> int:
                  f"{CPU['tonic'] / CPU[f'ours{th}']:.1f}x tonic]" if "tonic" in res else "")
         print(f"eventpipe to_frames {th} thread{'s' if th > 1 else ' '}   : {res[f'ours{th}']:8.1f} Mev/s"
               f"{ratio}; with out= {res[f'out{th}']:.1f} Mev/s")
+    if args.breakdown:
+        breakdown(ev, wh, tw, max(args.repeat, 5))
     res["stream"] = mev(best(lambda: stream(ev, wh, tw, args.packet), args.repeat, "stream"))
     print(f"StreamingBinner {args.packet} ev/packet: {res['stream']:8.1f} Mev/s  "
           f"(streaming/one-shot time = {res['ours1'] / res['stream']:.2f}x) [cpu "

@@ -110,8 +110,11 @@ def saturation_value(dtype, clip=None, binary=False):
     raise ValueError(f"unsupported output dtype {dtype}")
 
 
-def check_out(out, shape, dtype) -> np.ndarray:
-    """Return a zeroed C-contiguous output of ``shape``: ``out`` reused or a new one."""
+def check_out(out, shape, dtype, zero=True) -> np.ndarray:
+    """Return a zeroed C-contiguous output of ``shape``: ``out`` reused or a new one.
+
+    ``zero=False`` leaves a caller's ``out`` as it is, for kernels that zero each frame
+    right before filling it (then the frame is in cache when the events land)."""
     if out is None:
         return np.zeros(shape, dtype=dtype)
     if tuple(out.shape) != tuple(shape):
@@ -120,7 +123,8 @@ def check_out(out, shape, dtype) -> np.ndarray:
         raise ValueError(f"out has dtype {out.dtype}, expected {np.dtype(dtype)}")
     if not out.flags.c_contiguous or not out.flags.writeable:
         raise ValueError("out must be a writeable C-contiguous array")
-    out.fill(0)
+    if zero:
+        out.fill(0)
     return out
 
 

@@ -21,6 +21,7 @@ Windows are half-open ``[start, end)`` in event time.  Slicing follows
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -95,107 +96,114 @@ def _bin_time_range(x, y, t, p, a, b, ws, we, out, npol, tol, maxval, runmax, co
 
 
 @njit(cache=True, nogil=True)
-def _bin_disjoint(x, y, t, p, a, b, ws, we, out, npol, tol, maxval, runmax, stop_at_end,
-                  counters):
-    """Fast path for non-overlapping windows: events ``[a, b)`` -> ``out[k]``.
+def _search(t, lo, hi, v):
+    """First ``i`` in ``[lo, hi)`` with ``t[i] >= v`` (binary search).  On unsorted data
+    it still returns an ``i`` with ``t[i - 1] < v`` (if ``i > lo``) and ``t[i] >= v``
+    (if ``i < hi``)."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if t[mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
-    With ``stop_at_end`` it returns at the first event past the last window
-    (so a caller can continue with other windows).  Returns ``(i_stop, runmax)``.
+
+@njit(cache=True, nogil=True)
+def _bin_window(ev, a, n, start, end, frame, W, H, npol, tol, maxval, runmax, counters):
+    """Events from ``ev[a]`` on into one window ``[start, end)`` (``frame``: the flat
+    ``P*H*W`` frame), with the time policy, up to the first event at or past ``end``
+    (not consumed).  Returns ``(i, runmax)``: where it stopped, the running maximum.
+
+    The same per-event rules as :func:`_bin_time_range` with one window, written for
+    speed: the loop index is unsigned (no negative-index wraparound code), whole
+    records are read (one pointer, constant 13-byte stride, instead of four strided
+    field views) and the frame is indexed flat.  That matters in a loop of ~20
+    instructions per event.
     """
-    T = ws.shape[0]
-    H = out.shape[2]
-    W = out.shape[3]
+    Wu = np.uint64(W)
+    Hu = np.uint64(H)
+    plane = np.uint64(H * W if npol == 2 else 0)
     n_clamp = 0
     n_back = 0
     n_oob = 0
     n_range = 0
-    n_binned = 0
-    k = 0
-    big = np.iinfo(np.int64).max
-    cur_start = ws[0] if T > 0 else big
-    cur_end = we[0] if T > 0 else big
-    i = a
-    while i < b:
-        ti = t[i]
-        if ti < runmax:
-            if runmax - ti <= tol:
-                ti = runmax
-                n_clamp += 1
-            else:
-                n_back += 1
-                i += 1
-                continue
-        else:
+    one = np.uint64(1)  # (uint64 + int64 would make a float64)
+    i = np.uint64(a)
+    nu = np.uint64(n)
+    while i < nu:
+        e = ev[i]
+        ti = e.t
+        if ti >= runmax:
+            if ti >= end:
+                break
             runmax = ti
-            if ti >= cur_end:
-                while k < T and we[k] <= ti:
-                    k += 1
-                if k == T:
-                    if stop_at_end:
-                        break
-                    cur_start = big
-                    cur_end = big
-                else:
-                    cur_start = ws[k]
-                    cur_end = we[k]
-        xi = x[i]
-        yi = y[i]
-        i += 1
-        if xi >= W or yi >= H:
+        elif runmax - ti <= tol:
+            ti = runmax
+            n_clamp += 1
+        else:
+            n_back += 1
+            i += one
+            continue
+        i += one
+        xi = np.uint64(e.x)
+        yi = np.uint64(e.y)
+        if (xi >= Wu) | (yi >= Hu):
             n_oob += 1
             continue
-        if ti < cur_start:
+        if ti < start:
             n_range += 1
             continue
-        pi = 0
-        if npol == 2 and p[i - 1] != 0:
-            pi = 1
-        v = out[k, pi, yi, xi]
+        j = yi * Wu + xi + plane * np.uint64(e.p != 0)
+        v = frame[j]
         if v < maxval:
-            out[k, pi, yi, xi] = v + 1
-        n_binned += 1
-    counters[0] += i - a
-    counters[1] += n_binned
+            frame[j] = v + 1
+    n_in = np.int64(i) - a
+    counters[0] += n_in
+    counters[1] += n_in - n_back - n_oob - n_range
     counters[2] += n_oob
     counters[3] += n_clamp
     counters[4] += n_back
     counters[5] += n_range
-    return i, runmax
+    return np.int64(i), runmax
+
+
+@njit(cache=True, nogil=True)
+def _bin_windows(ev, a, n, ws, we, out, k0, k1, npol, tol, maxval, runmax, zero, counters):
+    """Events ``ev[a:n]`` into the disjoint windows ``k0..k1-1`` of ``out``, one window at
+    a time (:func:`_bin_window`); events after the last window are only counted.  With
+    ``zero`` each frame is zeroed first (a caller's ``out``).  Returns the running max."""
+    flat = out.reshape(out.shape[0], -1)
+    for k in range(k0, k1):
+        if zero:
+            flat[k] = 0
+        a, runmax = _bin_window(ev, a, n, ws[k], we[k], flat[k], out.shape[3], out.shape[2],
+                                npol, tol, maxval, runmax, counters)
+    return _bin_time_range(ev.x, ev.y, ev.t, ev.p, a, n, ws[k1:k1], we[k1:k1], out, npol, tol,
+                           maxval, runmax, counters)  # no windows left: only counts
+
+
+@njit(cache=True, nogil=True)
+def _window_starts(t, ws):
+    """Event index where each window starts (binary searches, nondecreasing)."""
+    e = np.empty(ws.shape[0], np.int64)
+    lo = 0
+    for k in range(ws.shape[0]):
+        lo = _search(t, lo, t.shape[0], ws[k])
+        e[k] = lo
+    return e
 
 
 @njit(cache=True, parallel=True)
-def _bin_time_parallel(x, y, t, p, ws, we, out, npol, tol, maxval, priv, kfirst,
-                       chunk_max, counters):
-    """Split events into ``len(kfirst)`` chunks, one per thread.
-
-    Only valid for non-overlapping windows.  Chunk ``c > 0`` writes its first
-    window into ``priv[c]`` (merged afterwards), so no two threads write the same
-    frame.  Each chunk starts its running maximum at its first timestamp; the
-    caller checks that this equals the serial semantics (true unless time steps
-    backwards across a chunk border) and otherwise reruns serially.
-    """
-    n = x.shape[0]
-    nch = kfirst.shape[0]
-    for c in prange(nch):
-        a = c * n // nch
-        b = (c + 1) * n // nch
-        if a >= b:
-            kfirst[c] = -1
-            chunk_max[c] = I64_MIN
-            continue
-        runmax = t[a]
-        i = a
-        kp = -1
-        if c > 0:
-            kp = np.searchsorted(we, t[a], side="right")
-            if kp < ws.shape[0]:
-                i, runmax = _bin_disjoint(x, y, t, p, a, b, ws[kp:kp + 1], we[kp:kp + 1],
-                                          priv[c:c + 1], npol, tol, maxval, runmax, True,
-                                          counters[c])
-        kfirst[c] = kp
-        i, runmax = _bin_disjoint(x, y, t, p, i, b, ws, we, out, npol, tol, maxval, runmax,
-                                  False, counters[c])
-        chunk_max[c] = runmax
+def _bin_windows_parallel(ev, ev_lo, k_lo, ws, we, out, npol, tol, maxval, runmax, zero,
+                          counters):
+    """Chunk ``c``: events ``[ev_lo[c], ev_lo[c+1])`` into windows ``[k_lo[c], k_lo[c+1])``,
+    so no two threads write the same frame, and each thread first-touches
+    (page-faults) the frames it writes.  Each chunk starts its running maximum
+    afresh; the caller checks this equals the serial semantics."""
+    for c in prange(ev_lo.shape[0] - 1):
+        runmax[c] = _bin_windows(ev, ev_lo[c], ev_lo[c + 1], ws, we, out, k_lo[c], k_lo[c + 1],
+                                 npol, tol, maxval, I64_MIN, zero, counters[c])
 
 
 @njit(cache=True, parallel=True)
@@ -238,33 +246,42 @@ def _valid_mask(x, y, t, W, H, tol, counters):
     return keep, kept
 
 
-def _bin_time(x, y, t, p, ws, we, res, P, tol, maxval, nthreads, counters) -> int:
-    """Bin into time windows (parallel when possible); returns the final running max."""
-    disjoint = bool(np.all(we[:-1] <= ws[1:]))
-    if nthreads > 1 and disjoint and len(x) >= 4 * nthreads:
-        priv = np.zeros((nthreads, P) + res.shape[2:], dtype=res.dtype)
-        kfirst = np.empty(nthreads, np.int64)
-        cmax = np.empty(nthreads, np.int64)
-        with numba_threads(nthreads):
-            _bin_time_parallel(x, y, t, p, ws, we, res, P, tol, maxval, priv, kfirst, cmax,
-                               counters)
-        starts = np.arange(nthreads) * len(x) // nthreads
-        prefix = np.maximum.accumulate(cmax)
-        if all(prefix[c - 1] <= t[starts[c]] for c in range(1, nthreads) if kfirst[c] >= 0):
-            for c in range(1, nthreads):
-                k = int(kfirst[c])
-                if 0 <= k < len(ws):
-                    _merge_saturating(res[k], priv[c], maxval)
+def _bin_time(ev, ws, we, res, P, tol, maxval, nthreads, counters, zeroed=True) -> int:
+    """Bin into time windows (parallel when possible); returns the final running max.
+
+    ``zeroed=False``: ``res`` holds garbage (a caller's ``out``), to be zeroed here."""
+    x, y, t, p = fields(ev)
+    T, n = len(ws), len(ev)
+    if T and not np.all(we[:-1] <= ws[1:]):  # overlapping windows: the general kernel
+        if not zeroed:
+            res.fill(0)
+        return int(_bin_time_range(x, y, t, p, 0, n, ws, we, res, P, tol, maxval,
+                                   np.int64(I64_MIN), counters))
+    nch = min(T, 4 * nthreads)  # a few chunks per thread, handed out dynamically
+    if nthreads > 1 and nch > 1 and n >= 4 * nch:
+        # chunks of ~n/nch events, cut at the window start nearest to c*n/nch
+        e = _window_starts(t, ws)
+        target = np.arange(1, nch) * n // nch
+        k = np.searchsorted(e, target).clip(1, T - 1)
+        k = np.where(target - e[k - 1] < e[k] - target, k - 1, k).clip(1, T - 1)
+        k_lo = np.unique(np.concatenate([[0], k, [T]]))
+        ev_lo = np.concatenate([[0], e[k_lo[1:-1]], [n]])
+        runmax = np.empty(len(k_lo) - 1, np.int64)
+        chunk_counters = np.zeros((len(runmax), N_COUNTERS), np.int64)
+        with numba_threads(nthreads), numba.parallel_chunksize(1):
+            _bin_windows_parallel(ev, ev_lo, k_lo, ws, we, res, P, tol, maxval, runmax,
+                                  not zeroed, chunk_counters)
+        # Chunk c starts at an event with t >= ws[k_lo[c]] (binary search).  If all earlier
+        # chunks' times stayed below that, chunk c saw what the serial run would: the
+        # running max it starts from afresh is exceeded by its first event either way.
+        prefix = np.maximum.accumulate(runmax)
+        if np.all(prefix[:-1] < ws[k_lo[1:-1]]):
+            counters += chunk_counters.sum(axis=0)
             return int(prefix[-1])
-        res.fill(0)  # time stepped back across a chunk border: serial semantics
-        counters[:] = 0
-    if disjoint:
-        _, runmax = _bin_disjoint(x, y, t, p, 0, len(x), ws, we, res, P, tol, maxval,
-                                  np.int64(I64_MIN), False, counters[0])
-    else:
-        runmax = _bin_time_range(x, y, t, p, 0, len(x), ws, we, res, P, tol, maxval,
-                                 np.int64(I64_MIN), counters[0])
-    return int(runmax)
+        res.fill(0)  # time stepped back across a chunk border: run serially
+        zeroed = True
+    return int(_bin_windows(ev, 0, n, ws, we, res, 0, T, P, tol, maxval, np.int64(I64_MIN),
+                            not zeroed, counters))
 
 
 def to_frames(events, sensor_size, time_window=None, event_count=None, n_time_bins=None,
@@ -301,26 +318,34 @@ def to_frames(events, sensor_size, time_window=None, event_count=None, n_time_bi
             return (res, stats) if return_stats else res
         t_first = int(t[0]) if start_time is None else int(start_time)
         if time_window is not None:
-            window = int(time_window)
-            # t_last is the running maximum at the end; guess t[-1] (sorted data) and let the
-            # kernel report the true maximum, rerunning in the rare case they differ.  With a
-            # caller's out= the shape must be right first time: scan for the maximum.
-            guess = end_time is None and out is None
-            t_last = int(end_time) if end_time is not None else int(t[-1] if guess else t.max())
+            def windows(t_last):
+                return time_windows(t_first, t_last, int(time_window),
+                                    int(time_window) - int(overlap), include_incomplete)
+
+            # The windows depend on t_last, the running maximum at the end (= t.max()).
+            # Guess t[-1] (sorted data) and compare with the maximum the kernel reports,
+            # rerunning in the rare case the window count differs.  A caller's out= that
+            # fits neither the guess nor t.max() is rejected before anything is written;
+            # one that fits the guess but not the maximum is rejected after binning.
+            ws, we = windows(int(t[-1] if end_time is None else end_time))
+            if end_time is None and out is not None and len(out) != len(ws):
+                ws, we = windows(int(t.max()))
             for _ in range(2):
-                ws, we = time_windows(t_first, t_last, window, window - int(overlap),
-                                      include_incomplete)
-                res = check_out(out, (len(ws), P, H, W), dtype)
-                counters = np.zeros((nthreads, N_COUNTERS), np.int64)
-                t_max = _bin_time(x, y, t, p, ws, we, res, P, tol, maxval, nthreads, counters)
-                if not guess or t_max == t_last:
+                res = check_out(out, (len(ws), P, H, W), dtype, zero=False)
+                counters = np.zeros(N_COUNTERS, np.int64)
+                t_max = _bin_time(ev, ws, we, res, P, tol, maxval, nthreads, counters,
+                                  zeroed=out is None)
+                if end_time is not None or len(windows(t_max)[0]) == len(ws):
                     break
-                t_last = t_max
+                ws, we = windows(t_max)
+                if out is not None:
+                    raise ValueError(f"out has shape {out.shape}, expected "
+                                     f"{(len(ws), P, H, W)}")
         else:
             ws, we = _time_bin_windows(t_first, int(t.max()), int(n_time_bins), float(overlap))
-            res = check_out(out, (len(ws), P, H, W), dtype)
-            counters = np.zeros((nthreads, N_COUNTERS), np.int64)
-            _bin_time(x, y, t, p, ws, we, res, P, tol, maxval, nthreads, counters)
+            res = check_out(out, (len(ws), P, H, W), dtype, zero=False)
+            counters = np.zeros(N_COUNTERS, np.int64)
+            _bin_time(ev, ws, we, res, P, tol, maxval, nthreads, counters, zeroed=out is None)
         stats.add_counters(counters)
         return (res, stats) if return_stats else res
 
@@ -346,16 +371,6 @@ def to_frames(events, sensor_size, time_window=None, event_count=None, n_time_bi
         _bin_index_windows(x, y, p, starts, ends, res, P, maxval)
     stats.add_counters(counters)
     return (res, stats) if return_stats else res
-
-
-def _merge_saturating(dst: np.ndarray, src: np.ndarray, maxval) -> None:
-    if dst.dtype.kind == "f":
-        dst += src
-        np.minimum(dst, maxval, out=dst)
-    else:
-        acc = dst.astype(np.int64) + src
-        np.minimum(acc, int(maxval), out=acc)
-        dst[...] = acc
 
 
 def to_frames_numpy(events, sensor_size, time_window, overlap=0, include_incomplete=True,

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from tonic.functional import to_frame_numpy
 
 from eventpipe.events import empty_events, make_events
-from eventpipe.kernels import BinStats, to_frames, to_frames_numpy
+from eventpipe.kernels import BinStats, time_windows, to_frames, to_frames_numpy
 from tests.kernels._util import REAL, real, synthetic
 
 # windows scaled to each recording (~30 frames) so the tonic comparison stays quick
@@ -189,6 +189,18 @@ def test_parallel_falls_back_when_time_steps_back_across_chunks():
                                   to_frames(ev, (32, 24), time_window=999))
 
 
+def test_parallel_split_checks_events_before_the_cut():
+    # threads=2 cuts at window 1 (t=100) where a binary search lands after the t=30 step
+    # back: the first chunk then holds t=150, which belongs to window 1
+    ev = make_events(np.arange(8), np.zeros(8), [0, 10, 20, 150, 30, 160, 170, 180], np.ones(8))
+    for tol in (10, 1000):  # t=30 dropped / clamped to 150
+        kw = dict(time_window=100, include_incomplete=True, time_tolerance_us=tol,
+                  return_stats=True)
+        (f1, s1), (f2, s2) = to_frames(ev, (8, 1), **kw), to_frames(ev, (8, 1), threads=2, **kw)
+        np.testing.assert_array_equal(f2, f1)
+        assert s1 == s2 and f1[1].sum() == 4 + (tol == 1000)
+
+
 def test_tonic_style_input_dtype_is_converted_not_mutated():
     ev, wh = real("sample_nmnist.bin")
     t = np.empty(len(ev), [("x", int), ("y", int), ("t", int), ("p", bool)])
@@ -230,6 +242,19 @@ def test_last_event_not_the_latest():
                                       to_frames(ev, (3, 1), **kw))
 
 
+def test_out_shape_follows_the_latest_event_not_the_last():
+    ev = make_events([0, 1, 2], [0, 0, 0], [0, 310, 290], [1, 1, 1])  # t[-1] gives 3 windows
+    kw = dict(time_window=100, include_incomplete=True)
+    ref = to_frames(ev, (3, 1), **kw)
+    assert ref.shape[0] == 4 and ref[3].sum() == 2  # t=290 clamped to 310
+    out = np.full(ref.shape, 5, ref.dtype)
+    assert to_frames(ev, (3, 1), out=out, **kw) is out
+    np.testing.assert_array_equal(out, ref)
+    for wrong in (3, 5):
+        with pytest.raises(ValueError, match="out has shape"):
+            to_frames(ev, (3, 1), out=np.zeros((wrong, 2, 1, 3), ref.dtype), **kw)
+
+
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(n=st.integers(1, 300), seed=st.integers(0, 2**16), window=st.integers(50, 30_000),
        overlap_frac=st.sampled_from([0.0, 0.3, 0.75]), incomplete=st.booleans(),
@@ -248,3 +273,58 @@ def test_random_time_windows_match_tonic(n, seed, window, overlap_frac, incomple
     if incomplete:
         ref = to_frames_numpy(ev, (32, 24), window, overlap=overlap, include_incomplete=True)
         np.testing.assert_array_equal(ours, ref)
+
+
+def _policy_reference(ev, wh, ws, we, tol):
+    """Plain Python: the time policy of ``_common`` and windows ``[ws, we)`` (an event goes
+    to every window holding its clamped time), with the stats ``to_frames`` reports."""
+    W, H = wh
+    out = np.zeros((len(ws), 2, H, W), np.int64)
+    st = BinStats(events_in=len(ev))
+    t_max = None
+    for x, y, t, p in zip(*(ev[f].tolist() for f in "xytp"), strict=True):
+        if t_max is not None and t < t_max:
+            if t_max - t > tol:
+                st.dropped_backwards += 1
+                continue
+            st.clamped += 1
+            t = t_max
+        t_max = t
+        if x >= W or y >= H:
+            st.out_of_bounds += 1
+            continue
+        ks = [k for k in range(len(ws)) if ws[k] <= t < we[k]]
+        st.binned += bool(ks)
+        st.out_of_range += not ks
+        for k in ks:
+            out[k, int(p != 0), y, x] += 1
+    return out, st
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(n=st.integers(1, 400), seed=st.integers(0, 2**16), window=st.integers(50, 20_000),
+       overlap_frac=st.sampled_from([-1.5, -0.2, 0.0, 0.0, 0.4]), incomplete=st.booleans(),
+       jitter=st.sampled_from([0, 20, 5000]), start=st.sampled_from([None, -300, 2000]),
+       threads=st.sampled_from([1, 2]), use_out=st.booleans())
+def test_time_windows_follow_the_time_policy(n, seed, window, overlap_frac, incomplete, jitter,
+                                            start, threads, use_out):
+    """The per-window kernels (serial, parallel, and the general one for overlapping
+    windows) against plain Python, with backwards time (clamped and dropped), out-of-bounds
+    events, gaps between windows (negative overlap), a start_time and a dirty out=."""
+    rng = np.random.default_rng(seed)
+    wh = (12, 8)
+    ev = synthetic(n, W=14, H=9, t_max=200_000, seed=seed)
+    if jitter:
+        idx = rng.integers(0, n, max(1, n // 20))
+        ev["t"][idx] -= rng.integers(0, jitter, len(idx))
+    overlap = int(window * overlap_frac)
+    t0 = int(ev["t"][0]) if start is None else int(ev["t"][0]) + start
+    ws, we = time_windows(t0, int(ev["t"].max()), window, window - overlap, incomplete)
+    ref, ref_stats = _policy_reference(ev, wh, ws, we, tol=100)
+    kw = dict(time_window=window, overlap=overlap, include_incomplete=incomplete, dtype=np.int32,
+              start_time=None if start is None else t0, time_tolerance_us=100, threads=threads)
+    out = np.full(ref.shape, 7, np.int32) if use_out else None
+    ours, stats = to_frames(ev, wh, out=out, return_stats=True, **kw)
+    np.testing.assert_array_equal(ours, ref)
+    assert stats == ref_stats
+    assert out is None or ours is out
