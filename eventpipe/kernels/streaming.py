@@ -14,8 +14,14 @@ next slot; the live frames are moved back to the front when the buffer fills
 ring of ``ceil(window / stride)`` frames and are copied out when they close.
 The hot path allocates nothing per packet (the returned array is a copy, or with
 ``copy=False`` a view valid until the next call); the buffer grows geometrically
-only when one packet completes more frames than it holds.  Out-of-bounds events are dropped and counted; backwards timestamps
-follow the time policy of :mod:`eventpipe.kernels._common`.
+only when one packet completes more frames than it holds.  Out-of-bounds events
+are dropped and counted; backwards timestamps follow the time policy of
+:mod:`eventpipe.kernels._common`.
+
+Speed: with one open window ``push`` runs the one-shot kernel's per-window loop
+(:func:`eventpipe.kernels.frames._bin_window`) on the open window's slot, so the
+per-event rules are literally those of ``to_frames``; per packet, Python makes one
+type check and one Numba call (state, parameters and counters are one int64 array).
 
 Wall clock: with ``timeout_s`` set, ``poll()`` (or ``push`` of an empty packet)
 after ``timeout_s`` seconds without events closes the open window as if event
@@ -30,23 +36,46 @@ import time
 import numpy as np
 from numba import njit
 
+from eventpipe.events import EVENT_DTYPE
 from eventpipe.kernels._common import (
     DEFAULT_TIME_TOLERANCE_US,
     N_COUNTERS,
     BinStats,
     as_event_array,
-    fields,
     n_polarities,
     saturation_value,
     sensor_wh,
 )
+from eventpipe.kernels.frames import _bin_window
 
-# state vector slots
-S_STARTED, S_START, S_RUNMAX, S_KEMIT, S_NOUT, S_BASE = range(6)
+# The state vector (one int64 array, so a push passes few arguments): the stream's
+# state (slots 0..N_LIVE-1, cleared by reset), its parameters, then the BinStats counters.
+S_STARTED, S_START, S_RUNMAX, S_KEMIT, S_NOUT, S_BASE, S_NEED, S_LO = range(8)
+N_LIVE = 8
+S_WINDOW, S_STRIDE, S_TOL, S_FIXED = range(8, 12)
+S_CTR = 12
+N_STATE = S_CTR + N_COUNTERS
 
 
 @njit(cache=True, nogil=True)
-def _close_until(ti, ring, outbuf, state, window, stride, single):
+def _move_frame(dst, src, zero_src):
+    """``dst[:] = src`` (flat frames), then ``src[:] = 0`` if ``zero_src``: plain unsigned
+    loops, which LLVM turns into memcpy/memset (Numba's ``dst[:] = src`` is ~4x slower)."""
+    n = np.uint64(src.shape[0])
+    one = np.uint64(1)
+    i = np.uint64(0)
+    while i < n:
+        dst[i] = src[i]
+        i += one
+    if zero_src:
+        i = np.uint64(0)
+        while i < n:
+            src[i] = 0
+            i += one
+
+
+@njit(cache=True, nogil=True)
+def _close_until(ti, ring, outbuf, state, single):
     """Emit every open window whose end is <= ti.
 
     ``single`` (stride >= window, one open window): the open window accumulates
@@ -54,29 +83,34 @@ def _close_until(ti, ring, outbuf, state, window, stride, single):
     slot (zeroed).  Otherwise open windows live in ``ring`` and are copied out.
     The caller guarantees the capacity (see ``_needed``).
     """
-    M = ring.shape[0]
+    window = state[S_WINDOW]
+    stride = state[S_STRIDE]
     start = state[S_START]
     k = state[S_KEMIT]
     n_out = state[S_NOUT]
     base = state[S_BASE]
-    while start + k * stride + window <= ti:
-        if single:
+    out = outbuf.reshape(outbuf.shape[0], -1)
+    if single:
+        while start + k * stride + window <= ti:
             n_out += 1
-            outbuf[base + n_out] = 0
-        else:
+            k += 1
+            out[base + n_out][:] = 0
+    else:
+        M = ring.shape[0]
+        rf = ring.reshape(M, -1)
+        while start + k * stride + window <= ti:
             slot = k % M
-            outbuf[n_out] = ring[slot]
-            ring[slot] = 0
+            _move_frame(out[n_out], rf[slot], True)
             n_out += 1
-        k += 1
+            k += 1
     state[S_KEMIT] = k
     state[S_NOUT] = n_out
 
 
 @njit(cache=True, nogil=True)
-def _needed(ti, state, window, stride, single):
+def _needed(ti, state, single):
     """Output slots needed (from index 0) after closing the windows ending <= ti."""
-    c = (ti - state[S_START] - window) // stride + 1 - state[S_KEMIT]
+    c = (ti - state[S_START] - state[S_WINDOW]) // state[S_STRIDE] + 1 - state[S_KEMIT]
     if c < 0:
         c = 0
     if single:
@@ -85,97 +119,172 @@ def _needed(ti, state, window, stride, single):
 
 
 @njit(cache=True, nogil=True)
-def _stream_push(x, y, t, p, i0, ring, outbuf, state, counters, window, stride, npol, tol,
-                 maxval, fixed_start, single):
-    """Process events ``i0..``; returns ``(i_stop, slots_needed)``: ``i_stop < n``
-    when ``outbuf`` is too small for the windows event ``i_stop`` completes (the
-    caller makes room and calls again from ``i_stop``)."""
-    M = ring.shape[0]
-    H = outbuf.shape[2]
-    W = outbuf.shape[3]
+def _begin(t0, ring, outbuf, state, single):
+    """First event (time ``t0``) since a reset: fix the start, close the windows before
+    it.  Returns 0, or the output slots needed first (nothing changed then)."""
+    if state[S_FIXED] == 0:
+        state[S_START] = t0
+    need = _needed(t0, state, single)
+    if need > outbuf.shape[0]:
+        return need
+    state[S_STARTED] = 1
+    state[S_RUNMAX] = t0
+    state[S_KEMIT] = 0
+    _close_until(t0, ring, outbuf, state, single)
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _push_single(ev, i0, outbuf, state, maxv):
+    """Events ``ev[i0:]`` with one open window (stride >= window), accumulating in place
+    in ``outbuf[base + n_out]``, one window at a time (:func:`frames._bin_window`: the
+    one-shot kernel's loop).  Returns the number of windows completed (they lie at
+    ``outbuf[state[S_LO]:]``), or ``-1 - i`` when event ``i`` would complete more windows
+    than ``outbuf`` holds: the caller makes room for ``state[S_NEED]`` and calls again
+    from ``i``."""
+    n = ev.shape[0]
     cap = outbuf.shape[0]
-    n = x.shape[0]
-    if n == i0:
-        return n, 0
+    out = outbuf.reshape(cap, -1)
+    counters = state[S_CTR:]
+    i = np.int64(i0)
     if state[S_STARTED] == 0:
-        if fixed_start == 0:
-            state[S_START] = t[i0]
-        need = _needed(t[i0], state, window, stride, single)
-        if need > cap:
-            return i0, need
-        state[S_STARTED] = 1
-        state[S_RUNMAX] = t[i0]
-        state[S_KEMIT] = 0
-        _close_until(t[i0], ring, outbuf, state, window, stride, single)
+        need = _begin(ev[i].t, outbuf, outbuf, state, True)
+        if need:
+            state[S_NEED] = need
+            return -1 - i
+    window = state[S_WINDOW]
+    stride = state[S_STRIDE]
+    tol = state[S_TOL]
     start = state[S_START]
     runmax = state[S_RUNMAX]
+    maxval = maxv[0]
+    base = state[S_BASE]
+    if base > 0 and state[S_NOUT] == 0 and _needed(ev[n - 1].t, state, True) > cap:
+        # the packet (if sorted) overflows the buffer: move the open window to the front
+        # now (one frame copy) rather than its completed windows too, later
+        _move_frame(out[0], out[base], False)
+        state[S_BASE] = 0
+    while True:
+        ws = start + state[S_KEMIT] * stride
+        i, runmax = _bin_window(ev, i, n, ws, ws + window, out[state[S_BASE] + state[S_NOUT]],
+                                outbuf.shape[3], outbuf.shape[2], outbuf.shape[1], tol, maxval,
+                                runmax, counters)
+        if i >= n:
+            break
+        ti = ev[i].t  # at/past the window's end (and the running max): close windows
+        need = _needed(ti, state, True)
+        if need > cap:
+            state[S_RUNMAX] = runmax
+            state[S_NEED] = need
+            return -1 - i
+        runmax = ti
+        _close_until(ti, outbuf, outbuf, state, True)
+    state[S_RUNMAX] = runmax
+    n_out = state[S_NOUT]
+    state[S_LO] = state[S_BASE]
+    state[S_BASE] += n_out  # the open window's slot is the new base
+    state[S_NOUT] = 0
+    return n_out
+
+
+@njit(cache=True, nogil=True)
+def _push_ring(ev, i0, ring, outbuf, state, maxv):
+    """Overlapping windows (stride < window): open windows in ``ring``, per event (each
+    event goes to every open window containing it).
+    Returns as :func:`_push_single` (completed windows at ``outbuf[0:]``)."""
+    n = ev.shape[0]
+    cap = outbuf.shape[0]
+    M = ring.shape[0]
+    H = ring.shape[2]
+    W = ring.shape[3]
+    rf = ring.reshape(-1)
+    counters = state[S_CTR:]
+    if state[S_STARTED] == 0:
+        need = _begin(ev[i0].t, ring, outbuf, state, False)
+        if need:
+            state[S_NEED] = need
+            return -1 - np.int64(i0)
+    window = state[S_WINDOW]
+    stride = state[S_STRIDE]
+    tol = state[S_TOL]
+    start = state[S_START]
+    runmax = state[S_RUNMAX]
+    maxval = maxv[0]
+    one = np.uint64(1)
+    Wu = np.uint64(W)
+    Hu = np.uint64(H)
+    F = np.uint64(ring.shape[1] * H * W)  # one frame
+    plane = np.uint64(H * W if ring.shape[1] == 2 else 0)
+    Mu = np.uint64(M)
     k_emit = state[S_KEMIT]
-    cur_start = start + k_emit * stride   # start of the oldest open window
-    cur_end = cur_start + window          # ... and its end
-    jopen = state[S_BASE] + state[S_NOUT]  # single: output slot of the open window
+    cur_start = start + k_emit * stride  # the oldest open window
+    cur_end = cur_start + window
+    slot0 = np.uint64(k_emit % M)
     n_clamp = 0
     n_back = 0
     n_oob = 0
     n_range = 0
-    stop = n
-    need = 0
-    for i in range(i0, n):
-        ti = t[i]
-        if ti < runmax:
-            if runmax - ti <= tol:
-                ti = runmax
-                n_clamp += 1
-            else:
-                n_back += 1
-                continue
-        else:
+    i = np.uint64(i0)
+    nu = np.uint64(n)
+    ret = np.int64(0)
+    while i < nu:
+        e = ev[i]
+        ti = e.t
+        if ti >= runmax:
             if ti >= cur_end:
-                need = _needed(ti, state, window, stride, single)
+                need = _needed(ti, state, False)
                 if need > cap:
-                    stop = i
+                    state[S_NEED] = need
+                    ret = -1 - np.int64(i)
                     break
-                need = 0
-                state[S_RUNMAX] = ti
-                _close_until(ti, ring, outbuf, state, window, stride, single)
+                _close_until(ti, ring, outbuf, state, False)
                 k_emit = state[S_KEMIT]
                 cur_start = start + k_emit * stride
                 cur_end = cur_start + window
-                jopen = state[S_BASE] + state[S_NOUT]
+                slot0 = np.uint64(k_emit % M)
             runmax = ti
-        xi = x[i]
-        yi = y[i]
-        if xi >= W or yi >= H:
+        elif runmax - ti <= tol:
+            ti = runmax
+            n_clamp += 1
+        else:
+            n_back += 1
+            i += one
+            continue
+        i += one
+        xi = np.uint64(e.x)
+        yi = np.uint64(e.y)
+        if (xi >= Wu) | (yi >= Hu):
             n_oob += 1
             continue
         if ti < cur_start:
             n_range += 1
             continue
-        pi = 0
-        if npol == 2 and p[i] != 0:
-            pi = 1
-        if single:
-            v = outbuf[jopen, pi, yi, xi]
+        j = yi * Wu + xi + plane * np.uint64(e.p != 0)
+        slot = slot0
+        ws = cur_start
+        while ws <= ti:  # every open window containing ti
+            q = slot * F + j
+            v = rf[q]
             if v < maxval:
-                outbuf[jopen, pi, yi, xi] = v + 1
-        else:
-            k = k_emit
-            ws = cur_start
-            while ws <= ti:
-                slot = k % M
-                v = ring[slot, pi, yi, xi]
-                if v < maxval:
-                    ring[slot, pi, yi, xi] = v + 1
-                k += 1
-                ws += stride
+                rf[q] = v + 1
+            slot += one
+            if slot == Mu:
+                slot = np.uint64(0)
+            ws += stride
     state[S_RUNMAX] = runmax
-    done = stop - i0
+    done = np.int64(i) - i0
     counters[0] += done
     counters[1] += done - n_back - n_oob - n_range
     counters[2] += n_oob
     counters[3] += n_clamp
     counters[4] += n_back
     counters[5] += n_range
-    return stop, need
+    if ret < 0:
+        return ret
+    n_out = state[S_NOUT]
+    state[S_LO] = 0
+    state[S_NOUT] = 0
+    return n_out
 
 
 class StreamingBinner:
@@ -201,6 +310,7 @@ class StreamingBinner:
             raise ValueError("window_us and stride_us must be > 0")
         self.dtype = np.dtype(dtype)
         self.maxval = saturation_value(self.dtype, clip, binary)
+        self._maxv = np.full(1, self.maxval, self.dtype)
         self.tol = np.int64(time_tolerance_us)
         self.timeout_s = timeout_s
         self.clock = clock
@@ -211,9 +321,12 @@ class StreamingBinner:
         self._ring = np.zeros(ring_shape, self.dtype)
         self._outbuf = np.zeros((max(2, initial_capacity), self.P, self.H, self.W), self.dtype)
         self._empty = np.zeros((0, self.P, self.H, self.W), self.dtype)
-        self._state = np.zeros(6, np.int64)
-        self._counters = np.zeros(N_COUNTERS, np.int64)
-        self._fixed_start = int(start_time is not None)
+        self._state = np.zeros(N_STATE, np.int64)
+        self._state[S_WINDOW] = self.window
+        self._state[S_STRIDE] = self.stride
+        self._state[S_TOL] = self.tol
+        self._state[S_FIXED] = int(start_time is not None)
+        self._counters = self._state[S_CTR:]  # a view: the kernels count in the state vector
         self.frames_emitted = 0
         self.timeouts = 0
         self.reset()
@@ -222,7 +335,7 @@ class StreamingBinner:
         """Forget all state (open windows, start time); stats are kept."""
         self._ring.fill(0)
         self._outbuf[0] = 0
-        self._state[:] = 0
+        self._state[:N_LIVE] = 0
         if self.start_time is not None:
             self._state[S_START] = int(self.start_time)
         self._last_wall = self.clock()
@@ -275,31 +388,39 @@ class StreamingBinner:
 
     def push(self, events, *, copy: bool = True, now: float | None = None) -> np.ndarray:
         """Feed a packet; return the frames ``(n, P, H, W)`` it completed (maybe n=0)."""
-        ev = as_event_array(events)
-        if len(ev) == 0:
+        # hot path: a few attribute reads and one kernel call per packet (no allocation)
+        ev = events if type(events) is np.ndarray and events.dtype is EVENT_DTYPE \
+            else as_event_array(events)
+        if not ev.shape[0]:
             return self.poll(now=now, copy=copy)
-        x, y, t, p = fields(ev)
-        i, n = 0, len(ev)
-        while True:
-            i, need = _stream_push(x, y, t, p, i, self._ring, self._outbuf, self._state,
-                                   self._counters, self.window, self.stride, self.P, self.tol,
-                                   self.maxval, self._fixed_start, self._single)
-            if i >= n:
-                break
-            self._make_room(need)
+        state = self._state
+        if self._single:
+            r = _push_single(ev, 0, self._outbuf, state, self._maxv)
+            while r < 0:  # the packet completes more windows than the buffer holds
+                self._make_room(int(state[S_NEED]))
+                r = _push_single(ev, -1 - r, self._outbuf, state, self._maxv)
+        else:
+            r = _push_ring(ev, 0, self._ring, self._outbuf, state, self._maxv)
+            while r < 0:
+                self._make_room(int(state[S_NEED]))
+                r = _push_ring(ev, -1 - r, self._ring, self._outbuf, state, self._maxv)
         self._last_wall = self.clock() if now is None else now
-        return self._take(copy)
+        if not r:
+            return self._empty
+        self.frames_emitted += r
+        lo = state[S_LO]
+        res = self._outbuf[lo:lo + r]
+        return res.copy() if copy else res
 
     def advance_to(self, t_us: int, *, copy: bool = True) -> np.ndarray:
         """Declare that event time reached ``t_us``: close the windows ending <= t_us."""
         if not self.started or t_us <= self._state[S_RUNMAX]:
             return self._empty
-        need = _needed(np.int64(t_us), self._state, self.window, self.stride, self._single)
+        need = _needed(np.int64(t_us), self._state, self._single)
         if need > self._outbuf.shape[0]:
             self._make_room(int(need))
         self._state[S_RUNMAX] = int(t_us)
-        _close_until(np.int64(t_us), self._ring, self._outbuf, self._state, self.window,
-                     self.stride, self._single)
+        _close_until(np.int64(t_us), self._ring, self._outbuf, self._state, self._single)
         return self._take(copy)
 
     def poll(self, *, now: float | None = None, copy: bool = True) -> np.ndarray:

@@ -151,3 +151,37 @@ def test_small_buffer_compaction_and_views(stride):
         got.append(b.push(pk, copy=False).copy())  # a view is valid until the next call
     got.append(b.flush())
     np.testing.assert_array_equal(np.concatenate(got), ref)
+
+
+@SETTINGS
+@given(n=st.integers(1, 400), seed=st.integers(0, 2**16), window=st.integers(300, 20_000),
+       stride_frac=st.sampled_from([None, 0.3, 0.5, 1.0, 2.5]), backwards=st.integers(0, 20),
+       start=st.one_of(st.none(), st.integers(-60_000, 20_000)), clip=st.sampled_from([None, 2]),
+       data=st.data())
+def test_random_splits_small_buffer_fixed_start(n, seed, window, stride_frac, backwards, start,
+                                                clip, data):
+    """The paths that run out of output buffer (growth, compaction, a fixed start_time far
+    before the first event) and views with copy=False; every counter equals one-shot."""
+    ev = synthetic(n, seed=seed, backwards=backwards)
+    ev["y"][:: max(1, n // 4)] = 30
+    stride = window if stride_frac is None else max(1, int(window * stride_frac))
+    wh = (32, 24)
+    ref, ref_stats = _one_shot(ev, wh, window, stride, start_time=start, clip=clip,
+                               time_tolerance_us=10, return_stats=True)
+    cuts = data.draw(st.lists(st.integers(0, n), max_size=8))
+    b = StreamingBinner(wh, window, stride, start_time=start, clip=clip, time_tolerance_us=10,
+                        initial_capacity=2)
+    got = [b.push(pk, copy=False).copy() for pk in _split(ev, cuts)]
+    got.append(b.flush())
+    np.testing.assert_array_equal(np.concatenate(got), ref)
+    assert b.stats == ref_stats
+    assert b.frames_emitted == len(ref)
+
+
+@pytest.mark.parametrize("stride", [100, 40])
+def test_fixed_start_far_before_first_event_grows_buffer(stride):
+    ev = make_events([1, 2, 3], [1, 1, 2], [10_000, 10_050, 10_120], [1, 0, 1])
+    b = StreamingBinner((4, 4), 100, stride, start_time=0, initial_capacity=2)
+    got = np.concatenate([b.push(ev[:1]), b.push(ev[1:]), b.flush()])
+    np.testing.assert_array_equal(got, _one_shot(ev, (4, 4), 100, stride, start_time=0))
+    assert len(got) > 100 and b.stats.binned == 3
