@@ -14,6 +14,11 @@ Run:  python benchmarks/model_step.py [--quick]
   ``fold(fast=False)``, the folded modules as torch ops.
 * "label by stepping" = one folded step (membranes carried); "clip recompute" = what the official
   code has to do for a sliding window: re-run the whole 8-step clip from rest for every label.
+* "product path": the small shipped checkpoint the runtime loads (``snn/weights/
+  meta_spikeformer_tiny_synthetic.pt``, 64x64, 2 channels), folded, one step per frame, with and
+  without the fast path, at 1 and 2 threads.
+* ``--bf16`` adds one line for the NOT exact, non-default option ``fold(fast_weights="bf16")``
+  (bfloat16 gather weights, float32 sums) with its spike agreement with the exact fast path.
 """
 
 from __future__ import annotations
@@ -97,7 +102,16 @@ def firing_summary(model, frames):
     return sum(conv) / len(conv), sum(allr) / len(allr)
 
 
-def bench(name, size, repeats, clip_repeats, lines, gamma):
+def spike_agreement(a, b, frames):
+    """Fraction of equal spikes (all neurons, all steps) of two folded models on the same frames."""
+    with torch.no_grad():
+        _, ca = a.run(frames, record_spikes=True)
+        _, cb = b.run(frames, record_spikes=True)
+    same = sum((ca.spikes[k] == s).sum().item() for k, s in cb.spikes.items())
+    return same / sum(s.numel() for s in cb.spikes.values())
+
+
+def bench(name, size, repeats, clip_repeats, lines, gamma, bf16=False):
     torch.manual_seed(0)
     model = snn.create_model(name)
     g = torch.Generator().manual_seed(1)
@@ -124,6 +138,13 @@ def bench(name, size, repeats, clip_repeats, lines, gamma):
     if name.endswith("hardvs_18m") and size in OFFICIAL_MS:
         ref = OFFICIAL_MS[size]
         out.append(f"{tag}: folded step = {t_fold.min / ref:.2f}x the issue's official figure ({ref} ms, other run)")
+    if bf16:
+        folded_bf16 = model.fold(fast_weights="bf16")
+        with torch.no_grad():
+            t_bf16 = step_timing(folded_bf16, frames, repeats)
+        agree = spike_agreement(folded, folded_bf16, frames)
+        out.append(f"{tag}: [NOT EXACT, not the default] folded step with bf16 gather weights {t_bf16}; "
+                   f"spike agreement with the exact fast path {agree:.4f}")
     out += [
         f"{tag}: {CLIP_T}-step clip recompute unfolded {t_clip}",
         f"{tag}: {CLIP_T}-step clip recompute folded   {t_clip_f}",
@@ -136,20 +157,47 @@ def bench(name, size, repeats, clip_repeats, lines, gamma):
     lines.extend(out)
 
 
+CHECKPOINT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "snn", "weights",
+                          "meta_spikeformer_tiny_synthetic.pt")
+
+
+def product_path(repeats, lines):
+    """The runtime's model: the shipped tiny checkpoint, 64x64 event frames, folded, stepping."""
+    model, meta = snn.load_checkpoint(CHECKPOINT)
+    g = torch.Generator().manual_seed(1)
+    frames = (torch.rand(CLIP_T, 1, model.in_channels, 64, 64, generator=g) < 0.1).float()
+    fast, plain = model.fold(), model.fold(fast=False)
+    out = []
+    for n in (1, 2):
+        torch.set_num_threads(n)
+        with torch.no_grad():
+            t_fast = step_timing(fast, frames, repeats)
+            t_plain = step_timing(plain, frames, repeats)
+        out.append(f"product path (shipped tiny checkpoint, 64x64), {n} thread{'s' if n > 1 else ''}: "
+                   f"fast path {t_fast}; no fast path {t_plain}")
+    torch.set_num_threads(2)
+    for line in out:
+        print(line, flush=True)
+    lines.extend(out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     ap.add_argument("--gamma", type=float, default=1.5,
                     help="BatchNorm scale after calibration; sets the firing rate (1.5: ~0.1)")
+    ap.add_argument("--bf16", action="store_true",
+                    help="also time the NOT exact fold(fast_weights='bf16') option (128x128)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     reps, clip_reps = (5, 2) if args.quick else (15, 3)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, OMP_WAIT_POLICY="
           f"{os.environ.get('OMP_WAIT_POLICY')}, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     lines = []
-    bench("meta_spikeformer_hardvs_18m", 128, reps, clip_reps, lines, args.gamma)
+    bench("meta_spikeformer_hardvs_18m", 128, reps, clip_reps, lines, args.gamma, bf16=args.bf16)
     bench("meta_spikeformer_hardvs_18m", 224, max(5, reps // 2), clip_reps, lines, args.gamma)
     bench("meta_spikeformer_tiny", 128, reps, clip_reps, lines, args.gamma)
+    product_path(max(20, 4 * reps), lines)
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 

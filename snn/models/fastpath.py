@@ -8,9 +8,12 @@ innermost) so that a weight row ``W[ky, kx, c_in, :]`` is one contiguous vector:
 * a LIF pass reads the membrane input and the old membrane, writes the new membrane and a compact
   list of the active channels of every pixel (CSR; no spike map is stored unless recorded);
 * a gather kernel sums, for every output pixel, the weight rows of the active inputs in its
-  receptive field (3x3 / 7x7 / 1x1, any stride), blocked over input channels so that the weight
-  block stays in L2, and - where the next op is a LIF neuron - applies that neuron to the finished
-  output row while it is in L1 (the pre-activation map is never written);
+  receptive field (3x3 / 7x7 / 1x1, any stride), 8 rows per pass over the output (a short last
+  group padded with an all-zero row), blocked over input channels, and - where the next op is a
+  LIF neuron - applies that neuron to the finished output row while it is in L1 (the
+  pre-activation map is never written).  Weights are 64-byte aligned with each tap padded to 16
+  floats; stride-1 convs store the taps in reverse order so that the taps of one input pixel form
+  one contiguous piece of the weight row and of the output row;
 * the non-spike parts (depthwise convs of the SepConv / RepConv chains, their dense pointwise
   GEMMs, the attention products Q (K^T V) of binary matrices) run dense.
 
@@ -18,14 +21,18 @@ Arithmetic: the LIF update is the one of :mod:`snn.neurons._fused` (bit-identica
 same terms as the dense convs in another order (float32 rounding differs at the 1e-7 level).  The
 attention products are integer-valued and exact.  Membranes and recorded spikes are returned in
 the model's usual logical shapes (``[B, C, H, W]``, ...) as views of channels-last memory.
+``precision="bf16"`` (:func:`install`; ``fold(fast_weights="bf16")``) stores the gather weights as
+bfloat16 - not exact, off by default.
 
-Kernels are numba (``parallel=True``; work split over output rows).  Eligible: CPU float32 input
-without autograd, LIF neurons, ``sdsa3`` attention, ``repconv="chain"`` folding.  Everything else
-takes the module's ordinary folded path.
+Kernels are numba (``parallel=True``; work split over output rows; small calls run on the calling
+thread).  numba's pool follows torch's intra-op thread count, and starting it leaves torch's
+setting as it was.  Eligible: CPU float32 input without autograd, LIF neurons, ``sdsa3``
+attention, ``repconv="chain"`` folding.  Everything else takes the module's ordinary folded path.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Optional
 
 import numpy as np
@@ -46,7 +53,35 @@ except Exception:  # pragma: no cover
 WEIGHT_BLOCK_BYTES = 4 << 20
 
 
+def _ld(q, o):  # pragma: no cover - replaced by the overload below inside jitted code
+    """q[o] as float32: float32 weights as they are, bf16 weights (stored as uint16) widened."""
+    raise NotImplementedError
+
+
 if HAVE_NUMBA:
+    from llvmlite import ir as _ir
+    from numba.core import types as _types
+    from numba.extending import intrinsic, overload
+
+    @intrinsic
+    def _bf16_to_f32(typingctx, u):  # pragma: no cover - jitted
+        # bf16 bits (uint16) -> float32: the bits are the top half of a float32 (exact widening)
+        def codegen(context, builder, signature, args):
+            v = builder.shl(builder.zext(args[0], _ir.IntType(32)), _ir.Constant(_ir.IntType(32), 16))
+            return builder.bitcast(v, _ir.FloatType())
+
+        return _types.float32(_types.uint16), codegen
+
+    @overload(_ld, inline="always")
+    def _ld_impl(q, o):  # pragma: no cover - jitted
+        if q.dtype == _types.uint16:
+            return lambda q, o: _bf16_to_f32(q[o])
+        return lambda q, o: q[o]
+
+    @njit(cache=True, nogil=True, parallel=True)
+    def _pool_warmup(a):  # pragma: no cover - jitted
+        for i in prange(a.shape[0]):
+            a[i] += 1.0
 
     @njit(cache=True, nogil=True, inline="always")
     def _lif_row(acc, vin, vout, tau, vth, soft, decay_input, sp):  # pragma: no cover - jitted
@@ -79,30 +114,38 @@ if HAVE_NUMBA:
                 m += sp[c]
         off[nb] = m
 
+    @njit(cache=True, nogil=True)
+    def _lif_csr_part(x, v, vout, tau, vth, soft, decay_input, cs, idx, off, spk, rec, lo, hi):  # pragma: no cover
+        T, B, P, C = x.shape
+        sp = np.empty(C, np.uint8)
+        for r in range(lo, hi):
+            b = r // P
+            p = r % P
+            vo = vout[b, p]
+            vi = v[b, p]
+            for c in range(C):
+                vo[c] = vi[c]
+            for t in range(T):
+                _lif_row(x[t, b, p], vo, vo, tau, vth, soft, decay_input, sp)
+                _compact(sp, cs, idx[t, b, p], off[t, b, p])
+                if rec:
+                    for c in range(C):
+                        spk[t, b, p, c] = sp[c]
+
     @njit(cache=True, nogil=True, parallel=True)
     def lif_csr(x, v, vout, tau, vth, soft, decay_input, cs, idx, off, spk, rec, nth):  # pragma: no cover
         """LIF over x [T, B, P, C] from v [B, P, C]; new membrane -> vout; active lists -> idx/off
-        [T, B, P, C] / [T, B, P, nb+1]; spikes (0/1 float) -> spk [T, B, P, C] when rec."""
+        [T, B, P, C] / [T, B, P, nb+1]; spikes (0/1 float) -> spk [T, B, P, C] when rec.
+        ``nth`` <= 1 runs on the calling thread (no parallel region: small maps)."""
         T, B, P, C = x.shape
         R = B * P
         nblk = min(R, 4 * nth)
-        for blk in prange(nblk):
-            lo = blk * R // nblk
-            hi = (blk + 1) * R // nblk
-            sp = np.empty(C, np.uint8)
-            for r in range(lo, hi):
-                b = r // P
-                p = r % P
-                vo = vout[b, p]
-                vi = v[b, p]
-                for c in range(C):
-                    vo[c] = vi[c]
-                for t in range(T):
-                    _lif_row(x[t, b, p], vo, vo, tau, vth, soft, decay_input, sp)
-                    _compact(sp, cs, idx[t, b, p], off[t, b, p])
-                    if rec:
-                        for c in range(C):
-                            spk[t, b, p, c] = sp[c]
+        if nth <= 1:
+            _lif_csr_part(x, v, vout, tau, vth, soft, decay_input, cs, idx, off, spk, rec, 0, R)
+        else:
+            for blk in prange(nblk):
+                _lif_csr_part(x, v, vout, tau, vth, soft, decay_input, cs, idx, off, spk, rec,
+                              blk * R // nblk, (blk + 1) * R // nblk)
 
     @njit(cache=True, nogil=True)
     def _tap_table(W, K, stride, pad, Wo):  # pragma: no cover - jitted
@@ -118,130 +161,193 @@ if HAVE_NUMBA:
     @njit(cache=True, nogil=True, inline="always")
     def _scatter_pixel(acc, w3, ii, j0, j1, rbase, oxs, K):  # pragma: no cover - jitted
         # input pixel (iy, ix) with active channels ii[j0:j1] -> output row acc [Wo, Co]:
-        # acc[ox] += w3[rbase + c, kx*Co:(kx+1)*Co] for every tap kx with ox = oxs[kx] >= 0
+        # acc[ox] += w3[rbase + c, kx, :Co] for every tap kx with ox = oxs[kx] >= 0.
+        # Rows are summed 8 (or 4) at a time; a short last group is padded with the zero row (the
+        # last row of w3; adding +0.0 leaves every sum unchanged), so each output value is read and
+        # written once per group.  (Taps are indexed as w3[row][kx], not as offsets into a flat
+        # row: the compiler must see non-negative indices to vectorize the inner loop.)
         Co = acc.shape[1]
+        z = w3.shape[0] - 1
         j = j0
-        while j + 8 <= j1:
-            r0 = w3[rbase + ii[j]]
-            r1 = w3[rbase + ii[j + 1]]
-            r2 = w3[rbase + ii[j + 2]]
-            r3 = w3[rbase + ii[j + 3]]
-            r4 = w3[rbase + ii[j + 4]]
-            r5 = w3[rbase + ii[j + 5]]
-            r6 = w3[rbase + ii[j + 6]]
-            r7 = w3[rbase + ii[j + 7]]
-            for kx in range(K):
-                ox = oxs[kx]
-                if ox < 0:
-                    continue
-                a = acc[ox]
-                s0 = kx * Co
-                for o in range(Co):
-                    a[o] += ((r0[s0 + o] + r1[s0 + o]) + (r2[s0 + o] + r3[s0 + o])) + \
-                        ((r4[s0 + o] + r5[s0 + o]) + (r6[s0 + o] + r7[s0 + o]))
-            j += 8
-        while j + 4 <= j1:
-            r0 = w3[rbase + ii[j]]
-            r1 = w3[rbase + ii[j + 1]]
-            r2 = w3[rbase + ii[j + 2]]
-            r3 = w3[rbase + ii[j + 3]]
-            for kx in range(K):
-                ox = oxs[kx]
-                if ox < 0:
-                    continue
-                a = acc[ox]
-                s0 = kx * Co
-                for o in range(Co):
-                    a[o] += (r0[s0 + o] + r1[s0 + o]) + (r2[s0 + o] + r3[s0 + o])
-            j += 4
         while j < j1:
-            r0 = w3[rbase + ii[j]]
-            for kx in range(K):
-                ox = oxs[kx]
-                if ox < 0:
-                    continue
-                a = acc[ox]
-                s0 = kx * Co
-                for o in range(Co):
-                    a[o] += r0[s0 + o]
-            j += 1
+            n = j1 - j
+            if n > 4:
+                r0 = w3[rbase + ii[j]]
+                r1 = w3[rbase + ii[j + 1]]
+                r2 = w3[rbase + ii[j + 2]]
+                r3 = w3[rbase + ii[j + 3]]
+                r4 = w3[rbase + ii[j + 4]]
+                r5 = w3[rbase + ii[j + 5] if n > 5 else z]
+                r6 = w3[rbase + ii[j + 6] if n > 6 else z]
+                r7 = w3[rbase + ii[j + 7] if n > 7 else z]
+                for kx in range(K):
+                    ox = oxs[kx]
+                    if ox < 0:
+                        continue
+                    a = acc[ox]
+                    q0 = r0[kx]
+                    q1 = r1[kx]
+                    q2 = r2[kx]
+                    q3 = r3[kx]
+                    q4 = r4[kx]
+                    q5 = r5[kx]
+                    q6 = r6[kx]
+                    q7 = r7[kx]
+                    for o in range(Co):
+                        a[o] += ((_ld(q0, o) + _ld(q1, o)) + (_ld(q2, o) + _ld(q3, o))) + \
+                            ((_ld(q4, o) + _ld(q5, o)) + (_ld(q6, o) + _ld(q7, o)))
+                j += 8
+            else:
+                r0 = w3[rbase + ii[j]]
+                r1 = w3[rbase + ii[j + 1] if n > 1 else z]
+                r2 = w3[rbase + ii[j + 2] if n > 2 else z]
+                r3 = w3[rbase + ii[j + 3] if n > 3 else z]
+                for kx in range(K):
+                    ox = oxs[kx]
+                    if ox < 0:
+                        continue
+                    a = acc[ox]
+                    q0 = r0[kx]
+                    q1 = r1[kx]
+                    q2 = r2[kx]
+                    q3 = r3[kx]
+                    for o in range(Co):
+                        a[o] += (_ld(q0, o) + _ld(q1, o)) + (_ld(q2, o) + _ld(q3, o))
+                j += 4
+
+    @njit(cache=True, nogil=True, inline="always")
+    def _scatter_flat(a, w2, ii, j0, j1, rbase, m0, n):  # pragma: no cover - jitted
+        # stride-1 convs with Cp == Co and the taps of each row stored in reverse order: the taps of
+        # input pixel ix that land inside the output row are one contiguous piece w2[row, m0:m0 + n]
+        # of the weight row, added to the contiguous piece a[0:n] of the flat output row - one long
+        # loop instead of one short loop per tap.  Same zero-row padding of short groups.
+        z = w2.shape[0] - 1
+        j = j0
+        while j < j1:
+            c = j1 - j
+            if c > 4:
+                q0 = w2[rbase + ii[j], m0:m0 + n]
+                q1 = w2[rbase + ii[j + 1], m0:m0 + n]
+                q2 = w2[rbase + ii[j + 2], m0:m0 + n]
+                q3 = w2[rbase + ii[j + 3], m0:m0 + n]
+                q4 = w2[rbase + ii[j + 4], m0:m0 + n]
+                q5 = w2[rbase + ii[j + 5] if c > 5 else z, m0:m0 + n]
+                q6 = w2[rbase + ii[j + 6] if c > 6 else z, m0:m0 + n]
+                q7 = w2[rbase + ii[j + 7] if c > 7 else z, m0:m0 + n]
+                for m in range(n):
+                    a[m] += ((_ld(q0, m) + _ld(q1, m)) + (_ld(q2, m) + _ld(q3, m))) + \
+                        ((_ld(q4, m) + _ld(q5, m)) + (_ld(q6, m) + _ld(q7, m)))
+                j += 8
+            else:
+                q0 = w2[rbase + ii[j], m0:m0 + n]
+                q1 = w2[rbase + ii[j + 1] if c > 1 else z, m0:m0 + n]
+                q2 = w2[rbase + ii[j + 2] if c > 2 else z, m0:m0 + n]
+                q3 = w2[rbase + ii[j + 3] if c > 3 else z, m0:m0 + n]
+                for m in range(n):
+                    a[m] += (_ld(q0, m) + _ld(q1, m)) + (_ld(q2, m) + _ld(q3, m))
+                j += 4
+
+    @njit(cache=True, nogil=True)
+    def _gather_part(idx, off, H, W, w3, K, stride, pad, bias, res, use_res, out, lif, v, vout, tau, vth,
+                     soft, decay_input, cs2, idx2, off2, spk2, want_csr, want_dense, blk, nblk):  # pragma: no cover
+        # output rows blk, blk + nblk, ... of gather_conv
+        T, B, P_out, Co = out.shape
+        Ci = (w3.shape[0] - 1) // K
+        Wo = (W + 2 * pad - K) // stride + 1
+        Ho = P_out // Wo
+        nk = off.shape[3] - 1
+        R = B * Ho
+        oxt = _tap_table(W, K, stride, pad, Wo)
+        flat = stride == 1 and w3.shape[2] == Co  # taps stored reversed (see Gather)
+        w2 = w3.reshape(w3.shape[0], w3.shape[1] * w3.shape[2])
+        outf = out.reshape(T, B, P_out * Co)
+        for k in range(nk):
+            for r in range(blk, R, nblk):
+                b = r // Ho
+                oy = r % Ho
+                for t in range(T):
+                    acc = out[t, b, oy * Wo:(oy + 1) * Wo]
+                    if k == 0:
+                        for ox in range(Wo):
+                            a = acc[ox]
+                            if use_res:
+                                rr = res[t, b, oy * Wo + ox]
+                                for o in range(Co):
+                                    a[o] = bias[o] + rr[o]
+                            else:
+                                for o in range(Co):
+                                    a[o] = bias[o]
+                    for ky in range(K):
+                        iy = oy * stride - pad + ky
+                        if iy < 0 or iy >= H:
+                            continue
+                        rbase = ky * Ci
+                        for ix in range(W):
+                            p = iy * W + ix
+                            j0 = off[t, b, p, k]
+                            j1 = off[t, b, p, k + 1]
+                            if j0 < j1:
+                                if flat:
+                                    k0 = max(0, K - 1 - pad - ix)
+                                    k1 = min(K, Wo + K - 1 - pad - ix)
+                                    f0 = (oy * Wo + ix + pad - (K - 1) + k0) * Co
+                                    n = (k1 - k0) * Co
+                                    _scatter_flat(outf[t, b, f0:f0 + n], w2, idx[t, b, p], j0, j1, rbase, k0 * Co, n)
+                                else:
+                                    _scatter_pixel(acc, w3, idx[t, b, p], j0, j1, rbase, oxt[ix], K)
+        if lif:
+            sp = np.empty(Co, np.uint8)
+            for r in range(blk, R, nblk):
+                b = r // Ho
+                oy = r % Ho
+                for ox in range(Wo):
+                    po = oy * Wo + ox
+                    vo = vout[b, po]
+                    vi = v[b, po]
+                    for o in range(Co):
+                        vo[o] = vi[o]
+                    for t in range(T):
+                        _lif_row(out[t, b, po], vo, vo, tau, vth, soft, decay_input, sp)
+                        if want_csr:
+                            _compact(sp, cs2, idx2[t, b, po], off2[t, b, po])
+                        if want_dense:
+                            d = spk2[t, b, po]
+                            for o in range(Co):
+                                d[o] = sp[o]
 
     @njit(cache=True, nogil=True, parallel=True)
     def gather_conv(idx, off, H, W, w3, K, stride, pad, bias, res, use_res, out, lif, v, vout, tau, vth,
                     soft, decay_input, cs2, idx2, off2, spk2, want_csr, want_dense, nth):  # pragma: no cover
         """out[t, b, oy, ox, :] = bias (+ res) + sum over the inputs (t, b, iy, ix, c) listed in
-        idx/off (active channels per pixel, in channel blocks) of w3[ky*Ci + c, kx*Co:(kx+1)*Co].
+        idx/off (active channels per pixel, in channel blocks) of w3[ky*Ci + c, kx, :Co]
+        (w3 [K*Ci + 1, K, Cp], Cp >= Co: each tap padded to whole cache lines; the last row is zero).
 
-        out [T, B, Ho*Wo, Co], work split over output rows; for each output row the input rows
+        out [T, B, Ho*Wo, Co], work split over output rows (interleaved: thread j takes rows j,
+        j + nth, ... so that dense and sparse parts of the map are shared); for each output row the input rows
         are swept once per tap row ky, each active input adding its K contiguous taps.  With
         ``lif``: each finished output pixel goes through a LIF neuron (membrane v -> vout,
         [B, Ho*Wo, Co]); its spikes are written as active lists (idx2/off2, block size cs2) when
         want_csr and/or as a 0/1 float map into spk2 when want_dense.
         """
         T, B, P_out, Co = out.shape
-        Ci = w3.shape[0] // K
         Wo = (W + 2 * pad - K) // stride + 1
-        Ho = P_out // Wo
-        nk = off.shape[3] - 1
-        R = B * Ho
+        R = B * (P_out // Wo)
         nblk = min(R, nth)
-        for blk in prange(nblk):
-            lo = blk * R // nblk
-            hi = (blk + 1) * R // nblk
-            oxt = _tap_table(W, K, stride, pad, Wo)
-            for k in range(nk):
-                for r in range(lo, hi):
-                    b = r // Ho
-                    oy = r % Ho
-                    for t in range(T):
-                        acc = out[t, b, oy * Wo:(oy + 1) * Wo]
-                        if k == 0:
-                            for ox in range(Wo):
-                                a = acc[ox]
-                                if use_res:
-                                    rr = res[t, b, oy * Wo + ox]
-                                    for o in range(Co):
-                                        a[o] = bias[o] + rr[o]
-                                else:
-                                    for o in range(Co):
-                                        a[o] = bias[o]
-                        for ky in range(K):
-                            iy = oy * stride - pad + ky
-                            if iy < 0 or iy >= H:
-                                continue
-                            rbase = ky * Ci
-                            for ix in range(W):
-                                p = iy * W + ix
-                                j0 = off[t, b, p, k]
-                                j1 = off[t, b, p, k + 1]
-                                if j0 < j1:
-                                    _scatter_pixel(acc, w3, idx[t, b, p], j0, j1, rbase, oxt[ix], K)
-            if lif:
-                sp = np.empty(Co, np.uint8)
-                for r in range(lo, hi):
-                    b = r // Ho
-                    oy = r % Ho
-                    for ox in range(Wo):
-                        po = oy * Wo + ox
-                        vo = vout[b, po]
-                        vi = v[b, po]
-                        for o in range(Co):
-                            vo[o] = vi[o]
-                        for t in range(T):
-                            _lif_row(out[t, b, po], vo, vo, tau, vth, soft, decay_input, sp)
-                            if want_csr:
-                                _compact(sp, cs2, idx2[t, b, po], off2[t, b, po])
-                            if want_dense:
-                                d = spk2[t, b, po]
-                                for o in range(Co):
-                                    d[o] = sp[o]
+        if nblk <= 1:
+            _gather_part(idx, off, H, W, w3, K, stride, pad, bias, res, use_res, out, lif, v, vout, tau, vth,
+                         soft, decay_input, cs2, idx2, off2, spk2, want_csr, want_dense, 0, 1)
+        else:
+            for blk in prange(nblk):
+                _gather_part(idx, off, H, W, w3, K, stride, pad, bias, res, use_res, out, lif, v, vout, tau,
+                             vth, soft, decay_input, cs2, idx2, off2, spk2, want_csr, want_dense, blk, nblk)
 
     @njit(cache=True, nogil=True, parallel=True)
     def dense_input_conv(x, w3, bias, K, stride, pad, out):  # pragma: no cover - jitted
         """Conv of a sparse non-binary input (event frames), skipping zeros: x [N, H, W, Ci],
-        w3 [K*Ci, K*Co] (as in :func:`gather_conv`), out [N, Ho, Wo, Co]; work split over rows."""
+        w3 [K*Ci + 1, K, Cp] (as in :func:`gather_conv`), out [N, Ho, Wo, Co]; work split over rows."""
         N, H, W, Ci = x.shape
         _, Ho, Wo, Co = out.shape
+        flat = stride == 1 and w3.shape[2] == Co  # taps stored reversed (see Gather)
         R = N * Ho
         oxt = _tap_table(W, K, stride, pad, Wo)
         for r in prange(R):
@@ -268,21 +374,16 @@ if HAVE_NUMBA:
                             if ox < 0:
                                 continue
                             a = acc[ox]
-                            s0 = kx * Co
+                            wk = wr[K - 1 - kx] if flat else wr[kx]
                             for o in range(Co):
-                                a[o] += val * wr[s0 + o]
+                                a[o] += val * _ld(wk, o)
 
-    @njit(cache=True, nogil=True, parallel=True)
-    def depthwise(x, w, out, aug):  # pragma: no cover - jitted
-        """Depthwise KxK conv, stride 1, zero padding K//2: x [N, H, W, C], w [K, K, C],
-        out [N, H, W, C + aug] (with aug, the last column is set to 1 - a bias column for a GEMM).
-        The K taps of a kernel row are summed in one expression (K = 3, 7) so the output row is
-        read and written once per kernel row."""
+    @njit(cache=True, nogil=True)
+    def _dw_rows(x, w, out, aug, lo, hi):  # pragma: no cover - jitted
         N, H, W, C = x.shape
         K = w.shape[0]
         pad = K // 2
-        R = N * H
-        for r in prange(R):
+        for r in range(lo, hi):
             n = r // H
             y = r % H
             for xx in range(W):
@@ -335,10 +436,23 @@ if HAVE_NUMBA:
                     o[C] = 1.0
 
     @njit(cache=True, nogil=True, parallel=True)
-    def lif_dense(x, v, vout, tau, vth, soft, decay_input, spk):  # pragma: no cover - jitted
-        """LIF over x [T, R, C] from v [R, C]: new membrane -> vout, 0/1 float spikes -> spk."""
+    def depthwise(x, w, out, aug, nth=2):  # pragma: no cover - jitted
+        """Depthwise KxK conv, stride 1, zero padding K//2: x [N, H, W, C], w [K, K, C],
+        out [N, H, W, C + aug] (with aug, the last column is set to 1 - a bias column for a GEMM).
+        The K taps of a kernel row are summed in one expression (K = 3, 7) so the output row is
+        read and written once per kernel row."""
+        R = x.shape[0] * x.shape[1]
+        nblk = min(R, 2 * nth)
+        if nth <= 1:
+            _dw_rows(x, w, out, aug, 0, R)
+        else:
+            for blk in prange(nblk):
+                _dw_rows(x, w, out, aug, blk * R // nblk, (blk + 1) * R // nblk)
+
+    @njit(cache=True, nogil=True)
+    def _lif_dense_rows(x, v, vout, tau, vth, soft, decay_input, spk, lo, hi):  # pragma: no cover - jitted
         T, R, C = x.shape
-        for r in prange(R):
+        for r in range(lo, hi):
             vo = vout[r]
             vi = v[r]
             for c in range(C):
@@ -360,16 +474,63 @@ if HAVE_NUMBA:
                         sr[c] = 0.0
                         vo[c] = h
 
+    @njit(cache=True, nogil=True, parallel=True)
+    def lif_dense(x, v, vout, tau, vth, soft, decay_input, spk, nth=2):  # pragma: no cover - jitted
+        """LIF over x [T, R, C] from v [R, C]: new membrane -> vout, 0/1 float spikes -> spk."""
+        R = x.shape[1]
+        nblk = min(R, 2 * nth)
+        if nth <= 1:
+            _lif_dense_rows(x, v, vout, tau, vth, soft, decay_input, spk, 0, R)
+        else:
+            for blk in prange(nblk):
+                _lif_dense_rows(x, v, vout, tau, vth, soft, decay_input, spk, blk * R // nblk, (blk + 1) * R // nblk)
+
 
 _F32 = np.float32
 _EMPTY_F = np.zeros((1, 1, 1, 1), np.float32)
 _EMPTY_I16 = np.zeros((1, 1, 1, 1), np.int16)
 _EMPTY_I32 = np.zeros((1, 1, 1, 1), np.int32)
 _EMPTY_V = np.zeros((1, 1, 1), np.float32)
+_ALIGN = 64  # bytes: weight rows, taps and output rows start on cache lines
+
+# below these sizes (~20-50 us of work) a kernel runs on the calling thread: waking the pool costs
+# ~10 us per call
+SERIAL_LIF = 1 << 14  # elements of a LIF pass
+SERIAL_DW = 1 << 18  # multiply-adds of a depthwise conv
+SERIAL_GATHER = 1 << 19  # dense-equivalent multiply-adds / 10 of a gather
+# SepConv depthwise 7x7 on maps of at least this many pixels, single-threaded: the library conv
+DW_LIBRARY_PIXELS = 16 * 16
+
+
+def aligned_empty(shape, dtype=np.float32) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data starts on a 64-byte boundary."""
+    dt = np.dtype(dtype)
+    n = dt.itemsize
+    for d in shape:
+        n *= d
+    buf = np.empty(n + _ALIGN, np.uint8)
+    o = -buf.__array_interface__["data"][0] % _ALIGN
+    return buf[o:o + n].view(dt).reshape(shape)
+
+
+def _aligned_copy(a: np.ndarray) -> np.ndarray:
+    out = aligned_empty(a.shape, a.dtype)
+    out[...] = a
+    return out
 
 
 def _np(t: Tensor) -> np.ndarray:
-    return t.detach().to(torch.float32).contiguous().numpy()
+    return _aligned_copy(t.detach().to(torch.float32).contiguous().numpy())
+
+
+def to_bf16_bits(a: np.ndarray) -> np.ndarray:
+    """float32 -> bfloat16 bit patterns (uint16), rounded to nearest even (finite inputs)."""
+    u = np.ascontiguousarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    u = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
+    return _aligned_copy(u.astype(np.uint16))
+
+
+WEIGHT_PRECISIONS = ("fp32", "bf16")
 
 
 def conv_params(mod) -> tuple:
@@ -398,28 +559,63 @@ def block_size(K: int, Co: int, Ci: int) -> int:
     return min(cs, Ci)
 
 
-class Gather:
-    """A conv / linear fed by spikes: ``w3[ky*Ci + c] = [W[:, c, ky, 0], ..., W[:, c, ky, K-1]]`` (the K
-    taps of one kernel row and input channel as one contiguous row), the bias, and the input-channel
-    block size ``cs`` that its input's active lists must use."""
+class _Workspace:
+    """Scratch arrays reused across steps, per (name, shape, thread): only for buffers that never
+    leave a runner call (active lists, depthwise outputs, GEMM inputs)."""
 
-    def __init__(self, mod, stride: int = 1, pad: int = 0) -> None:
+    def __init__(self) -> None:
+        self._bufs: dict = {}
+
+    def get(self, name: str, shape: tuple, dtype=np.float32) -> np.ndarray:
+        key = (name, shape, threading.get_ident())
+        a = self._bufs.get(key)
+        if a is None:
+            if len(self._bufs) >= 256:  # many threads / shapes over time: start over
+                self._bufs.clear()
+            a = self._bufs[key] = aligned_empty(shape, dtype)
+        return a
+
+
+class Gather:
+    """A conv / linear fed by spikes: ``w3[ky*Ci + c, kx, :Co] = W[:, c, ky, kx]`` (the K taps
+    of one kernel row and input channel as one contiguous row, each tap padded to Cp = Co rounded
+    up to 16 floats, 64-byte aligned; one more row of zeros pads short groups of rows), the bias
+    and the input-channel block size ``cs`` that its input's active lists must use."""
+
+    def __init__(self, mod, stride: int = 1, pad: int = 0, precision: str = "fp32") -> None:
         w, b, g = conv_params(mod)
         if g != 1:
             raise ValueError("Gather needs an ungrouped conv")
+        if precision not in WEIGHT_PRECISIONS:
+            raise ValueError(f"precision must be one of {WEIGHT_PRECISIONS}, got {precision!r}")
         co, ci, K, K2 = w.shape
         if K != K2:
             raise ValueError("Gather needs a square kernel")
         self.K, self.Ci, self.Co = K, ci, co
         self.stride, self.pad = stride, pad
-        # w3[ky*Ci + c, kx*Co + o] = W[o, c, ky, kx]: the K taps of one (ky, c) are one contiguous row
-        self.w3 = _np(w.permute(2, 1, 3, 0).reshape(K * ci, K * co))
+        cp = -(-co // 16) * 16
+        w3 = torch.zeros(K * ci + 1, K, cp, dtype=torch.float32)  # last row: zeros
+        wp = w.permute(2, 1, 3, 0).to(torch.float32)  # [ky, c, kx, o]
+        if stride == 1 and cp == co:  # "flat" kernels (see _scatter_flat): taps in reverse order
+            wp = wp.flip(2)
+        w3[:-1].view(K, ci, K, cp)[..., :co] = wp
+        self.w3 = _np(w3) if precision == "fp32" else to_bf16_bits(w3.numpy())
         self.bias = _np(b) if b is not None else np.zeros(co, _F32)
         self.cs = block_size(K, co, ci)
         self.nb = -(-ci // self.cs)
+        self._hw: dict = {}
 
     def out_hw(self, H: int, W: int):
-        return ((H + 2 * self.pad - self.K) // self.stride + 1, (W + 2 * self.pad - self.K) // self.stride + 1)
+        hw = self._hw.get((H, W))
+        if hw is None:
+            hw = self._hw[(H, W)] = ((H + 2 * self.pad - self.K) // self.stride + 1,
+                                     (W + 2 * self.pad - self.K) // self.stride + 1)
+        return hw
+
+    def threads(self, n_in: int, nth: int) -> int:
+        """Threads for a call over n_in input pixels (serial below ~0.1 ms of work)."""
+        return nth if n_in * self.Ci * self.Co * self.K * self.K // (10 * self.stride * self.stride) \
+            >= SERIAL_GATHER else 1
 
 
 class Spikes:
@@ -442,112 +638,140 @@ class Neuron:
         self.node = node
         self.key = node.state_key
         self.args = _lif_args(node)
+        self._rest: dict = {}
 
-    def v_in(self, ctx, B: int, spatial: tuple, C: int, logical: tuple) -> np.ndarray:
-        """Old membrane as [B, P, C] (zeros at rest); ``logical`` = the frame shape the model uses."""
+    def v_in(self, ctx, B: int, P: int, C: int, logical: tuple) -> np.ndarray:
+        """Old membrane as [B, P, C]; ``logical`` = the frame shape the model uses ([B, C, H, W] or
+        [B, C, N]).  At rest: a cached zero array (kernels never write their input membrane)."""
         st = ctx.prev.get(self.key)
-        P = 1
-        for d in spatial:
-            P *= d
         if st is None:
-            return np.zeros((B, P, C), _F32)
+            z = self._rest.get((B, P, C))
+            if z is None:
+                z = self._rest[(B, P, C)] = np.zeros((B, P, C), _F32)
+            return z
         v = st.v
-        if tuple(v.shape) != logical:
+        if v.shape != logical:
             raise ValueError(
                 f"{self.key}: state shape {tuple(v.shape)} does not match input frame shape {logical}"
             )
+        if v.dtype == torch.float32 and not v.requires_grad:
+            # our own states are channels-last memory seen as [B, C, ...]: numpy views, no copy
+            a = v.numpy().transpose(_TO_LAST[v.dim()])
+            if a.flags.c_contiguous:
+                return a.reshape(B, P, C)
         return v.detach().to(torch.float32).movedim(1, -1).contiguous().numpy().reshape(B, P, C)
 
-    def v_out(self, ctx, vout: np.ndarray, B: int, spatial: tuple, C: int) -> None:
-        t = torch.from_numpy(vout).view(B, *spatial, C).movedim(-1, 1)
-        ctx.new[self.key] = LIFState(t)
+    def v_out(self, ctx, vout: np.ndarray, logical: tuple) -> None:
+        # logical [B, C, *spatial] view of vout [B, P, C]
+        ctx.new[self.key] = LIFState(torch.from_numpy(
+            vout.reshape(logical[0], *logical[2:], logical[1]).transpose(_TO_FIRST[len(logical)])))
 
-    def record(self, ctx, spk: np.ndarray, T: int, B: int, spatial: tuple, C: int) -> None:
-        ctx.spikes[self.key] = torch.from_numpy(spk).view(T, B, *spatial, C).movedim(-1, 2)
+    def record(self, ctx, spk: np.ndarray, logical: tuple) -> None:
+        T = spk.shape[0]
+        ctx.spikes[self.key] = torch.from_numpy(spk).view(T, logical[0], *logical[2:], logical[1]).movedim(-1, 2)
 
     # ------------------------------------------------------------------ passes
-    def to_spikes(self, ctx, x: np.ndarray, logical: tuple, cs: int, hw: tuple) -> Spikes:
+    def to_spikes(self, ctx, ws: _Workspace, x: np.ndarray, logical: tuple, cs: int, hw: tuple, nth: int) -> Spikes:
         """LIF over the membrane input x [T, B, P, C] -> active lists (blocks of cs channels)."""
         T, B, P, C = x.shape
-        spatial = logical[2:]
-        v = self.v_in(ctx, B, spatial, C, logical)
-        vout = np.empty_like(v)
+        v = self.v_in(ctx, B, P, C, logical)
+        vout = np.empty((B, P, C), _F32)
         nb = -(-C // cs)
-        idx = np.empty((T, B, P, C), np.int16)
-        off = np.empty((T, B, P, nb + 1), np.int32)
+        idx = ws.get(self.key + ".idx", (T, B, P, C), np.int16)
+        off = ws.get(self.key + ".off", (T, B, P, nb + 1), np.int32)
         rec = ctx.spikes is not None
         spk = np.empty((T, B, P, C), _F32) if rec else _EMPTY_F
-        lif_csr(x, v, vout, *self.args, cs, idx, off, spk, rec, _nth())
-        self.v_out(ctx, vout, B, spatial, C)
+        lif_csr(x, v, vout, *self.args, cs, idx, off, spk, rec, nth if x.size >= SERIAL_LIF else 1)
+        self.v_out(ctx, vout, logical)
         if rec:
-            self.record(ctx, spk, T, B, spatial, C)
+            self.record(ctx, spk, logical)
         return Spikes(idx, off, hw[0], hw[1], cs)
 
-    def dense(self, ctx, x: np.ndarray, logical: tuple) -> np.ndarray:
+    def dense(self, ctx, ws: _Workspace, x: np.ndarray, logical: tuple, nth: int) -> np.ndarray:
         """LIF over x [T, B, P, C] -> 0/1 float spikes [T, B, P, C]."""
         T, B, P, C = x.shape
-        spatial = logical[2:]
-        v = self.v_in(ctx, B, spatial, C, logical)
-        vout = np.empty_like(v)
-        spk = np.empty_like(x)
+        v = self.v_in(ctx, B, P, C, logical)
+        vout = np.empty((B, P, C), _F32)
+        rec = ctx.spikes is not None
+        spk = np.empty((T, B, P, C), _F32) if rec else ws.get(self.key + ".spk", (T, B, P, C))
         lif_dense(x.reshape(T, B * P, C), v.reshape(B * P, C), vout.reshape(B * P, C), *self.args,
-                  spk.reshape(T, B * P, C))
-        self.v_out(ctx, vout, B, spatial, C)
-        if ctx.spikes is not None:
-            self.record(ctx, spk, T, B, spatial, C)
+                  spk.reshape(T, B * P, C), nth if x.size >= SERIAL_LIF else 1)
+        self.v_out(ctx, vout, logical)
+        if rec:
+            self.record(ctx, spk, logical)
         return spk
 
 
 def run_gather(g: Gather, s: Spikes, T: int, B: int, res: Optional[np.ndarray] = None,
                ctx=None, neuron: Optional[Neuron] = None, out_cs: int = 0, dense: bool = False,
-               logical: tuple = ()):
+               logical: tuple = (), ws: Optional[_Workspace] = None, nth: int = 0, out=None):
     """Apply ``g`` to the active lists ``s``; optionally add ``res`` and feed the result to
     ``neuron`` (returning its spikes as active lists with block size ``out_cs`` or, with ``dense``,
-    as a 0/1 map).  Returns ``(out, spikes)`` where out is the pre-activation [T, B, Ho*Wo, Co]."""
+    as a 0/1 map).  Returns ``(out, spikes)`` where out is the pre-activation [T, B, Ho*Wo, Co]
+    (a fresh array unless ``out`` is given; with a neuron, the spikes live in ``ws``)."""
     assert s.cs == g.cs, (s.cs, g.cs)
+    if nth <= 0:
+        nth = _sync_threads()
     Ho, Wo = g.out_hw(s.H, s.W)
     P = Ho * Wo
     Co = g.Co
-    out = np.empty((T, B, P, Co), _F32)
+    if out is None:
+        out = aligned_empty((T, B, P, Co))
     use_res = res is not None
+    nth = g.threads(T * B * s.H * s.W, nth)
     if neuron is None:
         gather_conv(s.idx, s.off, s.H, s.W, g.w3, g.K, g.stride, g.pad, g.bias,
                     res if use_res else _EMPTY_F, use_res, out, False, _EMPTY_V, _EMPTY_V,
-                    _F32(2.0), _F32(1.0), False, True, 1, _EMPTY_I16, _EMPTY_I32, _EMPTY_F, False, False, _nth())
+                    _F32(2.0), _F32(1.0), False, True, 1, _EMPTY_I16, _EMPTY_I32, _EMPTY_F, False, False, nth)
         return out, None
-    spatial = logical[2:]
-    v = neuron.v_in(ctx, B, spatial, Co, logical)
-    vout = np.empty_like(v)
+    if ws is None:
+        ws = _Workspace()
+    v = neuron.v_in(ctx, B, P, Co, logical)
+    vout = np.empty((B, P, Co), _F32)
     rec = ctx.spikes is not None
     want_dense = dense or rec
-    spk = np.empty((T, B, P, Co), _F32) if want_dense else _EMPTY_F
+    if rec:
+        spk = np.empty((T, B, P, Co), _F32)
+    elif dense:
+        spk = ws.get(neuron.key + ".spk", (T, B, P, Co))
+    else:
+        spk = _EMPTY_F
     if dense:
         idx2, off2, cs2 = _EMPTY_I16, _EMPTY_I32, 1
     else:
         cs2 = out_cs
-        idx2 = np.empty((T, B, P, Co), np.int16)
-        off2 = np.empty((T, B, P, -(-Co // cs2) + 1), np.int32)
+        idx2 = ws.get(neuron.key + ".idx", (T, B, P, Co), np.int16)
+        off2 = ws.get(neuron.key + ".off", (T, B, P, -(-Co // cs2) + 1), np.int32)
     gather_conv(s.idx, s.off, s.H, s.W, g.w3, g.K, g.stride, g.pad, g.bias,
                 res if use_res else _EMPTY_F, use_res, out, True, v, vout, *neuron.args,
-                cs2, idx2, off2, spk, not dense, want_dense, _nth())
-    neuron.v_out(ctx, vout, B, spatial, Co)
+                cs2, idx2, off2, spk, not dense, want_dense, nth)
+    neuron.v_out(ctx, vout, logical)
     if rec:
-        neuron.record(ctx, spk, T, B, spatial, Co)
+        neuron.record(ctx, spk, logical)
     if dense:
         return out, spk
     return out, Spikes(idx2, off2, Ho, Wo, cs2)
 
 
+# axis orders: channels first <-> channels last, for [B, C, *spatial] (by ndim)
+_TO_LAST = {3: (0, 2, 1), 4: (0, 2, 3, 1)}
+_TO_FIRST = {3: (0, 2, 1), 4: (0, 3, 1, 2)}
+
+
 def to_nhwc(x: Tensor) -> np.ndarray:
     """[T, B, C, H, W] (any memory layout) -> float32 numpy [T, B, H*W, C] (no copy if channels-last)."""
     T, B, C = x.shape[:3]
+    if not x.requires_grad:
+        a = x.numpy().transpose(0, 1, 3, 4, 2)  # numpy views: cheaper than torch ops
+        if a.flags.c_contiguous:
+            return a.reshape(T, B, -1, C)
     return x.detach().movedim(2, -1).contiguous().numpy().reshape(T, B, -1, C)
 
 
 def from_nhwc(a: np.ndarray, H: int, W: int) -> Tensor:
     """float32 numpy [T, B, H*W, C] -> logical [T, B, C, H, W] view."""
     T, B, P, C = a.shape
-    return torch.from_numpy(a).view(T, B, H, W, C).movedim(-1, 2)
+    return torch.from_numpy(a.reshape(T, B, H, W, C).transpose(0, 1, 4, 2, 3))
 
 
 def eligible(x: Tensor) -> bool:
@@ -555,35 +779,55 @@ def eligible(x: Tensor) -> bool:
         HAVE_NUMBA
         and x.device.type == "cpu"
         and x.dtype == torch.float32
-        and not (torch.is_grad_enabled() and x.requires_grad)
+        and not (x.requires_grad and torch.is_grad_enabled())
     )
 
 
-def _nth() -> int:
-    return numba.get_num_threads()
+_THREADS = threading.local()
+_POOL_STARTED = [False]
 
 
-def _sync_threads() -> None:
-    n = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    if numba.get_num_threads() != n:
-        numba.set_num_threads(n)
+def _start_pool() -> None:
+    # Starting numba's OpenMP pool (first parallel call) can reset the calling thread's OpenMP
+    # thread count, which is also torch's intra-op thread count (seen: torch.set_num_threads(1)
+    # silently became 2).  Start it once here and put torch's setting back.
+    n = torch.get_num_threads()
+    _pool_warmup(np.zeros(8))
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    _POOL_STARTED[0] = True
+
+
+def _sync_threads() -> int:
+    """numba's pool size for this thread = torch's intra-op threads (capped); returns it."""
+    if not _POOL_STARTED[0]:
+        _start_pool()
+    n = torch.get_num_threads()
+    tl = _THREADS.__dict__
+    if tl.get("torch") != n:
+        m = max(1, min(n, numba.config.NUMBA_NUM_THREADS))
+        if numba.get_num_threads() != m:
+            numba.set_num_threads(m)
+        tl["torch"], tl["numba"] = n, m
+    return tl["numba"]
 
 
 # ---------------------------------------------------------------------------------------- blocks
 class FastDownsampling:
     """(LIF ->) strided conv (BN folded) as a gather over active inputs."""
 
-    def __init__(self, m) -> None:
+    def __init__(self, m, precision: str = "fp32") -> None:
         conv = m.encode_conv
         inner = getattr(conv, "conv", conv)
-        self.g = Gather(conv, inner.stride[0], inner.padding[0])
+        self.g = Gather(conv, inner.stride[0], inner.padding[0], precision)
         self.neuron = Neuron(m.encode_lif) if m.encode_lif is not None else None
         self.conv = conv
+        self.ws = _Workspace()
 
     calls = 0
 
     def __call__(self, x: Tensor, ctx) -> Tensor:
-        _sync_threads()
+        nth = _sync_threads()
         self.calls += 1
         T, B, C, H, W = x.shape
         g = self.g
@@ -593,11 +837,11 @@ class FastDownsampling:
             if np.count_nonzero(xs) > 0.3 * xs.size:  # dense input (images): the library conv
                 y = self.conv(x.flatten(0, 1))
                 return y.view(T, B, *y.shape[1:])
-            out = np.empty((T * B, Ho, Wo, g.Co), _F32)
+            out = aligned_empty((T * B, Ho, Wo, g.Co))
             dense_input_conv(xs.reshape(T * B, H, W, C), g.w3, g.bias, g.K, g.stride, g.pad, out)
             return torch.from_numpy(out).view(T, B, Ho, Wo, g.Co).movedim(-1, 2)
-        s = self.neuron.to_spikes(ctx, to_nhwc(x), (B, C, H, W), g.cs, (H, W))
-        out, _ = run_gather(g, s, T, B)
+        s = self.neuron.to_spikes(ctx, self.ws, to_nhwc(x), (B, C, H, W), g.cs, (H, W), nth)
+        out, _ = run_gather(g, s, T, B, nth=nth)
         return from_nhwc(out, Ho, Wo)
 
 
@@ -605,54 +849,74 @@ class FastConvBlock:
     """MS_ConvBlock: x + SepConv(x); then x + conv2(LIF(conv1(LIF(x)))) - all gathers but the
     depthwise 7x7 (dense, on the spike map) and the last SepConv 1x1 (one GEMM)."""
 
-    def __init__(self, m) -> None:
+    def __init__(self, m, precision: str = "fp32") -> None:
         sep = m.Conv
         self.lif_a = Neuron(sep.lif1)
         self.lif_b = Neuron(sep.lif2)
         self.lif_c = Neuron(m.lif1)
         self.lif_d = Neuron(m.lif2)
-        self.pw1 = Gather(sep.pwconv1)
+        self.pw1 = Gather(sep.pwconv1, precision=precision)
         wd, bd, gd = conv_params(sep.dwconv)
         if sep.dwconv.bias is not None or gd != wd.shape[0] or sep.dwconv.stride[0] != 1:
             raise ValueError("unexpected depthwise conv")
         self.dw = _np(wd[:, 0].permute(1, 2, 0))  # [K, K, C]
+        self.dw_t = wd.to(torch.float32).contiguous()  # [C, 1, K, K] for the library depthwise conv
+        self.dw_pad = sep.dwconv.padding[0]
         w2, b2, _ = conv_params(sep.pwconv2)
         w2 = w2[:, :, 0, 0]  # [C, 2C]
         b2 = b2 if b2 is not None else torch.zeros(w2.shape[0])
         self.pw2 = torch.from_numpy(_np(torch.cat([w2.t(), b2[None]], 0)))  # [2C + 1, C]: bias row
-        self.conv1 = Gather(m.conv1, 1, 1)
-        self.conv2 = Gather(m.conv2, 1, 1)
+        self.pw2_w, self.pw2_b = self.pw2[:-1], self.pw2[-1]
+        self.conv1 = Gather(m.conv1, 1, 1, precision)
+        self.conv2 = Gather(m.conv2, 1, 1, precision)
+        self.ws = _Workspace()
 
     calls = 0
 
     def __call__(self, x: Tensor, ctx) -> Tensor:
-        _sync_threads()
+        nth = _sync_threads()
         self.calls += 1
+        ws = self.ws
         T, B, C, H, W = x.shape
         P = H * W
         lg = (B, C, H, W)
         xa = to_nhwc(x)
-        s = self.lif_a.to_spikes(ctx, xa, lg, self.pw1.cs, (H, W))
+        s = self.lif_a.to_spikes(ctx, ws, xa, lg, self.pw1.cs, (H, W), nth)
         med = self.pw1.Co
-        _, s2 = run_gather(self.pw1, s, T, B, ctx=ctx, neuron=self.lif_b, dense=True, logical=(B, med, H, W))
-        t = np.empty((T * B, H, W, med + 1), _F32)
-        depthwise(s2.reshape(T * B, H, W, med), self.dw, t, True)
-        x2 = np.empty((T, B, P, C), _F32)
-        torch.addmm(torch.from_numpy(xa.reshape(-1, C)), torch.from_numpy(t.reshape(-1, med + 1)), self.pw2,
-                    out=torch.from_numpy(x2.reshape(-1, C)))
-        s = self.lif_c.to_spikes(ctx, x2, lg, self.conv1.cs, (H, W))
+        _, s2 = run_gather(self.pw1, s, T, B, ctx=ctx, neuron=self.lif_b, dense=True, logical=(B, med, H, W),
+                           ws=ws, nth=nth, out=ws.get("pw1", (T, B, P, med)))
+        x2 = ws.get("x2", (T, B, P, C))
+        x2t = torch.from_numpy(x2.reshape(-1, C))
+        if P >= DW_LIBRARY_PIXELS and nth == 1:
+            # large maps, one thread: the library's (oneDNN) channels-last depthwise conv is ~2-3x
+            # faster than ours; with more threads it costs more than it saves (a second thread pool
+            # to wake between numba kernels), so ours runs there
+            s2t = torch.from_numpy(s2.reshape(T * B, H, W, med)).permute(0, 3, 1, 2)
+            y = torch.nn.functional.conv2d(s2t, self.dw_t, padding=self.dw_pad, groups=med)
+            t2 = y.permute(0, 2, 3, 1).reshape(-1, med)  # a view when the output is channels-last
+            torch.add(torch.from_numpy(xa.reshape(-1, C)), self.pw2_b, out=x2t)
+            x2t.addmm_(t2, self.pw2_w)
+        else:
+            t = ws.get("dw", (T * B, H, W, med + 1))
+            depthwise(s2.reshape(T * B, H, W, med), self.dw, t, True,
+                      nth if T * B * P * med * 49 >= SERIAL_DW else 1)
+            torch.addmm(torch.from_numpy(xa.reshape(-1, C)), torch.from_numpy(t.reshape(-1, med + 1)), self.pw2,
+                        out=x2t)
+        s = self.lif_c.to_spikes(ctx, ws, x2, lg, self.conv1.cs, (H, W), nth)
         _, s = run_gather(self.conv1, s, T, B, ctx=ctx, neuron=self.lif_d, out_cs=self.conv2.cs,
-                          logical=(B, self.conv1.Co, H, W))
-        out, _ = run_gather(self.conv2, s, T, B, res=x2)
+                          logical=(B, self.conv1.Co, H, W), ws=ws, nth=nth,
+                          out=ws.get("conv1", (T, B, P, self.conv1.Co)))
+        out, _ = run_gather(self.conv2, s, T, B, res=x2, nth=nth)
         return from_nhwc(out, H, W)
 
 
 class Chain:
     """Folded RepConv chain: 1x1 (gather, on spikes) -> depthwise 3x3 -> grouped 1x1 + bias (GEMMs)."""
 
-    def __init__(self, seq) -> None:
+    def __init__(self, seq, name: str, precision: str = "fp32") -> None:
         c1, dw, pw = seq[0], seq[1], seq[2]
-        self.g = Gather(c1)
+        self.name = name
+        self.g = Gather(c1, precision=precision)
         wd, bd, gd = conv_params(dw)
         if bd is not None:
             raise ValueError("unexpected depthwise bias")
@@ -666,84 +930,96 @@ class Chain:
         bp = bp.reshape(groups, co) if bp is not None else torch.zeros(groups, co)
         # per group [mid + 1, co] with the bias as the last row
         self.pw = [torch.from_numpy(_np(torch.cat([wp[j].t(), bp[j][None]], 0))) for j in range(groups)]
+        self.pw_w = [p[:-1] for p in self.pw]
+        self.pw_b = [p[-1] for p in self.pw]
 
-    def __call__(self, s: Spikes, T: int, B: int, res: Optional[np.ndarray] = None):
-        """Returns a list (one per group) of [T*B*P, co] float32 tensors (contiguous)."""
-        u, _ = run_gather(self.g, s, T, B)
+    def __call__(self, s: Spikes, T: int, B: int, ws: _Workspace, nth: int, res: Optional[np.ndarray] = None):
+        """Returns a list (one per group) of [T*B*P, co] float32 arrays (contiguous)."""
         H, W = s.H, s.W
         G, mid = self.groups, self.mid
         P = H * W
-        outs = []
+        n = self.name
+        u, _ = run_gather(self.g, s, T, B, nth=nth, out=ws.get(n + ".u", (T, B, P, G * mid)))
+        dnth = nth if T * B * P * G * mid * 9 >= SERIAL_DW else 1
         if G == 1:
-            t = np.empty((T * B, H, W, mid + 1), _F32)
-            depthwise(u.reshape(T * B, H, W, mid), self.dw, t, True)
+            t = ws.get(n + ".dw", (T * B, H, W, mid + 1))
+            depthwise(u.reshape(T * B, H, W, mid), self.dw, t, True, dnth)
             t2 = torch.from_numpy(t.reshape(-1, mid + 1))
             if res is not None:
-                y = torch.empty(T * B * P, self.co)
-                torch.addmm(torch.from_numpy(res.reshape(-1, self.co)), t2, self.pw[0], out=y)
+                y = torch.addmm(torch.from_numpy(res.reshape(-1, self.co)), t2, self.pw[0])
             else:
                 y = torch.mm(t2, self.pw[0])
-            return [y]
-        t = np.empty((T * B, H, W, G * mid), _F32)
-        depthwise(u.reshape(T * B, H, W, G * mid), self.dw, t, False)
+            return [y.numpy()]
+        t = ws.get(n + ".dw", (T * B, H, W, G * mid))
+        depthwise(u.reshape(T * B, H, W, G * mid), self.dw, t, False, dnth)
         t2 = torch.from_numpy(t.reshape(-1, G * mid))
+        outs = []
         for j in range(G):
-            pw = self.pw[j]
-            outs.append(torch.addmm(pw[-1], t2[:, j * mid:(j + 1) * mid], pw[:-1]))
+            outs.append(torch.addmm(self.pw_b[j], t2[:, j * mid:(j + 1) * mid], self.pw_w[j]).numpy())
         return outs
 
 
 class FastTransformerBlock:
     """MS_Block with sdsa3: x + proj(SN(Q (K^T V) / 8)); x + MLP(x); Q/K/V from one fused chain."""
 
-    def __init__(self, m) -> None:
+    def __init__(self, m, precision: str = "fp32") -> None:
         a = m.attn
         self.heads = a.num_heads
         self.scale = float(a.scale)
         self.lif_h = Neuron(a.head_lif)
         self.lif_q, self.lif_k, self.lif_v = Neuron(a.q_lif), Neuron(a.k_lif), Neuron(a.v_lif)
         self.lif_attn = Neuron(a.attn_lif)
-        self.qkv = Chain(a.qkv_conv)
-        self.proj = Chain(a.proj_conv)
+        self.qkv = Chain(a.qkv_conv, "qkv", precision)
+        self.proj = Chain(a.proj_conv, "proj", precision)
         mlp = m.mlp
         self.lif_f1, self.lif_f2 = Neuron(mlp.fc1_lif), Neuron(mlp.fc2_lif)
-        self.fc1 = Gather(mlp.fc1_conv)
-        self.fc2 = Gather(mlp.fc2_conv)
+        self.fc1 = Gather(mlp.fc1_conv, precision=precision)
+        self.fc2 = Gather(mlp.fc2_conv, precision=precision)
+        self.ws = _Workspace()
 
     calls = 0
 
     def __call__(self, x: Tensor, ctx) -> Tensor:
-        _sync_threads()
+        nth = _sync_threads()
         self.calls += 1
+        ws = self.ws
         T, B, C, H, W = x.shape
         P = H * W
         lg = (B, C, H, W)
         xa = to_nhwc(x)
-        s = self.lif_h.to_spikes(ctx, xa, lg, self.qkv.g.cs, (H, W))
-        q, k, v = self.qkv(s, T, B)
-        q = self.lif_q.dense(ctx, q.numpy().reshape(T, B, P, C), lg)
-        k = self.lif_k.dense(ctx, k.numpy().reshape(T, B, P, C), lg)
-        v = self.lif_v.dense(ctx, v.numpy().reshape(T, B, P, C), lg)
+        s = self.lif_h.to_spikes(ctx, ws, xa, lg, self.qkv.g.cs, (H, W), nth)
+        q, k, v = self.qkv(s, T, B, ws, nth)
+        q = self.lif_q.dense(ctx, ws, q.reshape(T, B, P, C), lg, nth)
+        k = self.lif_k.dense(ctx, ws, k.reshape(T, B, P, C), lg, nth)
+        v = self.lif_v.dense(ctx, ws, v.reshape(T, B, P, C), lg, nth)
         nh = self.heads
         d = C // nh
         # [T*B, heads, N, d] views of token-major spikes; Q (K^T V) is integer-valued (exact)
         qh = torch.from_numpy(q).view(T * B, P, nh, d).transpose(1, 2)
         kh = torch.from_numpy(k).view(T * B, P, nh, d).transpose(1, 2)
         vh = torch.from_numpy(v).view(T * B, P, nh, d).transpose(1, 2)
+        # (a fresh result and one copy to token-major: writing into a transposed ``out=`` view, or
+        # GEMMs into ``out=`` buffers, measured ~4 ms per step slower with 2 threads)
         y = torch.matmul(qh, torch.matmul(kh.transpose(-2, -1), vh)).mul_(self.scale)  # [TB, h, N, d]
         y = y.transpose(1, 2).contiguous().numpy().reshape(T, B, P, C)
-        s = self.lif_attn.to_spikes(ctx, y, (B, C, P), self.proj.g.cs, (H, W))
-        (x2,) = self.proj(s, T, B, res=xa)
-        x2 = x2.numpy().reshape(T, B, P, C)
-        s = self.lif_f1.to_spikes(ctx, x2, (B, C, P), self.fc1.cs, (H, W))
+        s = self.lif_attn.to_spikes(ctx, ws, y, (B, C, P), self.proj.g.cs, (H, W), nth)
+        (x2,) = self.proj(s, T, B, ws, nth, res=xa)
+        x2 = x2.reshape(T, B, P, C)
+        s = self.lif_f1.to_spikes(ctx, ws, x2, (B, C, P), self.fc1.cs, (H, W), nth)
         _, s = run_gather(self.fc1, s, T, B, ctx=ctx, neuron=self.lif_f2, out_cs=self.fc2.cs,
-                          logical=(B, self.fc1.Co, P))
-        out, _ = run_gather(self.fc2, s, T, B, res=x2)
+                          logical=(B, self.fc1.Co, P), ws=ws, nth=nth, out=ws.get("fc1", (T, B, P, self.fc1.Co)))
+        out, _ = run_gather(self.fc2, s, T, B, res=x2, nth=nth)
         return from_nhwc(out, H, W)
 
 
-def install(model) -> int:
-    """Attach fast runners to the blocks of a folded model (``repconv="chain"``); returns how many."""
+def install(model, precision: str = "fp32") -> int:
+    """Attach fast runners to the blocks of a folded model (``repconv="chain"``); returns how many.
+
+    ``precision="bf16"`` stores the weight rows of the gathers (every conv / linear fed by spikes) as
+    bfloat16, widened to float32 and summed in float32: about half the weight bytes, but **not** the
+    exact model (weights rounded to 8 significant bits); off by default."""
+    if precision not in WEIGHT_PRECISIONS:
+        raise ValueError(f"precision must be one of {WEIGHT_PRECISIONS}, got {precision!r}")
     from .attention import SpikeDrivenSelfAttention
     from .blocks import ConvBlock, Downsampling, TransformerBlock
 
@@ -757,14 +1033,14 @@ def install(model) -> int:
     for m in model.modules():
         fast = None
         if isinstance(m, Downsampling):
-            fast = FastDownsampling(m)
+            fast = FastDownsampling(m, precision)
         elif isinstance(m, ConvBlock):
-            fast = FastConvBlock(m)
+            fast = FastConvBlock(m, precision)
         elif isinstance(m, TransformerBlock):
             a = m.attn
             if isinstance(a, SpikeDrivenSelfAttention) and a.mode == "sdsa3" and a.qkv_conv is not None \
                     and isinstance(a.qkv_conv, torch.nn.Sequential):
-                fast = FastTransformerBlock(m)
+                fast = FastTransformerBlock(m, precision)
         if fast is not None:
             object.__setattr__(m, "_fast", fast)
             n += 1

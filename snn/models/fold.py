@@ -170,7 +170,7 @@ def _pointwise(m: nn.Module) -> nn.Module:
 
 @torch.no_grad()
 def fold_model(model: MetaSpikeFormer, repconv: str = "chain", spike_conv: bool = True,
-               max_density: float = 0.06, fast: bool = True) -> MetaSpikeFormer:
+               max_density: float = 0.06, fast: bool = True, fast_weights: str = "fp32") -> MetaSpikeFormer:
     """Folded eval-only copy of ``model`` (identical function in eval mode up to float rounding).
 
     ``repconv="dense"`` folds each RepConv (+ its BN) into one 3x3 conv (the re-parameterised form,
@@ -184,9 +184,13 @@ def fold_model(model: MetaSpikeFormer, repconv: str = "chain", spike_conv: bool 
     ``fast`` (with ``repconv="chain"``) attaches the event-driven CPU runners of
     :mod:`snn.models.fastpath` to the downsamplings, conv blocks and ``sdsa3`` transformer blocks;
     they take CPU float32 input without autograd, the modules above everything else.
+    ``fast_weights="bf16"`` (not the default; not exact) stores the fast path's gather weights as
+    bfloat16 (float32 sums): fewer bytes per step, weights rounded to 8 significant bits.
     """
     if repconv not in REPCONV_MODES:
         raise ValueError(f"repconv must be one of {REPCONV_MODES}, got {repconv!r}")
+    if fast_weights not in ("fp32", "bf16"):
+        raise ValueError(f"fast_weights must be 'fp32' or 'bf16', got {fast_weights!r}")
     folded = copy.deepcopy(model).eval()
     for m in list(folded.modules()):
         if isinstance(m, Downsampling):
@@ -218,6 +222,6 @@ def fold_model(model: MetaSpikeFormer, repconv: str = "chain", spike_conv: bool 
     if fast and repconv == "chain":
         from .fastpath import install
 
-        install(folded)
+        install(folded, precision=fast_weights)
     folded._folded = True
     return folded

@@ -112,12 +112,14 @@ class MetaSpikeFormer(nn.Module):
         return super().train(mode)
 
     def fold(self, repconv: str = "chain", spike_conv: bool = True, max_density: float = 0.06,
-             fast: bool = True) -> "MetaSpikeFormer":
+             fast: bool = True, fast_weights: str = "fp32") -> "MetaSpikeFormer":
         """A folded, eval-only copy for fast inference (see :mod:`snn.models.fold`; ``fast``: the
-        event-driven CPU path of :mod:`snn.models.fastpath`)."""
+        event-driven CPU path of :mod:`snn.models.fastpath`; ``fast_weights="bf16"``: its gather
+        weights in bfloat16 - not exact, off by default)."""
         from .fold import fold_model
 
-        return fold_model(self, repconv=repconv, spike_conv=spike_conv, max_density=max_density, fast=fast)
+        return fold_model(self, repconv=repconv, spike_conv=spike_conv, max_density=max_density, fast=fast,
+                          fast_weights=fast_weights)
 
     @property
     def is_folded(self) -> bool:

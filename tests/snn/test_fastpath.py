@@ -35,21 +35,32 @@ def _spikes_from(x, cs):
     return idx, off
 
 
+@pytest.mark.parametrize("co", [20, 32])  # 32: the "flat" stride-1 kernel (taps reversed, Cp == Co)
 @pytest.mark.parametrize("k,stride,pad,block", [(3, 1, 1, 1 << 30), (3, 2, 1, 1 << 30), (7, 2, 3, 1 << 30),
-                                                 (1, 1, 0, 1 << 30), (3, 1, 1, 2000)])
-def test_gather_conv_equals_conv2d(k, stride, pad, block, monkeypatch):
+                                                 (1, 1, 0, 1 << 30), (3, 1, 1, 2000), (5, 1, 1, 1 << 30)])
+def test_gather_conv_equals_conv2d(k, stride, pad, block, co, monkeypatch):
     monkeypatch.setattr(fp, "WEIGHT_BLOCK_BYTES", block)  # small: several input-channel blocks
     torch.manual_seed(0)
-    conv = torch.nn.Conv2d(11, 20, k, stride, pad)
+    conv = torch.nn.Conv2d(11, co, k, stride, pad)
     T, B, H, W = 2, 2, 9, 7
     x = (torch.rand(T, B, H, W, 11) < 0.3).float()
     g = fp.Gather(conv, stride, pad)
     assert (g.nb > 1) == (block == 2000)
+    assert g.w3.shape == (k * 11 + 1, k, 32) and not g.w3[-1].any()  # taps padded to 16 floats, zero row
+    assert g.w3.ctypes.data % 64 == 0
     idx, off = _spikes_from(x.reshape(T, B, H * W, 11).numpy(), g.cs)
-    out, _ = fp.run_gather(g, fp.Spikes(idx, off, H, W, g.cs), T, B)
-    with torch.no_grad():
-        ref = conv(x.flatten(0, 1).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-    torch.testing.assert_close(torch.from_numpy(out).view(ref.shape), ref, atol=1e-5, rtol=1e-5)
+    for nth in (1, 2):  # serial and parallel kernels
+        out, _ = fp.run_gather(g, fp.Spikes(idx, off, H, W, g.cs), T, B, nth=nth)
+        with torch.no_grad():
+            ref = conv(x.flatten(0, 1).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        torch.testing.assert_close(torch.from_numpy(out).view(ref.shape), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_bf16_weight_bits_round_to_nearest_even():
+    x = torch.randn(1000) * 10
+    x[:4] = torch.tensor([1.0, -2.5, 1.0 + 2 ** -8, 1.0 + 3 * 2 ** -8])  # ties: to even
+    ref = x.to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+    np.testing.assert_array_equal(fp.to_bf16_bits(x.numpy()), ref)
 
 
 def test_depthwise_and_value_conv_equal_torch():
@@ -62,18 +73,23 @@ def test_depthwise_and_value_conv_equal_torch():
         ref = F.conv2d(x.permute(0, 3, 1, 2), w, padding=k // 2, groups=6).permute(0, 2, 3, 1)
         torch.testing.assert_close(torch.from_numpy(out[..., :6]), ref, atol=1e-5, rtol=1e-5)
         assert (out[..., 6] == 1).all()
-    conv = torch.nn.Conv2d(2, 8, 7, 2, 3)
     ev = torch.poisson(torch.full((3, 13, 12, 2), 0.2))  # counts > 1 included
-    g = fp.Gather(conv, 2, 3)
-    out = np.empty((3, 7, 6, 8), np.float32)
-    fp.dense_input_conv(ev.numpy(), g.w3, g.bias, 7, 2, 3, out)
-    with torch.no_grad():
-        ref = conv(ev.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-    torch.testing.assert_close(torch.from_numpy(out), ref, atol=1e-5, rtol=1e-5)
+    for co, stride, pad, shape in ((8, 2, 3, (3, 7, 6, 8)), (16, 1, 3, (3, 13, 12, 16))):  # 16: taps reversed
+        conv = torch.nn.Conv2d(2, co, 7, stride, pad)
+        g = fp.Gather(conv, stride, pad)
+        out = np.empty(shape, np.float32)
+        fp.dense_input_conv(ev.numpy(), g.w3, g.bias, 7, stride, pad, out)
+        with torch.no_grad():
+            ref = conv(ev.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        torch.testing.assert_close(torch.from_numpy(out), ref, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("kw", [{}, {"soft_reset": True, "tau": 3.0}, {"decay_input": False}, {"kd": True}])
-def test_fast_path_equals_folded_path(kw):
+@pytest.mark.parametrize("kw", [{}, {"soft_reset": True, "tau": 3.0}, {"decay_input": False}, {"kd": True},
+                                {"library_dw": True}])
+def test_fast_path_equals_folded_path(kw, monkeypatch):
+    if kw.pop("library_dw", False):  # the SepConv depthwise through the library conv at every map size
+        monkeypatch.setattr(fp, "DW_LIBRARY_PIXELS", 1)
+        monkeypatch.setattr(fp, "_sync_threads", lambda: 1)  # (used single-threaded only)
     model = small_model(**kw)
     fast, slow = model.fold(), model.fold(fast=False)
     assert len(_runners(fast)) == 5 + 4 + 2 and not _runners(slow)
@@ -155,3 +171,20 @@ def test_static_images_take_the_dense_stem():
     with torch.no_grad():
         torch.testing.assert_close(fast(img), model(img), atol=1e-4, rtol=0)
     assert _fast_calls(fast) == 11
+
+
+def test_bf16_weights_option():
+    model = small_model(seed=2)
+    x = event_input(T=3, B=2)
+    exact, bf16 = model.fold(), model.fold(fast_weights="bf16")
+    assert all(r.__dict__["_fast"].g.w3.dtype == np.uint16 for r in _runners(bf16)
+               if hasattr(r.__dict__["_fast"], "g"))
+    with torch.no_grad():
+        a, ca = exact.run(x, record_spikes=True)
+        b, cb = bf16.run(x, record_spikes=True)
+    agree = sum((ca.spikes[k] == s).sum().item() for k, s in cb.spikes.items())
+    total = sum(s.numel() for s in cb.spikes.values())
+    assert agree >= 0.9 * total  # reduced precision: close, not exact
+    torch.testing.assert_close(b, a, atol=0.5, rtol=0)
+    with pytest.raises(ValueError, match="fast_weights"):
+        model.fold(fast_weights="int8")
