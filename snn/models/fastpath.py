@@ -53,9 +53,13 @@ except Exception:  # pragma: no cover
 WEIGHT_BLOCK_BYTES = 4 << 20
 
 
-def _ld(q, o):  # pragma: no cover - replaced by the overload below inside jitted code
-    """q[o] as float32: float32 weights as they are, bf16 weights (stored as uint16) widened."""
-    raise NotImplementedError
+def _ld(q, o):
+    """q[o] as float32: float32 weights as they are, bf16 weights (stored as uint16) widened.
+
+    This is the plain-Python meaning; inside jitted kernels the ``overload`` below compiles it."""
+    if q.dtype == np.uint16:
+        return np.array(np.uint32(q[o]) << np.uint32(16), np.uint32).view(np.float32)[()]
+    return np.float32(q[o])
 
 
 if HAVE_NUMBA:

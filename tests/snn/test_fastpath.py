@@ -61,6 +61,10 @@ def test_bf16_weight_bits_round_to_nearest_even():
     x[:4] = torch.tensor([1.0, -2.5, 1.0 + 2 ** -8, 1.0 + 3 * 2 ** -8])  # ties: to even
     ref = x.to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
     np.testing.assert_array_equal(fp.to_bf16_bits(x.numpy()), ref)
+    # widening back (the kernels' weight load): torch's bf16 -> float32 values
+    back = x.to(torch.bfloat16).float().numpy()
+    assert all(fp._ld(ref, i) == back[i] for i in range(0, 1000, 37))
+    assert fp._ld(back, 3) == back[3] and isinstance(fp._ld(back, 3), np.float32)
 
 
 def test_depthwise_and_value_conv_equal_torch():
