@@ -54,6 +54,14 @@ def flip_label_map(class_names: Sequence[str], axis: str) -> np.ndarray:
     return out
 
 
+def thin_counts(x: torch.Tensor, max_drop: float, rng: np.random.Generator) -> torch.Tensor:
+    """Event drop on count frames: keep each counted event with probability ``1 - U(0, max_drop)``
+    (binomial thinning, seeded from ``rng``)."""
+    keep = 1.0 - rng.uniform(0.0, max_drop)
+    g = torch.Generator().manual_seed(int(rng.integers(2**31)))
+    return torch.binomial(x, torch.full_like(x, keep), generator=g)
+
+
 class FrameAugment:
     """Augment count frames ``(T, 2, H, W)`` (float tensor) and the label; deterministic per (seed, epoch, index)."""
 
@@ -73,9 +81,7 @@ class FrameAugment:
         if not c.enabled:
             return resize_frames(x, self.out_size), label
         if c.event_drop > 0:
-            keep = 1.0 - rng.uniform(0.0, c.event_drop)
-            g = torch.Generator().manual_seed(int(rng.integers(2**31)))
-            x = torch.binomial(x, torch.full_like(x, keep), generator=g)
+            x = thin_counts(x, c.event_drop, rng)
         H, W = x.shape[-2:]
         lo, hi = c.crop_scale
         s = rng.uniform(lo, hi)

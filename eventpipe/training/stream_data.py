@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from eventpipe.training.augment import flip_label_map
+from eventpipe.training.augment import flip_label_map, thin_counts
 from eventpipe.training.config import DataConfig
 
 #: target of windows that carry no loss (``torch.nn.functional.cross_entropy``'s default)
@@ -198,9 +198,7 @@ class SyntheticStreamFrames(Dataset):
         aug = d.augment
         if self.train and aug.enabled:
             if aug.event_drop > 0:
-                keep = 1.0 - rng.uniform(0.0, aug.event_drop)
-                g = torch.Generator().manual_seed(int(rng.integers(2**31)))
-                x = torch.binomial(x, torch.full_like(x, keep), generator=g)
+                x = thin_counts(x, aug.event_drop, rng)
             if aug.hflip > 0 and rng.random() < aug.hflip:
                 valid = y >= 0
                 if np.all(self.hmap[y[valid]] >= 0):
