@@ -14,7 +14,7 @@ from torch import Tensor
 try:  # numba is a project dependency; keep a pure-torch fallback anyway
     import numba
 
-    @numba.njit(cache=True, nogil=True)
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
     def _lif_seq_kernel(x, v, s_out, tau, vth, soft, decay_input):  # pragma: no cover - jitted
         T, n = x.shape
         for t in range(T):

@@ -35,7 +35,7 @@ def _spikes_from(x, cs):
     return idx, off
 
 
-@pytest.mark.parametrize("co", [20, 32])  # 32: the "flat" stride-1 kernel (taps reversed, Cp == Co)
+@pytest.mark.parametrize("co", [20, 32])  # stride 1: the "flat" kernel (taps reversed, Cp == Co, aligned or not)
 @pytest.mark.parametrize("k,stride,pad,block", [(3, 1, 1, 1 << 30), (3, 2, 1, 1 << 30), (7, 2, 3, 1 << 30),
                                                  (1, 1, 0, 1 << 30), (3, 1, 1, 2000), (5, 1, 1, 1 << 30)])
 def test_gather_conv_equals_conv2d(k, stride, pad, block, co, monkeypatch):
@@ -46,7 +46,8 @@ def test_gather_conv_equals_conv2d(k, stride, pad, block, co, monkeypatch):
     x = (torch.rand(T, B, H, W, 11) < 0.3).float()
     g = fp.Gather(conv, stride, pad)
     assert (g.nb > 1) == (block == 2000)
-    assert g.w3.shape == (k * 11 + 1, k, 32) and not g.w3[-1].any()  # taps padded to 16 floats, zero row
+    cp = co if stride == 1 else 32  # stride 1: flat, unpadded; else taps padded to 16 floats
+    assert g.w3.shape == (k * 11 + 1, k, cp) and not g.w3[-1].any()  # last row: zeros
     assert g.w3.ctypes.data % 64 == 0
     idx, off = _spikes_from(x.reshape(T, B, H * W, 11).numpy(), g.cs)
     for nth in (1, 2):  # serial and parallel kernels
