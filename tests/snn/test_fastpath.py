@@ -57,6 +57,73 @@ def test_gather_conv_equals_conv2d(k, stride, pad, block, co, monkeypatch):
         torch.testing.assert_close(torch.from_numpy(out).view(ref.shape), ref, atol=1e-5, rtol=1e-5)
 
 
+
+@pytest.mark.parametrize("C,cs", [(37, 37), (37, 8), (40, 12), (5, 5), (64, 24)])
+def test_lif_active_lists_equal_numpy(C, cs):
+    # the word-at-a-time compaction: every active channel, ascending, split at blocks of cs channels
+    rng = np.random.default_rng(C * 100 + cs)
+    T, B, P = 2, 2, 13
+    x = rng.normal(0.8, 1.2, (T, B, P, C)).astype(np.float32)
+    x[0, 0, 0] = 5.0  # a pixel with every channel on, and one with none
+    x[0, 0, 1] = -5.0
+    v = np.zeros((B, P, C), np.float32)
+    nb = -(-C // cs)
+    idx = np.full((T, B, P, C), -1, np.int16)
+    off = np.empty((T, B, P, nb + 1), np.int32)
+    spk = np.empty((T, B, P, C), np.float32)
+    fp.lif_csr(x, v, np.empty_like(v), np.float32(2), np.float32(1), False, True, cs, idx, off, spk, True, 1)
+    assert spk[0, 0, 0].all() and not spk[0, 0, 1].any()
+    for t in range(T):
+        for b in range(B):
+            for p in range(P):
+                on = np.flatnonzero(spk[t, b, p])
+                assert idx[t, b, p, :off[t, b, p, nb]].tolist() == on.tolist()
+                for k in range(nb + 1):
+                    assert off[t, b, p, k] == np.count_nonzero(on < k * cs)
+
+
+def test_sdsa3_kernel_equals_formula():
+    # LIF q/k/v -> SN_0.5(Q (K^T V) * scale) per head, T = 3 steps, batch 2, membranes carried
+    # (scale 0.25 and high input rates so that the attention neuron fires about half the time)
+    rng = np.random.default_rng(7)
+    T, B, H, W, C, heads = 3, 2, 3, 4, 24, 4
+    P, d = H * W, C // heads
+    q, k, v = (rng.normal(1.8, 1.0, (T, B, P, C)).astype(np.float32) for _ in range(3))
+    v0 = [rng.normal(0, 0.3, (B, P, C)).astype(np.float32) for _ in range(4)]
+    outs = [np.empty((B, P, C), np.float32) for _ in range(4)]
+    lif = (np.float32(2.0), np.float32(1.0), False, True)
+    att = (np.float32(2.0), np.float32(0.5), False, True)
+    cs = 10
+    idx = np.empty((T, B, P, C), np.int16)
+    off = np.empty((T, B, P, 4), np.int32)
+    rec = [np.empty((T, B, P, C), np.float32) for _ in range(4)]
+    fp.sdsa3_lif(q, k, v, v0[0], outs[0], v0[1], outs[1], v0[2], outs[2], lif, lif, lif, heads, np.float32(0.25),
+                 v0[3], outs[3], att, cs, idx, off, True, *rec)
+
+    def lif_seq(x, v, vth):  # float32, decay_input, hard reset
+        s = np.empty_like(x)
+        for t in range(T):
+            h = v + (x[t] - v) / np.float32(2.0)
+            s[t] = h >= vth
+            v = np.where(h >= vth, np.float32(0), h).astype(np.float32)
+        return s, v
+
+    sq, vq = lif_seq(q, v0[0], 1.0)
+    sk, vk = lif_seq(k, v0[1], 1.0)
+    sv, vv = lif_seq(v, v0[2], 1.0)
+    qh, kh, vh = (torch.from_numpy(a).view(T * B, P, heads, d).transpose(1, 2) for a in (sq, sk, sv))
+    y = (qh @ (kh.transpose(-2, -1) @ vh) * 0.25).transpose(1, 2).reshape(T, B, P, C).numpy()
+    sa, va = lif_seq(y, v0[3], 0.5)
+    for got, want in zip(rec, (sq, sk, sv, sa)):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(outs, (vq, vk, vv, va)):
+        np.testing.assert_array_equal(got, want)
+    assert 0.05 < sa.mean() < 0.95  # the check is not vacuous
+    for t in range(T):
+        for b in range(B):
+            for p in range(P):
+                assert idx[t, b, p, :off[t, b, p, -1]].tolist() == np.flatnonzero(sa[t, b, p]).tolist()
+
 def test_bf16_weight_bits_round_to_nearest_even():
     x = torch.randn(1000) * 10
     x[:4] = torch.tensor([1.0, -2.5, 1.0 + 2 ** -8, 1.0 + 3 * 2 ** -8])  # ties: to even
