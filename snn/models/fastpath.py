@@ -244,35 +244,43 @@ if HAVE_NUMBA:
                 j += 4
 
     @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-    def _scatter_flat(a, w2, ii, j0, j1, rbase, m0, n):  # pragma: no cover - jitted
-        # stride-1 convs with Cp == Co and the taps of each row stored in reverse order: the taps of
-        # input pixel ix that land inside the output row are one contiguous piece w2[row, m0:m0 + n]
-        # of the weight row, added to the contiguous piece a[0:n] of the flat output row - one long
-        # loop instead of one short loop per tap.  Same zero-row padding of short groups.
-        z = w2.shape[0] - 1
+    def _scatter_flat(af, a0, wf, L, ii, j0, j1, rbase, m0, n):  # pragma: no cover - jitted
+        # stride-1 convs (Cp == Co, the taps of each row stored in reverse order): the taps of input
+        # pixel ix that land inside the output row are one contiguous piece wf[row*L + m0 : + n] of
+        # the weight row (L floats), added to the contiguous piece af[a0 : a0 + n] of the flat
+        # output - one long loop instead of one short loop per tap.  Same zero-row padding of short
+        # groups.  Flat arrays and unsigned offsets: no array views per row and no negative-index
+        # fix-ups in the inner loop (both cost more than the adds for short rows).
+        z = np.uint64(wf.shape[0] // L - 1)
+        Lu = np.uint64(L)
+        mu = np.uint64(m0)
+        au = np.uint64(a0)
+        nu = np.uint64(n)
+        rb = np.uint64(rbase)
+        zo = z * Lu + mu
         j = j0
         while j < j1:
             c = j1 - j
             if c > 4:
-                q0 = w2[rbase + ii[j], m0:m0 + n]
-                q1 = w2[rbase + ii[j + 1], m0:m0 + n]
-                q2 = w2[rbase + ii[j + 2], m0:m0 + n]
-                q3 = w2[rbase + ii[j + 3], m0:m0 + n]
-                q4 = w2[rbase + ii[j + 4], m0:m0 + n]
-                q5 = w2[rbase + ii[j + 5] if c > 5 else z, m0:m0 + n]
-                q6 = w2[rbase + ii[j + 6] if c > 6 else z, m0:m0 + n]
-                q7 = w2[rbase + ii[j + 7] if c > 7 else z, m0:m0 + n]
-                for m in range(n):
-                    a[m] += ((_ld(q0, m) + _ld(q1, m)) + (_ld(q2, m) + _ld(q3, m))) + \
-                        ((_ld(q4, m) + _ld(q5, m)) + (_ld(q6, m) + _ld(q7, m)))
+                o0 = (rb + np.uint64(ii[j])) * Lu + mu
+                o1 = (rb + np.uint64(ii[j + 1])) * Lu + mu
+                o2 = (rb + np.uint64(ii[j + 2])) * Lu + mu
+                o3 = (rb + np.uint64(ii[j + 3])) * Lu + mu
+                o4 = (rb + np.uint64(ii[j + 4])) * Lu + mu
+                o5 = (rb + np.uint64(ii[j + 5])) * Lu + mu if c > 5 else zo
+                o6 = (rb + np.uint64(ii[j + 6])) * Lu + mu if c > 6 else zo
+                o7 = (rb + np.uint64(ii[j + 7])) * Lu + mu if c > 7 else zo
+                for m in range(nu):
+                    af[au + m] += ((_ld(wf, o0 + m) + _ld(wf, o1 + m)) + (_ld(wf, o2 + m) + _ld(wf, o3 + m))) + \
+                        ((_ld(wf, o4 + m) + _ld(wf, o5 + m)) + (_ld(wf, o6 + m) + _ld(wf, o7 + m)))
                 j += 8
             else:
-                q0 = w2[rbase + ii[j], m0:m0 + n]
-                q1 = w2[rbase + ii[j + 1] if c > 1 else z, m0:m0 + n]
-                q2 = w2[rbase + ii[j + 2] if c > 2 else z, m0:m0 + n]
-                q3 = w2[rbase + ii[j + 3] if c > 3 else z, m0:m0 + n]
-                for m in range(n):
-                    a[m] += (_ld(q0, m) + _ld(q1, m)) + (_ld(q2, m) + _ld(q3, m))
+                o0 = (rb + np.uint64(ii[j])) * Lu + mu
+                o1 = (rb + np.uint64(ii[j + 1])) * Lu + mu if c > 1 else zo
+                o2 = (rb + np.uint64(ii[j + 2])) * Lu + mu if c > 2 else zo
+                o3 = (rb + np.uint64(ii[j + 3])) * Lu + mu if c > 3 else zo
+                for m in range(nu):
+                    af[au + m] += (_ld(wf, o0 + m) + _ld(wf, o1 + m)) + (_ld(wf, o2 + m) + _ld(wf, o3 + m))
                 j += 4
 
     @njit(cache=True, nogil=True, error_model="numpy")
@@ -287,14 +295,16 @@ if HAVE_NUMBA:
         R = B * Ho
         oxt = _tap_table(W, K, stride, pad, Wo)
         flat = stride == 1 and w3.shape[2] == Co  # taps stored reversed (see Gather)
-        w2 = w3.reshape(w3.shape[0], w3.shape[1] * w3.shape[2])
-        outf = out.reshape(T, B, P_out * Co)
+        L = w3.shape[1] * w3.shape[2]
+        wf = w3.reshape(w3.shape[0] * L)
+        outv = out.reshape(out.size)
         for k in range(nk):
             for r in range(blk, R, nblk):
                 b = r // Ho
                 oy = r % Ho
                 for t in range(T):
                     acc = out[t, b, oy * Wo:(oy + 1) * Wo]
+                    obase = (t * B + b) * P_out * Co
                     if k == 0:
                         for ox in range(Wo):
                             a = acc[ox]
@@ -320,7 +330,7 @@ if HAVE_NUMBA:
                                     k1 = min(K, Wo + K - 1 - pad - ix)
                                     f0 = (oy * Wo + ix + pad - (K - 1) + k0) * Co
                                     n = (k1 - k0) * Co
-                                    _scatter_flat(outf[t, b, f0:f0 + n], w2, idx[t, b, p], j0, j1, rbase, k0 * Co, n)
+                                    _scatter_flat(outv, obase + f0, wf, L, idx[t, b, p], j0, j1, rbase, k0 * Co, n)
                                 else:
                                     _scatter_pixel(acc, w3, idx[t, b, p], j0, j1, rbase, oxt[ix], K)
         if lif:
