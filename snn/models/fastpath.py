@@ -418,60 +418,69 @@ if HAVE_NUMBA:
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def _dw_rows(x, w, out, aug, lo, hi):  # pragma: no cover - jitted
+        # output rows lo..hi-1 (row r = image r // H, line r % H).  Flat arrays with unsigned
+        # offsets (no views per pixel, no negative-index fix-ups): the inner loops are pure
+        # vector code.  The K taps of a kernel row are summed in one expression (K = 3, 7).
         N, H, W, C = x.shape
         K = w.shape[0]
         pad = K // 2
+        Co = out.shape[3]
+        xf = x.reshape(x.size)
+        wf = w.reshape(w.size)
+        of = out.reshape(out.size)
+        Cu = np.uint64(C)
         for r in range(lo, hi):
             n = r // H
             y = r % H
             for xx in range(W):
-                o = out[n, y, xx]
-                for c in range(C):
-                    o[c] = 0.0
+                ob = np.uint64(((n * H + y) * W + xx) * Co)
+                for c in range(Cu):
+                    of[ob + c] = 0.0
                 interior = xx - pad >= 0 and xx - pad + K <= W
                 for ky in range(K):
                     iy = y - pad + ky
                     if iy < 0 or iy >= H:
                         continue
-                    wk = w[ky]
+                    wb = np.uint64(ky * K * C)
                     if interior and K == 7:
-                        x0 = x[n, iy, xx - 3]
-                        x1 = x[n, iy, xx - 2]
-                        x2 = x[n, iy, xx - 1]
-                        x3 = x[n, iy, xx]
-                        x4 = x[n, iy, xx + 1]
-                        x5 = x[n, iy, xx + 2]
-                        x6 = x[n, iy, xx + 3]
-                        w0 = wk[0]
-                        w1 = wk[1]
-                        w2 = wk[2]
-                        w3 = wk[3]
-                        w4 = wk[4]
-                        w5 = wk[5]
-                        w6 = wk[6]
-                        for c in range(C):
-                            o[c] += ((w0[c] * x0[c] + w1[c] * x1[c]) + (w2[c] * x2[c] + w3[c] * x3[c])) + \
-                                ((w4[c] * x4[c] + w5[c] * x5[c]) + w6[c] * x6[c])
+                        x0 = np.uint64(((n * H + iy) * W + xx - 3) * C)
+                        x1 = x0 + Cu
+                        x2 = x1 + Cu
+                        x3 = x2 + Cu
+                        x4 = x3 + Cu
+                        x5 = x4 + Cu
+                        x6 = x5 + Cu
+                        w0 = wb
+                        w1 = w0 + Cu
+                        w2 = w1 + Cu
+                        w3 = w2 + Cu
+                        w4 = w3 + Cu
+                        w5 = w4 + Cu
+                        w6 = w5 + Cu
+                        for c in range(Cu):
+                            of[ob + c] += ((wf[w0 + c] * xf[x0 + c] + wf[w1 + c] * xf[x1 + c]) +
+                                           (wf[w2 + c] * xf[x2 + c] + wf[w3 + c] * xf[x3 + c])) + \
+                                ((wf[w4 + c] * xf[x4 + c] + wf[w5 + c] * xf[x5 + c]) + wf[w6 + c] * xf[x6 + c])
                     elif interior and K == 3:
-                        x0 = x[n, iy, xx - 1]
-                        x1 = x[n, iy, xx]
-                        x2 = x[n, iy, xx + 1]
-                        w0 = wk[0]
-                        w1 = wk[1]
-                        w2 = wk[2]
-                        for c in range(C):
-                            o[c] += (w0[c] * x0[c] + w1[c] * x1[c]) + w2[c] * x2[c]
+                        x0 = np.uint64(((n * H + iy) * W + xx - 1) * C)
+                        x1 = x0 + Cu
+                        x2 = x1 + Cu
+                        w0 = wb
+                        w1 = w0 + Cu
+                        w2 = w1 + Cu
+                        for c in range(Cu):
+                            of[ob + c] += (wf[w0 + c] * xf[x0 + c] + wf[w1 + c] * xf[x1 + c]) + wf[w2 + c] * xf[x2 + c]
                     else:
                         for kx in range(K):
                             ix = xx - pad + kx
                             if ix < 0 or ix >= W:
                                 continue
-                            xr = x[n, iy, ix]
-                            wr = wk[kx]
-                            for c in range(C):
-                                o[c] += wr[c] * xr[c]
+                            xb = np.uint64(((n * H + iy) * W + ix) * C)
+                            wk = wb + np.uint64(kx * C)
+                            for c in range(Cu):
+                                of[ob + c] += wf[wk + c] * xf[xb + c]
                 if aug:
-                    o[C] = 1.0
+                    of[ob + Cu] = 1.0
 
     @njit(cache=True, nogil=True, error_model="numpy", parallel=True)
     def depthwise(x, w, out, aug, nth=2):  # pragma: no cover - jitted
