@@ -11,11 +11,13 @@ innermost) so that a weight row ``W[ky, kx, c_in, :]`` is one contiguous vector:
   receptive field (3x3 / 7x7 / 1x1, any stride), 8 rows per pass over the output (a short last
   group padded with an all-zero row), blocked over input channels, and - where the next op is a
   LIF neuron - applies that neuron to the finished output row while it is in L1 (the
-  pre-activation map is never written).  Weights are 64-byte aligned with each tap padded to 16
-  floats; stride-1 convs store the taps in reverse order so that the taps of one input pixel form
-  one contiguous piece of the weight row and of the output row;
+  pre-activation map is never written).  Stride-1 convs store the taps in reverse order and
+  unpadded so that the taps of one input pixel form one contiguous piece of the weight row and of
+  the output row; other strides pad each tap to 16 floats (64-byte lines);
 * the non-spike parts (depthwise convs of the SepConv / RepConv chains, their dense pointwise
-  GEMMs, the attention products Q (K^T V) of binary matrices) run dense.
+  GEMMs) run dense;
+* the attention (q/k/v neurons, Q (K^T V) of binary matrices, the attention neuron) is one serial
+  kernel over the small token maps of stages 3/4 (:func:`sdsa3_lif`).
 
 Arithmetic: the LIF update is the one of :mod:`snn.neurons._fused` (bit-identical); sums are the
 same terms as the dense convs in another order (float32 rounding differs at the 1e-7 level).  The
@@ -25,7 +27,8 @@ the model's usual logical shapes (``[B, C, H, W]``, ...) as views of channels-la
 bfloat16 - not exact, off by default.
 
 Kernels are numba (``parallel=True``; work split over output rows; small calls run on the calling
-thread).  numba's pool follows torch's intra-op thread count, and starting it leaves torch's
+thread), compiled with the numpy error model (no zero-divisor check per division, which would keep
+the LIF update from vectorising).  numba's pool follows torch's intra-op thread count, and starting it leaves torch's
 setting as it was.  Eligible: CPU float32 input without autograd, LIF neurons, ``sdsa3``
 attention, ``repconv="chain"`` folding.  Everything else takes the module's ordinary folded path.
 """
@@ -702,8 +705,9 @@ class _Workspace:
 
 class Gather:
     """A conv / linear fed by spikes: ``w3[ky*Ci + c, kx, :Co] = W[:, c, ky, kx]`` (the K taps
-    of one kernel row and input channel as one contiguous row, each tap padded to Cp = Co rounded
-    up to 16 floats, 64-byte aligned; one more row of zeros pads short groups of rows), the bias
+    of one kernel row and input channel as one contiguous row; stride 1: taps in reverse order,
+    Cp = Co, other strides: each tap padded to Cp = Co rounded up to 16 floats; 64-byte aligned
+    array; one more row of zeros pads short groups of rows), the bias
     and the input-channel block size ``cs`` that its input's active lists must use."""
 
     def __init__(self, mod, stride: int = 1, pad: int = 0, precision: str = "fp32") -> None:
