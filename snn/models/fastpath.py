@@ -558,7 +558,8 @@ if HAVE_NUMBA:
         spv = np.empty(C, np.uint8)
         sp = np.empty(C, np.uint8)
         vf = np.empty(C, np.float32)
-        act = np.empty(C, np.int64)
+        act = np.empty(C, np.int64)  # active channels of one token (_compact, one block)
+        aoff = np.empty(2, np.int64)
         y = np.empty(C, np.float32)
         for b in range(B):
             for n in range(P):
@@ -578,12 +579,10 @@ if HAVE_NUMBA:
                             sq[t, b, n, c] = spq[n, c]
                             sk[t, b, n, c] = spk[c]
                             sv[t, b, n, c] = spv[c]
-                    m = 0
                     for c in range(C):
                         vf[c] = spv[c]
-                        act[m] = c
-                        m += spk[c]
-                    for a in range(m):  # active key channel i adds the value spikes of its head
+                    _compact(spk, C, act, aoff)
+                    for a in range(aoff[1]):  # active key channel i adds the value spikes of its head
                         i = act[a]
                         h0 = (i // d) * d
                         kr = kv[i]
@@ -591,13 +590,9 @@ if HAVE_NUMBA:
                         for j in range(d):
                             kr[j] += vr[j]
                 for n in range(P):
-                    sqn = spq[n]
-                    m = 0
-                    for c in range(C):
-                        y[c] = 0.0
-                        act[m] = c
-                        m += sqn[c]
-                    for a in range(m):  # active query channel i adds its KV row
+                    y[:] = 0.0
+                    _compact(spq[n], C, act, aoff)
+                    for a in range(aoff[1]):  # active query channel i adds its KV row
                         i = act[a]
                         h0 = (i // d) * d
                         kr = kv[i]
