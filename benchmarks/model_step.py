@@ -1,6 +1,6 @@
 """Per-step CPU latency of Meta-SpikeFormer: folded vs unfolded, stepping vs clip recompute.
 
-Run:  python benchmarks/model_step.py [--quick]
+Run:  python benchmarks/model_step.py [--quick] [--spin]
 
 * 2 intra-op threads, batch 1, random weights (seeded) with BatchNorm calibrated on the input so
   that firing rates are those of a trained SNN (~0.1, printed), Bernoulli event frames (seeded).  Each figure: minimum wall time over repeats after warm-up, with the
@@ -17,6 +17,13 @@ Run:  python benchmarks/model_step.py [--quick]
 * "product path": the small shipped checkpoint the runtime loads (``snn/weights/
   meta_spikeformer_tiny_synthetic.pt``, 64x64, 2 channels), folded, one step per frame, with and
   without the fast path, at 1 and 2 threads.
+* OpenMP wait policy (torch's and numba's thread pools: two copies of libgomp, both reading
+  the same variable): by default the script sets ``OMP_WAIT_POLICY=PASSIVE`` (unless the
+  environment sets it) - idle workers sleep
+  at once, which keeps 2-thread runs steady on a shared machine but costs a wake-up per parallel
+  region.  ``--spin`` leaves libgomp's default (workers poll 300,000 times before they sleep),
+  the usual setting of a plain ``python`` run and so, presumably, of the issue's measurement of
+  the official code: faster on an idle machine, much slower on a busy one.  The policy is printed.
 * ``--bf16`` adds one line for the NOT exact, non-default option ``fold(fast_weights="bf16")``
   (bfloat16 gather weights, float32 sums) with its spike agreement with the exact fast path.
 """
@@ -25,8 +32,12 @@ from __future__ import annotations
 
 import os
 
-# On a shared machine, spinning OpenMP workers make 2-thread runs erratic; sleep instead.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import sys
+
+# On a shared machine, spinning OpenMP workers make 2-thread runs erratic; sleep instead - unless
+# --spin asks for libgomp's default.  (Read before torch is imported: libgomp reads it once.)
+if "--spin" not in sys.argv[1:]:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import statistics  # noqa: E402
@@ -186,13 +197,16 @@ def main():
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     ap.add_argument("--gamma", type=float, default=1.5,
                     help="BatchNorm scale after calibration; sets the firing rate (1.5: ~0.1)")
+    ap.add_argument("--spin", action="store_true",
+                    help="leave the OpenMP wait policy at libgomp's default (spin, then sleep)")
     ap.add_argument("--bf16", action="store_true",
                     help="also time the NOT exact fold(fast_weights='bf16') option (128x128)")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    reps, clip_reps = (5, 2) if args.quick else (15, 3)
+    reps, clip_reps = (5, 2) if args.quick else (30, 3)
+    policy = os.environ.get("OMP_WAIT_POLICY") or "unset (libgomp default: poll 300,000 times, then sleep)"
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, OMP_WAIT_POLICY="
-          f"{os.environ.get('OMP_WAIT_POLICY')}, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+          f"{policy}, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     lines = []
     bench("meta_spikeformer_hardvs_18m", 128, reps, clip_reps, lines, args.gamma, bf16=args.bf16)
     bench("meta_spikeformer_hardvs_18m", 224, max(5, reps // 2), clip_reps, lines, args.gamma)
