@@ -20,9 +20,10 @@ Run:  python benchmarks/model_step.py [--quick] [--spin]
 * OpenMP wait policy (torch's and numba's thread pools: two copies of libgomp, both reading
   the same variable): by default the script sets ``OMP_WAIT_POLICY=PASSIVE`` (unless the
   environment sets it) - idle workers sleep at once, which keeps 2-thread runs steady on a
-  shared machine but costs a wake-up per parallel region.  ``--spin`` leaves libgomp's default (workers poll 300,000 times before they sleep),
-  the usual setting of a plain ``python`` run and so, presumably, of the issue's measurement of
-  the official code: faster on an idle machine, much slower on a busy one.  The policy is printed.
+  shared machine but costs a wake-up per parallel region.  ``--spin`` leaves libgomp's default
+  (workers poll 300,000 times before they sleep), the usual setting of a plain ``python`` run
+  and so, presumably, of the issue's measurement of the official code: faster on an idle
+  machine, much slower on a busy one.  The policy is printed.
 * ``--bf16`` adds one line for the NOT exact, non-default option ``fold(fast_weights="bf16")``
   (bfloat16 gather weights, float32 sums) with its spike agreement with the exact fast path.
 """
