@@ -134,25 +134,36 @@ def _bin_window(ev, a, n, start, end, frame, W, H, npol, tol, maxval, runmax, co
     while i < nu:
         e = ev[i]
         ti = e.t
-        if ti >= runmax:
-            if ti >= end:
-                break
-            runmax = ti
-        elif runmax - ti <= tol:
-            ti = runmax
-            n_clamp += 1
-        else:
-            n_back += 1
-            i += one
-            continue
         i += one
         xi = np.uint64(e.x)
         yi = np.uint64(e.y)
+        # One branch for the three time tests, taken only by events that are not in order
+        # inside this window (rare): three separate branches cost ~7% more per event.
+        if (ti < runmax) | (ti >= end) | (ti < start):
+            if ti >= runmax:
+                if ti >= end:  # the next window's first event: not consumed
+                    i -= one
+                    break
+                runmax = ti  # before the window
+                if (xi >= Wu) | (yi >= Hu):
+                    n_oob += 1
+                else:
+                    n_range += 1
+                continue
+            if runmax - ti > tol:  # backwards beyond the tolerance: dropped
+                n_back += 1
+                continue
+            n_clamp += 1  # backwards within the tolerance: binned at time runmax
+            if (xi >= Wu) | (yi >= Hu):
+                n_oob += 1
+                continue
+            if runmax < start:
+                n_range += 1
+                continue
+        else:
+            runmax = ti
         if (xi >= Wu) | (yi >= Hu):
             n_oob += 1
-            continue
-        if ti < start:
-            n_range += 1
             continue
         j = yi * Wu + xi + plane * np.uint64(e.p != 0)
         v = frame[j]
