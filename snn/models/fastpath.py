@@ -500,43 +500,6 @@ if HAVE_NUMBA:
                 _dw_rows(x, w, out, aug, blk * R // nblk, (blk + 1) * R // nblk)
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def _lif_dense_rows(x, v, vout, tau, vth, soft, decay_input, spk, lo, hi):  # pragma: no cover - jitted
-        T, R, C = x.shape
-        for r in range(lo, hi):
-            vo = vout[r]
-            vi = v[r]
-            for c in range(C):
-                vo[c] = vi[c]
-            for t in range(T):
-                xr = x[t, r]
-                sr = spk[t, r]
-                for c in range(C):
-                    vv = vo[c]
-                    xv = xr[c]
-                    if decay_input:
-                        h = vv + (xv - vv) / tau
-                    else:
-                        h = vv - vv / tau + xv
-                    if h >= vth:
-                        sr[c] = 1.0
-                        vo[c] = h - vth if soft else 0.0
-                    else:
-                        sr[c] = 0.0
-                        vo[c] = h
-
-    @njit(cache=True, nogil=True, error_model="numpy", parallel=True)
-    def lif_dense(x, v, vout, tau, vth, soft, decay_input, spk, nth=2):  # pragma: no cover - jitted
-        """LIF over x [T, R, C] from v [R, C]: new membrane -> vout, 0/1 float spikes -> spk."""
-        R = x.shape[1]
-        nblk = min(R, 2 * nth)
-        if nth <= 1:
-            _lif_dense_rows(x, v, vout, tau, vth, soft, decay_input, spk, 0, R)
-        else:
-            for blk in prange(nblk):
-                _lif_dense_rows(x, v, vout, tau, vth, soft, decay_input, spk, blk * R // nblk, (blk + 1) * R // nblk)
-
-
-    @njit(cache=True, nogil=True, error_model="numpy")
     def sdsa3_lif(q, k, v, vq, vqo, vk, vko, vv, vvo, aq, ak, av, heads, scale, va, vao, aa,
                   cs2, idx2, off2, rec, sq, sk, sv, sa):  # pragma: no cover - jitted
         """Spike-driven self-attention (sdsa3) from the Q/K/V membrane inputs to the attention
@@ -811,20 +774,6 @@ class Neuron:
         if rec:
             self.record(ctx, spk, logical)
         return Spikes(idx, off, hw[0], hw[1], cs)
-
-    def dense(self, ctx, ws: _Workspace, x: np.ndarray, logical: tuple, nth: int) -> np.ndarray:
-        """LIF over x [T, B, P, C] -> 0/1 float spikes [T, B, P, C]."""
-        T, B, P, C = x.shape
-        v = self.v_in(ctx, B, P, C, logical)
-        vout = np.empty((B, P, C), _F32)
-        rec = ctx.spikes is not None
-        spk = np.empty((T, B, P, C), _F32) if rec else ws.get(self.key + ".spk", (T, B, P, C))
-        lif_dense(x.reshape(T, B * P, C), v.reshape(B * P, C), vout.reshape(B * P, C), *self.args,
-                  spk.reshape(T, B * P, C), nth if x.size >= SERIAL_LIF else 1)
-        self.v_out(ctx, vout, logical)
-        if rec:
-            self.record(ctx, spk, logical)
-        return spk
 
 
 def run_gather(g: Gather, s: Spikes, T: int, B: int, res: Optional[np.ndarray] = None,
