@@ -31,6 +31,24 @@ C_IN, C_BINNED, C_OOB, C_CLAMPED, C_BACK, C_RANGE = range(6)
 N_COUNTERS = 6
 
 
+# what time_policy says of one event
+T_OK, T_CLAMPED, T_BACK = 0, 1, 2
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def time_policy(ti, runmax, tol):
+    """The time policy for one event with timestamp ``ti`` after the running maximum ``runmax``:
+    returns ``(time to use, new running maximum, status)``.  In order (``ti >= runmax``): kept
+    as it is (``T_OK``); backwards by at most ``tol``: clamped to ``runmax`` (``T_CLAMPED``);
+    further back: dropped (``T_BACK``).  The kernels that bin the usual case at full speed
+    (``frames._bin_window``, the streaming windower) apply the same rules inline."""
+    if ti >= runmax:
+        return ti, ti, T_OK
+    if runmax - ti <= tol:
+        return runmax, runmax, T_CLAMPED
+    return ti, runmax, T_BACK
+
+
 @dataclasses.dataclass
 class BinStats:
     """What a kernel did with its input events.

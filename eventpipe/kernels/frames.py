@@ -27,9 +27,17 @@ from numba import njit, prange
 
 from eventpipe.kernels._windows import _index_windows, _time_bin_windows, time_windows
 from eventpipe.kernels._common import (
-    I64_MIN,
+    C_BACK,
+    C_BINNED,
+    C_CLAMPED,
+    C_IN,
+    C_OOB,
+    C_RANGE,
     DEFAULT_TIME_TOLERANCE_US,
+    I64_MIN,
     N_COUNTERS,
+    T_BACK,
+    T_OK,
     BinStats,
     as_event_array,
     check_out,
@@ -38,6 +46,7 @@ from eventpipe.kernels._common import (
     numba_threads,
     saturation_value,
     sensor_wh,
+    time_policy,
 )
 
 
@@ -56,16 +65,12 @@ def _bin_time_range(x, y, t, p, a, b, ws, we, out, npol, tol, maxval, runmax, co
     n_binned = 0
     k_lo = 0
     for i in range(a, b):
-        ti = t[i]
-        if ti < runmax:
-            if runmax - ti <= tol:
-                ti = runmax
-                n_clamp += 1
-            else:
+        ti, runmax, st = time_policy(t[i], runmax, tol)
+        if st != T_OK:
+            if st == T_BACK:
                 n_back += 1
                 continue
-        else:
-            runmax = ti
+            n_clamp += 1
         xi = x[i]
         yi = y[i]
         if xi >= W or yi >= H:
@@ -86,12 +91,12 @@ def _bin_time_range(x, y, t, p, a, b, ws, we, out, npol, tol, maxval, runmax, co
                 out[k, pi, yi, xi] = v + 1
             k += 1
         n_binned += 1
-    counters[0] += b - a
-    counters[1] += n_binned
-    counters[2] += n_oob
-    counters[3] += n_clamp
-    counters[4] += n_back
-    counters[5] += n_range
+    counters[C_IN] += b - a
+    counters[C_BINNED] += n_binned
+    counters[C_OOB] += n_oob
+    counters[C_CLAMPED] += n_clamp
+    counters[C_BACK] += n_back
+    counters[C_RANGE] += n_range
     return runmax
 
 
@@ -170,12 +175,12 @@ def _bin_window(ev, a, n, start, end, frame, W, H, npol, tol, maxval, runmax, co
         if v < maxval:
             frame[j] = v + 1
     n_in = np.int64(i) - a
-    counters[0] += n_in
-    counters[1] += n_in - n_back - n_oob - n_range
-    counters[2] += n_oob
-    counters[3] += n_clamp
-    counters[4] += n_back
-    counters[5] += n_range
+    counters[C_IN] += n_in
+    counters[C_BINNED] += n_in - n_back - n_oob - n_range
+    counters[C_OOB] += n_oob
+    counters[C_CLAMPED] += n_clamp
+    counters[C_BACK] += n_back
+    counters[C_RANGE] += n_range
     return np.int64(i), runmax
 
 
@@ -239,21 +244,18 @@ def _valid_mask(x, y, t, W, H, tol, counters):
     runmax = I64_MIN
     kept = 0
     for i in range(n):
-        ti = t[i]
-        if ti < runmax:
-            if runmax - ti <= tol:
-                counters[3] += 1
-            else:
-                counters[4] += 1
+        _, runmax, st = time_policy(t[i], runmax, tol)
+        if st != T_OK:
+            if st == T_BACK:
+                counters[C_BACK] += 1
                 continue
-        else:
-            runmax = ti
+            counters[C_CLAMPED] += 1
         if x[i] >= W or y[i] >= H:
-            counters[2] += 1
+            counters[C_OOB] += 1
             continue
         keep[i] = True
         kept += 1
-    counters[0] += n
+    counters[C_IN] += n
     return keep, kept
 
 
@@ -376,8 +378,8 @@ def to_frames(events, sensor_size, time_window=None, event_count=None, n_time_bi
     covered = np.zeros(n + 1, np.int64)
     np.add.at(covered, starts, 1)
     np.add.at(covered, ends, -1)
-    counters[1] = int(np.count_nonzero(np.cumsum(covered)[:n]))
-    counters[5] = n - counters[1]
+    counters[C_BINNED] = int(np.count_nonzero(np.cumsum(covered)[:n]))
+    counters[C_RANGE] = n - counters[C_BINNED]
     with numba_threads(nthreads):
         _bin_index_windows(x, y, p, starts, ends, res, P, maxval)
     stats.add_counters(counters)

@@ -38,6 +38,12 @@ from numba import njit
 
 from eventpipe.events import EVENT_DTYPE
 from eventpipe.kernels._common import (
+    C_BACK,
+    C_BINNED,
+    C_CLAMPED,
+    C_IN,
+    C_OOB,
+    C_RANGE,
     DEFAULT_TIME_TOLERANCE_US,
     N_COUNTERS,
     BinStats,
@@ -273,12 +279,12 @@ def _push_ring(ev, i0, ring, outbuf, state, maxv):
             ws += stride
     state[S_RUNMAX] = runmax
     done = np.int64(i) - i0
-    counters[0] += done
-    counters[1] += done - n_back - n_oob - n_range
-    counters[2] += n_oob
-    counters[3] += n_clamp
-    counters[4] += n_back
-    counters[5] += n_range
+    counters[C_IN] += done
+    counters[C_BINNED] += done - n_back - n_oob - n_range
+    counters[C_OOB] += n_oob
+    counters[C_CLAMPED] += n_clamp
+    counters[C_BACK] += n_back
+    counters[C_RANGE] += n_range
     if ret < 0:
         return ret
     n_out = state[S_NOUT]

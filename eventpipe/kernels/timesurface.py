@@ -15,15 +15,24 @@ import numpy as np
 from numba import njit
 
 from eventpipe.kernels._common import (
-    I64_MIN,
+    C_BACK,
+    C_BINNED,
+    C_CLAMPED,
+    C_IN,
+    C_OOB,
+    C_RANGE,
     DEFAULT_TIME_TOLERANCE_US,
+    I64_MIN,
     N_COUNTERS,
+    T_BACK,
+    T_OK,
     BinStats,
     as_event_array,
     check_out,
     fields,
     n_polarities,
     sensor_wh,
+    time_policy,
 )
 from eventpipe.kernels.frames import time_windows
 
@@ -51,40 +60,36 @@ def _timesurface(x, y, t, p, ws, we, npol, tau, out, tol, counters):
     runmax = I64_MIN
     k = 0
     for i in range(n):
-        ti = t[i]
-        if ti < runmax:
-            if runmax - ti <= tol:
-                ti = runmax
-                counters[3] += 1
-            else:
-                counters[4] += 1
+        ti, runmax, st = time_policy(t[i], runmax, tol)
+        if st != T_OK:
+            if st == T_BACK:
+                counters[C_BACK] += 1
                 continue
-        else:
-            runmax = ti
+            counters[C_CLAMPED] += 1
         while k < T and we[k] <= ti:
             _surface_write(mem, has, float(we[k]), tau, out[k])
             k += 1
         if k == T:
-            counters[5] += 1
+            counters[C_RANGE] += 1
             continue
         xi = x[i]
         yi = y[i]
         if xi >= W or yi >= H:
-            counters[2] += 1
+            counters[C_OOB] += 1
             continue
         if ti < ws[k]:
-            counters[5] += 1
+            counters[C_RANGE] += 1
             continue
         pi = 0
         if npol == 2 and p[i] != 0:
             pi = 1
         mem[pi, yi, xi] = float(ti)
         has[pi, yi, xi] = True
-        counters[1] += 1
+        counters[C_BINNED] += 1
     while k < T:
         _surface_write(mem, has, float(we[k]), tau, out[k])
         k += 1
-    counters[0] += n
+    counters[C_IN] += n
 
 
 def to_timesurface(events, sensor_size, dt, tau, *, include_incomplete=False, polarities=None,

@@ -19,14 +19,23 @@ import numpy as np
 from numba import njit
 
 from eventpipe.kernels._common import (
-    I64_MIN,
+    C_BACK,
+    C_BINNED,
+    C_CLAMPED,
+    C_IN,
+    C_OOB,
+    C_RANGE,
     DEFAULT_TIME_TOLERANCE_US,
+    I64_MIN,
     N_COUNTERS,
+    T_BACK,
+    T_OK,
     BinStats,
     as_event_array,
     check_out,
     fields,
     sensor_wh,
+    time_policy,
 )
 
 
@@ -40,20 +49,16 @@ def _voxel(x, y, t, p, t0, t1, out, tol, counters):
     d = float(t1 - t0)
     runmax = I64_MIN
     for i in range(n):
-        ti = t[i]
-        if ti < runmax:
-            if runmax - ti <= tol:
-                ti = runmax
-                counters[3] += 1
-            else:
-                counters[4] += 1
+        ti, runmax, st = time_policy(t[i], runmax, tol)
+        if st != T_OK:
+            if st == T_BACK:
+                counters[C_BACK] += 1
                 continue
-        else:
-            runmax = ti
+            counters[C_CLAMPED] += 1
         xi = x[i]
         yi = y[i]
         if xi >= W or yi >= H:
-            counters[2] += 1
+            counters[C_OOB] += 1
             continue
         ts = 0.0
         if d > 0:
@@ -69,10 +74,10 @@ def _voxel(x, y, t, p, t0, t1, out, tol, counters):
             out[ti_bin + 1, 0, yi, xi] += pol * dt
             used = True
         if used:
-            counters[1] += 1
+            counters[C_BINNED] += 1
         else:
-            counters[5] += 1
-    counters[0] += n
+            counters[C_RANGE] += 1
+    counters[C_IN] += n
 
 
 def to_voxel_grid(events, sensor_size, n_time_bins=10, *, dtype=np.float32, out=None,
