@@ -49,6 +49,17 @@ def time_policy(ti, runmax, tol):
     return ti, runmax, T_BACK
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def add_counts(counters, n_in, n_oob, n_clamp, n_back, n_range):
+    """Add one kernel call's tallies to ``counters``; the binned count is what was not dropped."""
+    counters[C_IN] += n_in
+    counters[C_BINNED] += n_in - n_back - n_oob - n_range
+    counters[C_OOB] += n_oob
+    counters[C_CLAMPED] += n_clamp
+    counters[C_BACK] += n_back
+    counters[C_RANGE] += n_range
+
+
 @dataclasses.dataclass
 class BinStats:
     """What a kernel did with its input events.

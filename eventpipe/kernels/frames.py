@@ -39,6 +39,7 @@ from eventpipe.kernels._common import (
     T_BACK,
     T_OK,
     BinStats,
+    add_counts,
     as_event_array,
     check_out,
     fields,
@@ -62,7 +63,6 @@ def _bin_time_range(x, y, t, p, a, b, ws, we, out, npol, tol, maxval, runmax, co
     n_back = 0
     n_oob = 0
     n_range = 0
-    n_binned = 0
     k_lo = 0
     for i in range(a, b):
         ti, runmax, st = time_policy(t[i], runmax, tol)
@@ -90,13 +90,7 @@ def _bin_time_range(x, y, t, p, a, b, ws, we, out, npol, tol, maxval, runmax, co
             if v < maxval:
                 out[k, pi, yi, xi] = v + 1
             k += 1
-        n_binned += 1
-    counters[C_IN] += b - a
-    counters[C_BINNED] += n_binned
-    counters[C_OOB] += n_oob
-    counters[C_CLAMPED] += n_clamp
-    counters[C_BACK] += n_back
-    counters[C_RANGE] += n_range
+    add_counts(counters, b - a, n_oob, n_clamp, n_back, n_range)
     return runmax
 
 
@@ -174,13 +168,7 @@ def _bin_window(ev, a, n, start, end, frame, W, H, npol, tol, maxval, runmax, co
         v = frame[j]
         if v < maxval:
             frame[j] = v + 1
-    n_in = np.int64(i) - a
-    counters[C_IN] += n_in
-    counters[C_BINNED] += n_in - n_back - n_oob - n_range
-    counters[C_OOB] += n_oob
-    counters[C_CLAMPED] += n_clamp
-    counters[C_BACK] += n_back
-    counters[C_RANGE] += n_range
+    add_counts(counters, np.int64(i) - a, n_oob, n_clamp, n_back, n_range)
     return np.int64(i), runmax
 
 

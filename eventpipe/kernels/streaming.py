@@ -38,15 +38,10 @@ from numba import njit
 
 from eventpipe.events import EVENT_DTYPE
 from eventpipe.kernels._common import (
-    C_BACK,
-    C_BINNED,
-    C_CLAMPED,
-    C_IN,
-    C_OOB,
-    C_RANGE,
     DEFAULT_TIME_TOLERANCE_US,
     N_COUNTERS,
     BinStats,
+    add_counts,
     as_event_array,
     n_polarities,
     saturation_value,
@@ -278,13 +273,7 @@ def _push_ring(ev, i0, ring, outbuf, state, maxv):
                 slot = np.uint64(0)
             ws += stride
     state[S_RUNMAX] = runmax
-    done = np.int64(i) - i0
-    counters[C_IN] += done
-    counters[C_BINNED] += done - n_back - n_oob - n_range
-    counters[C_OOB] += n_oob
-    counters[C_CLAMPED] += n_clamp
-    counters[C_BACK] += n_back
-    counters[C_RANGE] += n_range
+    add_counts(counters, np.int64(i) - i0, n_oob, n_clamp, n_back, n_range)
     if ret < 0:
         return ret
     n_out = state[S_NOUT]
