@@ -18,52 +18,49 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-try:
-    import numba
+import numba
 
-    @numba.njit(cache=True, nogil=True)
-    def _scatter_conv(x, wt, bias, stride, pad, Ho, Wo):  # pragma: no cover - jitted
-        # x [N, Ci, H, W]; wt [Ci, K, K, Co]; out [N, Ho, Wo, Co]
-        N, Ci, H, W = x.shape
-        K = wt.shape[1]
-        Co = wt.shape[3]
-        out = np.empty((N, Ho, Wo, Co), dtype=wt.dtype)
-        for n in range(N):
-            for oy in range(Ho):
-                for ox in range(Wo):
-                    for o in range(Co):
-                        out[n, oy, ox, o] = bias[o]
-            for ci in range(Ci):
-                for y in range(H):
-                    for xx in range(W):
-                        val = x[n, ci, y, xx]
-                        if val == 0:
+
+@numba.njit(cache=True, nogil=True)
+def _scatter_conv(x, wt, bias, stride, pad, Ho, Wo):  # pragma: no cover - jitted
+    # x [N, Ci, H, W]; wt [Ci, K, K, Co]; out [N, Ho, Wo, Co]
+    N, Ci, H, W = x.shape
+    K = wt.shape[1]
+    Co = wt.shape[3]
+    out = np.empty((N, Ho, Wo, Co), dtype=wt.dtype)
+    for n in range(N):
+        for oy in range(Ho):
+            for ox in range(Wo):
+                for o in range(Co):
+                    out[n, oy, ox, o] = bias[o]
+        for ci in range(Ci):
+            for y in range(H):
+                for xx in range(W):
+                    val = x[n, ci, y, xx]
+                    if val == 0:
+                        continue
+                    for ky in range(K):
+                        ty = y + pad - ky
+                        if ty < 0 or ty % stride != 0:
                             continue
-                        for ky in range(K):
-                            ty = y + pad - ky
-                            if ty < 0 or ty % stride != 0:
+                        oy = ty // stride
+                        if oy >= Ho:
+                            continue
+                        for kx in range(K):
+                            tx = xx + pad - kx
+                            if tx < 0 or tx % stride != 0:
                                 continue
-                            oy = ty // stride
-                            if oy >= Ho:
+                            ox = tx // stride
+                            if ox >= Wo:
                                 continue
-                            for kx in range(K):
-                                tx = xx + pad - kx
-                                if tx < 0 or tx % stride != 0:
-                                    continue
-                                ox = tx // stride
-                                if ox >= Wo:
-                                    continue
-                                if val == 1:
-                                    for o in range(Co):
-                                        out[n, oy, ox, o] += wt[ci, ky, kx, o]
-                                else:
-                                    for o in range(Co):
-                                        out[n, oy, ox, o] += val * wt[ci, ky, kx, o]
-        return out
+                            if val == 1:
+                                for o in range(Co):
+                                    out[n, oy, ox, o] += wt[ci, ky, kx, o]
+                            else:
+                                for o in range(Co):
+                                    out[n, oy, ox, o] += val * wt[ci, ky, kx, o]
+    return out
 
-    HAVE_NUMBA = True
-except Exception:  # pragma: no cover
-    HAVE_NUMBA = False
 
 
 class SpikeConv2d(nn.Module):
@@ -90,8 +87,7 @@ class SpikeConv2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if (
-            not HAVE_NUMBA
-            or x.device.type != "cpu"
+            x.device.type != "cpu"
             or x.dtype != self.wt.dtype
             or (torch.is_grad_enabled() and x.requires_grad)
         ):

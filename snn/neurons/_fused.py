@@ -11,36 +11,31 @@ import numpy as np
 import torch
 from torch import Tensor
 
-try:  # numba is a project dependency; keep a pure-torch fallback anyway
-    import numba
+import numba
 
-    @numba.njit(cache=True, nogil=True, error_model="numpy")
-    def _lif_seq_kernel(x, v, s_out, tau, vth, soft, decay_input):  # pragma: no cover - jitted
-        T, n = x.shape
-        for t in range(T):
-            for i in range(n):
-                vv = v[i]
-                xv = x[t, i]
-                if decay_input:
-                    h = vv + (xv - vv) / tau
-                else:
-                    h = vv - vv / tau + xv
-                if h >= vth:
-                    s_out[t, i] = 1.0
-                    v[i] = h - vth if soft else 0.0
-                else:
-                    s_out[t, i] = 0.0
-                    v[i] = h
 
-    HAVE_NUMBA = True
-except Exception:  # pragma: no cover
-    HAVE_NUMBA = False
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _lif_seq_kernel(x, v, s_out, tau, vth, soft, decay_input):  # pragma: no cover - jitted
+    T, n = x.shape
+    for t in range(T):
+        for i in range(n):
+            vv = v[i]
+            xv = x[t, i]
+            if decay_input:
+                h = vv + (xv - vv) / tau
+            else:
+                h = vv - vv / tau + xv
+            if h >= vth:
+                s_out[t, i] = 1.0
+                v[i] = h - vth if soft else 0.0
+            else:
+                s_out[t, i] = 0.0
+                v[i] = h
 
 
 def fused_eligible(x: Tensor) -> bool:
     return (
-        HAVE_NUMBA
-        and x.device.type == "cpu"
+        x.device.type == "cpu"
         and x.dtype in (torch.float32, torch.float64)
         and not (torch.is_grad_enabled() and x.requires_grad)
         and x.numel() > 0
