@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import snn
+from eventpipe.training.trainer import evaluate
 
 
 def load_for_eval(checkpoint) -> Tuple[torch.nn.Module, Dict[str, Any]]:
@@ -32,18 +33,8 @@ def eval_clips(checkpoint: Union[str, os.PathLike, Tuple[torch.nn.Module, Dict[s
     model = model.to(device).eval()
     names = list(meta.get("class_names") or getattr(dataset, "class_names", None)
                  or [str(i) for i in range(model.num_classes)])
-    nc = model.num_classes
-    conf = np.zeros((nc, nc), np.int64)
-    for x, y, *_ in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        x = x.to(device).transpose(0, 1).contiguous()
-        if y.dim() == 2:  # one target per window (stream data): every step's logits, ignored left out
-            pred = model(x, per_step=True).argmax(-1).transpose(0, 1).cpu().numpy().ravel()
-            y = y.numpy().ravel()
-            keep = y >= 0
-            np.add.at(conf, (y[keep], pred[keep]), 1)
-            continue
-        pred = model(x).argmax(1).cpu().numpy()
-        np.add.at(conf, (y.numpy(), pred), 1)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    conf = np.asarray(evaluate(model, loader, torch.device(device), model.num_classes)["confusion"], np.int64)
     n = int(conf.sum())
     acc = float(np.trace(conf)) / max(1, n)
     per_class = (np.diag(conf) / np.maximum(1, conf.sum(1))).tolist()

@@ -135,9 +135,9 @@ def _loader(ds, batch_size, train, distributed, seed, num_workers):
                       drop_last=train and len(ds) >= batch_size, persistent_workers=False)
 
 
-def _to_input(x: torch.Tensor, device, channels_last: bool) -> torch.Tensor:
-    x = x.to(device, non_blocking=True).transpose(0, 1).contiguous()   # [B,T,C,H,W] -> [T,B,C,H,W]
-    return x
+def _to_input(x: torch.Tensor, device) -> torch.Tensor:
+    """Loader batch ``[B, T, C, H, W]`` -> model input ``[T, B, C, H, W]`` on ``device``."""
+    return x.to(device, non_blocking=True).transpose(0, 1).contiguous()
 
 
 def logits_and_targets(model, x: torch.Tensor, y: torch.Tensor, per_step_loss: bool = False):
@@ -164,7 +164,7 @@ def evaluate(model, loader, device, num_classes, amp=False) -> Dict[str, Any]:
     conf = torch.zeros(num_classes, num_classes, dtype=torch.long)
     tot_loss, n = 0.0, 0
     for x, y, *_ in loader:
-        x = _to_input(x, device, False)
+        x = _to_input(x, device)
         y = y.to(device)
         with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
             logits, y = logits_and_targets(model, x, y)
@@ -347,7 +347,7 @@ def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
             lr = lr_at(step, total, warmup, cfg.optim.lr, cfg.optim.min_lr_ratio)
             for g in optimizer.param_groups:
                 g["lr"] = lr
-            x = _to_input(x, device, cfg.optim.channels_last and use_cuda)
+            x = _to_input(x, device)
             y = y.to(device)
             with torch.autocast(device.type, enabled=amp):
                 logits, yy = logits_and_targets(ddp_model, x, y, cfg.optim.per_step_loss)
@@ -355,7 +355,7 @@ def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
                 loss = weighted_cross_entropy(logits, yy, weight, cfg.optim.label_smoothing)
                 if aux_batches is not None:
                     xa, ya, *ra = next(aux_batches)
-                    la, ta = logits_and_targets(ddp_model, _to_input(xa, device, False),
+                    la, ta = logits_and_targets(ddp_model, _to_input(xa, device),
                                                 ya.to(device), cfg.optim.per_step_loss)
                     wa = ra[0].to(device).flatten() if ra else None
                     loss = loss + cfg.optim.aux_weight * weighted_cross_entropy(

@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -107,6 +109,16 @@ def test_train_resume_eval_and_outputs(tmp_path):
     res = eval_clips(run / "final.pt", ds, png=str(tmp_path / "cm.png"))
     assert res["n"] == 12 and res["confusion"].shape == (12, 12) and res["confusion"].sum() == 12
     assert 0.0 <= res["accuracy"] <= 1.0 and (tmp_path / "cm.png").stat().st_size > 1000
+    # the confusion matrix counts each clip's argmax of the model's own clip logits
+    model, _ = snn.load_checkpoint(run / "final.pt")
+    model.float().eval()
+    want = np.zeros((12, 12), np.int64)
+    with torch.no_grad():
+        for i in range(len(ds)):
+            x, y = ds[i][0], int(ds[i][1])
+            want[y, int(model(x[:, None]).argmax(1))] += 1
+    np.testing.assert_array_equal(res["confusion"], want)
+    assert res["accuracy"] == pytest.approx(np.trace(want) / 12)
 
 
 def test_cli_print_config_and_strict_overrides(tmp_path, capsys):
