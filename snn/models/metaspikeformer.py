@@ -8,6 +8,8 @@ Layout (official ``Spiking_vit_MetaFormer``), widths ``C0..C3``:
     downsample3   (3x3/2, C2)            -> block3 x depth3   (SDSA + channel MLP)
     downsample4   (3x3/1, C3)            -> block4 x depth4
     head: mean over tokens -> LIF -> Linear  (per timestep), output = mean over T
+          (``head_input="features"``: Linear on the token mean before the LIF, as the published
+          BICLab classification code has it; the distillation head always reads the LIF spikes)
 
 The state of all neurons lives outside the model (see :mod:`snn.models.state`).
 """
@@ -22,6 +24,11 @@ from torch import Tensor, nn
 from ..neurons import LIFNode, MultiSpikeNode, SpikingNeuron
 from .blocks import ConvBlock, Downsampling, TransformerBlock
 from .state import ModelState, StepContext
+
+# what the classification head reads: the head LIF's spikes (the issue's specification and the
+# golden vector's code), or the token mean before that LIF (BICLab's published classification code,
+# ``x = self.head(x).mean(0)``); ``head_kd`` reads the spikes in both
+HEAD_INPUTS = ("spikes", "features")
 
 STAGES = (
     "downsample1_1", "ConvBlock1_1", "downsample1_2", "ConvBlock1_2", "downsample2", "ConvBlock2_1",
@@ -56,6 +63,7 @@ class MetaSpikeFormer(nn.Module):
         soft_reset: bool = False,
         decay_input: bool = True,
         max_spikes: int = 4,
+        head_input: str = "spikes",
     ) -> None:
         super().__init__()
         if len(embed_dims) != 4 or len(depths) != 2:
@@ -64,7 +72,10 @@ class MetaSpikeFormer(nn.Module):
             raise ValueError("embed_dims[0] must be even (the stem outputs embed_dims[0] // 2)")
         if neuron not in ("lif", "multispike"):
             raise ValueError(f"neuron must be 'lif' or 'multispike', got {neuron!r}")
+        if head_input not in HEAD_INPUTS:
+            raise ValueError(f"head_input must be one of {HEAD_INPUTS}, got {head_input!r}")
         self._check_T(T)
+        self.head_input = head_input
         self.embed_dims = tuple(int(c) for c in embed_dims)
         self.depths = tuple(int(d) for d in depths)
         self.in_channels = int(in_channels)
@@ -180,8 +191,9 @@ class MetaSpikeFormer(nn.Module):
         return x
 
     def _head(self, feat: Tensor, ctx: StepContext):
-        z = ctx.run(self.lif, feat.flatten(3).mean(3))  # [T, B, C]
-        out = self.head(z)
+        m = feat.flatten(3).mean(3)  # [T, B, C]
+        z = ctx.run(self.lif, m)
+        out = self.head(z if self.head_input == "spikes" else m)
         if self.head_kd is None:
             return out
         out_kd = self.head_kd(z)
@@ -244,4 +256,5 @@ class MetaSpikeFormer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"embed_dims={self.embed_dims}, depths={self.depths}, in_channels={self.in_channels}, " \
-               f"num_classes={self.num_classes}, kd={self.kd}, T={self.T}"
+               f"num_classes={self.num_classes}, kd={self.kd}, T={self.T}" + \
+               ("" if self.head_input == "spikes" else f", head_input={self.head_input!r}")

@@ -86,6 +86,21 @@ def infer_config(sd: Mapping[str, Tensor]) -> Dict[str, Any]:
     return cfg
 
 
+def checkpoint_time_steps(obj: Any) -> Optional[int]:
+    """``args.time_steps`` of an official training checkpoint (``{'model': ..., 'args': Namespace}``;
+    ``main_finetune.py`` sets ``model.T = args.time_steps``), or None when it does not say."""
+    if not isinstance(obj, Mapping) or "args" not in obj:
+        return None
+    args = obj["args"]
+    args = vars(args) if isinstance(args, argparse.Namespace) else args
+    T = args.get("time_steps") if isinstance(args, Mapping) else None
+    if T is None:
+        return None
+    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+        raise ValueError(f"checkpoint args.time_steps must be a positive int, got {T!r}")
+    return T
+
+
 def load_official(
     path_or_state_dict: Union[str, os.PathLike, Mapping[str, Any]],
     *,
@@ -95,14 +110,19 @@ def load_official(
 ) -> MetaSpikeFormer:
     """Build the model an official checkpoint describes, load it strictly, return it in eval mode.
 
-    ``T`` is the number of repeats for static-image input (default 4, the released V2 setting);
-    event input ``[T, B, C, H, W]`` always runs for its own T.
+    ``T`` is the number of repeats for static-image input: given here, else the checkpoint's
+    ``args.time_steps`` (official training checkpoints record it), else 4 (the released V2
+    setting); event input ``[T, B, C, H, W]`` always runs for its own T.  ``overrides`` are
+    :class:`MetaSpikeFormer` arguments, e.g. ``head_input="features"`` for the head as BICLab's
+    published classification code computes it (see :data:`~snn.models.metaspikeformer.HEAD_INPUTS`).
     """
     obj = path_or_state_dict
     if isinstance(obj, (str, os.PathLike)):
         obj = _load_file(obj)
     sd = unwrap_state_dict(obj)
     cfg = infer_config(sd)
+    if T is None:
+        T = checkpoint_time_steps(obj)
     cfg.update(num_heads=num_heads, T=4 if T is None else T)
     cfg.update(overrides)
     model = MetaSpikeFormer(**cfg)

@@ -172,3 +172,80 @@ def test_folded_models_are_not_saved(official, tmp_path):
     with pytest.raises(ValueError, match="not an eventpipe SNN checkpoint"):
         torch.save({"model": {}}, tmp_path / "y.pt")
         snn.load_checkpoint(tmp_path / "y.pt")
+
+
+def _lif_reference(x_seq, v_th=1.0, tau=2.0):
+    """spikingjelly MultiStepLIFNode(tau, detach_reset, decay_input, hard reset to 0), written out."""
+    v = torch.zeros_like(x_seq[0])
+    out = []
+    for x in x_seq:
+        h = v + (x - v) / tau
+        s = (h >= v_th).to(x.dtype)
+        v = h * (1 - s)
+        out.append(s)
+    return torch.stack(out)
+
+
+def _with_kd_head(golden):
+    g = torch.Generator().manual_seed(7)
+    sd = dict(golden["state_dict"])
+    sd["head_kd.weight"] = torch.randn(sd["head.weight"].shape, generator=g) * 0.5
+    sd["head_kd.bias"] = torch.randn(sd["head.bias"].shape, generator=g) * 0.1
+    return sd
+
+
+@pytest.mark.parametrize("head_input", ["spikes", "features"])
+def test_heads_from_golden_features(golden, head_input):
+    """The head and the distillation head recomputed from the official code's final features
+    (``golden["features"]["block4"]``), with a distillation head added to the golden weights:
+    eval output = (head(.) + head_kd(LIF(token mean))) / 2, mean over T.  ``head_input="spikes"``
+    feeds the head the LIF spikes (the golden vector's code); ``"features"`` the token mean before
+    the LIF (BICLab's published ``x = self.head(x).mean(0)``)."""
+    sd = _with_kd_head(golden)
+    model = snn.load_official(sd, head_input=head_input)
+    assert model.kd and model.head_input == head_input
+    feat = golden["features"]["block4"].flatten(3).mean(3)  # [T, B, C]
+    spikes = _lif_reference(feat)
+    main = (spikes if head_input == "spikes" else feat) @ sd["head.weight"].t() + sd["head.bias"]
+    kd = spikes @ sd["head_kd.weight"].t() + sd["head_kd.bias"]
+    want = (main.mean(0) + kd.mean(0)) / 2
+    x = golden["input"]
+    with torch.no_grad():
+        got = model(x)
+        per_step = model(x, per_step=True)
+        state, steps = None, []
+        for t in range(x.shape[0]):
+            o, state = model.step(x[t], state)
+            steps.append(o)
+        folded = model.fold()(x)
+    torch.testing.assert_close(got, want, atol=ATOL, rtol=0)
+    torch.testing.assert_close(per_step, (main + kd) / 2, atol=ATOL, rtol=0)
+    torch.testing.assert_close(torch.stack(steps), per_step, atol=1e-6, rtol=0)
+    torch.testing.assert_close(folded, want, atol=ATOL, rtol=0)
+    if head_input == "features":  # a different head: not the golden logits
+        assert (got - golden["logits"]).abs().max() > 10 * ATOL
+    model.train()
+    with torch.no_grad():
+        out, out_kd = model(x)  # training returns both heads, each averaged over T
+    assert out.shape == out_kd.shape == golden["logits"].shape
+
+
+def test_head_input_is_checked():
+    with pytest.raises(ValueError, match="head_input"):
+        snn.create_model("meta_spikeformer_tiny", head_input="tokens")
+
+
+def test_time_steps_from_official_checkpoint_args(golden, tmp_path):
+    sd = golden["state_dict"]
+    path = tmp_path / "checkpoint.pth"
+    torch.save({"model": sd, "epoch": 1, "args": argparse.Namespace(time_steps=2, model="metaspikformer")}, path)
+    assert snn.load_official(path).T == 2  # main_finetune.py: model.T = args.time_steps
+    assert snn.load_official(path, T=3).T == 3  # an explicit T wins
+    assert snn.load_official({"model": sd, "args": {"time_steps": 1}}).T == 1
+    assert snn.load_official({"model": sd}).T == 4
+    static = golden["input"][0]  # one frame as a static image: repeated T times
+    with torch.no_grad():
+        m = snn.load_official(path)
+        torch.testing.assert_close(m(static), m(static.unsqueeze(0).repeat(2, 1, 1, 1, 1)), atol=0, rtol=0)
+    with pytest.raises(ValueError, match="time_steps"):
+        snn.load_official({"model": sd, "args": {"time_steps": 0}})
