@@ -82,10 +82,11 @@ def conv_spikes(addr, cnt, H, W, Ci, wt, stride, pad, acc):  # pragma: no cover 
                     ox = tx // stride
                     if ox >= Wo:
                         continue
-                    row = acc[b, oy, ox]
+                    # slices, not row[o0 + j]: indices numba can prove non-negative let LLVM vectorise
+                    row = acc[b, oy, ox, o0:o0 + cog]
                     w = wt[ci, ky, kx]
                     for j in range(cog):
-                        row[o0 + j] += w[j]
+                        row[j] += w[j]
                     n += cog
     return n
 
@@ -123,10 +124,10 @@ def conv_graded(src, wt, stride, pad, acc):  # pragma: no cover - jitted
                             ox = tx // stride
                             if ox >= Wo:
                                 continue
-                            row = acc[b, oy, ox]
+                            row = acc[b, oy, ox, o0:o0 + cog]
                             w = wt[ci, ky, kx]
                             for j in range(cog):
-                                row[o0 + j] += v * w[j]
+                                row[j] += v * w[j]
                             n += cog
     return n
 
@@ -227,8 +228,9 @@ def attention(addr, cnt, N, C, heads, y, lo, hi):  # pragma: no cover - jitted
             h = c // d
             i = c - h * d
             row = m[h, i]
+            out = y[b, t, h * d:(h + 1) * d]
             for j in range(d):
-                y[b, t, h * d + j] += row[j]
+                out[j] += row[j]
             n_row += 1
         for t in range(N):
             for c in range(C):

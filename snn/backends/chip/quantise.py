@@ -12,8 +12,10 @@ Every buffer holds integers with a real scale per channel (real value = integer 
   ``round(W * u_src * 2^k / S)`` and its sum is shifted right by ``k`` before the add (as Loihi's
   weight exponent; one shift per output neuron, not per synapse).  The scale is raised where calibration saw values the membrane width
   cannot hold (``max|x| / (2^(m-1) - 1)``) or a bias the accumulator cannot hold;
-* the attention's ``Q (K^T V)``: counts, real scale ``0.125``; its neuron adds ``attn_frac_bits``
-  fractional bits (``x << f``) and the 0.125 scale and the 0.5 threshold fold into one integer
+* a buffer read by a LIF is coarse enough that the integer threshold fits with headroom
+  (``theta <= 2^(m-2)``) and that the calibrated inputs fit (``max|x| <= 2^(m-1) - 1``);
+* the attention's ``Q (K^T V)``: counts, real scale ``0.125``; its neuron adds up to ``attn_frac_bits``
+  fractional bits (as many as the threshold and the calibrated counts leave room for) (``x << f``) and the 0.125 scale and the 0.5 threshold fold into one integer
   threshold ``0.5 / (0.125 / 2^f) = 4 * 2^f``;
 * the head's token sum: ``S[c] * 2^shift / N`` (sum over the N tokens, shifted right).
 
@@ -107,6 +109,14 @@ def quantise(graph: Graph, profile: Profile, encoding: Mapping, ranges: Optional
             out = v if out is None else np.maximum(out, v)
         return out
 
+    def lif_threshold(buf: str) -> Optional[np.ndarray]:
+        out = None
+        for r in readers.get(buf, []):
+            if r.kind == "lif":
+                t = r.arrays["threshold"]
+                out = t if out is None else np.maximum(out, t)
+        return out
+
     def resolve(buf: str) -> np.ndarray:
         if buf in scale:
             return scale[buf]
@@ -126,6 +136,10 @@ def quantise(graph: Graph, profile: Profile, encoding: Mapping, ranges: Optional
                 shift = max(0, math.ceil(math.log2(max(peak, 1.0) / (mem_lim / 2))))
             else:
                 shift = max(0, round(math.log2(n)))
+            th = lif_threshold(buf)
+            if th is not None:  # the head threshold must fit too
+                need = float(np.max(th * n / (src * (mem_lim // 2))))
+                shift = max(shift, math.ceil(math.log2(max(need, 1.0))))
             extra[ws[0].name] = {"shift": shift}
             s = src * (2.0 ** shift) / n
         elif ws and all(w.kind == "conv" for w in ws):
@@ -138,6 +152,9 @@ def quantise(graph: Graph, profile: Profile, encoding: Mapping, ranges: Optional
             rng = lif_range(buf)
             if rng is not None:
                 s = np.maximum(s, rng / mem_lim)
+            th = lif_threshold(buf)
+            if th is not None:  # the threshold itself must fit with room above it: theta <= 2^(m-2)
+                s = np.maximum(s, th / (mem_lim // 2))
             if buf == graph.output:  # one scale for all logits: the integer argmax is the label
                 s = np.full(c, s.max())
             s = np.where(s > 0, s, 1.0)
@@ -175,6 +192,8 @@ def quantise(graph: Graph, profile: Profile, encoding: Mapping, ranges: Optional
                     peak = float(np.max(rng / s_src))
                     while shift > 0 and peak * 2 ** shift > mem_lim / 2:
                         shift -= 1
+                while shift > 0 and float(np.max(op.arrays["threshold"] / s_src)) * 2 ** shift > mem_lim // 2:
+                    shift -= 1
             m_scale = s_src / 2.0 ** shift
             theta = np.ceil(op.arrays["threshold"] / m_scale - 1e-9)
             if theta.max() > mem_lim:

@@ -1,0 +1,26 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import snn
+from snn.backends.chip.compile import compile
+
+SHIPPED = str(Path(snn.__file__).parent / "weights" / "meta_spikeformer_tiny_synthetic.pt")
+
+
+@pytest.fixture(scope="session")
+def stream_frames():
+    """Runtime count frames (uint8 ``[N, 2, 64, 64]``) of a short seeded synthetic stream."""
+    from eventpipe.training.config import DataConfig
+    from eventpipe.training.stream_data import render_stream
+
+    d = DataConfig(dataset="synthetic_stream", stream_seconds=2.0, window_us=100000, stride_us=50000,
+                   input_size=(64, 64), sensor_size=(128, 128))
+    return render_stream(20000, d)["frames"]
+
+
+@pytest.fixture(scope="session")
+def shipped_program(stream_frames):
+    cal = stream_frames[:16].reshape(8, 2, 2, 64, 64)
+    return compile(SHIPPED, calibration=[cal])

@@ -1,0 +1,173 @@
+"""Profiles and program files: strict keys, versioned format, typed errors naming what is wrong."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from snn.backends.chip.errors import ProfileError, ProgramFormatError
+from snn.backends.chip.executor import Executor
+from snn.backends.chip.profile import list_profiles, load_profile
+from snn.backends.chip.program import Program
+
+from .programs import random_program
+
+
+def test_shipped_profiles_load():
+    assert {"generic", "speck"} <= set(list_profiles())
+    sp = load_profile("speck")
+    assert sp.cores.count == 9 and not sp.cores.supports_attention
+    assert sp.numerics.weight_bits == 8 and sp.numerics.membrane_bits == 16
+    assert load_profile("generic").energy.e_mac_pj == 4.6
+
+
+def _write(tmp_path, text):
+    p = tmp_path / "p.toml"
+    p.write_text(text)
+    return p
+
+
+def test_profile_missing_key_is_named(tmp_path):
+    text = open(load_profile.__globals__["PROFILE_DIR"] / "generic.toml").read()
+    bad = text.replace("membrane_bits = 16", "")
+    with pytest.raises(ProfileError) as e:
+        load_profile(_write(tmp_path, bad))
+    assert e.value.key == "numerics.membrane_bits" and "missing" in str(e.value)
+
+
+def test_profile_unknown_key_suggests(tmp_path):
+    text = open(load_profile.__globals__["PROFILE_DIR"] / "generic.toml").read()
+    bad = text.replace("membrane_bits = 16", "membrane_bit = 16\nmembrane_bits = 16")
+    with pytest.raises(ProfileError, match="did you mean 'membrane_bits'") as e:
+        load_profile(_write(tmp_path, bad))
+    assert e.value.key == "numerics.membrane_bit"
+
+
+@pytest.mark.parametrize("old, new, key", [
+    ('rounding = "floor"', 'rounding = "nearest"', "numerics.rounding"),
+    ("weight_bits = 8", "weight_bits = 12", "numerics.weight_bits"),
+    ("e_ac_pj = 0.9", 'e_ac_pj = "cheap"', "energy.e_ac_pj"),
+    ("supports_attention = true", "supports_attention = 1", "cores.supports_attention"),
+])
+def test_profile_bad_values_are_named(tmp_path, old, new, key):
+    text = open(load_profile.__globals__["PROFILE_DIR"] / "generic.toml").read()
+    assert old in text
+    with pytest.raises(ProfileError) as e:
+        load_profile(_write(tmp_path, text.replace(old, new)))
+    assert e.value.key == key
+
+
+def test_unknown_profile_name():
+    with pytest.raises(ProfileError, match="did you mean 'speck'"):
+        load_profile("spek")
+
+
+def test_program_roundtrip(tmp_path):
+    rng = np.random.default_rng(1)
+    prog = random_program(rng)
+    path = tmp_path / "prog.npz"
+    prog.save(path)
+    back = Program.load(path)
+    assert back.to_json() == json.loads(json.dumps(prog.to_json()))
+    for a, b in zip(prog.ops, back.ops):
+        assert a.arrays.keys() == b.arrays.keys()
+        for k in a.arrays:
+            np.testing.assert_array_equal(a.arrays[k], b.arrays[k])
+            assert a.arrays[k].dtype == b.arrays[k].dtype
+    f = rng.integers(0, 5, (1,) + prog.input_shape)
+    l1, s1, _ = Executor(prog).step(f)
+    l2, s2, _ = Executor(back).step(f)
+    np.testing.assert_array_equal(l1, l2)
+    # no pickle anywhere in the file
+    with zipfile.ZipFile(path) as z:
+        for name in z.namelist():
+            assert not z.read(name).startswith(b"\x80")
+
+
+def _rewrite(src, dst, edit):
+    with np.load(src) as z:
+        arrays = {k: z[k] for k in z.files}
+    edit(arrays)
+    np.savez(dst, **arrays)
+
+
+def _desc(arrays):
+    return json.loads(arrays["__program__"].tobytes())
+
+
+def _set_desc(arrays, d):
+    arrays["__program__"] = np.frombuffer(json.dumps(d).encode(), np.uint8)
+
+
+@pytest.fixture
+def saved(tmp_path):
+    path = tmp_path / "prog.npz"
+    random_program(np.random.default_rng(2)).save(path)
+    return path
+
+
+def test_other_version_is_refused(saved, tmp_path):
+    def edit(a):
+        d = _desc(a)
+        d["version"] = 2
+        _set_desc(a, d)
+    _rewrite(saved, tmp_path / "v2.npz", edit)
+    with pytest.raises(ProgramFormatError, match="version 2") as e:
+        Program.load(tmp_path / "v2.npz")
+    assert e.value.key == "version"
+
+
+def test_other_format_is_refused(saved, tmp_path):
+    def edit(a):
+        d = _desc(a)
+        d["format"] = "something.else"
+        _set_desc(a, d)
+    _rewrite(saved, tmp_path / "f.npz", edit)
+    with pytest.raises(ProgramFormatError, match="something.else"):
+        Program.load(tmp_path / "f.npz")
+
+
+def test_missing_array_is_named(saved, tmp_path):
+    _rewrite(saved, tmp_path / "m.npz", lambda a: a.pop("op1.weight"))
+    with pytest.raises(ProgramFormatError) as e:
+        Program.load(tmp_path / "m.npz")
+    assert e.value.key == "op1.weight"
+
+
+def test_weights_beyond_the_profile_bits_are_refused(saved, tmp_path):
+    def edit(a):
+        a["op1.weight"] = a["op1.weight"].astype(np.int16) * 0 + 200
+    _rewrite(saved, tmp_path / "w.npz", edit)
+    with pytest.raises(ProgramFormatError, match="exceed 8 bits"):
+        Program.load(tmp_path / "w.npz")
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.6, 0.95])
+def test_truncated_file(saved, tmp_path, cut):
+    data = saved.read_bytes()
+    bad = tmp_path / "t.npz"
+    bad.write_bytes(data[: int(len(data) * cut)])
+    with pytest.raises(ProgramFormatError, match="t.npz"):
+        Program.load(bad)
+
+
+def test_flipped_bytes(saved, tmp_path):
+    data = bytearray(saved.read_bytes())
+    for i in range(200, len(data) - 200, 97):
+        data[i] ^= 0x5A
+    bad = tmp_path / "x.npz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ProgramFormatError):
+        Program.load(bad)
+
+
+def test_not_a_program(tmp_path):
+    p = tmp_path / "n.npz"
+    np.savez(p, a=np.zeros(3))
+    with pytest.raises(ProgramFormatError, match="__program__"):
+        Program.load(p)
+    p2 = tmp_path / "text.npz"
+    p2.write_text("hello")
+    with pytest.raises(ProgramFormatError):
+        Program.load(p2)

@@ -1,0 +1,88 @@
+"""The dense reference, checked against arithmetic and counts worked out by hand."""
+
+import numpy as np
+import pytest
+
+from snn.backends.chip.executor import Executor
+from snn.backends.chip.program import Op, Program
+from snn.backends.chip.reference import reference_step, shr
+
+from .programs import conv, lif, profile
+
+
+def _small(rounding="floor", theta=1):
+    """frame (1, 4, 4) -> identity table -> 3x3 conv (all-ones, 2 outputs, pad 1) -> LIF -> 1x1 conv (3)."""
+    lut = np.arange(8, dtype=np.int32)
+    ops = [
+        Op("input", "input", "frame", "input", {"clip": 7}, {"lut": lut}),
+        conv("c0", "input", "s", np.ones((2, 1, 3, 3)), [0, 0], 1, 1, 1, "set", "graded"),
+        lif("l0", "s", [theta, theta]),
+        conv("c1", "l0", "out", np.ones((3, 2, 1, 1)), [0, 0, 0], 1, 0, 1, "set", "spike"),
+    ]
+    bufs = {"frame": (1, 4, 4), "input": (1, 4, 4), "s": (2, 4, 4), "l0": (2, 4, 4), "out": (3, 4, 4)}
+    return Program(ops, bufs, "out", 1.0, profile(rounding=rounding), {}).validate()
+
+
+def test_counts_by_hand():
+    prog = _small()
+    frame = np.zeros((1, 1, 4, 4), np.int64)
+    frame[0, 0, 0, 0] = 2   # a corner: its 3x3 footprint covers 4 outputs
+    frame[0, 0, 1, 1] = 1   # inside: 9 outputs
+    frame[0, 0, 3, 3] = 9   # above the clip (7): clamped, counted; a corner, 4 outputs
+    logits, state, stats = reference_step(prog, frame, None, record=True)
+    # conv c0: MACs = (4 + 9 + 4) taps x 2 output channels; one weight byte each
+    assert stats.layer("c0")["mac"] == 34
+    assert stats.layer("c0")["ac"] == 0
+    assert stats.layer("c0")["weight_bytes"] == 34
+    assert stats.layer("input")["saturations"] == 1
+    # currents (both channels): 2 around (0,0), 1 around (1,1), 7 around (3,3)
+    x = np.array([[3, 3, 1, 0],
+                  [3, 3, 1, 0],
+                  [1, 1, 8, 7],
+                  [0, 0, 7, 7]])
+    h = x >> 1   # v = 0: h = x >> 1, theta = 1
+    spikes = h >= 1
+    assert stats.layer("l0")["neuron_updates"] == 32
+    assert stats.layer("l0")["spikes"] == 2 * spikes.sum() == 16
+    np.testing.assert_array_equal(stats.record["l0"][0, 0], spikes)
+    np.testing.assert_array_equal(state["l0"][0, :, :, 0], np.where(spikes, 0, h))
+    # c1: each of the 16 spikes adds one row of 3 weights
+    assert stats.layer("c1")["ac"] == 48
+    assert stats.layer("c1")["weight_bytes"] == 48
+    np.testing.assert_array_equal(logits.reshape(3, 4, 4)[0], 2 * spikes)
+    assert stats.total["saturations"] == 1
+    # the executor counts the same
+    _, _, st2 = Executor(prog).step(frame, None)
+    np.testing.assert_array_equal(stats.counts, st2.counts)
+
+
+@pytest.mark.parametrize("rounding, expect", [("floor", [-2, -1, 1, 2]), ("half_up", [-1, 0, 2, 2])])
+def test_lif_rounding_of_odd_sums(rounding, expect):
+    # h = (v + x) >> 1 for v + x in (-3, -1, 3, 4): floor rounds down, half_up rounds half up
+    prog = _small(rounding, theta=100)
+    state = {"l0": np.array([-3, -1, 3, 4], np.int16).reshape(1, 1, 4, 1).repeat(4, 0).reshape(1, 4, 4, 1)
+             .repeat(2, 3)}
+    _, new, _ = reference_step(prog, np.zeros((1, 1, 4, 4), np.int64), state)
+    np.testing.assert_array_equal(new["l0"][0, 0, :, 0], expect)
+
+
+def test_membrane_saturates_and_counts():
+    prog = _small()
+    prog.profile = profile(membrane_bits=8)
+    state = {"l0": np.full((1, 4, 4, 2), 127, np.int16)}
+    prog.ops[2].arrays["theta"] = np.array([127, 127], np.int32)
+    frame = np.full((1, 1, 4, 4), 7, np.int64)   # x = 63 in the middle: (127 + 63) >> 1 = 95, no
+    _, new, stats = reference_step(prog, frame, state)
+    assert stats.layer("l0")["saturations"] == 0
+    prog.ops[1].arrays["weight"] = np.full((2, 1, 3, 3), 100, np.int8)  # x up to 6300: h saturates at 127
+    _, new, stats = reference_step(prog, frame, state)
+    assert stats.layer("l0")["saturations"] == 32
+    assert stats.layer("l0")["spikes"] == 32   # 127 >= theta 127
+    assert stats.layer("c0")["saturations"] == 0   # the 24-bit accumulator holds 6300
+
+
+def test_shr_rounds_like_integer_division():
+    x = np.array([-5, -4, -3, -1, 0, 1, 3, 5])
+    np.testing.assert_array_equal(shr(x, 1, False), np.floor(x / 2))
+    np.testing.assert_array_equal(shr(x, 1, True), np.floor(x / 2 + 0.5))
+    np.testing.assert_array_equal(shr(x, 0, True), x)
