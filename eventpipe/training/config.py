@@ -161,7 +161,9 @@ def data_recipe(d: DataConfig, where: str = "data") -> InputRecipe:
                            pooling=d.pooling,
                            normalisation=V1_NORMALISATION.get(d.representation, d.representation))
     except RecipeError as e:
-        raise ConfigError(f"{where}.{key.get(e.field, e.field)}: {e.message}") from None
+        base, _, index = e.field.partition("[")
+        name = key.get(base, base) + (f"[{index}" if index else "")
+        raise ConfigError(f"{where}.{name}: {e.message}") from None
 
 
 def synthetic_cache_key(d: DataConfig, split: str) -> str:

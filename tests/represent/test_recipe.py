@@ -109,3 +109,32 @@ def test_bad_stored_recipe_names_the_field_and_the_source(d, field, words):
         InputRecipe.from_dict(d, source="m.pt")
     assert ei.value.field == field and words in str(ei.value)
     assert str(ei.value).startswith("m.pt: input recipe field")
+
+
+def test_training_config_with_a_bad_recipe_value_names_the_key(tmp_path):
+    from eventpipe.training.config import load_train_config
+
+    with pytest.raises(ConfigError, match=r"^data\.representation: unknown value 'log2'"):
+        load_train_config(None, ["data.representation='log2'"])
+    with pytest.raises(ConfigError, match=r"^data\.input_size\[1\]: must be >= 1, got 0"):
+        load_train_config(None, ["data.input_size=[64, 0]"])
+    with pytest.raises(ConfigError, match=r"^aux_data\.stride_us: channels='halves'"):
+        load_train_config(None, ["aux_data={ channels = \"halves\", stride_us = 50000 }"])
+    cfg = load_train_config(None, ["data.representation='log'"])   # the old spelling
+    from eventpipe.training.config import data_recipe
+
+    assert data_recipe(cfg.data).normalisation == "log1p"
+
+
+def test_the_room_imports_no_runtime_training_or_io():
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    code = ("import sys, eventpipe.represent as r; assert all(hasattr(r, n) for n in r.__all__); "
+            "print(sorted(m for m in sys.modules if m.startswith(('eventpipe.training', "
+            "'eventpipe.runtime', 'eventpipe.sources', 'eventpipe.sinks', 'eventpipe.io', 'snn'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
