@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eventpipe.kernels import StreamingBinner
-from eventpipe.kernels._common import DEFAULT_TIME_TOLERANCE_US
+from eventpipe.kernels import DEFAULT_TIME_TOLERANCE_US, StreamingBinner
 from eventpipe.represent.apply import count_scale, spatial_map
 from eventpipe.represent.recipe import InputRecipe
 

@@ -25,9 +25,9 @@ from typing import Callable
 import torch
 
 from eventpipe.labels import LabelDecoder
+from eventpipe.represent import InputRecipe
 from eventpipe.runtime.config import RunConfig
 from eventpipe.runtime.metrics import Metrics
-from eventpipe.represent import InputRecipe
 from eventpipe.runtime.preprocess import ClosedFrame, StreamPrep
 from snn.streaming import StreamingSession
 

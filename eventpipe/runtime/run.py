@@ -10,9 +10,9 @@ from typing import Callable, TextIO
 
 import torch
 
+from eventpipe.represent import InputRecipe
 from eventpipe.runtime.config import RunConfig
 from eventpipe.runtime.metrics import format_summary
-from eventpipe.represent import InputRecipe
 from eventpipe.runtime.model_loader import load_model, run_recipe
 from eventpipe.runtime.pipeline import Pipeline
 from eventpipe.runtime.sources import open_run_source
