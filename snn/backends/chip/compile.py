@@ -24,20 +24,38 @@ from .quantise import quantise
 REPRESENTATION = {"log": "log1p", "log1p": "log1p", "counts": "counts", "binary": "binary"}
 
 
-def encoding_from_meta(meta: Mapping[str, Any], input_size: Tuple[int, int]) -> Dict[str, Any]:
-    """The counts -> model input mapping the checkpoint was trained with (the runtime's recipe:
-    counts of the model-size frame, clipped, times the area scale ``1/f^2``, then the normalisation)."""
-    extra = meta.get("extra") or {}
-    rep = extra.get("representation", "counts")
-    if rep not in REPRESENTATION:
-        raise CompileError("input", f"input representation {rep!r} is not expressible on the chip "
-                                    f"(known: {sorted(REPRESENTATION)})")
+def encoding_from_meta(meta: Mapping[str, Any], input_size: Tuple[int, int], sensor_size=None) -> Dict[str, Any]:
+    """The counts -> model input mapping the checkpoint was trained with: counts of the model-size
+    frame (sum-pooled by ``f``), clipped, times ``1/f^2`` for mean pooling, then the normalisation.
+
+    Reads the recipe (``meta["recipe"]``, version 2) or, for older files, ``meta["extra"]``.
+    ``sensor_size`` (W, H) gives ``f`` for mean pooling when the checkpoint does not say it."""
+    rec = meta.get("recipe")
+    if rec is not None:
+        norm = rec.get("normalisation", "counts")
+        mean = rec.get("pooling") == "mean"
+        clip = rec.get("clip_count")
+        clip = 255 if clip is None else int(clip)
+    else:
+        extra = meta.get("extra") or {}
+        rep = extra.get("representation", "counts")
+        if rep not in REPRESENTATION:
+            raise CompileError("input", f"input representation {rep!r} is not expressible on the chip "
+                                        f"(known: {sorted(REPRESENTATION)})")
+        norm = REPRESENTATION[rep]
+        mean = extra.get("resize") == "area"
+        clip = int(min(extra.get("clip_count", 255), 255))
+        sensor_size = sensor_size or extra.get("sensor_size")
+    if not (norm in ("counts", "binary", "log1p") or str(norm).startswith("clip:")):
+        raise CompileError("input", f"input normalisation {norm!r} is not expressible on the chip")
     scale = 1.0
-    sensor = extra.get("sensor_size")
-    if extra.get("resize") == "area" and sensor:
-        f = max(1, math.ceil(max(sensor[0] / input_size[0], sensor[1] / input_size[1])))
+    if mean:
+        if not sensor_size:
+            raise CompileError("input", "mean pooling: the count scale 1/f^2 needs the sensor size "
+                                        "(pass sensor_size=(W, H) or encoding=...)")
+        f = max(1, math.ceil(max(sensor_size[0] / input_size[0], sensor_size[1] / input_size[1])))
         scale = 1.0 / f ** 2
-    return {"norm": REPRESENTATION[rep], "scale": scale, "clip": int(min(extra.get("clip_count", 255), 255))}
+    return {"norm": norm, "scale": scale, "clip": clip}
 
 
 def normalise(counts: np.ndarray, encoding: Mapping[str, Any]) -> torch.Tensor:
@@ -48,6 +66,8 @@ def normalise(counts: np.ndarray, encoding: Mapping[str, Any]) -> torch.Tensor:
         return torch.log1p(x)
     if encoding["norm"] == "binary":
         return (x > 0).to(torch.float32)
+    if str(encoding["norm"]).startswith("clip:"):
+        return x.clamp(max=float(encoding["norm"][5:]))
     return x
 
 
@@ -96,7 +116,8 @@ def load_model(model_or_checkpoint) -> Tuple[torch.nn.Module, Dict[str, Any]]:
 
 
 def compile(model_or_checkpoint, *, profile="generic", calibration: Optional[Iterable] = None,
-            input_size: Optional[Tuple[int, int]] = None, encoding: Optional[Mapping[str, Any]] = None) -> Program:
+            input_size: Optional[Tuple[int, int]] = None, encoding: Optional[Mapping[str, Any]] = None,
+            sensor_size: Optional[Tuple[int, int]] = None) -> Program:
     """Compile a Meta-SpikeFormer (or a checkpoint path) into an integer :class:`Program`.
 
     ``input_size`` (W, H) and ``encoding`` (``{"norm", "scale", "clip"}``) default to the checkpoint's
@@ -106,11 +127,12 @@ def compile(model_or_checkpoint, *, profile="generic", calibration: Optional[Ite
     prof = load_profile(profile)
     model, meta = load_model(model_or_checkpoint)
     if input_size is None:
-        input_size = meta.get("input_size")
+        rec = meta.get("recipe") or {}
+        input_size = rec.get("size") or meta.get("input_size")
         if input_size is None:
             raise CompileError("input", "the model does not say its input size; pass input_size=(W, H)")
     input_size = (int(input_size[0]), int(input_size[1]))
-    enc = dict(encoding) if encoding is not None else encoding_from_meta(meta, input_size)
+    enc = dict(encoding) if encoding is not None else encoding_from_meta(meta, input_size, sensor_size)
     model = model.eval()
     graph = lower(model, input_size)
     ranges = calibrate(model, calibration, enc) if calibration is not None else None

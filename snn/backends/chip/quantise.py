@@ -46,6 +46,15 @@ def input_table(encoding: Mapping, input_bits: int):
     the counts and looks up a ``input_bits``-bit code (exact up to the code step).
     """
     norm, scale, clip = encoding["norm"], float(encoding["scale"]), int(encoding["clip"])
+    if str(norm).startswith("clip:"):
+        cap = float(norm[5:])
+        c = np.arange(clip + 1, dtype=np.float64)
+        f = np.minimum(c * scale, cap)
+        top = (1 << input_bits) - 1
+        if np.allclose(f, np.round(f)) and f[-1] <= top:
+            return np.round(f).astype(np.int32), 1.0
+        u = float(f[-1] / top) if f[-1] > 0 else 1.0
+        return np.round(f / u).astype(np.int32), u
     if norm not in NORMS:
         raise CompileError("input", f"input normalisation {norm!r} is not one of {NORMS}")
     if clip < 1 or clip > 65535:
