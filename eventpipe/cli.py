@@ -335,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--duration", type=float, default=None, metavar="S")
     sp.set_defaults(func=cmd_broker)
 
+    from eventpipe import chip_cli
+    chip_cli.add_parser(sub).set_defaults(func=lambda args, out: chip_cli.run(args, out, args.err))
+
     sp = sub.add_parser("demo", help="make a synthetic recording, read it back and summarise it")
     sp.add_argument("--out", default="eventpipe-demo", help="folder for the demo outputs")
     sp.set_defaults(func=cmd_demo)

@@ -12,12 +12,9 @@ SHIPPED = str(Path(snn.__file__).parent / "weights" / "meta_spikeformer_tiny_syn
 @pytest.fixture(scope="session")
 def stream_frames():
     """Runtime count frames (uint8 ``[N, 2, 64, 64]``) of a short seeded synthetic stream."""
-    from eventpipe.training.config import DataConfig
-    from eventpipe.training.stream_data import render_stream
+    from eventpipe.chip_data import count_stream
 
-    d = DataConfig(dataset="synthetic_stream", stream_seconds=2.0, window_us=100000, stride_us=50000,
-                   input_size=(64, 64), sensor_size=(128, 128))
-    return render_stream(20000, d)["frames"]
+    return count_stream(20000, seconds=2.0)[0]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,56 @@
+"""``eventpipe chip compile|report`` in-process: files written, tables printed, one-line errors."""
+
+import io
+import json
+
+import numpy as np
+
+import snn.chip
+from eventpipe.cli import main
+
+
+def _run(argv):
+    out, err = io.StringIO(), io.StringIO()
+    rc = main(argv, out=out, err=err)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_compile_then_report(tmp_path):
+    prog = tmp_path / "p.npz"
+    rc, out, err = _run(["chip", "compile", "-o", str(prog), "--calibration", "1"])
+    assert rc == 0, err
+    assert "calibrated on 1 clips" in out and "0 violation(s)" in out
+    p = snn.chip.Program.load(prog)
+    assert p.meta["calibrated"] and p.profile.name == "generic"
+    rc, out, err = _run(["chip", "report", str(prog), "--clips", "1", "--plot", str(tmp_path / "r.png")])
+    assert rc == 0, err
+    assert "energy per step: paper convention" in out
+    assert (tmp_path / "r.png").stat().st_size > 0
+    rc, out, err = _run(["chip", "report", str(prog), "--json", "--clips", "0"])
+    d = json.loads(out)
+    assert d["profile"] == "generic" and d["per_step"] is None and len(d["layers"]) == len(p.ops)
+
+
+def test_speck_compile_reports_violations(tmp_path):
+    rc, out, err = _run(["chip", "compile", "-o", str(tmp_path / "s.npz"), "--profile", "speck", "--calibration", "0"])
+    assert rc == 0, err
+    assert "not calibrated" in out
+    n = int(out.split(";")[-1].split()[0])
+    assert n > 2
+    rc, out, _ = _run(["chip", "report", str(tmp_path / "s.npz"), "--clips", "0"])
+    assert "block3.0.attn.attn: spike-spike products" in out
+
+
+def test_bad_inputs_are_one_line(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    for argv, code, text in [
+        (["chip", "report", str(bad)], 3, "not a usable chip program"),
+        (["chip", "report", str(tmp_path / "missing.npz")], 1, "No such file"),
+        (["chip", "compile", "-o", str(tmp_path / "x.npz"), "--profile", "spek"], 3, "did you mean 'speck'"),
+        (["chip", "compile", str(tmp_path / "none.pt"), "-o", str(tmp_path / "x.npz")], 1, "no such checkpoint"),
+    ]:
+        rc, out, err = _run(argv)
+        assert rc == code, (argv, err)
+        assert text in err and err.count("\n") == 1 and "Traceback" not in err
+    np.testing.assert_equal((tmp_path / "x.npz").exists(), False)
