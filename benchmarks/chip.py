@@ -1,0 +1,168 @@
+"""Chip backend: executor step vs the float fast path, side by side in one run, and energy per label.
+
+Run:  python benchmarks/chip.py [--quick] [--no-hardvs]
+
+* shipped model (``snn/weights/meta_spikeformer_tiny_synthetic.pt``, 64x64): frames are the
+  runtime's integer counts of a seeded synthetic stream (the chip reads them; the float model reads
+  their normalisation), calibrated on synthetic training clips;
+* hardvs_18m (128x128): random weights with BatchNorm calibrated as ``benchmarks/model_step.py``
+  does (firing rates ~0.1), Bernoulli(0.1) count frames (seeded), input normalisation ``counts``;
+* each figure: minimum (and median) wall time per step over repeats after warm-up, state carried
+  (label by stepping); the float anchor is ``fold()``'s event-driven fast path at 1 and 2 threads,
+  its 8-step clip recompute the anchor of the 1/20 goal; the executor runs on one thread (numba);
+* energy per label = one step's energy (a label per step): the Spike-driven Transformer papers'
+  convention beside our exact counts, memory traffic apart (``snn/backends/chip/energy.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import snn  # noqa: E402
+import snn.chip  # noqa: E402
+from snn.backends.chip.compile import normalise  # noqa: E402
+from snn.backends.chip.energy import energy  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CHECKPOINT = os.path.join(HERE, "..", "snn", "weights", "meta_spikeformer_tiny_synthetic.pt")
+CLIP_T = 8
+
+
+def fold_fast(model):
+    """The float fast path (``fold()``'s default), wherever the snn split puts it."""
+    return model.fold() if hasattr(model, "fold") else snn.fold_model(model)
+
+
+def timed(fn, repeats, warmup=2):
+    for _ in range(warmup):
+        fn()
+    wall = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        wall.append(time.perf_counter() - t)
+    return min(wall) * 1e3, statistics.median(wall) * 1e3
+
+
+def fmt(t):
+    return f"{t[0]:7.2f} ms (median {t[1]:.2f})"
+
+
+def float_step(model, frames):
+    state = [None]
+    i = [0]
+
+    def one():
+        with torch.no_grad():
+            _, state[0] = model.step(frames[i[0] % len(frames)], state[0])
+        i[0] += 1
+    return one
+
+
+def chip_step(ex, counts):
+    state = [None]
+    i = [0]
+    stats = []
+
+    def one():
+        _, state[0], st = ex.step(counts[i[0] % len(counts)], state[0])
+        stats.append(st)
+        i[0] += 1
+    return one, stats
+
+
+def compare(tag, model, prog, counts, float_frames, repeats, clip_repeats, lines):
+    fast = fold_fast(model)
+    ex = snn.chip.Executor(prog)
+    one_chip, stats = chip_step(ex, counts)
+    t_chip = timed(one_chip, repeats)
+    res = {}
+    for n in (1, 2):
+        torch.set_num_threads(n)
+        res[n] = timed(float_step(fast, float_frames), repeats)
+    torch.set_num_threads(2)
+    clip = float_frames[:CLIP_T]                                 # [T, 1, C, H, W]: an 8-step clip from rest
+    with torch.no_grad():
+        t_clip = timed(lambda: fast(clip), clip_repeats, warmup=1)
+    tot = stats[0]
+    for st in stats[1:]:
+        tot = snn.chip.Stats(tot.names, tot.kinds, tot.counts + st.counts)
+    en = energy(prog, tot, batch=len(stats))
+    paper = sum(v["paper_pj"] for v in en.values()) / 1e6
+    exact = sum(v["exact_pj"] for v in en.values()) / 1e6
+    memory = sum(v["memory_pj"] for v in en.values()) / 1e6
+    t = {k: v / len(stats) for k, v in tot.total.items()}
+    out = [
+        f"{tag}: chip executor step (1 thread)        {fmt(t_chip)}",
+        f"{tag}: float fast path step, 1 thread       {fmt(res[1])}",
+        f"{tag}: float fast path step, 2 threads      {fmt(res[2])}",
+        f"{tag}: executor / float fast path = {t_chip[0] / res[1][0]:.2f} (1 thread), "
+        f"{t_chip[0] / res[2][0]:.2f} (vs 2 threads) (goal < 1)",
+        f"{tag}: float {CLIP_T}-step clip recompute (2 threads) {fmt(t_clip)}",
+        f"{tag}: label by stepping on the chip = 1/{t_clip[0] / t_chip[0]:.1f} of the float clip recompute "
+        f"(goal <= 1/20)",
+        f"{tag}: per step: {t['ac']:.0f} accumulates, {t['mac']:.0f} MACs, {t['spikes']:.0f} spikes, "
+        f"{t['weight_bytes'] / 1e6:.2f} MB of weights read, {t['saturations']:.0f} saturations",
+        f"{tag}: energy per label: paper convention {paper:.2f} uJ, exact counts {exact:.2f} uJ, "
+        f"memory traffic {memory:.2f} uJ (apart)",
+    ]
+    for line in out:
+        print(line, flush=True)
+    lines.extend(out)
+
+
+def shipped(repeats, clip_repeats, lines):
+    from eventpipe.chip_data import count_clips, count_stream
+
+    model, meta = snn.load_checkpoint(CHECKPOINT)
+    cal = count_clips(4, seed=0, split="train").transpose(1, 0, 2, 3, 4)
+    prog = snn.chip.compile(CHECKPOINT, calibration=[cal])
+    counts, _ = count_stream(20000, seconds=3.0)
+    counts = counts[:, None].astype(np.int32)                    # [N, 1, 2, 64, 64]
+    float_frames = normalise(counts, prog.meta["encoding"])      # [N, 1, 2, 64, 64]
+    compare("shipped tiny 64x64", model, prog, counts, float_frames, repeats, clip_repeats, lines)
+
+
+def hardvs(repeats, clip_repeats, lines, gamma=1.5):
+    sys.path.insert(0, HERE)
+    from model_step import calibrate
+
+    torch.manual_seed(0)
+    model = snn.create_model("meta_spikeformer_hardvs_18m")
+    g = torch.Generator().manual_seed(1)
+    frames = (torch.rand(CLIP_T, 1, model.in_channels, 128, 128, generator=g) < 0.1).float()
+    calibrate(model, frames, gamma)
+    counts = frames.numpy().astype(np.int32)                     # [T, 1, 2, 128, 128]
+    t0 = time.perf_counter()
+    prog = snn.chip.compile(model, input_size=(128, 128), encoding={"norm": "counts", "scale": 1.0, "clip": 255},
+                            calibration=[counts])
+    print(f"hardvs_18m: compiled in {time.perf_counter() - t0:.1f} s", flush=True)
+    compare("hardvs_18m 128x128", model, prog, counts, frames, repeats, clip_repeats, lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer repeats")
+    ap.add_argument("--no-hardvs", action="store_true", help="the shipped model only")
+    args = ap.parse_args()
+    repeats, clip_repeats = (5, 2) if args.quick else (20, 5)
+    torch.set_num_threads(2)
+    lines = []
+    shipped(repeats, clip_repeats, lines)
+    if not args.no_hardvs:
+        hardvs(repeats, clip_repeats, lines)
+    print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores while measuring)")
+
+
+if __name__ == "__main__":
+    main()
