@@ -150,11 +150,72 @@ def hardvs(repeats, clip_repeats, lines, gamma=1.5):
     compare("hardvs_18m 128x128", model, prog, counts, frames, repeats, clip_repeats, lines)
 
 
+def perturbed_float_agreement(model, counts, enc, rel=1e-3, seed=0):
+    """Label agreement of the float model with itself under a relative weight noise ``rel``: how
+    chaotic the per-step labels of a stream are (the floor any quantisation is up against)."""
+    import copy
+
+    other = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.mul_(1 + rel * torch.randn(p.shape, generator=g))
+    s1 = s2 = None
+    same = 0
+    with torch.no_grad():
+        for f in counts:
+            x = normalise(f[None], enc)
+            o1, s1 = model.step(x, s1)
+            o2, s2 = other.step(x, s2)
+            same += int(o1.argmax()) == int(o2.argmax())
+    return same / len(counts)
+
+
+def agreement(n_clips, stream_seconds, lines):
+    """Top-1 agreement of chip and float labels on synthetic test clips and test streams."""
+    from eventpipe.chip_data import count_clips, count_stream
+    from snn.backends.chip.agreement import Agreement
+
+    model, meta = snn.load_checkpoint(CHECKPOINT)
+    cal = count_clips(4, seed=0, split="train").transpose(1, 0, 2, 3, 4)
+    prog = snn.chip.compile(CHECKPOINT, calibration=[cal])
+    clips = count_clips(n_clips, seed=0, split="test", progress=True)
+    a = Agreement(prog, model)
+    a.clips([c[:, None] for c in clips])
+    per = a.per_layer()
+    out = [f"agreement: {n_clips} synthetic test clips (8 steps from rest, label = argmax of the mean logits): "
+           f"chip = float on {a.top1:.4f} ({a.labels_same}/{a.labels})",
+           f"agreement: per-layer spike agreement on the clips: min {min(per.values()):.4f} "
+           f"({min(per, key=per.get)}), mean {np.mean(list(per.values())):.4f}"]
+    b = Agreement(prog, model)
+    floor = []
+    truth_chip = truth_float = n_truth = 0
+    for seed in (20000, 20001):
+        counts, truth = count_stream(seed, seconds=stream_seconds)
+        b.stream(counts)
+        floor.append(perturbed_float_agreement(model, counts, prog.meta["encoding"]))
+    per = b.per_layer()
+    out += [f"agreement: 2 synthetic test streams x {stream_seconds:.0f} s ({b.labels} steps, state carried, a label "
+            f"per step): chip = float on {b.top1:.4f}; the float model against itself with 0.1% weight noise: "
+            f"{np.mean(floor):.4f}",
+            f"agreement: per-layer spike agreement on the streams: min {min(per.values()):.4f} "
+            f"({min(per, key=per.get)}), mean {np.mean(list(per.values())):.4f}"]
+    for line in out:
+        print(line, flush=True)
+    lines.extend(out)
+    return a, b
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     ap.add_argument("--no-hardvs", action="store_true", help="the shipped model only")
+    ap.add_argument("--agreement", type=int, default=0, metavar="N",
+                    help="only the chip/float label agreement, on N synthetic test clips and two test streams")
     args = ap.parse_args()
+    if args.agreement:
+        agreement(args.agreement, 20.0, [])
+        return
     repeats, clip_repeats = (5, 2) if args.quick else (20, 5)
     torch.set_num_threads(2)
     lines = []

@@ -75,3 +75,27 @@ def test_state_is_not_modified_in_place():
 def test_shipped_model_executor_equals_reference(shipped_program, stream_frames):
     frames = [stream_frames[i:i + 2].astype(np.int64) for i in range(0, 8, 2)]
     _same(shipped_program, frames, None)
+
+
+def test_stepper_runs_in_a_streaming_session(shipped_program, stream_frames):
+    """The Stepper view plugs into the float model's streaming session: streams batch together,
+    keep their own membranes, and each equals stepping it alone."""
+    import torch
+
+    from snn.streaming import StreamingSession
+
+    ex = Executor(shipped_program)
+    sess = StreamingSession(ex.stepper())
+    frames = stream_frames[:6].astype(np.int64)
+    got = {0: [], 1: []}
+    for t in range(3):
+        out = sess.step({0: torch.from_numpy(frames[t]).float(), 1: torch.from_numpy(frames[5 - t]).float()})
+        for k in out:
+            got[k].append(out[k].numpy())
+    for sid, order in ((0, [0, 1, 2]), (1, [5, 4, 3])):
+        state = None
+        for t, i in enumerate(order):
+            logits, state, _ = ex.step(frames[i][None], state)
+            np.testing.assert_allclose(got[sid][t], logits[0] * shipped_program.logit_scale, rtol=1e-6)
+    with pytest.raises(TypeError, match="integer event counts"):
+        ex.stepper().step(torch.full((1, 2, 64, 64), 0.5), None)

@@ -167,19 +167,38 @@ class Executor:
 
 
 class ChipStepper:
-    """``step(frame, state) -> (logits, state)`` over an :class:`Executor` (the runtime's protocol);
-    the last step's counters are kept in ``last_stats``, their sum in ``total_stats``."""
+    """The ``Stepper`` shape over an :class:`Executor`: ``step(x, state) -> (logits, state)``.
+
+    ``x``: a frame batch ``[B, C, H, W]`` of integer counts (a tensor or array; float tensors must
+    hold whole numbers - the chip reads counts before any normalisation).  ``state``: ``None`` or
+    what the last step returned, a dict of :class:`~snn.neurons.LIFState` holding the integer
+    membranes ``[B, H, W, C]`` as tensors (shared with NumPy, no copy), so the float model's state
+    helpers (concatenate / split / reset rows) work unchanged.  Logits are float32, in the float
+    model's units.  The last step's counters are kept in ``last_stats``, their sum in ``total_stats``.
+    """
 
     def __init__(self, executor: Executor, logits_scale: bool = True):
         self.executor = executor
         self.program = executor.program
         self.scale = executor.program.logit_scale if logits_scale else 1.0
+        self.class_names = self.program.class_names
         self.last_stats: Optional[Stats] = None
         self.total_stats: Optional[Stats] = None
         self.steps = 0
 
+    # what a torch module offers the runtime: the chip has no training mode and lives on the CPU
+    def eval(self) -> "ChipStepper":
+        return self
+
+    def to(self, device) -> "ChipStepper":
+        if str(device) not in ("cpu", "None"):
+            raise ValueError(f"the chip backend runs on the CPU, not {device}")
+        return self
+
     def step(self, x, state=None):
         import torch
+
+        from ...neurons import LIFState
 
         frame = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
         if frame.dtype.kind == "f":
@@ -188,11 +207,12 @@ class ChipStepper:
                 raise TypeError("the chip backend reads integer event counts; got non-integer frames "
                                 "(feed the counts before normalisation)")
             frame = r.astype(np.int32)
+        if state is not None:
+            state = {k: np.ascontiguousarray(v.v.numpy() if isinstance(v, LIFState) else v) for k, v in state.items()}
         logits, state, stats = self.executor.step(frame, state)
         self.last_stats = stats
-        if self.total_stats is None:
-            self.total_stats = stats
-        else:
-            self.total_stats += stats
+        self.total_stats = stats if self.total_stats is None else Stats(
+            stats.names, stats.kinds, self.total_stats.counts + stats.counts)
         self.steps += 1
-        return torch.from_numpy(logits.astype(np.float32) * np.float32(self.scale)), state
+        out = torch.from_numpy(logits.astype(np.float32) * np.float32(self.scale))
+        return out, {k: LIFState(torch.from_numpy(v)) for k, v in state.items()}
