@@ -102,7 +102,8 @@ def cmd_run(args, out: TextIO) -> int:
     # command-line flags win over the file and --set
     flags = [(cfg.source, "uri", args.source), (cfg.model, "name", args.model),
              (cfg.source, "speed", args.speed), (cfg.sinks, "publish", args.publish),
-             (cfg.sinks, "jsonl", args.jsonl), (cfg.runtime, "duration_s", args.duration)]
+             (cfg.sinks, "jsonl", args.jsonl), (cfg.runtime, "duration_s", args.duration),
+             (cfg.model, "backend", args.backend), (cfg.model, "profile", args.profile)]
     for section, key, value in flags:
         if value is not None:
             setattr(section, key, value)
@@ -259,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--config", default=None, help="a TOML run config (see configs/)")
     sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                     help="override a config value (repeatable)")
+    sp.add_argument("--backend", default=None, choices=("float", "chip"),
+                    help="float model (default) or the integer chip executor (snn.chip)")
+    sp.add_argument("--profile", default=None, help="chip backend: hardware profile (configs/chip)")
     sp.add_argument("--publish", default=None,
                     help="ZeroMQ PUB endpoint for labels; add ?mode=connect&worker=NAME to "
                          "publish through a scale-out broker")

@@ -31,6 +31,8 @@ class ModelConfig:
     device: str = "cpu"
     threads: int = 1                   # torch intra-op threads; ingest runs on another core
     fold: bool = True                  # fold RepConv/BN for inference
+    backend: str = "float"             # float | chip (the integer executor, snn.chip)
+    profile: str = "generic"           # chip backend: hardware profile (configs/chip/NAME.toml)
     num_classes: int | None = None     # registry names with random weights only
     class_names: list[str] | None = None
 

@@ -105,6 +105,7 @@ class Pipeline:
         self.last_label: dict[int, dict] = {}
         self.metrics = Metrics()
         self.session = StreamingSession(loaded.model, device=cfg.model.device)
+        self.backend = getattr(loaded, "backend", "float")
         self.decoder = LabelDecoder(loaded.class_names, ema=cfg.decoder.ema, topk=cfg.decoder.topk,
                                     threshold=cfg.decoder.threshold,
                                     hysteresis=cfg.decoder.hysteresis,
@@ -183,6 +184,7 @@ class Pipeline:
                                              seq=fr.seq, t_us=fr.t_us, t_arrival=fr.t_arrival,
                                              truth=fr.truth)
                     for m in msgs:
+                        m["backend"] = self.backend
                         self._emit(m)
                         self.last_label[fr.stream] = m
                     if self.viewer is not None:

@@ -43,7 +43,10 @@ def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
     torch.set_num_threads(max(1, cfg.model.threads))
     loaded = load_model(cfg.model.name, num_classes=cfg.model.num_classes,
                         class_names=cfg.model.class_names)
-    if cfg.model.fold and hasattr(loaded.model, "fold"):
+    from eventpipe.chip_runtime import BACKENDS
+    if cfg.model.backend not in BACKENDS:
+        raise ValueError(f"model.backend must be one of {BACKENDS}, got {cfg.model.backend!r}")
+    if cfg.model.fold and hasattr(loaded.model, "fold") and cfg.model.backend == "float":
         loaded.model = loaded.model.fold()
     recipe = input_recipe(cfg, loaded)
     window_us = recipe.window_us
@@ -53,6 +56,10 @@ def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
                              queue_size=cfg.source.queue_size, options=cfg.source.options,
                              start=False)
     try:
+        if cfg.model.backend == "chip":
+            from eventpipe.chip_runtime import use_chip
+            loaded, recipe = use_chip(loaded, recipe, cfg.source.sensor_size or getattr(source, "sensor_size", None),
+                                      cfg.model.profile)
         sinks = build_sinks(cfg, out)
         viewer = None
         if view or video:

@@ -1,0 +1,51 @@
+"""``eventpipe run --backend chip``: swap the loaded float model for the chip executor.
+
+The chip reads integer counts, so the run's recipe keeps its geometry and window but hands the
+model the sum-pooled counts (``pooling="sum"``, ``normalisation="counts"``); the program's input
+table applies the checkpoint's count scale and normalisation in integers.  The program is compiled
+at start-up for the source's sensor size (the count scale ``1/f^2`` depends on it), calibrated on
+two synthetic training clips.
+"""
+
+from __future__ import annotations
+
+import math
+
+BACKENDS = ("float", "chip")
+
+
+def use_chip(loaded, recipe, sensor_size, profile: str = "generic", calibration_clips: int = 2):
+    """``(loaded, recipe)`` with ``loaded.model`` a :class:`snn.chip.ChipStepper` and the recipe
+    handing it counts; ``loaded.backend = "chip"``."""
+    import snn.chip
+    from eventpipe.chip_data import count_clips
+    from eventpipe.errors import ConfigError
+
+    try:
+        snn.chip.load_profile(profile)
+    except snn.chip.ProfileError as e:
+        raise ConfigError(f"model.profile: {e}") from None
+
+    if sensor_size is None:
+        raise ValueError("--backend chip needs the sensor size (set source.sensor_size)")
+    if recipe.size is None:
+        raise ValueError("--backend chip needs the model input size (set [input] size)")
+    W, H = recipe.size
+    f = max(1, math.ceil(max(sensor_size[0] / W, sensor_size[1] / H)))
+    scale = 1.0 / f ** 2 if recipe.pooling == "mean" else 1.0
+    clip = min(recipe.count_ceiling, 65535)
+    encoding = {"norm": recipe.normalisation, "scale": scale, "clip": clip}
+    model = loaded.model
+    T = int(getattr(model, "T", 8))
+    try:
+        prog = snn.chip.compile(model, profile=profile, input_size=(W, H), encoding=encoding)
+    except snn.chip.CompileError as e:
+        raise ConfigError(f"--backend chip: {e}") from None
+    if calibration_clips:
+        cal = count_clips(calibration_clips, seed=0, split="train", sensor_size=(W * f, H * f), input_size=(W, H),
+                          T=T, window_us=recipe.window_us, clip=clip).transpose(1, 0, 2, 3, 4)
+        prog = snn.chip.compile(model, profile=profile, input_size=(W, H), encoding=encoding, calibration=[cal])
+    prog.meta["class_names"] = list(loaded.class_names)
+    loaded.model = snn.chip.Executor(prog).stepper()
+    loaded.backend = "chip"
+    return loaded, recipe.replace(pooling="sum", normalisation="counts")
