@@ -13,8 +13,8 @@ from .programs import random_program, random_state
 pytestmark = pytest.mark.timeout(600)
 
 
-def _same(program, frames, state, record=True):
-    ex = Executor(program)
+def _same(program, frames, state, record=True, threads=1):
+    ex = Executor(program, threads=threads)
     s_ref = s_ex = state
     sats = 0
     for f in frames:
@@ -72,9 +72,10 @@ def test_state_is_not_modified_in_place():
         np.testing.assert_array_equal(state[k], before[k])
 
 
-def test_shipped_model_executor_equals_reference(shipped_program, stream_frames):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_shipped_model_executor_equals_reference(shipped_program, stream_frames, threads):
     frames = [stream_frames[i:i + 2].astype(np.int64) for i in range(0, 8, 2)]
-    _same(shipped_program, frames, None)
+    _same(shipped_program, frames, None, threads=threads)
 
 
 def test_stepper_runs_in_a_streaming_session(shipped_program, stream_frames):

@@ -35,7 +35,12 @@ class Executor:
     ``[B, classes]`` (times ``program.logit_scale`` for the float model's units).
     """
 
-    def __init__(self, program: Program):
+    def __init__(self, program: Program, *, threads: int = 1):
+        """``threads``: the spike scatters of wide layers (>= 64 outputs per group) split their
+        output channels over this many numba threads (same results, bit for bit)."""
+        if int(threads) < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        self.threads = int(threads)
         self.program = program.validate()
         nb = program.profile.numerics
         self.half_up = nb.rounding == "half_up"
@@ -115,7 +120,11 @@ class Executor:
                 k, s, pad = int(op.attrs["kernel"]), int(op.attrs["stride"]), int(op.attrs["pad"])
                 if op.attrs["src_kind"] == "spike":
                     ci, h, w = prog.buffers[op.src]
-                    n = K.conv_spikes(buf[op.src], buf[op.src + "#cnt"], h, w, ci, p["wt"], s, pad, acc)
+                    if self.threads > 1 and p["wt"].shape[3] >= 64:
+                        n = K.conv_spikes_split(buf[op.src], buf[op.src + "#cnt"], h, w, ci, p["wt"], s, pad, acc,
+                                                self.threads)
+                    else:
+                        n = K.conv_spikes(buf[op.src], buf[op.src + "#cnt"], h, w, ci, p["wt"], s, pad, acc)
                     cnt[i, IDX["ac"]] = n
                 else:
                     n = K.conv_graded(buf[op.src], p["wt"], s, pad, acc)

@@ -255,3 +255,49 @@ def pool(x, shift, half_up, lo, hi, out):  # pragma: no cover - jitted
             out[b, c] = v
             n_sat += k
     return n_sat
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def conv_spikes_split(addr, cnt, H, W, Ci, wt, stride, pad, acc, parts):  # pragma: no cover - jitted
+    """:func:`conv_spikes` on ``parts`` threads, each adding its own slice of every weight row
+    (no two threads write the same output); same sums, same count."""
+    B, Ho, Wo, Co = acc.shape
+    K = wt.shape[1]
+    cog = wt.shape[3]
+    groups = Co // cog
+    cig = Ci // groups
+    step = (cog + parts - 1) // parts
+    counts = np.zeros(parts, np.int64)
+    for part in numba.prange(parts):
+        j0 = part * step
+        j1 = min(cog, j0 + step)
+        n = 0
+        for b in range(B):
+            for e in range(cnt[b]):
+                a = addr[b, e]
+                ci = a % Ci
+                p = a // Ci
+                x = p % W
+                y = p // W
+                o0 = (ci // cig) * cog
+                for ky in range(K):
+                    ty = y + pad - ky
+                    if ty < 0 or ty % stride != 0:
+                        continue
+                    oy = ty // stride
+                    if oy >= Ho:
+                        continue
+                    for kx in range(K):
+                        tx = x + pad - kx
+                        if tx < 0 or tx % stride != 0:
+                            continue
+                        ox = tx // stride
+                        if ox >= Wo:
+                            continue
+                        row = acc[b, oy, ox, o0 + j0:o0 + j1]
+                        w = wt[ci, ky, kx, j0:j1]
+                        for j in range(j1 - j0):
+                            row[j] += w[j]
+                        n += j1 - j0
+        counts[part] = n
+    return counts.sum()
