@@ -1,0 +1,125 @@
+"""StreamingBinner stays bounded whatever the timestamps: time jumps are discontinuities,
+one call returns at most ``max_frames`` frames.
+
+Truth: ``to_frames`` over the whole recording (every window, the empty ones across the
+gap included); the streaming output must equal it with exactly the empty windows across
+the gap left out."""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from eventpipe.events import make_events
+from eventpipe.kernels import StreamingBinner, to_frames
+
+HOUR_US = 3_600_000_000
+
+
+def _segment(rng, n, t0, span, wh):
+    t = np.sort(rng.integers(t0, t0 + span, n))
+    return make_events(rng.integers(0, wh[0], n), rng.integers(0, wh[1], n), t,
+                       rng.integers(0, 2, n))
+
+
+def _drain(b, packets):
+    out, marks = [], []
+    for pk in packets:
+        for frames, disc in b.iter_push(pk):
+            out.append(frames)
+            if disc:
+                marks.append(sum(len(f) for f in out))
+    out.append(b.flush())
+    return np.concatenate(out), marks
+
+
+@pytest.mark.parametrize("stride", [1000, 250])
+@pytest.mark.parametrize("n_packets", [1, 5])
+def test_gap_skips_exactly_the_empty_windows(stride, n_packets):
+    rng = np.random.default_rng(7)
+    wh, window = (12, 10), 1000
+    a = _segment(rng, 300, 0, 20_000, wh)
+    b_ = _segment(rng, 300, 80_000, 20_000, wh)  # a 60 ms gap
+    ev = np.concatenate([a, b_])
+    ref = to_frames(ev, wh, time_window=window, overlap=window - stride, include_incomplete=True)
+    starts = ev["t"][0] + stride * np.arange(len(ref))
+    keep = (starts <= a["t"][-1]) | (starts + window > b_["t"][0])
+    binner = StreamingBinner(wh, window, stride, max_gap_us=10_000)
+    got, marks = _drain(binner, np.array_split(ev, n_packets))
+    assert binner.discontinuities == 1
+    assert binner.windows_skipped == int((~keep).sum()) > 0
+    assert not ref[~keep].any()  # what was skipped was empty
+    np.testing.assert_array_equal(got, ref[keep])
+    assert marks == [int(keep[:np.flatnonzero(~keep)[0]].sum())]  # the jump is marked where it is
+
+
+def test_gap_below_the_bound_is_plain_to_frames():
+    rng = np.random.default_rng(8)
+    wh = (8, 8)
+    ev = np.concatenate([_segment(rng, 100, 0, 5000, wh), _segment(rng, 100, 50_000, 5000, wh)])
+    got, marks = _drain(StreamingBinner(wh, 1000, max_gap_us=100_000), [ev])
+    np.testing.assert_array_equal(got, to_frames(ev, wh, time_window=1000,
+                                                 include_incomplete=True))
+    assert marks == []
+
+
+def test_fixed_start_far_before_the_first_event_skips():
+    b = StreamingBinner((4, 4), 100, start_time=0, max_gap_us=1000)
+    out = b.push(make_events([1, 2], [1, 1], [HOUR_US + 50, HOUR_US + 150], [1, 1]))
+    assert out.shape[0] == 1 and out[0, 1, 1, 1] == 1  # the window [HOUR, HOUR+100)
+    assert b.next_window == (HOUR_US + 100, HOUR_US + 200)  # still on the start's grid
+    assert b.windows_skipped == HOUR_US // 100 and b.discontinuities == 1
+
+
+@pytest.mark.parametrize("stride", [None, 10_000])
+def test_one_hour_jump_allocates_nothing_proportional(stride):
+    """The trial run's reproduction: valid traffic, then one event an hour ahead."""
+    wh = (128, 128)
+    b = StreamingBinner(wh, 50_000, stride)
+    rng = np.random.default_rng(1)
+    b.push(_segment(rng, 2000, 0, 200_000, wh))  # warm (compiles)
+    jump = make_events([5], [5], [HOUR_US], [1])
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    chunks = list(b.iter_push(jump))
+    after = _segment(rng, 2000, HOUR_US + 1, 200_000, wh)
+    chunks += list(b.iter_push(after))
+    elapsed = time.perf_counter() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    frame = 2 * 128 * 128 * 2
+    assert peak < 100 * frame  # the output of the packets, not 72,000 empty frames (4.7 GB)
+    assert elapsed < 5
+    assert b.discontinuities == 1
+    n_after = sum(len(f) for f, _ in chunks[1:])
+    assert n_after >= 3  # windows keep closing after the jump: labels continue
+    assert chunks[-1][0][-1].sum() > 0
+
+
+def test_tiny_windows_return_at_most_max_frames():
+    """``window_us=1``: 500k windows from 1000 events, in calls of at most max_frames."""
+    wh = (16, 16)
+    b = StreamingBinner(wh, 1, max_frames=1000, max_gap_us=None)
+    ev = make_events(np.zeros(1000, int), np.zeros(1000, int), np.arange(1000) * 500,
+                     np.ones(1000, int))
+    sizes, total = [], 0
+    for frames, _ in b.iter_push(ev):
+        sizes.append(len(frames))
+        total += int(frames.sum())
+    assert max(sizes) <= 1000 and sum(sizes) == 999 * 500
+    assert b._outbuf.shape[0] <= 1001  # never grew past the bound
+    assert total == 999  # every closed window's event, once (the last is still open)
+    with pytest.raises(RuntimeError, match="resume"):
+        b2 = StreamingBinner(wh, 1, max_frames=10)
+        b2.push(ev)
+        b2.push(ev)
+
+
+def test_bad_bounds_are_rejected():
+    with pytest.raises(ValueError, match="max_gap_us"):
+        StreamingBinner((4, 4), 100, max_gap_us=-1)
+    with pytest.raises(ValueError, match="max_frames"):
+        StreamingBinner((4, 4), 100, max_frames=0)
