@@ -39,6 +39,7 @@ from numba import njit
 from eventpipe.events import EVENT_DTYPE
 from eventpipe.kernels._common import (
     DEFAULT_TIME_TOLERANCE_US,
+    I64_MIN,
     N_COUNTERS,
     BinStats,
     add_counts,
@@ -56,11 +57,11 @@ DEFAULT_MAX_OUTPUT_BYTES = 64 << 20
 
 # The state vector (one int64 array, so a push passes few arguments): the stream's
 # state (slots 0..N_LIVE-1, cleared by reset), its parameters, then the BinStats counters.
-S_STARTED, S_START, S_RUNMAX, S_KEMIT, S_NOUT, S_BASE, S_NEED, S_LO, S_STOP = range(9)
-N_LIVE = 9
-S_WINDOW, S_STRIDE, S_TOL, S_FIXED, S_MAXGAP = range(9, 14)
-S_GAPS, S_SKIPPED = 14, 15  # discontinuities, empty windows skipped across them
-S_CTR = 16
+S_STARTED, S_START, S_RUNMAX, S_KEMIT, S_NOUT, S_BASE, S_NEED, S_LO, S_STOP, S_LASTEND = range(10)
+N_LIVE = 10
+S_WINDOW, S_STRIDE, S_TOL, S_FIXED, S_MAXGAP = range(10, 15)
+S_GAPS, S_SKIPPED = 15, 16  # discontinuities, empty windows skipped across them
+S_CTR = 17
 N_STATE = S_CTR + N_COUNTERS
 # why a kernel stopped before the end of its packet (state[S_STOP])
 STOP_ROOM, STOP_GAP = 1, 2
@@ -114,6 +115,8 @@ def _close_until(ti, ring, outbuf, state, single):
             _move_frame(out[n_out], rf[slot], True)
             n_out += 1
             k += 1
+    if k != state[S_KEMIT]:
+        state[S_LASTEND] = start + (k - 1) * stride + window
     state[S_KEMIT] = k
     state[S_NOUT] = n_out
 
@@ -137,11 +140,14 @@ def _is_gap(ti, runmax, state):
 
 @njit(cache=True, nogil=True)
 def _discontinuity(ti, ring, outbuf, state, single):
-    """Event time jumped from ``state[S_RUNMAX]`` to ``ti`` (past the gap bound): emit the
-    windows that may hold events (those starting at or before the last event: one in
-    ``single`` mode, at most ``ceil(window/stride)`` otherwise), then skip the empty
-    windows across the gap without touching memory: the window containing ``ti`` is the
-    next open one.  Returns 0, or the output slots needed first (nothing changed then)."""
+    """Event time jumped from ``state[S_RUNMAX]`` to ``ti`` (further than the gap bound,
+    ahead or back): emit the windows that may hold events (those starting at or before
+    the last event: one in ``single`` mode, at most ``ceil(window/stride)`` otherwise),
+    then go on from the window containing ``ti`` without touching the windows between
+    (ahead: they are empty, counted in ``windows_skipped``; back: without a fixed start
+    the window grid restarts at ``ti``, as after a reset).  Returns 0, or the output
+    slots needed first (nothing changed then)."""
+    window = state[S_WINDOW]
     stride = state[S_STRIDE]
     start = state[S_START]
     k = state[S_KEMIT]
@@ -167,13 +173,19 @@ def _discontinuity(ti, ring, outbuf, state, single):
         for j in range(n_close):
             _move_frame(out[n_out], rf[(k + j) % M], True)
             n_out += 1
+        ring[:] = 0  # windows after the last event hold nothing; be exact all the same
     k += n_close
-    k_new = _first_open(ti, state)
-    if k_new > k:
-        state[S_SKIPPED] += k_new - k
-        k = k_new
-    if not single:  # windows after the last event hold nothing, but be exact
-        ring[:] = 0
+    if n_close:
+        state[S_LASTEND] = start + (k - 1) * stride + window
+    if ti < runmax and state[S_FIXED] == 0:
+        state[S_START] = ti  # back in time: a new grid from ti
+        k = 0
+    else:
+        k_new = _first_open(ti, state)
+        if k_new > k:
+            state[S_SKIPPED] += k_new - k
+        if k_new > k or ti < runmax:
+            k = k_new
     state[S_KEMIT] = k
     state[S_NOUT] = n_out
     state[S_GAPS] += 1
@@ -390,8 +402,8 @@ class StreamingBinner:
     merged); ``dtype``/``clip``/``binary`` as in ``to_frames``;
     ``time_tolerance_us`` (time policy); ``timeout_s`` (wall-clock close of a
     window on a silent sensor, None = off); ``clock`` (seconds, for tests);
-    ``max_gap_us`` (a jump of event time past this is a discontinuity, see
-    below; None = never, exactly ``to_frames``); ``max_frames`` (at most this many
+    ``max_gap_us`` (a jump of event time past this, or past one window if that is
+    longer, is a discontinuity, see below; None = never, exactly ``to_frames``); ``max_frames`` (at most this many
     frames per call; None = as many as fit in ``max_output_bytes``).
 
     Bounded whatever arrives: one event far ahead of the last (a damaged timestamp,
@@ -449,7 +461,8 @@ class StreamingBinner:
         self._state[S_STRIDE] = self.stride
         self._state[S_TOL] = self.tol
         self._state[S_FIXED] = int(start_time is not None)
-        self._state[S_MAXGAP] = -1 if max_gap_us is None else int(max_gap_us)
+        # a gap shorter than a window never is a discontinuity (the window spans it)
+        self._state[S_MAXGAP] = -1 if max_gap_us is None else max(int(max_gap_us), self.window)
         self._counters = self._state[S_CTR:]  # a view: the kernels count in the state vector
         self.frames_emitted = 0
         self.timeouts = 0
@@ -462,6 +475,7 @@ class StreamingBinner:
         self._ring.fill(0)
         self._outbuf[0] = 0
         self._state[:N_LIVE] = 0
+        self._state[S_LASTEND] = I64_MIN
         if self.start_time is not None:
             self._state[S_START] = int(self.start_time)
         self._last_wall = self.clock()
@@ -486,6 +500,13 @@ class StreamingBinner:
     def windows_skipped(self) -> int:
         """Empty windows skipped across discontinuities (never allocated)."""
         return int(self._state[S_SKIPPED])
+
+    @property
+    def last_closed_end(self) -> int | None:
+        """End (µs) of the last window closed (the last frame returned), None before any."""
+        if not self.started or self._state[S_LASTEND] == I64_MIN:
+            return None
+        return int(self._state[S_LASTEND])
 
     @property
     def next_window(self) -> tuple[int, int] | None:
@@ -585,9 +606,29 @@ class StreamingBinner:
             else as_event_array(events)
         if not ev.shape[0]:
             return self.poll(now=now, copy=copy)
-        res = self._run(ev, 0, copy)
+        state = self._state
+        if state[S_STARTED] and state[S_MAXGAP] >= 0 \
+                and state[S_RUNMAX] - ev[0]["t"] > state[S_MAXGAP] + state[S_TOL]:
+            res = self._back_jump(ev, copy)
+        else:
+            res = self._run(ev, 0, copy)
         self._last_wall = self.clock() if now is None else now
         return res
+
+    def _back_jump(self, ev: np.ndarray, copy: bool) -> np.ndarray:
+        """A packet that starts far behind the last event (a sender restarted, a clock
+        was reset, a damaged timestamp ran ahead): a discontinuity, not a packet of events
+        dropped as backwards forever after."""
+        state = self._state
+        t = np.int64(ev[0]["t"])
+        self._make_room(min(int(state[S_NOUT] + self._ring.shape[0] + state[S_BASE] + 2),
+                            self._max_slots + int(state[S_BASE])))
+        if _discontinuity(t, self._ring, self._outbuf, state, self._single):
+            return self._run(ev, 0, copy)  # no room (cannot happen with the bound above)
+        state[S_RUNMAX] = t
+        self._rest = (ev, 0)
+        self.discontinuity = True
+        return self._take(copy)
 
     def resume(self, *, copy: bool = True) -> np.ndarray:
         """The next frames of a packet that returned early (``pending``); empty if none."""

@@ -41,6 +41,8 @@ class WindowConfig:
     stride_us: int | None = None
     timeout_s: float | None = 0.25     # close a window after this much wall-clock silence
     time_tolerance_us: int = 1000
+    max_gap_us: int | None = 1_000_000  # event time jumping further is a discontinuity
+    reset_on_gap: bool = True          # ... that resets the stream's membranes and labels
 
 
 @dataclasses.dataclass

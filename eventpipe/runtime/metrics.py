@@ -17,6 +17,7 @@ class Metrics:
     steps: int = 0
     labels: int = 0
     streams_reset: int = 0
+    gap_resets: int = 0     # streams reset at an event-time discontinuity
     started: float = dataclasses.field(default_factory=time.monotonic)
     _latencies: list = dataclasses.field(default_factory=list, repr=False)
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
@@ -57,4 +58,6 @@ def format_summary(m: dict) -> str:
             f"{src.get('malformed', 0):,}, filtered {m['events_filtered']:,}), frames {m['frames']:,} "
             f"(dropped {m['frames_dropped']:,}), steps {m['steps']:,}, labels {m['labels']:,} "
             f"({m['labels_per_s']:.1f}/s), latency p50 {ms(m['latency_p50_ms'])} "
-            f"p99 {ms(m['latency_p99_ms'])}, {m['elapsed_s']:.1f} s")
+            f"p99 {ms(m['latency_p99_ms'])}, {m['elapsed_s']:.1f} s"
+            + (f", time jumps {m['time_jumps']:,} ({m['windows_skipped']:,} empty windows "
+               f"skipped)" if m.get("time_jumps") else ""))

@@ -71,6 +71,7 @@ class ClosedFrame:
     t_arrival: float       # monotonic time the window's newest packet arrived
     truth: object
     frame: torch.Tensor    # [P, H, W]
+    after_gap: bool = False  # first frame after an event-time discontinuity
 
 
 class StreamPrep:
@@ -78,7 +79,8 @@ class StreamPrep:
 
     def __init__(self, stream: int, sensor_size, *, out_size, recipe: InputRecipe, stride_us=None,
                  policy="pad", roi=None, flip_x=False, flip_y=False, timeout_s=None,
-                 time_tolerance_us=1000, refractory_us=0, denoise_us=0, polarity=None):
+                 time_tolerance_us=1000, refractory_us=0, denoise_us=0, polarity=None,
+                 max_gap_us=1_000_000, max_frames=None):
         self.stream = stream
         self.recipe = recipe
         self.map = SpatialMap(input_size=tuple(sensor_size), output_size=tuple(out_size),
@@ -90,7 +92,8 @@ class StreamPrep:
         bin_window = recipe.window_us // 2 if halves else recipe.window_us
         self.binner = StreamingBinner(tuple(out_size), bin_window, None if halves else stride_us,
                                       timeout_s=timeout_s, time_tolerance_us=time_tolerance_us,
-                                      polarities=1 if halves else 2, clip=recipe.clip)
+                                      polarities=1 if halves else 2, clip=recipe.clip,
+                                      max_gap_us=max_gap_us, max_frames=max_frames)
         self.window_us = int(recipe.window_us)
         self.bin_stride = int(bin_window if halves else (stride_us or bin_window))
         self.scale = 1.0 / self.map.pool_factor ** 2 if recipe.area else 1.0
@@ -107,6 +110,8 @@ class StreamPrep:
         self._packets: collections.deque = collections.deque()  # (t_first, t_arrival, truth)
         self.last_wall = None
         self._pending = False  # events in the open window (a flush has something to say)
+        self._tmax: int | None = None  # newest event time of the packet being binned
+        self._after_gap = False  # the next frame follows a discontinuity
 
     def push(self, events: np.ndarray, t_arrival: float, truth=None) -> list[ClosedFrame]:
         self.last_wall = t_arrival
@@ -121,13 +126,30 @@ class StreamPrep:
                 self.removed += n
         mapped, n_out = self.map.apply(events)
         self.out_of_bounds += n_out
-        frames = self.binner.push(mapped)
-        if len(mapped):
+        self._tmax = int(mapped["t"].max()) if len(mapped) else None
+        return self._binned(self.binner.push(mapped))
+
+    @property
+    def pending(self) -> bool:
+        """The last packet has more frames: take them with :meth:`more` (bounded calls)."""
+        return self.binner.pending
+
+    def more(self) -> list[ClosedFrame]:
+        """The next frames of a packet that completed more than one call returns."""
+        return self._binned(self.binner.resume())
+
+    def _binned(self, frames: np.ndarray) -> list[ClosedFrame]:
+        out = self._close(frames)
+        if self.binner.discontinuity:
+            self._after_gap = True
+        if self.binner.pending:
+            return out
+        if self._tmax is not None:
             nw = self.binner.next_window
-            self._pending = nw is not None and int(mapped["t"].max()) >= nw[0]
+            self._pending = nw is not None and self._tmax >= nw[0]
         elif len(frames):
             self._pending = False
-        return self._close(frames)
+        return out
 
     def poll(self) -> list[ClosedFrame]:
         """Close the open window if the sensor has been silent past the timeout."""
@@ -162,9 +184,7 @@ class StreamPrep:
             return []
         n = len(frames)
         if first_end is None:
-            # the binner has advanced past these n windows: the last ended one stride before
-            # the open window's end
-            last_end = self.binner.next_window[1] - self.bin_stride
+            last_end = self.binner.last_closed_end  # the binner's last closed window
             ends = [last_end - (n - 1 - i) * self.bin_stride for i in range(n)]
         else:
             ends = [first_end]
@@ -194,7 +214,9 @@ class StreamPrep:
         out = []
         for i, end in enumerate(ends):
             t_arr, truth = self._lookup(end)
-            out.append(ClosedFrame(self.stream, self.seq, end, t_arr, truth, tensor[i]))
+            out.append(ClosedFrame(self.stream, self.seq, end, t_arr, truth, tensor[i],
+                                   after_gap=self._after_gap))
+            self._after_gap = False
             self.seq += 1
         return out
 

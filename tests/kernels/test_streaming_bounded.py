@@ -123,3 +123,37 @@ def test_bad_bounds_are_rejected():
         StreamingBinner((4, 4), 100, max_gap_us=-1)
     with pytest.raises(ValueError, match="max_frames"):
         StreamingBinner((4, 4), 100, max_frames=0)
+
+
+def test_last_closed_end_names_the_frames_before_a_jump():
+    b = StreamingBinner((4, 4), 100, max_gap_us=1000)
+    assert b.last_closed_end is None
+    out = b.push(make_events([1, 1, 2], [1, 1, 1], [0, 150, HOUR_US], [1, 1, 1]))
+    assert out.shape[0] == 2 and b.discontinuity and b.last_closed_end == 200
+    out = b.resume()
+    assert out.shape[0] == 0 and not b.pending and b.next_window == (HOUR_US, HOUR_US + 100)
+
+
+@pytest.mark.parametrize("stride", [1000, 400])
+@pytest.mark.parametrize("n_packets", [2, 6])
+def test_sender_restart_back_in_time_starts_a_new_grid(stride, n_packets):
+    """Time going back further than the bound (a restarted sender) is a discontinuity:
+    the frames before it are ``to_frames`` of the first run, those after it ``to_frames``
+    of the second, instead of every later event dropped as backwards."""
+    rng = np.random.default_rng(9)
+    wh, window = (10, 6), 1000
+    a = _segment(rng, 400, 5_000_000, 30_000, wh)
+    b_ = _segment(rng, 400, 0, 30_000, wh)
+    packets = np.array_split(a, n_packets // 2) + np.array_split(b_, n_packets // 2)
+    binner = StreamingBinner(wh, window, stride, max_gap_us=100_000)
+    got, marks = _drain(binner, packets)
+    kw = dict(time_window=window, overlap=window - stride, include_incomplete=True)
+    # before the jump: every window starting at or before a's last event (an out-of-bounds
+    # event far ahead makes to_frames compute them all), after it: b on its own grid
+    far = make_events([wh[0]], [0], [a["t"][-1] + 10 * window], [1])
+    ref_a = to_frames(np.concatenate([a, far]), wh, **kw)
+    ref_a = ref_a[:int((a["t"][-1] - a["t"][0]) // stride) + 1]
+    ref_b = to_frames(b_, wh, **kw)
+    assert marks == [len(ref_a)] and binner.discontinuities == 1
+    np.testing.assert_array_equal(got, np.concatenate([ref_a, ref_b]))
+    assert binner.stats.dropped_backwards == 0
