@@ -414,7 +414,12 @@ class StreamingBinner:
     the frames after the gap come from :meth:`resume`.  A packet that completes
     more than ``max_frames`` windows (tiny windows) also returns early with
     ``pending`` True; call :meth:`resume` until ``pending`` is False (or use
-    :meth:`iter_push`) before pushing the next packet.  Memory is the ring, one
+    :meth:`iter_push`) before pushing the next packet.  Time going back further than
+    the bound (a restarted sender) is a discontinuity too, found at a packet's first
+    event (a check per packet, none per event): the window grid restarts there.
+    Inside a packet, events that far behind are dropped as backwards and counted, as
+    the time policy says (file sources cut their chunks where time jumps back, see
+    :func:`eventpipe.io.chunking.rebatch`).  Memory is the ring, one
     output buffer of at most ``max_frames`` frames, and nothing proportional to
     the input.
     """
@@ -559,6 +564,9 @@ class StreamingBinner:
         state = self._state
         self._rest = None
         self.discontinuity = False
+        if state[S_STARTED] and state[S_MAXGAP] >= 0 \
+                and state[S_RUNMAX] - ev[i]["t"] > state[S_MAXGAP] + state[S_TOL]:
+            return self._back_jump(ev, i, copy)  # time went back past the bound
         while True:
             if self._single:
                 r = _push_single(ev, i, self._outbuf, state, self._maxv)
@@ -606,27 +614,22 @@ class StreamingBinner:
             else as_event_array(events)
         if not ev.shape[0]:
             return self.poll(now=now, copy=copy)
-        state = self._state
-        if state[S_STARTED] and state[S_MAXGAP] >= 0 \
-                and state[S_RUNMAX] - ev[0]["t"] > state[S_MAXGAP] + state[S_TOL]:
-            res = self._back_jump(ev, copy)
-        else:
-            res = self._run(ev, 0, copy)
+        res = self._run(ev, 0, copy)
         self._last_wall = self.clock() if now is None else now
         return res
 
-    def _back_jump(self, ev: np.ndarray, copy: bool) -> np.ndarray:
-        """A packet that starts far behind the last event (a sender restarted, a clock
-        was reset, a damaged timestamp ran ahead): a discontinuity, not a packet of events
-        dropped as backwards forever after."""
+    def _back_jump(self, ev: np.ndarray, i: int, copy: bool) -> np.ndarray:
+        """Event ``i`` lies far behind the last one (a sender restarted, a clock was reset,
+        a damaged timestamp ran ahead): a discontinuity, not every later event dropped as
+        backwards until time catches up."""
         state = self._state
-        t = np.int64(ev[0]["t"])
+        t = np.int64(ev[i]["t"])
         self._make_room(min(int(state[S_NOUT] + self._ring.shape[0] + state[S_BASE] + 2),
                             self._max_slots + int(state[S_BASE])))
         if _discontinuity(t, self._ring, self._outbuf, state, self._single):
-            return self._run(ev, 0, copy)  # no room (cannot happen with the bound above)
+            raise RuntimeError("StreamingBinner: no room for a discontinuity")  # cannot happen
         state[S_RUNMAX] = t
-        self._rest = (ev, 0)
+        self._rest = (ev, i)
         self.discontinuity = True
         return self._take(copy)
 

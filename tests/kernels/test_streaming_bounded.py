@@ -157,3 +157,35 @@ def test_sender_restart_back_in_time_starts_a_new_grid(stride, n_packets):
     assert marks == [len(ref_a)] and binner.discontinuities == 1
     np.testing.assert_array_equal(got, np.concatenate([ref_a, ref_b]))
     assert binner.stats.dropped_backwards == 0
+
+
+def test_one_damaged_timestamp_in_file_chunks():
+    """Bit 30 flipped in one timestamp (the trial run's .dat), in the chunks a file source
+    makes (``rebatch`` splits where time jumps back): two discontinuities (ahead, then
+    back) and every other event still binned on the original grid's times."""
+    from eventpipe.io.chunking import rebatch
+
+    rng = np.random.default_rng(10)
+    wh = (8, 8)
+    ev = _segment(rng, 1000, 0, 100_000, wh)
+    bad = ev.copy()
+    bad["t"][500] |= 1 << 30
+    b = StreamingBinner(wh, 10_000, max_gap_us=1_000_000)
+    got, marks = _drain(b, list(rebatch([bad], chunk_us=10_000)))
+    assert b.discontinuities == 2 and len(marks) == 2
+    assert b.stats.dropped_backwards == 0 and b.stats.binned == 1000
+    assert int(got.sum()) == 1000  # every event in exactly one window
+    before = to_frames(np.concatenate([ev[:500], make_events([8], [0], [ev["t"][499] + 100_000],
+                                                             [1])]), wh, time_window=10_000)
+    n0 = int((ev["t"][499] - ev["t"][0]) // 10_000) + 1
+    np.testing.assert_array_equal(got[:n0], before[:n0])
+
+
+def test_time_back_inside_a_packet_is_dropped_and_counted():
+    """Inside one packet, events far behind are dropped as backwards (counted); the next
+    packet that starts far behind is the discontinuity."""
+    b = StreamingBinner((4, 4), 100, max_gap_us=1000)
+    list(b.iter_push(make_events([1, 1, 1], [1, 1, 1], [0, 50_000, 10], [1, 1, 1])))
+    assert b.stats.dropped_backwards == 1 and b.discontinuities == 1
+    frames, disc = next(b.iter_push(make_events([2], [2], [20], [1])))
+    assert disc and b.discontinuities == 2  # ahead (50 ms), then back
