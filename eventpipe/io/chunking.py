@@ -41,6 +41,11 @@ def rebatch(blocks: Iterable[np.ndarray], chunk_events: int | None = None,
 
     Chunks may be views into the reader's block buffers; readers allocate a new
     buffer per block, so the views stay valid.
+
+    When ``blocks`` raises (damage with ``on_error="raise"``), the events taken
+    before the error are yielded first as one short chunk, then the error is
+    raised: a caller sees every event decoded before the damage, as with
+    ``read()`` and its ``err.partial``.
     """
     chunk_events = _check_positive("chunk_events", chunk_events)
     chunk_us = _check_positive("chunk_us", chunk_us)
@@ -61,7 +66,16 @@ def rebatch(blocks: Iterable[np.ndarray], chunk_events: int | None = None,
         n_pending = 0
         return out
 
-    for block in blocks:
+    it = iter(blocks)
+    while True:
+        try:
+            block = next(it, None)
+        except Exception:
+            if n_pending:  # the events before the damage reach the caller, then the error
+                yield take()
+            raise
+        if block is None:
+            break
         start = 0
         n = len(block)
         while start < n:
