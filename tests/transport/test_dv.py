@@ -236,12 +236,13 @@ def test_decompression_stops_at_the_packet_limit(kind):
 
 
 def test_zstd_bomb_from_a_server_is_counted_and_skipped():
-    """The trial run's packet: 32 KB of zstd that inflates to 1 GiB, then a good packet."""
+    """The trial run's packet (zstd that inflates to 1 GiB; here 256 MiB, past the 64 MiB
+    limit all the same), then a good packet."""
     import zstandard
 
     from eventpipe.sources.dv import MAX_PACKET
 
-    bomb = _bomb("zstd", 1 << 30)
+    bomb = _bomb("zstd", 256 << 20)
     good = zstandard.ZstdCompressor().compress(EVTS_PACKET)
     hdr = _ioheader(3)
     payload = struct.pack("<I", len(hdr)) + hdr
