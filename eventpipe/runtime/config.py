@@ -21,7 +21,8 @@ class SourceConfig:
     speed: float | None = 1.0          # real-time factor for file/synthetic sources; None = max speed
     loop: bool = False
     sensor_size: tuple[int, int] | None = None
-    queue_size: int = 256
+    queue_size: int | None = None      # source queue bound in packets; None: the source's
+    queue_events: int | None = None    # ... and in events (live sources); None: its default
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 

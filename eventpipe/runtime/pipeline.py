@@ -100,8 +100,8 @@ class Pipeline:
                                     hysteresis=cfg.decoder.hysteresis,
                                     emit_every=cfg.decoder.emit_every,
                                     emit_on_change=cfg.decoder.emit_on_change)
-        live = getattr(source, "policy", "block") == "drop_oldest"
-        self.frames = FrameQueue(cfg.runtime.frame_queue, drop_oldest=live, metrics=self.metrics)
+        self.frames = FrameQueue(cfg.runtime.frame_queue, drop_oldest=source.live,
+                                 metrics=self.metrics)
         self.preps: dict[int, StreamPrep] = {}
         self.stop_event = threading.Event()   # stop reading; finish what was read (drain)
         self.abort_event = threading.Event()  # stop everything now

@@ -15,7 +15,7 @@ from eventpipe.runtime.metrics import format_summary
 from eventpipe.runtime.model_loader import REPRESENTATION, load_model
 from eventpipe.runtime.pipeline import Pipeline
 from eventpipe.runtime.preprocess import InputRecipe
-from eventpipe.runtime.sources import open_run_source
+from eventpipe.sources import open_source
 
 DEFAULT_WINDOW_US = 50_000
 
@@ -59,10 +59,10 @@ def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
     recipe = input_recipe(cfg, loaded)
     window_us = recipe.window_us
     input_size = cfg.input.size or loaded.input_size or (128, 128)
-    source = open_run_source(cfg.source.uri, speed=cfg.source.speed, loop=cfg.source.loop,
-                             sensor_size=cfg.source.sensor_size,
-                             queue_size=cfg.source.queue_size, options=cfg.source.options,
-                             start=False)
+    source = open_source(cfg.source.uri, speed=cfg.source.speed, loop=cfg.source.loop,
+                         sensor_size=cfg.source.sensor_size, queue_size=cfg.source.queue_size,
+                         queue_events=cfg.source.queue_events, start=False,
+                         **cfg.source.options)
     try:
         sinks = build_sinks(cfg, out)
         viewer = None

@@ -139,10 +139,12 @@ def decode_event_packet(data: bytes, sensor_size=None) -> np.ndarray:
 class DvSource(Source):
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, reconnect: bool = True,
                  retry_interval_s: float = 0.2, connect_timeout_s: float = 2.0,
-                 stream_id: int | None = None, queue_size: int = 256, sensor_size=None):
+                 stream_id: int | None = None, queue_size: int = 65536,
+                 queue_events: int | None = 1 << 22, sensor_size=None):
         if int(port) <= 0:
             raise ValueError("dv:// needs the server's port")
-        super().__init__(queue_size=queue_size, sensor_size=sensor_size)
+        super().__init__(queue_size=queue_size, sensor_size=sensor_size,
+                         queue_events=queue_events)
         self.host, self.port = host, int(port)
         self.endpoint = f"dv://{host}:{self.port}"
         self.reconnect = bool(reconnect)

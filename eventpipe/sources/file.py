@@ -18,7 +18,7 @@ from eventpipe.sources.base import Batch, Source
 
 
 class FileSource(Source):
-    policy = "block"
+    live = False
 
     def __init__(self, path: str | os.PathLike, *, speed: float | None = None,
                  loop: bool = False, chunk_us: int | None = 10_000,
