@@ -60,4 +60,5 @@ def format_summary(m: dict) -> str:
             f"({m['labels_per_s']:.1f}/s), latency p50 {ms(m['latency_p50_ms'])} "
             f"p99 {ms(m['latency_p99_ms'])}, {m['elapsed_s']:.1f} s"
             + (f", time jumps {m['time_jumps']:,} ({m['windows_skipped']:,} empty windows "
-               f"skipped)" if m.get("time_jumps") else ""))
+               f"skipped)" if m.get("time_jumps") else "")
+            + "".join(f"\n  {line}" for line in m.get("advice", ())))

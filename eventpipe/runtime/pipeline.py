@@ -289,6 +289,7 @@ class Pipeline:
         snap = self.metrics.snapshot(stats)
         snap["events_filtered"] = sum(p.removed for p in self.preps.values())
         snap["events_out_of_bounds"] = sum(p.out_of_bounds for p in self.preps.values())
+        snap["advice"] = self.source.drop_advice()  # what was lost, why, what to change
         snap["time_jumps"] = sum(p.binner.discontinuities for p in self.preps.values())
         snap["windows_skipped"] = sum(p.binner.windows_skipped for p in self.preps.values())
         return snap
