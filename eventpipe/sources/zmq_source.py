@@ -20,7 +20,7 @@ import zmq
 
 from eventpipe.errors import EventFormatError
 from eventpipe.sources.base import Batch, Source
-from eventpipe.wire import decode_packet
+from eventpipe.transport.wire import decode_packet
 
 SOCKET_TYPES = {"pull": zmq.PULL, "sub": zmq.SUB}
 MODES = ("bind", "connect")

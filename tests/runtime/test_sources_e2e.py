@@ -29,7 +29,7 @@ from eventpipe.runtime.model_loader import LoadedModel
 from eventpipe.runtime.pipeline import Pipeline
 from eventpipe.sources import open_source
 from eventpipe.sources.sender import Sender, send_events
-from eventpipe.wire import encode_packet
+from eventpipe.transport.wire import encode_packet
 from snn import create_model
 from tests.conftest import expected_events, sample_path
 from tests.transport.helpers import free_tcp_port, peer_module, wait_for

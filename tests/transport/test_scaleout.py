@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 import zmq
 
-from eventpipe.runtime.scaleout import Broker, run_broker, slot_of, worker_command
 from eventpipe.sinks import ZmqPubSink, listen
 from eventpipe.sources.sender import Sender, send_events
-from eventpipe.wire import decode_packet, encode_packet
+from eventpipe.transport.broker import Broker, slot_of, worker_command
+from eventpipe.transport.scaleout import run_broker
+from eventpipe.transport.wire import decode_packet, encode_packet
 from tests.conftest import REPO, expected_events
 
 LOOP = "tcp://127.0.0.1:0"
