@@ -157,6 +157,23 @@ def test_run_broker_stops_on_its_event():
     assert "?mode=connect&worker=1" in err.getvalue() and out["n_workers"] == 2
 
 
+def test_broker_starts_no_workers():
+    """docs/scaleout.md: the broker prints the worker commands; it starts no process."""
+    import io
+
+    def children() -> set:
+        with open(f"/proc/{os.getpid()}/task/{os.getpid()}/children") as f:
+            return set(f.read().split())
+
+    before = children()
+    err = io.StringIO()
+    out = run_broker(LOOP, 3, LOOP, LOOP, duration_s=0.3, err=err)
+    assert children() == before
+    assert out["slot_peers"] == [0, 0, 0]
+    text = err.getvalue()
+    assert [f"worker {i}: eventpipe run --source" in text for i in range(3)] == [True] * 3
+
+
 def test_worker_command_is_a_plain_eventpipe_run():
     argv = worker_command("zmq+tcp://h:1?mode=connect", "tcp://h:2?mode=connect&worker=0",
                           model="m", sets=["a.b=1"], extra=["--duration", "3"], python="py")
