@@ -150,7 +150,10 @@ def render_events(events, sensor_size, out, window_us: int = 33_333, *, fps: flo
 
     try:
         for pk in _packets(events):
-            emit(binner.push(pk))
+            for frames, _ in binner.iter_push(pk):  # bounded chunks (tiny windows, time jumps)
+                emit(frames)
+                if max_frames is not None and written >= max_frames:
+                    break
             if max_frames is not None and written >= max_frames:
                 break
         else:
