@@ -150,10 +150,7 @@ def render_events(events, sensor_size, out, window_us: int = 33_333, *, fps: flo
 
     try:
         for pk in _packets(events):
-            for frames, _ in binner.iter_push(pk):  # bounded chunks (tiny windows, time jumps)
-                emit(frames)
-                if max_frames is not None and written >= max_frames:
-                    break
+            emit(binner.push(pk))
             if max_frames is not None and written >= max_frames:
                 break
         else:

@@ -409,19 +409,19 @@ class StreamingBinner:
     Bounded whatever arrives: one event far ahead of the last (a damaged timestamp,
     a sender restart, a sensor silent for minutes) would close every empty window
     across the gap.  Past ``max_gap_us`` the binner instead emits the windows that
-    hold events, skips the empty ones without allocating (``windows_skipped``),
-    counts a ``discontinuities`` and returns: ``discontinuity`` is then True and
-    the frames after the gap come from :meth:`resume`.  A packet that completes
-    more than ``max_frames`` windows (tiny windows) also returns early with
-    ``pending`` True; call :meth:`resume` until ``pending`` is False (or use
-    :meth:`iter_push`) before pushing the next packet.  Time going back further than
+    hold events, skips the empty ones without allocating (``windows_skipped``)
+    and counts it in ``discontinuities``.  :meth:`push` returns all of a
+    packet's frames; :meth:`push_bounded` (and :meth:`iter_push`) return at most
+    ``max_frames`` at a time and stop at each discontinuity (``discontinuity``
+    True); while ``pending`` is True, :meth:`resume` gives the next frames and a
+    new packet is refused.  Time going back further than
     the bound (a restarted sender) is a discontinuity too, found at a packet's first
     event (a check per packet, none per event): the window grid restarts there.
     Inside a packet, events that far behind are dropped as backwards and counted, as
     the time policy says (file sources cut their chunks where time jumps back, see
-    :func:`eventpipe.io.chunking.rebatch`).  Memory is the ring, one
-    output buffer of at most ``max_frames`` frames, and nothing proportional to
-    the input.
+    :func:`eventpipe.io.chunking.rebatch`).  With the bounded calls, memory is
+    the ring and one output buffer of at most ``max_frames`` frames, nothing
+    proportional to the input.
     """
 
     def __init__(self, sensor_size, window_us, stride_us=None, *, start_time=None,
@@ -604,11 +604,27 @@ class StreamingBinner:
             return self._take(copy)
 
     def push(self, events, *, copy: bool = True, now: float | None = None) -> np.ndarray:
-        """Feed a packet; return the frames ``(n, P, H, W)`` it completed (maybe n=0).
-        If ``pending`` is True afterwards, :meth:`resume` returns the rest."""
+        """Feed a packet; return every frame ``(n, P, H, W)`` it completed (maybe n=0).
+
+        The frames of one packet are bounded by the packet's span (and a few per time
+        jump); to bound one call's output as well, use :meth:`push_bounded` /
+        :meth:`iter_push` (what the runtime does)."""
+        first = self.push_bounded(events, copy=copy, now=now)
+        if self._rest is None:
+            return first
+        parts = [first if copy else first.copy()]
+        while self._rest is not None:
+            parts.append(self.resume(copy=False).copy())
+        return np.concatenate(parts)
+
+    def push_bounded(self, events, *, copy: bool = True, now: float | None = None
+                     ) -> np.ndarray:
+        """Feed a packet; return at most ``max_frames`` of the frames it completed, and
+        stop at a discontinuity (``discontinuity``).  If ``pending`` is True afterwards,
+        :meth:`resume` returns the next ones (call it until ``pending`` is False)."""
         # hot path: a few attribute reads and one kernel call per packet (no allocation)
         if self._rest is not None:
-            raise RuntimeError("StreamingBinner.push: the previous packet is not finished; "
+            raise RuntimeError("StreamingBinner: the previous packet is not finished; "
                                "call resume() until pending is False (or use iter_push)")
         ev = events if type(events) is np.ndarray and events.dtype is EVENT_DTYPE \
             else as_event_array(events)
@@ -643,7 +659,7 @@ class StreamingBinner:
     def iter_push(self, events, *, copy: bool = True):
         """Yield ``(frames, discontinuity)`` chunks until the packet is done
         (``discontinuity``: event time jumps after these frames)."""
-        frames = self.push(events, copy=copy)
+        frames = self.push_bounded(events, copy=copy)
         while True:
             yield frames, self.discontinuity
             if self._rest is None:

@@ -127,7 +127,7 @@ class StreamPrep:
         mapped, n_out = self.map.apply(events)
         self.out_of_bounds += n_out
         self._tmax = int(mapped["t"].max()) if len(mapped) else None
-        return self._binned(self.binner.push(mapped))
+        return self._binned(self.binner.push_bounded(mapped))
 
     @property
     def pending(self) -> bool:

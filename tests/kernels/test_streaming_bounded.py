@@ -69,6 +69,7 @@ def test_gap_below_the_bound_is_plain_to_frames():
 def test_fixed_start_far_before_the_first_event_skips():
     b = StreamingBinner((4, 4), 100, start_time=0, max_gap_us=1000)
     out = b.push(make_events([1, 2], [1, 1], [HOUR_US + 50, HOUR_US + 150], [1, 1]))
+    assert not b.pending
     assert out.shape[0] == 1 and out[0, 1, 1, 1] == 1  # the window [HOUR, HOUR+100)
     assert b.next_window == (HOUR_US + 100, HOUR_US + 200)  # still on the start's grid
     assert b.windows_skipped == HOUR_US // 100 and b.discontinuities == 1
@@ -112,10 +113,12 @@ def test_tiny_windows_return_at_most_max_frames():
     assert max(sizes) <= 1000 and sum(sizes) == 999 * 500
     assert b._outbuf.shape[0] <= 1001  # never grew past the bound
     assert total == 999  # every closed window's event, once (the last is still open)
+    b2 = StreamingBinner(wh, 1, max_frames=10)
+    assert b2.push_bounded(ev).shape[0] == 10 and b2.pending
     with pytest.raises(RuntimeError, match="resume"):
-        b2 = StreamingBinner(wh, 1, max_frames=10)
         b2.push(ev)
-        b2.push(ev)
+    b3 = StreamingBinner(wh, 1, max_frames=10)  # push: every frame, in one array
+    assert b3.push(ev).shape[0] == 999 * 500 and not b3.pending
 
 
 def test_bad_bounds_are_rejected():
@@ -128,7 +131,7 @@ def test_bad_bounds_are_rejected():
 def test_last_closed_end_names_the_frames_before_a_jump():
     b = StreamingBinner((4, 4), 100, max_gap_us=1000)
     assert b.last_closed_end is None
-    out = b.push(make_events([1, 1, 2], [1, 1, 1], [0, 150, HOUR_US], [1, 1, 1]))
+    out = b.push_bounded(make_events([1, 1, 2], [1, 1, 1], [0, 150, HOUR_US], [1, 1, 1]))
     assert out.shape[0] == 2 and b.discontinuity and b.last_closed_end == 200
     out = b.resume()
     assert out.shape[0] == 0 and not b.pending and b.next_window == (HOUR_US, HOUR_US + 100)
