@@ -193,6 +193,26 @@ def _discontinuity(ti, ring, outbuf, state, single):
 
 
 @njit(cache=True, nogil=True)
+def _back_check(t0, ring, outbuf, state, single):
+    """At the start of a call: is the first event ``t0`` further behind the last one than
+    the gap bound (plus the time tolerance)?  Then it is a discontinuity (see
+    :func:`_discontinuity`; the running maximum restarts at ``t0``) and the call stops
+    there (``STOP_GAP``).  Sets ``state[S_STOP]``; returns whether the call must stop."""
+    if state[S_STARTED] == 0 or state[S_MAXGAP] < 0:
+        return False
+    if state[S_RUNMAX] - t0 <= state[S_MAXGAP] + state[S_TOL]:
+        return False
+    need = _discontinuity(t0, ring, outbuf, state, single)
+    if need:
+        state[S_NEED] = need
+        state[S_STOP] = STOP_ROOM
+    else:
+        state[S_RUNMAX] = t0
+        state[S_STOP] = STOP_GAP
+    return True
+
+
+@njit(cache=True, nogil=True)
 def _needed(ti, state, single):
     """Output slots needed (from index 0) after closing the windows ending <= ti."""
     c = (ti - state[S_START] - state[S_WINDOW]) // state[S_STRIDE] + 1 - state[S_KEMIT]
@@ -242,6 +262,8 @@ def _push_single(ev, i0, outbuf, state, maxv):
     counters = state[S_CTR:]
     i = np.int64(i0)
     state[S_STOP] = 0
+    if _back_check(ev[i].t, outbuf, outbuf, state, True):
+        return -1 - i
     if state[S_STARTED] == 0:
         need = _begin(ev[i].t, outbuf, outbuf, state, True)
         if need:
@@ -302,6 +324,8 @@ def _push_ring(ev, i0, ring, outbuf, state, maxv):
     rf = ring.reshape(-1)
     counters = state[S_CTR:]
     state[S_STOP] = 0
+    if _back_check(ev[i0].t, ring, outbuf, state, False):
+        return -1 - np.int64(i0)
     if state[S_STARTED] == 0:
         need = _begin(ev[i0].t, ring, outbuf, state, False)
         if need:
@@ -561,24 +585,26 @@ class StreamingBinner:
     def _run(self, ev: np.ndarray, i: int, copy: bool) -> np.ndarray:
         """Run the kernel over ``ev[i:]`` until it ends, stops at a discontinuity or has
         ``max_frames`` frames to return."""
-        state = self._state
         self._rest = None
         self.discontinuity = False
-        if state[S_STARTED] and state[S_MAXGAP] >= 0 \
-                and state[S_RUNMAX] - ev[i]["t"] > state[S_MAXGAP] + state[S_TOL]:
-            return self._back_jump(ev, i, copy)  # time went back past the bound
+        if self._single:
+            r = _push_single(ev, i, self._outbuf, self._state, self._maxv)
+        else:
+            r = _push_ring(ev, i, self._ring, self._outbuf, self._state, self._maxv)
+        if r > 0:
+            self.frames_emitted += r
+            lo = self._state[S_LO]
+            res = self._outbuf[lo:lo + r]
+            return res.copy() if copy else res
+        if r == 0:
+            return self._empty
+        return self._stopped(ev, r, copy)
+
+    def _stopped(self, ev: np.ndarray, r: int, copy: bool) -> np.ndarray:
+        """The kernel stopped early (``r = -1 - i``): make room and go on, or return what
+        is done and keep the rest (``pending``)."""
+        state = self._state
         while True:
-            if self._single:
-                r = _push_single(ev, i, self._outbuf, state, self._maxv)
-            else:
-                r = _push_ring(ev, i, self._ring, self._outbuf, state, self._maxv)
-            if r >= 0:
-                if not r:
-                    return self._empty
-                self.frames_emitted += r
-                lo = state[S_LO]
-                res = self._outbuf[lo:lo + r]
-                return res.copy() if copy else res
             i = -1 - r
             if state[S_STOP] == STOP_GAP:
                 self._rest = (ev, i)
@@ -587,6 +613,17 @@ class StreamingBinner:
             need = int(state[S_NEED]) - (int(state[S_BASE]) if self._single else 0)
             if need <= self._max_slots:
                 self._make_room(int(state[S_NEED]))
+                if self._single:
+                    r = _push_single(ev, i, self._outbuf, state, self._maxv)
+                else:
+                    r = _push_ring(ev, i, self._ring, self._outbuf, state, self._maxv)
+                if r >= 0:
+                    if not r:
+                        return self._empty
+                    self.frames_emitted += r
+                    lo = state[S_LO]
+                    res = self._outbuf[lo:lo + r]
+                    return res.copy() if copy else res
                 continue
             # more windows than one call may return: fill the buffer, return, resume later
             self._make_room(self._max_slots + int(state[S_BASE]))
@@ -633,21 +670,6 @@ class StreamingBinner:
         res = self._run(ev, 0, copy)
         self._last_wall = self.clock() if now is None else now
         return res
-
-    def _back_jump(self, ev: np.ndarray, i: int, copy: bool) -> np.ndarray:
-        """Event ``i`` lies far behind the last one (a sender restarted, a clock was reset,
-        a damaged timestamp ran ahead): a discontinuity, not every later event dropped as
-        backwards until time catches up."""
-        state = self._state
-        t = np.int64(ev[i]["t"])
-        self._make_room(min(int(state[S_NOUT] + self._ring.shape[0] + state[S_BASE] + 2),
-                            self._max_slots + int(state[S_BASE])))
-        if _discontinuity(t, self._ring, self._outbuf, state, self._single):
-            raise RuntimeError("StreamingBinner: no room for a discontinuity")  # cannot happen
-        state[S_RUNMAX] = t
-        self._rest = (ev, i)
-        self.discontinuity = True
-        return self._take(copy)
 
     def resume(self, *, copy: bool = True) -> np.ndarray:
         """The next frames of a packet that returned early (``pending``); empty if none."""
