@@ -119,7 +119,8 @@ def test_refused_without_reconnect_fails():
         assert src.state == "failed"
 
 
-def fake_server(payload: bytes):
+def fake_server(payload: bytes, hold: threading.Event | None = None):
+    """Serve ``payload`` to one client, then close (after ``hold`` is set, if given)."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
@@ -132,6 +133,8 @@ def fake_server(payload: bytes):
             return
         with conn:
             conn.sendall(payload)
+            if hold is not None:
+                hold.wait(20)
         srv.close()
 
     t = threading.Thread(target=serve, daemon=True)
@@ -248,10 +251,14 @@ def test_zstd_bomb_from_a_server_is_counted_and_skipped():
     payload = struct.pack("<I", len(hdr)) + hdr
     for body in (bomb, good):
         payload += struct.pack("<ii", 0, len(body)) + body
-    port, t = fake_server(payload)
-    with open_source(f"dv://127.0.0.1:{port}", reconnect=False) as src:
-        got = collect(src, 5, timeout=20)
-        assert got["t"].tolist() == [1000, 1001, 1002, 1003, 1004]
-        assert src.stats.malformed == 1 and src.stats.packets == 1
-        assert f"{MAX_PACKET:,}-byte packet limit" in str(src.last_error)
+    hold = threading.Event()  # the connection stays up: last_error is the bomb's
+    port, t = fake_server(payload, hold)
+    try:
+        with open_source(f"dv://127.0.0.1:{port}", reconnect=False) as src:
+            got = collect(src, 5, timeout=20)
+            assert got["t"].tolist() == [1000, 1001, 1002, 1003, 1004]
+            assert src.stats.malformed == 1 and src.stats.packets == 1
+            assert f"{MAX_PACKET:,}-byte packet limit" in str(src.last_error)
+    finally:
+        hold.set()
     t.join(5)
