@@ -22,6 +22,8 @@ from eventpipe.sources.uri import SCHEMES, SourceURI, known_schemes, parse_uri
 
 #: a paced file replay that falls behind should not hide seconds in its queue
 PACED_FILE_QUEUE = 16
+#: the DVS emulator's output size when the caller gives none (camera:, video:)
+EMULATOR_SIZE = (128, 128)
 
 
 def _file(u: SourceURI, o: dict):
@@ -106,8 +108,8 @@ def open_source(uri: str, *, start: bool = True, speed=_UNSET,
             opts.setdefault(key, common[key])
         elif key == "speed" and common[key] is None:
             opts.setdefault(key, None)
-    if u.scheme == "camera":
-        opts.setdefault("sensor_size", (128, 128))
+    if u.scheme in ("camera", "video"):
+        opts.setdefault("sensor_size", EMULATOR_SIZE)
     if queue_size is not None:
         opts["queue_size"] = queue_size
     if queue_events is not None:

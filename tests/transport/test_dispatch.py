@@ -87,3 +87,21 @@ def test_queue_bound_in_events():
     t.join()
     with pytest.raises(ValueError, match="queue_events"):
         BoundedQueue(10, "block", SourceStats(), max_events=0)
+
+
+def test_video_without_a_size_gets_the_emulator_default(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    import numpy as np
+
+    path = tmp_path / "bar.avi"
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 50.0, (32, 32))
+    for k in range(6):
+        img = np.zeros((32, 32, 3), np.uint8)
+        img[:, 4 * k:4 * k + 4] = 255
+        vw.write(img)
+    vw.release()
+    src = open_source(f"video:{path}", speed=None, start=False)
+    try:
+        assert src.sensor_size == (128, 128) and not src.live
+    finally:
+        src.close()
