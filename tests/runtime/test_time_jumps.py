@@ -97,6 +97,9 @@ def _run_file(path, loaded, size):
         summary = finish(pipe)
     finally:
         src.close()
+    summary["binned"] = sum(p.binner.stats.binned for p in pipe.preps.values())
+    summary["dropped_backwards"] = sum(p.binner.stats.dropped_backwards
+                                       for p in pipe.preps.values())
     return summary, labels
 
 
@@ -111,6 +114,7 @@ def test_file_bit_flip_in_one_timestamp(tmp_path, loaded):
         summary, labels = _run_file(path, loaded, size)
     assert mem.growth < RSS_BOUND, f"RSS grew {mem.growth >> 20} MB"
     assert summary["events_in"] == len(ev)
+    assert summary["dropped_backwards"] == 0 and summary["binned"] == clean["binned"]
     assert summary["time_jumps"] == 2  # ahead to the damaged event, back after it
     assert summary["windows_skipped"] >= (1 << 30) // W - 2
     # every label before the damage as in the clean run, then the damaged event's window,

@@ -58,6 +58,7 @@ def test_paced_file_keeps_a_short_queue_and_sockets_count_events():
     u = open_source("udp://127.0.0.1:0", start=False, queue_events=1000)
     try:
         assert f._queue.maxlen == 16 and f._queue.max_events is None
+        assert f.chunk_us == 10_000 and f.chunk_events == 1 << 20
         assert u._queue.max_events == 1000 and u._queue.maxlen == 65536
     finally:
         f.close()
