@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import threading
 import time
 
 import numpy as np
+
+
+#: latency percentiles are over the last this many labels (a run's memory stays bounded)
+LATENCY_WINDOW = 1 << 16
 
 
 @dataclasses.dataclass
@@ -19,7 +24,8 @@ class Metrics:
     streams_reset: int = 0
     gap_resets: int = 0     # streams reset at an event-time discontinuity
     started: float = dataclasses.field(default_factory=time.monotonic)
-    _latencies: list = dataclasses.field(default_factory=list, repr=False)
+    _latencies: collections.deque = dataclasses.field(
+        default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW), repr=False)
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
     def add_latency(self, ms: float) -> None:

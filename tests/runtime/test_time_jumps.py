@@ -207,3 +207,14 @@ def test_tiny_windows_respect_duration(loaded):
     assert took < 10, f"the 1 s run took {took:.1f} s"
     assert mem.growth < RSS_BOUND, f"RSS grew {mem.growth >> 20} MB"
     assert pipe.metrics.frames > 0 and labels
+
+
+def test_latency_record_is_bounded():
+    """Percentiles over the last LATENCY_WINDOW labels: a day-long run keeps no list per label."""
+    from eventpipe.runtime.metrics import LATENCY_WINDOW, Metrics
+
+    m = Metrics()
+    for i in range(LATENCY_WINDOW + 1000):
+        m.add_latency(1000.0 if i < 1000 else 1.0)  # the first 1000 fall out of the window
+    assert len(m._latencies) == LATENCY_WINDOW
+    assert m.latency_percentiles() == (1.0, 1.0)
