@@ -147,6 +147,9 @@ def test_zmq_packet_one_hour_ahead(loaded):
             summary = stop_when_all_in(pipe, src, len(ev) + len(ahead))
     assert mem.growth < RSS_BOUND, f"RSS grew {mem.growth >> 20} MB"
     assert summary["time_jumps"] == 2 and summary["windows_skipped"] >= HOUR_US // W - 2
+    from eventpipe.runtime.metrics import format_summary
+    assert f"time jumps 2 ({summary['windows_skipped']:,} empty windows skipped)" \
+        in format_summary(summary)
     t_jump = int(chunks[half]["t"][0])
     t_far = int(ev["t"][0]) + HOUR_US  # (AEDAT4 times are since the epoch)
     i_jump = next(i for i, m in enumerate(labels) if m["t_us"] > t_far)
