@@ -70,6 +70,9 @@ class StreamingInput:
     def _binned(self, frames: np.ndarray) -> tuple[np.ndarray, list[int]]:
         self.jumped = self.binner.discontinuity
         out = self._close(frames)
+        if self.jumped and self._half is not None:  # never pair halves across a time jump
+            more, more_ends = self._pad_half()
+            out = (np.concatenate([out[0], more]) if out[1] else more), out[1] + more_ends
         if self.binner.pending:
             return out
         if self._tmax is not None:

@@ -192,3 +192,22 @@ def test_time_back_inside_a_packet_is_dropped_and_counted():
     assert b.stats.dropped_backwards == 1 and b.discontinuities == 1
     frames, disc = next(b.iter_push(make_events([2], [2], [20], [1])))
     assert disc and b.discontinuities == 2  # ahead (50 ms), then back
+
+
+def test_halves_are_not_paired_across_a_jump():
+    """channels='halves': a first half left open at a time jump is closed with a silent
+    second half (as at the end of a stream), not paired with a half from after the jump."""
+    from eventpipe.represent import InputRecipe
+    from eventpipe.represent.stream import StreamingInput
+
+    r = InputRecipe(size=(4, 4), window_us=100, channels="halves")
+    s = StreamingInput(r, (4, 4), max_gap_us=1000)
+    counts, ends = s.push(make_events([1, 2, 3], [1, 1, 1], [0, 30, HOUR_US], [1, 0, 1]))
+    assert s.jumped and ends == [100] and counts.shape == (1, 2, 4, 4)
+    assert counts[0, 0].sum() == 2 and counts[0, 1].sum() == 0  # first half, silence
+    assert s.pending
+    counts, ends = s.more()
+    assert not s.pending and ends == []
+    counts, ends = s.push(make_events([1, 1], [1, 1], [HOUR_US + 60, HOUR_US + 110], [1, 1]))
+    assert ends == [HOUR_US + 100]  # [HOUR, HOUR+100): halves from after the jump only
+    assert counts[0, 0].sum() == 1 and counts[0, 1].sum() == 1
