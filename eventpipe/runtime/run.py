@@ -15,7 +15,7 @@ from eventpipe.runtime.config import RunConfig
 from eventpipe.runtime.metrics import format_summary
 from eventpipe.runtime.model_loader import load_model, run_recipe
 from eventpipe.runtime.pipeline import Pipeline
-from eventpipe.runtime.sources import open_run_source
+from eventpipe.sources import open_source
 
 
 def input_recipe(cfg: RunConfig, loaded) -> InputRecipe:
@@ -51,10 +51,10 @@ def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
     recipe = input_recipe(cfg, loaded)
     window_us = recipe.window_us
     input_size = recipe.size
-    source = open_run_source(cfg.source.uri, speed=cfg.source.speed, loop=cfg.source.loop,
-                             sensor_size=cfg.source.sensor_size,
-                             queue_size=cfg.source.queue_size, options=cfg.source.options,
-                             start=False)
+    source = open_source(cfg.source.uri, speed=cfg.source.speed, loop=cfg.source.loop,
+                         sensor_size=cfg.source.sensor_size, queue_size=cfg.source.queue_size,
+                         queue_events=cfg.source.queue_events, start=False,
+                         **cfg.source.options)
     try:
         if cfg.model.backend == "chip":
             from eventpipe.chip_runtime import use_chip
