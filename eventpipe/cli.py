@@ -102,7 +102,8 @@ def cmd_run(args, out: TextIO) -> int:
     # command-line flags win over the file and --set
     flags = [(cfg.source, "uri", args.source), (cfg.model, "name", args.model),
              (cfg.source, "speed", args.speed), (cfg.sinks, "publish", args.publish),
-             (cfg.sinks, "jsonl", args.jsonl), (cfg.runtime, "duration_s", args.duration)]
+             (cfg.sinks, "jsonl", args.jsonl), (cfg.runtime, "duration_s", args.duration),
+             (cfg.model, "backend", args.backend)]
     for section, key, value in flags:
         if value is not None:
             setattr(section, key, value)
@@ -256,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "dvcam:[NAME], camera:N, video:PATH (default: the synthetic stream)")
     sp.add_argument("--model", default=None,
                     help="'default' (shipped), a checkpoint path, or a registry name")
+    sp.add_argument("--backend", default=None,
+                    help="how the model runs: cpu (folded fast path, default) or float (unfolded, exact)")
     sp.add_argument("--config", default=None, help="a TOML run config (see configs/)")
     sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                     help="override a config value (repeatable)")

@@ -30,7 +30,8 @@ class ModelConfig:
     name: str = "default"              # registry name, checkpoint path, or "default" (shipped)
     device: str = "cpu"
     threads: int = 1                   # torch intra-op threads; ingest runs on another core
-    fold: bool = True                  # fold RepConv/BN for inference
+    fold: bool = True                  # older switch: false = backend "float"
+    backend: str | None = None         # float (exact, unfolded) | cpu (folded fast path); None: cpu if fold
     num_classes: int | None = None     # registry names with random weights only
     class_names: list[str] | None = None
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import snn
-from snn import clone_state, reset_rows, select_rows
-from snn.models import merge_rows
+from snn import clone_state, merge_rows, reset_rows, select_rows
+from snn.backends import cpu
 
 from .conftest import event_input, small_model
 
@@ -28,11 +28,13 @@ def test_stepping_equals_sequence(kw):
     with torch.no_grad():
         seq, st_seq = model.forward_sequence(x)
         stepped, st = step_all(model, x)
-        folded_seq, _ = model.fold().forward_sequence(x)
+        folded_seq, _ = snn.fold_model(model).forward_sequence(x)
+        fast_seq, _ = cpu.build(model).forward_sequence(x)
     torch.testing.assert_close(stepped, seq, atol=1e-6, rtol=0)
     torch.testing.assert_close(model(x), seq.mean(0), atol=1e-6, rtol=0)
     assert st.keys() == st_seq.keys()
     torch.testing.assert_close(folded_seq, seq, atol=1e-4, rtol=0)
+    torch.testing.assert_close(fast_seq, seq, atol=1e-4, rtol=0)
 
 
 def test_rows_are_independent_streams():
