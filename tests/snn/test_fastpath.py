@@ -29,11 +29,11 @@ def _spikes_from(x, cs):
     idx = np.empty((T, B, P, C), np.int16)
     off = np.empty((T, B, P, nb + 1), np.int32)
     v = np.zeros((B, P, C), np.float32)
-    kernels.lif_csr(np.ascontiguousarray(2 * x[:1]), v, np.empty_like(v), np.float32(2), np.float32(1), False, True,
-               cs, idx[:1], off[:1], layout.no_f32(), False, 2)
+    kernels.lif_csr(np.ascontiguousarray(2 * x[:1]), v, np.empty_like(v), np.float32(2), np.float32(1), False,
+                    True, cs, idx[:1], off[:1], layout.no_f32(), False, 2)
     for t in range(1, T):  # frames are independent here: run each from rest
-        kernels.lif_csr(np.ascontiguousarray(2 * x[t:t + 1]), v, np.empty_like(v), np.float32(2), np.float32(1), False,
-                   True, cs, idx[t:t + 1], off[t:t + 1], layout.no_f32(), False, 2)
+        kernels.lif_csr(np.ascontiguousarray(2 * x[t:t + 1]), v, np.empty_like(v), np.float32(2), np.float32(1),
+                        False, True, cs, idx[t:t + 1], off[t:t + 1], layout.no_f32(), False, 2)
     return idx, off
 
 
@@ -99,8 +99,8 @@ def test_sdsa3_kernel_equals_formula():
     idx = np.empty((T, B, P, C), np.int16)
     off = np.empty((T, B, P, 4), np.int32)
     rec = [np.empty((T, B, P, C), np.float32) for _ in range(4)]
-    dense_kernels.sdsa3_lif(q, k, v, v0[0], outs[0], v0[1], outs[1], v0[2], outs[2], lif, lif, lif, heads, np.float32(0.25),
-                 v0[3], outs[3], att, cs, idx, off, True, *rec)
+    dense_kernels.sdsa3_lif(q, k, v, v0[0], outs[0], v0[1], outs[1], v0[2], outs[2], lif, lif, lif, heads,
+                            np.float32(0.25), v0[3], outs[3], att, cs, idx, off, True, *rec)
 
     def lif_seq(x, v, vth):  # float32, decay_input, hard reset
         s = np.empty_like(x)
