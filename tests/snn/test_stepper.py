@@ -28,6 +28,10 @@ def test_backends_build_steppers_that_agree():
             torch.testing.assert_close(b, a, atol=1e-4, rtol=0)
     assert st_a.keys() == st_b.keys()
     assert sum(r.calls for r in fast_runners(fast)) == 3 * 11
+    with torch.no_grad():  # states move between the backends unchanged
+        a, _ = exact.step(x[0], st_b)
+        b, _ = fast.step(x[0], st_a)
+        torch.testing.assert_close(b, a, atol=1e-4, rtol=0)
 
 
 def test_backend_options_and_errors():
