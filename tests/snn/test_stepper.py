@@ -65,3 +65,16 @@ def test_streaming_session_takes_any_stepper():
     assert out["a"].tolist() == [2, 2, 2] and out["b"].tolist() == [1, 1, 1]
     with pytest.raises(TypeError, match="needs a Stepper"):
         StreamingSession(object())
+
+
+def test_built_models_copy():
+    import copy
+
+    model = small_model(seed=5)
+    fast = snn.make_stepper(model, "cpu")
+    twin = copy.deepcopy(fast)
+    x = event_input(T=1, B=1, seed=5)[0]
+    with torch.no_grad():
+        a, _ = fast.step(x)
+        b, _ = twin.step(x)
+    assert torch.equal(a, b) and sum(r.calls for r in fast_runners(twin)) == 11

@@ -32,6 +32,10 @@ class ThreadSync:
         self._started = False
         self._local = threading.local()
 
+    def __reduce__(self):
+        # copies (copy.deepcopy of a built model, pickling) start with a fresh per-thread cache
+        return (ThreadSync, (self.fixed,))
+
     def _start_pool(self) -> None:
         # Starting numba's OpenMP pool (first parallel call) can reset the calling thread's OpenMP
         # thread count, which is also torch's intra-op thread count (seen: torch.set_num_threads(1)
