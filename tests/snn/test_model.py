@@ -186,3 +186,18 @@ def test_few_optimizer_steps_fit_a_tiny_batch():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0]
+
+
+def test_forward_features_and_head_compose_to_run():
+    model = small_model(seed=6)
+    x = event_input(T=2, B=2, seed=6)
+    with torch.no_grad():
+        ref, ctx_ref = model.run(x)
+        ctx = snn.StepContext()
+        feat = model.forward_features(x, ctx)
+        assert feat.shape == (2, 2, 64, 2, 2)  # 32x32 input, stride 16, C3 = 64
+        out = model.forward_head(feat, ctx)
+    assert torch.equal(out, ref)
+    assert ctx.new.keys() == ctx_ref.new.keys()
+    assert [name for name, _ in model.stages()] == list(snn.models.STAGES)
+    assert isinstance(model.block3[0].attn, snn.models.SpikeDrivenSelfAttention)  # the token mixer
