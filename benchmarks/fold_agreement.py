@@ -12,7 +12,7 @@ forward through its membranes.  This script measures what that costs at the outp
   class switch every 3 s), turned into the checkpoint's input exactly as training builds it
   (``eventpipe.training.frames.model_frames``: 100 ms windows every 50 ms, log of area-resized
   counts, 64x64), stepped frame by frame with carried state by the ``float`` backend (unfolded)
-  and by the ``cpu`` backend (folded, fast path) and by the folded model as torch ops;
+  and by the ``cpu`` backend (folded, fast path);
 * **random calibrated models** (as ``benchmarks/model_step.py`` builds them: seeded random
   weights, BatchNorm statistics measured on the input, gamma 1.5 -> firing rates ~0.1; Bernoulli
   0.1 event frames, T = 8 steps from rest) of ``meta_spikeformer_hardvs_18m`` at 128-224 pixels.
@@ -85,13 +85,12 @@ def shipped(seeds, seconds, lines):
     model, meta = snn.load_checkpoint(CHECKPOINT)
     exact = snn.make_stepper(model, "float")
     fast = snn.make_stepper(model, "cpu")
-    plain = snn.fold_model(model)
-    totals = {"cpu": [0, 0], "folded (torch ops)": [0, 0]}
+    totals = {"cpu": [0, 0]}
     for seed in seeds:
         t0 = time.perf_counter()
         frames = stream_frames(meta, seed, seconds)
         ref, ref_s = step_through(exact, frames)
-        for name, m in (("cpu", fast), ("folded (torch ops)", plain)):
+        for name, m in (("cpu", fast),):
             out, out_s = step_through(m, frames)
             r = compare(ref, ref_s, out, out_s)
             totals[name][0] += round(r["agree"] * r["steps"])
@@ -136,20 +135,22 @@ def random_models(sizes, seeds, lines, T=8, gamma=1.5):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer streams, seeds and sizes")
-    ap.add_argument("--skip-random", action="store_true", help="only the shipped model")
+    ap.add_argument("--only", choices=("shipped", "random"), default=None, help="run one part only")
+    ap.add_argument("--streams", type=int, default=4, help="shipped model: synthetic streams (seeds 0..N-1)")
+    ap.add_argument("--seconds", type=float, default=8.0, help="shipped model: seconds per stream")
+    ap.add_argument("--models", type=int, default=3, help="random models per size (seeds 0..N-1)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[128, 160, 192, 224], help="random models: input sizes")
     args = ap.parse_args()
+    if args.quick:
+        args.streams, args.seconds, args.models, args.sizes = 2, 4.0, 1, [128, 224]
     torch.set_num_threads(2)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, load average "
           f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
     lines = []
-    if args.quick:
-        shipped(seeds=range(2), seconds=6.0, lines=lines)
-        if not args.skip_random:
-            random_models(sizes=(128, 224), seeds=range(2), lines=lines)
-    else:
-        shipped(seeds=range(6), seconds=10.0, lines=lines)
-        if not args.skip_random:
-            random_models(sizes=(128, 160, 192, 224), seeds=range(3), lines=lines)
+    if args.only in (None, "shipped"):
+        shipped(seeds=range(args.streams), seconds=args.seconds, lines=lines)
+    if args.only in (None, "random"):
+        random_models(sizes=args.sizes, seeds=range(args.models), lines=lines)
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 
