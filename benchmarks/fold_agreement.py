@@ -40,24 +40,18 @@ from model_step import CHECKPOINT, calibrate  # noqa: E402
 
 
 def stream_frames(meta: dict, seed: int, seconds: float) -> torch.Tensor:
-    """Model input ``[steps, 1, C, H, W]`` of one seeded synthetic stream, as the runtime sees it."""
+    """Model input ``[steps, 1, C, H, W]`` of one seeded synthetic stream, as the runtime sees it
+    (the checkpoint's input recipe applied to every window of the stream)."""
+    from eventpipe.represent import apply, recipe_from_checkpoint
     from eventpipe.synthetic import SyntheticStream
-    from eventpipe.training.frames import model_frames
 
-    ex = meta["extra"]
-    sensor = tuple(ex.get("sensor_size") or (128, 128))
-    window, stride = int(ex["window_us"]), int(ex.get("stream_stride_us") or ex["window_us"])
+    recipe = recipe_from_checkpoint(meta)
+    sensor = tuple((meta.get("extra") or {}).get("sensor_size") or (128, 128))
     packets = SyntheticStream(seed=seed, sensor_size=sensor, duration_s=seconds, packet_us=50_000)
     ev = np.concatenate([p.events for p in packets])
-    starts = range(0, int(seconds * 1e6) - window + 1, stride)
-    t = ev["t"]
-    frames = []
-    for t0 in starts:
-        sl = ev[np.searchsorted(t, t0):np.searchsorted(t, t0 + window)]
-        frames.append(model_frames(sl, sensor, t0, 1, window, tuple(meta["input_size"]),
-                                   ex.get("representation", "log"), ex.get("channels", "polarity"),
-                                   int(ex.get("clip_count") or 255)))
-    return torch.stack(frames)  # [steps, 1, C, H, W]
+    stride = recipe.stride_us or recipe.window_us
+    n = (int(seconds * 1e6) - recipe.window_us) // stride + 1
+    return apply(recipe, ev, sensor, t0=0, n_windows=n)[:, None]  # [steps, 1, C, H, W]
 
 
 def step_through(stepper, frames: torch.Tensor):

@@ -14,20 +14,15 @@ WEIGHTS = Path(__file__).resolve().parents[2] / "snn" / "weights" / "meta_spikef
 
 
 def _stream_frames(meta, seed=0, seconds=2.5):
+    from eventpipe.represent import apply, recipe_from_checkpoint
     from eventpipe.synthetic import SyntheticStream
-    from eventpipe.training.frames import model_frames
 
-    ex = meta["extra"]
-    sensor = tuple(ex["sensor_size"])
-    window, stride = int(ex["window_us"]), int(ex["stream_stride_us"])
+    recipe = recipe_from_checkpoint(meta)
+    sensor = tuple(meta["extra"]["sensor_size"])
     ev = np.concatenate([p.events for p in SyntheticStream(seed=seed, sensor_size=sensor, duration_s=seconds,
                                                            switch_every_s=1.0, packet_us=50_000)])
-    frames = []
-    for t0 in range(0, int(seconds * 1e6) - window + 1, stride):
-        sl = ev[np.searchsorted(ev["t"], t0):np.searchsorted(ev["t"], t0 + window)]
-        frames.append(model_frames(sl, sensor, t0, 1, window, tuple(meta["input_size"]), ex["representation"],
-                                   ex["channels"], int(ex["clip_count"])))
-    return torch.stack(frames)  # [steps, 1, C, H, W]
+    n = (int(seconds * 1e6) - recipe.window_us) // recipe.stride_us + 1
+    return apply(recipe, ev, sensor, t0=0, n_windows=n)[:, None]  # [steps, 1, C, H, W]
 
 
 def _top1(stepper, frames):
