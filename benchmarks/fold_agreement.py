@@ -9,9 +9,8 @@ forward through its membranes.  This script measures what that costs at the outp
 
 * **shipped model** (``snn/weights/meta_spikeformer_tiny_synthetic.pt``, what the runtime loads):
   seeded synthetic action streams (``eventpipe.synthetic.SyntheticStream``, 128x128 sensor, a
-  class switch every 3 s), turned into the checkpoint's input exactly as training builds it
-  (``eventpipe.training.frames.model_frames``: 100 ms windows every 50 ms, log of area-resized
-  counts, 64x64), stepped frame by frame with carried state by the ``float`` backend (unfolded)
+  class switch every 3 s), turned into the checkpoint's input by its recipe
+  (``eventpipe.represent.apply``: 100 ms windows every 50 ms, log of pooled counts, 64x64), stepped frame by frame with carried state by the ``float`` backend (unfolded)
   and by the ``cpu`` backend (folded, fast path);
 * **random calibrated models** (as ``benchmarks/model_step.py`` builds them: seeded random
   weights, BatchNorm statistics measured on the input, gamma 1.5 -> firing rates ~0.1; Bernoulli
