@@ -1,16 +1,30 @@
-"""Build and run a pipeline from a :class:`RunConfig` (what ``eventpipe run`` does)."""
+"""Build and run a pipeline from a :class:`RunConfig` (what ``eventpipe run`` does).
+
+:func:`preflight` checks everything that can be checked before the model loads
+(the source URI and its scheme, the sensor size a source needs, the model name
+or checkpoint path) and fills in the sensor size of a file source from its
+header or, like ``eventpipe info``, from one pass over its events.  :func:`run`
+installs its SIGINT/SIGTERM handlers first, so a stop during start-up still
+ends with a summary.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import difflib
+import os
 import signal
 import sys
 import threading
 import warnings
+from pathlib import Path
 from typing import Callable, TextIO
 
 import torch
 
-from eventpipe.runtime.config import RunConfig
+from eventpipe.errors import CheckpointError, ConfigError, DataError, reading_checkpoint
+from eventpipe.runtime.config import RunConfig, check_sensor_size
 from eventpipe.runtime.metrics import format_summary
 from eventpipe.runtime.model_loader import REPRESENTATION, load_model
 from eventpipe.runtime.pipeline import Pipeline
@@ -48,12 +62,120 @@ def build_sinks(cfg: RunConfig, out: TextIO) -> list:
     return sinks
 
 
+def _source_kind(uri: str) -> tuple[str, str]:
+    """(scheme, rest) for a ``--source`` URI; a bare path is ``file``."""
+    from eventpipe.sources.uri import SOURCE_SCHEMES
+
+    if "://" in uri:
+        scheme, _, rest = uri.partition("://")
+        return scheme.lower(), rest
+    scheme, sep, rest = uri.partition(":")
+    if sep and scheme.lower() in SOURCE_SCHEMES:
+        return scheme.lower(), rest
+    return "file", uri
+
+
+def _schemes_text() -> str:
+    from eventpipe.sources.uri import SOURCE_SCHEMES
+
+    return ", ".join(SOURCE_SCHEMES)
+
+
+def _file_sensor_size(path: str) -> tuple[int, int]:
+    """The recording's sensor size from its header, else from one pass over its events."""
+    from eventpipe.io import open_reader
+
+    reader = open_reader(path)
+    size = reader.info.sensor_size
+    if size is None:
+        reader.stats()  # one streaming pass infers the size from the coordinates
+        size = reader.info.sensor_size
+    if size is None:
+        raise DataError(f"{path}: no events, so no sensor size; set source.sensor_size")
+    return tuple(int(v) for v in size)
+
+
+def check_model_name(name: str) -> None:
+    """'default', an existing checkpoint file, or a registry name; else a clear error."""
+    from eventpipe.runtime.model_loader import resolve_checkpoint
+
+    if name == "default":
+        resolve_checkpoint(name)  # the shipped weights must be there
+        return
+    path = Path(name)
+    if path.is_dir():
+        raise DataError(f"model {name}: is a directory, not a checkpoint")
+    if path.exists():
+        if path.stat().st_size == 0:
+            raise CheckpointError(f"{name}: empty file, not a checkpoint")
+        return
+    if path.suffix in (".pt", ".pth", ".ckpt") or os.sep in name:
+        raise DataError(f"no such checkpoint: {name}")
+    from snn import list_models
+
+    known = list(list_models())
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        if "=" in name:
+            hint += " (config overrides are --set KEY=VALUE)"
+        raise ConfigError(f"unknown model {name!r}{hint}; give 'default', a checkpoint path "
+                          f"or one of: {', '.join(known)}")
+
+
+def preflight(cfg: RunConfig) -> RunConfig:
+    """Check what can be checked before anything loads; return the config with the sensor
+    size of a file source filled in.  Raises ``ConfigError`` / ``DataError``."""
+    from eventpipe.sources.uri import SCHEMES, parse_uri
+
+    uri = cfg.source.uri
+    scheme, rest = _source_kind(uri)
+    if "://" in uri and scheme not in SCHEMES:
+        raise ConfigError(f"source {uri!r}: unknown scheme {scheme!r} (known: {_schemes_text()})")
+    if "://" in uri:
+        try:
+            parse_uri(uri)
+        except ValueError as exc:
+            raise ConfigError(f"source: {exc}") from None
+    check_sensor_size(cfg.source.sensor_size)
+    size = cfg.source.sensor_size
+    if scheme == "file" and size is None:
+        path = rest[2:] if uri.startswith("file://") else rest
+        if not path:
+            raise ConfigError(f"source {uri!r}: file: needs a path")
+        if not Path(path).exists() and ":" in path and not uri.startswith("file:"):
+            raise ConfigError(f"source {uri!r}: no such file, and {path.partition(':')[0]!r} "
+                              f"is not a source scheme (known: {_schemes_text()})")
+        size = _file_sensor_size(path)
+        check_sensor_size(size, f"sensor size of {path}")
+    elif scheme == "udp" and size is None:
+        raise ConfigError(f"source {uri!r}: UDP events carry no sensor size; set it with "
+                          f"--set source.sensor_size=[W,H]")
+    elif scheme == "dvcam" and not rest:
+        try:
+            import dv_processing as dv
+        except ImportError:
+            raise ConfigError("dvcam: needs dv-processing (pip install 'eventpipe[interop]')") \
+                from None
+        if not dv.io.camera.discover():
+            raise DataError("dvcam: no iniVation camera found (is it plugged in and "
+                            "readable by this user?)")
+    check_model_name(cfg.model.name)
+    if size != cfg.source.sensor_size:
+        cfg = dataclasses.replace(cfg, source=dataclasses.replace(cfg.source, sensor_size=size))
+    return cfg
+
+
 def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
                    on_label: Callable[[dict], None] | None = None, *, view: bool = False,
                    video: str | None = None) -> Pipeline:
     torch.set_num_threads(max(1, cfg.model.threads))
-    loaded = load_model(cfg.model.name, num_classes=cfg.model.num_classes,
-                        class_names=cfg.model.class_names)
+    from eventpipe.runtime.model_loader import resolve_checkpoint
+
+    path = resolve_checkpoint(cfg.model.name)
+    with reading_checkpoint(path) if path.is_file() else contextlib.nullcontext():
+        loaded = load_model(cfg.model.name, num_classes=cfg.model.num_classes,
+                            class_names=cfg.model.class_names)
     if cfg.model.fold and hasattr(loaded.model, "fold"):
         loaded.model = loaded.model.fold()
     recipe = input_recipe(cfg, loaded)
@@ -76,15 +198,41 @@ def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
                     on_label=on_label, viewer=viewer)
 
 
-def _on_signal(pipe: Pipeline) -> None:
-    """First signal: stop reading and drain; a second one: stop at once."""
-    pipe.stop(drain=not pipe.stop_event.is_set())
+class _Stopper:
+    """The SIGINT/SIGTERM handler, installed before anything loads.  First signal: stop
+    reading and drain (during start-up: do not start); a second one: stop at once."""
+
+    def __init__(self):
+        self.pipe: Pipeline | None = None
+        self.requested = False
+
+    def __call__(self, signum, frame) -> None:
+        again = self.requested
+        self.requested = True
+        if self.pipe is not None:
+            self.pipe.stop(drain=not again)
+        elif again:
+            raise KeyboardInterrupt  # a second signal during start-up: give up at once
 
 
 def run(cfg: RunConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
         on_label: Callable[[dict], None] | None = None, *, view: bool = False,
         video: str | None = None) -> dict:
     """Run until the source ends, ``duration_s`` passes, or SIGINT/SIGTERM; return metrics."""
+    stopper = _Stopper()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, stopper)
+    try:
+        return _run(cfg, out, err, on_label, stopper, view=view, video=video)
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+
+def _run(cfg, out, err, on_label, stopper: _Stopper, *, view, video) -> dict:
+    cfg = preflight(cfg)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         pipe = build_pipeline(cfg, out, on_label, view=view, video=video)
@@ -93,17 +241,16 @@ def run(cfg: RunConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
     err.write(f"eventpipe: model {pipe.loaded.source} ({len(pipe.loaded.class_names)} classes), "
               f"window {pipe.window_us} us, input {pipe.input_size[0]}x{pipe.input_size[1]}, "
               f"source {cfg.source.uri}\n")
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda *_: _on_signal(pipe))
+    stopper.pipe = pipe
     try:
-        pipe.warm_up()
-        pipe.start()
-        pipe.wait(cfg.runtime.duration_s)
+        if stopper.requested:
+            err.write("eventpipe: stopped during start-up\n")
+        else:
+            pipe.warm_up()
+            if not stopper.requested:
+                pipe.start()
+                pipe.wait(cfg.runtime.duration_s)
     finally:
-        for sig, h in previous.items():
-            signal.signal(sig, h)
         pipe.stop()
         pipe.source.close()
         if pipe.viewer is not None:

@@ -10,6 +10,21 @@ from typing import NamedTuple
 from urllib.parse import parse_qsl
 
 SCHEMES = ("zmq+tcp", "tcp", "udp", "dv", "file")
+
+# Every scheme ``eventpipe run --source`` takes, one literal table: errors about an unknown
+# scheme list all of it.  (synthetic, dvcam, camera and video are opened by
+# eventpipe.runtime.sources.)
+SOURCE_SCHEMES = {
+    "file": "file:PATH or a bare path: a recording (any format `eventpipe formats` lists)",
+    "zmq+tcp": "zmq+tcp://HOST:PORT: eventpipe wire packets (tcp:// is the same)",
+    "tcp": "tcp://HOST:PORT: as zmq+tcp://",
+    "udp": "udp://HOST:PORT: SPIF/aestream/faery UDP words (needs source.sensor_size)",
+    "dv": "dv://HOST:PORT: a DV (iniVation) TCP event stream",
+    "synthetic": "synthetic:[seed=N,switch_s=S,size=WxH,duration_s=S]: the synthetic stream",
+    "dvcam": "dvcam:[NAME]: an iniVation camera through dv-processing",
+    "camera": "camera:INDEX: a webcam through the DVS emulator",
+    "video": "video:PATH: a video file through the DVS emulator",
+}
 QUERY_OPTIONS = {"format", "mode", "socket"}
 
 
@@ -48,10 +63,10 @@ def parse_uri(uri: str) -> SourceURI:
     scheme, sep, rest = uri.partition("://")
     if not sep:
         raise ValueError(f"{uri!r}: expected SCHEME://HOST:PORT or file:PATH "
-                         f"(schemes: {', '.join(SCHEMES)})")
+                         f"(schemes: {', '.join(SOURCE_SCHEMES)})")
     scheme = scheme.lower()
     if scheme not in SCHEMES:
-        raise ValueError(f"{uri!r}: unknown scheme {scheme!r} (known: {', '.join(SCHEMES)})")
+        raise ValueError(f"{uri!r}: unknown scheme {scheme!r} (known: {', '.join(SOURCE_SCHEMES)})")
     rest, _, query = rest.partition("?")
     opts = dict(parse_qsl(query, keep_blank_values=False, strict_parsing=False)) if query else {}
     unknown = set(opts) - QUERY_OPTIONS
