@@ -132,8 +132,11 @@ class reading_checkpoint:
             return "empty file, not a checkpoint"
         if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
             return "not a PyTorch checkpoint (neither a zip archive nor a pickle)"
-        ours = isinstance(exc, ValueError) and "weights_only" not in str(exc)
-        detail = f" ({' '.join(str(exc).split())})" if ours and str(exc) else ""
+        text = " ".join(str(exc).split())
+        if text.startswith(self.path + ": "):
+            text = text[len(self.path) + 2:]
+        ours = isinstance(exc, ValueError) and "weights_only" not in text
+        detail = f" ({text})" if ours and text else ""
         return ("a PyTorch file but not a model checkpoint eventpipe can load" + detail
                 + "; expected a file saved by snn.save_checkpoint (training's best.pt) "
                   "or an official Meta-SpikeFormer checkpoint")

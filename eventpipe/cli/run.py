@@ -59,11 +59,16 @@ def flag_values(args) -> dict:
 
 def run(args, env) -> int:
     from eventpipe.runtime.config import load_run_config
+    from eventpipe.runtime.stopper import Stopper
 
-    cfg = load_run_config(args.config, args.set, flag_values(args))
-    from eventpipe.runtime.run import run as run_pipeline
+    # the signal handlers first: a SIGTERM while torch and the model load still ends with
+    # a summary
+    with Stopper().installed() as stopper:
+        cfg = load_run_config(args.config, args.set, flag_values(args))
+        from eventpipe.runtime.run import run as run_pipeline
 
-    summary = run_pipeline(cfg, out=env.stdout, err=env.stderr, view=args.view, video=args.video)
+        summary = run_pipeline(cfg, out=env.stdout, err=env.stderr, view=args.view,
+                               video=args.video, stopper=stopper)
     if args.metrics_json:
         with open(args.metrics_json, "w") as f:
             json.dump(summary, f, indent=2, default=str)

@@ -4,7 +4,8 @@
 (the source URI and its scheme, the sensor size a source needs, the model name
 or checkpoint path) and fills in the sensor size of a file source from its
 header or, like ``eventpipe info``, from one pass over its events.  :func:`run`
-installs its SIGINT/SIGTERM handlers first, so a stop during start-up still
+runs under a :class:`~eventpipe.runtime.stopper.Stopper` (SIGINT/SIGTERM), which
+the CLI installs before it imports the runtime, so a stop during start-up still
 ends with a summary.
 """
 
@@ -14,9 +15,7 @@ import contextlib
 import dataclasses
 import difflib
 import os
-import signal
 import sys
-import threading
 import warnings
 from pathlib import Path
 from typing import Callable, TextIO
@@ -25,11 +24,12 @@ import torch
 
 from eventpipe.errors import CheckpointError, ConfigError, DataError, reading_checkpoint
 from eventpipe.runtime.config import RunConfig, check_sensor_size
-from eventpipe.runtime.metrics import format_summary
+from eventpipe.runtime.metrics import Metrics, format_summary
 from eventpipe.runtime.model_loader import REPRESENTATION, load_model
 from eventpipe.runtime.pipeline import Pipeline
 from eventpipe.runtime.preprocess import InputRecipe
 from eventpipe.runtime.sources import open_run_source
+from eventpipe.runtime.stopper import Stopper
 
 DEFAULT_WINDOW_US = 50_000
 
@@ -198,41 +198,33 @@ def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
                     on_label=on_label, viewer=viewer)
 
 
-class _Stopper:
-    """The SIGINT/SIGTERM handler, installed before anything loads.  First signal: stop
-    reading and drain (during start-up: do not start); a second one: stop at once."""
-
-    def __init__(self):
-        self.pipe: Pipeline | None = None
-        self.requested = False
-
-    def __call__(self, signum, frame) -> None:
-        again = self.requested
-        self.requested = True
-        if self.pipe is not None:
-            self.pipe.stop(drain=not again)
-        elif again:
-            raise KeyboardInterrupt  # a second signal during start-up: give up at once
-
-
 def run(cfg: RunConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
         on_label: Callable[[dict], None] | None = None, *, view: bool = False,
-        video: str | None = None) -> dict:
-    """Run until the source ends, ``duration_s`` passes, or SIGINT/SIGTERM; return metrics."""
-    stopper = _Stopper()
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, stopper)
-    try:
+        video: str | None = None, stopper: Stopper | None = None) -> dict:
+    """Run until the source ends, ``duration_s`` passes, or SIGINT/SIGTERM; return metrics.
+
+    ``stopper``: a :class:`Stopper` the caller installed earlier (the CLI does, before
+    it imports the runtime); without one, ``run`` installs its own."""
+    if stopper is not None:
         return _run(cfg, out, err, on_label, stopper, view=view, video=video)
-    finally:
-        for sig, h in previous.items():
-            signal.signal(sig, h)
+    stopper = Stopper()
+    with stopper.installed():
+        return _run(cfg, out, err, on_label, stopper, view=view, video=video)
 
 
-def _run(cfg, out, err, on_label, stopper: _Stopper, *, view, video) -> dict:
+def _stopped_at_start(err: TextIO) -> dict:
+    """The summary of a run stopped before its pipeline existed."""
+    summary = Metrics().snapshot({})
+    summary.update(type="metrics", stream="metrics", events_filtered=0, events_out_of_bounds=0)
+    err.write("eventpipe: stopped during start-up\n")
+    err.write("eventpipe: " + format_summary(summary) + "\n")
+    return summary
+
+
+def _run(cfg, out, err, on_label, stopper: Stopper, *, view, video) -> dict:
     cfg = preflight(cfg)
+    if stopper.requested:
+        return _stopped_at_start(err)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         pipe = build_pipeline(cfg, out, on_label, view=view, video=video)
