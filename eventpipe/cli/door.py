@@ -76,6 +76,27 @@ def _message(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _recording_hint(exc: BaseException) -> str:
+    """For a decode error in a file whose content no format recognises (only its extension
+    chose the reader): say that it is probably not a recording at all."""
+    from eventpipe.errors import EventFormatError
+
+    path = getattr(exc, "path", None)
+    if not isinstance(exc, EventFormatError) or not path or not os.path.isfile(path):
+        return ""
+    try:
+        from eventpipe.info import recognised_by_content
+
+        if recognised_by_content(path) is not None:
+            return ""
+    except Exception:  # noqa: BLE001 - a hint must never hide the error itself
+        return ""
+    if "not a recording" in str(exc):
+        return ""
+    return " (no known format recognises this content, only the extension chose the reader: " \
+           "not a recording?)"
+
+
 def classify(exc: BaseException) -> tuple[ExitStatus, str | None]:
     """The exit status and the one line for ``exc`` (``None``: say nothing)."""
     try:
@@ -92,7 +113,7 @@ def classify(exc: BaseException) -> tuple[ExitStatus, str | None]:
     if isinstance(exc, ConfigError):
         return ExitStatus.CONFIG, _message(exc)
     if isinstance(exc, (DataError, FileNotFoundError, IsADirectoryError, NotADirectoryError)):
-        return ExitStatus.DATA, _message(exc)
+        return ExitStatus.DATA, _message(exc) + _recording_hint(exc)
     if isinstance(exc, MemoryError):
         return ExitStatus.RUNTIME, "out of memory (lower the sizes in the configuration)"
     if isinstance(exc, (OSError, zmq_error, RuntimeError, ValueError, TimeoutError)):

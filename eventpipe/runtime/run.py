@@ -83,15 +83,19 @@ def _schemes_text() -> str:
 
 def _file_sensor_size(path: str) -> tuple[int, int]:
     """The recording's sensor size from its header, else from one pass over its events."""
+    from eventpipe.errors import EventFormatError
     from eventpipe.io import open_reader
 
     reader = open_reader(path)
+    if os.path.getsize(path) == 0:
+        raise EventFormatError("empty file (0 bytes), not a recording", path=path, offset=0)
     size = reader.info.sensor_size
     if size is None:
         reader.stats()  # one streaming pass infers the size from the coordinates
         size = reader.info.sensor_size
     if size is None:
-        raise DataError(f"{path}: no events, so no sensor size; set source.sensor_size")
+        raise EventFormatError(f"no events decoded as {reader.info.format}, so no sensor size "
+                               f"(not a recording?)", path=path, offset=0)
     return tuple(int(v) for v in size)
 
 
