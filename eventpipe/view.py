@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from eventpipe.errors import ConfigError
+from eventpipe.errors import ConfigError, EventFormatError
 from eventpipe.io import open_reader
 from eventpipe.render import VIDEO_SUFFIXES, render_events
 
@@ -74,7 +74,8 @@ def view_recording(path: str | os.PathLike, out: str | os.PathLike, *, window_us
         reader.stats()  # one streaming pass infers the size from the coordinates
         size = reader.info.sensor_size
     if size is None:
-        raise ValueError(f"{path}: no events to render")
+        raise EventFormatError(f"no events to render (decoded as {reader.info.format})",
+                               path=path)
     chunks = open_reader(path, format=format, sensor_size=size).iter_events(chunk_us=window_us)
     if kind == "gif":
         with tempfile.TemporaryDirectory(prefix="eventpipe-gif-") as tmp:
