@@ -1,0 +1,136 @@
+"""Configuration is checked before anything loads: one line, the CONFIG status, and neither
+the model nor the source is touched (each case is a reproduction from issue 15)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from eventpipe.errors import ExitStatus
+from eventpipe.sources.uri import SOURCE_SCHEMES
+from tests.cli.conftest import assert_one_error_line
+from tests.conftest import sample_path
+
+
+@pytest.fixture
+def nothing_loads(monkeypatch):
+    """Fail loudly if the model loader or a source is reached."""
+    import eventpipe.runtime.run as run_mod
+
+    touched = []
+
+    def forbidden(name):
+        def f(*a, **k):
+            touched.append(name)
+            raise RuntimeError(f"{name} was reached")
+        return f
+
+    monkeypatch.setattr(run_mod, "load_model", forbidden("load_model"))
+    monkeypatch.setattr(run_mod, "open_run_source", forbidden("open_run_source"))
+    return touched
+
+
+CASES = {
+    "max_batch=0": (["--set", "runtime.max_batch=0"], "runtime.max_batch"),
+    "frame_queue=0": (["--set", "runtime.frame_queue=0"], "runtime.frame_queue"),
+    "duration nan": (["--duration", "nan"], "runtime.duration_s"),
+    "duration -1": (["--duration", "-1"], "runtime.duration_s"),
+    "duration inf": (["--duration", "inf"], "runtime.duration_s"),
+    "timeout_s=-1": (["--set", "window.timeout_s=-1"], "window.timeout_s"),
+    "window_us=0": (["--set", "window.window_us=0"], "window.window_us"),
+    "stride_us=0": (["--set", "window.stride_us=0"], "window.stride_us"),
+    "window_us=-5000": (["--set", "window.window_us=-5000"], "window.window_us"),
+    "speed 0": (["--speed", "0"], "source.speed"),
+    "speed -2": (["--speed", "-2"], "source.speed"),
+    "speed nan": (["--speed", "nan"], "source.speed"),
+    "speed in toml": (["--set", "source.speed=-1.5"], "source.speed"),
+    "input 20000": (["--set", "input.size=[20000,20000]"], "input.size"),
+    "input 0": (["--set", "input.size=[0,64]"], "input.size"),
+    "sensor too big": (["--set", "source.sensor_size=[60000,60000]"], "source.sensor_size"),
+    "ema 1": (["--set", "decoder.ema=1.0"], "decoder.ema"),
+    "udp no size": (["--source", "udp://127.0.0.1:0"], "source.sensor_size"),
+    "unknown scheme": (["--source", "bogus://127.0.0.1:5"], "unknown scheme 'bogus'"),
+    "bad port": (["--source", "udp://127.0.0.1:99999"], "port 99999"),
+    "unknown model": (["--model", "meta_spikeformer_tinyy"], "did you mean meta_spikeformer_tiny"),
+    "unknown key": (["--set", "window.window_ms=5"], "did you mean 'window_us'"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_run_rejects_before_anything_loads(cli, nothing_loads, case):
+    argv, needle = CASES[case]
+    res = cli(["run", *argv])
+    assert_one_error_line(res, ExitStatus.CONFIG, needle)
+    assert nothing_loads == []
+
+
+def test_unknown_scheme_lists_every_scheme(cli):
+    line = assert_one_error_line(cli(["run", "--source", "bogus://h:1"]), ExitStatus.CONFIG)
+    listed = line.split("known: ")[1].rstrip(")").split(", ")
+    assert listed == list(SOURCE_SCHEMES)
+    assert {"file", "zmq+tcp", "udp", "dv", "synthetic", "dvcam", "camera", "video"} <= set(listed)
+
+
+def test_parse_uri_lists_the_same_table():
+    from eventpipe.sources.uri import parse_uri
+
+    with pytest.raises(ValueError) as e:
+        parse_uri("bogus://h:1")
+    assert str(e.value).endswith(f"(known: {', '.join(SOURCE_SCHEMES)})")
+
+
+def test_dvcam_without_a_camera_is_one_line(cli, nothing_loads):
+    dv = pytest.importorskip("dv_processing")
+    if dv.io.camera.discover():
+        pytest.skip("a camera is attached")
+    assert_one_error_line(cli(["run", "--source", "dvcam:"]), ExitStatus.DATA,
+                          "no iniVation camera found")
+    assert nothing_loads == []
+
+
+def test_dvcam_source_turns_the_vendor_index_error_into_one_line():
+    """dv-processing raises IndexError (vector::_M_range_check) when no camera exists."""
+    from eventpipe.sources.dv_camera import DvCameraSource
+
+    dv = pytest.importorskip("dv_processing")
+    if dv.io.camera.discover():
+        pytest.skip("a camera is attached")
+    with pytest.raises(RuntimeError, match="no iniVation camera found"):
+        DvCameraSource("")
+
+
+def test_eval_override_without_set_is_not_a_checkpoint(cli, tmp_path):
+    res = cli(["eval", "--config", "configs/train_synthetic.toml", "data.n_per_class=2"])
+    assert_one_error_line(res, ExitStatus.USAGE, "'data.n_per_class=2' is not a checkpoint",
+                          "--set KEY=VALUE")
+
+
+def test_file_source_sensor_size_is_inferred_like_info(cli, tmp_path):
+    """`run --source file:sample_ncars.dat` failed at the first packet although `info` infers
+    78x42; now the size is inferred at start and every event is counted."""
+    path = sample_path("sample_ncars.dat")
+    info = cli(["info", path, "--json"])
+    assert json.loads(info.out)["sensor_size"] == [78, 42]
+    metrics = tmp_path / "m.json"
+    res = cli(["run", "--source", f"file:{path}", "--max-speed", "--quiet",
+               "--metrics-json", metrics])
+    assert res.rc == 0, res
+    m = json.loads(metrics.read_text())
+    assert m["events_in"] == 2009 and m["events_out_of_bounds"] == 0 and m["frames"] >= 1
+
+
+def test_emulator_config_uses_the_one_engine(tmp_path):
+    from eventpipe.emulator import EmulatorConfig
+    from eventpipe.errors import ConfigError
+
+    toml = tmp_path / "emu.toml"
+    toml.write_text("pos_threshold = 0.3\nrefractory_us = 100\n")
+    cfg = EmulatorConfig.load(toml, ["neg_threshold=0.25"])
+    assert (cfg.pos_threshold, cfg.neg_threshold, cfg.refractory_us) == (0.3, 0.25, 100)
+    with pytest.raises(ConfigError, match=r"unknown key 'emulator.pos_thresold' \(did you mean"):
+        EmulatorConfig.from_dict({"pos_thresold": 0.3})
+    with pytest.raises(ConfigError, match="emulator.cutoff_hz: expected a finite number"):
+        EmulatorConfig.from_dict({"cutoff_hz": float("nan")})
+    with pytest.raises(ConfigError, match="neg_threshold must be > 0"):
+        EmulatorConfig.load(toml, ["neg_threshold=0"])
