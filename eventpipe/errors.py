@@ -105,8 +105,12 @@ class reading_checkpoint:
     _FAILURES = (EOFError, KeyError, IndexError, TypeError, AttributeError, ValueError,
                  RuntimeError, UnicodeDecodeError)
 
-    def __init__(self, path):
+    MODEL = ("a model checkpoint", "a file saved by snn.save_checkpoint (training's best.pt) or "
+             "an official Meta-SpikeFormer checkpoint")
+
+    def __init__(self, path, what: tuple[str, str] = MODEL):
         self.path = os.fspath(path)
+        self.what = what
 
     def __enter__(self):
         return self
@@ -137,6 +141,5 @@ class reading_checkpoint:
             text = text[len(self.path) + 2:]
         ours = isinstance(exc, ValueError) and "weights_only" not in text
         detail = f" ({text})" if ours and text else ""
-        return ("a PyTorch file but not a model checkpoint eventpipe can load" + detail
-                + "; expected a file saved by snn.save_checkpoint (training's best.pt) "
-                  "or an official Meta-SpikeFormer checkpoint")
+        return (f"a PyTorch file but not {self.what[0]} eventpipe can load{detail}; "
+                f"expected {self.what[1]}")

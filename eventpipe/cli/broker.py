@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eventpipe.cli.common import check_flag
+from eventpipe.cli.common import check_endpoint, check_flag
 from eventpipe.errors import ExitStatus
 
 
@@ -31,6 +31,9 @@ def run(args, env) -> int:
     check_flag("--hwm", args.hwm, ge=1)
     check_flag("--stats-every", args.stats_every, gt=0)
     check_flag("--duration", args.duration, gt=0)
+    for flag, endpoint in (("--in", args.in_endpoint), ("--fanout", args.fanout),
+                           ("--labels-in", args.labels_in), ("--labels-out", args.labels_out)):
+        check_endpoint(flag, endpoint)
     run_broker(args.in_endpoint, args.workers, args.labels_in, args.labels_out,
                fanout=args.fanout, hwm=args.hwm, stats_every_s=args.stats_every,
                duration_s=args.duration, err=env.stderr)

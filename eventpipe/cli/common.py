@@ -44,3 +44,32 @@ def check_flag(flag: str, value, *, gt=None, ge=None, le=None, optional: bool = 
     for bound, ok, text in rules:
         if bound is not None and not ok(value, bound):
             raise ConfigError(f"{flag}: {value} is out of range (must be {text} {bound})")
+
+
+def check_output(flag: str, path, *, suffixes: tuple[str, ...] | None = None) -> None:
+    """An output file we will write later (after a long run): its folder must exist and the
+    path must not be a folder; with ``suffixes``, its suffix must be one of them.  Checked
+    before the work starts, as a ``ConfigError`` naming the flag."""
+    from pathlib import Path
+
+    if path is None or str(path) == "-":
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{flag} {path}: is a folder, expected a file")
+    if not p.parent.is_dir():
+        raise ConfigError(f"{flag} {path}: the folder {str(p.parent)!r} does not exist")
+    if suffixes is not None and p.suffix.lower() not in suffixes:
+        raise ConfigError(f"{flag} {path}: unknown extension {p.suffix!r}; "
+                          f"expected one of {', '.join(suffixes)}")
+
+
+def check_endpoint(flag: str, endpoint) -> None:
+    """A ZeroMQ endpoint such as ``tcp://127.0.0.1:5556`` (a query string may follow)."""
+    if endpoint is None:
+        return
+    scheme, sep, rest = str(endpoint).partition("://")
+    host, colon, port = rest.partition("?")[0].rpartition(":")
+    if not sep or scheme not in ("tcp", "zmq+tcp", "ipc", "inproc") or (
+            scheme.endswith("tcp") and not (colon and host and port.isdigit())):
+        raise ConfigError(f"{flag} {endpoint!r}: expected an endpoint like tcp://127.0.0.1:5556")

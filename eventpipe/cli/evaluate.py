@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from eventpipe.cli.common import check_flag
+from eventpipe.cli.common import check_flag, check_output
 from eventpipe.errors import ExitStatus
 
 
@@ -33,12 +33,14 @@ def add_parser(subparsers):
 
 def run(args, env) -> int:
     check_flag("--batch-size", args.batch_size, ge=1)
+    check_output("--png", args.png, suffixes=(".png", ".pdf", ".svg", ".jpg"))
     if args.stream is None:
         from eventpipe.training.cli import run_eval
 
         return run_eval(args, env.stdout)
     check_flag("--duration", args.duration, gt=0)
     check_flag("--max-latency-ms", args.max_latency_ms, gt=0)
+    check_output("--json-out", args.json_out)
     from eventpipe.runtime.config import load_run_config
     from eventpipe.runtime.stream_eval import evaluate_stream
 

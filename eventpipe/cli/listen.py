@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from eventpipe.cli.common import check_flag
+from eventpipe.cli.common import check_endpoint, check_flag
 from eventpipe.errors import ExitStatus
 
 
@@ -23,6 +23,7 @@ def run(args, env) -> int:
 
     check_flag("--count", args.count, ge=1)
     check_flag("--timeout", args.timeout, gt=0)
+    check_endpoint("endpoint", args.endpoint)
     out = env.stdout
     for msg in listen(args.endpoint, n=args.count, timeout=args.timeout):
         if args.json:

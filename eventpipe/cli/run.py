@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from eventpipe.cli.common import add_config_options
+from eventpipe.cli.common import add_config_options, check_endpoint, check_output
 from eventpipe.errors import ExitStatus, UsageError
 
 
@@ -58,13 +58,19 @@ def flag_values(args) -> dict:
 
 
 def run(args, env) -> int:
+    from eventpipe.render import VIDEO_SUFFIXES
     from eventpipe.runtime.config import load_run_config
     from eventpipe.runtime.stopper import Stopper
+
+    check_output("--metrics-json", args.metrics_json)
+    check_output("--video", args.video, suffixes=tuple(VIDEO_SUFFIXES))
 
     # the signal handlers first: a SIGTERM while torch and the model load still ends with
     # a summary
     with Stopper().installed() as stopper:
         cfg = load_run_config(args.config, args.set, flag_values(args))
+        check_output("sinks.jsonl", cfg.sinks.jsonl)
+        check_endpoint("sinks.publish", cfg.sinks.publish)
         from eventpipe.runtime.run import run as run_pipeline
 
         summary = run_pipeline(cfg, out=env.stdout, err=env.stderr, view=args.view,

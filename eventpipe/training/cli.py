@@ -45,10 +45,32 @@ def run_train(args, out=None) -> int:
     if args.print_config:
         out.write(json.dumps(config_dict(cfg), indent=2) + "\n")
         return ExitStatus.OK
+    _check_train_inputs(cfg)
     from eventpipe.training.trainer import train
 
     summary = train(cfg, log=lambda m: (out.write(m + "\n"), out.flush()))
     return ExitStatus.OK if summary else ExitStatus.RUNTIME
+
+
+def _check_train_inputs(cfg) -> None:
+    """The files training will read, checked before the (long) dataset preparation: a
+    resume state that is missing or not a training state, initial weights that are missing."""
+    if cfg.resume and cfg.resume != "auto":
+        path = Path(cfg.resume)
+        if not path.is_file():
+            raise FileNotFoundError(2, "no such training state to resume from", str(path))
+        from eventpipe.training.trainer import load_train_state
+
+        with reading_checkpoint(path, ("a training state", "the last.pt of a training run")):
+            load_train_state(path)
+    init = getattr(cfg, "init", None)
+    if init and not cfg.resume:
+        if not Path(init).is_file():
+            raise FileNotFoundError(2, "no such checkpoint for init", str(init))
+        import snn
+
+        with reading_checkpoint(init):
+            snn.load_checkpoint(init)
 
 
 def add_eval_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -134,3 +134,34 @@ def test_emulator_config_uses_the_one_engine(tmp_path):
         EmulatorConfig.from_dict({"cutoff_hz": float("nan")})
     with pytest.raises(ConfigError, match="neg_threshold must be > 0"):
         EmulatorConfig.load(toml, ["neg_threshold=0"])
+
+
+OUTPUT_CASES = {
+    "jsonl folder missing": (["run", "--jsonl", "/nonexistent/dir/x.jsonl"], "sinks.jsonl"),
+    "metrics-json folder missing": (["run", "--metrics-json", "/nonexistent/m.json"],
+                                    "--metrics-json"),
+    "video suffix": (["run", "--video", "clip.xyz"], "--video"),
+    "publish not an endpoint": (["run", "--publish", "bogus"], "sinks.publish"),
+    "listen not an endpoint": (["listen", "bogus", "--timeout", "0.2"], "endpoint"),
+    "broker not an endpoint": (["broker", "--in", "x", "--duration", "0.2"], "--in"),
+    "eval json-out folder": (["eval", "--stream", "synthetic:", "--json-out", "/no/dir/r.json"],
+                             "--json-out"),
+}
+
+
+@pytest.mark.parametrize("case", list(OUTPUT_CASES))
+def test_outputs_and_endpoints_are_checked_first(cli, nothing_loads, case):
+    """An output that cannot be written is found at start, not after a long run."""
+    argv, needle = OUTPUT_CASES[case]
+    assert_one_error_line(cli(argv), ExitStatus.CONFIG, needle)
+    assert nothing_loads == []
+
+
+@pytest.mark.parametrize("kind", ["garbage", "text", "foreign", "missing"])
+def test_train_resume_is_checked_before_the_dataset(cli, bad_checkpoints, monkeypatch, kind):
+    import eventpipe.training.trainer as trainer
+
+    monkeypatch.setattr(trainer, "train", lambda *a, **k: pytest.fail("training started"))
+    res = cli(["train", "--config", "configs/train_synthetic.toml", "--resume",
+               bad_checkpoints[kind]])
+    assert_one_error_line(res, ExitStatus.DATA, bad_checkpoints[kind].name)
