@@ -18,8 +18,9 @@ Adding a command is one module and one line:
    ``ConfigError``, ``DataError``/``EventFormatError``/``CheckpointError``,
    ``UsageError``).  Import heavy modules inside ``run``, so ``eventpipe --help``
    stays fast.  A group's ``run`` dispatches on its own sub-command.
-2. The module's name in the literal ``COMMANDS`` table in ``door.py`` (order =
-   the order of ``eventpipe --help``).  Nothing registers itself at import.
+2. One line with the module's name in the literal ``COMMANDS`` table in
+   ``door.py`` (order = the order of ``eventpipe --help``).  Nothing registers
+   itself at import.
 
 Shared argument helpers (``--config``/``--set``, ``--format``/``--sensor-size``,
 range checks of flags) are in ``common.py``.

@@ -8,17 +8,36 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import os
 import sys
+from types import ModuleType
 
-from eventpipe.cli import (broker, convert, demo, evaluate, formats, info, listen, run, send,
-                           train, view)
 from eventpipe.cli.env import Env
 from eventpipe.errors import ConfigError, DataError, ExitStatus, UsageError
 
-# The commands, in the order of `eventpipe --help`.  Adding one: a module with
-# add_parser(subparsers) and run(args, env) -> int, and its name here.
-COMMANDS = (info, formats, view, convert, run, send, listen, broker, train, evaluate, demo)
+# The commands: modules of this package, in the order of `eventpipe --help`.  Adding one:
+# eventpipe/cli/<name>.py with add_parser(subparsers) and run(args, env) -> int, and one
+# line here.
+COMMANDS = (
+    "info",
+    "formats",
+    "view",
+    "convert",
+    "run",
+    "send",
+    "listen",
+    "broker",
+    "train",
+    "evaluate",
+    "demo",
+)
+
+
+def command_modules() -> list[ModuleType]:
+    """The modules of :data:`COMMANDS`, imported (each imports only argparse-level code at
+    module level; the work is imported inside its ``run``)."""
+    return [importlib.import_module(f"eventpipe.cli.{name}") for name in COMMANDS]
 
 DESCRIPTION = "Event-camera action recognition: read, convert, stream, train, evaluate."
 
@@ -54,7 +73,7 @@ def build_parser(env: Env | None = None) -> Parser:
     p.add_argument("--traceback", action="store_true",
                    help="show the full Python traceback of an error")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in COMMANDS:
+    for module in command_modules():
         sp = module.add_parser(sub)
         sp.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS,
                         help=argparse.SUPPRESS)

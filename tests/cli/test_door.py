@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from eventpipe.cli import Env, main
-from eventpipe.cli.door import COMMANDS
+from eventpipe.cli.door import command_modules
 from eventpipe.errors import ConfigError, ExitStatus
 from tests.cli.conftest import assert_one_error_line
 from tests.conftest import sample_path
@@ -47,7 +47,7 @@ def test_output_goes_to_the_injected_streams_only(capsys):
 def test_help_lists_every_command_of_the_table():
     out = io.StringIO()
     main(["--help"], Env(out, io.StringIO()))
-    for module in COMMANDS:
+    for module in command_modules():
         sp = module.add_parser(__import__("argparse").ArgumentParser().add_subparsers())
         assert f"    {sp.prog.split()[-1]} " in out.getvalue()
 
