@@ -1,10 +1,7 @@
 """Build and run a pipeline from a :class:`RunConfig` (what ``eventpipe run`` does).
 
-:func:`preflight` checks everything that can be checked before the model loads
-(the source URI and its scheme, the sensor size a source needs, the model name
-or checkpoint path) and fills in the sensor size of a file source from its
-header or, like ``eventpipe info``, from one pass over its events.  :func:`run`
-runs under a :class:`~eventpipe.runtime.stopper.Stopper` (SIGINT/SIGTERM), which
+:func:`run` first calls :func:`~eventpipe.runtime.preflight.preflight` (what
+can be checked before the model loads), and runs under a :class:`~eventpipe.runtime.stopper.Stopper` (SIGINT/SIGTERM), which
 the CLI installs before it imports the runtime, so a stop during start-up still
 ends with a summary.
 """
@@ -12,21 +9,18 @@ ends with a summary.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import difflib
-import os
 import sys
 import warnings
-from pathlib import Path
 from typing import Callable, TextIO
 
 import torch
 
-from eventpipe.errors import CheckpointError, ConfigError, DataError, reading_checkpoint
-from eventpipe.runtime.config import RunConfig, check_sensor_size
+from eventpipe.errors import reading_checkpoint
+from eventpipe.runtime.config import RunConfig
 from eventpipe.runtime.metrics import Metrics, format_summary
 from eventpipe.runtime.model_loader import REPRESENTATION, load_model
 from eventpipe.runtime.pipeline import Pipeline
+from eventpipe.runtime.preflight import preflight
 from eventpipe.runtime.preprocess import InputRecipe
 from eventpipe.runtime.sources import open_run_source
 from eventpipe.runtime.stopper import Stopper
@@ -60,114 +54,6 @@ def build_sinks(cfg: RunConfig, out: TextIO) -> list:
     if cfg.sinks.console and cfg.sinks.jsonl != "-":
         sinks.append(ConsoleSink(out))
     return sinks
-
-
-def _source_kind(uri: str) -> tuple[str, str]:
-    """(scheme, rest) for a ``--source`` URI; a bare path is ``file``."""
-    from eventpipe.sources.uri import SOURCE_SCHEMES
-
-    if "://" in uri:
-        scheme, _, rest = uri.partition("://")
-        return scheme.lower(), rest
-    scheme, sep, rest = uri.partition(":")
-    if sep and scheme.lower() in SOURCE_SCHEMES:
-        return scheme.lower(), rest
-    return "file", uri
-
-
-def _schemes_text() -> str:
-    from eventpipe.sources.uri import SOURCE_SCHEMES
-
-    return ", ".join(SOURCE_SCHEMES)
-
-
-def _file_sensor_size(path: str) -> tuple[int, int]:
-    """The recording's sensor size from its header, else from one pass over its events."""
-    from eventpipe.errors import EventFormatError
-    from eventpipe.io import open_reader
-
-    reader = open_reader(path)
-    if os.path.getsize(path) == 0:
-        raise EventFormatError("empty file (0 bytes), not a recording", path=path, offset=0)
-    size = reader.info.sensor_size
-    if size is None:
-        reader.stats()  # one streaming pass infers the size from the coordinates
-        size = reader.info.sensor_size
-    if size is None:
-        raise EventFormatError(f"no events decoded as {reader.info.format}, so no sensor size "
-                               f"(not a recording?)", path=path, offset=0)
-    return tuple(int(v) for v in size)
-
-
-def check_model_name(name: str) -> None:
-    """'default', an existing checkpoint file, or a registry name; else a clear error."""
-    from eventpipe.runtime.model_loader import resolve_checkpoint
-
-    if name == "default":
-        resolve_checkpoint(name)  # the shipped weights must be there
-        return
-    path = Path(name)
-    if path.is_dir():
-        raise DataError(f"model {name}: is a directory, not a checkpoint")
-    if path.exists():
-        if path.stat().st_size == 0:
-            raise CheckpointError(f"{name}: empty file, not a checkpoint")
-        return
-    if path.suffix in (".pt", ".pth", ".ckpt") or os.sep in name:
-        raise DataError(f"no such checkpoint: {name}")
-    from snn import list_models
-
-    known = list(list_models())
-    if name not in known:
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        if "=" in name:
-            hint += " (config overrides are --set KEY=VALUE)"
-        raise ConfigError(f"unknown model {name!r}{hint}; give 'default', a checkpoint path "
-                          f"or one of: {', '.join(known)}")
-
-
-def preflight(cfg: RunConfig) -> RunConfig:
-    """Check what can be checked before anything loads; return the config with the sensor
-    size of a file source filled in.  Raises ``ConfigError`` / ``DataError``."""
-    from eventpipe.sources.uri import SCHEMES, parse_uri
-
-    uri = cfg.source.uri
-    scheme, rest = _source_kind(uri)
-    if "://" in uri and scheme not in SCHEMES:
-        raise ConfigError(f"source {uri!r}: unknown scheme {scheme!r} (known: {_schemes_text()})")
-    if "://" in uri:
-        try:
-            parse_uri(uri)
-        except ValueError as exc:
-            raise ConfigError(f"source: {exc}") from None
-    check_sensor_size(cfg.source.sensor_size)
-    size = cfg.source.sensor_size
-    if scheme == "file" and size is None:
-        path = rest[2:] if uri.startswith("file://") else rest
-        if not path:
-            raise ConfigError(f"source {uri!r}: file: needs a path")
-        if not Path(path).exists() and ":" in path and not uri.startswith("file:"):
-            raise ConfigError(f"source {uri!r}: no such file, and {path.partition(':')[0]!r} "
-                              f"is not a source scheme (known: {_schemes_text()})")
-        size = _file_sensor_size(path)
-        check_sensor_size(size, f"sensor size of {path}")
-    elif scheme == "udp" and size is None:
-        raise ConfigError(f"source {uri!r}: UDP events carry no sensor size; set it with "
-                          f"--set source.sensor_size=[W,H]")
-    elif scheme == "dvcam" and not rest:
-        try:
-            import dv_processing as dv
-        except ImportError:
-            raise ConfigError("dvcam: needs dv-processing (pip install 'eventpipe[interop]')") \
-                from None
-        if not dv.io.camera.discover():
-            raise DataError("dvcam: no iniVation camera found (is it plugged in and "
-                            "readable by this user?)")
-    check_model_name(cfg.model.name)
-    if size != cfg.source.sensor_size:
-        cfg = dataclasses.replace(cfg, source=dataclasses.replace(cfg.source, sensor_size=size))
-    return cfg
 
 
 def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,

@@ -9,22 +9,20 @@ from __future__ import annotations
 from typing import NamedTuple
 from urllib.parse import parse_qsl
 
-SCHEMES = ("zmq+tcp", "tcp", "udp", "dv", "file")
-
-# Every scheme ``eventpipe run --source`` takes, one literal table: errors about an unknown
-# scheme list all of it.  (synthetic, dvcam, camera and video are opened by
-# eventpipe.runtime.sources.)
-SOURCE_SCHEMES = {
-    "file": "file:PATH or a bare path: a recording (any format `eventpipe formats` lists)",
-    "zmq+tcp": "zmq+tcp://HOST:PORT: eventpipe wire packets (tcp:// is the same)",
-    "tcp": "tcp://HOST:PORT: as zmq+tcp://",
-    "udp": "udp://HOST:PORT: SPIF/aestream/faery UDP words (needs source.sensor_size)",
-    "dv": "dv://HOST:PORT: a DV (iniVation) TCP event stream",
-    "synthetic": "synthetic:[seed=N,switch_s=S,size=WxH,duration_s=S]: the synthetic stream",
-    "dvcam": "dvcam:[NAME]: an iniVation camera through dv-processing",
-    "camera": "camera:INDEX: a webcam through the DVS emulator",
-    "video": "video:PATH: a video file through the DVS emulator",
+#: every scheme :func:`eventpipe.sources.open_source` opens, with what it is (one literal
+#: table: the dispatcher and the error messages read it)
+SCHEMES: dict[str, str] = {
+    "file": "a recording, file:PATH or a bare path (any format eventpipe reads)",
+    "zmq+tcp": "eventpipe wire packets over ZeroMQ, zmq+tcp://HOST:PORT (alias tcp://)",
+    "udp": "aestream / faery UDP datagrams, udp://HOST:PORT[?format=...]",
+    "dv": "the DV TCP event stream (dv-processing NetworkWriter), dv://HOST:PORT",
+    "dvcam": "an iniVation camera through dv-processing, dvcam:[NAME]",
+    "camera": "a webcam through the DVS emulator, camera:[INDEX]",
+    "video": "a video file through the DVS emulator, video:PATH",
+    "synthetic": "the synthetic action stream, synthetic:[seed=N,switch_s=S,size=WxH,...]",
 }
+ALIASES = {"tcp": "zmq+tcp"}
+NETWORK = ("zmq+tcp", "udp", "dv")          # SCHEME://HOST:PORT[?query]
 QUERY_OPTIONS = {"format", "mode", "socket"}
 
 
@@ -34,6 +32,12 @@ class SourceURI(NamedTuple):
     port: int | None
     path: str | None
     options: dict
+
+
+def known_schemes() -> str:
+    """``"file, zmq+tcp (tcp), udp, ..."`` for error messages."""
+    alias = {v: k for k, v in ALIASES.items()}
+    return ", ".join(f"{s} ({alias[s]})" if s in alias else s for s in SCHEMES)
 
 
 def _host_port(rest: str, uri: str) -> tuple[str, int]:
@@ -63,10 +67,12 @@ def parse_uri(uri: str) -> SourceURI:
     scheme, sep, rest = uri.partition("://")
     if not sep:
         raise ValueError(f"{uri!r}: expected SCHEME://HOST:PORT or file:PATH "
-                         f"(schemes: {', '.join(SOURCE_SCHEMES)})")
-    scheme = scheme.lower()
-    if scheme not in SCHEMES:
-        raise ValueError(f"{uri!r}: unknown scheme {scheme!r} (known: {', '.join(SOURCE_SCHEMES)})")
+                         f"(known schemes: {known_schemes()})")
+    scheme = ALIASES.get(scheme.lower(), scheme.lower())
+    if scheme not in NETWORK:
+        what = "not a network scheme" if scheme in SCHEMES else "unknown scheme"
+        raise ValueError(f"{uri!r}: {what} {scheme!r} for SCHEME://HOST:PORT "
+                         f"(known schemes: {known_schemes()})")
     rest, _, query = rest.partition("?")
     opts = dict(parse_qsl(query, keep_blank_values=False, strict_parsing=False)) if query else {}
     unknown = set(opts) - QUERY_OPTIONS
@@ -74,7 +80,7 @@ def parse_uri(uri: str) -> SourceURI:
         raise ValueError(f"{uri!r}: unknown query option(s) {sorted(unknown)} "
                          f"(known: {sorted(QUERY_OPTIONS)})")
     host, port = _host_port(rest.rstrip("/"), uri)
-    return SourceURI("zmq+tcp" if scheme == "tcp" else scheme, host, port, None, opts)
+    return SourceURI(scheme, host, port, None, opts)
 
 
 def parse_tcp_endpoint(endpoint: str) -> tuple[str, int]:
