@@ -173,3 +173,21 @@ def test_train_resume_is_checked_before_the_dataset(cli, bad_checkpoints, monkey
     res = cli(["train", "--config", "configs/train_synthetic.toml", "--resume",
                bad_checkpoints[kind]])
     assert_one_error_line(res, ExitStatus.DATA, bad_checkpoints[kind].name)
+
+
+def test_eval_set_reaches_the_dataset_config(cli, monkeypatch):
+    """`eval CKPT --config C --set key=v`: the override lands in C's config (it used to be
+    taken as the checkpoint path when written `eval --config C key=v`)."""
+    import eventpipe.training.datasets as datasets
+
+    seen = {}
+
+    def capture(data_cfg, split, train=False):
+        seen["data"], seen["split"] = data_cfg, split
+        raise KeyboardInterrupt  # stop here: the dataset itself is not the point
+
+    monkeypatch.setattr(datasets, "build_dataset", capture)
+    res = cli(["eval", "default", "--config", "configs/train_synthetic.toml",
+               "--set", "data.n_per_class=3", "--split", "test"])
+    assert res.rc == ExitStatus.INTERRUPTED, res
+    assert seen["data"].n_per_class == 3 and seen["split"] == "test"
