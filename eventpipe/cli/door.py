@@ -11,6 +11,7 @@ import functools
 import importlib
 import os
 import sys
+import warnings
 from types import ModuleType
 
 from eventpipe.cli.env import Env
@@ -141,6 +142,13 @@ def classify(exc: BaseException) -> tuple[ExitStatus, str | None]:
                                 f"(rerun with --traceback and report it)")
 
 
+def _show_warning(env: Env, message, category, filename, lineno, file=None, line=None) -> None:
+    try:
+        env.stderr.write(f"eventpipe: warning: {_one_line(str(message))}\n")
+    except (OSError, ValueError):  # pragma: no cover - stderr gone
+        pass
+
+
 def _silence_stdout() -> None:
     """After a broken pipe, point stdout at /dev/null so the interpreter's final flush
     does not print a second error."""
@@ -178,7 +186,10 @@ def main(argv: list[str] | None = None, env: Env | None = None, *, out=None,
             raise UsageError(f"{prog}: unrecognized arguments: {' '.join(extra)}{hint} "
                              f"(see {prog} --help)")
         show_traceback = bool(getattr(args, "traceback", False))
-        status = args._run(args, env)
+        with warnings.catch_warnings():
+            # a warning is one line on the injected stderr, like an error
+            warnings.showwarning = functools.partial(_show_warning, env)
+            status = args._run(args, env)
         return int(ExitStatus.OK if status is None else status)
     except BaseException as exc:  # noqa: BLE001 - the one error boundary
         if isinstance(exc, SystemExit):

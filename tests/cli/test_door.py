@@ -137,3 +137,16 @@ def test_eval_main_goes_through_the_door(capsys):
     assert eval_main(["--config", "configs/train_synthetic.toml", "optim.epochs=3"]) == 2
     err = capsys.readouterr().err
     assert "'optim.epochs=3' is not a checkpoint" in err and "--set KEY=VALUE" in err
+
+
+def test_warnings_are_one_line_on_the_injected_stderr(tmp_path, capsys):
+    """`info --on-error warn` on a damaged file: the damage is one `eventpipe: warning:` line."""
+    data = sample_path("evt3_sample.raw").read_bytes()
+    cut = tmp_path / "cut.raw"
+    cut.write_bytes(data[: len(data) // 2 | 1])
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["info", str(cut), "--on-error", "warn"], Env(out, err)) == 0
+    lines = err.getvalue().splitlines()
+    assert lines and all(x.startswith("eventpipe: warning: ") for x in lines), lines
+    assert any("cut.raw" in x and "truncated" in x for x in lines)
+    assert capsys.readouterr().err == ""
