@@ -7,6 +7,7 @@ import json
 import time
 
 import numpy as np
+import pytest
 
 from eventpipe.errors import ExitStatus
 from eventpipe.sources import open_source
@@ -50,3 +51,35 @@ def test_send_flags_out_of_range(cli):
                         ("--stream", "-3")):
         res = cli(["send", path, "--to", "tcp://127.0.0.1:9", flag, value])
         assert_one_error_line(res, ExitStatus.CONFIG, flag)
+
+
+def test_confirming_sender_fails_when_the_receiver_goes_away():
+    """A receiver that disappears mid-stream: sends stop being accepted and the sender says
+    so (TimeoutError naming the endpoint and what was sent) instead of queueing forever."""
+    import zmq
+
+    from eventpipe.events import make_events
+    from eventpipe.sources.sender import Sender
+
+    ctx = zmq.Context()
+    rx = ctx.socket(zmq.PULL)
+    rx.setsockopt(zmq.RCVHWM, 1)
+    rx.bind("tcp://127.0.0.1:0")
+    endpoint = rx.getsockopt(zmq.LAST_ENDPOINT).decode()
+    ev = make_events(np.arange(1000) % 64, np.arange(1000) % 48, np.arange(1000), np.ones(1000))
+    tx = Sender(endpoint, sensor_size=(64, 48), confirm=True, sndhwm=1, send_timeout_s=0.5,
+                linger_s=0.5)
+    tx.send(ev)
+    assert rx.poll(5000) and rx.recv()  # delivered while the receiver is there
+    rx.close(0)
+    ctx.term()
+    try:
+        with pytest.raises(TimeoutError, match=endpoint):
+            for _ in range(100_000):  # the kernel buffers fill, then sends are refused
+                tx.send(ev)
+    finally:
+        try:
+            tx.close()
+        except TimeoutError:
+            pass
+    assert tx.counts["packets"] >= 1
