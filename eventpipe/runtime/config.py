@@ -4,7 +4,8 @@ Every section is a dataclass; unknown keys, wrong types, numbers that are not
 finite and values out of their bounds (the ``bounded`` fields below) are
 :class:`~eventpipe.errors.ConfigError` naming the dotted key, raised before
 anything loads.  Values left as ``None`` are taken from the model's checkpoint
-recipe (window, input size, frame normalisation) when it has them.
+recipe (window, input size (W, H), geometry, channels, frame normalisation); see
+docs/represent.md.
 """
 
 from __future__ import annotations
@@ -68,10 +69,10 @@ class WindowConfig:
 @dataclasses.dataclass
 class InputConfig:
     size: tuple[int, int] | None = bounded(None, ge=1, le=MAX_INPUT_SIDE, each=True)  # (W, H); None: recipe
-    policy: Literal["pad", "crop"] = "pad"
-    roi: tuple[int, int, int, int] | None = bounded(None, ge=0, le=MAX_SENSOR_SIDE, each=True)
-    flip_x: bool = False
-    flip_y: bool = False
+    policy: Literal["pad", "crop"] | None = None  # None: from the recipe (default pad)
+    roi: tuple[int, int, int, int] | None = bounded(None, ge=0, le=MAX_SENSOR_SIDE, each=True)  # (x0, y0, w, h)
+    flip_x: bool | None = None         # None: from the recipe (default false)
+    flip_y: bool | None = None
     frame_norm: str | None = None      # counts | binary | clip:N | log1p; None: from the recipe
     channels: Literal["polarity", "halves"] | None = None  # None: from the recipe
 
