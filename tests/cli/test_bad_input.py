@@ -43,7 +43,7 @@ def test_unknown_option_is_a_usage_error(cli, command):
     ["info"], ["view", "x.dat"], ["convert", "a.dat"], ["send", "x.dat"],
     ["run", "--duration", "soon"], ["run", "--speed", "fast"], ["listen", "--count", "x"],
     ["broker", "--workers", "two"], ["eval", "--batch-size", "big"], ["info", "--on-error", "x"],
-    ["no-such-command"], [],
+    ["run", "--speed", "2", "--max-speed"], ["no-such-command"], [],
 ], ids=lambda a: " ".join(a) or "nothing")
 def test_bad_arguments_are_usage_errors(cli, argv):
     assert_one_error_line(cli(argv), ExitStatus.USAGE)
