@@ -8,7 +8,9 @@ from pathlib import Path
 
 from eventpipe.errors import ConfigError, EventFormatError
 from eventpipe.io import open_reader
-from eventpipe.render import VIDEO_SUFFIXES, render_events
+import numpy as np
+
+from eventpipe.render import BACKGROUND_BGR, OFF_BGR, ON_BGR, VIDEO_SUFFIXES, render_events
 
 GIF_SUFFIX = ".gif"
 
@@ -33,27 +35,44 @@ def check_out(out: str | os.PathLike) -> str:
     return "png"
 
 
+def gif_palette():
+    """The 256 colours of our frames: background + i/15 of the OFF colour + j/15 of the ON
+    colour (``render.frames_to_images`` mixes exactly these two), as a Pillow palette image."""
+    from PIL import Image
+
+    bg, on, off = (np.array(c[::-1], float) for c in (BACKGROUND_BGR, ON_BGR, OFF_BGR))
+    levels = np.arange(16) / 15.0
+    cols = bg + levels[:, None, None] * (off - bg) + levels[None, :, None] * (on - bg)
+    pal = Image.new("P", (1, 1))
+    pal.putpalette(np.clip(cols, 0, 255).round().astype(np.uint8).reshape(-1).tolist())
+    return pal
+
+
 def write_gif(png_dir: Path, out: Path, fps: float) -> int:
-    """Assemble the PNG frames of ``png_dir`` into an animated GIF (Pillow), one frame at a
-    time (memory stays bounded).  Returns the number of frames."""
+    """Write the PNG frames of ``png_dir`` as an animated GIF, one frame at a time (memory
+    holds one frame whatever the length; Pillow's own ``save_all`` keeps them all), in the
+    fixed palette of :func:`gif_palette`.  Returns the number of frames."""
     try:
-        from PIL import Image
+        from PIL import GifImagePlugin, Image
     except ImportError:
         raise ConfigError("--out .gif needs Pillow (pip install pillow); or write .mp4 or a "
                           "folder of PNGs") from None
     paths = sorted(png_dir.glob("*.png"))
     if not paths:
         raise ValueError("no frames to write")
-
-    def frames():
-        for p in paths[1:]:
-            with Image.open(p) as im:
-                yield im.convert("RGB")
-
+    palette = gif_palette()
+    duration = max(20, int(round(1000.0 / fps)))  # ms; browsers slow anything faster down
     out.parent.mkdir(parents=True, exist_ok=True)
-    with Image.open(paths[0]) as first:
-        first.convert("RGB").save(out, save_all=True, append_images=frames(), loop=0,
-                                  duration=max(20, int(round(1000.0 / fps))), optimize=False)
+    with open(out, "wb") as fp:
+        for i, p in enumerate(paths):
+            with Image.open(p) as im:
+                frame = im.convert("RGB").quantize(palette=palette, dither=Image.Dither.NONE)
+            if i == 0:
+                header, _ = GifImagePlugin.getheader(
+                    frame, None, {"loop": 0, "duration": duration, "optimize": False})
+                fp.writelines(header)
+            fp.writelines(GifImagePlugin.getdata(frame, duration=duration, disposal=1))
+        fp.write(b";")  # the GIF trailer
     return len(paths)
 
 
