@@ -191,3 +191,21 @@ def test_eval_set_reaches_the_dataset_config(cli, monkeypatch):
                "--set", "data.n_per_class=3", "--split", "test"])
     assert res.rc == ExitStatus.INTERRUPTED, res
     assert seen["data"].n_per_class == 3 and seen["split"] == "test"
+
+
+@pytest.mark.parametrize("argv,flag", [
+    (["view", "X", "--out", "o", "--window-us", "0"], "--window-us"),
+    (["view", "X", "--out", "o", "--fps", "nan"], "--fps"),
+    (["view", "X", "--out", "o", "--max-frames", "0"], "--max-frames"),
+    (["listen", "--timeout", "0"], "--timeout"),
+    (["listen", "--count", "0"], "--count"),
+    (["broker", "--workers", "0"], "--workers"),
+    (["broker", "--duration", "-1"], "--duration"),
+    (["eval", "--stream", "synthetic:", "--duration", "0"], "--duration"),
+    (["eval", "--batch-size", "0"], "--batch-size"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else v)
+def test_flags_out_of_range_are_config_errors(cli, tmp_path, argv, flag):
+    argv = [str(sample_path("sample_ncars.dat")) if a == "X" else a for a in argv]
+    argv = [str(tmp_path / "o") if a == "o" else a for a in argv]
+    assert_one_error_line(cli(argv), ExitStatus.CONFIG, flag)
+    assert not (tmp_path / "o").exists()
