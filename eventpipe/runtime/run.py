@@ -130,5 +130,6 @@ def _run(cfg, out, err, on_label, stopper: Stopper, *, view, video) -> dict:
         for sink in pipe.sinks:
             sink.flush()
             sink.close()
-    err.write("eventpipe: " + format_summary(summary) + "\n")
+        # the summary also when the run failed: how far it got (the error line follows)
+        err.write("eventpipe: " + format_summary(summary) + "\n")
     return summary

@@ -80,6 +80,9 @@ def test_bad_recordings_are_data_errors(cli, bad_files, tmp_path, command, kind)
         errors = [x for x in res.err_lines if x.startswith("eventpipe: error: ")]
         assert len(errors) == 1 and res.err_lines[-1] == errors[0], res
         assert "truncated" in errors[0] and "Traceback" not in res.err, res
+        # the summary says how far the run got before the damage
+        summary = [x for x in res.err_lines if x.startswith("eventpipe: events in ")]
+        assert len(summary) == 1 and res.err_lines[-2] == summary[0], res
         return
     line = assert_one_error_line(res, ExitStatus.DATA, path.name)
     wording = {"text": "not a recording", "words": "not a recording", "empty": "empty file", "truncated": "truncated",
