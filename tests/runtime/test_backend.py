@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
-from eventpipe.errors import ConfigError
+from eventpipe.cli.run import add_parser, flag_values
+from eventpipe.errors import ConfigError, ExitStatus
 from eventpipe.runtime import run as run_mod
 from eventpipe.runtime.config import load_run_config
 from snn.backends.cpu import FastBlock
+from tests.cli.conftest import assert_one_error_line, run_cli
 
 
 def _cfg(*over):
@@ -42,3 +46,16 @@ def test_pipeline_steps_the_chosen_backend(backend, folded):
         assert not stepper.training
     finally:
         pipe.source.close()
+
+
+def test_cli_backend_flag(monkeypatch):
+    sub = argparse.ArgumentParser().add_subparsers()
+    args = add_parser(sub).parse_args(["--backend", "float"])
+    assert flag_values(args)["model.backend"] == "float"
+
+    def no_load(*a, **k):
+        raise AssertionError("model loaded")
+
+    monkeypatch.setattr(run_mod, "load_model", no_load)
+    res = run_cli(["run", "--backend", "fast", "--duration", "1"])
+    assert_one_error_line(res, ExitStatus.CONFIG, "model.backend: unknown backend 'fast'", "known: float, cpu")
