@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-BACKENDS = ("float", "chip")
 
 
 def use_chip(loaded, recipe, sensor_size, profile: str = "generic", calibration_clips: int = 2):

@@ -1,1 +1,7 @@
-"""Execution backends for the folded Meta-SpikeFormer (``cpu``: float fast path; ``chip``: integer)."""
+"""Execution backends of Meta-SpikeFormer; each turns a model into a :class:`~snn.stepper.Stepper`.
+
+* ``cpu`` (:mod:`snn.backends.cpu`): folded model, event-driven float32 fast path (numba).
+* ``chip`` (:mod:`snn.backends.chip`, public names in :mod:`snn.chip`): integer, event-driven.
+
+Pick one by name with :func:`snn.stepper.make_stepper`.
+"""

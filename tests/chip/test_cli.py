@@ -46,9 +46,9 @@ def test_bad_inputs_are_one_line(tmp_path):
     bad.write_bytes(b"not a zip")
     for argv, code, text in [
         (["chip", "report", str(bad)], 3, "not a usable chip program"),
-        (["chip", "report", str(tmp_path / "missing.npz")], 1, "No such file"),
-        (["chip", "compile", "-o", str(tmp_path / "x.npz"), "--profile", "spek"], 3, "did you mean 'speck'"),
-        (["chip", "compile", str(tmp_path / "none.pt"), "-o", str(tmp_path / "x.npz")], 1, "no such checkpoint"),
+        (["chip", "report", str(tmp_path / "missing.npz")], 3, "missing.npz"),
+        (["chip", "compile", "-o", str(tmp_path / "x.npz"), "--profile", "spek"], 4, "did you mean 'speck'"),
+        (["chip", "compile", str(tmp_path / "none.pt"), "-o", str(tmp_path / "x.npz")], 3, "none.pt"),
     ]:
         rc, out, err = _run(argv)
         assert rc == code, (argv, err)

@@ -15,7 +15,7 @@ import json
 import math
 from pathlib import Path
 
-EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 3
+EXIT_OK = 0
 
 
 def add_parser(subparsers):
@@ -95,15 +95,16 @@ def _report(args, out) -> int:
     return EXIT_OK
 
 
-def run(args, out, err=None) -> int:
-    """Run ``eventpipe chip ...``; chip errors (bad program file, profile, model) are one line."""
-    from snn.chip import ChipError
+def run(args, env) -> int:
+    """Run ``eventpipe chip ...``; chip errors (bad program file, profile, model) become the door's
+    typed errors (one line, the bad-input status)."""
+    from eventpipe.errors import ConfigError, DataError
+    from snn.chip import ChipError, ProfileError
 
-    err = err if err is not None else getattr(args, "err", None)
+    out = env.stdout
     try:
         return _compile(args, out) if args.chip_command == "compile" else _report(args, out)
+    except ProfileError as e:
+        raise ConfigError(str(e)) from None
     except ChipError as e:
-        if getattr(args, "traceback", False):
-            raise
-        (err or out).write(f"eventpipe: error: {e}\n")
-        return EXIT_BAD_INPUT
+        raise DataError(str(e)) from None
