@@ -154,7 +154,9 @@ def test_float_only_head_is_refused():
 
 def test_folded_model_is_refused():
     with pytest.raises(snn.chip.CompileError, match="already folded"):
-        _compile(small().fold())
+        from snn.compile import fold_model
+
+        _compile(fold_model(small()))
 
 
 def test_unknown_representation_is_refused():

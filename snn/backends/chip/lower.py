@@ -164,7 +164,7 @@ def _transformer(lw: _Lowerer, m, name: str, stream: str) -> None:
         raise CompileError(p, f"token mixer {type(a).__name__} is not spike-driven self-attention")
     if a.mode != "sdsa3":
         raise CompileError(p, f"attention mode {a.mode!r}: the chip runs SDSA-3 (Q (K^T V) -> neuron)")
-    if a.qkv_conv is not None:
+    if getattr(a, "qkv_conv", None) is not None or not hasattr(a, "q_conv"):
         raise CompileError(p, "the attention is already folded; pass the unfolded model")
     s = lw.lif([a.head_lif], f"{p}.head_lif", stream)
     convs = [fold_repconv(seq[0], seq[1]) for seq in (a.q_conv, a.k_conv, a.v_conv)]
