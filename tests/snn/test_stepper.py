@@ -38,7 +38,7 @@ def test_backend_options_and_errors():
     model = small_model()
     bf16 = snn.make_stepper(model, "cpu", weights="bf16")
     assert all(r.g.w3.dtype.name == "uint16" for r in fast_runners(bf16) if hasattr(r, "g"))
-    with pytest.raises(ValueError, match=r"unknown backend 'flaot'; did you mean 'float'\? \(known: float, cpu\)"):
+    with pytest.raises(ValueError, match=r"unknown backend 'flaot'; did you mean 'float'\? \(known: float, cpu, chip\)"):
         snn.make_stepper(model, "flaot")
     with pytest.raises(TypeError, match="takes no options"):
         snn.make_stepper(model, "float", weights="bf16")
