@@ -82,8 +82,10 @@ class Pipeline:
     def __init__(self, cfg: RunConfig, source, loaded, sinks: list, *,
                  input_size: tuple[int, int], recipe: InputRecipe | None = None,
                  window_us: int | None = None, frame_norm: str = "counts",
-                 on_label: Callable[[dict], None] | None = None, viewer=None):
+                 on_label: Callable[[dict], None] | None = None, viewer=None,
+                 clock: Callable[[], float] = time.monotonic):
         self.cfg = cfg
+        self.clock = clock  # seconds; idle resets and periodic metrics read it (tests: a fake)
         self.source = source
         self.loaded = loaded
         self.sinks = sinks
@@ -107,7 +109,7 @@ class Pipeline:
         self.abort_event = threading.Event()  # stop everything now
         self.error: BaseException | None = None
         self._threads: list[threading.Thread] = []
-        self._last_metrics = time.monotonic()
+        self._last_metrics = clock()
 
     # -- ingest -------------------------------------------------------------------------
     def _prep(self, stream: int) -> StreamPrep:
@@ -166,7 +168,7 @@ class Pipeline:
                         break
                     self._idle_resets(last_seen)
                     continue
-                now = time.monotonic()
+                now = self.clock()
                 for fr in ready:
                     last_seen[fr.stream] = now
                 logits = self.session.step({fr.stream: fr.frame for fr in ready})
@@ -190,7 +192,7 @@ class Pipeline:
 
     def _maybe_metrics(self) -> None:
         every = self.cfg.runtime.metrics_every_s
-        now = time.monotonic()
+        now = self.clock()
         if not every or now - self._last_metrics < every:
             return
         self._last_metrics = now
@@ -210,7 +212,7 @@ class Pipeline:
         idle = self.cfg.runtime.idle_reset_s
         if not idle:
             return
-        now = time.monotonic()
+        now = self.clock()
         for sid, t in list(last_seen.items()):
             if now - t > idle:
                 self.session.reset(sid)
