@@ -360,6 +360,8 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=240, help="seconds per test run")
     ap.add_argument("--list", action="store_true", help="print the mutants, run nothing")
     ap.add_argument("--json", type=Path, default=REPO / "benchmarks" / "mutation_results.json")
+    ap.add_argument("--update", action="store_true",
+                    help="keep the other modules' results in --json (rerun some modules)")
     ap.add_argument("--write-docs", action="store_true",
                     help="write the score table from --json into docs/testing.md")
     args = ap.parse_args(argv)
@@ -378,6 +380,11 @@ def main(argv=None) -> int:
 
     results = {"modules": {}, "cap": args.cap, "cap_numba": args.cap_numba, "seed": args.seed,
                "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    if args.update and args.json.exists():  # rerun some modules, keep the others' figures
+        results = json.loads(args.json.read_text())
+        results.setdefault("reruns", []).append(
+            {"modules": args.modules, "started": time.strftime("%Y-%m-%d %H:%M:%S UTC",
+                                                               time.gmtime())})
     with tempfile.TemporaryDirectory(prefix="eventpipe-mutation-") as tmp:
         root = Path(tmp) / "repo"
         copy_repo(root)
@@ -422,7 +429,10 @@ def main(argv=None) -> int:
             tqdm.write(f"{mod}: {k}/{n} killed")
             args.json.write_text(json.dumps(results, indent=1))
         bar.close()
-    results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    if args.update and results.get("reruns"):
+        results["reruns"][-1]["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    else:
+        results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     args.json.write_text(json.dumps(results, indent=1))
     print(table(results))
     return 0
@@ -464,7 +474,10 @@ def write_docs(results: dict) -> None:
     block = (f"{BEGIN}\nRun of {results.get('started', '?')} to {results.get('finished', '?')} "
              f"(at most {results['cap']} generated mutants per module, "
              f"{results.get('cap_numba', '?')} per Numba module, seed {results['seed']}):\n\n"
-             f"{table(results)}\n\n"
+             + "".join(f"Rerun of {', '.join(r['modules'])} from {r['started']} to "
+                       f"{r.get('finished', '?')} (tests added after the first run).\n"
+                       for r in results.get("reruns", []))
+             + f"\n{table(results)}\n\n"
              f"Surviving mutants:\n\n{survivors(results)}\n{END}")
     if BEGIN in text:
         text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text,

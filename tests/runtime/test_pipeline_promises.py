@@ -211,6 +211,7 @@ def test_a_step_takes_at_most_max_batch_streams_and_frames_count_frames(max_batc
     expect = [1] + [max_batch] * (4 // max_batch) + ([4 % max_batch] if 4 % max_batch else [])
     assert sizes == expect
     assert steps == len(expect) and n_labels == 5
+    assert pipe.metrics.labels == len(labels)  # after the flush too: every label counted
 
 
 def test_live_source_drops_the_oldest_frames_and_counts_them():

@@ -67,6 +67,15 @@ def test_t64_polarity_byte_must_be_0_or_1(on, ok):
     assert (ei.value.field, ei.value.offset) == ("on", 13 + 12)
 
 
+def test_t64_largest_int64_timestamp_accepted_one_more_rejected():
+    top = (1 << 63) - 1
+    assert decode_datagram(t64(1, 1, 1, t=top), "t64_x16_y16_on8", 0, Unwrap32())["t"].tolist() \
+        == [top]
+    with pytest.raises(EventFormatError) as ei:
+        decode_datagram(t64(1, 1, 1, t=1 << 63), "t64_x16_y16_on8", 0, Unwrap32())
+    assert ei.value.field == "t"
+
+
 def test_unwrap_counts_a_wrap_only_for_a_step_back_of_more_than_2_31():
     un = Unwrap32()
     half = 1 << 31
