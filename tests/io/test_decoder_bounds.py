@@ -198,3 +198,19 @@ def test_aedat2_wrap_state_carries_across_chunks(tmp_path):
     p = aedat(tmp_path, pairs)
     t = np.concatenate(list(iter_events(p, format="aedat2", chunk_events=3)))["t"]
     assert t.tolist() == [0xFFFFFFF0 + k for k in range(10)] + [(1 << 32) + k for k in range(10)]
+
+
+def test_evt3_encoder_continues_the_decoders_vector_base(tmp_path):
+    """24 ON events at x = 0..23 (same t, y): after VECT_BASE_X 0 and a VECT_12 the
+    decoder's base is 12 (the spec: the base advances by 12), so the second run needs no
+    new VECT_BASE_X: TIME_HIGH, ADDR_Y, VECT_BASE_X, VECT_12, VECT_12."""
+    from eventpipe.events import make_events
+    from eventpipe.io.evt3 import encode_evt3
+
+    ev = make_events(np.arange(24), np.zeros(24), np.zeros(24), np.ones(24))
+    data = encode_evt3(ev, (640, 480))
+    body = data[data.index(b"% end\n") + len(b"% end\n"):]
+    assert np.frombuffer(body, "<u2").tolist() == [TH(0), Y(0), VB(0, 1), V12(0xFFF), V12(0xFFF)]
+    p = tmp_path / "enc.raw"
+    p.write_bytes(data)
+    assert _rows(read_events(p, format="evt3")) == [(x, 0, 0, 1) for x in range(24)]
