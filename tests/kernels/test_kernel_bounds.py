@@ -38,11 +38,24 @@ def _one_frame(frames):
     return frames[0, 1, 2, 1]  # ON plane, y=2, x=1
 
 
+def _frames(path, events, **kw):
+    """``to_frames`` on one of the paths; ``time_overlap`` gets events at t = -600 and 500
+    so that the burst lies in two overlapping windows ([-600, 400) and [-100, 900)): the
+    general kernel for overlapping windows, not the disjoint-window fast path."""
+    opts = {k: v for k, v in PATHS[path].items() if k != "include_incomplete"}
+    if path == "time_overlap":
+        events = np.concatenate([make_events([0], [0], [-600], [0]), events,
+                                 make_events([0], [0], [500], [0])])
+    fr = to_frames(events, SIZE, include_incomplete=True, **opts, **kw)
+    if path == "time_overlap":
+        assert fr.shape[0] >= 2 and int(fr[1, 1, 2, 1]) == int(fr[0, 1, 2, 1])
+    return fr
+
+
 @pytest.mark.parametrize("path", sorted(PATHS))
 @pytest.mark.parametrize("n,clip,want", [(5, 3, 3), (3, 3, 3), (2, 3, 2), (5, 5, 5), (6, 5, 5)])
 def test_counts_saturate_exactly_at_clip(path, n, clip, want):
-    fr = to_frames(burst(n), SIZE, clip=clip, include_incomplete=True, **{
-        k: v for k, v in PATHS[path].items() if k != "include_incomplete"})
+    fr = _frames(path, burst(n), clip=clip)
     assert int(_one_frame(fr)) == want
 
 
@@ -50,15 +63,13 @@ def test_counts_saturate_exactly_at_clip(path, n, clip, want):
 @pytest.mark.parametrize("dtype,n,want", [(np.int8, 130, 127), (np.uint8, 256, 255),
                                           (np.uint8, 255, 255), (np.int8, 127, 127)])
 def test_counts_saturate_at_the_dtype_maximum(path, dtype, n, want):
-    fr = to_frames(burst(n), SIZE, dtype=dtype, include_incomplete=True, **{
-        k: v for k, v in PATHS[path].items() if k != "include_incomplete"})
+    fr = _frames(path, burst(n), dtype=dtype)
     assert fr.dtype == dtype and int(_one_frame(fr)) == want
 
 
 @pytest.mark.parametrize("path", sorted(PATHS))
 def test_binary_frames_hold_ones(path):
-    fr = to_frames(burst(4), SIZE, binary=True, include_incomplete=True, **{
-        k: v for k, v in PATHS[path].items() if k != "include_incomplete"})
+    fr = _frames(path, burst(4), binary=True)
     assert int(_one_frame(fr)) == 1 and int(fr.max()) == 1
 
 
