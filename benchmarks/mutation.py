@@ -359,6 +359,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--timeout", type=float, default=240, help="seconds per test run")
     ap.add_argument("--list", action="store_true", help="print the mutants, run nothing")
+    ap.add_argument("--only", nargs="*", default=None,
+                    help="run only the mutants whose id contains one of these strings")
     ap.add_argument("--json", type=Path, default=REPO / "benchmarks" / "mutation_results.json")
     ap.add_argument("--update", action="store_true",
                     help="keep the other modules' results in --json (rerun some modules)")
@@ -371,6 +373,8 @@ def main(argv=None) -> int:
         return 0
     plan = {m: mutants_for(m, args.cap_numba if m in NUMBA else args.cap, args.seed)
             for m in args.modules}
+    if args.only is not None:
+        plan = {k: [m for m in v if any(o in m.id for o in args.only)] for k, v in plan.items()}
     if args.list:
         for mod, ms in plan.items():
             for m in ms:
