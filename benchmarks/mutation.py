@@ -334,7 +334,8 @@ def copy_repo(dst: Path) -> None:
 
 
 def run_tests(root: Path, tests: list[str], env: dict, timeout: float) -> tuple[str, float]:
-    """``passed``, ``failed`` or ``timeout`` (a hang counts as a kill), and the seconds."""
+    """``passed``, ``failed`` or ``timeout`` (a hang counts as a kill), and the seconds.
+    The last output of the latest run is kept in ``run_tests.tail``."""
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
            f"--timeout={int(timeout)}", *tests]
     t0 = time.monotonic()
@@ -343,6 +344,7 @@ def run_tests(root: Path, tests: list[str], env: dict, timeout: float) -> tuple[
     except subprocess.TimeoutExpired:
         return "timeout", time.monotonic() - t0
     dt = time.monotonic() - t0
+    run_tests.tail = (p.stdout + p.stderr)[-3000:].decode("utf-8", "replace")
     if p.returncode == 0:
         return "passed", dt
     if p.returncode in (1, 2, 3):  # tests failed / interrupted / internal error (import)
@@ -409,7 +411,8 @@ def main(argv=None) -> int:
                    "mutants": []}
             results["modules"][mod] = rec
             if base != "passed":
-                tqdm.write(f"{mod}: the unmutated tests do not pass ({base}); skipped")
+                tqdm.write(f"{mod}: the unmutated tests do not pass ({base}); skipped\n"
+                           f"{getattr(run_tests, 'tail', '')}")
                 bar.update(len(mutants))
                 continue
             for m in mutants:

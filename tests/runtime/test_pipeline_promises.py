@@ -83,7 +83,7 @@ class CountingModel(torch.nn.Module):
     def step(self, x, state):
         self.entered.set()
         if self.gate is not None:
-            assert self.gate.wait(20), "gate never released"
+            assert self.gate.wait(120), "gate never released"
         b = x.shape[0]
         prev = None if state is None else state["m"].v[:, 0].tolist()
         self.calls.append((b, prev))
@@ -93,7 +93,7 @@ class CountingModel(torch.nn.Module):
         return logits, {"m": LIFState(v)}
 
 
-def wait_until(cond, timeout=20.0):
+def wait_until(cond, timeout=120.0):  # a bound (cold Numba caches compile first), not a sleep
     ev = threading.Event()
     for _ in range(int(timeout / 0.01)):
         if cond():
@@ -122,7 +122,7 @@ def make_pipeline(policy, clock=None, **over):
 def finish(pipe, src):
     src.done = True
     pipe.stop()
-    pipe.wait(30)
+    pipe.wait(120)
 
 
 # -- FrameQueue: the policies on their own ------------------------------------------------
@@ -191,7 +191,7 @@ def _block_first_step(pipe, src, model):
     pipe.start()
     src.window(0, 0)
     src.window(0, 1)   # closes window 0 of stream 0
-    assert model.entered.wait(20)
+    assert model.entered.wait(120)
 
 
 @pytest.mark.parametrize("max_batch", [1, 2, 3])
