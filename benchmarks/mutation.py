@@ -372,10 +372,18 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, default=REPO / "benchmarks" / "mutation_results.json")
     ap.add_argument("--update", action="store_true",
                     help="keep the other modules' results in --json (rerun some modules)")
+    ap.add_argument("--combine", nargs="+", metavar="JSON",
+                    help="merge result files into --json: later files replace a module's "
+                         "results (only the mutants they ran, for an --only run)")
     ap.add_argument("--write-docs", action="store_true",
                     help="write the score table from --json into docs/testing.md")
     args = ap.parse_args(argv)
 
+    if args.combine:
+        results = combine([json.loads(Path(f).read_text()) for f in args.combine])
+        args.json.write_text(json.dumps(results, indent=1))
+        print(table(results))
+        return 0
     if args.write_docs:
         write_docs(json.loads(args.json.read_text()))
         return 0
@@ -449,6 +457,25 @@ def main(argv=None) -> int:
     args.json.write_text(json.dumps(results, indent=1))
     print(table(results))
     return 0
+
+
+def combine(runs: list[dict]) -> dict:
+    out = json.loads(json.dumps(runs[0]))
+    out.setdefault("reruns", [])
+    for r in runs[1:]:
+        for mod, rec in r["modules"].items():
+            base = out["modules"].get(mod)
+            ids = {m["id"] for m in rec["mutants"]}
+            if base is not None and ids and ids < {m["id"] for m in base["mutants"]}:
+                new = {m["id"]: m for m in rec["mutants"]}
+                base["mutants"] = [new.get(m["id"], m) for m in base["mutants"]]
+                what = f"{mod} ({', '.join(sorted(ids))})"
+            else:
+                out["modules"][mod] = rec
+                what = mod
+            out["reruns"].append({"modules": [what], "started": r.get("started", "?"),
+                                  "finished": r.get("finished", "?")})
+    return out
 
 
 def table(results: dict) -> str:
