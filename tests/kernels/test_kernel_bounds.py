@@ -296,3 +296,18 @@ def test_hot_pixel_absolute_rate_limit(count, hot):
     r = suppress_hot_pixels(_hot_case(count), (10, 1), duration_us=1_000_000, min_events=1,
                             max_rate_hz=30, rel_factor=None)
     assert (r.n_removed == count) is hot
+
+
+@pytest.mark.parametrize("stride", [100, 50])
+def test_advance_far_moves_the_open_window_when_the_buffer_grows(stride):
+    """A window closed (the open one now sits past the buffer's front), then event time
+    jumps 9 windows ahead with a buffer of 2: the open window's counts move with it."""
+    b = StreamingBinner(SIZE, 100, stride, initial_capacity=2, start_time=0)
+    first = b.push(make_events([0, 3], [0, 1], [10, 150], [1, 1]))
+    assert int(first.sum()) == (1 if stride == 100 else 1) and int(first[0, 1, 0, 0]) == 1
+    out = b.advance_to(1000)
+    ev = make_events([0, 3, 0], [0, 1, 2], [10, 150, 1000], [1, 1, 0])
+    want = to_frames(ev, SIZE, time_window=100, overlap=100 - stride, start_time=0)
+    got = np.concatenate([first, out])
+    np.testing.assert_array_equal(got, want[:len(got)])
+    assert int(out[0, 1, 1, 3]) == 1 and int(out.sum()) == (1 if stride == 100 else 2)
