@@ -172,6 +172,11 @@ LISTED: dict[str, list[tuple[str, str, str]]] = {
 NOTES: dict[str, str] = {
     "udp:41:65536 -> 65537": "equivalent: the receive buffer is larger than any UDP payload "
                              "(65,507 bytes over IPv4, 65,527 over IPv6) either way",
+    "streaming:181:running max not advanced on window close":
+        "equivalent: the event that closed the window is the next one `_bin_window` reads, "
+        "and it sets the running maximum to that event's time on either branch (in a window "
+        "or in a gap), before any other event is compared with it; the early return stores "
+        "the maximum before this line in both versions",
     "udp:119:256 -> 257": "equivalent: `read_limit` only says how many queued datagrams one "
                           "`read()` decodes together; the events, their order and every "
                           "counter are the same",
