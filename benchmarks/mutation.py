@@ -177,6 +177,11 @@ NOTES: dict[str, str] = {
         "and it sets the running maximum to that event's time on either branch (in a window "
         "or in a gap), before any other event is compared with it; the early return stores "
         "the maximum before this line in both versions",
+    "filters:48:1 -> 2": "equivalent: a grid one column (row) wider than the events need; "
+                         "the extra cells keep their initial memory (`filter_time`), which "
+                         "can only support an event with t < filter_time, and every such "
+                         "event is kept anyway (tonic's initial memory); refractory and "
+                         "hot-pixel results do not depend on unused cells",
     "udp:119:256 -> 257": "equivalent: `read_limit` only says how many queued datagrams one "
                           "`read()` decodes together; the events, their order and every "
                           "counter are the same",

@@ -311,3 +311,13 @@ def test_advance_far_moves_the_open_window_when_the_buffer_grows(stride):
     got = np.concatenate([first, out])
     np.testing.assert_array_equal(got, want[:len(got)])
     assert int(out[0, 1, 1, 3]) == 1 and int(out.sum()) == (1 if stride == 100 else 2)
+
+
+def test_hot_pixel_duration_is_at_least_one_microsecond():
+    """All events at one timestamp: the span is 0 and the duration 1 us (documented), so
+    10 events are 10 MHz; at a 6 MHz limit the pixel is hot."""
+    ev = make_events([1] * 10 + [2], [0] * 11, [5] * 11, [1] * 11)
+    r = suppress_hot_pixels(ev, (4, 3), max_rate_hz=6e6, rel_factor=None, min_events=1)
+    assert r.info["hot_pixels"].tolist() == [[1, 0]] and r.n_removed == 10
+    r = suppress_hot_pixels(ev, (4, 3), max_rate_hz=1.1e7, rel_factor=None, min_events=1)
+    assert r.n_removed == 0

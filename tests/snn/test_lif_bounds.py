@@ -14,6 +14,7 @@ from snn.neurons.lif import lif_multistep, spike_fn
 def test_membrane_exactly_at_threshold_spikes_and_just_below_does_not(fused):
     x = torch.tensor([[2.0, 1.99, 4.0]])          # H = 1.0, 0.995, 2.0 (tau 2)
     s, v = lif_multistep(x, None, fused=fused, tau=2.0, v_threshold=1.0)
+    assert s.shape == (1, 3) and v.shape == (3,)
     assert s.flatten().tolist() == [1.0, 0.0, 1.0]
     assert v.tolist() == pytest.approx([0.0, 0.995, 0.0])
 
@@ -93,3 +94,13 @@ def test_multispike_threshold_scales_and_limits():
     assert MultiSpikeNode(max_spikes=1).max_spikes == 1
     with pytest.raises(ValueError):
         MultiSpikeNode(max_spikes=0)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("T", [1, 2, 3])
+def test_multistep_keeps_the_time_axis_first(fused, T):
+    x = torch.full((T, 2, 3), 2.0)
+    s, v = lif_multistep(x, None, fused=fused)
+    assert s.shape == (T, 2, 3) and v.shape == (2, 3)
+    s, st = LIFNode()(x)
+    assert s.shape == (T, 2, 3) and st.v.shape == (2, 3)
