@@ -89,8 +89,8 @@ def test_multispike_rounds_and_clamps_to_max_spikes(x, want):
 
 
 def test_multispike_threshold_scales_and_limits():
-    s, _ = MultiSpikeNode(max_spikes=2, v_threshold=0.5)(torch.tensor([[0.6, 5.0]]))
-    assert s.flatten().tolist() == [1.0, 2.0]                 # 1.2 -> 1, 10 -> 2
+    s, _ = MultiSpikeNode(max_spikes=2, v_threshold=0.5)(torch.tensor([[0.4, 5.0]]))
+    assert s.flatten().tolist() == [1.0, 2.0]                 # 0.8 -> 1 (not 0.4 -> 0), 10 -> 2
     assert MultiSpikeNode(max_spikes=1).max_spikes == 1
     with pytest.raises(ValueError):
         MultiSpikeNode(max_spikes=0)
