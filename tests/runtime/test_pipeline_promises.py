@@ -47,12 +47,16 @@ class FakeSource:
 
     def __init__(self, policy: str):
         self.policy = policy
+        self.live = policy == "drop_oldest"  # a live source drops, a file blocks
         self.sensor_size = SIZE
         self.done = False
         self.q: queue.Queue = queue.Queue()
 
     def start(self):
         return self
+
+    def drop_advice(self):
+        return []  # this source never drops events itself
 
     def read(self, timeout=None):
         try:
