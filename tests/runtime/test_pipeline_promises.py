@@ -349,3 +349,37 @@ def test_periodic_metrics_follow_the_clock():
     finish(pipe, src)
     mets = [m for m in sink.got if m.get("type") == "metrics"]
     assert len(mets) == 1 and mets[0]["frames"] == 2
+
+
+def test_warm_up_leaves_no_state():
+    pipe, src, model, labels, _ = make_pipeline("block")
+    pipe.warm_up()
+    assert len(model.calls) == 1 and model.calls[0][1] is None  # one step, from rest
+    assert pipe.session.states == {} and labels == []           # its state discarded
+
+
+def test_stop_without_drain_steps_nothing_more():
+    pipe, src, model, labels, _ = make_pipeline("block", **{"decoder.emit_every": 1})
+    _block_first_step(pipe, src, model)
+    for k in range(1, 5):
+        src.window(5, k)
+    wait_until(lambda: len(pipe.frames.items) == 3)
+    pipe.stop(drain=False)
+    model.gate.set()
+    src.done = True
+    pipe.wait(120)
+    assert len(model.calls) == 1 and [m["stream"] for m in labels] == [0]
+
+
+def test_stop_with_drain_steps_what_was_read():
+    pipe, src, model, labels, _ = make_pipeline("block", **{"decoder.emit_every": 1})
+    _block_first_step(pipe, src, model)
+    for k in range(1, 5):
+        src.window(5, k)
+    wait_until(lambda: len(pipe.frames.items) == 3)
+    pipe.stop(drain=True)
+    model.gate.set()
+    src.done = True
+    pipe.wait(120)
+    # the 3 queued windows of stream 5, then the flushed open windows of both streams
+    assert [m["t_us"] for m in labels if m["stream"] == 5][:3] == [2000, 3000, 4000]
