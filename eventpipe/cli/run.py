@@ -22,6 +22,8 @@ def add_parser(subparsers):
                          "dvcam:[NAME], camera:N, video:PATH (default: the synthetic stream)")
     sp.add_argument("--model", default=None,
                     help="'default' (shipped), a checkpoint path, or a registry name")
+    sp.add_argument("--backend", default=None,
+                    help="how the model runs: cpu (folded fast path, default) or float (unfolded, exact)")
     add_config_options(sp, "a TOML run config (see configs/)")
     sp.add_argument("--publish", default=None,
                     help="ZeroMQ PUB endpoint for labels; add ?mode=connect&worker=NAME to "
@@ -46,7 +48,8 @@ def flag_values(args) -> dict:
         raise UsageError("run: --speed and --max-speed exclude each other")
     values = {"source.uri": args.source, "model.name": args.model,
               "source.speed": args.speed, "sinks.publish": args.publish,
-              "sinks.jsonl": args.jsonl, "runtime.duration_s": args.duration}
+              "sinks.jsonl": args.jsonl, "runtime.duration_s": args.duration,
+              "model.backend": args.backend}
     values = {k: v for k, v in values.items() if v is not None}
     if args.max_speed:
         values["source.speed"] = None

@@ -54,7 +54,8 @@ class ModelConfig:
     name: str = "default"              # registry name, checkpoint path, or "default" (shipped)
     device: str = "cpu"
     threads: int = bounded(1, ge=1, le=1024)  # torch intra-op threads; ingest runs on another core
-    fold: bool = True                  # fold RepConv/BN for inference
+    fold: bool = True                  # older switch: false = backend "float"
+    backend: str | None = None         # float (exact, unfolded) | cpu (folded fast path); None: cpu if fold
     num_classes: int | None = bounded(None, ge=1, le=100_000)  # registry names (random weights)
     class_names: list[str] | None = None
 

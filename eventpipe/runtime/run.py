@@ -15,9 +15,9 @@ from typing import Callable, TextIO
 
 import torch
 
-from eventpipe.errors import reading_checkpoint
+from eventpipe.errors import ConfigError, reading_checkpoint
 from eventpipe.represent import InputRecipe
-from eventpipe.runtime.config import RunConfig
+from eventpipe.runtime.config import ModelConfig, RunConfig
 from eventpipe.runtime.metrics import Metrics, format_summary
 from eventpipe.runtime.model_loader import load_model, run_recipe
 from eventpipe.runtime.pipeline import Pipeline
@@ -29,6 +29,22 @@ from eventpipe.sources import open_source
 def input_recipe(cfg: RunConfig, loaded) -> InputRecipe:
     """The checkpoint's recipe with the config's explicit [input]/[window] values on top."""
     return run_recipe(cfg, loaded)
+
+
+def model_backend(model_cfg: ModelConfig) -> str:
+    """``model.backend``, or from the older ``model.fold`` (true: ``cpu``, false: ``float``)."""
+    from snn.stepper import check_backend
+
+    if model_cfg.backend is None:
+        return "cpu" if model_cfg.fold else "float"
+    try:
+        backend = check_backend(model_cfg.backend)
+    except ValueError as e:
+        raise ConfigError(f"model.backend: {e}") from None
+    if backend == "cpu" and not model_cfg.fold:
+        raise ConfigError("model.fold=false contradicts model.backend='cpu' (a folded backend); "
+                          "drop one of them")
+    return backend
 
 
 def build_sinks(cfg: RunConfig, out: TextIO) -> list:
@@ -48,15 +64,17 @@ def build_sinks(cfg: RunConfig, out: TextIO) -> list:
 def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
                    on_label: Callable[[dict], None] | None = None, *, view: bool = False,
                    video: str | None = None) -> Pipeline:
+    from snn.stepper import make_stepper
+
     torch.set_num_threads(max(1, cfg.model.threads))
     from eventpipe.runtime.model_loader import resolve_checkpoint
 
+    backend = model_backend(cfg.model)  # checked before the model loads
     path = resolve_checkpoint(cfg.model.name)
     with reading_checkpoint(path) if path.is_file() else contextlib.nullcontext():
         loaded = load_model(cfg.model.name, num_classes=cfg.model.num_classes,
                             class_names=cfg.model.class_names)
-    if cfg.model.fold and hasattr(loaded.model, "fold"):
-        loaded.model = loaded.model.fold()
+    loaded.model = make_stepper(loaded.model, backend, device=cfg.model.device)
     recipe = input_recipe(cfg, loaded)
     window_us = recipe.window_us
     input_size = recipe.size
