@@ -159,7 +159,8 @@ LISTED: dict[str, list[tuple[str, str, str]]] = {
     "attention": [
         ("SDSA-1 column mean instead of sum", "kv = (k * v).flatten(3).sum(-1, keepdim=True)",
          "kv = (k * v).flatten(3).mean(-1, keepdim=True)"),
-        ("SDSA-1 gates V instead of Q", "y = q * kv.unsqueeze(-1)", "y = v * kv.unsqueeze(-1)"),
+        ("SDSA-1 gates V instead of Q", "return q * kv.unsqueeze(-1)",
+         "return v * kv.unsqueeze(-1)"),
     ],
     "lif": [
         ("tau boundary <= -> <", "if tau <= 1.0:", "if tau < 1.0:"),

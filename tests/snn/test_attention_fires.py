@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from snn.models.attention import SpikeDrivenSelfAttention
-from snn.models.state import StepContext
+from snn.state import StepContext
 from snn.neurons import LIFNode
 
 T, B, C, H, W, HEADS = 4, 2, 16, 3, 5, 4
