@@ -1,0 +1,315 @@
+"""``open_recording``: read a recording (whole, by time slice, in chunks, or following it).
+
+A recording is trusted only up to the counts in its ``/status`` commit record (see
+:mod:`recorders.layout`), so a file whose writer was killed reads as its last flush, and a
+file still being written reads as what the writer has committed so far.  Time slices use
+the index (:func:`recorders.index.locate`): a slice costs a binary search over the index,
+a read of at most one index period of t, and the events returned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Iterator
+
+import h5py
+import numpy as np
+
+from eventpipe.events import EVENT_DTYPE
+from eventpipe.io.chunking import rebatch
+from recorders.index import locate
+from recorders.labels import messages_from_rows
+from recorders.layout import (
+    EVENT_COLUMNS, FORMAT_TAG, HDF5_MAGIC, PLUGIN_HINT, SCHEMA_VERSION, STATUS, RecordingError,
+    SchemaVersionError, SliceError, find_magic, label_dtypes, label_row_dtype, needs_plugin,
+)
+
+DEFAULT_CHUNK_EVENTS = 1 << 20
+
+
+@dataclasses.dataclass
+class RecordingInfo:
+    """What a recording holds (``eventpipe info`` prints it)."""
+
+    path: str
+    schema_version: int
+    writer_version: str
+    created_utc: str
+    wall_clock_start_unix: float
+    sensor_size: tuple[int, int] | None
+    time_unit: str
+    source_uri: str
+    camera_serial: str
+    compression: str
+    events: int
+    labels: int
+    t_first: int | None
+    t_last: int | None
+    index_entries: int
+    index_period_us: int
+    complete: bool
+    dropped_events: int
+    dropped_labels: int
+    flushes: int
+    streams: list[int]
+
+    @property
+    def duration_us(self) -> int:
+        return 0 if self.t_first is None else int(self.t_last - self.t_first)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["sensor_size"] = list(self.sensor_size) if self.sensor_size else None
+        d["duration_us"] = self.duration_us
+        return d
+
+
+def _open_h5(path: Path) -> h5py.File:
+    if not path.exists():
+        raise FileNotFoundError(f"no such recording: {path}")
+    if path.is_dir():
+        raise RecordingError("is a directory, not a recording", path=path)
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    if find_magic(head) is None:
+        raise RecordingError(f"not an HDF5 file (no signature {HDF5_MAGIC!r} at offset 0, 512, "
+                             "1024, ...)", path=path, offset=0, field="signature")
+    try:
+        return h5py.File(path, "r", swmr=True)
+    except OSError:
+        pass
+    try:  # files without SWMR support (older superblock): a plain read-only open
+        return h5py.File(path, "r")
+    except OSError as exc:
+        size = path.stat().st_size
+        raise RecordingError(f"HDF5 file cannot be opened ({size:,} bytes; truncated or "
+                             f"damaged?): {exc}", path=path) from None
+
+
+class Recording:
+    """One recording opened for reading.  Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, path: str | os.PathLike, *, follow: bool = False):
+        self.path = Path(path)
+        self.follow = bool(follow)
+        self._f = _open_h5(self.path)
+        try:
+            self._check_schema()
+            self._ev = self._f["events"]
+            self._lab = self._f["labels"]
+            self._status_ds = self._f["status"]
+            self.topk = int(self._lab.attrs["topk"])
+            self.label_bytes = int(self._lab.attrs["label_bytes"])
+            self.compression = str(self._ev.attrs["compression"])
+            self.index_period_us = int(self._ev.attrs["index_period_us"])
+            self.refresh()
+        except KeyError as exc:
+            self._f.close()
+            raise RecordingError(f"recording is missing {exc.args[0]!r} (damaged or written "
+                                 "by something else)", path=self.path, field=str(exc.args[0])
+                                 ) from None
+        except BaseException:
+            self._f.close()
+            raise
+
+    def _check_schema(self) -> None:
+        attrs = self._f.attrs
+        tag = attrs.get("format")
+        if isinstance(tag, bytes):
+            tag = tag.decode()
+        if tag != FORMAT_TAG:
+            raise RecordingError(f"an HDF5 file, but not an eventpipe recording (root attribute "
+                                 f"'format' is {tag!r}, expected {FORMAT_TAG!r}); groups: "
+                                 f"{sorted(self._f.keys())[:8]}", path=self.path, field="format")
+        version = int(attrs.get("schema_version", -1))
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(f"written with recording schema version {version}; this "
+                                     f"eventpipe reads up to version {SCHEMA_VERSION} (upgrade "
+                                     "eventpipe)", path=self.path, field="schema_version")
+        if version < 1:
+            raise RecordingError(f"bad schema_version {version}", path=self.path,
+                                 field="schema_version")
+
+    # -- state ------------------------------------------------------------------------------
+    def refresh(self) -> "Recording":
+        """Re-read the commit record (for a file still being written)."""
+        st = self._status_ds
+        if self._f.swmr_mode:
+            st.refresh()
+            for ds in list(self._ev.values()) + list(self._lab.values()):
+                ds.refresh()
+        s = st[()]
+        if len(s) < len(STATUS):
+            raise RecordingError(f"status record has {len(s)} fields, expected {len(STATUS)}",
+                                 path=self.path, field="status")
+        self.status = {k: int(s[i]) for k, i in STATUS.items()}
+        lengths = [self._ev[name].shape[0] for name, _ in EVENT_COLUMNS]
+        self.n_events = min([self.status["events"]] + lengths)
+        self.n_labels = min([self.status["labels"]] + [ds.shape[0] for ds in self._lab.values()])
+        self.n_index = min(self.status["index"], self._ev["index_t"].shape[0],
+                           self._ev["index_offset"].shape[0])
+        self.complete = bool(self.status["closed"])
+        return self
+
+    @property
+    def info(self) -> RecordingInfo:
+        a, e = self._f.attrs, self._ev.attrs
+        size = tuple(int(v) for v in e["sensor_size"])
+        t_first = t_last = None
+        if self.n_events:
+            t_first = int(self._ev["t"][0])
+            t_last = int(self._ev["t"][self.n_events - 1])
+        streams = (sorted(set(np.unique(self._lab["stream"][:self.n_labels]).tolist()))
+                   if self.n_labels else [])
+        return RecordingInfo(
+            path=str(self.path), schema_version=int(a["schema_version"]),
+            writer_version=str(a.get("writer_version", "")),
+            created_utc=str(a.get("created_utc", "")),
+            wall_clock_start_unix=float(a.get("wall_clock_start_unix", 0.0)),
+            sensor_size=size if size != (0, 0) else None, time_unit=str(e["time_unit"]),
+            source_uri=str(e.get("source_uri", "")), camera_serial=str(e.get("camera_serial", "")),
+            compression=self.compression, events=self.n_events, labels=self.n_labels,
+            t_first=t_first, t_last=t_last, index_entries=self.n_index,
+            index_period_us=self.index_period_us, complete=self.complete,
+            dropped_events=self.status["dropped_events"],
+            dropped_labels=self.status["dropped_labels"], flushes=self.status["flushes"],
+            streams=streams)
+
+    # -- events -----------------------------------------------------------------------------
+    def _read(self, a: int, b: int) -> np.ndarray:
+        out = np.empty(max(0, b - a), EVENT_DTYPE)
+        if b <= a:
+            return out
+        try:
+            for name, _ in EVENT_COLUMNS:
+                out[name] = self._ev[name][a:b]
+        except OSError as exc:
+            raise self._read_error(exc, a) from None
+        return out
+
+    def _read_error(self, exc: OSError, position: int) -> RecordingError:
+        text = str(exc)
+        if needs_plugin(self.compression) and ("filter" in text.lower()):
+            return RecordingError(f"compressed with {self.compression}, whose HDF5 filter is not "
+                                  f"available: {PLUGIN_HINT}", path=self.path, field="compression")
+        return RecordingError(f"cannot read events from position {position}: {text}",
+                              path=self.path, field="events")
+
+    def _read_t(self, a: int, b: int) -> np.ndarray:
+        try:
+            return self._ev["t"][a:b]
+        except OSError as exc:
+            raise self._read_error(exc, a) from None
+
+    def position(self, t_us: int) -> int:
+        """First event position at or after ``t_us`` (running maximum of t; see ``index``)."""
+        return locate(self._ev["index_t"], self._ev["index_offset"], self.n_index,
+                      self._read_t, self.n_events, int(t_us))
+
+    def _bounds(self, start_us, end_us) -> tuple[int, int]:
+        if start_us is None and end_us is None:
+            return 0, self.n_events
+        if start_us is not None and end_us is not None and int(end_us) <= int(start_us):
+            raise SliceError(f"empty slice: end_us={end_us} <= start_us={start_us}",
+                             path=self.path)
+        if self.n_events == 0:
+            raise SliceError(f"slice [{start_us}, {end_us}) us of a recording with no events",
+                             path=self.path)
+        t_first = int(self._ev["t"][0])
+        t_last = int(self._ev["t"][self.n_events - 1])
+        if (start_us is not None and int(start_us) > t_last) or \
+                (end_us is not None and int(end_us) <= t_first):
+            raise SliceError(f"slice [{start_us}, {end_us}) us lies outside the recording, "
+                             f"which spans [{t_first}, {t_last}] us", path=self.path)
+        a = 0 if start_us is None else self.position(int(start_us))
+        b = self.n_events if end_us is None else self.position(int(end_us))
+        return a, b
+
+    def events(self, start_us: int | None = None, end_us: int | None = None) -> np.ndarray:
+        """Events with ``start_us <= t < end_us`` (either bound may be None)."""
+        a, b = self._bounds(start_us, end_us)
+        return self._filter(self._read(a, b), start_us, end_us)
+
+    @staticmethod
+    def _filter(ev: np.ndarray, start_us, end_us) -> np.ndarray:
+        if start_us is None and end_us is None or len(ev) == 0:
+            return ev
+        keep = np.ones(len(ev), bool)
+        if start_us is not None:
+            keep &= ev["t"] >= int(start_us)
+        if end_us is not None:
+            keep &= ev["t"] < int(end_us)
+        return ev if keep.all() else ev[keep]
+
+    def iter_events(self, chunk_events: int | None = None, chunk_us: int | None = None, *,
+                    start_us: int | None = None, end_us: int | None = None,
+                    poll_s: float = 0.05, idle_timeout_s: float = 10.0) -> Iterator[np.ndarray]:
+        """Consecutive chunks of ``chunk_events`` events and/or ``chunk_us`` of time, cut
+        exactly as every reader in :mod:`eventpipe.io` cuts them (:func:`rebatch`).
+
+        With ``follow=True`` the iterator waits for events the writer commits later and ends
+        when the writer closes the file or nothing new arrives for ``idle_timeout_s``."""
+        if self.follow:
+            from recorders.follow import follow_events
+            return follow_events(self, chunk_events=chunk_events, chunk_us=chunk_us,
+                                 start_us=start_us, end_us=end_us, poll_s=poll_s,
+                                 idle_timeout_s=idle_timeout_s)
+        a, b = self._bounds(start_us, end_us)
+        return rebatch(self.blocks(a, b, start_us, end_us), chunk_events=chunk_events,
+                       chunk_us=chunk_us)
+
+    def blocks(self, a: int, b: int, start_us=None, end_us=None, *,
+               block_events: int = DEFAULT_CHUNK_EVENTS) -> Iterator[np.ndarray]:
+        """Events at positions [a, b) in blocks of ``block_events``, filtered to the slice."""
+        for i in range(a, b, block_events):
+            ev = self._filter(self._read(i, min(b, i + block_events)), start_us, end_us)
+            if len(ev):
+                yield ev
+
+    # -- labels -----------------------------------------------------------------------------
+    def labels(self, start_us: int | None = None, end_us: int | None = None,
+               stream: int | None = None) -> np.ndarray:
+        """Label rows (structured; see ``layout.label_dtypes``) with ``start_us <= t_us <
+        end_us``, optionally of one stream, in the order they were recorded."""
+        n = self.n_labels
+        out = np.empty(n, label_row_dtype(self.label_bytes, self.topk))
+        for name in label_dtypes(self.label_bytes, self.topk):
+            out[name] = self._lab[name][:n]
+        keep = np.ones(n, bool)
+        if start_us is not None:
+            keep &= out["t_us"] >= int(start_us)
+        if end_us is not None:
+            keep &= out["t_us"] < int(end_us)
+        if stream is not None:
+            keep &= out["stream"] == int(stream)
+        return out[keep]
+
+    def label_messages(self, **kwargs) -> list[dict]:
+        """The labels as the pipeline's messages (dicts), see :meth:`labels` for filters."""
+        return list(messages_from_rows(self.labels(**kwargs)))
+
+    # -- lifetime ---------------------------------------------------------------------------
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> "Recording":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"Recording({str(self.path)!r}, events={self.n_events}, labels={self.n_labels}, "
+                f"complete={self.complete})")
+
+
+def open_recording(path: str | os.PathLike, *, follow: bool = False,
+                   wait_s: float = 0.0) -> Recording:
+    """Open a recording.  With ``follow`` the file may still be being written; ``wait_s``
+    waits (bounded) for it to appear and become readable."""
+    if wait_s > 0:
+        from recorders.follow import wait_for_recording
+        return wait_for_recording(path, follow=follow, timeout_s=wait_s)
+    return Recording(path, follow=follow)
