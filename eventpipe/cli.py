@@ -112,7 +112,11 @@ def cmd_run(args, out: TextIO) -> int:
         cfg.source.loop = True
     if args.quiet:
         cfg.sinks.console = False
-    summary = run(cfg, out=out, err=args.err, view=args.view, video=args.video)
+    for key, value in (("start_s", args.start), ("end_s", args.end)):
+        if value is not None:
+            cfg.source.options[key] = value
+    summary = run(cfg, out=out, err=args.err, view=args.view, video=args.video,
+                  record=args.record)
     if args.metrics_json:
         with open(args.metrics_json, "w") as f:
             json.dump(summary, f, indent=2, default=str)
@@ -273,6 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="show the event frames and the current label in an OpenCV window")
     sp.add_argument("--video", default=None, metavar="OUT.mp4",
                     help="record the frames with their labels to a video")
+    sp.add_argument("--record", default=None, metavar="OUT.h5",
+                    help="record the run's events and labels (HDF5, see docs/recorders.md)")
+    sp.add_argument("--start", type=float, default=None, metavar="S",
+                    help="file source: start S seconds after the recording's first event")
+    sp.add_argument("--end", type=float, default=None, metavar="S",
+                    help="file source: stop at S seconds after the recording's first event")
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("send", help="stream a recording to a zmq endpoint in our wire format")
@@ -338,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("demo", help="make a synthetic recording, read it back and summarise it")
     sp.add_argument("--out", default="eventpipe-demo", help="folder for the demo outputs")
     sp.set_defaults(func=cmd_demo)
+
+    from recorders.cli import add_parsers as add_recorder_parsers
+    add_recorder_parsers(sub)
     return p
 
 

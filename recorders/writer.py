@@ -52,11 +52,7 @@ class EventRecorder:
             raise ValueError(f"flush_every_us must be > 0 or None, got {flush_every_us}")
         if int(chunk_events) < 1 or int(topk) < 1 or int(label_bytes) < 1:
             raise ValueError("chunk_events, topk and label_bytes must be >= 1")
-        if self.path.exists() and not overwrite:
-            raise FileExistsError(f"{self.path}: already exists; refusing to overwrite it "
-                                  "(pass overwrite=True)")
-        if not self.path.parent.is_dir():
-            raise FileNotFoundError(f"{self.path}: directory {self.path.parent} does not exist")
+        self.check_target(self.path, overwrite=overwrite)
         self.flush_every_us = None if flush_every_us is None else int(flush_every_us)
         self.chunk = int(chunk_events)
         self.topk, self.label_bytes = int(topk), int(label_bytes)
@@ -87,6 +83,18 @@ class EventRecorder:
         self._last_flush_t: int | None = None
         self._error: RecorderWriteError | None = None
         self.closed = False
+
+    @staticmethod
+    def check_target(path, *, overwrite: bool = False) -> None:
+        """Raise unless a recording may be created at ``path``."""
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path}: already exists; refusing to overwrite it "
+                                  "(pass overwrite=True)")
+        if path.is_dir():
+            raise IsADirectoryError(f"{path}: is a directory")
+        if not path.parent.is_dir():
+            raise FileNotFoundError(f"{path}: directory {path.parent} does not exist")
 
     # -- creation -------------------------------------------------------------------------
     def _create(self, comp: dict, source_uri: str, camera_serial: str) -> None:

@@ -83,11 +83,19 @@ def _on_signal(pipe: Pipeline) -> None:
 
 def run(cfg: RunConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
         on_label: Callable[[dict], None] | None = None, *, view: bool = False,
-        video: str | None = None) -> dict:
-    """Run until the source ends, ``duration_s`` passes, or SIGINT/SIGTERM; return metrics."""
+        video: str | None = None, record: str | None = None) -> dict:
+    """Run until the source ends, ``duration_s`` passes, or SIGINT/SIGTERM; return metrics.
+    ``record``: also write the events and labels to this recording (``recorders``)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         pipe = build_pipeline(cfg, out, on_label, view=view, video=video)
+    if record:
+        from recorders.tap import attach_recorder
+        try:
+            attach_recorder(pipe, record, source_uri=cfg.source.uri, err=err)
+        except BaseException:
+            pipe.source.close()
+            raise
     for w in caught:
         err.write(f"eventpipe: warning: {w.message}\n")
     err.write(f"eventpipe: model {pipe.loaded.source} ({len(pipe.loaded.class_names)} classes), "

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import time
 
+import numpy as np
+
 from eventpipe.sources.base import Batch, Source
 
 
@@ -21,7 +23,8 @@ class FileSource(Source):
     def __init__(self, path: str | os.PathLike, *, speed: float | None = None,
                  loop: bool = False, chunk_us: int | None = 10_000,
                  chunk_events: int | None = None, stream_id: int = 0, queue_size: int = 64,
-                 sensor_size=None, format: str | None = None):
+                 sensor_size=None, format: str | None = None, start_s: float | None = None,
+                 end_s: float | None = None):
         from eventpipe.io import open_reader
 
         if speed is not None and not float(speed) > 0:
@@ -30,7 +33,14 @@ class FileSource(Source):
             raise ValueError("give chunk_us or chunk_events")
         self.path = os.fspath(path)
         self._reader_args = {"format": format}
+        self._slice_s = (start_s, end_s)  # seconds from the first event; recordings seek
+        if start_s is not None and end_s is not None and float(end_s) <= float(start_s):
+            raise ValueError(f"end_s={end_s} must be after start_s={start_s}")
         info = open_reader(self.path, format=format, sensor_size=sensor_size).info
+        if info.format == "h5" and (start_s is not None or end_s is not None):
+            self._reader_args.update(start_s=start_s, end_s=end_s)
+            self._slice_s = (None, None)
+            open_reader(self.path, sensor_size=sensor_size, **self._reader_args)  # bad slice?
         super().__init__(queue_size=queue_size, sensor_size=info.sensor_size)
         self.info = info
         self.speed = None if speed is None else float(speed)
@@ -43,8 +53,11 @@ class FileSource(Source):
     def _chunks(self):
         from eventpipe.io import iter_events
 
-        return iter_events(self.path, chunk_us=self.chunk_us, chunk_events=self.chunk_events,
-                           sensor_size=self._sensor_size, **self._reader_args)
+        chunks = iter_events(self.path, chunk_us=self.chunk_us, chunk_events=self.chunk_events,
+                             sensor_size=self._sensor_size, **self._reader_args)
+        start_s, end_s = self._slice_s
+        return chunks if start_s is None and end_s is None else \
+            _time_slice(chunks, start_s, end_s)
 
     def _run(self) -> None:
         seq = 0
@@ -80,3 +93,21 @@ class FileSource(Source):
             if not self.loop or t_first is None:
                 return
             shift += t_last - t_first + 1
+
+
+def _time_slice(chunks, start_s, end_s):
+    """Events from ``start_s`` to ``end_s`` seconds after the first event (any format)."""
+    lo = None if start_s is None else int(round(float(start_s) * 1e6))
+    hi = None if end_s is None else int(round(float(end_s) * 1e6))
+    t_first = None
+    for ev in chunks:
+        if len(ev) == 0:
+            continue
+        if t_first is None:
+            t_first = int(ev["t"][0])
+        t = ev["t"] - t_first
+        if hi is not None and t.min() >= hi:
+            return  # the rest of the recording lies after the slice
+        keep = (t >= (lo if lo is not None else t.min())) & (t < (hi if hi is not None else t.max() + 1))
+        if keep.any():
+            yield ev[keep]
