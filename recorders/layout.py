@@ -48,8 +48,8 @@ DEFAULT_CHUNK_EVENTS = 1 << 18
 DEFAULT_INDEX_PERIOD_US = 1000
 DEFAULT_TOPK = 5
 DEFAULT_LABEL_BYTES = 64
-LABEL_CHUNK = 4096
-INDEX_CHUNK = 1 << 15
+LABEL_CHUNK = 256     # rows: a flush recompresses the last, partial chunk
+INDEX_CHUNK = 4096
 
 PLUGIN_HINT = "install the optional extra: pip install 'eventpipe[hdf5]' (hdf5plugin)"
 COMPRESSIONS = ("none", "lzf", "gzip", "gzip:0-9", "blosc", "blosc:lz4|zstd|...", "zstd",

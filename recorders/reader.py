@@ -23,7 +23,7 @@ from recorders.index import locate
 from recorders.labels import messages_from_rows
 from recorders.layout import (
     EVENT_COLUMNS, FORMAT_TAG, HDF5_MAGIC, PLUGIN_HINT, SCHEMA_VERSION, STATUS, RecordingError,
-    SchemaVersionError, SliceError, find_magic, label_dtypes, label_row_dtype, needs_plugin,
+    SchemaVersionError, SliceError, find_magic, load_hdf5plugin, label_dtypes, label_row_dtype, needs_plugin,
 )
 
 DEFAULT_CHUNK_EVENTS = 1 << 20
@@ -104,6 +104,12 @@ class Recording:
             self.label_bytes = int(self._lab.attrs["label_bytes"])
             self.compression = str(self._ev.attrs["compression"])
             self.index_period_us = int(self._ev.attrs["index_period_us"])
+            self.plugin_missing = False
+            if needs_plugin(self.compression):
+                try:
+                    load_hdf5plugin()  # registers the blosc/zstd filters with HDF5
+                except ImportError:
+                    self.plugin_missing = True
             self.refresh()
         except KeyError as exc:
             self._f.close()
@@ -191,7 +197,7 @@ class Recording:
 
     def _read_error(self, exc: OSError, position: int) -> RecordingError:
         text = str(exc)
-        if needs_plugin(self.compression) and ("filter" in text.lower()):
+        if self.plugin_missing or (needs_plugin(self.compression) and "filter" in text.lower()):
             return RecordingError(f"compressed with {self.compression}, whose HDF5 filter is not "
                                   f"available: {PLUGIN_HINT}", path=self.path, field="compression")
         return RecordingError(f"cannot read events from position {position}: {text}",

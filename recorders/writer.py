@@ -68,6 +68,9 @@ class EventRecorder:
             raise
         self._ino = os.stat(self.path).st_ino
         self._ds = {name: self._f["events"][name] for name, _ in EVENT_COLUMNS}
+        self._index_ds = {name: self._f["events"][name] for name in ("index_t", "index_offset")}
+        self._label_ds = dict(self._f["labels"].items())
+        self._status = self._f["status"]
         self._buf = {name: np.empty(self.chunk, dt) for name, dt in EVENT_COLUMNS}
         self._buf_start = 0   # file position of buffer row 0 (a multiple of chunk)
         self._buf_n = 0       # rows in the buffer
@@ -145,7 +148,7 @@ class EventRecorder:
         self.events_written += n
         try:
             self._append(ev)
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # h5py raises both for failed writes
             raise self._fail(exc) from exc
         self._maybe_flush(int(self._index.running_max))
 
@@ -197,7 +200,7 @@ class EventRecorder:
         try:
             if pending >= LABEL_CHUNK:
                 self._write_labels()
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # h5py raises both for failed writes
             raise self._fail(exc) from exc
         self._maybe_flush(int(rows["t_us"].max()))
 
@@ -206,10 +209,10 @@ class EventRecorder:
             return
         rows = np.concatenate(self._pending_labels)
         a, b = self._n_labels, self._n_labels + len(rows)
-        g = self._f["labels"]
         for name in rows.dtype.names:
-            g[name].resize((b,) + g[name].shape[1:])
-            g[name][a:b] = rows[name]
+            ds = self._label_ds[name]
+            ds.resize((b,) + ds.shape[1:])
+            ds[a:b] = np.ascontiguousarray(rows[name])
         self._n_labels = b
         self._pending_labels = []
 
@@ -219,10 +222,10 @@ class EventRecorder:
         it = np.concatenate([p[0] for p in self._pending_index])
         io = np.concatenate([p[1] for p in self._pending_index])
         a, b = self._n_index, self._n_index + len(it)
-        g = self._f["events"]
         for name, data in (("index_t", it), ("index_offset", io)):
-            g[name].resize((b,))
-            g[name][a:b] = data
+            ds = self._index_ds[name]
+            ds.resize((b,))
+            ds[a:b] = data
         self._n_index = b
         self._pending_index = []
 
@@ -249,9 +252,8 @@ class EventRecorder:
                 self._buf_in_file = self._buf_n
             self._write_index()
             self._write_labels()
-            for group in ("events", "labels"):
-                for ds in self._f[group].values():
-                    ds.flush()
+            for ds in (*self._ds.values(), *self._index_ds.values(), *self._label_ds.values()):
+                ds.flush()
             self.flushes += 1
             status = np.zeros(len(STATUS_FIELDS), np.int64)
             values = {"closed": int(_closing), "events": self.events_written,
@@ -260,13 +262,13 @@ class EventRecorder:
                       "dropped_labels": self.dropped_labels, "flushes": self.flushes}
             for k, v in values.items():
                 status[STATUS[k]] = v
-            st = self._f["status"]
+            st = self._status
             st[:] = status
             st.flush()
             if self.fsync:
                 self._f.flush()
                 os.fsync(self._f.id.get_vfd_handle())
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # h5py raises both for failed writes
             raise self._fail(exc) from exc
         self.events_committed = self.events_written
         return self.events_committed
@@ -280,13 +282,13 @@ class EventRecorder:
         if st.st_ino != self._ino:
             raise OSError(errno.ENOENT, "the file was replaced while recording")
 
-    def _fail(self, exc: OSError) -> RecorderWriteError:
+    def _fail(self, exc: Exception) -> RecorderWriteError:
         code = getattr(exc, "errno", None)
         text = str(exc)
-        if code == errno.ENOSPC or "No space left" in text:
+        if code == errno.ENOSPC or "No space left" in text or "errno = 28" in text:
             what, code = "disk full", errno.ENOSPC
         elif code == errno.ENOENT or "removed" in text or "replaced" in text:
-            what = f"write failed: {exc.strerror or text}"
+            what = f"write failed: {getattr(exc, 'strerror', None) or text}"
         else:
             what = f"write failed: {text}"
         self._error = RecorderWriteError(what, path=self.path, committed=self.events_committed,
@@ -304,11 +306,30 @@ class EventRecorder:
                 self.flush(_closing=True)
         finally:
             self.closed = True
+            if self._error is not None:
+                self._detach()
             try:
                 self._f.close()
-            except Exception:  # noqa: BLE001 - the file is already damaged; the error was raised
+            except Exception:  # noqa: BLE001 - the write error was raised already
                 if self._error is None:
                     raise
+
+    def _detach(self) -> None:
+        """After a failed write (disk full), point HDF5's file descriptor at /dev/null.
+
+        HDF5 cannot close a file whose dirty metadata it cannot write (h5py then crashes
+        when the handles are collected).  The file on disk already reads as its last flush,
+        exactly as after a SIGKILL at this moment, so what HDF5 writes while closing can go
+        nowhere: the close succeeds and the file keeps its committed state."""
+        try:
+            fd = self._f.id.get_vfd_handle()
+            null = os.open(os.devnull, os.O_RDWR)
+            try:
+                os.dup2(null, fd)
+            finally:
+                os.close(null)
+        except Exception:  # noqa: BLE001 - best effort: a driver without a descriptor
+            pass
 
     def __enter__(self) -> "EventRecorder":
         return self

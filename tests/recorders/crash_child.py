@@ -1,6 +1,6 @@
 """A recording process for the SIGKILL test: writes seeded batches, flushing often.
 
-``python crash_child.py PATH SEED`` writes batch after batch (sizes and contents from
+``python crash_child.py PATH SEED [N]`` writes batch after batch (sizes and contents from
 :func:`batch`), flushes every few batches and after each flush prints the committed event
 and label counts (``flushed EVENTS LABELS``) to stdout, flushed, so the parent knows what
 the file must hold at least.  It runs until killed.
@@ -38,14 +38,15 @@ def expected(seed: int, n_batches: int) -> tuple[np.ndarray, list[dict]]:
     return np.concatenate(evs), labs
 
 
-def main(path: str, seed: int) -> None:
+def main(path: str, seed: int, n_batches: int | None = None) -> None:
+    """Write until killed, or ``n_batches`` batches and close the file."""
     from recorders import EventRecorder
 
     # small chunks: chunk allocation, index and label growth happen all the time
     with EventRecorder(path, (640, 480), flush_every_us=None, compression="lzf",
                        chunk_events=2048, index_period_us=500) as rec:
         i = 0
-        while True:
+        while n_batches is None or i < n_batches:
             ev, labels = batch(seed, i)
             rec.write(ev)
             rec.write_labels(labels)
@@ -57,4 +58,4 @@ def main(path: str, seed: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else None)
