@@ -18,6 +18,7 @@ import numpy as np
 from eventpipe.io.chunking import rebatch
 
 if TYPE_CHECKING:
+    from recorders.layout import RecordingError
     from recorders.reader import Recording
 
 
@@ -62,13 +63,14 @@ def follow_events(rec: "Recording", *, chunk_events=None, chunk_us=None, start_u
 def wait_for_recording(path: str | os.PathLike, *, follow: bool, timeout_s: float,
                        poll_s: float = 0.05) -> "Recording":
     """Open ``path`` once it exists and its writer has started SWMR writing (bounded)."""
+    from recorders.layout import RecordingError
     from recorders.reader import Recording
 
     deadline = time.monotonic() + float(timeout_s)
     while True:
         try:
             return Recording(path, follow=follow)
-        except (FileNotFoundError, OSError, KeyError) as exc:
+        except (OSError, RecordingError) as exc:  # not there yet, or still being created
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"{os.fspath(path)}: no readable recording after "
                                    f"{timeout_s:g} s ({exc})") from None

@@ -64,8 +64,10 @@ class RecordingReader(EventReader):
             "compression": info.compression, "schema_version": info.schema_version,
             "index": f"{info.index_entries:,} entries, period {info.index_period_us} us",
             "complete": info.complete, "dropped_events": info.dropped_events,
-            "dropped_labels": info.dropped_labels, "source_uri": info.source_uri,
-            "camera_serial": info.camera_serial, "created_utc": info.created_utc})
+            "dropped_labels": info.dropped_labels, "created_utc": info.created_utc})
+        for key in ("source_uri", "camera_serial"):
+            if getattr(info, key):
+                self.info.extras[key] = getattr(info, key)
 
     def _decode(self) -> Iterator[np.ndarray]:
         from recorders.reader import Recording
