@@ -34,8 +34,11 @@ def _follow_blocks(rec: "Recording", start_us, end_us, poll_s: float, idle_timeo
             pos = rec.position(start_us) if start_us is not None else 0
         if n > pos:
             reached_end = False
-            for block in rec.blocks(pos, n, start_us, end_us):
-                yield block
+            m = rec.n_main
+            if pos < m:  # whole chunks: written once, never change
+                yield from rec.blocks(pos, min(n, m), start_us, end_us)
+            if n > max(pos, m):
+                yield from _tail(rec, max(pos, m), n, start_us, end_us)
             if end_us is not None:
                 reached_end = int(rec._read_t(n - 1, n)[0]) >= int(end_us)
             pos = n
@@ -49,6 +52,22 @@ def _follow_blocks(rec: "Recording", start_us, end_us, poll_s: float, idle_timeo
             rec.follow_timed_out = True
             return
         time.sleep(poll_s)
+
+
+def _tail(rec: "Recording", a: int, n: int, start_us, end_us) -> Iterator[np.ndarray]:
+    """Events [a, n) read from the writer's tail slot.  The writer reuses a slot two flushes
+    after leaving it, so a read that two flushes overtook is read again (from the chunks or
+    the current slot: committed positions never change)."""
+    flushes = rec.status["flushes"]
+    while True:
+        ev = rec._read(a, n)
+        rec.refresh()
+        if rec.status["flushes"] < flushes + 2:
+            break
+        flushes = rec.status["flushes"]
+    ev = rec._filter(ev, start_us, end_us)
+    if len(ev):
+        yield ev
 
 
 def follow_events(rec: "Recording", *, chunk_events=None, chunk_us=None, start_us=None,

@@ -10,9 +10,12 @@ One HDF5 file, written in SWMR mode (``libver="latest"``), holds::
     /events/x, y         uint16 (n,)  } columnar, chunked (chunk_events), extendable,
     /events/t            int64  (n,)  } compressed as ``compression`` says; t in us
     /events/p            uint8  (n,)  }
+    /events/tail_x, tail_y, tail_t, tail_p  (2, chunk_events), contiguous, uncompressed:
+                         two slots for the events after the last whole chunk (see below)
     /events/index_t      int64  (m,)  period starts k * index_period_us, increasing
     /events/index_offset int64  (m,)  first event offset where the running maximum of t
                                       reaches index_t (one entry per period the time enters)
+                                      (index and labels are chunked but uncompressed)
     /labels              attrs: topk, label_bytes
     /labels/t_us int64, stream int32, seq int64 (-1: none), label S<label_bytes> (UTF-8),
            score float32, latency_ms float32 (NaN: unknown), wall_s float64 (unix time the
@@ -24,6 +27,16 @@ One HDF5 file, written in SWMR mode (``libver="latest"``), holds::
 The ``/status`` counts are the commit record: a reader trusts ``events``, ``labels`` and
 ``index`` rows only up to the counts there, which the writer stores *after* the data they
 count has been flushed.  So a file cut off at any moment (SIGKILL) reads as its last flush.
+
+The compressed event columns only ever receive whole chunks, each written once: rewriting a
+compressed chunk at every flush would allocate it anew each time (HDF5 does not reuse the
+space of a rewritten chunk in SWMR mode, so the file would grow without bound).  The
+``events - events % chunk_events`` committed events after the whole chunks live in the
+tail slot ``tail_slot`` (uncompressed, rewritten in place).  A flush writes the new tail
+into the *other* slot, flushes it, and then flips ``tail_slot`` in the same status write
+that raises ``events``: a crash between the two leaves the old slot and count intact.
+When the file is closed the last partial chunk goes to the columns and the tail is unused
+(``closed`` = 1: every event is in the columns).
 """
 
 from __future__ import annotations
@@ -41,10 +54,10 @@ HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 EVENT_COLUMNS = (("x", np.uint16), ("y", np.uint16), ("t", np.int64), ("p", np.uint8))
 STATUS_FIELDS = ("closed", "events", "labels", "index", "dropped_events", "dropped_labels",
-                 "flushes", "reserved")
+                 "flushes", "tail_slot")
 STATUS = {name: i for i, name in enumerate(STATUS_FIELDS)}
 
-DEFAULT_CHUNK_EVENTS = 1 << 18
+DEFAULT_CHUNK_EVENTS = 1 << 16
 DEFAULT_INDEX_PERIOD_US = 1000
 DEFAULT_TOPK = 5
 DEFAULT_LABEL_BYTES = 64
@@ -155,3 +168,27 @@ def find_magic(head: bytes) -> int | None:
             return off
         off = 512 if off == 0 else off * 2
     return None
+
+
+def superblock_end(head: bytes, magic_at: int) -> int | None:
+    """The end-of-file address the HDF5 superblock at ``magic_at`` records (absolute), or
+    None when the superblock is not one we parse.  A file shorter than this was cut off
+    (HDF5 itself can hang on such a file, so readers check first)."""
+    import struct
+
+    o = magic_at
+    if len(head) < o + 64:
+        return None
+    version = head[o + 8]
+    if version >= 2:
+        size, pos = head[o + 9], o + 12
+    elif version in (0, 1):
+        size, pos = head[o + 13], o + 24 + (4 if version == 1 else 0)
+    else:
+        return None
+    fmt = {4: "<I", 8: "<Q"}.get(size)
+    if fmt is None:
+        return None
+    base = struct.unpack_from(fmt, head, pos)[0]
+    eoa = struct.unpack_from(fmt, head, pos + 2 * size)[0]
+    return base + eoa

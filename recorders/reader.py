@@ -23,10 +23,11 @@ from recorders.index import locate
 from recorders.labels import messages_from_rows
 from recorders.layout import (
     EVENT_COLUMNS, FORMAT_TAG, HDF5_MAGIC, PLUGIN_HINT, SCHEMA_VERSION, STATUS, RecordingError,
-    SchemaVersionError, SliceError, find_magic, load_hdf5plugin, label_dtypes, label_row_dtype, needs_plugin,
+    SchemaVersionError, SliceError, find_magic, load_hdf5plugin, superblock_end, label_dtypes, label_row_dtype, needs_plugin,
 )
 
 DEFAULT_CHUNK_EVENTS = 1 << 20
+RDCC_BYTES = 16 << 20  # chunk cache per dataset: a read spanning chunks decompresses each once
 
 
 @dataclasses.dataclass
@@ -73,11 +74,16 @@ def _open_h5(path: Path) -> h5py.File:
         raise RecordingError("is a directory, not a recording", path=path)
     with open(path, "rb") as fh:
         head = fh.read(1 << 16)
-    if find_magic(head) is None:
+    magic_at = find_magic(head)
+    if magic_at is None:
         raise RecordingError(f"not an HDF5 file (no signature {HDF5_MAGIC!r} at offset 0, 512, "
                              "1024, ...)", path=path, offset=0, field="signature")
+    end, size = superblock_end(head, magic_at), path.stat().st_size
+    if end is not None and size < end:
+        raise RecordingError(f"truncated: the file has {size:,} bytes, its HDF5 superblock "
+                             f"says {end:,}", path=path, offset=size, field="superblock")
     try:
-        return h5py.File(path, "r", swmr=True)
+        return h5py.File(path, "r", swmr=True, rdcc_nbytes=RDCC_BYTES)
     except OSError:
         pass
     try:  # files without SWMR support (older superblock): a plain read-only open
@@ -104,6 +110,16 @@ class Recording:
             self.label_bytes = int(self._lab.attrs["label_bytes"])
             self.compression = str(self._ev.attrs["compression"])
             self.index_period_us = int(self._ev.attrs["index_period_us"])
+            self.chunk = int(self._ev.attrs["chunk_events"])
+            self._cols = {name: self._ev[name] for name, _ in EVENT_COLUMNS}
+            self._tails = ({name: self._ev[f"tail_{name}"] for name, _ in EVENT_COLUMNS}
+                           if "tail_t" in self._ev else {})
+            # one handle per dataset, refreshed and read through: HDF5 SWMR refreshes a
+            # dataset through one handle and then serves stale chunks to the others
+            self._index = {name: self._ev[name] for name in ("index_t", "index_offset")}
+            self._labcols = dict(self._lab.items())
+            self._handles = [*self._cols.values(), *self._tails.values(),
+                             *self._index.values(), *self._labcols.values()]
             self.plugin_missing = False
             if needs_plugin(self.compression):
                 try:
@@ -142,20 +158,30 @@ class Recording:
     def refresh(self) -> "Recording":
         """Re-read the commit record (for a file still being written)."""
         st = self._status_ds
-        if self._f.swmr_mode:
+        if self._f.swmr_mode:  # the status first: the data it counts is older than it
             st.refresh()
-            for ds in list(self._ev.values()) + list(self._lab.values()):
-                ds.refresh()
         s = st[()]
+        if self._f.swmr_mode:
+            for ds in self._handles:
+                ds.refresh()
         if len(s) < len(STATUS):
             raise RecordingError(f"status record has {len(s)} fields, expected {len(STATUS)}",
                                  path=self.path, field="status")
         self.status = {k: int(s[i]) for k, i in STATUS.items()}
-        lengths = [self._ev[name].shape[0] for name, _ in EVENT_COLUMNS]
-        self.n_events = min([self.status["events"]] + lengths)
-        self.n_labels = min([self.status["labels"]] + [ds.shape[0] for ds in self._lab.values()])
-        self.n_index = min(self.status["index"], self._ev["index_t"].shape[0],
-                           self._ev["index_offset"].shape[0])
+        self.complete = bool(self.status["closed"])
+        committed = self.status["events"]
+        # whole chunks are in the columns; the rest (until the file is closed) in a tail slot
+        self.n_main = committed if self.complete else committed - committed % self.chunk
+        self.n_main = min([self.n_main] + [self._cols[n].shape[0] for n, _ in EVENT_COLUMNS])
+        tail = committed - self.n_main if not self.complete and self._tails else 0
+        self.tail_slot = self.status["tail_slot"]
+        if tail > self.chunk or self.tail_slot not in (0, 1):
+            raise RecordingError(f"status record is inconsistent (events {committed}, "
+                                 f"tail slot {self.tail_slot})", path=self.path, field="status")
+        self.n_events = self.n_main + tail
+        self.n_labels = min([self.status["labels"]] +
+                            [ds.shape[0] for ds in self._labcols.values()])
+        self.n_index = min([self.status["index"]] + [ds.shape[0] for ds in self._index.values()])
         self.complete = bool(self.status["closed"])
         return self
 
@@ -165,9 +191,9 @@ class Recording:
         size = tuple(int(v) for v in e["sensor_size"])
         t_first = t_last = None
         if self.n_events:
-            t_first = int(self._ev["t"][0])
-            t_last = int(self._ev["t"][self.n_events - 1])
-        streams = (sorted(set(np.unique(self._lab["stream"][:self.n_labels]).tolist()))
+            t_first = int(self._read_t(0, 1)[0])
+            t_last = int(self._read_t(self.n_events - 1, self.n_events)[0])
+        streams = (sorted(set(np.unique(self._labcols["stream"][:self.n_labels]).tolist()))
                    if self.n_labels else [])
         return RecordingInfo(
             path=str(self.path), schema_version=int(a["schema_version"]),
@@ -184,13 +210,23 @@ class Recording:
             streams=streams)
 
     # -- events -----------------------------------------------------------------------------
+    def _column(self, name: str, a: int, b: int) -> np.ndarray:
+        """Column ``name`` at positions [a, b): from the whole chunks, then the tail slot."""
+        m = self.n_main
+        if b <= m:
+            return self._cols[name][a:b]
+        tail = self._tails[name]
+        if a >= m:
+            return tail[self.tail_slot, a - m:b - m]
+        return np.concatenate([self._cols[name][a:m], tail[self.tail_slot, :b - m]])
+
     def _read(self, a: int, b: int) -> np.ndarray:
         out = np.empty(max(0, b - a), EVENT_DTYPE)
         if b <= a:
             return out
         try:
             for name, _ in EVENT_COLUMNS:
-                out[name] = self._ev[name][a:b]
+                out[name] = self._column(name, a, b)
         except OSError as exc:
             raise self._read_error(exc, a) from None
         return out
@@ -205,13 +241,13 @@ class Recording:
 
     def _read_t(self, a: int, b: int) -> np.ndarray:
         try:
-            return self._ev["t"][a:b]
+            return self._column("t", a, b)
         except OSError as exc:
             raise self._read_error(exc, a) from None
 
     def position(self, t_us: int) -> int:
         """First event position at or after ``t_us`` (running maximum of t; see ``index``)."""
-        return locate(self._ev["index_t"], self._ev["index_offset"], self.n_index,
+        return locate(self._index["index_t"], self._index["index_offset"], self.n_index,
                       self._read_t, self.n_events, int(t_us))
 
     def _bounds(self, start_us, end_us) -> tuple[int, int]:
@@ -223,8 +259,8 @@ class Recording:
         if self.n_events == 0:
             raise SliceError(f"slice [{start_us}, {end_us}) us of a recording with no events",
                              path=self.path)
-        t_first = int(self._ev["t"][0])
-        t_last = int(self._ev["t"][self.n_events - 1])
+        t_first = int(self._read_t(0, 1)[0])
+        t_last = int(self._read_t(self.n_events - 1, self.n_events)[0])
         if (start_us is not None and int(start_us) > t_last) or \
                 (end_us is not None and int(end_us) <= t_first):
             raise SliceError(f"slice [{start_us}, {end_us}) us lies outside the recording, "
@@ -282,7 +318,7 @@ class Recording:
         n = self.n_labels
         out = np.empty(n, label_row_dtype(self.label_bytes, self.topk))
         for name in label_dtypes(self.label_bytes, self.topk):
-            out[name] = self._lab[name][:n]
+            out[name] = self._labcols[name][:n]
         keep = np.ones(n, bool)
         if start_us is not None:
             keep &= out["t_us"] >= int(start_us)

@@ -2,9 +2,10 @@
 
 The file is written in HDF5 SWMR mode (``libver="latest"``; every dataset is created
 before SWMR starts).  Events are buffered per column and written one whole chunk at a
-time; :meth:`EventRecorder.flush` writes the partial chunk, the pending index entries and
-labels, flushes every dataset, and only then rewrites the ``/status`` commit record with
-the new counts.  A process killed at any moment therefore leaves a file whose status
+time (each compressed chunk is written once); :meth:`EventRecorder.flush` writes the
+events after the last whole chunk into a spare uncompressed tail slot, the pending index
+entries and labels, flushes every dataset, and only then rewrites the ``/status`` commit
+record with the new counts and slot (see :mod:`recorders.layout`).  A process killed at any moment therefore leaves a file whose status
 counts describe data that is fully on disk: it opens and holds every event up to the last
 flush (``tests/recorders/test_crash.py`` kills real writers with SIGKILL to prove it).
 
@@ -68,13 +69,14 @@ class EventRecorder:
             raise
         self._ino = os.stat(self.path).st_ino
         self._ds = {name: self._f["events"][name] for name, _ in EVENT_COLUMNS}
+        self._tail_ds = {name: self._f["events"][f"tail_{name}"] for name, _ in EVENT_COLUMNS}
         self._index_ds = {name: self._f["events"][name] for name in ("index_t", "index_offset")}
         self._label_ds = dict(self._f["labels"].items())
         self._status = self._f["status"]
         self._buf = {name: np.empty(self.chunk, dt) for name, dt in EVENT_COLUMNS}
         self._buf_start = 0   # file position of buffer row 0 (a multiple of chunk)
         self._buf_n = 0       # rows in the buffer
-        self._buf_in_file = 0  # buffer rows already written (a flushed partial chunk)
+        self._tail_slot = 0    # the slot the status record points at
         self._pending_index: list[tuple[np.ndarray, np.ndarray]] = []
         self._pending_labels: list[np.ndarray] = []
         self._n_index = self._n_labels = 0
@@ -117,14 +119,18 @@ class EventRecorder:
         for name, dt in EVENT_COLUMNS:
             ev.create_dataset(name, (0,), dtype=dt, maxshape=(None,), chunks=(self.chunk,),
                               **comp)
-        for name in ("index_t", "index_offset"):
+        for name, dt in EVENT_COLUMNS:
+            # contiguous, allocated and written now: space allocated later, under SWMR,
+            # may lie past the end of a file cut off by a crash
+            ev.create_dataset(f"tail_{name}", data=np.zeros((2, self.chunk), dt))
+        for name in ("index_t", "index_offset"):  # uncompressed: a lookup reads 1 element
             ev.create_dataset(name, (0,), dtype=np.int64, maxshape=(None,),
-                              chunks=(INDEX_CHUNK,), **comp)
+                              chunks=(INDEX_CHUNK,))
         lab = f.create_group("labels")
         lab.attrs.update({"topk": self.topk, "label_bytes": self.label_bytes})
         for name, (dt, shape) in label_dtypes(self.label_bytes, self.topk).items():
             lab.create_dataset(name, (0,) + shape, dtype=dt, maxshape=(None,) + shape,
-                               chunks=(LABEL_CHUNK,) + shape, **comp)
+                               chunks=(LABEL_CHUNK,) + shape)
         st = f.create_dataset("status", data=np.zeros(len(STATUS_FIELDS), np.int64))
         st.attrs["fields"] = ",".join(STATUS_FIELDS)
 
@@ -170,7 +176,7 @@ class EventRecorder:
             if self._buf_n == c:
                 self._write_columns(self._buf_start, self._buf)
                 self._buf_start += c
-                self._buf_n = self._buf_in_file = 0
+                self._buf_n = 0
 
     def _write_columns(self, start: int, cols: dict, n: int | None = None) -> None:
         for name, _ in EVENT_COLUMNS:
@@ -247,24 +253,32 @@ class EventRecorder:
         self._check_open()
         try:
             self._check_file()
-            if self._buf_n > self._buf_in_file:
-                self._write_columns(self._buf_start, self._buf, self._buf_n)
-                self._buf_in_file = self._buf_n
+            slot = self._tail_slot
+            if _closing:  # the last partial chunk goes to the columns, once
+                if self._buf_n:
+                    self._write_columns(self._buf_start, self._buf, self._buf_n)
+            elif self._buf_n:  # into the slot the status does not point at
+                slot = 1 - self._tail_slot
+                for name, _ in EVENT_COLUMNS:
+                    self._tail_ds[name][slot, :self._buf_n] = self._buf[name][:self._buf_n]
             self._write_index()
             self._write_labels()
-            for ds in (*self._ds.values(), *self._index_ds.values(), *self._label_ds.values()):
+            for ds in (*self._ds.values(), *self._tail_ds.values(), *self._index_ds.values(),
+                       *self._label_ds.values()):
                 ds.flush()
             self.flushes += 1
             status = np.zeros(len(STATUS_FIELDS), np.int64)
             values = {"closed": int(_closing), "events": self.events_written,
                       "labels": self._n_labels, "index": self._n_index,
                       "dropped_events": self.dropped_events,
-                      "dropped_labels": self.dropped_labels, "flushes": self.flushes}
+                      "dropped_labels": self.dropped_labels, "flushes": self.flushes,
+                      "tail_slot": slot}
             for k, v in values.items():
                 status[STATUS[k]] = v
             st = self._status
             st[:] = status
             st.flush()
+            self._tail_slot = slot
             if self.fsync:
                 self._f.flush()
                 os.fsync(self._f.id.get_vfd_handle())
