@@ -69,6 +69,16 @@ class RecordingReader(EventReader):
             if getattr(info, key):
                 self.info.extras[key] = getattr(info, key)
 
+    def read(self) -> np.ndarray:
+        """All events (of the slice) in one read: no block concatenation."""
+        from recorders.reader import Recording
+
+        with Recording(self.path) as rec:
+            a, b = self.positions
+            out = rec._filter(rec._read(a, b), self.start_us, self.end_us)
+        self._infer_size(out)
+        return out
+
     def _decode(self) -> Iterator[np.ndarray]:
         from recorders.reader import Recording
 
