@@ -57,11 +57,11 @@ STATUS_FIELDS = ("closed", "events", "labels", "index", "dropped_events", "dropp
                  "flushes", "tail_slot")
 STATUS = {name: i for i, name in enumerate(STATUS_FIELDS)}
 
-DEFAULT_CHUNK_EVENTS = 1 << 16
+DEFAULT_CHUNK_EVENTS = 1 << 14
 DEFAULT_INDEX_PERIOD_US = 1000
 DEFAULT_TOPK = 5
 DEFAULT_LABEL_BYTES = 64
-LABEL_CHUNK = 256     # rows: a flush recompresses the last, partial chunk
+LABEL_CHUNK = 256     # rows (uncompressed: a flush rewrites the last chunk in place)
 INDEX_CHUNK = 4096
 
 PLUGIN_HINT = "install the optional extra: pip install 'eventpipe[hdf5]' (hdf5plugin)"

@@ -23,7 +23,8 @@ from recorders.index import locate
 from recorders.labels import messages_from_rows
 from recorders.layout import (
     EVENT_COLUMNS, FORMAT_TAG, HDF5_MAGIC, PLUGIN_HINT, SCHEMA_VERSION, STATUS, RecordingError,
-    SchemaVersionError, SliceError, find_magic, load_hdf5plugin, superblock_end, label_dtypes, label_row_dtype, needs_plugin,
+    SchemaVersionError, SliceError, find_magic, label_dtypes, label_row_dtype, load_hdf5plugin,
+    needs_plugin, superblock_end,
 )
 
 DEFAULT_CHUNK_EVENTS = 1 << 20

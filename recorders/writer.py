@@ -1,13 +1,14 @@
 """``EventRecorder``: append events and labels to a crash-safe, seekable HDF5 recording.
 
 The file is written in HDF5 SWMR mode (``libver="latest"``; every dataset is created
-before SWMR starts).  Events are buffered per column and written one whole chunk at a
-time (each compressed chunk is written once); :meth:`EventRecorder.flush` writes the
-events after the last whole chunk into a spare uncompressed tail slot, the pending index
-entries and labels, flushes every dataset, and only then rewrites the ``/status`` commit
-record with the new counts and slot (see :mod:`recorders.layout`).  A process killed at any moment therefore leaves a file whose status
-counts describe data that is fully on disk: it opens and holds every event up to the last
-flush (``tests/recorders/test_crash.py`` kills real writers with SIGKILL to prove it).
+before SWMR starts).  Events are buffered per column and written one whole chunk at a time
+(each compressed chunk is written once); :meth:`EventRecorder.flush` writes the events
+after the last whole chunk into a spare uncompressed tail slot, the pending index entries
+and labels, flushes every dataset, and only then rewrites the ``/status`` commit record
+with the new counts and slot (see :mod:`recorders.layout`).  A process killed at any moment
+therefore leaves a file whose status counts describe data that is fully on disk: it opens
+and holds every event up to the last flush (``tests/recorders/test_crash.py`` kills real
+writers with SIGKILL to prove it).
 
 Flushes happen every ``flush_every_us`` of recording time (event or label t), on
 :meth:`flush` and on :meth:`close`.  A write error (disk full, file or directory gone) is

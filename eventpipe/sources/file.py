@@ -108,6 +108,10 @@ def _time_slice(chunks, start_s, end_s):
         t = ev["t"] - t_first
         if hi is not None and t.min() >= hi:
             return  # the rest of the recording lies after the slice
-        keep = (t >= (lo if lo is not None else t.min())) & (t < (hi if hi is not None else t.max() + 1))
+        keep = np.ones(len(ev), bool)
+        if lo is not None:
+            keep &= t >= lo
+        if hi is not None:
+            keep &= t < hi
         if keep.any():
             yield ev[keep]

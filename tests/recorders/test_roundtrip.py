@@ -171,3 +171,61 @@ def test_flush_every_us_commits_by_recording_time(tmp_path):
         assert not r.complete
         np.testing.assert_array_equal(r.events(), ev[:rec.events_committed])
     rec.close()
+
+
+def test_layout_is_as_documented(tmp_path):
+    """The datasets, dtypes, shapes and attributes docs/recorders.md lists."""
+    import h5py
+
+    path = tmp_path / "r.h5"
+    with EventRecorder(path, (640, 480), chunk_events=1024, topk=3, label_bytes=16,
+                       fsync=True) as rec:
+        rec.write(random_events(9, 2500))
+        rec.write_labels([label_msg(0)])
+    with h5py.File(path, "r") as f:
+        assert f.attrs["format"] == "eventpipe-recording" and f.attrs["schema_version"] == 1
+        ev = f["events"]
+        assert {k: (ev[k].dtype.str, ev[k].chunks) for k in "xytp"} == {
+            "x": ("<u2", (1024,)), "y": ("<u2", (1024,)), "t": ("<i8", (1024,)),
+            "p": ("|u1", (1024,))}
+        assert all(ev[f"tail_{k}"].shape == (2, 1024) and ev[f"tail_{k}"].chunks is None
+                   and ev[f"tail_{k}"].compression is None for k in "xytp")
+        assert ev["x"].compression == "lzf" and ev["x"].shuffle
+        assert ev["index_t"].compression is None and f["labels/label"].compression is None
+        assert list(ev.attrs["sensor_size"]) == [640, 480] and ev.attrs["time_unit"] == "us"
+        assert f["labels/topk_label"].shape == (1, 3) and f["labels/label"].dtype == "S16"
+        assert f["status"].attrs["fields"] == ("closed,events,labels,index,dropped_events,"
+                                               "dropped_labels,flushes,tail_slot")
+        assert f["status"][0] == 1 and f["status"][1] == 2500
+        assert len(ev["x"]) == 2500  # closed: every event in the columns
+
+
+def test_tail_slots_hold_the_events_after_the_last_whole_chunk(tmp_path):
+    """Unclosed: whole chunks in the columns, the rest in the slot the status names; each
+    flush alternates slots (a crash mid-flush leaves the previous slot and count)."""
+    import h5py
+
+    path = tmp_path / "r.h5"
+    ev = random_events(10, 5000)
+    rec = EventRecorder(path, (640, 480), chunk_events=1024, flush_every_us=None)
+    slots = []
+    for a, b in ((0, 1500), (1500, 1700), (1700, 5000)):
+        rec.write(ev[a:b])
+        rec.flush()
+        with h5py.File(path, "r", swmr=True) as f:
+            st = f["status"][()]
+            slots.append(int(st[7]))
+            n_main = int(st[1]) // 1024 * 1024
+            assert int(st[1]) == b and len(f["events/x"]) >= n_main
+            np.testing.assert_array_equal(f["events/t"][:n_main], ev["t"][:n_main])
+            np.testing.assert_array_equal(f["events/tail_t"][slots[-1], :b - n_main],
+                                          ev["t"][n_main:b])
+    assert slots == [1, 0, 1]
+    rec.close()
+
+
+def test_public_names_exist():
+    import recorders
+
+    for name in recorders.__all__:
+        assert getattr(recorders, name) is not None
