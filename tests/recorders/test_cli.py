@@ -72,6 +72,19 @@ def test_info_shows_labels_compression_and_index(tmp_path):
     assert json.loads(out)["extras"]["labels"] == 3
 
 
+def test_bad_recordings_exit_with_status_3(tmp_path):
+    import h5py
+
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["x"] = 1
+    rc, out, err = cli("info", str(foreign))
+    assert rc == 3 and "foreign.h5" in err and "not an eventpipe recording" in err
+    rc, out, err = cli("replay-labels", str(foreign), "--publish", "tcp://127.0.0.1:0",
+                       "--wait-subscribers", "0")
+    assert rc == 3 and "not an eventpipe recording" in err
+
+
 class _Lines(io.StringIO):
     """An err stream that reports the endpoint line the command prints."""
 
