@@ -28,6 +28,7 @@ from recorders.layout import (
 )
 
 DEFAULT_CHUNK_EVENTS = 1 << 20
+SWMR_READ_ATTEMPTS = 8  # a torn read of metadata being written is retried; damage fails
 RDCC_BYTES = 16 << 20  # chunk cache per dataset: a read spanning chunks decompresses each once
 
 
@@ -83,16 +84,42 @@ def _open_h5(path: Path) -> h5py.File:
     if end is not None and size < end:
         raise RecordingError(f"truncated: the file has {size:,} bytes, its HDF5 superblock "
                              f"says {end:,}", path=path, offset=size, field="superblock")
-    try:
-        return h5py.File(path, "r", swmr=True, rdcc_nbytes=RDCC_BYTES)
-    except OSError:
-        pass
-    try:  # files without SWMR support (older superblock): a plain read-only open
-        return h5py.File(path, "r")
+    try:  # a closed file: a plain read-only open (fails fast on damaged metadata)
+        return h5py.File(path, "r", rdcc_nbytes=RDCC_BYTES)
     except OSError as exc:
+        first = exc
+    try:  # being written, or its writer died: a SWMR reader
+        return _open_swmr(path)
+    except OSError:
         size = path.stat().st_size
         raise RecordingError(f"HDF5 file cannot be opened ({size:,} bytes; truncated or "
-                             f"damaged?): {exc}", path=path) from None
+                             f"damaged?): {first}", path=path) from None
+
+
+def _set_read_attempts(fapl, attempts: int) -> None:
+    """Bound HDF5's SWMR metadata re-reads (default 100, with growing sleeps: minutes on a
+    damaged file).  ``H5Pset_metadata_read_attempts`` is not wrapped by h5py: it is called
+    in the libhdf5 h5py loaded; where that fails the default stays."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as maps:
+            libs = {line.split()[-1] for line in maps if "libhdf5" in line and ".so" in line}
+        lib = next(x for x in sorted(libs) if not os.path.basename(x).startswith("libhdf5_hl"))
+        fn = ctypes.CDLL(lib).H5Pset_metadata_read_attempts
+        fn.argtypes, fn.restype = [ctypes.c_int64, ctypes.c_uint], ctypes.c_int
+        fn(fapl.id, int(attempts))
+    except Exception:  # noqa: BLE001 - not Linux, or a different HDF5 build
+        pass
+
+
+def _open_swmr(path: Path) -> h5py.File:
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_cache(0, 521, RDCC_BYTES, 0.75)
+    _set_read_attempts(fapl, SWMR_READ_ATTEMPTS)
+    fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ,
+                        fapl=fapl)
+    return h5py.File(fid)
 
 
 class Recording:
