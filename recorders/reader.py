@@ -122,6 +122,21 @@ def _open_swmr(path: Path) -> h5py.File:
     return h5py.File(fid)
 
 
+def _typed(method):
+    """HDF5 errors while reading (damaged metadata or data) -> RecordingError naming the file."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except RecordingError:
+            raise
+        except (OSError, RuntimeError, KeyError, TypeError, AttributeError) as exc:
+            raise RecordingError(f"damaged recording: {exc}", path=self.path) from None
+    return wrapper
+
+
 class Recording:
     """One recording opened for reading.  Use as a context manager or call :meth:`close`."""
 
@@ -160,6 +175,9 @@ class Recording:
             raise RecordingError(f"recording is missing {exc.args[0]!r} (damaged or written "
                                  "by something else)", path=self.path, field=str(exc.args[0])
                                  ) from None
+        except (OSError, RuntimeError, TypeError, AttributeError) as exc:
+            self._f.close()
+            raise RecordingError(f"damaged recording: {exc}", path=self.path) from None
         except BaseException:
             self._f.close()
             raise
@@ -183,6 +201,7 @@ class Recording:
                                  field="schema_version")
 
     # -- state ------------------------------------------------------------------------------
+    @_typed
     def refresh(self) -> "Recording":
         """Re-read the commit record (for a file still being written)."""
         st = self._status_ds
@@ -214,6 +233,7 @@ class Recording:
         return self
 
     @property
+    @_typed
     def info(self) -> RecordingInfo:
         a, e = self._f.attrs, self._ev.attrs
         size = tuple(int(v) for v in e["sensor_size"])
@@ -238,6 +258,7 @@ class Recording:
             streams=streams)
 
     # -- events -----------------------------------------------------------------------------
+    @_typed
     def _column(self, name: str, a: int, b: int) -> np.ndarray:
         """Column ``name`` at positions [a, b): from the whole chunks, then the tail slot."""
         m = self.n_main
@@ -273,11 +294,13 @@ class Recording:
         except OSError as exc:
             raise self._read_error(exc, a) from None
 
+    @_typed
     def position(self, t_us: int) -> int:
         """First event position at or after ``t_us`` (running maximum of t; see ``index``)."""
         return locate(self._index["index_t"], self._index["index_offset"], self.n_index,
                       self._read_t, self.n_events, int(t_us))
 
+    @_typed
     def _bounds(self, start_us, end_us) -> tuple[int, int]:
         if start_us is None and end_us is None:
             return 0, self.n_events
@@ -339,6 +362,7 @@ class Recording:
                 yield ev
 
     # -- labels -----------------------------------------------------------------------------
+    @_typed
     def labels(self, start_us: int | None = None, end_us: int | None = None,
                stream: int | None = None) -> np.ndarray:
         """Label rows (structured; see ``layout.label_dtypes``) with ``start_us <= t_us <
