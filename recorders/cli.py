@@ -1,40 +1,11 @@
-"""``eventpipe record`` and ``eventpipe replay-labels`` (registered by eventpipe.cli with
-:func:`add_parsers`; each command is ``run_*(args, out, err) -> int``)."""
+"""The work of ``eventpipe record`` and ``eventpipe replay-labels`` (their parsers are
+``eventpipe/cli/record.py`` and ``replay_labels.py``)."""
 
 from __future__ import annotations
 
 from typing import TextIO
 
 EXIT_OK = 0
-
-
-def add_parsers(sub) -> None:
-    sp = sub.add_parser("record", help="record any source's events into an HDF5 recording")
-    sp.add_argument("source", help="a source URI: file:PATH, synthetic:..., zmq+tcp://H:P, "
-                                   "udp://H:P, dv://H:P, dvcam:[NAME], camera:N, video:PATH")
-    sp.add_argument("out", help="the recording to write (.h5)")
-    sp.add_argument("--duration", type=float, default=None, metavar="S",
-                    help="stop after S seconds (default: when the source ends; Ctrl-C stops)")
-    sp.add_argument("--compression", default="lzf",
-                    help="none, lzf (default), gzip[:N], blosc[:CODEC], zstd[:LEVEL] "
-                         "(blosc/zstd need the hdf5 extra)")
-    sp.add_argument("--speed", type=float, default=None,
-                    help="file/synthetic sources: replay speed (default: as fast as possible)")
-    sp.add_argument("--flush-every", type=float, default=1.0, metavar="S",
-                    help="make the file crash-safe every S seconds of recording time")
-    sp.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
-    sp.set_defaults(func=lambda args, out: run_record(args, out, args.err))
-
-    sp = sub.add_parser("replay-labels", help="re-publish a recording's labels with their "
-                                              "original timing (test consumers without a model)")
-    sp.add_argument("file", help="a recording (.h5)")
-    sp.add_argument("--publish", default="tcp://127.0.0.1:5556", help="ZeroMQ PUB endpoint")
-    sp.add_argument("--speed", type=float, default=1.0, help="timing factor (2: twice as fast)")
-    sp.add_argument("--max-speed", action="store_true", help="no pacing")
-    sp.add_argument("--stream", type=int, default=None, help="only this stream's labels")
-    sp.add_argument("--wait-subscribers", type=float, default=5.0, metavar="S",
-                    help="wait up to S seconds for a subscriber before sending (0: don't)")
-    sp.set_defaults(func=lambda args, out: run_replay_labels(args, out, args.err))
 
 
 def run_record(args, out: TextIO, err: TextIO) -> int:

@@ -133,6 +133,8 @@ def _typed(method):
         except RecordingError:
             raise
         except (OSError, RuntimeError, KeyError, TypeError, AttributeError) as exc:
+            if getattr(self, "plugin_missing", False):  # not damage: a filter is missing
+                raise self._read_error(exc, 0) from None
             raise RecordingError(f"damaged recording: {exc}", path=self.path) from None
     return wrapper
 

@@ -1,6 +1,6 @@
 """Recording from any source, and re-publishing recorded labels with their original timing.
 
-- :func:`record_source` drains a source (any URI :func:`open_run_source` knows) into a
+- :func:`record_source` drains a source (any URI :func:`eventpipe.sources.open_source` knows) into a
   recording, with a progress line (events, rate, file size);
 - :func:`replay_labels` sends a recording's labels to a sink (a ZeroMQ PUB for
   ``eventpipe replay-labels``), spaced as they were recorded (``wall_s``; ``t_us`` for
@@ -41,12 +41,12 @@ def record_source(uri: str, out_path: str | os.PathLike, *, duration_s: float | 
                   stop: threading.Event | None = None) -> dict:
     """Record stream 0 (the first stream seen) of ``uri`` into ``out_path`` until the source
     ends, ``duration_s`` of wall time passes or ``stop`` is set.  Returns a summary."""
-    from eventpipe.runtime.sources import open_run_source
+    from eventpipe.sources import open_source
 
     if os.path.exists(out_path) and not overwrite:  # before opening sockets or cameras
         raise FileExistsError(f"{out_path}: already exists; refusing to overwrite it "
                               "(pass --overwrite)")
-    src = open_run_source(uri, speed=speed, start=True)
+    src = open_source(uri, speed=speed, start=True)
     rec = None
     stream = None
     other_streams = 0
