@@ -34,6 +34,14 @@ def _aedat2(path, events, sensor_size):
     Path(path).write_bytes(encode_aedat2(events, min(fits)[1]))
 
 
+def _recording(path, events, sensor_size):
+    """An eventpipe recording (HDF5, ``recorders``), lzf-compressed, replacing ``path``."""
+    from recorders import EventRecorder
+
+    with EventRecorder(path, sensor_size, overwrite=True, flush_every_us=None) as rec:
+        rec.write(events)
+
+
 def _writers() -> dict[str, Callable]:
     from eventpipe.io.aedat3 import encode_aedat31
     from eventpipe.io.aedat4 import encode_aedat4
@@ -57,11 +65,13 @@ def _writers() -> dict[str, Callable]:
         "npy": lambda p, ev, size: write_npy(p, ev),
         "npz": lambda p, ev, size: write_npz(p, ev, sensor_size=size),
         "csv": lambda p, ev, size: write_csv(p, ev),
+        "h5": _recording,
     }
 
 
 BY_SUFFIX = {".raw": "evt3", ".dat": "dat", ".aedat4": "aedat4", ".aedat": "aedat2", ".es": "es",
-             ".bin": "atis_bin", ".npy": "npy", ".npz": "npz", ".csv": "csv"}
+             ".bin": "atis_bin", ".npy": "npy", ".npz": "npz", ".csv": "csv",
+             ".h5": "h5", ".hdf5": "h5"}
 
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = None,

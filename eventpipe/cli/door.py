@@ -33,6 +33,8 @@ COMMANDS = (
     "evaluate",
     "chip",
     "demo",
+    "record",
+    "replay_labels",
 )
 
 

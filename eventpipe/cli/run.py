@@ -39,6 +39,12 @@ def add_parser(subparsers):
     sp.add_argument("--metrics-json", default=None, help="write the final metrics here")
     sp.add_argument("--view", action="store_true",
                     help="show the event frames and the current label in an OpenCV window")
+    sp.add_argument("--record", default=None, metavar="OUT.h5",
+                    help="record the run's events and labels (HDF5, see docs/recorders.md)")
+    sp.add_argument("--start", type=float, default=None, metavar="S",
+                    help="file source: start S seconds after the recording's first event")
+    sp.add_argument("--end", type=float, default=None, metavar="S",
+                    help="file source: stop at S seconds after the recording's first event")
     sp.add_argument("--video", default=None, metavar="OUT.mp4",
                     help="record the frames with their labels to a video")
     return sp
@@ -76,10 +82,13 @@ def run(args, env) -> int:
         cfg = load_run_config(args.config, args.set, flag_values(args))
         check_output("sinks.jsonl", cfg.sinks.jsonl)
         check_endpoint("sinks.publish", cfg.sinks.publish)
+        for key, value in (("start_s", args.start), ("end_s", args.end)):
+            if value is not None:
+                cfg.source.options[key] = value
         from eventpipe.runtime.run import run as run_pipeline
 
         summary = run_pipeline(cfg, out=env.stdout, err=env.stderr, view=args.view,
-                               video=args.video, stopper=stopper)
+                               video=args.video, stopper=stopper, record=args.record)
     if args.metrics_json:
         with open(args.metrics_json, "w") as f:
             json.dump(summary, f, indent=2, default=str)

@@ -31,6 +31,8 @@ class FormatSpec:
 # Order matters for detection: formats with magic numbers first, then headers,
 # then the loosely recognised interchange formats.
 FORMATS: tuple[FormatSpec, ...] = (
+    FormatSpec("h5", "eventpipe recording (HDF5, recorders; events, labels, time index)",
+               (".h5", ".hdf5"), "eventpipe.io.hdf5:RecordingReader"),
     FormatSpec("aedat4", "iniVation AEDAT 4.0 (events stream; LZ4/ZSTD packets)", (".aedat4",),
                "eventpipe.io.aedat4:Aedat4Reader"),
     FormatSpec("aedat3", "iniVation AEDAT 3.1 (polarity packets; DVS128 Gesture)", (".aedat",),

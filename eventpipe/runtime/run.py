@@ -102,16 +102,18 @@ def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
 
 def run(cfg: RunConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
         on_label: Callable[[dict], None] | None = None, *, view: bool = False,
-        video: str | None = None, stopper: Stopper | None = None) -> dict:
+        video: str | None = None, stopper: Stopper | None = None,
+        record: str | None = None) -> dict:
     """Run until the source ends, ``duration_s`` passes, or SIGINT/SIGTERM; return metrics.
+    ``record``: also write the events and labels to this recording (``recorders``).
 
     ``stopper``: a :class:`Stopper` the caller installed earlier (the CLI does, before
     it imports the runtime); without one, ``run`` installs its own."""
     if stopper is not None:
-        return _run(cfg, out, err, on_label, stopper, view=view, video=video)
+        return _run(cfg, out, err, on_label, stopper, view=view, video=video, record=record)
     stopper = Stopper()
     with stopper.installed():
-        return _run(cfg, out, err, on_label, stopper, view=view, video=video)
+        return _run(cfg, out, err, on_label, stopper, view=view, video=video, record=record)
 
 
 def _stopped_at_start(err: TextIO) -> dict:
@@ -123,13 +125,20 @@ def _stopped_at_start(err: TextIO) -> dict:
     return summary
 
 
-def _run(cfg, out, err, on_label, stopper: Stopper, *, view, video) -> dict:
+def _run(cfg, out, err, on_label, stopper: Stopper, *, view, video, record=None) -> dict:
     cfg = preflight(cfg)
     if stopper.requested:
         return _stopped_at_start(err)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         pipe = build_pipeline(cfg, out, on_label, view=view, video=video)
+    if record:
+        from recorders.tap import attach_recorder
+        try:
+            attach_recorder(pipe, record, source_uri=cfg.source.uri, err=err)
+        except BaseException:
+            pipe.source.close()
+            raise
     for w in caught:
         err.write(f"eventpipe: warning: {w.message}\n")
     err.write(f"eventpipe: model {pipe.loaded.source} ({len(pipe.loaded.class_names)} classes), "

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import time
 
+import numpy as np
+
 from eventpipe.sources.base import Batch, Source
 
 
@@ -23,7 +25,8 @@ class FileSource(Source):
     def __init__(self, path: str | os.PathLike, *, speed: float | None = None,
                  loop: bool = False, chunk_us: int | None = 10_000,
                  chunk_events: int | None = 1 << 20, stream_id: int = 0, queue_size: int = 64,
-                 sensor_size=None, format: str | None = None):
+                 sensor_size=None, format: str | None = None, start_s: float | None = None,
+                 end_s: float | None = None):
         from eventpipe.io import open_reader
 
         if speed is not None and not float(speed) > 0:
@@ -32,7 +35,14 @@ class FileSource(Source):
             raise ValueError("give chunk_us or chunk_events")
         self.path = os.fspath(path)
         self._reader_args = {"format": format}
+        self._slice_s = (start_s, end_s)  # seconds from the first event; recordings seek
+        if start_s is not None and end_s is not None and float(end_s) <= float(start_s):
+            raise ValueError(f"end_s={end_s} must be after start_s={start_s}")
         info = open_reader(self.path, format=format, sensor_size=sensor_size).info
+        if info.format == "h5" and (start_s is not None or end_s is not None):
+            self._reader_args.update(start_s=start_s, end_s=end_s)
+            self._slice_s = (None, None)
+            open_reader(self.path, sensor_size=sensor_size, **self._reader_args)  # bad slice?
         super().__init__(queue_size=queue_size, sensor_size=info.sensor_size)
         self.info = info
         self.speed = None if speed is None else float(speed)
@@ -45,8 +55,11 @@ class FileSource(Source):
     def _chunks(self):
         from eventpipe.io import iter_events
 
-        return iter_events(self.path, chunk_us=self.chunk_us, chunk_events=self.chunk_events,
-                           sensor_size=self._sensor_size, **self._reader_args)
+        chunks = iter_events(self.path, chunk_us=self.chunk_us, chunk_events=self.chunk_events,
+                             sensor_size=self._sensor_size, **self._reader_args)
+        start_s, end_s = self._slice_s
+        return chunks if start_s is None and end_s is None else \
+            _time_slice(chunks, start_s, end_s)
 
     def _run(self) -> None:
         seq = 0
@@ -82,3 +95,25 @@ class FileSource(Source):
             if not self.loop or t_first is None:
                 return
             shift += t_last - t_first + 1
+
+
+def _time_slice(chunks, start_s, end_s):
+    """Events from ``start_s`` to ``end_s`` seconds after the first event (any format)."""
+    lo = None if start_s is None else int(round(float(start_s) * 1e6))
+    hi = None if end_s is None else int(round(float(end_s) * 1e6))
+    t_first = None
+    for ev in chunks:
+        if len(ev) == 0:
+            continue
+        if t_first is None:
+            t_first = int(ev["t"][0])
+        t = ev["t"] - t_first
+        if hi is not None and t.min() >= hi:
+            return  # the rest of the recording lies after the slice
+        keep = np.ones(len(ev), bool)
+        if lo is not None:
+            keep &= t >= lo
+        if hi is not None:
+            keep &= t < hi
+        if keep.any():
+            yield ev[keep]

@@ -26,7 +26,8 @@ REAL = {
 # file suffix the fuzzed input is written under (some readers look at it)
 SUFFIX = {"atis_bin": ".bin", "hardvs": ".npz", "npz": ".npz", "npy": ".npy",
           "gesture_npy": ".npy", "csv": ".csv", "aedat3": ".aedat", "aedat2": ".aedat",
-          "aedat4": ".aedat4", "evt2": ".raw", "evt3": ".raw", "dat": ".dat", "es": ".es"}
+          "aedat4": ".aedat4", "evt2": ".raw", "evt3": ".raw", "dat": ".dat", "es": ".es",
+          "h5": ".h5"}
 
 
 def _events(n: int, seed: int, w: int = 128, h: int = 128):
@@ -66,6 +67,14 @@ def seeds(fmt: str) -> list[bytes]:
     if fmt == "csv":
         from eventpipe.io.csv_text import write_csv
         return [_via_file(lambda p: write_csv(p, ev[:800]), ".csv")]
+    if fmt == "h5":
+        from recorders import EventRecorder
+
+        def write(p):
+            with EventRecorder(p, (128, 128), chunk_events=1024, flush_every_us=None) as rec:
+                rec.write(ev)
+                rec.write_labels([{"t_us": 5000, "label": "wave", "score": 0.9}])
+        return [_via_file(write, ".h5")]
     raise KeyError(fmt)
 
 

@@ -1,0 +1,30 @@
+"""``eventpipe record SOURCE OUT.h5``: record any source's events (see docs/recorders.md)."""
+
+from __future__ import annotations
+
+from eventpipe.errors import ExitStatus
+
+
+def add_parser(subparsers):
+    sp = subparsers.add_parser("record", help="record any source's events into an HDF5 recording")
+    sp.add_argument("source", help="a source URI: file:PATH, synthetic:..., zmq+tcp://H:P, "
+                                   "udp://H:P, dv://H:P, dvcam:[NAME], camera:N, video:PATH")
+    sp.add_argument("out", help="the recording to write (.h5)")
+    sp.add_argument("--duration", type=float, default=None, metavar="S",
+                    help="stop after S seconds (default: when the source ends; Ctrl-C stops)")
+    sp.add_argument("--compression", default="lzf",
+                    help="none, lzf (default), gzip[:N], blosc[:CODEC], zstd[:LEVEL] "
+                         "(blosc/zstd need the hdf5 extra)")
+    sp.add_argument("--speed", type=float, default=None,
+                    help="file/synthetic sources: replay speed (default: as fast as possible)")
+    sp.add_argument("--flush-every", type=float, default=1.0, metavar="S",
+                    help="make the file crash-safe every S seconds of recording time")
+    sp.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    return sp
+
+
+def run(args, env) -> int:
+    from recorders.cli import run_record
+
+    run_record(args, env.stdout, env.stderr)
+    return ExitStatus.OK

@@ -1,0 +1,194 @@
+"""The recording file layout (schema version 1), its typed errors and compression choices.
+
+One HDF5 file, written in SWMR mode (``libver="latest"``), holds::
+
+    /                    attrs: format="eventpipe-recording", schema_version, writer_version,
+                                created_utc (ISO 8601), wall_clock_start_unix (s)
+    /events              attrs: sensor_size [W, H] ([0, 0]: unknown), time_unit="us",
+                                source_uri, camera_serial, compression, chunk_events,
+                                index_period_us
+    /events/x, y         uint16 (n,)  } columnar, chunked (chunk_events), extendable,
+    /events/t            int64  (n,)  } compressed as ``compression`` says; t in us
+    /events/p            uint8  (n,)  }
+    /events/tail_x, tail_y, tail_t, tail_p  (2, chunk_events), contiguous, uncompressed:
+                         two slots for the events after the last whole chunk (see below)
+    /events/index_t      int64  (m,)  period starts k * index_period_us, increasing
+    /events/index_offset int64  (m,)  first event offset where the running maximum of t
+                                      reaches index_t (one entry per period the time enters)
+                                      (index and labels are chunked but uncompressed)
+    /labels              attrs: topk, label_bytes
+    /labels/t_us int64, stream int32, seq int64 (-1: none), label S<label_bytes> (UTF-8),
+           score float32, latency_ms float32 (NaN: unknown), wall_s float64 (unix time the
+           label was recorded), truth S<label_bytes>, topk_label S<label_bytes> (n, topk),
+           topk_score float32 (n, topk)   -- one row per label, every stream in one table
+    /status              int64 (8,), contiguous, rewritten in place at each flush:
+                         see ``STATUS_FIELDS``
+
+The ``/status`` counts are the commit record: a reader trusts ``events``, ``labels`` and
+``index`` rows only up to the counts there, which the writer stores *after* the data they
+count has been flushed.  So a file cut off at any moment (SIGKILL) reads as its last flush.
+
+The compressed event columns only ever receive whole chunks, each written once: rewriting a
+compressed chunk at every flush would allocate it anew each time (HDF5 does not reuse the
+space of a rewritten chunk in SWMR mode, so the file would grow without bound).  The
+``events - events % chunk_events`` committed events after the whole chunks live in the
+tail slot ``tail_slot`` (uncompressed, rewritten in place).  A flush writes the new tail
+into the *other* slot, flushes it, and then flips ``tail_slot`` in the same status write
+that raises ``events``: a crash between the two leaves the old slot and count intact.
+When the file is closed the last partial chunk goes to the columns and the tail is unused
+(``closed`` = 1: every event is in the columns).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from eventpipe.errors import EventFormatError
+
+FORMAT_TAG = "eventpipe-recording"
+SCHEMA_VERSION = 1
+WRITER_VERSION = "eventpipe-recorders 1"
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+EVENT_COLUMNS = (("x", np.uint16), ("y", np.uint16), ("t", np.int64), ("p", np.uint8))
+STATUS_FIELDS = ("closed", "events", "labels", "index", "dropped_events", "dropped_labels",
+                 "flushes", "tail_slot")
+STATUS = {name: i for i, name in enumerate(STATUS_FIELDS)}
+
+DEFAULT_CHUNK_EVENTS = 1 << 14
+DEFAULT_INDEX_PERIOD_US = 1000
+DEFAULT_TOPK = 5
+DEFAULT_LABEL_BYTES = 64
+LABEL_CHUNK = 256     # rows (uncompressed: a flush rewrites the last chunk in place)
+INDEX_CHUNK = 4096
+
+PLUGIN_HINT = "install the optional extra: pip install 'eventpipe[hdf5]' (hdf5plugin)"
+COMPRESSIONS = ("none", "lzf", "gzip", "gzip:0-9", "blosc", "blosc:lz4|zstd|...", "zstd",
+                "zstd:LEVEL")
+
+
+class RecordingError(EventFormatError):
+    """A recording file cannot be read as one: it names the file and what is wrong."""
+
+
+class SchemaVersionError(RecordingError):
+    """The file was written by a newer recorder (a schema version this one does not know)."""
+
+
+class SliceError(RecordingError):
+    """A requested time slice lies outside the recording or is empty by construction."""
+
+
+class RecorderWriteError(OSError):
+    """Writing failed (disk full, file or directory gone).  ``committed`` events were flushed
+    before the failure and are intact in the file."""
+
+    def __init__(self, message: str, *, path, committed: int, errno_: int | None = None):
+        self.path = os.fspath(path)
+        self.committed = int(committed)
+        super().__init__(errno_, f"{self.path}: {message} ({self.committed:,} events flushed "
+                                 "before the failure are intact)")
+
+    def __str__(self) -> str:
+        return self.args[1] if len(self.args) > 1 else super().__str__()
+
+
+def load_hdf5plugin():
+    """Import ``hdf5plugin`` (registers blosc/zstd filters) or raise a clear ImportError."""
+    try:
+        import hdf5plugin
+    except ImportError:
+        raise ImportError(f"blosc/zstd compression needs hdf5plugin: {PLUGIN_HINT}") from None
+    return hdf5plugin
+
+
+def compression_args(spec: str | None) -> tuple[str, dict]:
+    """Normalise a compression name to ``(canonical name, h5py create_dataset kwargs)``.
+
+    ``none``, ``lzf``, ``gzip`` (level 4) or ``gzip:N``, ``blosc`` (lz4 + byte shuffle) or
+    ``blosc:CNAME``, ``zstd`` or ``zstd:LEVEL``.  Compressed columns use the byte-shuffle
+    filter (the high bytes of t barely change, shuffled they compress to almost nothing).
+    """
+    spec = "none" if spec in (None, "", False) else str(spec).lower().strip()
+    name, _, arg = spec.partition(":")
+    if name == "none" and not arg:
+        return "none", {}
+    if name == "lzf" and not arg:
+        return "lzf", {"compression": "lzf", "shuffle": True}
+    if name == "gzip":
+        try:
+            level = int(arg) if arg else 4
+        except ValueError:
+            level = -1
+        if not 0 <= level <= 9:
+            raise ValueError(f"compression {spec!r}: gzip level must be 0..9")
+        return f"gzip:{level}", {"compression": "gzip", "compression_opts": level, "shuffle": True}
+    if name == "blosc":
+        plugin = load_hdf5plugin()
+        cname = arg or "lz4"
+        if cname not in ("blosclz", "lz4", "lz4hc", "snappy", "zlib", "zstd"):
+            raise ValueError(f"compression {spec!r}: unknown blosc codec {cname!r}")
+        return f"blosc:{cname}", dict(plugin.Blosc(cname=cname, clevel=5,
+                                                   shuffle=plugin.Blosc.SHUFFLE))
+    if name == "zstd":
+        plugin = load_hdf5plugin()
+        try:
+            level = int(arg) if arg else 3
+        except ValueError:
+            raise ValueError(f"compression {spec!r}: zstd level must be an integer") from None
+        return f"zstd:{level}", {**dict(plugin.Zstd(clevel=level)), "shuffle": True}
+    raise ValueError(f"unknown compression {spec!r}; choose one of {', '.join(COMPRESSIONS)}")
+
+
+def needs_plugin(compression: str) -> bool:
+    return compression.split(":")[0] in ("blosc", "zstd")
+
+
+def label_dtypes(label_bytes: int, topk: int) -> dict[str, tuple]:
+    """Column name -> (dtype, per-row shape) of the label table."""
+    s = f"S{int(label_bytes)}"
+    return {"t_us": (np.int64, ()), "stream": (np.int32, ()), "seq": (np.int64, ()),
+            "label": (s, ()), "score": (np.float32, ()), "latency_ms": (np.float32, ()),
+            "wall_s": (np.float64, ()), "truth": (s, ()), "topk_label": (s, (topk,)),
+            "topk_score": (np.float32, (topk,))}
+
+
+def label_row_dtype(label_bytes: int, topk: int) -> np.dtype:
+    """The structured dtype :meth:`Recording.labels` returns (one field per column)."""
+    return np.dtype([(k, dt, shape) for k, (dt, shape) in label_dtypes(label_bytes, topk).items()])
+
+
+def find_magic(head: bytes) -> int | None:
+    """Offset of the HDF5 signature in ``head`` (0, 512, 1024, 2048, ... for userblocks)."""
+    off = 0
+    while off + len(HDF5_MAGIC) <= len(head):
+        if head[off:off + len(HDF5_MAGIC)] == HDF5_MAGIC:
+            return off
+        off = 512 if off == 0 else off * 2
+    return None
+
+
+def superblock_end(head: bytes, magic_at: int) -> int | None:
+    """The end-of-file address the HDF5 superblock at ``magic_at`` records (absolute), or
+    None when the superblock is not one we parse.  A file shorter than this was cut off
+    (HDF5 itself can hang on such a file, so readers check first)."""
+    import struct
+
+    o = magic_at
+    if len(head) < o + 64:
+        return None
+    version = head[o + 8]
+    if version >= 2:
+        size, pos = head[o + 9], o + 12
+    elif version in (0, 1):
+        size, pos = head[o + 13], o + 24 + (4 if version == 1 else 0)
+    else:
+        return None
+    fmt = {4: "<I", 8: "<Q"}.get(size)
+    if fmt is None:
+        return None
+    base = struct.unpack_from(fmt, head, pos)[0]
+    eoa = struct.unpack_from(fmt, head, pos + 2 * size)[0]
+    return base + eoa

@@ -1,0 +1,411 @@
+"""``open_recording``: read a recording (whole, by time slice, in chunks, or following it).
+
+A recording is trusted only up to the counts in its ``/status`` commit record (see
+:mod:`recorders.layout`), so a file whose writer was killed reads as its last flush, and a
+file still being written reads as what the writer has committed so far.  Time slices use
+the index (:func:`recorders.index.locate`): a slice costs a binary search over the index,
+a read of at most one index period of t, and the events returned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Iterator
+
+import h5py
+import numpy as np
+
+from eventpipe.events import EVENT_DTYPE
+from eventpipe.io.chunking import rebatch
+from recorders.index import locate
+from recorders.labels import messages_from_rows
+from recorders.layout import (
+    EVENT_COLUMNS, FORMAT_TAG, HDF5_MAGIC, PLUGIN_HINT, SCHEMA_VERSION, STATUS, RecordingError,
+    SchemaVersionError, SliceError, find_magic, label_dtypes, label_row_dtype, load_hdf5plugin,
+    needs_plugin, superblock_end,
+)
+
+DEFAULT_CHUNK_EVENTS = 1 << 20
+SWMR_READ_ATTEMPTS = 8  # a torn read of metadata being written is retried; damage fails
+RDCC_BYTES = 16 << 20  # chunk cache per dataset: a read spanning chunks decompresses each once
+
+
+@dataclasses.dataclass
+class RecordingInfo:
+    """What a recording holds (``eventpipe info`` prints it)."""
+
+    path: str
+    schema_version: int
+    writer_version: str
+    created_utc: str
+    wall_clock_start_unix: float
+    sensor_size: tuple[int, int] | None
+    time_unit: str
+    source_uri: str
+    camera_serial: str
+    compression: str
+    events: int
+    labels: int
+    t_first: int | None
+    t_last: int | None
+    index_entries: int
+    index_period_us: int
+    complete: bool
+    dropped_events: int
+    dropped_labels: int
+    flushes: int
+    streams: list[int]
+
+    @property
+    def duration_us(self) -> int:
+        return 0 if self.t_first is None else int(self.t_last - self.t_first)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["sensor_size"] = list(self.sensor_size) if self.sensor_size else None
+        d["duration_us"] = self.duration_us
+        return d
+
+
+def _open_h5(path: Path) -> h5py.File:
+    if not path.exists():
+        raise FileNotFoundError(f"no such recording: {path}")
+    if path.is_dir():
+        raise RecordingError("is a directory, not a recording", path=path)
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    magic_at = find_magic(head)
+    if magic_at is None:
+        raise RecordingError(f"not an HDF5 file (no signature {HDF5_MAGIC!r} at offset 0, 512, "
+                             "1024, ...)", path=path, offset=0, field="signature")
+    end, size = superblock_end(head, magic_at), path.stat().st_size
+    if end is not None and size < end:
+        raise RecordingError(f"truncated: the file has {size:,} bytes, its HDF5 superblock "
+                             f"says {end:,}", path=path, offset=size, field="superblock")
+    try:  # a closed file: a plain read-only open (fails fast on damaged metadata)
+        return h5py.File(path, "r", rdcc_nbytes=RDCC_BYTES)
+    except OSError as exc:
+        first = exc
+    try:  # being written, or its writer died: a SWMR reader
+        return _open_swmr(path)
+    except OSError:
+        size = path.stat().st_size
+        raise RecordingError(f"HDF5 file cannot be opened ({size:,} bytes; truncated or "
+                             f"damaged?): {first}", path=path) from None
+
+
+def _set_read_attempts(fapl, attempts: int) -> None:
+    """Bound HDF5's SWMR metadata re-reads (default 100, with growing sleeps: minutes on a
+    damaged file).  ``H5Pset_metadata_read_attempts`` is not wrapped by h5py: it is called
+    in the libhdf5 h5py loaded; where that fails the default stays."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as maps:
+            libs = {line.split()[-1] for line in maps if "libhdf5" in line and ".so" in line}
+        lib = next(x for x in sorted(libs) if not os.path.basename(x).startswith("libhdf5_hl"))
+        fn = ctypes.CDLL(lib).H5Pset_metadata_read_attempts
+        fn.argtypes, fn.restype = [ctypes.c_int64, ctypes.c_uint], ctypes.c_int
+        fn(fapl.id, int(attempts))
+    except Exception:  # noqa: BLE001 - not Linux, or a different HDF5 build
+        pass
+
+
+def _open_swmr(path: Path) -> h5py.File:
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_cache(0, 521, RDCC_BYTES, 0.75)
+    _set_read_attempts(fapl, SWMR_READ_ATTEMPTS)
+    fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ,
+                        fapl=fapl)
+    return h5py.File(fid)
+
+
+def _typed(method):
+    """HDF5 errors while reading (damaged metadata or data) -> RecordingError naming the file."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except RecordingError:
+            raise
+        except (OSError, RuntimeError, KeyError, TypeError, AttributeError) as exc:
+            if getattr(self, "plugin_missing", False):  # not damage: a filter is missing
+                raise self._read_error(exc, 0) from None
+            raise RecordingError(f"damaged recording: {exc}", path=self.path) from None
+    return wrapper
+
+
+class Recording:
+    """One recording opened for reading.  Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, path: str | os.PathLike, *, follow: bool = False):
+        self.path = Path(path)
+        self.follow = bool(follow)
+        self._f = _open_h5(self.path)
+        try:
+            self._check_schema()
+            self._ev = self._f["events"]
+            self._lab = self._f["labels"]
+            self._status_ds = self._f["status"]
+            self.topk = int(self._lab.attrs["topk"])
+            self.label_bytes = int(self._lab.attrs["label_bytes"])
+            self.compression = str(self._ev.attrs["compression"])
+            self.index_period_us = int(self._ev.attrs["index_period_us"])
+            self.chunk = int(self._ev.attrs["chunk_events"])
+            self._cols = {name: self._ev[name] for name, _ in EVENT_COLUMNS}
+            self._tails = ({name: self._ev[f"tail_{name}"] for name, _ in EVENT_COLUMNS}
+                           if "tail_t" in self._ev else {})
+            # one handle per dataset, refreshed and read through: HDF5 SWMR refreshes a
+            # dataset through one handle and then serves stale chunks to the others
+            self._index = {name: self._ev[name] for name in ("index_t", "index_offset")}
+            self._labcols = dict(self._lab.items())
+            self._handles = [*self._cols.values(), *self._tails.values(),
+                             *self._index.values(), *self._labcols.values()]
+            self.plugin_missing = False
+            if needs_plugin(self.compression):
+                try:
+                    load_hdf5plugin()  # registers the blosc/zstd filters with HDF5
+                except ImportError:
+                    self.plugin_missing = True
+            self.refresh()
+        except KeyError as exc:
+            self._f.close()
+            raise RecordingError(f"recording is missing {exc.args[0]!r} (damaged or written "
+                                 "by something else)", path=self.path, field=str(exc.args[0])
+                                 ) from None
+        except (OSError, RuntimeError, TypeError, AttributeError) as exc:
+            self._f.close()
+            raise RecordingError(f"damaged recording: {exc}", path=self.path) from None
+        except BaseException:
+            self._f.close()
+            raise
+
+    def _check_schema(self) -> None:
+        attrs = self._f.attrs
+        tag = attrs.get("format")
+        if isinstance(tag, bytes):
+            tag = tag.decode()
+        if tag != FORMAT_TAG:
+            raise RecordingError(f"an HDF5 file, but not an eventpipe recording (root attribute "
+                                 f"'format' is {tag!r}, expected {FORMAT_TAG!r}); groups: "
+                                 f"{sorted(self._f.keys())[:8]}", path=self.path, field="format")
+        version = int(attrs.get("schema_version", -1))
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(f"written with recording schema version {version}; this "
+                                     f"eventpipe reads up to version {SCHEMA_VERSION} (upgrade "
+                                     "eventpipe)", path=self.path, field="schema_version")
+        if version < 1:
+            raise RecordingError(f"bad schema_version {version}", path=self.path,
+                                 field="schema_version")
+
+    # -- state ------------------------------------------------------------------------------
+    @_typed
+    def refresh(self) -> "Recording":
+        """Re-read the commit record (for a file still being written)."""
+        st = self._status_ds
+        if self._f.swmr_mode:  # the status first: the data it counts is older than it
+            st.refresh()
+        s = st[()]
+        if self._f.swmr_mode:
+            for ds in self._handles:
+                ds.refresh()
+        if len(s) < len(STATUS):
+            raise RecordingError(f"status record has {len(s)} fields, expected {len(STATUS)}",
+                                 path=self.path, field="status")
+        self.status = {k: int(s[i]) for k, i in STATUS.items()}
+        self.complete = bool(self.status["closed"])
+        committed = self.status["events"]
+        # whole chunks are in the columns; the rest (until the file is closed) in a tail slot
+        self.n_main = committed if self.complete else committed - committed % self.chunk
+        self.n_main = min([self.n_main] + [self._cols[n].shape[0] for n, _ in EVENT_COLUMNS])
+        tail = committed - self.n_main if not self.complete and self._tails else 0
+        self.tail_slot = self.status["tail_slot"]
+        if tail > self.chunk or self.tail_slot not in (0, 1):
+            raise RecordingError(f"status record is inconsistent (events {committed}, "
+                                 f"tail slot {self.tail_slot})", path=self.path, field="status")
+        self.n_events = self.n_main + tail
+        self.n_labels = min([self.status["labels"]] +
+                            [ds.shape[0] for ds in self._labcols.values()])
+        self.n_index = min([self.status["index"]] + [ds.shape[0] for ds in self._index.values()])
+        self.complete = bool(self.status["closed"])
+        return self
+
+    @property
+    @_typed
+    def info(self) -> RecordingInfo:
+        a, e = self._f.attrs, self._ev.attrs
+        size = tuple(int(v) for v in e["sensor_size"])
+        t_first = t_last = None
+        if self.n_events:
+            t_first = int(self._read_t(0, 1)[0])
+            t_last = int(self._read_t(self.n_events - 1, self.n_events)[0])
+        streams = (sorted(set(np.unique(self._labcols["stream"][:self.n_labels]).tolist()))
+                   if self.n_labels else [])
+        return RecordingInfo(
+            path=str(self.path), schema_version=int(a["schema_version"]),
+            writer_version=str(a.get("writer_version", "")),
+            created_utc=str(a.get("created_utc", "")),
+            wall_clock_start_unix=float(a.get("wall_clock_start_unix", 0.0)),
+            sensor_size=size if size != (0, 0) else None, time_unit=str(e["time_unit"]),
+            source_uri=str(e.get("source_uri", "")), camera_serial=str(e.get("camera_serial", "")),
+            compression=self.compression, events=self.n_events, labels=self.n_labels,
+            t_first=t_first, t_last=t_last, index_entries=self.n_index,
+            index_period_us=self.index_period_us, complete=self.complete,
+            dropped_events=self.status["dropped_events"],
+            dropped_labels=self.status["dropped_labels"], flushes=self.status["flushes"],
+            streams=streams)
+
+    # -- events -----------------------------------------------------------------------------
+    @_typed
+    def _column(self, name: str, a: int, b: int) -> np.ndarray:
+        """Column ``name`` at positions [a, b): from the whole chunks, then the tail slot."""
+        m = self.n_main
+        if b <= m:
+            return self._cols[name][a:b]
+        tail = self._tails[name]
+        if a >= m:
+            return tail[self.tail_slot, a - m:b - m]
+        return np.concatenate([self._cols[name][a:m], tail[self.tail_slot, :b - m]])
+
+    def _read(self, a: int, b: int) -> np.ndarray:
+        out = np.empty(max(0, b - a), EVENT_DTYPE)
+        if b <= a:
+            return out
+        try:
+            for name, _ in EVENT_COLUMNS:
+                out[name] = self._column(name, a, b)
+        except OSError as exc:
+            raise self._read_error(exc, a) from None
+        return out
+
+    def _read_error(self, exc: OSError, position: int) -> RecordingError:
+        text = str(exc)
+        if self.plugin_missing or (needs_plugin(self.compression) and "filter" in text.lower()):
+            return RecordingError(f"compressed with {self.compression}, whose HDF5 filter is not "
+                                  f"available: {PLUGIN_HINT}", path=self.path, field="compression")
+        return RecordingError(f"cannot read events from position {position}: {text}",
+                              path=self.path, field="events")
+
+    def _read_t(self, a: int, b: int) -> np.ndarray:
+        try:
+            return self._column("t", a, b)
+        except OSError as exc:
+            raise self._read_error(exc, a) from None
+
+    @_typed
+    def position(self, t_us: int) -> int:
+        """First event position at or after ``t_us`` (running maximum of t; see ``index``)."""
+        return locate(self._index["index_t"], self._index["index_offset"], self.n_index,
+                      self._read_t, self.n_events, int(t_us))
+
+    @_typed
+    def _bounds(self, start_us, end_us) -> tuple[int, int]:
+        if start_us is None and end_us is None:
+            return 0, self.n_events
+        if start_us is not None and end_us is not None and int(end_us) <= int(start_us):
+            raise SliceError(f"empty slice: end_us={end_us} <= start_us={start_us}",
+                             path=self.path)
+        if self.n_events == 0:
+            raise SliceError(f"slice [{start_us}, {end_us}) us of a recording with no events",
+                             path=self.path)
+        t_first = int(self._read_t(0, 1)[0])
+        t_last = int(self._read_t(self.n_events - 1, self.n_events)[0])
+        if (start_us is not None and int(start_us) > t_last) or \
+                (end_us is not None and int(end_us) <= t_first):
+            raise SliceError(f"slice [{start_us}, {end_us}) us lies outside the recording, "
+                             f"which spans [{t_first}, {t_last}] us", path=self.path)
+        a = 0 if start_us is None else self.position(int(start_us))
+        b = self.n_events if end_us is None else self.position(int(end_us))
+        return a, b
+
+    def events(self, start_us: int | None = None, end_us: int | None = None) -> np.ndarray:
+        """Events with ``start_us <= t < end_us`` (either bound may be None)."""
+        a, b = self._bounds(start_us, end_us)
+        return self._filter(self._read(a, b), start_us, end_us)
+
+    @staticmethod
+    def _filter(ev: np.ndarray, start_us, end_us) -> np.ndarray:
+        if start_us is None and end_us is None or len(ev) == 0:
+            return ev
+        keep = np.ones(len(ev), bool)
+        if start_us is not None:
+            keep &= ev["t"] >= int(start_us)
+        if end_us is not None:
+            keep &= ev["t"] < int(end_us)
+        return ev if keep.all() else ev[keep]
+
+    def iter_events(self, chunk_events: int | None = None, chunk_us: int | None = None, *,
+                    start_us: int | None = None, end_us: int | None = None,
+                    poll_s: float = 0.05, idle_timeout_s: float = 10.0) -> Iterator[np.ndarray]:
+        """Consecutive chunks of ``chunk_events`` events and/or ``chunk_us`` of time, cut
+        exactly as every reader in :mod:`eventpipe.io` cuts them (:func:`rebatch`).
+
+        With ``follow=True`` the iterator waits for events the writer commits later and ends
+        when the writer closes the file or nothing new arrives for ``idle_timeout_s``."""
+        if self.follow:
+            from recorders.follow import follow_events
+            return follow_events(self, chunk_events=chunk_events, chunk_us=chunk_us,
+                                 start_us=start_us, end_us=end_us, poll_s=poll_s,
+                                 idle_timeout_s=idle_timeout_s)
+        a, b = self._bounds(start_us, end_us)
+        return rebatch(self.blocks(a, b, start_us, end_us), chunk_events=chunk_events,
+                       chunk_us=chunk_us)
+
+    def blocks(self, a: int, b: int, start_us=None, end_us=None, *,
+               block_events: int = DEFAULT_CHUNK_EVENTS) -> Iterator[np.ndarray]:
+        """Events at positions [a, b) in blocks of ``block_events``, filtered to the slice."""
+        for i in range(a, b, block_events):
+            ev = self._filter(self._read(i, min(b, i + block_events)), start_us, end_us)
+            if len(ev):
+                yield ev
+
+    # -- labels -----------------------------------------------------------------------------
+    @_typed
+    def labels(self, start_us: int | None = None, end_us: int | None = None,
+               stream: int | None = None) -> np.ndarray:
+        """Label rows (structured; see ``layout.label_dtypes``) with ``start_us <= t_us <
+        end_us``, optionally of one stream, in the order they were recorded."""
+        n = self.n_labels
+        out = np.empty(n, label_row_dtype(self.label_bytes, self.topk))
+        for name in label_dtypes(self.label_bytes, self.topk):
+            out[name] = self._labcols[name][:n]
+        keep = np.ones(n, bool)
+        if start_us is not None:
+            keep &= out["t_us"] >= int(start_us)
+        if end_us is not None:
+            keep &= out["t_us"] < int(end_us)
+        if stream is not None:
+            keep &= out["stream"] == int(stream)
+        return out[keep]
+
+    def label_messages(self, **kwargs) -> list[dict]:
+        """The labels as the pipeline's messages (dicts), see :meth:`labels` for filters."""
+        return list(messages_from_rows(self.labels(**kwargs)))
+
+    # -- lifetime ---------------------------------------------------------------------------
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> "Recording":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"Recording({str(self.path)!r}, events={self.n_events}, labels={self.n_labels}, "
+                f"complete={self.complete})")
+
+
+def open_recording(path: str | os.PathLike, *, follow: bool = False,
+                   wait_s: float = 0.0) -> Recording:
+    """Open a recording.  With ``follow`` the file may still be being written; ``wait_s``
+    waits (bounded) for it to appear and become readable."""
+    if wait_s > 0:
+        from recorders.follow import wait_for_recording
+        return wait_for_recording(path, follow=follow, timeout_s=wait_s)
+    return Recording(path, follow=follow)

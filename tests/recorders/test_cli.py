@@ -1,0 +1,177 @@
+"""``eventpipe record``, ``info``, ``replay-labels``, ``run --record`` and ``run --start/--end``."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from eventpipe.cli import main
+from eventpipe.io import read_events
+from recorders import EventRecorder, open_recording
+from recorders.replay import record_source
+from tests.conftest import expected_events, sample_path
+from tests.recorders.conftest import label_msg, random_events
+
+TINY = ["--model", "meta_spikeformer_tiny", "--set", "model.num_classes=12",
+        "--set", "input.size=[32, 32]", "--set", "decoder.emit_every=1",
+        "--set", "model.threads=1"]
+
+
+def cli(*argv):
+    out, err = io.StringIO(), io.StringIO()
+    rc = main(list(argv), out=out, err=err)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_record_a_file_source(tmp_path):
+    src = sample_path("evt3_sample.raw")
+    dst = tmp_path / "out.h5"
+    rc, out, err = cli("record", f"file:{src}", str(dst), "--compression", "gzip:1")
+    assert rc == 0, err
+    want = expected_events("evt3_sample.raw")
+    assert f"recorded {len(want):,} events" in out and "gzip:1" in out
+    np.testing.assert_array_equal(read_events(dst), want)
+    with open_recording(dst) as rec:
+        assert rec.info.source_uri == f"file:{src}" and rec.info.complete
+    before = dst.read_bytes()
+    rc, out, err = cli("record", f"file:{src}", str(dst))  # exists: refused, untouched
+    assert rc == 1 and "refusing to overwrite" in err and dst.read_bytes() == before
+
+
+def test_record_progress_line_and_duration(tmp_path):
+    progress = io.StringIO()
+    res = record_source("synthetic:seed=2,size=64x64", tmp_path / "s.h5", duration_s=1.0,
+                        progress=progress, progress_every_s=0.0)
+    text = progress.getvalue()
+    assert res["events"] > 0 and 1.0 <= res["seconds"] < 10
+    assert "events, " in text and "Mev/s" in text and " MB" in text
+    with open_recording(tmp_path / "s.h5") as rec:
+        assert rec.info.events == res["events"] and rec.info.sensor_size == (64, 64)
+
+
+def test_info_shows_labels_compression_and_index(tmp_path):
+    path = tmp_path / "r.h5"
+    with EventRecorder(path, (640, 480), compression="lzf") as rec:
+        rec.write(random_events(40, 10_000))
+        rec.write_labels([label_msg(i) for i in range(3)])
+    rc, out, err = cli("info", str(path))
+    assert rc == 0, err
+    assert "h5 - eventpipe recording" in out and "events          10,000" in out
+    lines = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in out.splitlines())
+    assert lines["labels"].strip() == "3" and lines["compression"].strip() == "lzf"
+    assert "entries, period 1000 us" in lines["index"]
+    assert lines["duration"].endswith(" s")
+    rc, out, _ = cli("info", str(path), "--json")
+    assert json.loads(out)["extras"]["labels"] == 3
+
+
+def test_bad_recordings_exit_with_status_3(tmp_path):
+    import h5py
+
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["x"] = 1
+    rc, out, err = cli("info", str(foreign))
+    assert rc == 3 and "foreign.h5" in err and "not an eventpipe recording" in err
+    rc, out, err = cli("replay-labels", str(foreign), "--publish", "tcp://127.0.0.1:0",
+                       "--wait-subscribers", "0")
+    assert rc == 3 and "not an eventpipe recording" in err
+
+
+class _Lines(io.StringIO):
+    """An err stream that reports the endpoint line the command prints."""
+
+    def __init__(self):
+        super().__init__()
+        self.endpoint = None
+        self.ready = threading.Event()
+
+    def write(self, s):
+        if "publishing labels on " in s:
+            self.endpoint = s.split("publishing labels on ")[1].strip()
+            self.ready.set()
+        return super().write(s)
+
+
+@pytest.mark.timeout(60)
+def test_replay_labels_publishes_with_the_original_timing(tmp_path):
+    path = tmp_path / "r.h5"
+    msgs = [label_msg(i, stream=i % 2) for i in range(6)]
+    for i, m in enumerate(msgs):
+        m["wall_s"] = 5000.0 + 0.1 * i  # recorded 100 ms apart
+    with EventRecorder(path, (64, 48)) as rec:
+        rec.write_labels(msgs)
+    err, out = _Lines(), io.StringIO()
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("rc", main(
+        ["replay-labels", str(path), "--publish", "tcp://127.0.0.1:0", "--wait-subscribers", "20"],
+        out=out, err=err)))
+    t.start()
+    assert err.ready.wait(20)
+    ctx = zmq.Context.instance()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.connect(err.endpoint)
+    got, arrivals = [], []
+    try:
+        while len(got) < len(msgs):
+            assert sub.poll(20_000), "no label within 20 s"
+            topic, payload = sub.recv_multipart()
+            arrivals.append(time.monotonic())
+            got.append((topic, json.loads(payload)))
+    finally:
+        sub.close()
+        t.join(20)
+    assert result["rc"] == 0 and "published 6 labels" in out.getvalue()
+    for (topic, m), want in zip(got, msgs):
+        assert topic == str(want["stream"]).encode()
+        assert (m["seq"], m["t_us"], m["label"], m["stream"]) == \
+            (want["seq"], want["t_us"], want["label"], want["stream"])
+        assert "wall_s" not in m
+    assert arrivals[-1] - arrivals[0] >= 0.45  # 5 gaps of 100 ms (lower bound: never early)
+
+
+@pytest.mark.timeout(300)
+def test_run_records_events_and_labels_then_replays_a_slice(tmp_path):
+    rec_path = tmp_path / "run.h5"
+    jsonl = tmp_path / "labels.jsonl"
+    rc, out, err = cli("run", "--source", "synthetic:seed=3,duration_s=1.0,size=64x64",
+                       "--max-speed", "--quiet", "--jsonl", str(jsonl), "--record",
+                       str(rec_path), *TINY)
+    assert rc == 0, err
+    assert f"recorded" in err and "dropped 0 events, 0 labels" in err
+    emitted = [json.loads(x) for x in jsonl.read_text().splitlines()]
+    emitted = [m for m in emitted if m.get("type") != "metrics"]
+    from eventpipe.synthetic import SyntheticStream
+    want_ev = np.concatenate([pk.events for pk in SyntheticStream(
+        seed=3, sensor_size=(64, 64), duration_s=1.0)])
+    with open_recording(rec_path) as rec:
+        np.testing.assert_array_equal(rec.events(), want_ev)
+        labels = rec.label_messages()
+        assert rec.info.sensor_size == (64, 64) and rec.complete
+    assert len(labels) == len(emitted) == 20
+    for g, m in zip(labels, emitted):
+        assert (g["seq"], g["t_us"], g["label"], g["truth"]) == \
+            (m["seq"], m["t_us"], m["label"], m["truth"])
+        assert g["score"] == pytest.approx(m["score"], rel=1e-6)
+
+    # replay a slice of the recording through the model
+    jsonl2 = tmp_path / "slice.jsonl"
+    rc, out, err = cli("run", "--source", f"file:{rec_path}", "--start", "0.25", "--end", "0.75",
+                       "--max-speed", "--quiet", "--jsonl", str(jsonl2), *TINY)
+    assert rc == 0, err
+    sliced = [json.loads(x) for x in jsonl2.read_text().splitlines()]
+    sliced = [m for m in sliced if m.get("type") != "metrics"]
+    t0 = int(want_ev["t"][0])
+    assert sliced and all(t0 + 250_000 <= m["t_us"] <= t0 + 800_000 for m in sliced)
+    metrics = [json.loads(x) for x in jsonl2.read_text().splitlines()][-1]
+    rel = want_ev["t"] - t0
+    assert metrics["events_in"] == int(((rel >= 250_000) & (rel < 750_000)).sum())
