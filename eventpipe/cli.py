@@ -112,7 +112,8 @@ def cmd_run(args, out: TextIO) -> int:
         cfg.source.loop = True
     if args.quiet:
         cfg.sinks.console = False
-    summary = run(cfg, out=out, err=args.err, view=args.view, video=args.video)
+    summary = run(cfg, out=out, err=args.err, view=args.view, video=args.video,
+                  view_dump=args.view_dump)
     if args.metrics_json:
         with open(args.metrics_json, "w") as f:
             json.dump(summary, f, indent=2, default=str)
@@ -273,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="show the event frames and the current label in an OpenCV window")
     sp.add_argument("--video", default=None, metavar="OUT.mp4",
                     help="record the frames with their labels to a video")
+    sp.add_argument("--view-dump", default=None, metavar="DIR",
+                    help="also write each picture the viewer shows as DIR/view_NNNNNN.png")
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("send", help="stream a recording to a zmq endpoint in our wire format")

@@ -50,7 +50,7 @@ def build_sinks(cfg: RunConfig, out: TextIO) -> list:
 
 def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
                    on_label: Callable[[dict], None] | None = None, *, view: bool = False,
-                   video: str | None = None) -> Pipeline:
+                   video: str | None = None, view_dump: str | None = None) -> Pipeline:
     torch.set_num_threads(max(1, cfg.model.threads))
     loaded = load_model(cfg.model.name, num_classes=cfg.model.num_classes,
                         class_names=cfg.model.class_names)
@@ -66,14 +66,20 @@ def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
     try:
         sinks = build_sinks(cfg, out)
         viewer = None
-        if view or video:
+        if view or video or view_dump:
             from eventpipe.runtime.viewer import LabelViewer
-            viewer = LabelViewer(window=view, video=video, fps=1e6 / window_us)
+            stride_us = cfg.window.stride_us or recipe.stride_us or window_us  # one step each
+            viewer = LabelViewer(window=view, video=video, fps=1e6 / stride_us,
+                                 dump_dir=view_dump, merged=recipe.channels == "halves",
+                                 frame_hw=(input_size[1], input_size[0]))
     except BaseException:
         source.close()
         raise
-    return Pipeline(cfg, source, loaded, sinks, input_size=input_size, recipe=recipe,
+    pipe = Pipeline(cfg, source, loaded, sinks, input_size=input_size, recipe=recipe,
                     on_label=on_label, viewer=viewer)
+    if viewer is not None:
+        viewer.bind(metrics=pipe.metrics, on_quit=pipe.stop, stopping=pipe.stop_event)
+    return pipe
 
 
 def _on_signal(pipe: Pipeline) -> None:
@@ -83,11 +89,11 @@ def _on_signal(pipe: Pipeline) -> None:
 
 def run(cfg: RunConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
         on_label: Callable[[dict], None] | None = None, *, view: bool = False,
-        video: str | None = None) -> dict:
+        video: str | None = None, view_dump: str | None = None) -> dict:
     """Run until the source ends, ``duration_s`` passes, or SIGINT/SIGTERM; return metrics."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        pipe = build_pipeline(cfg, out, on_label, view=view, video=video)
+        pipe = build_pipeline(cfg, out, on_label, view=view, video=video, view_dump=view_dump)
     for w in caught:
         err.write(f"eventpipe: warning: {w.message}\n")
     err.write(f"eventpipe: model {pipe.loaded.source} ({len(pipe.loaded.class_names)} classes), "
