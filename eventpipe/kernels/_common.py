@@ -117,6 +117,34 @@ def as_event_array(events) -> np.ndarray:
     return as_events(events)
 
 
+#: field dtypes the kernels are compiled for, beside ``EVENT_DTYPE``'s: tonic's arrays
+#: (``int16``/``int64`` x, y; ``bool``/``int`` p, 0/1 or -1/1) are read as they are
+KERNEL_XY = frozenset(np.dtype(d) for d in ("i2", "i4", "i8", "u2", "u4"))
+KERNEL_P = frozenset(np.dtype(d) for d in ("?", "i1", "u1", "i2", "i4", "i8"))
+KERNEL_T = frozenset(np.dtype(d) for d in ("i8", "f8"))
+
+
+def kernel_events(events) -> np.ndarray:
+    """Events as the binning kernels read them, without a copy where possible.
+
+    ``EVENT_DTYPE``, or any 1-D structured array whose ``x``, ``y`` (int16/int32/int64/
+    uint16/uint32), ``t`` (int64 µs, or float64 µs) and ``p`` (bool, int8/16/32/64,
+    uint8) have native byte order, is returned as it is (tonic's arrays included); the
+    kernels then count a negative coordinate as out of bounds and take ``p > 0`` as ON
+    (so 0/1, -1/1 and bool all work).  Anything else is converted (:func:`as_events`)."""
+    if isinstance(events, np.ndarray):
+        dt = events.dtype
+        if dt == EVENT_DTYPE:
+            return events
+        names = dt.names or ()
+        if (events.ndim == 1 and all(f in names for f in "xytp")
+                and dt["x"] in KERNEL_XY and dt["y"] in KERNEL_XY
+                and dt["p"] in KERNEL_P and dt["t"] in KERNEL_T
+                and all(dt[f].isnative for f in "xytp")):
+            return events
+    return as_events(events)
+
+
 def fields(events: np.ndarray):
     """Zero-copy views of the four fields (strided, no allocation)."""
     return events["x"], events["y"], events["t"], events["p"]

@@ -30,6 +30,7 @@ from eventpipe.kernels._common import (
     as_event_array,
     check_out,
     fields,
+    kernel_events,
     n_polarities,
     sensor_wh,
     time_policy,
@@ -74,14 +75,14 @@ def _timesurface(x, y, t, p, ws, we, npol, tau, out, tol, counters):
             continue
         xi = x[i]
         yi = y[i]
-        if xi >= W or yi >= H:
+        if xi < 0 or yi < 0 or xi >= W or yi >= H:
             counters[C_OOB] += 1
             continue
         if ti < ws[k]:
             counters[C_RANGE] += 1
             continue
         pi = 0
-        if npol == 2 and p[i] != 0:
+        if npol == 2 and p[i] > 0:
             pi = 1
         mem[pi, yi, xi] = float(ti)
         has[pi, yi, xi] = True
@@ -98,7 +99,7 @@ def to_timesurface(events, sensor_size, dt, tau, *, include_incomplete=False, po
     """Time surfaces ``(T, P, H, W)`` sampled at the end of each ``dt`` window."""
     W, H = sensor_wh(sensor_size)
     P = n_polarities(sensor_size, polarities)
-    ev = as_event_array(events)
+    ev = kernel_events(events)
     stats = BinStats()
     if len(ev) == 0:
         res = check_out(out, (0, P, H, W), dtype)
