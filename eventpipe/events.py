@@ -71,6 +71,18 @@ def as_events(arr: Any) -> np.ndarray:
     return make_events(arr["x"], arr["y"], arr["t"], arr["p"])
 
 
+class SizeWarning(UserWarning):
+    """A size that looks like a mistake (the call still does what it was told)."""
+
+
+class SensorSizeWarning(SizeWarning):
+    """Many events fall outside ``sensor_size`` and all would fit with W and H swapped."""
+
+
+class InputSizeWarning(SizeWarning):
+    """Frames of another size than the checkpoint's recipe go into the model."""
+
+
 #: the dtype of tonic's own datasets (``tonic.datasets.NMNIST.dtype``): int64 x, y, t, p
 TONIC_DTYPE = np.dtype([("x", "<i8"), ("y", "<i8"), ("t", "<i8"), ("p", "<i8")])
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import warnings
 from contextlib import contextmanager
 
 import numba
 import numpy as np
 
-from eventpipe.events import EVENT_DTYPE, as_events, check_sensor_size
+from eventpipe.events import EVENT_DTYPE, SensorSizeWarning, as_events, check_sensor_size
 
 #: default tolerance for timestamps that step backwards (µs); EVT 3.0 TIME_LOW
 #: jitter is a few µs, so 1 ms is generous while still rejecting real garbage.
@@ -91,6 +92,20 @@ class BinStats:
     @property
     def dropped(self) -> int:
         return self.out_of_bounds + self.dropped_backwards + self.out_of_range
+
+
+def warn_if_swapped(x, y, W: int, H: int, n_oob: int, n: int, stacklevel: int = 3) -> None:
+    """:class:`SensorSizeWarning` when at least 1% of the events were out of bounds and all of
+    them would fit in ``(H, W)``: ``sensor_size`` given as (H, W) by mistake.  Costs a pass
+    over x and y only in that case."""
+    if n_oob == 0 or W == H or n_oob * 100 < n:
+        return
+    if x.min() < 0 or y.min() < 0 or int(x.max()) >= H or int(y.max()) >= W:
+        return
+    warnings.warn(SensorSizeWarning(
+        f"{n_oob:,} of {n:,} events are out of bounds for sensor_size (W, H) = ({W}, {H}) and "
+        f"dropped, but all would fit in ({H}, {W}): are W and H swapped? (sizes are (W, H))"),
+        stacklevel=stacklevel)
 
 
 def sensor_wh(sensor_size) -> tuple[int, int]:

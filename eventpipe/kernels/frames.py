@@ -49,6 +49,7 @@ from eventpipe.kernels._common import (
     saturation_value,
     sensor_wh,
     time_policy,
+    warn_if_swapped,
 )
 
 
@@ -300,13 +301,32 @@ def to_frames(events, sensor_size, time_window=None, event_count=None, n_time_bi
     at 1 / N.  ``out`` is a preallocated C-contiguous array (overwritten).
     ``threads`` > 1 uses the parallel kernel.  Returns the frames, or
     ``(frames, BinStats)`` with ``return_stats=True``.  Never mutates ``events``.
+    ``events`` may be tonic's arrays (read as they are, see ``kernel_events``).
+    Warns (:class:`~eventpipe.events.SensorSizeWarning`) when many events are out of
+    bounds and all would fit with W and H swapped.
     """
+    ev = kernel_events(events)
+    res, stats = _to_frames(ev, sensor_size, time_window, event_count, n_time_bins,
+                            n_event_bins, overlap, include_incomplete, start_time, end_time,
+                            polarities=polarities, dtype=dtype, binary=binary, clip=clip,
+                            out=out, threads=threads, time_tolerance_us=time_tolerance_us)
+    W, H = sensor_wh(sensor_size)
+    warn_if_swapped(ev["x"], ev["y"], W, H, stats.out_of_bounds, len(ev))
+    return (res, stats) if return_stats else res
+
+
+def _to_frames(events, sensor_size, time_window=None, event_count=None, n_time_bins=None,
+               n_event_bins=None, overlap=0, include_incomplete=False, start_time=None,
+               end_time=None, *, polarities=None, dtype=np.int16, binary=False, clip=None,
+               out=None, threads=1, time_tolerance_us=DEFAULT_TIME_TOLERANCE_US,
+               return_stats=True):
+    """:func:`to_frames` on a kernel-readable array; returns ``(frames, BinStats)``."""
     modes = [time_window, event_count, n_time_bins, n_event_bins]
     if sum(m is not None for m in modes) != 1:
         raise ValueError("set exactly one of time_window, event_count, n_time_bins, n_event_bins")
     W, H = sensor_wh(sensor_size)
     P = n_polarities(sensor_size, polarities)
-    ev = kernel_events(events)  # tonic's dtypes as they are, no conversion
+    ev = events
     x, y, t, p = fields(ev)
     maxval = saturation_value(dtype, clip, binary)
     tol = np.int64(time_tolerance_us)

@@ -34,6 +34,7 @@ from eventpipe.kernels._common import (
     n_polarities,
     sensor_wh,
     time_policy,
+    warn_if_swapped,
 )
 from eventpipe.kernels.frames import time_windows
 
@@ -110,6 +111,7 @@ def to_timesurface(events, sensor_size, dt, tau, *, include_incomplete=False, po
     counters = np.zeros(N_COUNTERS, np.int64)
     _timesurface(x, y, t, p, ws, we, P, float(tau), res, np.int64(time_tolerance_us), counters)
     stats.add_counters(counters)
+    warn_if_swapped(x, y, W, H, stats.out_of_bounds, len(ev))
     return (res, stats) if return_stats else res
 
 

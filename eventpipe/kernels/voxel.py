@@ -37,6 +37,7 @@ from eventpipe.kernels._common import (
     kernel_events,
     sensor_wh,
     time_policy,
+    warn_if_swapped,
 )
 
 
@@ -96,6 +97,7 @@ def to_voxel_grid(events, sensor_size, n_time_bins=10, *, dtype=np.float32, out=
         _voxel(x, y, t, p, np.int64(t[0]), np.int64(t.max()), res, np.int64(time_tolerance_us),
                counters)
         stats.add_counters(counters)
+        warn_if_swapped(x, y, W, H, stats.out_of_bounds, len(ev))
     return (res, stats) if return_stats else res
 
 

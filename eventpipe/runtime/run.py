@@ -59,6 +59,12 @@ def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
     recipe = input_recipe(cfg, loaded)
     window_us = recipe.window_us
     input_size = cfg.input.size or loaded.input_size or (128, 128)
+    if loaded.input_size and tuple(input_size) != tuple(loaded.input_size):
+        from eventpipe.events import InputSizeWarning
+        warnings.warn(InputSizeWarning(
+            f"input.size {input_size[0]}x{input_size[1]} differs from the checkpoint's recipe "
+            f"({loaded.input_size[0]}x{loaded.input_size[1]}): the model gets frames of a size "
+            "it was not trained on"), stacklevel=2)
     source = open_run_source(cfg.source.uri, speed=cfg.source.speed, loop=cfg.source.loop,
                              sensor_size=cfg.source.sensor_size,
                              queue_size=cfg.source.queue_size, options=cfg.source.options,
