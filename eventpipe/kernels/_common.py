@@ -95,10 +95,10 @@ class BinStats:
 
 
 def warn_if_swapped(x, y, W: int, H: int, n_oob: int, n: int, stacklevel: int = 3) -> None:
-    """:class:`SensorSizeWarning` when at least 1% of the events were out of bounds and all of
-    them would fit in ``(H, W)``: ``sensor_size`` given as (H, W) by mistake.  Costs a pass
-    over x and y only in that case."""
-    if n_oob == 0 or W == H or n_oob * 100 < n:
+    """:class:`SensorSizeWarning` when at least 1% (and at least 16) of the events were out of
+    bounds and all of them would fit in ``(H, W)``: ``sensor_size`` given as (H, W) by mistake.
+    Costs a pass over x and y only in that case."""
+    if n_oob < 16 or W == H or n_oob * 100 < n:
         return
     if x.min() < 0 or y.min() < 0 or int(x.max()) >= H or int(y.max()) >= W:
         return

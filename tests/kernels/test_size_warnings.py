@@ -48,6 +48,11 @@ def test_no_warning_when_the_size_is_right_or_the_swap_would_not_fit(dvs):
         few = make_events(np.arange(200) % 10, np.zeros(200), np.arange(200), np.ones(200))
         few["x"][0] = 12
         to_frames(few, (11, 13), event_count=50)  # 1 of 200 out: < 1%, a stray event
+        tiny = make_events(np.arange(15) + 10, np.zeros(15), np.arange(15), np.ones(15))
+        to_frames(tiny, (8, 30), event_count=5)  # all 15 out, too few to judge (< 16)
+    tiny = make_events(np.arange(16) + 10, np.zeros(16), np.arange(16), np.ones(16))
+    with pytest.warns(SensorSizeWarning):
+        to_frames(tiny, (8, 30), event_count=4)  # 16 out, all fit in (30, 8)
 
 
 def test_runtime_warns_when_input_size_differs_from_the_checkpoint(tmp_path):
