@@ -121,7 +121,8 @@ def stage_timing(ev: np.ndarray, args, n_windows: int = 60) -> None:
 
     from eventpipe.labels import LabelDecoder
     from eventpipe.runtime.model_loader import load_model
-    from eventpipe.runtime.preprocess import InputRecipe, StreamPrep, normalise
+    from eventpipe.represent import InputRecipe, normalise
+    from eventpipe.runtime.preprocess import StreamPrep
     from snn.streaming import StreamingSession
 
     import warnings
@@ -132,8 +133,8 @@ def stage_timing(ev: np.ndarray, args, n_windows: int = 60) -> None:
     model = loaded.model.fold() if hasattr(loaded.model, "fold") else loaded.model
     session = StreamingSession(model)
     dec = LabelDecoder(loaded.class_names, emit_every=1)
-    prep = StreamPrep(0, (640, 480), out_size=(args.size, args.size),
-                      recipe=InputRecipe(WINDOW_US))
+    recipe = InputRecipe(size=(args.size, args.size), window_us=WINDOW_US)
+    prep = StreamPrep(0, (640, 480), recipe=recipe)
     span = int(ev["t"][-1]) - int(ev["t"][0]) + 1
     per_window = int(len(ev) * WINDOW_US / span)
     t = {"spatial map": 0.0, "binning": 0.0, "normalise": 0.0, "model step": 0.0,
@@ -156,7 +157,7 @@ def stage_timing(ev: np.ndarray, args, n_windows: int = 60) -> None:
             t0 = time.perf_counter()
             mapped, _ = prep.map.apply(p)
             t1 = time.perf_counter()
-            out = prep.binner.push(mapped)
+            out = prep.input.binner.push(mapped)
             t2 = time.perf_counter()
             t["spatial map"] += t1 - t0
             t["binning"] += t2 - t1
@@ -164,7 +165,7 @@ def stage_timing(ev: np.ndarray, args, n_windows: int = 60) -> None:
                 frames = out
                 break
         t0 = time.perf_counter()
-        x = normalise(frames[:1], "counts")[0]
+        x = normalise(recipe, frames[:1])[0]
         t1 = time.perf_counter()
         logits = session.step({0: x})
         t2 = time.perf_counter()

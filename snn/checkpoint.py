@@ -2,6 +2,13 @@
 
 Files hold only tensors and plain Python values, so they load with
 ``torch.load(..., weights_only=True)``; nothing unpickles arbitrary objects.
+
+Besides the model (``model_name``, ``args``, ``T``, ``state_dict``) a file carries
+``class_names``, ``input_size`` (W, H), the *input recipe* (``recipe``: how events
+become the model's input, a plain dict with a ``recipe_version``, written and read by
+``eventpipe.represent``; ``None`` in files written before it existed) and ``extra``
+(anything else: provenance such as the training config, epoch, accuracy).  This
+module stores the recipe as given and does not interpret it.
 """
 
 from __future__ import annotations
@@ -36,30 +43,41 @@ def save_checkpoint(
     class_names: Optional[Sequence[str]] = None,
     input_size: Optional[Tuple[int, int]] = None,
     extra: Optional[Dict[str, Any]] = None,
+    recipe: Optional[Dict[str, Any]] = None,
 ) -> None:
+    """Write ``model`` (unfolded) and its metadata to ``path`` (a path or a binary file).
+
+    ``input_size``: the model input (W, H) (default: the model's registry size);
+    ``recipe``: the input recipe as plain data (``eventpipe.represent.InputRecipe.to_dict()``);
+    ``extra``: any other plain data."""
     if getattr(model, "is_folded", False):
         raise ValueError("save the unfolded model; fold after loading (folded weights are derived)")
-    recipe = getattr(model, "recipe", None) or {}
-    name = recipe.get("name")
+    build = getattr(model, "recipe", None) or {}
+    name = build.get("name")
     if not name:
         raise ValueError("model has no recipe name; build it with snn.create_model or snn.load_official")
+    if recipe is not None and not isinstance(recipe, dict):
+        raise TypeError(f"recipe must be a dict of plain data, got {type(recipe).__name__}")
     if class_names is not None and len(class_names) != model.num_classes:
         raise ValueError(f"{len(class_names)} class names for {model.num_classes} classes")
     payload = {
         "format": FORMAT,
         "model_name": name,
-        "args": _plain(recipe.get("args", {})),
-        "input_size": _plain(input_size if input_size is not None else recipe.get("input_size")),
+        "args": _plain(build.get("args", {})),
+        "input_size": _plain(input_size if input_size is not None else build.get("input_size")),
         "T": int(model.T),
         "class_names": _plain(list(class_names) if class_names is not None else None),
         "extra": _plain(extra or {}),
+        "recipe": _plain(recipe),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
     torch.save(payload, path)
 
 
 def load_checkpoint(path: Union[str, os.PathLike]) -> Tuple[MetaSpikeFormer, Dict[str, Any]]:
-    """Rebuild and strictly load a model saved by :func:`save_checkpoint`; returns (model in eval, metadata)."""
+    """Rebuild and strictly load a model saved by :func:`save_checkpoint`; returns (model in
+    eval, metadata: ``model_name``, ``args``, ``input_size``, ``T``, ``class_names``,
+    ``extra``, ``recipe`` (None for files written before recipes))."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path}: not an eventpipe SNN checkpoint (use snn.load_official for official files)")
@@ -78,4 +96,5 @@ def load_checkpoint(path: Union[str, os.PathLike]) -> Tuple[MetaSpikeFormer, Dic
         model.recipe["args"] = dict(ckpt["args"])
     model.load_state_dict(ckpt["state_dict"], strict=True)
     meta = {k: ckpt[k] for k in ("model_name", "args", "input_size", "T", "class_names", "extra")}
+    meta["recipe"] = ckpt.get("recipe")
     return model.eval(), meta

@@ -2,8 +2,8 @@
 
 Every section is a dataclass; unknown keys and wrong types are
 :class:`~eventpipe.errors.ConfigError` naming the dotted key.  Values left as
-``None`` are taken from the model's checkpoint recipe (window, input size,
-frame normalisation) when it has them.
+``None`` are taken from the model's checkpoint recipe (window, input size (W, H),
+geometry, channels, frame normalisation); see docs/represent.md.
 """
 
 from __future__ import annotations
@@ -46,10 +46,10 @@ class WindowConfig:
 @dataclasses.dataclass
 class InputConfig:
     size: tuple[int, int] | None = None  # model input (W, H); None: from the recipe
-    policy: Literal["pad", "crop"] = "pad"
-    roi: tuple[int, int, int, int] | None = None
-    flip_x: bool = False
-    flip_y: bool = False
+    policy: Literal["pad", "crop"] | None = None  # None: from the recipe (default pad)
+    roi: tuple[int, int, int, int] | None = None  # (x0, y0, w, h) on the sensor
+    flip_x: bool | None = None         # None: from the recipe (default false)
+    flip_y: bool | None = None
     frame_norm: str | None = None      # counts | binary | clip:N | log1p; None: from the recipe
     channels: Literal["polarity", "halves"] | None = None  # None: from the recipe
 

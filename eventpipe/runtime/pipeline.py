@@ -17,6 +17,7 @@ A stream silent for ``idle_reset_s`` has its membranes and label state reset.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import threading
 import time
 from typing import Callable
@@ -24,9 +25,10 @@ from typing import Callable
 import torch
 
 from eventpipe.labels import LabelDecoder
+from eventpipe.represent import InputRecipe
 from eventpipe.runtime.config import RunConfig
 from eventpipe.runtime.metrics import Metrics
-from eventpipe.runtime.preprocess import ClosedFrame, InputRecipe, StreamPrep
+from eventpipe.runtime.preprocess import ClosedFrame, StreamPrep
 from snn.streaming import StreamingSession
 
 
@@ -80,16 +82,24 @@ class FrameQueue:
 
 class Pipeline:
     def __init__(self, cfg: RunConfig, source, loaded, sinks: list, *,
-                 input_size: tuple[int, int], recipe: InputRecipe | None = None,
+                 input_size: tuple[int, int] | None = None, recipe: InputRecipe | None = None,
                  window_us: int | None = None, frame_norm: str = "counts",
                  on_label: Callable[[dict], None] | None = None, viewer=None):
+        """``recipe``: the model input, run config already applied (``run_recipe``);
+        without it one is made from ``input_size``, ``window_us`` and ``frame_norm``
+        with the run config's ``[input]`` / ``[window]`` values on top."""
+        from eventpipe.runtime.model_loader import apply_run_config
+
         self.cfg = cfg
         self.source = source
         self.loaded = loaded
         self.sinks = sinks
-        self.recipe = recipe or InputRecipe(int(window_us), frame_norm=frame_norm)
+        if recipe is None:
+            recipe = apply_run_config(InputRecipe(size=input_size, window_us=int(window_us),
+                                                  normalisation=frame_norm), cfg)
+        self.recipe = recipe
         self.window_us = self.recipe.window_us
-        self.input_size = tuple(input_size)
+        self.input_size = self.recipe.size
         self.on_label = on_label
         self.viewer = viewer
         self.last_label: dict[int, dict] = {}
@@ -119,11 +129,7 @@ class Pipeline:
             if size is None:
                 raise ValueError(f"stream {stream}: sensor size unknown; set source.sensor_size")
             c = self.cfg
-            prep = StreamPrep(stream, size, out_size=self.input_size, recipe=self.recipe,
-                              stride_us=c.window.stride_us or self.recipe.stride_us,
-                              policy=c.input.policy, roi=c.input.roi,
-                              flip_x=c.input.flip_x, flip_y=c.input.flip_y,
-                              timeout_s=c.window.timeout_s,
+            prep = StreamPrep(stream, size, recipe=self.recipe, timeout_s=c.window.timeout_s,
                               time_tolerance_us=c.window.time_tolerance_us,
                               refractory_us=c.filters.refractory_us,
                               denoise_us=c.filters.denoise_us, polarity=c.filters.polarity)
@@ -234,8 +240,7 @@ class Pipeline:
         so the first real window does not pay for compilation and first-touch allocation."""
         from eventpipe.events import make_events
 
-        w, h = self.input_size
-        scratch = StreamPrep(-1, (w, h), out_size=(w, h), recipe=self.recipe)
+        scratch = StreamPrep(-1, self.input_size, recipe=dataclasses.replace(self.recipe, roi=None))
         ev = make_events([0, 1], [0, 1], [0, 2 * self.window_us + 1], [0, 1])
         frames = scratch.push(ev, time.monotonic())
         if frames:

@@ -1,8 +1,9 @@
-"""Per-stream preprocessing: filters -> sensor-to-input mapping -> windowed frames.
+"""Per-stream preprocessing: filters -> the model's input recipe -> closed frames.
 
-Each stream owns one :class:`StreamPrep` (its binner, its filters' state) so
-streams never share windows.  Frames leave as float32 ``[P, H, W]`` tensors
-normalised the way the model was trained (``frame_norm``).
+Each stream owns one :class:`StreamPrep` (its filters' state, its
+:class:`~eventpipe.represent.StreamingInput`) so streams never share windows.
+Frames leave as float32 ``[C, H, W]`` tensors made by :mod:`eventpipe.represent`
+exactly as training made them.
 """
 
 from __future__ import annotations
@@ -13,54 +14,8 @@ import dataclasses
 import numpy as np
 import torch
 
-from eventpipe.kernels import (
-    SpatialMap,
-    StreamingBinner,
-    StreamingDenoise,
-    StreamingRefractory,
-    select_polarity,
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class InputRecipe:
-    """How frames are made for the model - read from the checkpoint so that the
-    runtime feeds exactly what training fed.
-
-    ``channels``: ``polarity`` (OFF, ON counts of the window) or ``halves`` (ON+OFF
-    counts of the first and second half of the window); ``count_scale``: counts are
-    multiplied by it (``1 / f**2`` for training's area resize after sum pooling by
-    ``f``); ``clip``: counts saturate there; ``frame_norm``: counts -> input.
-    """
-
-    window_us: int
-    stride_us: int | None = None       # None: window_us (non-overlapping windows)
-    channels: str = "polarity"
-    frame_norm: str = "counts"
-    area: bool = False
-    clip: int | None = None
-
-    def __post_init__(self):
-        if self.channels not in ("polarity", "halves"):
-            raise ValueError(f"unknown input channels {self.channels!r} (polarity, halves)")
-        if self.channels == "halves" and self.window_us % 2:
-            raise ValueError("channels='halves' needs an even window_us")
-
-
-def normalise(frames: np.ndarray, frame_norm: str, scale: float = 1.0) -> torch.Tensor:
-    """Counts ``(n, P, H, W)`` -> float32 tensor per ``frame_norm`` (after ``* scale``)."""
-    x = torch.from_numpy(np.ascontiguousarray(frames)).to(torch.float32)
-    if scale != 1.0:
-        x.mul_(scale)
-    if frame_norm in ("counts", "none"):
-        return x
-    if frame_norm == "binary":
-        return (x > 0).to(torch.float32)
-    if frame_norm == "log1p":
-        return torch.log1p(x)
-    if frame_norm.startswith("clip:"):
-        return x.clamp_(max=float(frame_norm[5:]))
-    raise ValueError(f"unknown frame_norm {frame_norm!r} (counts, binary, clip:N, log1p)")
+from eventpipe.kernels import StreamingDenoise, StreamingRefractory, select_polarity
+from eventpipe.represent import InputRecipe, StreamingInput, normalise
 
 
 @dataclasses.dataclass
@@ -74,27 +29,16 @@ class ClosedFrame:
 
 
 class StreamPrep:
-    """Filters, spatial mapping and windowing for one stream."""
+    """Filters and the recipe's geometry and windowing for one stream."""
 
-    def __init__(self, stream: int, sensor_size, *, out_size, recipe: InputRecipe, stride_us=None,
-                 policy="pad", roi=None, flip_x=False, flip_y=False, timeout_s=None,
+    def __init__(self, stream: int, sensor_size, *, recipe: InputRecipe, timeout_s=None,
                  time_tolerance_us=1000, refractory_us=0, denoise_us=0, polarity=None):
         self.stream = stream
         self.recipe = recipe
-        self.map = SpatialMap(input_size=tuple(sensor_size), output_size=tuple(out_size),
-                              policy=policy, roi=roi, flip_x=flip_x, flip_y=flip_y)
-        halves = recipe.channels == "halves"
-        if halves and stride_us not in (None, recipe.window_us):
-            raise ValueError("channels='halves' models need stride_us == window_us")
-        # halves: bin half windows, merged polarity, and pair them into one frame
-        bin_window = recipe.window_us // 2 if halves else recipe.window_us
-        self.binner = StreamingBinner(tuple(out_size), bin_window, None if halves else stride_us,
-                                      timeout_s=timeout_s, time_tolerance_us=time_tolerance_us,
-                                      polarities=1 if halves else 2, clip=recipe.clip)
+        self.input = StreamingInput(recipe, sensor_size, timeout_s=timeout_s,
+                                    time_tolerance_us=time_tolerance_us)
+        self.map = self.input.map
         self.window_us = int(recipe.window_us)
-        self.bin_stride = int(bin_window if halves else (stride_us or bin_window))
-        self.scale = 1.0 / self.map.pool_factor ** 2 if recipe.area else 1.0
-        self._half: tuple[int, np.ndarray] | None = None  # first half awaiting its pair
         self.polarity = polarity
         self.filters = []  # stateful per stream: memories persist across packets
         if refractory_us:
@@ -103,10 +47,12 @@ class StreamPrep:
             self.filters.append(StreamingDenoise(sensor_size, denoise_us))
         self.seq = 0
         self.removed = 0
-        self.out_of_bounds = 0
         self._packets: collections.deque = collections.deque()  # (t_first, t_arrival, truth)
         self.last_wall = None
-        self._pending = False  # events in the open window (a flush has something to say)
+
+    @property
+    def out_of_bounds(self) -> int:
+        return self.input.out_of_bounds
 
     def push(self, events: np.ndarray, t_arrival: float, truth=None) -> list[ClosedFrame]:
         self.last_wall = t_arrival
@@ -119,78 +65,19 @@ class StreamPrep:
             if len(events):
                 events, n = f(events)
                 self.removed += n
-        mapped, n_out = self.map.apply(events)
-        self.out_of_bounds += n_out
-        frames = self.binner.push(mapped)
-        if len(mapped):
-            nw = self.binner.next_window
-            self._pending = nw is not None and int(mapped["t"].max()) >= nw[0]
-        elif len(frames):
-            self._pending = False
-        return self._close(frames)
+        return self._emit(*self.input.push(events))
 
     def poll(self) -> list[ClosedFrame]:
         """Close the open window if the sensor has been silent past the timeout."""
-        if not self._pending:  # nothing new since the last window: stay quiet
-            return []
-        frames = self.binner.poll()
-        if len(frames):
-            self._pending = False
-        return self._close(frames)
+        return self._emit(*self.input.poll())
 
     def flush(self) -> list[ClosedFrame]:
-        if not self.binner.started or not self._pending:
-            self.binner.reset()
-            if self._half is not None:  # a first half with no second: pad with silence
-                end, half = self._half
-                self._half = None
-                return self._emit(np.concatenate([half, np.zeros_like(half)])[None],
-                                  [end + self.window_us // 2])
-            return []
-        end = self.binner.next_window[1]
-        frames = self.binner.flush()
-        out = self._close(frames, first_end=end)
-        if self._half is not None:
-            end, half = self._half
-            self._half = None
-            out += self._emit(np.concatenate([half, np.zeros_like(half)])[None],
-                              [end + self.window_us // 2])
-        return out
-
-    def _close(self, frames: np.ndarray, first_end: int | None = None) -> list[ClosedFrame]:
-        if len(frames) == 0:
-            return []
-        n = len(frames)
-        if first_end is None:
-            # the binner has advanced past these n windows: the last ended one stride before
-            # the open window's end
-            last_end = self.binner.next_window[1] - self.bin_stride
-            ends = [last_end - (n - 1 - i) * self.bin_stride for i in range(n)]
-        else:
-            ends = [first_end]
-        if self.recipe.channels == "halves":
-            frames, ends = self._pair_halves(frames, ends)
-        return self._emit(frames, ends)
-
-    def _pair_halves(self, frames: np.ndarray, ends: list[int]):
-        """Half-window frames ``(n, 1, H, W)`` -> full frames ``(m, 2, H, W)``."""
-        halves = [(e, f) for e, f in zip(ends, frames)]
-        if self._half is not None:
-            halves.insert(0, self._half)
-            self._half = None
-        if len(halves) % 2:
-            e, f = halves.pop()
-            self._half = (e, f.copy())
-        if not halves:
-            return frames[:0, :0], []
-        pairs = np.stack([np.concatenate([halves[i][1], halves[i + 1][1]])
-                          for i in range(0, len(halves), 2)])
-        return pairs, [halves[i + 1][0] for i in range(0, len(halves), 2)]
+        return self._emit(*self.input.flush())
 
     def _emit(self, frames: np.ndarray, ends: list[int]) -> list[ClosedFrame]:
         if len(ends) == 0:
             return []
-        tensor = normalise(frames, self.recipe.frame_norm, self.scale)
+        tensor = normalise(self.recipe, frames, self.input.scale)
         out = []
         for i, end in enumerate(ends):
             t_arr, truth = self._lookup(end)

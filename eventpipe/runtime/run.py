@@ -10,28 +10,17 @@ from typing import Callable, TextIO
 
 import torch
 
+from eventpipe.represent import InputRecipe
 from eventpipe.runtime.config import RunConfig
 from eventpipe.runtime.metrics import format_summary
-from eventpipe.runtime.model_loader import REPRESENTATION, load_model
+from eventpipe.runtime.model_loader import load_model, run_recipe
 from eventpipe.runtime.pipeline import Pipeline
-from eventpipe.runtime.preprocess import InputRecipe
 from eventpipe.runtime.sources import open_run_source
-
-DEFAULT_WINDOW_US = 50_000
 
 
 def input_recipe(cfg: RunConfig, loaded) -> InputRecipe:
-    """The config's explicit values, else the checkpoint's training recipe, else defaults."""
-    ex = loaded.extra or {}
-    rep = ex.get("representation")
-    return InputRecipe(
-        window_us=int(cfg.window.window_us or ex.get("window_us") or DEFAULT_WINDOW_US),
-        stride_us=cfg.window.stride_us or ex.get("stream_stride_us"),
-        channels=cfg.input.channels or ex.get("channels") or "polarity",
-        frame_norm=cfg.input.frame_norm or REPRESENTATION.get(rep, rep) or "counts",
-        area=ex.get("resize") == "area",
-        clip=ex.get("clip_count"),
-    )
+    """The checkpoint's recipe with the config's explicit [input]/[window] values on top."""
+    return run_recipe(cfg, loaded)
 
 
 def build_sinks(cfg: RunConfig, out: TextIO) -> list:
@@ -58,7 +47,7 @@ def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
         loaded.model = loaded.model.fold()
     recipe = input_recipe(cfg, loaded)
     window_us = recipe.window_us
-    input_size = cfg.input.size or loaded.input_size or (128, 128)
+    input_size = recipe.size
     if loaded.input_size and tuple(input_size) != tuple(loaded.input_size):
         from eventpipe.events import InputSizeWarning
         warnings.warn(InputSizeWarning(
@@ -74,7 +63,7 @@ def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
         viewer = None
         if view or video or view_dump:
             from eventpipe.runtime.viewer import LabelViewer
-            stride_us = cfg.window.stride_us or recipe.stride_us or window_us  # one step each
+            stride_us = recipe.stride_us or window_us  # the video gets one picture a step
             viewer = LabelViewer(window=view, video=video, fps=1e6 / stride_us,
                                  dump_dir=view_dump, merged=recipe.channels == "halves",
                                  frame_hw=(input_size[1], input_size[0]))

@@ -1,4 +1,7 @@
-"""Seeded augmentation for event clips (event level) and cached count frames.
+"""Seeded augmentation for event clips (event level) and model-resolution count frames.
+
+Frame augmentations work on the counts the input recipe made (at the model input
+size) and give counts of the same size back; the recipe's normalisation follows.
 
 Flips swap labels through the class names (``left``<->``right``,
 ``up``<->``down``, ``clockwise``<->``anticlockwise``/``counter_clockwise``);
@@ -13,9 +16,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from eventpipe.training.config import AugmentConfig
-from eventpipe.training.frames import resize_frames
 
 _H_SWAPS = [("left", "right")]
 _V_SWAPS = [("up", "down")]
@@ -54,6 +57,21 @@ def flip_label_map(class_names: Sequence[str], axis: str) -> np.ndarray:
     return out
 
 
+def resize_frames(x: torch.Tensor, size) -> torch.Tensor:
+    """Resize ``[..., H, W]`` float frames to ``size = (W, H)`` (area when shrinking,
+    bilinear when growing): a random crop back to the input size."""
+    w, h = int(size[0]), int(size[1])
+    if tuple(x.shape[-2:]) == (h, w):
+        return x
+    lead = x.shape[:-2]
+    y = x.reshape(-1, 1, *x.shape[-2:])
+    if y.shape[-2] >= h and y.shape[-1] >= w:
+        y = F.interpolate(y, size=(h, w), mode="area")
+    else:
+        y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
+    return y.reshape(*lead, h, w)
+
+
 def thin_counts(x: torch.Tensor, max_drop: float, rng: np.random.Generator) -> torch.Tensor:
     """Event drop on count frames: keep each counted event with probability ``1 - U(0, max_drop)``
     (binomial thinning, seeded from ``rng``)."""
@@ -63,11 +81,11 @@ def thin_counts(x: torch.Tensor, max_drop: float, rng: np.random.Generator) -> t
 
 
 class FrameAugment:
-    """Augment count frames ``(T, 2, H, W)`` (float tensor) and the label; deterministic per (seed, epoch, index)."""
+    """Augment model-resolution count frames ``(T, C, H, W)`` (float tensor) and the label
+    (crops are resized back to ``(H, W)``); deterministic per (seed, epoch, index)."""
 
-    def __init__(self, cfg: AugmentConfig, class_names: Sequence[str], out_size, seed: int = 0):
+    def __init__(self, cfg: AugmentConfig, class_names: Sequence[str], seed: int = 0):
         self.cfg = cfg
-        self.out_size = tuple(int(v) for v in out_size)
         self.hmap = flip_label_map(class_names, "h")
         self.vmap = flip_label_map(class_names, "v")
         self.seed = int(seed)
@@ -79,7 +97,7 @@ class FrameAugment:
     def __call__(self, x: torch.Tensor, label: int, rng: np.random.Generator):
         c = self.cfg
         if not c.enabled:
-            return resize_frames(x, self.out_size), label
+            return x, label
         if c.event_drop > 0:
             x = thin_counts(x, c.event_drop, rng)
         H, W = x.shape[-2:]
@@ -97,7 +115,7 @@ class FrameAugment:
         if c.vflip > 0 and rng.random() < c.vflip and self.vmap[label] >= 0:
             x = torch.flip(x, dims=(-2,))
             label = int(self.vmap[label])
-        return resize_frames(x, self.out_size), label
+        return resize_frames(x, (W, H)), label
 
 
 def augment_events(ev: np.ndarray, label: int, sensor_size, cfg: AugmentConfig, hmap, vmap,
@@ -125,13 +143,13 @@ def augment_events(ev: np.ndarray, label: int, sensor_size, cfg: AugmentConfig, 
     return ev, label
 
 
-def random_crop_frames(x: torch.Tensor, cfg: AugmentConfig, out_size, rng: Optional[np.random.Generator]):
-    """Crop (train, when ``rng``) then resize to ``out_size``; no rng = resize only."""
+def random_crop_frames(x: torch.Tensor, cfg: AugmentConfig, rng: Optional[np.random.Generator]):
+    """A random crop (when ``rng``) resized back to the frames' ``(H, W)``; no rng: ``x``."""
     if rng is None or not cfg.enabled:
-        return resize_frames(x, out_size)
+        return x
     H, W = x.shape[-2:]
     s = rng.uniform(*cfg.crop_scale)
     ch, cw = max(1, int(round(H * s))), max(1, int(round(W * s)))
     y0 = int(rng.integers(0, H - ch + 1))
     x0 = int(rng.integers(0, W - cw + 1))
-    return resize_frames(x[..., y0:y0 + ch, x0:x0 + cw], out_size)
+    return resize_frames(x[..., y0:y0 + ch, x0:x0 + cw], (W, H))

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from eventpipe.config import apply_overrides, from_dict, load_toml
+from eventpipe.errors import ConfigError
+from eventpipe.represent import InputRecipe, RecipeError
 
 DatasetKind = Literal["synthetic", "synthetic_stream", "hardvs", "gesture", "gesture_npy", "folder"]
 
@@ -56,12 +58,18 @@ class DataConfig:
     T: int = 8                          # windows per clip (model timesteps)
     window_us: int = 100_000            # window length
     stride_us: int = 0                  # window start to start (0 = window_us); runtime default too
-    input_size: tuple[int, int] = (64, 64)      # (H, W) fed to the model
-    representation: Literal["log", "counts", "binary"] = "log"
+    # the model input (eventpipe.represent.InputRecipe, stored in the checkpoint; docs/represent.md)
+    input_size: tuple[int, int] = (64, 64)      # (W, H) fed to the model
+    representation: str = "log1p"       # counts | binary | log1p | clip:N ("log" = log1p)
     # input channels: "polarity" = (OFF, ON) counts per window; "halves" = all-polarity counts of
     # the first and second half of each window (shows the direction of motion inside a window)
     channels: Literal["polarity", "halves"] = "polarity"
-    clip_count: int = 255               # counts saturate here before the representation
+    clip_count: int = 255               # pooled counts saturate here before the representation
+    pooling: Literal["mean", "sum"] = "mean"    # mean: counts / f**2 (f = the sensor pooling factor)
+    policy: Literal["pad", "crop"] = "pad"      # sensor -> input: pool to fit + zero border | to cover + crop
+    roi: Optional[tuple[int, int, int, int]] = None  # (x0, y0, w, h) of the sensor (None = all)
+    flip_x: bool = False                # mirror every sample (a mounting, not an augmentation)
+    flip_y: bool = False
     # real datasets
     train_split: str = "train"
     test_split: str = "test"
@@ -129,27 +137,43 @@ class TrainConfig:
 def load_train_config(path: Optional[str] = None, overrides: Optional[list[str]] = None) -> TrainConfig:
     data = load_toml(path) if path else {}
     data = apply_overrides(data, list(overrides or []))
-    return from_dict(TrainConfig, data)
+    cfg = from_dict(TrainConfig, data)
+    data_recipe(cfg.data)                   # a bad input recipe fails here, naming its key
+    if cfg.aux_data is not None:
+        data_recipe(cfg.aux_data, "aux_data")
+    return cfg
 
 
 def config_dict(cfg) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
+def data_recipe(d: DataConfig, where: str = "data") -> InputRecipe:
+    """The model-input recipe of a data config (what the checkpoint stores); a bad value is
+    a :class:`~eventpipe.errors.ConfigError` naming ``<where>.<key>``."""
+    from eventpipe.represent.checkpoint import V1_NORMALISATION
+
+    key = {"size": "input_size", "normalisation": "representation", "stride_us": "stride_us"}
+    try:
+        return InputRecipe(size=tuple(d.input_size), window_us=d.window_us,
+                           stride_us=d.stride_us or None, channels=d.channels, policy=d.policy,
+                           roi=d.roi, flip_x=d.flip_x, flip_y=d.flip_y, clip_count=d.clip_count,
+                           pooling=d.pooling,
+                           normalisation=V1_NORMALISATION.get(d.representation, d.representation))
+    except RecipeError as e:
+        base, _, index = e.field.partition("[")
+        name = key.get(base, base) + (f"[{index}" if index else "")
+        raise ConfigError(f"{where}.{name}: {e.message}") from None
+
+
 def synthetic_cache_key(d: DataConfig, split: str) -> str:
-    """Hash of everything that changes the cached synthetic frames of one split."""
+    """Hash of everything that changes the cached synthetic counts of one split (sensor
+    resolution, the recipe's windows and ceiling; the geometry is applied when read)."""
     from eventpipe.synthetic import CLASS_NAMES
 
+    r = data_recipe(d)
     keyed = dict(split=split, n=d.n_per_class if split == "train" else d.n_test_per_class,
                  seed=d.seed, sensor_size=list(d.sensor_size), duration_us=d.duration_us,
-                 window_us=bin_window_us(d), classes=list(CLASS_NAMES), clip_count=d.clip_count, v=1)
+                 window_us=r.window_us, stride_us=r.stride, channels=r.channels,
+                 classes=list(CLASS_NAMES), clip_count=r.count_ceiling, v=2)
     return hashlib.sha1(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def bin_window_us(d: DataConfig) -> int:
-    """The binning window: ``window_us``, or half of it for ``channels="halves"``."""
-    if d.channels == "halves":
-        if d.window_us % 2:
-            raise ValueError(f"channels='halves' needs an even window_us, got {d.window_us}")
-        return d.window_us // 2
-    return d.window_us

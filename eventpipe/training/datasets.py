@@ -1,5 +1,10 @@
 """Training datasets: each item is ``(frames [T, 2, H, W] float32, label)`` at the model input size.
 
+Every dataset makes its frames with the data config's input recipe
+(:func:`~eventpipe.training.config.data_recipe`, :mod:`eventpipe.represent`): the same
+geometry, windows, channels, saturation and normalisation the runtime applies to the
+checkpoint; augmentation works on the model-resolution counts in between.
+
 * :class:`SyntheticFrames` - the synthetic action set, binned once into a
   frame cache (``<cache_dir>/synthetic-<split>-<key>.npz``, key = hash of the
   data config) so epochs cost no rendering;
@@ -25,9 +30,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from eventpipe.represent import count_scale, model_counts, normalise, sensor_counts, spatial_map
 from eventpipe.training.augment import FrameAugment, augment_events, flip_label_map, random_crop_frames
-from eventpipe.training.config import DataConfig, bin_window_us, synthetic_cache_key
-from eventpipe.training.frames import bin_clip, center_start, represent, resize_frames, to_channels
+from eventpipe.training.config import DataConfig, data_recipe, synthetic_cache_key
 
 GESTURE_CLASSES = [
     "hand_clapping", "right_hand_wave", "left_hand_wave", "right_arm_clockwise",
@@ -36,14 +41,19 @@ GESTURE_CLASSES = [
 ]
 
 
+def center_start(n_windows: int, T: int) -> int:
+    return max(0, (n_windows - T) // 2)
+
+
 # ----------------------------------------------------------------------------- synthetic
 def _synthetic_clip(args) -> np.ndarray:
-    label, seed, sensor_size, duration_us, window_us, clip_count = args
+    """Sensor-resolution counts ``(n * b, 2, Hs, Ws)`` of one clip's recipe windows."""
+    label, seed, sensor_size, duration_us, recipe = args
     from eventpipe.synthetic import CLASS_NAMES, make_clip
 
     ev = make_clip(CLASS_NAMES[label], seed, sensor_size=tuple(sensor_size), duration_us=duration_us)
-    n = int(duration_us // window_us)
-    return bin_clip(ev, sensor_size, 0, n, window_us, clip_count)
+    n = max(0, (int(duration_us) - recipe.window_us) // recipe.stride + 1)
+    return sensor_counts(recipe, ev, sensor_size, t0=0, n_windows=n)
 
 
 def build_synthetic_cache(d: DataConfig, split: str, progress: bool = False) -> Path:
@@ -60,8 +70,9 @@ def build_synthetic_cache(d: DataConfig, split: str, progress: bool = False) -> 
         return path
     n_per = d.n_per_class if split == "train" else d.n_test_per_class
     nc = len(CLASS_NAMES)
-    jobs = [(i % nc, clip_seed(d.seed, split, i), tuple(d.sensor_size), d.duration_us, bin_window_us(d),
-             d.clip_count) for i in range(n_per * nc)]
+    recipe = data_recipe(d)
+    jobs = [(i % nc, clip_seed(d.seed, split, i), tuple(d.sensor_size), d.duration_us, recipe)
+            for i in range(n_per * nc)]
     if d.gen_workers > 1:
         import multiprocessing as mp
 
@@ -88,7 +99,11 @@ def _collect(it, total, progress, desc):
 
 
 class SyntheticFrames(Dataset):
-    """Cached synthetic clips; ``train=True`` draws a random run of ``T`` windows and augments."""
+    """Cached synthetic clips; ``train=True`` draws a random run of ``T`` windows and augments.
+
+    The cache holds sensor-resolution counts of the recipe's windows (half windows for
+    ``halves``); an item maps them to the model input with the recipe (evaluation items
+    equal :func:`eventpipe.represent.apply` of the clip's events)."""
 
     def __init__(self, d: DataConfig, split: str = "train", train: Optional[bool] = None,
                  progress: bool = False):
@@ -97,16 +112,19 @@ class SyntheticFrames(Dataset):
         self.cfg = d
         self.split = split
         self.train = (split == "train") if train is None else bool(train)
+        self.recipe = data_recipe(d)
+        self.sensor_size = tuple(int(v) for v in d.sensor_size)
+        self.scale = count_scale(self.recipe, spatial_map(self.recipe, self.sensor_size))
         self.path = build_synthetic_cache(d, split, progress=progress)
         with np.load(self.path) as z:
-            self.frames = z["frames"]          # (N, Tc, 2, H, W) uint8
+            self.frames = z["frames"]          # (N, n * b, 2, Hs, Ws) counts
             self.labels = z["labels"]
             self.seeds = z["seeds"]
         self.class_names = list(CLASS_NAMES)
-        if self.frames.shape[1] < d.T * (2 if d.channels == "halves" else 1):
-            raise ValueError(f"cached clips have {self.frames.shape[1]} windows < T={d.T}; "
-                             f"raise data.duration_us")
-        self.aug = FrameAugment(d.augment, self.class_names, d.input_size, seed=d.seed)
+        if self.frames.shape[1] < d.T * self.recipe.bins_per_window:
+            raise ValueError(f"cached clips have {self.frames.shape[1] // self.recipe.bins_per_window} "
+                             f"windows < T={d.T}; raise data.duration_us")
+        self.aug = FrameAugment(d.augment, self.class_names, seed=d.seed)
 
     def set_epoch(self, epoch: int) -> None:
         self.aug.epoch = int(epoch)
@@ -118,19 +136,19 @@ class SyntheticFrames(Dataset):
         d = self.cfg
         clip = self.frames[i]
         label = int(self.labels[i])
-        k = 2 if d.channels == "halves" else 1      # cached bins per model window
+        k = self.recipe.bins_per_window             # cached slices per model window
         Tc = clip.shape[0]
         n = k * d.T
         if self.train:
             rng = self.aug.rng(i)
             s = int(rng.integers(0, Tc - n + 1))
-            x = torch.from_numpy(to_channels(clip[s:s + n], d.channels).astype(np.float32))
-            x, label = self.aug(x, label, rng)
         else:
             s = k * center_start(Tc // k, d.T)
-            x = resize_frames(torch.from_numpy(to_channels(clip[s:s + n], d.channels).astype(np.float32)),
-                              d.input_size)
-        return represent(x, d.representation).contiguous(), label
+        counts = model_counts(self.recipe, clip[s:s + n], self.sensor_size)
+        if self.train:
+            x, label = self.aug(torch.from_numpy(counts.astype(np.float32)), label, rng)
+            return normalise(self.recipe, x, self.scale).contiguous(), label
+        return normalise(self.recipe, counts, self.scale).contiguous(), label
 
 
 # ----------------------------------------------------------------------------- recordings
@@ -161,9 +179,10 @@ class EventClipDataset(Dataset):
 
     def __getitem__(self, i: int):
         d = self.cfg
+        recipe = data_recipe(d)
         load, label = self.items[i]
         ev, sensor_size = load()
-        span = d.T * d.window_us
+        span = (d.T - 1) * recipe.stride + recipe.window_us
         if len(ev):
             t_first, t_last = int(ev["t"].min()), int(ev["t"].max())
         else:
@@ -175,12 +194,12 @@ class EventClipDataset(Dataset):
             t0 = t_first + int(rng.integers(0, slack + 1))
         else:
             t0 = t_first + max(0, (t_last - t_first - span) // 2)
-        if d.channels == "halves":
-            fr = to_channels(bin_clip(ev, sensor_size, t0, 2 * d.T, d.window_us // 2, d.clip_count), "halves")
-        else:
-            fr = bin_clip(ev, sensor_size, t0, d.T, d.window_us, d.clip_count)
-        x = random_crop_frames(torch.from_numpy(fr.astype(np.float32)), d.augment, d.input_size, rng)
-        return represent(x, d.representation).contiguous(), int(label)
+        counts = model_counts(recipe, ev, sensor_size, t0=t0, n_windows=d.T)
+        scale = count_scale(recipe, spatial_map(recipe, sensor_size))
+        if rng is None:
+            return normalise(recipe, counts, scale).contiguous(), int(label)
+        x = random_crop_frames(torch.from_numpy(counts.astype(np.float32)), d.augment, rng)
+        return normalise(recipe, x, scale).contiguous(), int(label)
 
 
 def _reader_load(path, format=None, sensor_size=None):

@@ -18,7 +18,7 @@ after a switch (the new performer is still fading in); the loss weight of each w
 ``switch_focus_us`` of a switch; 1 elsewhere).  The trainer turns a 2-D target into a
 per-step loss.
 
-Streams are rendered once and cached as uint8 counts
+Streams are rendered once and cached as model-resolution counts
 (``<cache_dir>/stream-<split>-<key>.npz``).
 """
 
@@ -34,8 +34,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from eventpipe.represent import counts_dtype, normalise
 from eventpipe.training.augment import flip_label_map, thin_counts
-from eventpipe.training.config import DataConfig
+from eventpipe.training.config import DataConfig, data_recipe
 
 #: target of windows that carry no loss (``torch.nn.functional.cross_entropy``'s default)
 IGNORE = -100
@@ -55,10 +56,11 @@ def stream_seeds(d: DataConfig, split: str) -> list[int]:
 def stream_cache_key(d: DataConfig, split: str) -> str:
     from eventpipe.synthetic import CLASS_NAMES
 
+    recipe = data_recipe(d).to_dict()
+    recipe.pop("normalisation")            # applied when an item is read
     keyed = dict(split=split, seeds=stream_seeds(d, split), seconds=d.stream_seconds,
                  switch_every_s=d.switch_every_s, sensor_size=list(d.sensor_size),
-                 input_size=list(d.input_size), window_us=d.window_us, stride_us=stride_of(d),
-                 clip_count=d.clip_count, classes=list(CLASS_NAMES), v=1)
+                 recipe=recipe, classes=list(CLASS_NAMES), v=2)
     return hashlib.sha1(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -67,32 +69,30 @@ def stride_of(d: DataConfig) -> int:
 
 
 def render_stream(seed: int, d: DataConfig) -> dict:
-    """One stream through the runtime's windowing: uint8 counts ``(N, 2, H, W)`` at the model
-    input size, the truth and end time of every window, and the count scale of the area map."""
-    from eventpipe.runtime.preprocess import InputRecipe, StreamPrep
+    """One stream through the runtime's windowing: counts ``(N, C, H, W)`` at the model
+    input size, the truth and end time of every window, and the recipe's count scale."""
+    from eventpipe.represent import StreamingInput
     from eventpipe.synthetic import SyntheticStream
 
-    if d.channels != "polarity":
-        raise ValueError("synthetic_stream data supports channels='polarity' only")
+    recipe = data_recipe(d)
     stream = SyntheticStream(seed=seed, switch_every_s=d.switch_every_s,
                              sensor_size=tuple(d.sensor_size), duration_s=d.stream_seconds)
-    # counts only: the representation is applied when an item is read (as the runtime does)
-    recipe = InputRecipe(window_us=int(d.window_us), stride_us=stride_of(d), channels="polarity",
-                         frame_norm="counts", area=False, clip=int(min(d.clip_count, 255)))
-    H, W = (int(v) for v in d.input_size)
-    prep = StreamPrep(0, tuple(d.sensor_size), out_size=(W, H), recipe=recipe,
-                      stride_us=stride_of(d))
-    frames, truth, t_end = [], [], []
+    windows = StreamingInput(recipe, tuple(d.sensor_size))
+    frames, t_end, starts, tags = [], [], [], []
     for pk in stream:
-        for f in prep.push(pk.events, 0.0, truth=pk.truth):
-            frames.append(f.frame.numpy().astype(np.uint8))
-            truth.append(-1 if f.truth is None else int(f.truth))
-            t_end.append(f.t_us)
+        if len(pk.events):
+            starts.append(int(pk.events["t"][0]))
+            tags.append(-1 if pk.truth is None else int(pk.truth))
+        counts, ends = windows.push(pk.events)
+        frames += list(counts.astype(counts_dtype(recipe)))
+        t_end += ends
     if not frames:
         raise ValueError(f"synthetic stream seed {seed}: no windows in {d.stream_seconds} s")
-    return dict(frames=np.stack(frames), truth=np.array(truth, np.int64),
-                t_end=np.array(t_end, np.int64),
-                scale=np.float32(1.0 / prep.map.pool_factor ** 2))  # the runtime's area scale
+    t_end = np.array(t_end, np.int64)
+    # as the runtime tags a window: the truth of the newest packet that began before its end
+    newest = np.maximum(np.searchsorted(np.array(starts, np.int64), t_end, side="left") - 1, 0)
+    return dict(frames=np.stack(frames), truth=np.array(tags, np.int64)[newest], t_end=t_end,
+                scale=np.float64(windows.scale))
 
 
 def build_stream_cache(d: DataConfig, split: str, progress: bool = False) -> Path:
@@ -154,6 +154,7 @@ class SyntheticStreamFrames(Dataset):
         from eventpipe.synthetic import CLASS_NAMES
 
         self.cfg = d
+        self.recipe = data_recipe(d)
         self.train = (split == "train") if train is None else bool(train)
         self.path = build_stream_cache(d, split, progress=progress)
         with np.load(self.path) as z:
@@ -204,10 +205,5 @@ class SyntheticStreamFrames(Dataset):
                 if np.all(self.hmap[y[valid]] >= 0):
                     x = torch.flip(x, dims=(-1,))
                     y[valid] = self.hmap[y[valid]]
-        if d.representation == "log":
-            x = torch.log1p(x.mul_(self.scale))
-        elif d.representation == "binary":
-            x = (x > 0).to(torch.float32)
-        else:
-            x = x.mul_(self.scale)
+        x = normalise(self.recipe, x, self.scale)
         return x.contiguous(), torch.from_numpy(y), torch.from_numpy(w)

@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
 import snn
-from eventpipe.training.config import TrainConfig, config_dict
+from eventpipe.represent import recipe_to_checkpoint
+from eventpipe.training.config import TrainConfig, config_dict, data_recipe
 from eventpipe.training.datasets import build_dataset
 from eventpipe.training.optim import lr_at, make_optimizer
 
@@ -62,24 +63,27 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
     kw: Dict[str, Any] = dict(num_classes=int(num_classes), T=int(d.T), in_channels=2,
                               embed_dims=tuple(m.embed_dims), depths=tuple(m.depths),
                               conv_mlp_ratio=int(m.conv_mlp_ratio), mlp_ratio=m.mlp_ratio,
-                              num_heads=int(m.num_heads), input_size=tuple(int(v) for v in d.input_size))
+                              num_heads=int(m.num_heads), input_size=data_recipe(d).size)
     kw.update(m.extra)
     return snn.create_model(m.name, **kw)
 
 
 def recipe_extra(cfg: TrainConfig, **more) -> Dict[str, Any]:
-    """What a runtime needs to feed the model like training did (stored in checkpoint ``extra``)."""
+    """Provenance stored in the checkpoint's ``extra`` (the input itself is the recipe:
+    :func:`~eventpipe.training.config.data_recipe`)."""
     d = cfg.data
-    out = dict(window_us=int(d.window_us), representation=d.representation, clip_count=int(d.clip_count),
-               resize="area", channels=d.channels,
-               channel_names=["OFF", "ON"] if d.channels == "polarity" else ["first_half", "second_half"],
-               dataset=d.dataset,
+    out = dict(dataset=d.dataset,
                sensor_size=list(d.sensor_size) if d.dataset.startswith("synthetic") else None,
                train_config=config_dict(cfg))
-    if d.stride_us:
-        out["stream_stride_us"] = int(d.stride_us)
     out.update(more)
     return out
+
+
+def checkpoint_meta(cfg: TrainConfig, **more) -> Dict[str, Any]:
+    """The keyword arguments of ``snn.save_checkpoint`` that describe the input."""
+    recipe = data_recipe(cfg.data)
+    return dict(input_size=recipe.size, recipe=recipe_to_checkpoint(recipe),
+                extra=recipe_extra(cfg, **more))
 
 
 def _unwrap(model):
@@ -93,15 +97,15 @@ def save_model(path, model, class_names, cfg: TrainConfig, fp16: bool = False, *
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    snn.save_checkpoint(tmp, m, class_names=list(class_names), input_size=tuple(cfg.data.input_size),
-                        extra=recipe_extra(cfg, fp16=bool(fp16), **more))
+    snn.save_checkpoint(tmp, m, class_names=list(class_names),
+                        **checkpoint_meta(cfg, fp16=bool(fp16), **more))
     os.replace(tmp, path)
 
 
 def _checkpoint_payload(model, class_names, cfg, **more) -> dict:
     buf = io.BytesIO()
     snn.save_checkpoint(buf, _unwrap(model), class_names=list(class_names),
-                        input_size=tuple(cfg.data.input_size), extra=recipe_extra(cfg, **more))
+                        **checkpoint_meta(cfg, **more))
     buf.seek(0)
     return torch.load(buf, weights_only=True)
 
@@ -317,7 +321,7 @@ def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
     warmup = int(round(cfg.optim.warmup_epochs * steps_per_epoch))
     n_params = sum(p.numel() for p in model.parameters())
     say(f"model {cfg.model.name} {n_params:,} params | classes {nc} | train {len(train_ds)} test {len(test_ds)} "
-        f"| T={cfg.data.T} window={cfg.data.window_us}us input={tuple(cfg.data.input_size)} "
+        f"| T={cfg.data.T} window={cfg.data.window_us}us input (W, H)={tuple(cfg.data.input_size)} "
         f"| device {device} world {world} | {steps_per_epoch} steps/epoch x {cfg.optim.epochs}")
 
     t_start = time.time()

@@ -194,21 +194,22 @@ def test_filters_run_per_stream_with_memory():
 
 @pytest.mark.parametrize("channels", ["polarity", "halves"])
 def test_runtime_frames_equal_training_frames(channels):
-    """What the runtime feeds the model is what training fed it (same binning, resize, log)."""
-    from eventpipe.runtime.preprocess import InputRecipe, StreamPrep
-    from eventpipe.training.frames import model_frames
+    """What the runtime feeds the model is what training fed it (same binning, pooling, log);
+    tests/represent checks every recipe option."""
+    from eventpipe.represent import InputRecipe, apply
+    from eventpipe.runtime.preprocess import StreamPrep
 
-    ev = expected_events("sample_nmnist.bin")  # 34x34 -> 17x17: sum pooling by 2, area scale
-    recipe = InputRecipe(40_000, channels=channels, frame_norm="log1p", area=True, clip=255)
-    prep = StreamPrep(0, (34, 34), out_size=(17, 17), recipe=recipe)
+    ev = expected_events("sample_nmnist.bin")  # 34x34 -> 17x17: sum pooling by 2, mean scale
+    recipe = InputRecipe(size=(17, 17), window_us=40_000, channels=channels,
+                         normalisation="log1p", pooling="mean", clip_count=255)
+    prep = StreamPrep(0, (34, 34), recipe=recipe)
     got = []
     for chunk in np.array_split(ev, 13):
         got += prep.push(chunk, 0.0)
     T = len(got)
     assert T == (int(ev["t"][-1]) - int(ev["t"][0])) // 40_000
-    want = model_frames(ev, (34, 34), int(ev["t"][0]), T, 40_000, (17, 17),
-                        representation="log", channels=channels)
-    assert torch.allclose(torch.stack([f.frame for f in got]), want, atol=1e-6)
+    want = apply(recipe, ev, (34, 34), t0=int(ev["t"][0]), n_windows=T)
+    assert torch.equal(torch.stack([f.frame for f in got]), want)
     assert [f.t_us for f in got] == [int(ev["t"][0]) + 40_000 * (k + 1) for k in range(T)]
 
 

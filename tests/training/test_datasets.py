@@ -13,7 +13,8 @@ from eventpipe.training.datasets import (
     build_dataset,
     build_synthetic_cache,
 )
-from eventpipe.training.frames import bin_clip
+from eventpipe.represent import InputRecipe, apply, model_counts, sensor_counts
+from eventpipe.training.config import data_recipe
 
 from .conftest import tiny_events
 
@@ -31,13 +32,14 @@ def _check_item(ds, n_classes):
     assert 0 <= y < n_classes
 
 
-def test_bin_clip_exact_windows():
+def test_sensor_counts_exact_windows():
     ev = tiny_events(W=10, H=8, t_end=500_000)
-    fr = bin_clip(ev, (10, 8), 100_000, 3, 100_000)
+    r = InputRecipe(size=(10, 8), window_us=100_000, clip_count=255)
+    fr = sensor_counts(r, ev, (10, 8), t0=100_000, n_windows=3)
     assert fr.shape == (3, 2, 8, 10) and fr.dtype == np.uint8
     inside = (ev["t"] >= 100_000) & (ev["t"] < 400_000)
     assert int(fr.sum()) == int(inside.sum())
-    assert bin_clip(ev[:0], (10, 8), 0, 2, 1000).shape == (2, 2, 8, 10)
+    assert sensor_counts(r, ev[:0], (10, 8), t0=0, n_windows=2).shape == (2, 2, 8, 10)
 
 
 def test_flip_label_maps():
@@ -175,16 +177,17 @@ def test_unknown_dataset_and_missing_root(tmp_path):
 
 
 def test_halves_channels_and_model_frames(tmp_path):
-    from eventpipe.training.frames import model_frames, to_channels
-
     ev = tiny_events(W=20, H=10, t_end=400_000, seed=3)
-    fr = bin_clip(ev, (20, 10), 0, 4, 50_000)                   # 4 half-windows
-    h = to_channels(fr, "halves")
+    r = InputRecipe(size=(20, 10), window_us=100_000, channels="halves", clip_count=255,
+                    pooling="mean", normalisation="log1p")
+    fr = sensor_counts(r, ev, (20, 10), t0=0, n_windows=2)          # 4 half-windows
+    assert fr.shape == (4, 2, 10, 20)
+    h = model_counts(r, fr, (20, 10))
     assert h.shape == (2, 2, 10, 20)
     assert np.array_equal(h[1, 0], fr[2].sum(0)) and np.array_equal(h[1, 1], fr[3].sum(0))
-    x = model_frames(ev, (20, 10), 0, 2, 100_000, (10, 20), channels="halves")
-    assert torch.allclose(x, torch.log1p(torch.from_numpy(h.astype(np.float32))))
-    # the dataset's evaluation item is model_frames at the centred start
+    x = apply(r, ev, (20, 10), t0=0, n_windows=2)
+    assert torch.equal(x, torch.log1p(torch.from_numpy(h.astype(np.float32))))
+    # the dataset's evaluation item is the recipe applied at the centred start
     _npz_tree(tmp_path)
     d = _cfg(dataset="hardvs", root=str(tmp_path), class_names=["a", "b", "c"], channels="halves")
     te = build_dataset(d, "test")
@@ -193,7 +196,7 @@ def test_halves_channels_and_model_frames(tmp_path):
     ev = read_events(tmp_path / "action_000" / "s2.npz")  # test item 0
     t_first, t_last = int(ev["t"].min()), int(ev["t"].max())
     t0 = t_first + max(0, (t_last - t_first - 300_000) // 2)
-    assert torch.allclose(te[0][0], model_frames(ev, (346, 260), t0, 3, 100_000, (16, 16), channels="halves"))
+    assert torch.equal(te[0][0], apply(data_recipe(d), ev, (346, 260), t0=t0, n_windows=3))
     # the synthetic cache of a "halves" config bins half windows
     ds = SyntheticFrames(_cfg(dataset="synthetic", cache_dir=str(tmp_path / "c"), n_per_class=1, n_test_per_class=1,
                               sensor_size=(32, 32), duration_us=400_000, channels="halves"), "test")

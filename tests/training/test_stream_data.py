@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import snn
-from eventpipe.runtime.preprocess import InputRecipe, StreamPrep
+from eventpipe.represent import InputRecipe
+from eventpipe.runtime.preprocess import StreamPrep
 from eventpipe.synthetic import CLASS_NAMES, SyntheticStream
 from eventpipe.training.config import load_train_config
 from eventpipe.training.stream_data import (
@@ -49,9 +50,9 @@ def test_stream_windows_are_the_runtimes(stream_cfg):
     d = stream_cfg.data
     ds = SyntheticStreamFrames(d, "test")
     seed = stream_seeds(d, "test")[0]
-    recipe = InputRecipe(window_us=100_000, stride_us=50_000, channels="polarity",
-                         frame_norm="log1p", area=True, clip=255)
-    prep = StreamPrep(0, (32, 32), out_size=(16, 16), recipe=recipe, stride_us=50_000)
+    recipe = InputRecipe(size=(16, 16), window_us=100_000, stride_us=50_000, channels="polarity",
+                         normalisation="log1p", pooling="mean", clip_count=255)
+    prep = StreamPrep(0, (32, 32), recipe=recipe)
     frames, truth = [], []
     for pk in SyntheticStream(seed=seed, switch_every_s=1.0, sensor_size=(32, 32), duration_s=4.0):
         for f in prep.push(pk.events, 0.0, truth=pk.truth):
@@ -149,7 +150,7 @@ def test_finetune_from_weights_with_per_window_loss(tmp_path):
     assert changed, "one optimizer step from the init weights changed nothing"
     # the exported recipe carries the stream stride for the runtime
     _, meta = snn.load_checkpoint(tmp_path / "b" / "run" / "final.pt")
-    assert meta["extra"]["stream_stride_us"] == 50_000
+    assert meta["recipe"]["stride_us"] == 50_000 and meta["recipe"]["window_us"] == 100_000
     assert meta["T"] == base.data.T
 
 

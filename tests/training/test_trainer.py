@@ -69,7 +69,10 @@ def test_checkpoint_round_trip_with_recipe(tiny_cfg, tmp_path):
     raw = torch.load(path, weights_only=True)
     assert raw["model_name"] == "meta_spikeformer_tiny" and raw["T"] == 2
     assert raw["class_names"] == names and list(raw["input_size"]) == [16, 16]
-    assert raw["extra"]["window_us"] == 100_000 and raw["extra"]["representation"] == "log"
+    assert raw["recipe"] == {"recipe_version": 2, "size": [16, 16], "window_us": 100_000,
+                             "stride_us": None, "channels": "polarity", "policy": "pad",
+                             "roi": None, "flip_x": False, "flip_y": False, "clip_count": 255,
+                             "pooling": "mean", "normalisation": "log1p"}
     assert raw["extra"]["train_config"]["data"]["T"] == 2
     loaded, meta = snn.load_checkpoint(path)
     sd0, sd1 = model.state_dict(), loaded.state_dict()
