@@ -42,10 +42,13 @@ KEY_PAUSE = {ord(" ")}
 KEY_QUIT = {ord("q"), ord("Q"), 27}
 
 
-def _check_display() -> None:
-    """Qt aborts the whole process when it cannot reach the X server: check first."""
+def _check_display() -> Callable[[], None]:
+    """Qt aborts the whole process when it cannot reach the X server: check first.
+
+    Returns a function that closes the probe's connection; call it once Qt has connected
+    (an X server with no client left resets, and refuses connections while it does)."""
     if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
-        return
+        return lambda: None
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         raise RuntimeError("--view needs a display and DISPLAY is not set; use --video "
                            "out.mp4 instead, or run under Xvfb (xvfb-run eventpipe run --view)")
@@ -53,7 +56,7 @@ def _check_display() -> None:
         try:
             x11 = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
         except OSError:
-            return  # cannot probe; let Qt try
+            return lambda: None  # cannot probe; let Qt try
         x11.XOpenDisplay.restype = ctypes.c_void_p
         x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
         x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
@@ -61,7 +64,8 @@ def _check_display() -> None:
         if not d:
             raise RuntimeError(f"--view cannot open the display {os.environ['DISPLAY']!r}; use "
                                "--video out.mp4 instead")
-        x11.XCloseDisplay(d)
+        return lambda: x11.XCloseDisplay(d)
+    return lambda: None
 
 
 class LabelViewer:
@@ -104,13 +108,15 @@ class LabelViewer:
             self.dump_dir.mkdir(parents=True, exist_ok=True)
             self._dump_log = open(self.dump_dir / "view.jsonl", "w")
         if self.window:
-            _check_display()
+            release_probe = _check_display()
             try:
                 cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
             except cv2.error as exc:
                 raise RuntimeError("--view needs OpenCV with GUI support (opencv-python, not "
                                    "opencv-python-headless) and a display; use --video out.mp4 "
                                    f"instead ({str(exc).strip().splitlines()[-1]})") from None
+            finally:
+                release_probe()
 
     def bind(self, *, metrics=None, on_quit: Callable[[], None] | None = None,
              stopping: threading.Event | None = None) -> None:

@@ -183,7 +183,7 @@ def xdisplay():
         pytest.skip(f"needs {' and '.join(missing)} (Debian packages xvfb, xdotool) for a display")
     rfd, wfd = os.pipe()
     proc = subprocess.Popen(["Xvfb", "-displayfd", str(wfd), "-screen", "0", "1280x1024x24",
-                             "-nolisten", "tcp"], pass_fds=(wfd,),
+                             "-nolisten", "tcp", "-noreset"], pass_fds=(wfd,),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.close(wfd)
     try:
