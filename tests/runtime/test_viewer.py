@@ -345,9 +345,16 @@ def test_window_shows_the_stream_pauses_and_quits(xdisplay, tmp_path, squares):
                         interval=0.05), "space did not pause"
         last = dump_log(dump)[-1]
         assert last["paused"]
-        screen = screenshot(xdisplay, geo)
-        assert np.array_equal(screen, cv2.imread(str(dump / last["file"]))), \
+        picture = cv2.imread(str(dump / last["file"]))
+        shot = {}
+
+        def on_screen():  # Qt paints the window a moment after the picture is handed over
+            shot["img"] = screenshot(xdisplay, geo)
+            return np.array_equal(shot["img"], picture)
+
+        assert wait_for(on_screen, timeout=10, interval=0.1), \
             "the screen does not show the viewer's picture"
+        screen = shot["img"]
         x0, y0, x1, y1 = lay.paused
         assert np.any(np.all(screen[y0:y1, x0:x1] == PAUSED_BGR, axis=-1))
         check_frame_colours(screen, lay.scale)
