@@ -193,7 +193,7 @@ def cmd_eval(args, out: TextIO) -> int:
 
 
 def cmd_broker(args, out: TextIO) -> int:
-    from eventpipe.runtime.scaleout import run_broker
+    from eventpipe.transport.scaleout import run_broker
 
     run_broker(args.in_endpoint, args.workers, args.labels_in, args.labels_out,
                fanout=args.fanout, hwm=args.hwm, stats_every_s=args.stats_every,

@@ -358,26 +358,47 @@ class Aedat4Reader(EventReader):
 
     def read(self) -> np.ndarray:
         """All events.  When the file's data table gives the event count, decode
-        straight into one preallocated array; any inconsistency (or damage)
-        falls back to the generic block path, which reports it."""
+        straight into one preallocated array; a table that does not fit the file
+        (:meth:`_table_total`), any inconsistency or damage falls back to the
+        generic block path (the packet scan), which reports real damage."""
         if self.stream is not None and self.data_table_position >= 0:
             try:
-                table = self.read_data_table()
-                total = int(table["num_elements"][table["stream_id"] == self.stream].sum())
-                out = np.empty(total, dtype=EVENT_DTYPE)
-                fields = (out["x"], out["y"], out["t"], out["p"])
-                k = 0
-                for _, _, words, count in self._packets():
-                    if k + count > total or self._convert_into(fields, k, words, count) >= 0:
-                        break
-                    k += count
-                else:
-                    if k == total:
-                        self._infer_size(out)
-                        return out
+                total = self._table_total(self.read_data_table())
+                if total is not None:
+                    out = np.empty(total, dtype=EVENT_DTYPE)
+                    fields = (out["x"], out["y"], out["t"], out["p"])
+                    k = 0
+                    for _, _, words, count in self._packets():
+                        if k + count > total or self._convert_into(fields, k, words, count) >= 0:
+                            break
+                        k += count
+                    else:
+                        if k == total:
+                            self._infer_size(out)
+                            return out
             except EventFormatError:
                 pass
         return super().read()
+
+    def _table_total(self, table: np.ndarray) -> int | None:
+        """The events stream's event count per the data table, or None when the table
+        cannot be right for this file: a row whose packet lies outside the data region,
+        a negative count, or more events than the packets' bytes can hold (16 bytes an
+        event, times a generous 64x for compression).  The table is only an index: never
+        trust it with an allocation."""
+        lo = self.data_offset
+        hi = self.data_table_position
+        rows = table[table["stream_id"] == self.stream]
+        if len(rows) == 0:
+            return 0
+        off, size, n = (rows[f].astype(np.int64) for f in ("byte_offset", "size",
+                                                            "num_elements"))
+        if (off < lo + 8).any() or (size <= 0).any() or (off + size > hi).any() or (n < 0).any():
+            return None
+        ratio = 1 if self.compression == 0 else 64
+        if (n > size * ratio // EVENT_STRUCT_SIZE).any():
+            return None
+        return int(n.sum())
 
 
 # -- encoder (test vectors, ``eventpipe convert``) -----------------------------

@@ -32,12 +32,20 @@ def rebatch(blocks: Iterable[np.ndarray], chunk_events: int | None = None,
       aligned on the first event's timestamp; a chunk closes at the first event
       whose timestamp reaches the window's end (events whose time steps
       backwards stay in the window they arrive in, so order is kept).  Empty
-      windows yield nothing.
+      windows yield nothing.  An event more than ``chunk_us`` *before* the
+      window's start (time jumped back: a damaged timestamp ran ahead, a clock
+      was reset) also closes the chunk and starts a new window at it, so one bad
+      timestamp never gathers the rest of a file into one chunk.
     - both: a chunk closes on whichever limit comes first.
     - neither: the blocks are passed through (empty ones skipped).
 
     Chunks may be views into the reader's block buffers; readers allocate a new
     buffer per block, so the views stay valid.
+
+    When ``blocks`` raises (damage with ``on_error="raise"``), the events taken
+    before the error are yielded first as one short chunk, then the error is
+    raised: a caller sees every event decoded before the damage, as with
+    ``read()`` and its ``err.partial``.
     """
     chunk_events = _check_positive("chunk_events", chunk_events)
     chunk_us = _check_positive("chunk_us", chunk_us)
@@ -58,7 +66,16 @@ def rebatch(blocks: Iterable[np.ndarray], chunk_events: int | None = None,
         n_pending = 0
         return out
 
-    for block in blocks:
+    it = iter(blocks)
+    while True:
+        try:
+            block = next(it, None)
+        except Exception:
+            if n_pending:  # the events before the damage reach the caller, then the error
+                yield take()
+            raise
+        if block is None:
+            break
         start = 0
         n = len(block)
         while start < n:
@@ -70,9 +87,9 @@ def rebatch(blocks: Iterable[np.ndarray], chunk_events: int | None = None,
                 t = block["t"]
                 if boundary is None:
                     boundary = int(t[start]) + chunk_us
-                # first index in [start, cut) with t >= boundary
+                # first index in [start, cut) with t >= boundary, or far before the window
                 seg = t[start:cut]
-                hits = np.flatnonzero(seg >= boundary)
+                hits = np.flatnonzero((seg >= boundary) | (seg < boundary - 2 * chunk_us))
                 if hits.size:
                     cut = start + int(hits[0])
                     closes_on_time = True
@@ -84,7 +101,10 @@ def rebatch(blocks: Iterable[np.ndarray], chunk_events: int | None = None,
                     yield take()
                 # advance the window past the event that closed it
                 tb = int(block["t"][cut])
-                boundary += ((tb - boundary) // chunk_us + 1) * chunk_us
+                if tb >= boundary:
+                    boundary += ((tb - boundary) // chunk_us + 1) * chunk_us
+                else:  # time jumped back: a new window at that event
+                    boundary = tb + chunk_us
             elif chunk_events is not None and n_pending >= chunk_events:
                 yield take()
             start = cut

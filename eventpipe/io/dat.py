@@ -27,7 +27,8 @@ import numba
 import numpy as np
 
 from eventpipe.events import as_events, check_sensor_size
-from eventpipe.io import prophesee_header as ph
+from eventpipe.io.prophesee.header import declared_encoding, read_header, split_header
+from eventpipe.io.prophesee.words import WordStreamReader
 
 EVENT_SIZE = 8
 CD_TYPES = {0x00: "Event2D", 0x0C: "EventCD"}
@@ -70,7 +71,7 @@ def _decode_words(words, start, out, state, w_lim, h_lim):
     return n, i
 
 
-class DatReader(ph.WordStreamReader):
+class DatReader(WordStreamReader):
     format = "dat"
     title = "Prophesee/Chronocam DAT"
     extensions = (".dat",)
@@ -81,8 +82,8 @@ class DatReader(ph.WordStreamReader):
 
     @staticmethod
     def sniff(head: bytes) -> bool:
-        h = ph.split_header(head)
-        if not h.lines or ph.declared_encoding(h) is not None:
+        h = split_header(head)
+        if not h.lines or declared_encoding(h) is not None:
             return False
         if not (h.lines[0].startswith("Data file containing") or h.get("Version") is not None):
             return False
@@ -90,7 +91,7 @@ class DatReader(ph.WordStreamReader):
         return len(rest) < 2 or rest[1] == EVENT_SIZE
 
     def _parse_header(self) -> None:
-        h = ph.read_header(self)
+        h = read_header(self)
         if h.lines:
             with self._open() as f:
                 f.seek(h.data_offset)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from eventpipe.io import prophesee_header as ph
+from eventpipe.io.prophesee.words import RawEvtReader, encode_raw
 
 WORD = 4
 TH_BITS = 28
@@ -84,7 +84,7 @@ def _decode_words(words, start, out, state, w_lim, h_lim):
     return n, i
 
 
-class Evt2Reader(ph.RawEvtReader):
+class Evt2Reader(RawEvtReader):
     format = "evt2"
     title = "Prophesee RAW EVT 2.0"
     extensions = (".raw",)
@@ -167,6 +167,6 @@ def encode_evt2(events, sensor_size=None, *, extra_words: int = 1 << 16) -> byte
     most ``extra_words`` in all).  A backward step across a wrap is not representable:
     ``ValueError``.  x and y must be < 2048.
     """
-    return ph.encode_raw(events, sensor_size, encoding="evt2", word_dtype="<u4",
+    return encode_raw(events, sensor_size, encoding="evt2", word_dtype="<u4",
                          words_per_event=2, extra_words=extra_words,
                          encode_words=_encode_words, wrap="2**34 µs")

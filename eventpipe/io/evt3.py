@@ -29,7 +29,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from eventpipe.io import prophesee_header as ph
+from eventpipe.io.prophesee.words import RawEvtReader, encode_raw
 from eventpipe.io.evt2 import emit_time_high
 
 TH_BITS = 12
@@ -153,7 +153,7 @@ def _clz16(m):
     return c
 
 
-class Evt3Reader(ph.RawEvtReader):
+class Evt3Reader(RawEvtReader):
     format = "evt3"
     title = "Prophesee RAW EVT 3.0"
     extensions = (".raw",)
@@ -244,6 +244,6 @@ def encode_evt3(events, sensor_size=None, *, extra_words: int = 1 << 16) -> byte
     encoded as the camera does (two TIME_HIGH words per wrap, at most ``extra_words``);
     a backward step across a wrap is not representable (``ValueError``).
     """
-    return ph.encode_raw(events, sensor_size, encoding="evt3", word_dtype="<u2",
+    return encode_raw(events, sensor_size, encoding="evt3", word_dtype="<u2",
                          words_per_event=5, extra_words=extra_words,
                          encode_words=_encode_words, wrap="2**24 µs")

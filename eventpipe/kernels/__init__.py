@@ -20,7 +20,9 @@ Frames and representations
 Streaming
     ``StreamingBinner(sensor_size, window_us, stride_us=None, ...)`` with
     ``push(packet)`` -> completed frames ``(n, P, H, W)``, ``flush()``, ``poll()``
-    (wall-clock timeout), ``advance_to(t)``; ``stream_frames(packets, ...)``.
+    (wall-clock timeout), ``advance_to(t)``; bounded: ``push_bounded`` /
+    ``iter_push`` / ``resume`` (time jumps past ``max_gap_us``, default
+    ``DEFAULT_MAX_GAP_US``, are discontinuities); ``stream_frames(packets, ...)``.
 
 Spatial
     ``SpatialMap`` (ROI, flips, pooling, pad/crop resize policy; ``from_config``),
@@ -56,11 +58,12 @@ from eventpipe.kernels.spatial import (
     pool_events,
     pool_frames,
 )
-from eventpipe.kernels.streaming import StreamingBinner, stream_frames
+from eventpipe.kernels.streaming import DEFAULT_MAX_GAP_US, StreamingBinner, stream_frames
 from eventpipe.kernels.timesurface import to_timesurface, to_timesurface_numpy
 from eventpipe.kernels.voxel import to_voxel_grid, to_voxel_grid_numpy
 
 __all__ = [
+    "DEFAULT_MAX_GAP_US",
     "DEFAULT_TIME_TOLERANCE_US",
     "BinStats",
     "FilterResult",

@@ -34,252 +34,48 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from numba import njit
 
 from eventpipe.events import EVENT_DTYPE
 from eventpipe.kernels._common import (
     DEFAULT_TIME_TOLERANCE_US,
-    N_COUNTERS,
+    I64_MIN,
     BinStats,
-    add_counts,
     as_event_array,
     n_polarities,
     saturation_value,
     sensor_wh,
 )
-from eventpipe.kernels.frames import _bin_window
-
-# The state vector (one int64 array, so a push passes few arguments): the stream's
-# state (slots 0..N_LIVE-1, cleared by reset), its parameters, then the BinStats counters.
-S_STARTED, S_START, S_RUNMAX, S_KEMIT, S_NOUT, S_BASE, S_NEED, S_LO = range(8)
-N_LIVE = 8
-S_WINDOW, S_STRIDE, S_TOL, S_FIXED = range(8, 12)
-S_CTR = 12
-N_STATE = S_CTR + N_COUNTERS
-
-
-@njit(cache=True, nogil=True)
-def _move_frame(dst, src, zero_src):
-    """``dst[:] = src`` (flat frames), then ``src[:] = 0`` if ``zero_src``: plain unsigned
-    loops, which LLVM turns into memcpy/memset (Numba's ``dst[:] = src`` is ~4x slower)."""
-    n = np.uint64(src.shape[0])
-    one = np.uint64(1)
-    i = np.uint64(0)
-    while i < n:
-        dst[i] = src[i]
-        i += one
-    if zero_src:
-        i = np.uint64(0)
-        while i < n:
-            src[i] = 0
-            i += one
-
-
-@njit(cache=True, nogil=True)
-def _close_until(ti, ring, outbuf, state, single):
-    """Emit every open window whose end is <= ti.
-
-    ``single`` (stride >= window, one open window): the open window accumulates
-    in place in ``outbuf[base + n_out]``; closing it just moves on to the next
-    slot (zeroed).  Otherwise open windows live in ``ring`` and are copied out.
-    The caller guarantees the capacity (see ``_needed``).
-    """
-    window = state[S_WINDOW]
-    stride = state[S_STRIDE]
-    start = state[S_START]
-    k = state[S_KEMIT]
-    n_out = state[S_NOUT]
-    base = state[S_BASE]
-    out = outbuf.reshape(outbuf.shape[0], -1)
-    if single:
-        while start + k * stride + window <= ti:
-            n_out += 1
-            k += 1
-            out[base + n_out][:] = 0
-    else:
-        M = ring.shape[0]
-        rf = ring.reshape(M, -1)
-        while start + k * stride + window <= ti:
-            slot = k % M
-            _move_frame(out[n_out], rf[slot], True)
-            n_out += 1
-            k += 1
-    state[S_KEMIT] = k
-    state[S_NOUT] = n_out
-
-
-@njit(cache=True, nogil=True)
-def _needed(ti, state, single):
-    """Output slots needed (from index 0) after closing the windows ending <= ti."""
-    c = (ti - state[S_START] - state[S_WINDOW]) // state[S_STRIDE] + 1 - state[S_KEMIT]
-    if c < 0:
-        c = 0
-    if single:
-        return state[S_BASE] + state[S_NOUT] + c + 1
-    return state[S_NOUT] + c
-
-
-@njit(cache=True, nogil=True)
-def _begin(t0, ring, outbuf, state, single):
-    """First event (time ``t0``) since a reset: fix the start, close the windows before
-    it.  Returns 0, or the output slots needed first (nothing changed then)."""
-    if state[S_FIXED] == 0:
-        state[S_START] = t0
-    need = _needed(t0, state, single)
-    if need > outbuf.shape[0]:
-        return need
-    state[S_STARTED] = 1
-    state[S_RUNMAX] = t0
-    state[S_KEMIT] = 0
-    _close_until(t0, ring, outbuf, state, single)
-    return 0
-
-
-@njit(cache=True, nogil=True)
-def _push_single(ev, i0, outbuf, state, maxv):
-    """Events ``ev[i0:]`` with one open window (stride >= window), accumulating in place
-    in ``outbuf[base + n_out]``, one window at a time (:func:`frames._bin_window`: the
-    one-shot kernel's loop).  Returns the number of windows completed (they lie at
-    ``outbuf[state[S_LO]:]``), or ``-1 - i`` when event ``i`` would complete more windows
-    than ``outbuf`` holds: the caller makes room for ``state[S_NEED]`` and calls again
-    from ``i``."""
-    n = ev.shape[0]
-    cap = outbuf.shape[0]
-    out = outbuf.reshape(cap, -1)
-    counters = state[S_CTR:]
-    i = np.int64(i0)
-    if state[S_STARTED] == 0:
-        need = _begin(ev[i].t, outbuf, outbuf, state, True)
-        if need:
-            state[S_NEED] = need
-            return -1 - i
-    window = state[S_WINDOW]
-    stride = state[S_STRIDE]
-    tol = state[S_TOL]
-    start = state[S_START]
-    runmax = state[S_RUNMAX]
-    maxval = maxv[0]
-    base = state[S_BASE]
-    if base > 0 and state[S_NOUT] == 0 and _needed(ev[n - 1].t, state, True) > cap:
-        # the packet (if sorted) overflows the buffer: move the open window to the front
-        # now (one frame copy) rather than its completed windows too, later
-        _move_frame(out[0], out[base], False)
-        state[S_BASE] = 0
-    while True:
-        ws = start + state[S_KEMIT] * stride
-        i, runmax = _bin_window(ev, i, n, ws, ws + window, out[state[S_BASE] + state[S_NOUT]],
-                                outbuf.shape[3], outbuf.shape[2], outbuf.shape[1], tol, maxval,
-                                runmax, counters)
-        if i >= n:
-            break
-        ti = ev[i].t  # at/past the window's end (and the running max): close windows
-        need = _needed(ti, state, True)
-        if need > cap:
-            state[S_RUNMAX] = runmax
-            state[S_NEED] = need
-            return -1 - i
-        runmax = ti
-        _close_until(ti, outbuf, outbuf, state, True)
-    state[S_RUNMAX] = runmax
-    n_out = state[S_NOUT]
-    state[S_LO] = state[S_BASE]
-    state[S_BASE] += n_out  # the open window's slot is the new base
-    state[S_NOUT] = 0
-    return n_out
-
-
-@njit(cache=True, nogil=True)
-def _push_ring(ev, i0, ring, outbuf, state, maxv):
-    """Overlapping windows (stride < window): open windows in ``ring``, per event (each
-    event goes to every open window containing it).
-    Returns as :func:`_push_single` (completed windows at ``outbuf[0:]``)."""
-    n = ev.shape[0]
-    cap = outbuf.shape[0]
-    M = ring.shape[0]
-    H = ring.shape[2]
-    W = ring.shape[3]
-    rf = ring.reshape(-1)
-    counters = state[S_CTR:]
-    if state[S_STARTED] == 0:
-        need = _begin(ev[i0].t, ring, outbuf, state, False)
-        if need:
-            state[S_NEED] = need
-            return -1 - np.int64(i0)
-    window = state[S_WINDOW]
-    stride = state[S_STRIDE]
-    tol = state[S_TOL]
-    start = state[S_START]
-    runmax = state[S_RUNMAX]
-    maxval = maxv[0]
-    one = np.uint64(1)
-    Wu = np.uint64(W)
-    Hu = np.uint64(H)
-    F = np.uint64(ring.shape[1] * H * W)  # one frame
-    plane = np.uint64(H * W if ring.shape[1] == 2 else 0)
-    Mu = np.uint64(M)
-    k_emit = state[S_KEMIT]
-    cur_start = start + k_emit * stride  # the oldest open window
-    cur_end = cur_start + window
-    slot0 = np.uint64(k_emit % M)
-    n_clamp = 0
-    n_back = 0
-    n_oob = 0
-    n_range = 0
-    i = np.uint64(i0)
-    nu = np.uint64(n)
-    ret = np.int64(0)
-    while i < nu:
-        e = ev[i]
-        ti = e.t
-        if ti >= runmax:
-            if ti >= cur_end:
-                need = _needed(ti, state, False)
-                if need > cap:
-                    state[S_NEED] = need
-                    ret = -1 - np.int64(i)
-                    break
-                _close_until(ti, ring, outbuf, state, False)
-                k_emit = state[S_KEMIT]
-                cur_start = start + k_emit * stride
-                cur_end = cur_start + window
-                slot0 = np.uint64(k_emit % M)
-            runmax = ti
-        elif runmax - ti <= tol:
-            ti = runmax
-            n_clamp += 1
-        else:
-            n_back += 1
-            i += one
-            continue
-        i += one
-        xi = np.uint64(e.x)
-        yi = np.uint64(e.y)
-        if (xi >= Wu) | (yi >= Hu):
-            n_oob += 1
-            continue
-        if ti < cur_start:
-            n_range += 1
-            continue
-        j = yi * Wu + xi + plane * np.uint64(e.p != 0)
-        slot = slot0
-        ws = cur_start
-        while ws <= ti:  # every open window containing ti
-            q = slot * F + j
-            v = rf[q]
-            if v < maxval:
-                rf[q] = v + 1
-            slot += one
-            if slot == Mu:
-                slot = np.uint64(0)
-            ws += stride
-    state[S_RUNMAX] = runmax
-    add_counts(counters, np.int64(i) - i0, n_oob, n_clamp, n_back, n_range)
-    if ret < 0:
-        return ret
-    n_out = state[S_NOUT]
-    state[S_LO] = 0
-    state[S_NOUT] = 0
-    return n_out
+from eventpipe.kernels._streaming_core import (
+    DEFAULT_MAX_GAP_US,
+    DEFAULT_MAX_OUTPUT_BYTES,
+    N_LIVE,
+    N_STATE,
+    STOP_GAP,
+    S_BASE,
+    S_CTR,
+    S_FIXED,
+    S_GAPS,
+    S_KEMIT,
+    S_LASTEND,
+    S_LO,
+    S_MAXGAP,
+    S_NEED,
+    S_NOUT,
+    S_RUNMAX,
+    S_SKIPPED,
+    S_START,
+    S_STARTED,
+    S_STOP,
+    S_STRIDE,
+    S_TOL,
+    S_WINDOW,
+    _close_until,
+    _discontinuity,
+    _is_gap,
+    _needed,
+    _push_ring,
+    _push_single,
+)
 
 
 class StreamingBinner:
@@ -290,54 +86,118 @@ class StreamingBinner:
     ``start_time`` (default: first event's timestamp); ``polarities`` (2, or 1 =
     merged); ``dtype``/``clip``/``binary`` as in ``to_frames``;
     ``time_tolerance_us`` (time policy); ``timeout_s`` (wall-clock close of a
-    window on a silent sensor, None = off); ``clock`` (seconds, for tests).
+    window on a silent sensor, None = off); ``clock`` (seconds, for tests);
+    ``max_gap_us`` (a jump of event time past this, or past one window if that is
+    longer, is a discontinuity, see below; None = never, exactly ``to_frames``);
+    ``max_frames`` (at most this many frames per bounded call; None = as many as fit
+    in ``max_output_bytes``).
+
+    Bounded whatever arrives: one event far ahead of the last (a damaged timestamp,
+    a sender restart, a sensor silent for minutes) would close every empty window
+    across the gap.  Past ``max_gap_us`` the binner instead emits the windows that
+    hold events, skips the empty ones without allocating (``windows_skipped``)
+    and counts it in ``discontinuities``.  :meth:`push` returns all of a
+    packet's frames; :meth:`push_bounded` (and :meth:`iter_push`) return at most
+    ``max_frames`` at a time and stop at each discontinuity (``discontinuity``
+    True); while ``pending`` is True, :meth:`resume` gives the next frames and a
+    new packet is refused.  Time going back further than
+    the bound (a restarted sender) is a discontinuity too, found at a packet's first
+    event (a check per packet, none per event): the window grid restarts there.
+    Inside a packet, events that far behind are dropped as backwards and counted, as
+    the time policy says (file sources cut their chunks where time jumps back, see
+    :func:`eventpipe.io.chunking.rebatch`).  With the bounded calls, memory is
+    the ring and one output buffer of at most ``max_frames`` frames, nothing
+    proportional to the input.
     """
 
     def __init__(self, sensor_size, window_us, stride_us=None, *, start_time=None,
                  polarities=None, dtype=np.int16, clip=None, binary=False,
                  time_tolerance_us=DEFAULT_TIME_TOLERANCE_US, timeout_s=None,
-                 clock=time.monotonic, initial_capacity=8):
+                 clock=time.monotonic, initial_capacity=8, max_gap_us=DEFAULT_MAX_GAP_US,
+                 max_frames=None, max_output_bytes=DEFAULT_MAX_OUTPUT_BYTES):
         self.W, self.H = sensor_wh(sensor_size)
         self.P = n_polarities(sensor_size, polarities)
         self.window = int(window_us)
         self.stride = int(stride_us) if stride_us is not None else self.window
         if self.window <= 0 or self.stride <= 0:
             raise ValueError("window_us and stride_us must be > 0")
+        if max_gap_us is not None and int(max_gap_us) < 0:
+            raise ValueError(f"max_gap_us must be >= 0 or None, got {max_gap_us}")
         self.dtype = np.dtype(dtype)
+        frame_bytes = self.P * self.H * self.W * self.dtype.itemsize
+        if max_frames is None:
+            max_frames = max(16, int(max_output_bytes) // max(1, frame_bytes))
+        if int(max_frames) < 1:
+            raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+        self._single = self.stride >= self.window
+        m = -(-self.window // self.stride)
+        # a discontinuity closes every open window at once: the ring's length at least
+        self.max_frames = int(max_frames) if self._single else max(int(max_frames), m)
+        self.max_gap_us = None if max_gap_us is None else int(max_gap_us)
         self.maxval = saturation_value(self.dtype, clip, binary)
         self._maxv = np.full(1, self.maxval, self.dtype)
         self.tol = np.int64(time_tolerance_us)
         self.timeout_s = timeout_s
         self.clock = clock
         self.start_time = start_time
-        self._single = self.stride >= self.window
-        m = -(-self.window // self.stride)
+        # output slots: the frames of one call, plus the open window's slot (single mode)
+        self._max_slots = self.max_frames + (1 if self._single else 0)
         ring_shape = (1, 1, 1, 1) if self._single else (m, self.P, self.H, self.W)
         self._ring = np.zeros(ring_shape, self.dtype)
-        self._outbuf = np.zeros((max(2, initial_capacity), self.P, self.H, self.W), self.dtype)
+        cap = min(self._max_slots, max(2, initial_capacity))
+        self._outbuf = np.zeros((cap, self.P, self.H, self.W), self.dtype)
         self._empty = np.zeros((0, self.P, self.H, self.W), self.dtype)
         self._state = np.zeros(N_STATE, np.int64)
         self._state[S_WINDOW] = self.window
         self._state[S_STRIDE] = self.stride
         self._state[S_TOL] = self.tol
         self._state[S_FIXED] = int(start_time is not None)
+        # a gap shorter than a window never is a discontinuity (the window spans it)
+        self._state[S_MAXGAP] = -1 if max_gap_us is None else max(int(max_gap_us), self.window)
         self._counters = self._state[S_CTR:]  # a view: the kernels count in the state vector
         self.frames_emitted = 0
         self.timeouts = 0
+        self._rest: tuple[np.ndarray, int] | None = None  # (packet, next event) to resume
+        self.discontinuity = False  # the last call stopped at a discontinuity
         self.reset()
 
     def reset(self) -> None:
-        """Forget all state (open windows, start time); stats are kept."""
+        """Forget all state (open windows, start time, a pending rest); stats are kept."""
         self._ring.fill(0)
         self._outbuf[0] = 0
         self._state[:N_LIVE] = 0
+        self._state[S_LASTEND] = I64_MIN
         if self.start_time is not None:
             self._state[S_START] = int(self.start_time)
         self._last_wall = self.clock()
+        self._rest = None
+        self.discontinuity = False
 
     @property
     def started(self) -> bool:
         return bool(self._state[S_STARTED])
+
+    @property
+    def pending(self) -> bool:
+        """Events of the last packet wait for :meth:`resume` (output bound or discontinuity)."""
+        return self._rest is not None
+
+    @property
+    def discontinuities(self) -> int:
+        """Event-time jumps past ``max_gap_us`` so far."""
+        return int(self._state[S_GAPS])
+
+    @property
+    def windows_skipped(self) -> int:
+        """Empty windows skipped across discontinuities (never allocated)."""
+        return int(self._state[S_SKIPPED])
+
+    @property
+    def last_closed_end(self) -> int | None:
+        """End (µs) of the last window closed (the last frame returned), None before any."""
+        if not self.started or self._state[S_LASTEND] == I64_MIN:
+            return None
+        return int(self._state[S_LASTEND])
 
     @property
     def next_window(self) -> tuple[int, int] | None:
@@ -355,7 +215,8 @@ class StreamingBinner:
         return st
 
     def _make_room(self, need: int) -> None:
-        """Room for ``need`` output slots: move the live frames to the front, else grow."""
+        """Room for ``need`` output slots: move the live frames to the front, else grow
+        (never past ``max_frames``: the caller checks ``need`` against it)."""
         base = int(self._state[S_BASE])
         live = int(self._state[S_NOUT]) + (1 if self._single else 0)
         if base > 0:  # (single mode) completed + open frames back to index 0
@@ -364,7 +225,9 @@ class StreamingBinner:
             need -= base
             if need <= self._outbuf.shape[0]:
                 return
-        cap = max(int(need), 2 * self._outbuf.shape[0])
+        cap = min(self._max_slots, max(int(need), 2 * self._outbuf.shape[0]))
+        if cap <= self._outbuf.shape[0]:
+            return
         new = np.zeros((cap, self.P, self.H, self.W), self.dtype)
         new[:live] = self._outbuf[:live]
         self._outbuf = new
@@ -381,55 +244,144 @@ class StreamingBinner:
         res = self._outbuf[base:base + n]
         return res.copy() if copy else res
 
+    def _run(self, ev: np.ndarray, i: int, copy: bool) -> np.ndarray:
+        """Run the kernel over ``ev[i:]`` until it ends, stops at a discontinuity or has
+        ``max_frames`` frames to return."""
+        self._rest = None
+        self.discontinuity = False
+        if self._single:
+            r = _push_single(ev, i, self._outbuf, self._state, self._maxv)
+        else:
+            r = _push_ring(ev, i, self._ring, self._outbuf, self._state, self._maxv)
+        if r > 0:
+            self.frames_emitted += r
+            lo = self._state[S_LO]
+            res = self._outbuf[lo:lo + r]
+            return res.copy() if copy else res
+        if r == 0:
+            return self._empty
+        return self._stopped(ev, r, copy)
+
+    def _stopped(self, ev: np.ndarray, r: int, copy: bool) -> np.ndarray:
+        """The kernel stopped early (``r = -1 - i``): make room and go on, or return what
+        is done and keep the rest (``pending``)."""
+        state = self._state
+        while True:
+            i = -1 - r
+            if state[S_STOP] == STOP_GAP:
+                self._rest = (ev, i)
+                self.discontinuity = True
+                return self._take(copy)
+            need = int(state[S_NEED]) - (int(state[S_BASE]) if self._single else 0)
+            if need <= self._max_slots:
+                self._make_room(int(state[S_NEED]))
+                if self._single:
+                    r = _push_single(ev, i, self._outbuf, state, self._maxv)
+                else:
+                    r = _push_ring(ev, i, self._ring, self._outbuf, state, self._maxv)
+                if r >= 0:
+                    if not r:
+                        return self._empty
+                    self.frames_emitted += r
+                    lo = state[S_LO]
+                    res = self._outbuf[lo:lo + r]
+                    return res.copy() if copy else res
+                continue
+            # more windows than one call may return: fill the buffer, return, resume later
+            self._make_room(self._max_slots + int(state[S_BASE]))
+            t = np.int64(ev[i]["t"])
+            if not state[S_STARTED]:  # the first event (what _begin does, in steps)
+                state[S_STARTED] = 1
+                state[S_RUNMAX] = t
+                state[S_KEMIT] = 0
+            if _is_gap(t, state[S_RUNMAX], state):
+                if _discontinuity(t, self._ring, self._outbuf, state, self._single) == 0:
+                    self.discontinuity = True
+            else:
+                _close_until(t, self._ring, self._outbuf, state, self._single)
+            self._rest = (ev, i)
+            return self._take(copy)
+
     def push(self, events, *, copy: bool = True, now: float | None = None) -> np.ndarray:
-        """Feed a packet; return the frames ``(n, P, H, W)`` it completed (maybe n=0)."""
+        """Feed a packet; return every frame ``(n, P, H, W)`` it completed (maybe n=0).
+
+        The frames of one packet are bounded by the packet's span (and a few per time
+        jump); to bound one call's output as well, use :meth:`push_bounded` /
+        :meth:`iter_push` (what the runtime does)."""
+        first = self.push_bounded(events, copy=copy, now=now)
+        if self._rest is None:
+            return first
+        parts = [first if copy else first.copy()]
+        while self._rest is not None:
+            parts.append(self.resume(copy=False).copy())
+        return np.concatenate(parts)
+
+    def push_bounded(self, events, *, copy: bool = True, now: float | None = None
+                     ) -> np.ndarray:
+        """Feed a packet; return at most ``max_frames`` of the frames it completed, and
+        stop at a discontinuity (``discontinuity``).  If ``pending`` is True afterwards,
+        :meth:`resume` returns the next ones (call it until ``pending`` is False)."""
         # hot path: a few attribute reads and one kernel call per packet (no allocation)
+        if self._rest is not None:
+            raise RuntimeError("StreamingBinner: the previous packet is not finished; "
+                               "call resume() until pending is False (or use iter_push)")
         ev = events if type(events) is np.ndarray and events.dtype is EVENT_DTYPE \
             else as_event_array(events)
         if not ev.shape[0]:
             return self.poll(now=now, copy=copy)
-        state = self._state
-        if self._single:
-            r = _push_single(ev, 0, self._outbuf, state, self._maxv)
-            while r < 0:  # the packet completes more windows than the buffer holds
-                self._make_room(int(state[S_NEED]))
-                r = _push_single(ev, -1 - r, self._outbuf, state, self._maxv)
-        else:
-            r = _push_ring(ev, 0, self._ring, self._outbuf, state, self._maxv)
-            while r < 0:
-                self._make_room(int(state[S_NEED]))
-                r = _push_ring(ev, -1 - r, self._ring, self._outbuf, state, self._maxv)
+        res = self._run(ev, 0, copy)
         self._last_wall = self.clock() if now is None else now
-        if not r:
+        return res
+
+    def resume(self, *, copy: bool = True) -> np.ndarray:
+        """The next frames of a packet that returned early (``pending``); empty if none."""
+        if self._rest is None:
             return self._empty
-        self.frames_emitted += r
-        lo = state[S_LO]
-        res = self._outbuf[lo:lo + r]
-        return res.copy() if copy else res
+        ev, i = self._rest
+        return self._run(ev, i, copy)
+
+    def iter_push(self, events, *, copy: bool = True):
+        """Yield ``(frames, discontinuity)`` chunks until the packet is done
+        (``discontinuity``: event time jumps after these frames)."""
+        frames = self.push_bounded(events, copy=copy)
+        while True:
+            yield frames, self.discontinuity
+            if self._rest is None:
+                return
+            frames = self.resume(copy=copy)
 
     def advance_to(self, t_us: int, *, copy: bool = True) -> np.ndarray:
-        """Declare that event time reached ``t_us``: close the windows ending <= t_us."""
-        if not self.started or t_us <= self._state[S_RUNMAX]:
+        """Declare that event time reached ``t_us``: close the windows ending <= t_us
+        (at most ``max_frames``; past the gap bound it is a discontinuity)."""
+        if not self.started or self._rest is not None or t_us <= self._state[S_RUNMAX]:
             return self._empty
-        need = _needed(np.int64(t_us), self._state, self._single)
-        if need > self._outbuf.shape[0]:
-            self._make_room(int(need))
-        self._state[S_RUNMAX] = int(t_us)
-        _close_until(np.int64(t_us), self._ring, self._outbuf, self._state, self._single)
+        t = np.int64(t_us)
+        if _is_gap(t, self._state[S_RUNMAX], self._state):
+            need = self._state[S_NOUT] + self._ring.shape[0] + self._state[S_BASE] + 2
+            self._make_room(min(int(need), self._max_slots + int(self._state[S_BASE])))
+            _discontinuity(t, self._ring, self._outbuf, self._state, self._single)
+        else:
+            need = _needed(t, self._state, self._single)
+            self._make_room(min(int(need), self._max_slots + int(self._state[S_BASE])))
+            _close_until(t, self._ring, self._outbuf, self._state, self._single)
+        self._state[S_RUNMAX] = int(t)
         return self._take(copy)
 
     def poll(self, *, now: float | None = None, copy: bool = True) -> np.ndarray:
         """Apply the wall-clock timeout: close the open window after silence."""
         now = self.clock() if now is None else now
-        if self.timeout_s is None or not self.started or now - self._last_wall < self.timeout_s:
+        if self.timeout_s is None or not self.started or self._rest is not None \
+                or now - self._last_wall < self.timeout_s:
             return self._empty
         self._last_wall = now
         self.timeouts += 1
         return self.advance_to(self.next_window[1], copy=copy)
 
     def flush(self) -> np.ndarray:
-        """Return the partial last window ``(1, P, H, W)`` (or none) and reset."""
+        """Return the partial last window ``(1, P, H, W)`` (or none) and reset.
+        A pending rest (see ``pending``) is dropped: drain it with :meth:`resume` first."""
         if not self.started:
+            self.reset()
             return self._empty.copy()
         if self._single:
             j = int(self._state[S_BASE] + self._state[S_NOUT])
@@ -445,6 +397,6 @@ class StreamingBinner:
 def stream_frames(packets, sensor_size, window_us, stride_us=None, **kw) -> np.ndarray:
     """Convenience: run a ``StreamingBinner`` over an iterable of packets."""
     b = StreamingBinner(sensor_size, window_us, stride_us, **kw)
-    out = [b.push(pk) for pk in packets]
+    out = [f for pk in packets for f, _ in b.iter_push(pk)]
     out.append(b.flush())
     return np.concatenate(out, axis=0)

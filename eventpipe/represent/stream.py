@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eventpipe.kernels import DEFAULT_TIME_TOLERANCE_US, StreamingBinner
+from eventpipe.kernels import DEFAULT_MAX_GAP_US, DEFAULT_TIME_TOLERANCE_US, StreamingBinner
 from eventpipe.represent.apply import count_scale, spatial_map
 from eventpipe.represent.recipe import InputRecipe
 
@@ -23,10 +23,16 @@ class StreamingInput:
 
     ``push(events)`` / ``poll()`` / ``flush()`` return ``(counts, ends)``: int16 counts
     ``(n, C, H, W)`` of the windows that closed and their end times (µs).  Counters:
-    ``out_of_bounds`` (events the map dropped: outside the ROI or cropped away)."""
+    ``out_of_bounds`` (events the map dropped: outside the ROI or cropped away).
+
+    Bounded (see :class:`~eventpipe.kernels.StreamingBinner`): ``push`` returns at most
+    ``max_frames`` windows and stops at an event-time discontinuity (a jump past
+    ``max_gap_us``); while ``pending`` is True, ``more()`` returns the next ones.
+    ``jumped`` says that event time jumped right after the windows just returned."""
 
     def __init__(self, recipe: InputRecipe, sensor_size, *, timeout_s: float | None = None,
-                 time_tolerance_us: int = DEFAULT_TIME_TOLERANCE_US):
+                 time_tolerance_us: int = DEFAULT_TIME_TOLERANCE_US,
+                 max_gap_us: int | None = DEFAULT_MAX_GAP_US, max_frames: int | None = None):
         self.recipe = recipe
         self.map = spatial_map(recipe, sensor_size)
         self.scale = count_scale(recipe, self.map)
@@ -37,22 +43,44 @@ class StreamingInput:
                                       None if self.halves else recipe.stride,
                                       timeout_s=timeout_s, time_tolerance_us=time_tolerance_us,
                                       polarities=1 if self.halves else 2,
-                                      clip=recipe.count_ceiling)
+                                      clip=recipe.count_ceiling, max_gap_us=max_gap_us,
+                                      max_frames=max_frames)
         self.window_us = int(recipe.window_us)
         self._half: tuple[int, np.ndarray] | None = None  # a first half awaiting its pair
         self._pending = False  # events in the open window (a flush or poll has something to say)
         self.out_of_bounds = 0
+        self._tmax: int | None = None  # newest event time of the packet being binned
+        self.jumped = False
 
     def push(self, events: np.ndarray) -> tuple[np.ndarray, list[int]]:
         mapped, n_out = self.map.apply(events)
         self.out_of_bounds += n_out
-        frames = self.binner.push(mapped)
-        if len(mapped):
+        self._tmax = int(mapped["t"].max()) if len(mapped) else None
+        return self._binned(self.binner.push_bounded(mapped))
+
+    @property
+    def pending(self) -> bool:
+        """The last packet has more windows: take them with :meth:`more`."""
+        return self.binner.pending
+
+    def more(self) -> tuple[np.ndarray, list[int]]:
+        """The next windows of a packet that completed more than one call returns."""
+        return self._binned(self.binner.resume())
+
+    def _binned(self, frames: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        self.jumped = self.binner.discontinuity
+        out = self._close(frames)
+        if self.jumped and self._half is not None:  # never pair halves across a time jump
+            more, more_ends = self._pad_half()
+            out = (np.concatenate([out[0], more]) if out[1] else more), out[1] + more_ends
+        if self.binner.pending:
+            return out
+        if self._tmax is not None:
             nw = self.binner.next_window
-            self._pending = nw is not None and int(mapped["t"].max()) >= nw[0]
+            self._pending = nw is not None and self._tmax >= nw[0]
         elif len(frames):
             self._pending = False
-        return self._close(frames)
+        return out
 
     def poll(self) -> tuple[np.ndarray, list[int]]:
         """Close the open window if the sensor has been silent past the timeout."""
@@ -93,9 +121,7 @@ class StreamingInput:
             return self._none()
         n = len(frames)
         if first_end is None:
-            # the binner has advanced past these n windows: the last one ended one stride
-            # before the open window's end
-            last_end = self.binner.next_window[1] - self.bin_stride
+            last_end = self.binner.last_closed_end  # the binner's last closed window
             ends = [last_end - (n - 1 - i) * self.bin_stride for i in range(n)]
         else:
             ends = [first_end]

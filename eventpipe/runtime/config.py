@@ -21,7 +21,8 @@ class SourceConfig:
     speed: float | None = 1.0          # real-time factor for file/synthetic sources; None = max speed
     loop: bool = False
     sensor_size: tuple[int, int] | None = None
-    queue_size: int = 256
+    queue_size: int | None = None      # source queue bound in packets; None: the source's
+    queue_events: int | None = None    # ... and in events (live sources); None: its default
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -41,6 +42,8 @@ class WindowConfig:
     stride_us: int | None = None
     timeout_s: float | None = 0.25     # close a window after this much wall-clock silence
     time_tolerance_us: int = 1000
+    max_gap_us: int | None = 1_000_000  # event time jumping further is a discontinuity
+    reset_on_gap: bool = True          # ... that resets the stream's membranes and labels
 
 
 @dataclasses.dataclass

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import threading
 import time
 
 import numpy as np
+
+
+#: latency percentiles are over the last this many labels (a run's memory stays bounded)
+LATENCY_WINDOW = 1 << 16
 
 
 @dataclasses.dataclass
@@ -17,8 +22,10 @@ class Metrics:
     steps: int = 0
     labels: int = 0
     streams_reset: int = 0
+    gap_resets: int = 0     # streams reset at an event-time discontinuity
     started: float = dataclasses.field(default_factory=time.monotonic)
-    _latencies: list = dataclasses.field(default_factory=list, repr=False)
+    _latencies: collections.deque = dataclasses.field(
+        default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW), repr=False)
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
     def add_latency(self, ms: float) -> None:
@@ -57,4 +64,7 @@ def format_summary(m: dict) -> str:
             f"{src.get('malformed', 0):,}, filtered {m['events_filtered']:,}), frames {m['frames']:,} "
             f"(dropped {m['frames_dropped']:,}), steps {m['steps']:,}, labels {m['labels']:,} "
             f"({m['labels_per_s']:.1f}/s), latency p50 {ms(m['latency_p50_ms'])} "
-            f"p99 {ms(m['latency_p99_ms'])}, {m['elapsed_s']:.1f} s")
+            f"p99 {ms(m['latency_p99_ms'])}, {m['elapsed_s']:.1f} s"
+            + (f", time jumps {m['time_jumps']:,} ({m['windows_skipped']:,} empty windows "
+               f"skipped)" if m.get("time_jumps") else "")
+            + "".join(f"\n  {line}" for line in m.get("advice", ())))

@@ -110,7 +110,7 @@ class Pipeline:
                                     hysteresis=cfg.decoder.hysteresis,
                                     emit_every=cfg.decoder.emit_every,
                                     emit_on_change=cfg.decoder.emit_on_change)
-        live = getattr(source, "policy", "block") == "drop_oldest"
+        live = source is not None and source.live  # (None: a pipeline used for its preps)
         self.frames = FrameQueue(cfg.runtime.frame_queue, drop_oldest=live, metrics=self.metrics)
         self.preps: dict[int, StreamPrep] = {}
         self.stop_event = threading.Event()   # stop reading; finish what was read (drain)
@@ -132,7 +132,9 @@ class Pipeline:
             prep = StreamPrep(stream, size, recipe=self.recipe, timeout_s=c.window.timeout_s,
                               time_tolerance_us=c.window.time_tolerance_us,
                               refractory_us=c.filters.refractory_us,
-                              denoise_us=c.filters.denoise_us, polarity=c.filters.polarity)
+                              denoise_us=c.filters.denoise_us, polarity=c.filters.polarity,
+                              max_gap_us=c.window.max_gap_us,
+                              max_frames=max(16, c.runtime.frame_queue))
             self.preps[stream] = prep
         return prep
 
@@ -149,8 +151,8 @@ class Pipeline:
                     continue
                 self.metrics.events_in += len(batch.events)
                 prep = self._prep(batch.stream_id)
-                for fr in prep.push(batch.events, batch.t_arrival, getattr(batch, "truth", None)):
-                    self.frames.put(fr, self.abort_event)
+                self._put_frames(prep, prep.push(batch.events, batch.t_arrival,
+                                                 getattr(batch, "truth", None)))
             for prep in self.preps.values():
                 for fr in prep.flush():
                     self.frames.put(fr, self.abort_event)
@@ -159,6 +161,16 @@ class Pipeline:
             self.abort_event.set()
         finally:
             self.frames.close()
+
+    def _put_frames(self, prep: StreamPrep, frames: list[ClosedFrame]) -> None:
+        """Queue a packet's frames, a bounded chunk at a time (tiny windows: many chunks);
+        a stop abandons the rest of the packet, so ``--duration`` holds whatever the input."""
+        while True:
+            for fr in frames:
+                self.frames.put(fr, self.abort_event)
+            if not prep.pending or self.stop_event.is_set() or self.abort_event.is_set():
+                return
+            frames = prep.more()
 
     # -- inference ----------------------------------------------------------------------
     def _infer(self) -> None:
@@ -175,6 +187,10 @@ class Pipeline:
                 now = time.monotonic()
                 for fr in ready:
                     last_seen[fr.stream] = now
+                    if fr.after_gap and self.cfg.window.reset_on_gap:
+                        self.session.reset(fr.stream)  # event time jumped: a new start
+                        self.decoder.reset(fr.stream)
+                        self.metrics.gap_resets += 1
                 logits = self.session.step({fr.stream: fr.frame for fr in ready})
                 self.metrics.frames += len(ready)
                 self.metrics.steps += 1
@@ -282,4 +298,7 @@ class Pipeline:
         snap = self.metrics.snapshot(stats)
         snap["events_filtered"] = sum(p.removed for p in self.preps.values())
         snap["events_out_of_bounds"] = sum(p.out_of_bounds for p in self.preps.values())
+        snap["advice"] = self.source.drop_advice()  # what was lost, why, what to change
+        snap["time_jumps"] = sum(p.binner.discontinuities for p in self.preps.values())
+        snap["windows_skipped"] = sum(p.binner.windows_skipped for p in self.preps.values())
         return snap

@@ -26,17 +26,20 @@ class ClosedFrame:
     t_arrival: float       # monotonic time the window's newest packet arrived
     truth: object
     frame: torch.Tensor    # [P, H, W]
+    after_gap: bool = False  # first frame after an event-time discontinuity
 
 
 class StreamPrep:
     """Filters and the recipe's geometry and windowing for one stream."""
 
     def __init__(self, stream: int, sensor_size, *, recipe: InputRecipe, timeout_s=None,
-                 time_tolerance_us=1000, refractory_us=0, denoise_us=0, polarity=None):
+                 time_tolerance_us=1000, refractory_us=0, denoise_us=0, polarity=None,
+                 max_gap_us=1_000_000, max_frames=None):
         self.stream = stream
         self.recipe = recipe
         self.input = StreamingInput(recipe, sensor_size, timeout_s=timeout_s,
-                                    time_tolerance_us=time_tolerance_us)
+                                    time_tolerance_us=time_tolerance_us, max_gap_us=max_gap_us,
+                                    max_frames=max_frames)
         self.map = self.input.map
         self.window_us = int(recipe.window_us)
         self.polarity = polarity
@@ -49,6 +52,7 @@ class StreamPrep:
         self.removed = 0
         self._packets: collections.deque = collections.deque()  # (t_first, t_arrival, truth)
         self.last_wall = None
+        self._after_gap = False  # the next frame follows an event-time discontinuity
 
     @property
     def out_of_bounds(self) -> int:
@@ -65,7 +69,25 @@ class StreamPrep:
             if len(events):
                 events, n = f(events)
                 self.removed += n
-        return self._emit(*self.input.push(events))
+        return self._jumped(self._emit(*self.input.push(events)))
+
+    @property
+    def pending(self) -> bool:
+        """The last packet has more frames: take them with :meth:`more` (bounded calls)."""
+        return self.input.pending
+
+    def more(self) -> list[ClosedFrame]:
+        """The next frames of a packet that completed more than one call returns."""
+        return self._jumped(self._emit(*self.input.more()))
+
+    @property
+    def binner(self):
+        return self.input.binner
+
+    def _jumped(self, frames: list[ClosedFrame]) -> list[ClosedFrame]:
+        if self.input.jumped:  # event time jumps after these frames
+            self._after_gap = True
+        return frames
 
     def poll(self) -> list[ClosedFrame]:
         """Close the open window if the sensor has been silent past the timeout."""
@@ -81,7 +103,9 @@ class StreamPrep:
         out = []
         for i, end in enumerate(ends):
             t_arr, truth = self._lookup(end)
-            out.append(ClosedFrame(self.stream, self.seq, end, t_arr, truth, tensor[i]))
+            out.append(ClosedFrame(self.stream, self.seq, end, t_arr, truth, tensor[i],
+                                   after_gap=self._after_gap))
+            self._after_gap = False
             self.seq += 1
         return out
 

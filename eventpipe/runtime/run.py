@@ -15,7 +15,7 @@ from eventpipe.runtime.config import RunConfig
 from eventpipe.runtime.metrics import format_summary
 from eventpipe.runtime.model_loader import load_model, run_recipe
 from eventpipe.runtime.pipeline import Pipeline
-from eventpipe.runtime.sources import open_run_source
+from eventpipe.sources import open_source
 
 
 def input_recipe(cfg: RunConfig, loaded) -> InputRecipe:
@@ -54,10 +54,10 @@ def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
             f"input.size {input_size[0]}x{input_size[1]} differs from the checkpoint's recipe "
             f"({loaded.input_size[0]}x{loaded.input_size[1]}): the model gets frames of a size "
             "it was not trained on"), stacklevel=2)
-    source = open_run_source(cfg.source.uri, speed=cfg.source.speed, loop=cfg.source.loop,
-                             sensor_size=cfg.source.sensor_size,
-                             queue_size=cfg.source.queue_size, options=cfg.source.options,
-                             start=False)
+    source = open_source(cfg.source.uri, speed=cfg.source.speed, loop=cfg.source.loop,
+                         sensor_size=cfg.source.sensor_size, queue_size=cfg.source.queue_size,
+                         queue_events=cfg.source.queue_events, start=False,
+                         **cfg.source.options)
     try:
         sinks = build_sinks(cfg, out)
         viewer = None

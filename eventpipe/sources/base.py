@@ -1,10 +1,13 @@
 """The source protocol: a receive thread, a bounded queue, counters, explicit state.
 
 A source runs its receive loop in one daemon thread that puts *items* into a
-:class:`BoundedQueue`.  Live sources (sockets) use ``policy="drop_oldest"``:
-when the consumer falls behind, the oldest item goes and its events are
-counted in ``stats.dropped``.  File sources use ``policy="block"``: the reader
-thread waits for room (back-pressure), nothing is ever dropped.
+:class:`BoundedQueue`, bounded in items (``queue_size``) and in events
+(``queue_events``).  Every source says whether it is ``live`` (a socket or a
+camera: the sender does not wait for us) or not (a file, a generator).  Live
+sources use ``policy="drop_oldest"``: when the consumer falls behind, the
+oldest items go and their events are counted in ``stats.dropped``.  Other
+sources use ``policy="block"``: the reader thread waits for room
+(back-pressure), nothing is ever dropped.
 
 The consumer calls :meth:`Source.read` (one :class:`Batch` or ``None`` on
 timeout / end) or iterates :meth:`Source.packets`.  ``state`` is one of
@@ -59,19 +62,38 @@ class SourceStats:
 
 
 class BoundedQueue:
-    """A bounded FIFO of ``(item, n_events)`` with an explicit overflow policy."""
+    """A bounded FIFO of ``(item, n_events)`` with an explicit overflow policy: at most
+    ``maxlen`` items and at most ``max_events`` events (None: no event bound; one item
+    larger than the bound on its own is still taken, alone)."""
 
-    def __init__(self, maxlen: int, policy: str, stats: SourceStats):
+    def __init__(self, maxlen: int, policy: str, stats: SourceStats,
+                 max_events: int | None = None):
         if int(maxlen) < 1:
             raise ValueError(f"queue_size must be >= 1, got {maxlen}")
+        if max_events is not None and int(max_events) < 1:
+            raise ValueError(f"queue_events must be >= 1, got {max_events}")
         if policy not in POLICIES:
             raise ValueError(f"queue policy must be one of {POLICIES}, got {policy!r}")
         self.maxlen = int(maxlen)
+        self.max_events = None if max_events is None else int(max_events)
         self.policy = policy
         self._items: collections.deque = collections.deque()
+        self._n_events = 0
         self._cond = threading.Condition()
         self._closed = False
         self._stats = stats
+
+    def _full(self, n_new: int) -> bool:
+        if not self._items:
+            return False
+        if len(self._items) >= self.maxlen:
+            return True
+        return self.max_events is not None and self._n_events + n_new > self.max_events
+
+    @property
+    def n_events(self) -> int:
+        """Events waiting in the queue."""
+        return self._n_events
 
     def __len__(self) -> int:
         return len(self._items)
@@ -81,17 +103,20 @@ class BoundedQueue:
         the queue is closed: returns False); ``drop_oldest`` never waits."""
         with self._cond:
             if self.policy == "block":
-                while len(self._items) >= self.maxlen and not self._closed:
+                while self._full(n_events) and not self._closed:
                     if stop is not None and stop.is_set():
                         return False
                     self._cond.wait(0.1)
                 if self._closed:
                     return False
-            elif len(self._items) >= self.maxlen:
-                _, n_old = self._items.popleft()
-                self._stats.dropped += n_old
-                self._stats.dropped_packets += 1
+            else:
+                while self._full(n_events):
+                    _, n_old = self._items.popleft()
+                    self._n_events -= n_old
+                    self._stats.dropped += n_old
+                    self._stats.dropped_packets += 1
             self._items.append((item, n_events))
+            self._n_events += n_events
             self._cond.notify_all()
             return True
 
@@ -107,7 +132,9 @@ class BoundedQueue:
                 self._cond.wait(remaining if remaining is not None else 0.5)
             out = []
             while self._items and len(out) < limit:
-                out.append(self._items.popleft()[0])
+                item, n = self._items.popleft()
+                self._n_events -= n
+                out.append(item)
             self._cond.notify_all()
             return out
 
@@ -121,14 +148,19 @@ class BoundedQueue:
 class Source(abc.ABC):
     """Base class.  Subclasses implement :meth:`_run` (the receive loop: check
     ``self._stop`` at least every ~0.1 s, put items with :meth:`_put`) and may
-    override :meth:`_to_batches` (turn dequeued items into batches)."""
+    override :meth:`_to_batches` (turn dequeued items into batches).
 
-    policy = "drop_oldest"
+    ``live``: True for sources whose sender does not wait (sockets, cameras):
+    their queue drops the oldest when full; False for files and generators:
+    their queue blocks the reader (back-pressure)."""
+
+    live: bool = True
     read_limit = 1  # items taken from the queue per read()
 
-    def __init__(self, *, queue_size: int = 256, sensor_size=None):
+    def __init__(self, *, queue_size: int = 256, sensor_size=None,
+                 queue_events: int | None = None):
         self.stats = SourceStats()
-        self._queue = BoundedQueue(queue_size, self.policy, self.stats)
+        self._queue = BoundedQueue(queue_size, self.policy, self.stats, queue_events)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pending: collections.deque = collections.deque()
@@ -137,6 +169,22 @@ class Source(abc.ABC):
         self._sensor_size = None if sensor_size is None else tuple(int(v) for v in sensor_size)
 
     # -- the protocol -----------------------------------------------------
+    @property
+    def policy(self) -> str:
+        """The queue's overflow policy, from ``live``."""
+        return "drop_oldest" if self.live else "block"
+
+    def drop_advice(self) -> list[str]:
+        """One line per kind of loss so far: what was lost, why, and what to change."""
+        st, q = self.stats, self._queue
+        if not st.dropped:
+            return []
+        bound = f"{q.maxlen:,} packets" + (f" / {q.max_events:,} events"
+                                           if q.max_events is not None else "")
+        return [f"{st.dropped:,} events ({st.dropped_packets:,} packets) dropped: the source "
+                f"queue ({bound}) was full because the pipeline fell behind the sender; "
+                f"raise source.queue_events / source.queue_size, or send slower"]
+
     @property
     def sensor_size(self) -> tuple[int, int] | None:
         return self._sensor_size

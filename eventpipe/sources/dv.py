@@ -13,7 +13,9 @@ We are the client.  On connect the server sends (all little-endian):
 
 This is AEDAT 4.0 without the ``#!AER-DAT4.0`` line and without a file table.
 A malformed packet is counted in ``stats.malformed`` and skipped (the framing
-is still intact); a bad greeting or framing closes the connection.  With
+is still intact); so is a packet larger than ``MAX_PACKET`` (64 MiB) once
+decompressed: decompression stops there, so a compression bomb costs at most
+that much memory; a bad greeting or framing closes the connection.  With
 ``reconnect=True`` (default) a lost or refused connection is retried every
 ``retry_interval_s`` (interruptible by ``close()``); ``stats.reconnects``
 counts successful reconnections.  Without it, the source finishes when the
@@ -39,7 +41,9 @@ COMPRESSION = {0: "NONE", 1: "LZ4", 2: "LZ4_HIGH", 3: "ZSTD", 4: "ZSTD_HIGH"}
 DV_EVENT = np.dtype({"names": ["t", "x", "y", "on"], "formats": ["<i8", "<i2", "<i2", "u1"],
                      "offsets": [0, 8, 10, 12], "itemsize": 16})
 MAX_HEADER = 1 << 20
-MAX_PACKET = 1 << 28
+#: the largest packet dv:// accepts, compressed or decompressed: 4 Mi events of 16 bytes
+#: (dv-processing sends one packet per ``writeEvents`` call; cameras send ~1 ms of events)
+MAX_PACKET = 1 << 26
 _PKT = struct.Struct("<ii")
 
 
@@ -47,18 +51,37 @@ class _Closed(Exception):
     """The peer closed the connection."""
 
 
-def decompress(kind: int, raw: bytes) -> bytes:
+def decompress(kind: int, raw: bytes, max_size: int = MAX_PACKET) -> bytes:
+    """Decompress one packet, never to more than ``max_size`` bytes: a small packet that
+    would inflate past it (a compression bomb) is an ``EventFormatError`` after at most
+    ``max_size`` bytes of output were made."""
     if kind == 0:
         return raw
     try:
         if kind in (1, 2):
             import lz4.frame
-            return lz4.frame.decompress(raw)
-        import zstandard
-        return zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+            d = lz4.frame.LZ4FrameDecompressor()
+            out = d.decompress(raw, max_length=max_size + 1)
+        else:
+            import io
+
+            import zstandard
+            parts, n = [], 0
+            with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw)) as r:
+                while n <= max_size:
+                    chunk = r.read(min(1 << 20, max_size + 1 - n))
+                    if not chunk:
+                        break
+                    parts.append(chunk)
+                    n += len(chunk)
+            out = b"".join(parts)
     except Exception as exc:  # lz4/zstd raise assorted types
         raise EventFormatError(f"{COMPRESSION[kind]} decompression failed: {exc}",
                                field="packet") from None
+    if len(out) > max_size:
+        raise EventFormatError(f"{COMPRESSION[kind]} packet of {len(raw):,} bytes inflates past "
+                               f"the {max_size:,}-byte packet limit", field="packet")
+    return out
 
 
 def parse_greeting(buf: bytes) -> dict:
@@ -116,10 +139,12 @@ def decode_event_packet(data: bytes, sensor_size=None) -> np.ndarray:
 class DvSource(Source):
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, reconnect: bool = True,
                  retry_interval_s: float = 0.2, connect_timeout_s: float = 2.0,
-                 stream_id: int | None = None, queue_size: int = 256, sensor_size=None):
+                 stream_id: int | None = None, queue_size: int = 65536,
+                 queue_events: int | None = 1 << 22, sensor_size=None):
         if int(port) <= 0:
             raise ValueError("dv:// needs the server's port")
-        super().__init__(queue_size=queue_size, sensor_size=sensor_size)
+        super().__init__(queue_size=queue_size, sensor_size=sensor_size,
+                         queue_events=queue_events)
         self.host, self.port = host, int(port)
         self.endpoint = f"dv://{host}:{self.port}"
         self.reconnect = bool(reconnect)

@@ -29,10 +29,11 @@ def store_to_events(batch: Any) -> np.ndarray:
 
 
 class DvCameraSource(Source):
-    policy = "drop_oldest"
+    live = True
 
     def __init__(self, name: str = "", *, camera=None, poll_s: float = 0.001,
-                 queue_size: int = 256, stream_id: int = 0):
+                 queue_size: int = 65536, queue_events: int | None = 1 << 22,
+                 stream_id: int = 0):
         if camera is None:
             try:
                 import dv_processing as dv
@@ -46,7 +47,8 @@ class DvCameraSource(Source):
         if not camera.isEventStreamAvailable():
             raise RuntimeError(f"dvcam:{name}: the camera has no event stream")
         res = camera.getEventResolution()
-        super().__init__(queue_size=queue_size, sensor_size=(int(res[0]), int(res[1])))
+        super().__init__(queue_size=queue_size, sensor_size=(int(res[0]), int(res[1])),
+                         queue_events=queue_events)
         self.camera = camera
         self.poll_s = float(poll_s)
         self.stream_id = int(stream_id)

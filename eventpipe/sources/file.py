@@ -4,7 +4,9 @@
 paces batches by event time (real time), ``2.0`` twice as fast.  ``loop=True``
 replays forever, shifting each pass's timestamps so time keeps increasing
 (``t += k * (t_last - t_first + 1)`` on pass ``k``).  Files never drop: the
-reader thread blocks while the queue is full (back-pressure).
+reader thread blocks while the queue is full (back-pressure).  A batch is
+``chunk_us`` of event time and at most ``chunk_events`` events (2**20), so memory
+stays bounded whatever the file's timestamps say.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from eventpipe.sources.base import Batch, Source
 
 
 class FileSource(Source):
-    policy = "block"
+    live = False
 
     def __init__(self, path: str | os.PathLike, *, speed: float | None = None,
                  loop: bool = False, chunk_us: int | None = 10_000,
-                 chunk_events: int | None = None, stream_id: int = 0, queue_size: int = 64,
+                 chunk_events: int | None = 1 << 20, stream_id: int = 0, queue_size: int = 64,
                  sensor_size=None, format: str | None = None):
         from eventpipe.io import open_reader
 

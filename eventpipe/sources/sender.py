@@ -17,7 +17,7 @@ import zmq
 
 from eventpipe.events import as_events
 from eventpipe.sources.uri import parse_tcp_endpoint
-from eventpipe.wire import encode_packet
+from eventpipe.transport.wire import encode_packet
 
 SOCKETS = {"push": zmq.PUSH, "pub": zmq.PUB}
 

@@ -12,11 +12,17 @@ Formats (``format=``; byte layouts in ``docs/protocol.md``):
   ``t`` is unwrapped across 2**32.
 
 The receive thread does nothing per datagram beyond ``recvmsg`` into a bounded
-queue (oldest datagram dropped when full, counted); decoding happens in the
-consumer's ``read()``, several datagrams at a time.  ``SO_RCVBUF`` is raised
-(8 MiB requested; the kernel doubles it, capped by ``net.core.rmem_max``;
-``rcvbuf`` holds what was granted) and, where Linux supports ``SO_RXQ_OVFL``,
-datagrams the kernel dropped are counted in ``stats.kernel_dropped``.
+queue; decoding happens in the consumer's ``read()``, several datagrams at a
+time.  The queue is bounded in events (``queue_events``, 4 Mi by default: a
+burst of a few seconds of a busy sensor, 16-52 MB) and in datagrams
+(``queue_size``, 65,536); when full the oldest datagram goes, counted in
+``stats.dropped``.  The kernel's receive buffer is raised to ``rcvbuf`` bytes
+(32 MiB): with ``SO_RCVBUFFORCE`` where the process may (root or
+CAP_NET_ADMIN), else ``SO_RCVBUF``, which Linux caps at ``net.core.rmem_max``
+(``rcvbuf`` then holds what was granted, ``rcvbuf_capped`` is True and the
+run summary says how to raise the cap).  Where Linux supports
+``SO_RXQ_OVFL``, datagrams the kernel dropped are counted in
+``stats.kernel_dropped``.
 A datagram with a length that is not a multiple of the record size, a
 coordinate outside ``sensor_size`` or a bad polarity is dropped whole and
 counted in ``stats.malformed`` (``last_error`` says why).
@@ -39,7 +45,33 @@ T64 = np.dtype([("t", "<u8"), ("x", "<u2"), ("y", "<u2"), ("on", "u1")])
 T32 = np.dtype([("t", "<u4"), ("x", "<u2"), ("yon", "<u2")])
 SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)  # Linux value
 MAX_DATAGRAM = 65536
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux value
+DEFAULT_RCVBUF = 32 << 20
+DEFAULT_QUEUE_EVENTS = 1 << 22
 
+
+def rmem_max() -> int | None:
+    """``net.core.rmem_max`` (the cap on SO_RCVBUF without privilege), None if unknown."""
+    try:
+        with open("/proc/sys/net/core/rmem_max") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def raise_rcvbuf(sock: socket.socket, want: int) -> tuple[int, bool]:
+    """Ask for a ``want``-byte receive buffer (SO_RCVBUFFORCE first, then SO_RCVBUF).
+    Returns ``(granted bytes, capped)``; Linux reports twice the usable size it set
+    aside for payload, so ``granted >= want`` means the request held."""
+    for opt in (SO_RCVBUFFORCE, socket.SO_RCVBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, opt, int(want))
+        except OSError:
+            continue
+        granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        if granted >= want:
+            return granted, False
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF), True
 
 class Unwrap32:
     """Unwraps a 32-bit timestamp sequence into int64 (explicit state)."""
@@ -120,16 +152,18 @@ class UdpSource(Source):
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, format: str = "aestream",
                  sensor_size=None, stream_id: int = 0, queue_size: int = 65536,
-                 rcvbuf: int = 8 << 20):
+                 queue_events: int | None = DEFAULT_QUEUE_EVENTS, rcvbuf: int = DEFAULT_RCVBUF):
         if format not in FORMATS:
             raise ValueError(f"udp format must be one of {sorted(FORMATS)}, got {format!r}")
-        super().__init__(queue_size=queue_size, sensor_size=sensor_size)
+        super().__init__(queue_size=queue_size, sensor_size=sensor_size,
+                         queue_events=queue_events)
         self.format = format
         self.stream_id = int(stream_id)
+        self.rcvbuf_requested = int(rcvbuf)
         self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
                                    socket.SOCK_DGRAM)
         try:
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, int(rcvbuf))
+            self.rcvbuf, self.rcvbuf_capped = raise_rcvbuf(self._sock, int(rcvbuf))
             try:
                 self._sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
                 self._ovfl = True
@@ -140,7 +174,6 @@ class UdpSource(Source):
             self._sock.close()
             raise
         self._sock.settimeout(0.1)
-        self.rcvbuf = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         self.host, self.port = self._sock.getsockname()[:2]
         self.endpoint = f"udp://{host}:{self.port}"
         self._t0_ns = time.monotonic_ns()
@@ -189,6 +222,21 @@ class UdpSource(Source):
         seq = self._seq
         self._seq += 1
         return [Batch(self.stream_id, seq, events, items[0][0] * 1e-9)]
+
+    def drop_advice(self) -> list[str]:
+        out = super().drop_advice()
+        k = self.stats.kernel_dropped
+        if k:
+            cap = rmem_max()
+            why = (f"capped by net.core.rmem_max = {cap:,}: raise it (sysctl -w "
+                   f"net.core.rmem_max={self.rcvbuf_requested}) or run with CAP_NET_ADMIN"
+                   if self.rcvbuf_capped else "the receive thread fell behind the sender")
+            out.append(f"{k:,} datagrams dropped by the kernel before we saw them: receive "
+                       f"buffer {self.rcvbuf:,} bytes ({why})")
+        if self.stats.malformed and self.last_error is not None:
+            out.append(f"{self.stats.malformed:,} datagrams rejected as malformed; last: "
+                       f"{self.last_error}")
+        return out
 
     def _release(self) -> None:
         self._sock.close()

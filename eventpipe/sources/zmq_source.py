@@ -20,7 +20,7 @@ import zmq
 
 from eventpipe.errors import EventFormatError
 from eventpipe.sources.base import Batch, Source
-from eventpipe.wire import decode_packet
+from eventpipe.transport.wire import decode_packet
 
 SOCKET_TYPES = {"pull": zmq.PULL, "sub": zmq.SUB}
 MODES = ("bind", "connect")
@@ -49,9 +49,11 @@ class SequenceTracker:
 
 class ZmqSource(Source):
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, mode: str = "bind",
-                 socket: str = "pull", queue_size: int = 256, rcvhwm: int = 1000,
+                 socket: str = "pull", queue_size: int = 65536,
+                 queue_events: int | None = 1 << 22, rcvhwm: int = 1000,
                  sensor_size=None, context: zmq.Context | None = None):
-        super().__init__(queue_size=queue_size, sensor_size=sensor_size)
+        super().__init__(queue_size=queue_size, sensor_size=sensor_size,
+                         queue_events=queue_events)
         if mode not in MODES:
             raise ValueError(f"zmq source mode must be one of {MODES}, got {mode!r}")
         if socket not in SOCKET_TYPES:

@@ -66,3 +66,12 @@ def test_make_events_checks_ranges():
         make_events([1], [0], [0], [2])
     with pytest.raises(ValueError, match="shape"):
         make_events([1, 2], [0], [0], [1])
+
+
+def test_time_jumping_back_starts_a_new_window():
+    """One timestamp far ahead (bit 30 flipped) must not gather the rest into one chunk."""
+    t = np.array([0, 500, 1000, (1 << 30) + 1200, 1300, 1400, 2600, 2700], dtype=np.int64)
+    ev = make_events(np.zeros(8), np.zeros(8), t, np.zeros(8))
+    chunks = list(rebatch([ev[:5], ev[5:]], chunk_us=1000))
+    assert [c["t"].tolist() for c in chunks] == [[0, 500], [1000], [(1 << 30) + 1200],
+                                                 [1300, 1400], [2600, 2700]]

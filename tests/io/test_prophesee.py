@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 from eventpipe.errors import EventFormatError
 from eventpipe.events import EVENT_DTYPE, make_events
 from eventpipe.io import iter_events, open_reader, read_events
-from eventpipe.io import prophesee_header as ph
+from eventpipe.io.prophesee import header as ph
 from eventpipe.io.dat import DatReader, encode_dat
 from eventpipe.io.evt2 import Evt2Reader, encode_evt2
 from eventpipe.io.evt3 import Evt3Reader, encode_evt3

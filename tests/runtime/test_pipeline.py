@@ -217,8 +217,6 @@ def test_video_source_through_the_emulator_to_labels(tmp_path):
     """video:PATH -> DVS emulator -> pipeline: a moving bar gives events, frames and labels."""
     import cv2
 
-    from eventpipe.runtime.sources import open_run_source
-
     path = tmp_path / "bar.avi"
     vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 50.0, (64, 64))
     for k in range(30):
@@ -226,7 +224,7 @@ def test_video_source_through_the_emulator_to_labels(tmp_path):
         img[:, 2 * k:2 * k + 6] = 255
         vw.write(img)
     vw.release()
-    src = open_run_source(f"video:{path}", speed=None, sensor_size=(64, 64), start=False)
+    src = open_source(f"video:{path}", speed=None, sensor_size=(64, 64), start=False)
     assert src.sensor_size == (64, 64)
     cfg = make_cfg(**{"decoder.emit_every": 1})
     pipe, labels = run_pipeline(cfg, src, small_model())

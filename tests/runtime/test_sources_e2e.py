@@ -29,7 +29,7 @@ from eventpipe.runtime.model_loader import LoadedModel
 from eventpipe.runtime.pipeline import Pipeline
 from eventpipe.sources import open_source
 from eventpipe.sources.sender import Sender, send_events
-from eventpipe.wire import encode_packet
+from eventpipe.transport.wire import encode_packet
 from snn import create_model
 from tests.conftest import expected_events, sample_path
 from tests.transport.helpers import free_tcp_port, peer_module, wait_for
@@ -317,13 +317,12 @@ def test_dv_network_writer(loaded):
 # -- synthetic: ---------------------------------------------------------------------------
 
 def test_synthetic_labels_carry_truth(loaded):
-    from eventpipe.runtime.sources import open_run_source
     from eventpipe.synthetic import CLASS_NAMES, SyntheticStream
 
     spec = dict(seed=4, switch_every_s=0.3, sensor_size=(64, 64), duration_s=0.7)
     pkts = list(SyntheticStream(**spec))
     ev = np.concatenate([p.events for p in pkts])
-    src = open_run_source("synthetic:seed=4,switch_s=0.3,size=64x64,duration_s=0.7", speed=None)
+    src = open_source("synthetic:seed=4,switch_s=0.3,size=64x64,duration_s=0.7", speed=None)
     try:
         pipe, labels = start(src, loaded)
         summary = finish(pipe)

@@ -119,7 +119,8 @@ def test_refused_without_reconnect_fails():
         assert src.state == "failed"
 
 
-def fake_server(payload: bytes):
+def fake_server(payload: bytes, hold: threading.Event | None = None):
+    """Serve ``payload`` to one client, then close (after ``hold`` is set, if given)."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
@@ -132,6 +133,8 @@ def fake_server(payload: bytes):
             return
         with conn:
             conn.sendall(payload)
+            if hold is not None:
+                hold.wait(20)
         srv.close()
 
     t = threading.Thread(target=serve, daemon=True)
@@ -187,3 +190,75 @@ def test_recorded_packet_and_its_mutations():
         except EventFormatError:
             continue
         assert (out["x"] < 346).all() and (out["y"] < 260).all() and (out["p"] <= 1).all()
+
+
+# -- compression bombs ------------------------------------------------------------------
+
+def _ioheader(compression: int) -> bytes:
+    """A minimal IOHeader FlatBuffer (root offset, "IOHE", vtable, table, infoNode string)
+    offering one EVTS stream 0 of 346x260, built by hand from the schema."""
+    xml = (b'<dv version="2.0"><node name="outInfo" path="/mainloop/output/outInfo/">'
+           b'<node name="0" path="/0/"><attr key="typeIdentifier" type="string">EVTS</attr>'
+           b'<node name="info" path="/0/info/"><attr key="sizeX" type="int">346</attr>'
+           b'<attr key="sizeY" type="int">260</attr></node></node></node></dv>')
+    vtable = struct.pack("<HHHHH", 10, 12, 4, 0, 8)            # fields 0 and 2
+    buf = struct.pack("<I", 20) + b"IOHE" + vtable + b"\0\0"   # table at 20
+    buf += struct.pack("<iiI", 20 - 8, compression, 4)         # soffset, compression, ->str
+    buf += struct.pack("<I", len(xml)) + xml + b"\0"
+    return buf
+
+
+def _bomb(kind: str, size: int) -> bytes:
+    """``size`` zero bytes compressed in 1 MiB steps (never all in memory)."""
+    zero = bytes(1 << 20)
+    if kind == "zstd":
+        import zstandard
+        c = zstandard.ZstdCompressor(level=3).compressobj()
+        return b"".join([c.compress(zero) for _ in range(size >> 20)] + [c.flush()])
+    import lz4.frame
+    c = lz4.frame.LZ4FrameCompressor()
+    return c.begin() + b"".join(c.compress(zero) for _ in range(size >> 20)) + c.flush()
+
+
+@pytest.mark.parametrize("kind", ["zstd", "lz4"])
+def test_decompression_stops_at_the_packet_limit(kind):
+    import tracemalloc
+
+    from eventpipe.sources.dv import decompress
+
+    bomb = _bomb(kind, 256 << 20)
+    assert len(bomb) < (2 << 20)  # small on the wire (lz4 tops out near 255:1)
+    tracemalloc.start()
+    with pytest.raises(EventFormatError, match="inflates past the 4,194,304-byte packet limit"):
+        decompress(1 if kind == "lz4" else 3, bomb, max_size=4 << 20)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 16 << 20  # a few times the limit, not 256 MiB
+    ok = _bomb(kind, 2 << 20)
+    assert decompress(1 if kind == "lz4" else 3, ok, max_size=4 << 20) == bytes(2 << 20)
+
+
+def test_zstd_bomb_from_a_server_is_counted_and_skipped():
+    """The trial run's packet (zstd that inflates to 1 GiB; here 256 MiB, past the 64 MiB
+    limit all the same), then a good packet."""
+    import zstandard
+
+    from eventpipe.sources.dv import MAX_PACKET
+
+    bomb = _bomb("zstd", 256 << 20)
+    good = zstandard.ZstdCompressor().compress(EVTS_PACKET)
+    hdr = _ioheader(3)
+    payload = struct.pack("<I", len(hdr)) + hdr
+    for body in (bomb, good):
+        payload += struct.pack("<ii", 0, len(body)) + body
+    hold = threading.Event()  # the connection stays up: last_error is the bomb's
+    port, t = fake_server(payload, hold)
+    try:
+        with open_source(f"dv://127.0.0.1:{port}", reconnect=False) as src:
+            got = collect(src, 5, timeout=20)
+            assert got["t"].tolist() == [1000, 1001, 1002, 1003, 1004]
+            assert src.stats.malformed == 1 and src.stats.packets == 1
+            assert f"{MAX_PACKET:,}-byte packet limit" in str(src.last_error)
+    finally:
+        hold.set()
+    t.join(5)

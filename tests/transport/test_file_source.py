@@ -92,7 +92,7 @@ def test_bad_uris(uri):
 def test_public_names_exist():
     import eventpipe.sinks as sinks
     import eventpipe.sources as sources
-    import eventpipe.wire as wire
+    import eventpipe.transport.wire as wire
     for mod in (sources, sinks, wire):
         for name in mod.__all__:
             assert hasattr(mod, name), f"{mod.__name__}.{name}"

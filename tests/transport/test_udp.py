@@ -170,3 +170,46 @@ def test_random_datagrams_decode_or_raise(fmt, data):
         return
     assert len(out) * FORMATS[fmt] == len(data) or fmt == "aestream"
     assert (out["x"] < 640).all() and (out["p"] <= 1).all()
+
+
+class _CappedSocket:
+    """A socket as an unprivileged process sees it: SO_RCVBUFFORCE refused, SO_RCVBUF
+    capped at ``cap`` and doubled (Linux's rule)."""
+
+    def __init__(self, cap):
+        self.cap, self.value = cap, 212992
+
+    def setsockopt(self, level, opt, value):
+        from eventpipe.sources.udp import SO_RCVBUFFORCE
+        if opt == SO_RCVBUFFORCE:
+            raise PermissionError(1, "Operation not permitted")
+        self.value = 2 * min(value, self.cap)
+
+    def getsockopt(self, level, opt):
+        return self.value
+
+
+def test_receive_buffer_request_and_its_cap():
+    from eventpipe.sources.udp import raise_rcvbuf
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        granted, capped = raise_rcvbuf(s, 1 << 20)
+        assert capped == (granted < 1 << 20)
+        assert granted == s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    assert raise_rcvbuf(_CappedSocket(4 << 20), 32 << 20) == (8 << 20, True)
+    assert raise_rcvbuf(_CappedSocket(4 << 20), 2 << 20) == (4 << 20, False)
+
+
+def test_kernel_drop_advice_names_the_cap_and_the_fix():
+    src = open_source("udp://127.0.0.1:0", start=False)
+    try:
+        assert src.drop_advice() == []
+        src.stats.kernel_dropped = 7
+        src.rcvbuf_capped = True
+        text = " ".join(src.drop_advice())
+        assert "7 datagrams dropped by the kernel" in text and "net.core.rmem_max" in text
+        assert f"sysctl -w net.core.rmem_max={src.rcvbuf_requested}" in text
+        src.rcvbuf_capped = False
+        assert "fell behind" in " ".join(src.drop_advice())
+    finally:
+        src.close()

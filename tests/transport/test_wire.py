@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from eventpipe.errors import EventFormatError
 from eventpipe.events import EVENT_DTYPE, make_events
-from eventpipe.wire import (FLAG_CRC, FLAG_WIDE_DT, HEADER_SIZE, MAGIC, decode_packet,
+from eventpipe.transport.wire import (FLAG_CRC, FLAG_WIDE_DT, HEADER_SIZE, MAGIC, decode_packet,
                             encode_packet, peek_header)
 
 SETTINGS = settings(derandomize=True, max_examples=100, deadline=None,

@@ -10,7 +10,7 @@ from eventpipe.errors import EventFormatError
 from eventpipe.events import make_events
 from eventpipe.sources import open_source
 from eventpipe.sources.sender import Sender, send_events, send_recording
-from eventpipe.wire import encode_packet
+from eventpipe.transport.wire import encode_packet
 from tests.conftest import expected_events, sample_path
 from tests.transport.helpers import collect, wait_for
 

@@ -7,7 +7,7 @@
 
 A stream's membrane state lives in exactly one worker, so the fan-out keeps every
 packet of a stream on the same worker: it reads only the wire header's stream id
-(:func:`eventpipe.wire.peek_header`, no payload decode) and forwards the message
+(:func:`eventpipe.transport.wire.peek_header`, no payload decode) and forwards the message
 unchanged to slot ``stream_id % n_workers``.  Each slot is its own bound PUSH
 socket and each worker connects its ``zmq+tcp://...?mode=connect`` source to one
 slot (one worker per slot: two peers on a slot would split its streams round-robin;
@@ -24,25 +24,25 @@ ZeroMQ (PUB semantics, not counted).
 
 :class:`Broker` runs two threads (``eventpipe-broker-fanout``,
 ``eventpipe-broker-labels``) in its own ZeroMQ context; ``close()`` stops and joins
-them.  :func:`run_broker` is the blocking form for a command line;
-:func:`worker_command` builds the argv of one worker.  See ``docs/scaleout.md``.
+them; :func:`worker_command` builds the argv of one worker.
+:func:`eventpipe.transport.scaleout.run_broker` is the blocking form for a command line
+(what ``eventpipe broker`` runs).  See ``docs/scaleout.md``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import signal
 import sys
 import threading
 import time
-from typing import Sequence, TextIO
+from typing import Sequence
 
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from eventpipe.errors import EventFormatError
 from eventpipe.sources.uri import parse_tcp_endpoint
-from eventpipe.wire import peek_header
+from eventpipe.transport.wire import peek_header
 
 DEFAULT_IN = "tcp://127.0.0.1:5555"
 DEFAULT_FANOUT = "tcp://127.0.0.1:0"
@@ -408,51 +408,4 @@ def worker_command(source: str, publish: str, *, model: str | None = None,
     return argv + list(extra)
 
 
-def run_broker(in_endpoint: str = DEFAULT_IN, n_workers: int = 2,
-               labels_in: str = DEFAULT_LABELS_IN, labels_out: str = DEFAULT_LABELS_OUT, *,
-               stop: threading.Event | None = None, duration_s: float | None = None,
-               stats_every_s: float | None = None, err: TextIO = sys.stderr,
-               **options) -> dict:
-    """Run a :class:`Broker` until ``stop`` is set, ``duration_s`` passed, or
-    SIGINT/SIGTERM (when called from the main thread); print the endpoints and each
-    worker's command on ``err``; return the final stats as a dict."""
-    stop = stop or threading.Event()
-    broker = Broker(in_endpoint, n_workers, labels_in, labels_out, **options)
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda *_: stop.set())
-    try:
-        broker.start()
-        err.write(f"eventpipe broker: senders -> {broker.sender_endpoint()}, "
-                  f"listeners <- {broker.listen_endpoint()}, {n_workers} worker slot(s)\n")
-        for i in range(broker.n_workers):
-            err.write(f"  worker {i}: eventpipe run --source '{broker.worker_source(i)}' "
-                      f"--publish '{broker.worker_publish(i)}' --model NAME\n")
-        err.flush()
-        deadline = None if duration_s is None else time.monotonic() + duration_s
-        next_stats = None if not stats_every_s else time.monotonic() + stats_every_s
-        while not stop.is_set() and broker.running:
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                break
-            if next_stats is not None and now >= next_stats:
-                err.write(f"eventpipe broker: {_format_stats(broker.stats)}\n")
-                err.flush()
-                next_stats = now + stats_every_s
-            stop.wait(0.2)
-    finally:
-        for sig, h in previous.items():
-            signal.signal(sig, h)
-        broker.close()
-    err.write(f"eventpipe broker: {_format_stats(broker.stats)}\n")
-    return broker.stats.as_dict()
-
-
-def _format_stats(st: BrokerStats) -> str:
-    return (f"received {st.received}, malformed {st.malformed}, forwarded {st.forwarded}, "
-            f"dropped {st.dropped}, streams {len(st.streams)}, workers {st.slot_peers}, "
-            f"publishers {st.publishers}, messages {st.messages}, subscriptions {st.subscriptions}")
-
-
-__all__ = ["Broker", "BrokerStats", "run_broker", "slot_of", "worker_command"]
+__all__ = ["Broker", "BrokerStats", "slot_of", "worker_command"]

@@ -1,13 +1,11 @@
-"""Sources the runtime adds to :func:`eventpipe.sources.open_source`: generated events.
+"""Generated sources: the synthetic action stream and the DVS emulator's camera/video.
 
-- ``synthetic:seed=N,switch_s=3,size=128x128`` - the live synthetic action stream
-  (windows carry ``truth``);
+- ``synthetic:seed=N,switch_s=3,size=128x128`` - the synthetic action stream (windows
+  carry ``truth``; not live: paced by ``speed``, back-pressure when behind);
 - ``camera:INDEX`` - a webcam through the DVS emulator (live: drops the oldest);
-- ``dvcam:[NAME]`` - an iniVation camera through dv-processing (live);
-- ``video:PATH`` - a video file through the DVS emulator.
+- ``video:PATH`` - a video file through the DVS emulator (not live).
 
-Everything else (``file:``, ``zmq+tcp://``, ``udp://``, ``dv://``, bare paths)
-goes to :func:`eventpipe.sources.open_source`.
+Opened through :func:`eventpipe.sources.open_source`.
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ from typing import Any, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
-from eventpipe.sources import Source, open_source
+from eventpipe.sources.base import Source
 
 
 class TaggedBatch(NamedTuple):
@@ -33,7 +31,7 @@ class GeneratorSource(Source):
 
     def __init__(self, items: Iterable[tuple[np.ndarray, Any]], *, sensor_size, live: bool,
                  speed: float | None = None, stream_id: int = 0, queue_size: int = 256):
-        self.policy = "drop_oldest" if live else "block"
+        self.live = bool(live)
         super().__init__(queue_size=queue_size, sensor_size=sensor_size)
         self._items = items
         self._speed = speed
@@ -73,7 +71,8 @@ def _size(text: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
-def synthetic_source(spec: str, *, speed: float | None = 1.0, queue_size: int = 256) -> GeneratorSource:
+def synthetic_source(spec: str, *, speed: float | None = 1.0,
+                     queue_size: int = 256) -> GeneratorSource:
     from eventpipe.synthetic import SyntheticStream
 
     opts = _options(spec)
@@ -117,29 +116,3 @@ def emulated_source(kind: str, target: str, *, sensor_size, speed: float | None 
     items = ((ev, None) for ev in itertools.chain([first], gen))
     return GeneratorSource(items, sensor_size=sensor_size, live=live, speed=speed,
                            queue_size=queue_size)
-
-
-def open_run_source(uri: str, *, speed: float | None = 1.0, loop: bool = False,
-                    sensor_size=None, queue_size: int = 256, options: dict | None = None,
-                    start: bool = True) -> Source:
-    """Open (and with ``start``, start) the source for ``uri``.  The pipeline opens its
-    source unstarted and starts it with itself, so no backlog builds up meanwhile."""
-    scheme, sep, rest = uri.partition(":")
-    if sep and scheme == "synthetic":
-        src = synthetic_source(rest, speed=speed, queue_size=queue_size)
-        return src.start() if start else src
-    if sep and scheme == "dvcam":
-        from eventpipe.sources.dv_camera import DvCameraSource
-        src = DvCameraSource(rest, queue_size=queue_size)
-        return src.start() if start else src
-    if sep and scheme in ("camera", "video"):
-        src = emulated_source(scheme, rest, sensor_size=sensor_size or (128, 128), speed=speed,
-                              queue_size=queue_size)
-        return src.start() if start else src
-    opts = dict(options or {})
-    if scheme == "file" or "://" not in uri:
-        opts.setdefault("speed", speed)
-        opts.setdefault("loop", loop)
-        if speed:  # a paced replay that falls behind should not hide seconds in its queue
-            queue_size = min(queue_size, 16)
-    return open_source(uri, queue_size=queue_size, start=start, **opts)

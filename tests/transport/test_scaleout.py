@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 import zmq
 
-from eventpipe.runtime.scaleout import Broker, run_broker, slot_of, worker_command
 from eventpipe.sinks import ZmqPubSink, listen
 from eventpipe.sources.sender import Sender, send_events
-from eventpipe.wire import decode_packet, encode_packet
+from eventpipe.transport.broker import Broker, slot_of, worker_command
+from eventpipe.transport.scaleout import run_broker
+from eventpipe.transport.wire import decode_packet, encode_packet
 from tests.conftest import REPO, expected_events
 
 LOOP = "tcp://127.0.0.1:0"
@@ -154,6 +155,23 @@ def test_run_broker_stops_on_its_event():
     t.join(5)
     assert not t.is_alive()
     assert "?mode=connect&worker=1" in err.getvalue() and out["n_workers"] == 2
+
+
+def test_broker_starts_no_workers():
+    """docs/scaleout.md: the broker prints the worker commands; it starts no process."""
+    import io
+
+    def children() -> set:
+        with open(f"/proc/{os.getpid()}/task/{os.getpid()}/children") as f:
+            return set(f.read().split())
+
+    before = children()
+    err = io.StringIO()
+    out = run_broker(LOOP, 3, LOOP, LOOP, duration_s=0.3, err=err)
+    assert children() == before
+    assert out["slot_peers"] == [0, 0, 0]
+    text = err.getvalue()
+    assert [f"worker {i}: eventpipe run --source" in text for i in range(3)] == [True] * 3
 
 
 def test_worker_command_is_a_plain_eventpipe_run():
