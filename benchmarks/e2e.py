@@ -123,6 +123,7 @@ def stage_timing(ev: np.ndarray, args, n_windows: int = 60) -> None:
     from eventpipe.runtime.model_loader import load_model
     from eventpipe.represent import InputRecipe, normalise
     from eventpipe.runtime.preprocess import StreamPrep
+    from snn.stepper import make_stepper
     from snn.streaming import StreamingSession
 
     import warnings
@@ -130,7 +131,7 @@ def stage_timing(ev: np.ndarray, args, n_windows: int = 60) -> None:
         warnings.simplefilter("ignore")
         loaded = load_model("meta_spikeformer_tiny", num_classes=12)
     torch.set_num_threads(args.threads)
-    model = loaded.model.fold() if hasattr(loaded.model, "fold") else loaded.model
+    model = make_stepper(loaded.model, "cpu")
     session = StreamingSession(model)
     dec = LabelDecoder(loaded.class_names, emit_every=1)
     recipe = InputRecipe(size=(args.size, args.size), window_us=WINDOW_US)

@@ -10,8 +10,8 @@ Run:  python benchmarks/model_step.py [--quick] [--spin]
   (RepConv chains and BatchNorms as separate ops) - and is the in-run anchor for the official step.
   The issue's measurements of the official code (61.6 ms at 128x128, 186 ms at 224x224, 2 threads)
   are quoted beside it.
-* "folded" runs the event-driven fast path (``fold()``'s default); "no fast path" is
-  ``fold(fast=False)``, the folded modules as torch ops.
+* "folded" runs the ``cpu`` backend, the event-driven fast path (``snn.backends.cpu.build``);
+  "no fast path" is ``build(fast=False)``, the folded modules as torch ops.
 * "label by stepping" = one folded step (membranes carried); "clip recompute" = what the official
   code has to do for a sliding window: re-run the whole 8-step clip from rest for every label.
 * "product path": the small shipped checkpoint the runtime loads (``snn/weights/
@@ -24,7 +24,7 @@ Run:  python benchmarks/model_step.py [--quick] [--spin]
   (workers poll 300,000 times before they sleep), the usual setting of a plain ``python`` run
   and so, presumably, of the issue's measurement of the official code: faster on an idle
   machine, much slower on a busy one.  The policy is printed.
-* ``--bf16`` adds one line for the NOT exact, non-default option ``fold(fast_weights="bf16")``
+* ``--bf16`` adds one line for the NOT exact, non-default option ``build(weights="bf16")``
   (bfloat16 gather weights, float32 sums) with its spike agreement with the exact fast path.
 """
 
@@ -46,6 +46,7 @@ import time  # noqa: E402
 import torch  # noqa: E402
 
 import snn  # noqa: E402
+from snn.backends import cpu  # noqa: E402
 
 OFFICIAL_MS = {128: 61.6, 224: 186.0}
 CLIP_T = 8
@@ -128,8 +129,8 @@ def bench(name, size, repeats, clip_repeats, lines, gamma, bf16=False):
     g = torch.Generator().manual_seed(1)
     frames = (torch.rand(CLIP_T, 1, model.in_channels, size, size, generator=g) < 0.1).float()
     calibrate(model, frames, gamma)
-    folded = model.fold()  # event-driven fast path (snn/models/fastpath.py)
-    folded_plain = model.fold(fast=False)  # the folded modules run as torch ops (the earlier path)
+    folded = cpu.build(model)  # event-driven fast path (snn/backends/cpu)
+    folded_plain = cpu.build(model, fast=False)  # the folded modules run as torch ops (the earlier path)
     short = name.replace("meta_spikeformer_", "")
     tag = f"{short} {size}x{size}"
     with torch.no_grad():
@@ -150,7 +151,7 @@ def bench(name, size, repeats, clip_repeats, lines, gamma, bf16=False):
         ref = OFFICIAL_MS[size]
         out.append(f"{tag}: folded step = {t_fold.min / ref:.2f}x the issue's official figure ({ref} ms, other run)")
     if bf16:
-        folded_bf16 = model.fold(fast_weights="bf16")
+        folded_bf16 = cpu.build(model, weights="bf16")
         with torch.no_grad():
             t_bf16 = step_timing(folded_bf16, frames, repeats)
         agree = spike_agreement(folded, folded_bf16, frames)
@@ -177,7 +178,7 @@ def product_path(repeats, lines):
     model, meta = snn.load_checkpoint(CHECKPOINT)
     g = torch.Generator().manual_seed(1)
     frames = (torch.rand(CLIP_T, 1, model.in_channels, 64, 64, generator=g) < 0.1).float()
-    fast, plain = model.fold(), model.fold(fast=False)
+    fast, plain = cpu.build(model), cpu.build(model, fast=False)
     out = []
     for n in (1, 2):
         torch.set_num_threads(n)
@@ -200,7 +201,7 @@ def main():
     ap.add_argument("--spin", action="store_true",
                     help="leave the OpenMP wait policy at libgomp's default (spin, then sleep)")
     ap.add_argument("--bf16", action="store_true",
-                    help="also time the NOT exact fold(fast_weights='bf16') option (128x128)")
+                    help="also time the NOT exact build(weights='bf16') option (128x128)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     reps, clip_reps = (5, 2) if args.quick else (30, 3)

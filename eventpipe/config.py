@@ -1,16 +1,20 @@
 """Typed configuration from TOML files, with strict validation.
 
 A config is a tree of dataclasses.  :func:`from_dict` builds one from plain
-data, rejecting unknown keys (suggesting the closest known one) and values of
-the wrong type with a :class:`ConfigError` that names the dotted key.
-:func:`apply_overrides` takes ``section.key=value`` strings from the command
-line (values parsed as TOML scalars).
+data, rejecting unknown keys (suggesting the closest known one), values of the
+wrong type, numbers that are not finite (``nan``, ``inf``) and values outside a
+field's bounds (declared with :func:`bounded`) with a :class:`ConfigError` that
+names the dotted key.  :func:`apply_overrides` takes ``section.key=value``
+strings from the command line (``--set``; values parsed as TOML scalars);
+:func:`load_config` is file + overrides + validation in one call, what every
+command (``run``, ``train``, ``eval``) and the emulator use.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import tomllib
 import types
 import typing
@@ -41,7 +45,9 @@ def _coerce(value: Any, tp, key: str):
             try:
                 return _coerce(value, arg, key)
             except ConfigError as exc:
-                errors.append(str(exc))
+                errors.append(exc)
+        if len(errors) == 1:  # Optional[X]: X's own message says more
+            raise errors[0]
         raise ConfigError(f"{key}: {value!r} does not fit {tp}")
     if origin is typing.Literal:
         if value not in args:
@@ -68,6 +74,8 @@ def _coerce(value: Any, tp, key: str):
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -87,6 +95,32 @@ def _coerce(value: Any, tp, key: str):
     return value
 
 
+def bounded(default=dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=None,
+            each: bool = False, **field_kwargs):
+    """A dataclass field whose value (every item of it, with ``each``) :func:`from_dict`
+    checks against ``ge`` (>=), ``gt`` (>), ``le`` (<=), ``lt`` (<); ``None`` values pass."""
+    bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
+    return dataclasses.field(default=default, metadata={"bounds": bounds, "each": each},
+                             **field_kwargs)
+
+
+_BOUND_TEXT = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+_BOUND_OK = {"ge": lambda v, b: v >= b, "gt": lambda v, b: v > b,
+             "le": lambda v, b: v <= b, "lt": lambda v, b: v < b}
+
+
+def _check_bounds(value, field: dataclasses.Field, key: str) -> None:
+    bounds = field.metadata.get("bounds")
+    if not bounds or value is None:
+        return
+    items = list(value) if field.metadata.get("each") else [value]
+    for v in items:
+        for name, b in bounds.items():
+            if not _BOUND_OK[name](v, b):
+                rule = " and ".join(f"{_BOUND_TEXT[n]} {x}" for n, x in bounds.items())
+                raise ConfigError(f"{key}: {v!r} is out of range (must be {rule})")
+
+
 def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
     """Build dataclass ``cls`` from ``data``; unknown keys are errors."""
     if not isinstance(data, dict):
@@ -101,8 +135,11 @@ def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"unknown key {key!r}{hint}; known: {', '.join(fields)}")
         kwargs[k] = _coerce(v, hints[k], key)
+        _check_bounds(kwargs[k], fields[k], key)
     try:
         obj = cls(**kwargs)
+    except ConfigError:
+        raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{prefix or cls.__name__}: {exc}") from None
     return obj
@@ -119,8 +156,37 @@ def load_toml(path: str | Path) -> dict:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file is a directory: {path}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a TOML text file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def set_key(data: dict, key: str, value) -> dict:
+    """``data`` with the dotted ``key`` set to ``value`` (a typed value, e.g. from a flag)."""
+    data = _deep_copy(data)
+    node = data
+    parts = key.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{key}: {p!r} is not a table")
+    node[parts[-1]] = value
+    return data
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None,
+                values: dict[str, Any] | None = None, *, base: dict | None = None) -> T:
+    """``cls`` from the TOML file ``path`` (or ``base``, or the defaults), then the
+    ``key=value`` strings of ``--set``, then typed ``values`` by dotted key (command-line
+    flags, which win); everything checked by :func:`from_dict`."""
+    data = load_toml(path) if path is not None else _deep_copy(base or {})
+    data = apply_overrides(data, list(overrides or []))
+    for key, value in (values or {}).items():
+        data = set_key(data, key, value)
+    return from_dict(cls, data)
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

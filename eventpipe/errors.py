@@ -1,11 +1,50 @@
-"""Typed errors and warnings raised when input is malformed."""
+"""Typed errors and warnings raised when input is malformed, and the CLI's exit statuses.
+
+Each error class belongs to one :class:`ExitStatus`: the command-line door
+(:mod:`eventpipe.cli`) maps an exception to its status in one place.
+"""
 
 from __future__ import annotations
 
+import enum
 import os
 
 
-class EventFormatError(ValueError):
+class ExitStatus(enum.IntEnum):
+    """What ``eventpipe`` returns to the shell (documented in ``docs/runtime.md``).
+
+    ``OK`` 0; ``RUNTIME`` 1: the work failed for a reason that is not the input's
+    (a socket error, a peer that never answered, an internal error); ``USAGE`` 2:
+    bad command-line arguments (argparse's own code); ``DATA`` 3: a bad input file,
+    stream or checkpoint (missing, empty, damaged, of another kind); ``CONFIG`` 4:
+    a bad configuration value (unknown key, wrong type, out of range, unknown model
+    or scheme), found before anything loads; ``BROKEN_PIPE`` 141: the reader of our
+    output went away (``| head``), as a process killed by SIGPIPE; ``INTERRUPTED``
+    130: Ctrl-C with no graceful stop.
+    """
+
+    OK = 0
+    RUNTIME = 1
+    USAGE = 2
+    DATA = 3
+    CONFIG = 4
+    INTERRUPTED = 130
+    BROKEN_PIPE = 141
+
+
+class UsageError(Exception):
+    """Bad command-line arguments (exit status ``USAGE``)."""
+
+
+class DataError(ValueError):
+    """A bad input file, stream or checkpoint (exit status ``DATA``)."""
+
+
+class CheckpointError(DataError):
+    """A file given as a model checkpoint that is not one we can load."""
+
+
+class EventFormatError(DataError):
     """Malformed or unsupported event data.
 
     Always names where the problem is: the file (or stream), the byte offset and
@@ -53,4 +92,54 @@ class EventFormatWarning(UserWarning):
 
 
 class ConfigError(ValueError):
-    """Invalid configuration: unknown keys, wrong types, out-of-range values."""
+    """Invalid configuration: unknown keys, wrong types, out-of-range values (exit ``CONFIG``)."""
+
+
+class reading_checkpoint:
+    """``with reading_checkpoint(path): load(path)`` turns whatever a loader raises on a
+    file that is not a loadable checkpoint into a :class:`CheckpointError` naming the file
+    and what it is (empty, not a PyTorch file, a PyTorch file of another kind).  The
+    unpickler's own advice (``weights_only=False``, which would run arbitrary code) is
+    never passed on."""
+
+    _FAILURES = (EOFError, KeyError, IndexError, TypeError, AttributeError, ValueError,
+                 RuntimeError, UnicodeDecodeError)
+
+    MODEL = ("a model checkpoint", "a file saved by snn.save_checkpoint (training's best.pt) or "
+             "an official Meta-SpikeFormer checkpoint")
+
+    def __init__(self, path, what: tuple[str, str] = MODEL):
+        self.path = os.fspath(path)
+        self.what = what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        import pickle
+        import zipfile
+
+        if exc_type is None or isinstance(exc, CheckpointError):
+            return False
+        if not issubclass(exc_type, self._FAILURES + (pickle.UnpicklingError,
+                                                      zipfile.BadZipFile)):
+            return False
+        raise CheckpointError(f"{self.path}: {self.describe(exc)}") from exc
+
+    def describe(self, exc: BaseException) -> str:
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(4)
+        except OSError:
+            head = b""
+        if not head:
+            return "empty file, not a checkpoint"
+        if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+            return "not a PyTorch checkpoint (neither a zip archive nor a pickle)"
+        text = " ".join(str(exc).split())
+        if text.startswith(self.path + ": "):
+            text = text[len(self.path) + 2:]
+        ours = isinstance(exc, ValueError) and "weights_only" not in text
+        detail = f" ({text})" if ours and text else ""
+        return (f"a PyTorch file but not {self.what[0]} eventpipe can load{detail}; "
+                f"expected {self.what[1]}")

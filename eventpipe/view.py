@@ -1,11 +1,79 @@
-"""``eventpipe view``: render a recording as ON/OFF coloured frames (PNGs or a video)."""
+"""``eventpipe view``: render a recording as ON/OFF coloured frames (PNGs, a video or a GIF)."""
 
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
+from eventpipe.errors import ConfigError, EventFormatError
 from eventpipe.io import open_reader
-from eventpipe.render import render_events
+import numpy as np
+
+from eventpipe.render import BACKGROUND_BGR, OFF_BGR, ON_BGR, VIDEO_SUFFIXES, render_events
+
+GIF_SUFFIX = ".gif"
+
+
+def check_out(out: str | os.PathLike) -> str:
+    """What ``out`` asks for: ``"png"`` (a folder: no suffix, or an existing folder),
+    ``"video"`` (.mp4/.avi/.mkv) or ``"gif"``; any other suffix is a ``ConfigError``
+    (a file name must not silently become a folder)."""
+    p = Path(out)
+    suffix = p.suffix.lower()
+    if p.is_dir():
+        return "png"
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    if suffix == GIF_SUFFIX:
+        return "gif"
+    if suffix:
+        raise ConfigError(f"--out {out}: unknown extension {suffix!r}; give a folder (PNG "
+                          f"frames), {', '.join(sorted(VIDEO_SUFFIXES))} (video) or .gif")
+    if p.exists():
+        raise ConfigError(f"--out {out}: exists and is not a folder")
+    return "png"
+
+
+def gif_palette():
+    """The 256 colours of our frames: background + i/15 of the OFF colour + j/15 of the ON
+    colour (``render.frames_to_images`` mixes exactly these two), as a Pillow palette image."""
+    from PIL import Image
+
+    bg, on, off = (np.array(c[::-1], float) for c in (BACKGROUND_BGR, ON_BGR, OFF_BGR))
+    levels = np.arange(16) / 15.0
+    cols = bg + levels[:, None, None] * (off - bg) + levels[None, :, None] * (on - bg)
+    pal = Image.new("P", (1, 1))
+    pal.putpalette(np.clip(cols, 0, 255).round().astype(np.uint8).reshape(-1).tolist())
+    return pal
+
+
+def write_gif(png_dir: Path, out: Path, fps: float) -> int:
+    """Write the PNG frames of ``png_dir`` as an animated GIF, one frame at a time (memory
+    holds one frame whatever the length; Pillow's own ``save_all`` keeps them all), in the
+    fixed palette of :func:`gif_palette`.  Returns the number of frames."""
+    try:
+        from PIL import GifImagePlugin, Image
+    except ImportError:
+        raise ConfigError("--out .gif needs Pillow (pip install pillow); or write .mp4 or a "
+                          "folder of PNGs") from None
+    paths = sorted(png_dir.glob("*.png"))
+    if not paths:
+        raise ValueError("no frames to write")
+    palette = gif_palette()
+    duration = max(20, int(round(1000.0 / fps)))  # ms; browsers slow anything faster down
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "wb") as fp:
+        for i, p in enumerate(paths):
+            with Image.open(p) as im:
+                frame = im.convert("RGB").quantize(palette=palette, dither=Image.Dither.NONE)
+            if i == 0:
+                header, _ = GifImagePlugin.getheader(
+                    frame, None, {"loop": 0, "duration": duration, "optimize": False})
+                fp.writelines(header)
+            fp.writelines(GifImagePlugin.getdata(frame, duration=duration, disposal=1))
+        fp.write(b";")  # the GIF trailer
+    return len(paths)
 
 
 def view_recording(path: str | os.PathLike, out: str | os.PathLike, *, window_us: int = 33_333,
@@ -15,15 +83,26 @@ def view_recording(path: str | os.PathLike, out: str | os.PathLike, *, window_us
 
     Memory stays bounded (the recording is read in time chunks).  The sensor
     size comes from the file, the caller, or (failing both) one pass over the
-    events.  Returns ``{"frames": n, "out": out}``.
+    events.  ``out`` is a folder (PNG frames), a video (.mp4/.avi/.mkv) or a
+    .gif; another suffix is an error.  Returns ``{"frames": n, "out": out}``.
     """
+    kind = check_out(out)
     reader = open_reader(path, format=format, sensor_size=sensor_size)
     size = reader.info.sensor_size
     if size is None:
         reader.stats()  # one streaming pass infers the size from the coordinates
         size = reader.info.sensor_size
     if size is None:
-        raise ValueError(f"{path}: no events to render")
+        raise EventFormatError(f"no events to render (decoded as {reader.info.format})",
+                               path=path)
     chunks = open_reader(path, format=format, sensor_size=size).iter_events(chunk_us=window_us)
-    n = render_events(chunks, size, out, window_us=window_us, fps=fps, max_frames=max_frames)
+    if kind == "gif":
+        with tempfile.TemporaryDirectory(prefix="eventpipe-gif-") as tmp:
+            n = render_events(chunks, size, tmp, window_us=window_us, fps=fps,
+                              max_frames=max_frames, fmt="png")
+            if n:
+                write_gif(Path(tmp), Path(out), fps or 1e6 / window_us)
+    else:
+        n = render_events(chunks, size, out, window_us=window_us, fps=fps,
+                          max_frames=max_frames, fmt=kind)
     return {"frames": n, "out": str(out)}

@@ -1,4 +1,4 @@
-"""A stepping session: one model, many streams, one timestep per frame.
+"""A stepping session: one :class:`~snn.stepper.Stepper`, many streams, one timestep per frame.
 
 Each stream keeps its own membranes (a batch-1 :data:`ModelState`); frames
 that are ready at the same time from several streams run as one batch, their
@@ -14,37 +14,22 @@ from typing import Hashable, Mapping
 import torch
 from torch import Tensor
 
-from .models.state import ModelState, clone_state
-from .neurons import LIFState
+from .state import ModelState, cat_states, clone_state, split_state
+from .stepper import Stepper
 
 __all__ = ["StreamingSession", "cat_states", "split_state"]
 
 
-def cat_states(states: list[Mapping[str, LIFState]]) -> ModelState:
-    """Concatenate batch-row states (same model) along the batch dimension."""
-    keys = list(states[0])
-    for s in states[1:]:
-        if list(s) != keys:
-            raise ValueError("states come from different models (neuron names differ)")
-    return {k: LIFState(*(torch.cat(parts, 0) for parts in zip(*(s[k] for s in states))))
-            for k in keys}
-
-
-def split_state(state: Mapping[str, LIFState], n: int) -> list[ModelState]:
-    """Split a batch state into ``n`` batch-1 states (views, no copies)."""
-    out: list[ModelState] = [{} for _ in range(n)]
-    for k, st in state.items():
-        per_field = [t.split(1, 0) for t in st]
-        for i in range(n):
-            out[i][k] = LIFState(*(f[i] for f in per_field))
-    return out
-
-
 class StreamingSession:
-    """Step a model over frames from several streams, keeping state per stream."""
+    """Step a :class:`~snn.stepper.Stepper` over frames from several streams, keeping state per
+    stream.  The stepper is used as given (build it for its device with
+    :func:`~snn.stepper.make_stepper`); frames are moved to ``device``."""
 
-    def __init__(self, model: torch.nn.Module, *, device: str | torch.device = "cpu"):
-        self.model = model.eval().to(device)
+    def __init__(self, stepper: Stepper, *, device: str | torch.device = "cpu"):
+        if not callable(getattr(stepper, "step", None)):
+            raise TypeError(f"StreamingSession needs a Stepper (an object with step(x, state)), "
+                            f"got {type(stepper).__name__}")
+        self.stepper = stepper
         self.device = torch.device(device)
         self.states: dict[Hashable, ModelState] = {}
         self.steps: dict[Hashable, int] = {}
@@ -63,7 +48,7 @@ class StreamingSession:
             if not group:
                 continue
             x = torch.stack([self._frame(frames[s]) for s in group]).to(self.device)
-            logits, new = self.model.step(x, state)
+            logits, new = self.stepper.step(x, state)
             if isinstance(logits, tuple):  # distillation head in training mode
                 logits = (logits[0] + logits[1]) / 2
             for sid, st, lg in zip(group, split_state(new, len(group)), logits):

@@ -7,9 +7,11 @@ Every field is documented in ``docs/emulator.md``.  Units are in the names
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
+import os
 from typing import Any, Mapping
+
+from eventpipe.config import from_dict, load_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,20 +65,21 @@ class EmulatorConfig:
             raise ValueError(f"EmulatorConfig.refractory_us must be whole µs, got {self.refractory_us}")
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None) -> "EmulatorConfig":
-        """Build from a mapping; an unknown key raises ``ValueError`` with suggestions."""
+    def from_dict(cls, d: Mapping[str, Any] | None, prefix: str = "emulator") -> "EmulatorConfig":
+        """Build from a mapping through the one strict config engine
+        (:func:`eventpipe.config.from_dict`): an unknown key, a wrong type or a value out
+        of range is a :class:`~eventpipe.errors.ConfigError` (a ``ValueError``) naming
+        the key and suggesting the closest one."""
         if d is None:
             return cls()
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = [k for k in d if k not in names]
-        if unknown:
-            hints = []
-            for k in unknown:
-                close = difflib.get_close_matches(str(k), names, n=2)
-                hints.append(f"{k!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
-            raise ValueError(f"unknown EmulatorConfig key(s): {'; '.join(hints)}; "
-                             f"known keys: {', '.join(names)}")
-        return cls(**dict(d))
+        return from_dict(cls, dict(d), prefix=prefix)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None,
+             overrides: list[str] | None = None) -> "EmulatorConfig":
+        """From a TOML file (top-level keys are the fields) and ``key=value`` overrides,
+        the same way ``eventpipe run --config FILE --set KEY=VALUE`` reads a run config."""
+        return load_config(cls, path, overrides)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,9 +1,11 @@
 """The run configuration: one TOML file (``configs/*.toml``) plus overrides.
 
-Every section is a dataclass; unknown keys and wrong types are
-:class:`~eventpipe.errors.ConfigError` naming the dotted key.  Values left as
-``None`` are taken from the model's checkpoint recipe (window, input size (W, H),
-geometry, channels, frame normalisation); see docs/represent.md.
+Every section is a dataclass; unknown keys, wrong types, numbers that are not
+finite and values out of their bounds (the ``bounded`` fields below) are
+:class:`~eventpipe.errors.ConfigError` naming the dotted key, raised before
+anything loads.  Values left as ``None`` are taken from the model's checkpoint
+recipe (window, input size (W, H), geometry, channels, frame normalisation); see
+docs/represent.md.
 """
 
 from __future__ import annotations
@@ -12,45 +14,67 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
-from eventpipe.config import apply_overrides, from_dict, load_toml
+from eventpipe.config import bounded, load_config
+from eventpipe.errors import ConfigError
+
+MAX_SENSOR_SIDE = 65536            # x, y are uint16
+MAX_SENSOR_PIXELS = 4096 * 4096    # per-pixel filter state stays under ~128 MiB a stream
+MAX_INPUT_SIDE = 1024              # model input: larger frames only exhaust memory
+MAX_WINDOW_US = 60_000_000         # one minute
+MIN_WINDOW_US = 100                # 10 kHz of model steps is far beyond any model
+
+
+def check_sensor_size(size, key: str = "source.sensor_size") -> None:
+    """A (W, H) sensor size within the event contract and a bounded per-pixel state."""
+    if size is None:
+        return
+    w, h = size
+    if not (1 <= w <= MAX_SENSOR_SIDE and 1 <= h <= MAX_SENSOR_SIDE):
+        raise ConfigError(f"{key}: {w}x{h} is out of range (each side 1..{MAX_SENSOR_SIDE})")
+    if w * h > MAX_SENSOR_PIXELS:
+        raise ConfigError(f"{key}: {w}x{h} has {w * h:,} pixels (at most {MAX_SENSOR_PIXELS:,})")
 
 
 @dataclasses.dataclass
 class SourceConfig:
     uri: str = "synthetic:"
-    speed: float | None = 1.0          # real-time factor for file/synthetic sources; None = max speed
+    speed: float | None = bounded(1.0, gt=0)  # real-time factor (files, synthetic); None = max speed
     loop: bool = False
     sensor_size: tuple[int, int] | None = None
-    queue_size: int | None = None      # source queue bound in packets; None: the source's
-    queue_events: int | None = None    # ... and in events (live sources); None: its default
+    queue_size: int | None = bounded(None, ge=1, le=1_000_000)    # source queue bound in packets;
+    queue_events: int | None = bounded(None, ge=1, le=1 << 28)    # ... and in events; None: the source's default
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        check_sensor_size(self.sensor_size)
 
 
 @dataclasses.dataclass
 class ModelConfig:
     name: str = "default"              # registry name, checkpoint path, or "default" (shipped)
     device: str = "cpu"
-    threads: int = 1                   # torch intra-op threads; ingest runs on another core
-    fold: bool = True                  # fold RepConv/BN for inference
-    num_classes: int | None = None     # registry names with random weights only
+    threads: int = bounded(1, ge=1, le=1024)  # torch intra-op threads; ingest runs on another core
+    fold: bool = True                  # older switch: false = backend "float"
+    backend: str | None = None         # float (exact, unfolded) | cpu (folded fast path); None: cpu if fold
+    num_classes: int | None = bounded(None, ge=1, le=100_000)  # registry names (random weights)
     class_names: list[str] | None = None
 
 
 @dataclasses.dataclass
 class WindowConfig:
-    window_us: int | None = None       # None: from the checkpoint recipe (else 50 ms)
-    stride_us: int | None = None
-    timeout_s: float | None = 0.25     # close a window after this much wall-clock silence
-    time_tolerance_us: int = 1000
-    max_gap_us: int | None = 1_000_000  # event time jumping further is a discontinuity
+    window_us: int | None = bounded(None, ge=MIN_WINDOW_US, le=MAX_WINDOW_US)  # None: recipe (else 50 ms)
+    stride_us: int | None = bounded(None, ge=MIN_WINDOW_US, le=MAX_WINDOW_US)
+    timeout_s: float | None = bounded(0.25, gt=0)  # close a window after this much silence; None: never
+    time_tolerance_us: int = bounded(1000, ge=0)
+    max_gap_us: int | None = bounded(1_000_000, ge=1)  # event time jumping further is a discontinuity
     reset_on_gap: bool = True          # ... that resets the stream's membranes and labels
 
 
 @dataclasses.dataclass
 class InputConfig:
-    size: tuple[int, int] | None = None  # model input (W, H); None: from the recipe
+    size: tuple[int, int] | None = bounded(None, ge=1, le=MAX_INPUT_SIDE, each=True)  # (W, H); None: recipe
     policy: Literal["pad", "crop"] | None = None  # None: from the recipe (default pad)
-    roi: tuple[int, int, int, int] | None = None  # (x0, y0, w, h) on the sensor
+    roi: tuple[int, int, int, int] | None = bounded(None, ge=0, le=MAX_SENSOR_SIDE, each=True)  # (x0, y0, w, h)
     flip_x: bool | None = None         # None: from the recipe (default false)
     flip_y: bool | None = None
     frame_norm: str | None = None      # counts | binary | clip:N | log1p; None: from the recipe
@@ -59,18 +83,18 @@ class InputConfig:
 
 @dataclasses.dataclass
 class FilterConfig:
-    refractory_us: int = 0
-    denoise_us: int = 0
-    polarity: int | None = None
+    refractory_us: int = bounded(0, ge=0)
+    denoise_us: int = bounded(0, ge=0)
+    polarity: int | None = bounded(None, ge=0, le=1)
 
 
 @dataclasses.dataclass
 class DecoderConfig:
-    ema: float = 0.0
-    topk: int = 3
-    threshold: float = 0.0
-    hysteresis: float = 0.0
-    emit_every: int = 0
+    ema: float = bounded(0.0, ge=0, lt=1)
+    topk: int = bounded(3, ge=1)
+    threshold: float = bounded(0.0, ge=0, le=1)
+    hysteresis: float = bounded(0.0, ge=0, le=1)
+    emit_every: int = bounded(0, ge=0)
     emit_on_change: bool = True
 
 
@@ -83,11 +107,11 @@ class SinkConfig:
 
 @dataclasses.dataclass
 class RuntimeConfig:
-    max_batch: int = 8                 # streams stepped together
-    frame_queue: int = 64              # frames between the ingest and inference threads
-    idle_reset_s: float = 5.0          # reset a silent stream's membranes after this
-    duration_s: float | None = None
-    metrics_every_s: float = 5.0
+    max_batch: int = bounded(8, ge=1, le=4096)       # streams stepped together
+    frame_queue: int = bounded(64, ge=1, le=100_000)  # frames between ingest and inference
+    idle_reset_s: float = bounded(5.0, ge=0)         # reset a silent stream's membranes (0: never)
+    duration_s: float | None = bounded(None, gt=0)   # None: until the source ends
+    metrics_every_s: float = bounded(5.0, ge=0)      # periodic metrics messages (0: none)
 
 
 @dataclasses.dataclass
@@ -102,8 +126,8 @@ class RunConfig:
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
 
 
-def load_run_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Read ``path`` (TOML; None = defaults), apply ``section.key=value`` overrides, validate."""
-    data = load_toml(path) if path is not None else {}
-    data = apply_overrides(data, overrides or [])
-    return from_dict(RunConfig, data)
+def load_run_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                    values: dict[str, Any] | None = None) -> RunConfig:
+    """Read ``path`` (TOML; None = defaults), apply ``section.key=value`` overrides (``--set``)
+    and typed ``values`` by dotted key (command-line flags, which win); validate."""
+    return load_config(RunConfig, path, overrides, values)

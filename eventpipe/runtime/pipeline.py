@@ -183,6 +183,7 @@ class Pipeline:
                     if self.frames.closed and not self.frames.items:
                         break
                     self._idle_resets(last_seen)
+                    self._maybe_metrics()  # the heartbeat of an idle live source
                     continue
                 now = time.monotonic()
                 for fr in ready:

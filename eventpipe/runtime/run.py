@@ -1,26 +1,50 @@
-"""Build and run a pipeline from a :class:`RunConfig` (what ``eventpipe run`` does)."""
+"""Build and run a pipeline from a :class:`RunConfig` (what ``eventpipe run`` does).
+
+:func:`run` first calls :func:`~eventpipe.runtime.preflight.preflight` (what
+can be checked before the model loads), and runs under a :class:`~eventpipe.runtime.stopper.Stopper` (SIGINT/SIGTERM), which
+the CLI installs before it imports the runtime, so a stop during start-up still
+ends with a summary.
+"""
 
 from __future__ import annotations
 
-import signal
+import contextlib
 import sys
-import threading
 import warnings
 from typing import Callable, TextIO
 
 import torch
 
+from eventpipe.errors import ConfigError, reading_checkpoint
 from eventpipe.represent import InputRecipe
-from eventpipe.runtime.config import RunConfig
-from eventpipe.runtime.metrics import format_summary
+from eventpipe.runtime.config import ModelConfig, RunConfig
+from eventpipe.runtime.metrics import Metrics, format_summary
 from eventpipe.runtime.model_loader import load_model, run_recipe
 from eventpipe.runtime.pipeline import Pipeline
+from eventpipe.runtime.preflight import preflight
+from eventpipe.runtime.stopper import Stopper
 from eventpipe.sources import open_source
 
 
 def input_recipe(cfg: RunConfig, loaded) -> InputRecipe:
     """The checkpoint's recipe with the config's explicit [input]/[window] values on top."""
     return run_recipe(cfg, loaded)
+
+
+def model_backend(model_cfg: ModelConfig) -> str:
+    """``model.backend``, or from the older ``model.fold`` (true: ``cpu``, false: ``float``)."""
+    from snn.stepper import check_backend
+
+    if model_cfg.backend is None:
+        return "cpu" if model_cfg.fold else "float"
+    try:
+        backend = check_backend(model_cfg.backend)
+    except ValueError as e:
+        raise ConfigError(f"model.backend: {e}") from None
+    if backend == "cpu" and not model_cfg.fold:
+        raise ConfigError("model.fold=false contradicts model.backend='cpu' (a folded backend); "
+                          "drop one of them")
+    return backend
 
 
 def build_sinks(cfg: RunConfig, out: TextIO) -> list:
@@ -40,11 +64,17 @@ def build_sinks(cfg: RunConfig, out: TextIO) -> list:
 def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
                    on_label: Callable[[dict], None] | None = None, *, view: bool = False,
                    video: str | None = None, view_dump: str | None = None) -> Pipeline:
+    from snn.stepper import make_stepper
+
     torch.set_num_threads(max(1, cfg.model.threads))
-    loaded = load_model(cfg.model.name, num_classes=cfg.model.num_classes,
-                        class_names=cfg.model.class_names)
-    if cfg.model.fold and hasattr(loaded.model, "fold"):
-        loaded.model = loaded.model.fold()
+    from eventpipe.runtime.model_loader import resolve_checkpoint
+
+    backend = model_backend(cfg.model)  # checked before the model loads
+    path = resolve_checkpoint(cfg.model.name)
+    with reading_checkpoint(path) if path.is_file() else contextlib.nullcontext():
+        loaded = load_model(cfg.model.name, num_classes=cfg.model.num_classes,
+                            class_names=cfg.model.class_names)
+    loaded.model = make_stepper(loaded.model, backend, device=cfg.model.device)
     recipe = input_recipe(cfg, loaded)
     window_us = recipe.window_us
     input_size = recipe.size
@@ -77,15 +107,36 @@ def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
     return pipe
 
 
-def _on_signal(pipe: Pipeline) -> None:
-    """First signal: stop reading and drain; a second one: stop at once."""
-    pipe.stop(drain=not pipe.stop_event.is_set())
-
-
 def run(cfg: RunConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
         on_label: Callable[[dict], None] | None = None, *, view: bool = False,
-        video: str | None = None, view_dump: str | None = None) -> dict:
-    """Run until the source ends, ``duration_s`` passes, or SIGINT/SIGTERM; return metrics."""
+        video: str | None = None, view_dump: str | None = None,
+        stopper: Stopper | None = None) -> dict:
+    """Run until the source ends, ``duration_s`` passes, or SIGINT/SIGTERM; return metrics.
+
+    ``stopper``: a :class:`Stopper` the caller installed earlier (the CLI does, before
+    it imports the runtime); without one, ``run`` installs its own."""
+    if stopper is not None:
+        return _run(cfg, out, err, on_label, stopper, view=view, video=video,
+                    view_dump=view_dump)
+    stopper = Stopper()
+    with stopper.installed():
+        return _run(cfg, out, err, on_label, stopper, view=view, video=video,
+                    view_dump=view_dump)
+
+
+def _stopped_at_start(err: TextIO) -> dict:
+    """The summary of a run stopped before its pipeline existed."""
+    summary = Metrics().snapshot({})
+    summary.update(type="metrics", stream="metrics", events_filtered=0, events_out_of_bounds=0)
+    err.write("eventpipe: stopped during start-up\n")
+    err.write("eventpipe: " + format_summary(summary) + "\n")
+    return summary
+
+
+def _run(cfg, out, err, on_label, stopper: Stopper, *, view, video, view_dump=None) -> dict:
+    cfg = preflight(cfg)
+    if stopper.requested:
+        return _stopped_at_start(err)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         pipe = build_pipeline(cfg, out, on_label, view=view, video=video, view_dump=view_dump)
@@ -94,17 +145,16 @@ def run(cfg: RunConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
     err.write(f"eventpipe: model {pipe.loaded.source} ({len(pipe.loaded.class_names)} classes), "
               f"window {pipe.window_us} us, input {pipe.input_size[0]}x{pipe.input_size[1]}, "
               f"source {cfg.source.uri}\n")
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda *_: _on_signal(pipe))
+    stopper.pipe = pipe
     try:
-        pipe.warm_up()
-        pipe.start()
-        pipe.wait(cfg.runtime.duration_s)
+        if stopper.requested:
+            err.write("eventpipe: stopped during start-up\n")
+        else:
+            pipe.warm_up()
+            if not stopper.requested:
+                pipe.start()
+                pipe.wait(cfg.runtime.duration_s)
     finally:
-        for sig, h in previous.items():
-            signal.signal(sig, h)
         pipe.stop()
         pipe.source.close()
         if pipe.viewer is not None:
@@ -113,5 +163,6 @@ def run(cfg: RunConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
         for sink in pipe.sinks:
             sink.flush()
             sink.close()
-    err.write("eventpipe: " + format_summary(summary) + "\n")
+        # the summary also when the run failed: how far it got (the error line follows)
+        err.write("eventpipe: " + format_summary(summary) + "\n")
     return summary

@@ -42,6 +42,8 @@ class DvCameraSource(Source):
                                    "or dv-processing)") from None
             try:
                 camera = dv.io.camera.open(name) if name else dv.io.camera.open()
+            except IndexError:  # dv-processing's "vector::_M_range_check": no camera at all
+                raise RuntimeError(f"dvcam:{name}: no iniVation camera found") from None
             except RuntimeError as exc:
                 raise RuntimeError(f"dvcam:{name}: cannot open the camera ({exc})") from None
         if not camera.isEventStreamAvailable():

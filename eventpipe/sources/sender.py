@@ -28,12 +28,18 @@ class Sender:
     ``socket="push"`` blocks (up to ``send_timeout_s``, then ``TimeoutError``)
     when the receiver is gone and the high-water mark is reached; ``"pub"``
     never blocks (ZeroMQ drops for slow subscribers).
+
+    ``confirm=True`` (what ``eventpipe send`` uses) makes delivery checked: packets
+    queue only on a connection a receiver has accepted (``ZMQ_IMMEDIATE``), so the
+    first send fails with ``TimeoutError`` after ``send_timeout_s`` when nobody
+    listens, and :meth:`close` waits up to ``linger_s`` for the queue to drain into
+    the connection and raises ``TimeoutError`` if it did not.
     """
 
     def __init__(self, endpoint: str, *, stream_id: int = 0, sensor_size=None,
                  socket: str = "push", bind: bool = False, sndhwm: int = 1000,
                  send_timeout_s: float = 10.0, linger_s: float = 5.0, crc: bool = True,
-                 context: zmq.Context | None = None):
+                 context: zmq.Context | None = None, confirm: bool = False):
         if socket not in SOCKETS:
             raise ValueError(f"sender socket must be one of {sorted(SOCKETS)}, got {socket!r}")
         host, port = parse_tcp_endpoint(endpoint)
@@ -42,8 +48,16 @@ class Sender:
         self.seq = 0
         self.crc = crc
         self.counts = {"packets": 0, "events": 0, "bytes": 0}
-        self._ctx = context or zmq.Context.instance()
+        self.confirm = bool(confirm)
+        self.linger_s = float(linger_s)
+        self.send_timeout_s = float(send_timeout_s)
+        # a confirming sender owns its context: terminating it is how we learn that the
+        # queue drained
+        self._own_ctx = confirm and context is None
+        self._ctx = zmq.Context() if self._own_ctx else (context or zmq.Context.instance())
         self._sock = self._ctx.socket(SOCKETS[socket])
+        if confirm:
+            self._sock.setsockopt(zmq.IMMEDIATE, 1)
         self._sock.setsockopt(zmq.SNDHWM, int(sndhwm))
         self._sock.setsockopt(zmq.SNDTIMEO, int(send_timeout_s * 1000))
         self._sock.setsockopt(zmq.LINGER, int(linger_s * 1000))
@@ -70,17 +84,39 @@ class Sender:
         try:
             self._sock.send(msg)
         except zmq.Again:
-            raise TimeoutError(f"send to {self.endpoint} timed out (no receiver?)") from None
+            if self.confirm and self.counts["packets"] == 0:
+                raise TimeoutError(f"no receiver at {self.endpoint}: nothing accepted the "
+                                   f"connection within {self.send_timeout_s:g} s") from None
+            raise TimeoutError(f"send to {self.endpoint} timed out after "
+                               f"{self.send_timeout_s:g} s (no receiver?); "
+                               f"{self.counts['packets']} packets sent before") from None
         self.counts["bytes"] += len(msg)
 
     def close(self) -> None:
-        self._sock.close()
+        """Close the socket; a confirming sender raises ``TimeoutError`` when packets
+        were still queued after ``linger_s``."""
+        if self._sock.closed:
+            return
+        self._sock.close(linger=int(self.linger_s * 1000))
+        if self._own_ctx:
+            t0 = time.monotonic()
+            self._ctx.term()  # returns when the queue drained, or when linger expired
+            if self.counts["packets"] and time.monotonic() - t0 >= 0.95 * self.linger_s:
+                raise TimeoutError(f"{self.endpoint}: packets still queued after "
+                                   f"{self.linger_s:g} s; the receiver went away or stalled, "
+                                   f"some of {self.counts['packets']} packets were not delivered")
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self.close()
+        else:  # the error in flight says more than a failed drain
+            try:
+                self.close()
+            except TimeoutError:
+                pass
 
 
 def _split(events: np.ndarray, max_events: int) -> Iterable[np.ndarray]:
@@ -101,6 +137,7 @@ def send_events(chunks: Iterable[np.ndarray], endpoint: str, *, speed: float | N
         sender = Sender(endpoint, stream_id=stream_id, sensor_size=sensor_size, **sender_options)
     t0_wall = time.monotonic()
     t0_ev = None
+    ok = False
     try:
         for chunk in chunks:
             chunk = as_events(chunk)
@@ -115,9 +152,14 @@ def send_events(chunks: Iterable[np.ndarray], endpoint: str, *, speed: float | N
                     if delay > 0:
                         time.sleep(delay)  # pacing: a deadline, not polling
                 sender.send(part)
+        ok = True
     finally:
         if own:
-            sender.close()
+            try:
+                sender.close()
+            except TimeoutError:
+                if ok:
+                    raise
     out = dict(sender.counts)
     out["duration_s"] = time.monotonic() - t0_wall
     return out

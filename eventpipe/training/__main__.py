@@ -1,4 +1,5 @@
-"""``python -m eventpipe.training --config configs/train_synthetic.toml [key=value ...]``."""
+"""``python -m eventpipe.training --config configs/train_synthetic.toml [--set key=value ...]``:
+the same as ``eventpipe train ...`` (through the one command-line door)."""
 
 import sys
 

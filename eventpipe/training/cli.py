@@ -1,7 +1,9 @@
-"""Command-line entry points: ``train_main(argv)`` (``eventpipe train``) and ``eval_main(argv)``.
+"""``eventpipe train`` and the clip mode of ``eventpipe eval``: their arguments and bodies.
 
-The main CLI wires them with :func:`add_train_arguments` / :func:`run_train` and
-:func:`add_eval_arguments` / :func:`run_eval`.
+Both run through the one command-line door (:mod:`eventpipe.cli`): ``train_main(argv)``
+and ``eval_main(argv)`` (and ``python -m eventpipe.training``) hand their arguments
+to it, so errors, exit statuses and ``--traceback`` are the same as for every
+command.  Overrides are ``--set KEY=VALUE`` (repeatable), as for ``run``.
 """
 
 from __future__ import annotations
@@ -9,77 +11,123 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
+
+from eventpipe.errors import ExitStatus, UsageError, reading_checkpoint
+
+
+def _config_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--config", "-c", default=None, metavar="FILE", help=what)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set optim.epochs=3 (repeatable)")
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    p.add_argument("--config", "-c", default=None, help="TOML file (configs/train_*.toml)")
+    _config_options(p, "TOML file (configs/train_*.toml)")
     p.add_argument("--resume", default=None, help="last.pt to resume from, or 'auto'")
     p.add_argument("--out-dir", default=None, help="override out_dir")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="config overrides, e.g. optim.epochs=3 data.n_per_class=10")
     return p
 
 
 def run_train(args, out=None) -> int:
-    from eventpipe.training.config import config_dict, load_train_config
-    from eventpipe.training.trainer import train
+    from eventpipe.config import load_config
+    from eventpipe.training.config import TrainConfig, config_dict
 
     out = out or sys.stdout
-    ov = list(args.overrides or [])
+    values = {}
     if args.resume:
-        ov.append(f"resume={json.dumps(args.resume)}")
+        values["resume"] = args.resume
     if args.out_dir:
-        ov.append(f"out_dir={json.dumps(args.out_dir)}")
-    cfg = load_train_config(args.config, ov)
+        values["out_dir"] = args.out_dir
+    cfg = load_config(TrainConfig, args.config, list(args.set or []), values)
     if args.print_config:
-        json.dump(config_dict(cfg), out, indent=2)
-        out.write("\n")
-        return 0
+        out.write(json.dumps(config_dict(cfg), indent=2) + "\n")
+        return ExitStatus.OK
+    _check_train_inputs(cfg)
+    from eventpipe.training.trainer import train
+
     summary = train(cfg, log=lambda m: (out.write(m + "\n"), out.flush()))
-    return 0 if summary else 1
+    return ExitStatus.OK if summary else ExitStatus.RUNTIME
 
 
-def train_main(argv: Optional[Sequence[str]] = None) -> int:
-    p = add_train_arguments(argparse.ArgumentParser(prog="eventpipe train",
-                                                    description="Train an SNN action classifier"))
-    return run_train(p.parse_args(argv))
+def _check_train_inputs(cfg) -> None:
+    """The files training will read, checked before the (long) dataset preparation: a
+    resume state that is missing or not a training state, initial weights that are missing."""
+    if cfg.resume and cfg.resume != "auto":
+        path = Path(cfg.resume)
+        if not path.is_file():
+            raise FileNotFoundError(2, "no such training state to resume from", str(path))
+        from eventpipe.training.trainer import load_train_state
+
+        with reading_checkpoint(path, ("a training state", "the last.pt of a training run")):
+            load_train_state(path)
+    init = getattr(cfg, "init", None)
+    if init and not cfg.resume:
+        if not Path(init).is_file():
+            raise FileNotFoundError(2, "no such checkpoint for init", str(init))
+        import snn
+
+        with reading_checkpoint(init):
+            snn.load_checkpoint(init)
 
 
 def add_eval_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    p.add_argument("checkpoint", help="snn checkpoint (best.pt, final.pt, snn/weights/*.pt)")
-    p.add_argument("--config", "-c", default=None,
-                   help="TOML whose [data] selects the dataset (default: the checkpoint's training config)")
+    p.add_argument("checkpoint", nargs="?", default="default",
+                   help="checkpoint (best.pt, final.pt, snn/weights/*.pt) or 'default' "
+                        "(the shipped model)")
+    _config_options(p, "clips: a training TOML whose [data] selects the dataset (default: the "
+                       "checkpoint's training config); --stream: a run TOML (configs/)")
     p.add_argument("--split", default="test")
     p.add_argument("--png", default=None, help="write the confusion matrix here")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     return p
 
 
+def checkpoint_path(name: str) -> Path:
+    """``eval``'s checkpoint argument: 'default' or an existing file (else a clear error)."""
+    from eventpipe.runtime.model_loader import resolve_checkpoint
+
+    path = resolve_checkpoint(name)
+    if not path.exists():
+        if "=" in name:
+            raise UsageError(f"eval: {name!r} is not a checkpoint; config overrides are "
+                             f"--set KEY=VALUE")
+        raise FileNotFoundError(2, "no such checkpoint", str(path))
+    return path
+
+
 def run_eval(args, out=None) -> int:
-    from eventpipe.config import from_dict
-    from eventpipe.training.config import TrainConfig, load_train_config
+    from eventpipe.config import load_config
+    from eventpipe.training.config import TrainConfig
     from eventpipe.training.datasets import build_dataset
     from eventpipe.training.evaluate import eval_clips, load_for_eval
 
     out = out or sys.stdout
-    model, meta = load_for_eval(args.checkpoint)
-    if args.config:
-        cfg = load_train_config(args.config, list(args.overrides or []))
-    else:
-        from eventpipe.config import apply_overrides
-
+    path = checkpoint_path(args.checkpoint)
+    if args.config:  # the dataset config first: a bad one fails before the model loads
+        cfg = load_config(TrainConfig, args.config, list(args.set or []))
+    with reading_checkpoint(path):
+        model, meta = load_for_eval(str(path))
+    if not args.config:
         base = (meta.get("extra") or {}).get("train_config") or {}
-        cfg = from_dict(TrainConfig, apply_overrides(base, list(args.overrides or [])))
+        cfg = load_config(TrainConfig, None, list(args.set or []), base=base)
     ds = build_dataset(cfg.data, args.split, train=False)
     res = eval_clips((model, meta), ds, batch_size=args.batch_size, png=args.png)
     out.write(f"accuracy {res['accuracy']:.4f} on {res['n']} clips ({args.split})\n")
-    return 0
+    return ExitStatus.OK
+
+
+def train_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``eventpipe train ARGS`` through the one door."""
+    from eventpipe.cli import main
+
+    return main(["train", *(sys.argv[1:] if argv is None else argv)])
 
 
 def eval_main(argv: Optional[Sequence[str]] = None) -> int:
-    p = add_eval_arguments(argparse.ArgumentParser(prog="eventpipe eval",
-                                                   description="Clip accuracy + confusion matrix"))
-    return run_eval(p.parse_args(argv))
+    """``eventpipe eval ARGS`` through the one door."""
+    from eventpipe.cli import main
+
+    return main(["eval", *(sys.argv[1:] if argv is None else argv)])

@@ -1,24 +1,33 @@
-"""Meta-SpikeFormer models: architecture, registry, official-checkpoint loader, folding."""
+"""Meta-SpikeFormer, the definition: layers, token mixers, blocks, the network, the registry and the
+official-checkpoint loader.  How a model is folded (:mod:`snn.compile`) or run fast
+(:mod:`snn.backends`) is not known here."""
 
-from .fold import fold_model
-from .metaspikeformer import MetaSpikeFormer
+from .attention import ATTN_MODES, SpikeDrivenSelfAttention
+from .blocks import ChannelMLP, ConvBlock, Downsampling, SepConv, TransformerBlock
+from .layers import BNAndPad, RepConv, per_frame
+from .metaspikeformer import HEAD_INPUTS, STAGES, MetaSpikeFormer
 from .official import infer_config, load_official, unwrap_state_dict
 from .registry import create_model, list_models, recipe, register_model
-from .state import ModelState, clone_state, merge_rows, reset_rows, select_rows
 
 __all__ = [
+    "ATTN_MODES",
+    "BNAndPad",
+    "ChannelMLP",
+    "ConvBlock",
+    "Downsampling",
+    "HEAD_INPUTS",
     "MetaSpikeFormer",
-    "ModelState",
-    "clone_state",
+    "RepConv",
+    "STAGES",
+    "SepConv",
+    "SpikeDrivenSelfAttention",
+    "TransformerBlock",
     "create_model",
-    "fold_model",
     "infer_config",
     "list_models",
     "load_official",
-    "merge_rows",
+    "per_frame",
     "recipe",
     "register_model",
-    "reset_rows",
-    "select_rows",
     "unwrap_state_dict",
 ]

@@ -1,4 +1,5 @@
-"""Spike-driven self-attention (SDSA) token mixers with RepConv-generated spike Q/K/V.
+"""Spike-driven self-attention (SDSA): the token mixer of the transformer blocks, with RepConv-
+generated spike Q/K/V.
 
 Modes
 -----
@@ -6,19 +7,30 @@ Modes
 ``sdsa1`` (V1 column-sum form):   ``Q * SN_0.5(sum_tokens(K * V))`` per channel.
 ``sdsa2``:                         ``Q @ (K^T @ V) * 0.125`` without the output neuron
                                    (the V2 paper's linear variant; no official code to pin it).
+
+The forward pass is three public pieces - :meth:`~SpikeDrivenSelfAttention.project_qkv` (the
+membrane inputs of Q, K and V), :meth:`~SpikeDrivenSelfAttention.mix` (neurons and the attention
+product) and the output projection - so that a compiled form (e.g. :mod:`snn.compile`'s fused
+Q/K/V conv) can replace one piece and keep the others.
 """
 
 from __future__ import annotations
 
+from typing import Tuple
+
 from torch import Tensor, nn
 
-from .blocks import NeuronFactory, RepConv, _tb
-from .state import StepContext
+from ..state import StepContext
+from .layers import NeuronFactory, RepConv, per_frame
 
 ATTN_MODES = ("sdsa1", "sdsa2", "sdsa3")
 
+__all__ = ["ATTN_MODES", "SpikeDrivenSelfAttention"]
+
 
 class SpikeDrivenSelfAttention(nn.Module):
+    """Token mixer ``[T, B, C, H, W] -> [T, B, C, H, W]`` (membrane in, membrane out)."""
+
     def __init__(self, dim: int, num_heads: int, neuron: NeuronFactory, mode: str = "sdsa3",
                  scale: float = 0.125) -> None:
         super().__init__()
@@ -36,7 +48,6 @@ class SpikeDrivenSelfAttention(nn.Module):
         self.v_lif = neuron()
         self.attn_lif = neuron(attention=True) if mode != "sdsa2" else None
         self.proj_conv = nn.Sequential(RepConv(dim, dim), nn.BatchNorm2d(dim))
-        self.qkv_conv = None  # set by snn.models.fold
 
     def _heads(self, s: Tensor) -> Tensor:
         # [T, B, C, H, W] spikes -> [T, B, heads, N, d]
@@ -44,25 +55,28 @@ class SpikeDrivenSelfAttention(nn.Module):
         d = C // self.num_heads
         return s.flatten(3).transpose(-1, -2).reshape(T, B, -1, self.num_heads, d).permute(0, 1, 3, 2, 4)
 
-    def forward(self, x: Tensor, ctx: StepContext) -> Tensor:
-        T, B, C, H, W = x.shape
-        x = ctx.run(self.head_lif, x)
-        if self.qkv_conv is not None:  # folded inference path: one fused conv
-            q, k, v = _tb(self.qkv_conv, x).chunk(3, dim=2)
-        else:
-            q, k, v = _tb(self.q_conv, x), _tb(self.k_conv, x), _tb(self.v_conv, x)
+    def project_qkv(self, s: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Membrane inputs of the Q, K and V neurons from the head neuron's spikes ``s``."""
+        return per_frame(self.q_conv, s), per_frame(self.k_conv, s), per_frame(self.v_conv, s)
+
+    def mix(self, q: Tensor, k: Tensor, v: Tensor, ctx: StepContext) -> Tensor:
+        """Q/K/V neurons and the spike-driven attention product: ``[T, B, C, H, W]`` spikes (or,
+        for ``sdsa2``, the product itself) for the output projection."""
+        T, B, C, H, W = q.shape
         q = ctx.run(self.q_lif, q)
         k = ctx.run(self.k_lif, k)
         v = ctx.run(self.v_lif, v)
         if self.mode == "sdsa1":
             kv = (k * v).flatten(3).sum(-1, keepdim=True)  # [T, B, C, 1]
             kv = ctx.run(self.attn_lif, kv)
-            y = q * kv.unsqueeze(-1)
-        else:
-            qh, kh, vh = self._heads(q), self._heads(k), self._heads(v)
-            y = (qh @ (kh.transpose(-2, -1) @ vh)) * self.scale  # [T, B, heads, N, d]
-            y = y.transpose(3, 4).reshape(T, B, C, H * W)
-            if self.attn_lif is not None:
-                y = ctx.run(self.attn_lif, y)
-            y = y.reshape(T, B, C, H, W)
-        return _tb(self.proj_conv, y)
+            return q * kv.unsqueeze(-1)
+        qh, kh, vh = self._heads(q), self._heads(k), self._heads(v)
+        y = (qh @ (kh.transpose(-2, -1) @ vh)) * self.scale  # [T, B, heads, N, d]
+        y = y.transpose(3, 4).reshape(T, B, C, H * W)
+        if self.attn_lif is not None:
+            y = ctx.run(self.attn_lif, y)
+        return y.reshape(T, B, C, H, W)
+
+    def forward(self, x: Tensor, ctx: StepContext) -> Tensor:
+        s = ctx.run(self.head_lif, x)
+        return per_frame(self.proj_conv, self.mix(*self.project_qkv(s), ctx))

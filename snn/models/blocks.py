@@ -1,92 +1,31 @@
-"""Building blocks of Meta-SpikeFormer (Spike-driven Transformer V2).
+"""Blocks of Meta-SpikeFormer (Spike-driven Transformer V2), in the MetaFormer shape.
+
+A block is ``x + token_mixer(x)`` followed by ``x + channel_mlp(x)`` (membrane shortcuts); the
+token mixer is passed in, as timm's ``MetaFormerBlock`` takes it: the conv stages mix tokens with
+a :class:`SepConv`, the transformer stages with
+:class:`~snn.models.attention.SpikeDrivenSelfAttention` (or any module with the same call).
 
 Every block maps a sequence ``[T, B, C, H, W]`` to a sequence and threads neuron state through a
-:class:`~snn.models.state.StepContext`.  Convolutions and BatchNorms see ``T * B`` frames at once
-(so BatchNorm statistics in training run over T*B, as in the official code).  Submodule names match
+:class:`~snn.state.StepContext`.  Convolutions and BatchNorms see ``T * B`` frames at once (so
+BatchNorm statistics in training run over T*B, as in the official code).  Submodule names match
 the official checkpoint keys so released weights load strictly.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Optional
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..neurons import SpikingNeuron
-from .state import StepContext
+from ..state import StepContext
+from .layers import NeuronFactory, per_frame
 
-NeuronFactory = Callable[..., SpikingNeuron]
-
-
-def _fast_runner(module: nn.Module, x: Tensor):
-    """The event-driven runner installed by ``fold(fast=True)`` if it can take ``x``, else None."""
-    fast = module.__dict__.get("_fast")
-    if fast is not None:
-        from .fastpath import eligible
-
-        if eligible(x):
-            return fast
-    return None
-
-
-def _tb(fn, x: Tensor) -> Tensor:
-    """Apply a frame-wise op to ``[T, B, ...]`` by flattening T and B."""
-    y = fn(x.flatten(0, 1))
-    return y.view(x.shape[0], x.shape[1], *y.shape[1:])
-
-
-class BNAndPad(nn.Module):
-    """BatchNorm2d followed by padding with the BN's response to 0 (official ``BNAndPadLayer``)."""
-
-    def __init__(self, pad_pixels: int, num_features: int) -> None:
-        super().__init__()
-        self.bn = nn.BatchNorm2d(num_features)
-        self.pad_pixels = pad_pixels
-
-    def pad_value(self) -> Tensor:
-        bn = self.bn
-        std = torch.sqrt(bn.running_var + bn.eps)
-        if bn.affine:
-            return bn.bias.detach() - bn.running_mean * bn.weight.detach() / std
-        return -bn.running_mean / std
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = self.bn(x)
-        p = self.pad_pixels
-        if p > 0:
-            val = self.pad_value().view(1, -1, 1, 1)
-            y = F.pad(y, [p] * 4)
-            # fill the border (not in place on a view that autograd needs: build a mask)
-            h, w = y.shape[-2:]
-            border = torch.ones(h, w, dtype=torch.bool, device=y.device)
-            border[p : h - p, p : w - p] = False
-            y = torch.where(border, val.to(y.dtype), y)
-        return y
-
-
-class RepConv(nn.Module):
-    """1x1 conv -> BN with BN(0) border -> depthwise 3x3 (valid) -> 1x1 conv -> BN."""
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(in_channels, in_channels, 1, bias=False),
-            BNAndPad(1, in_channels),
-            nn.Sequential(
-                nn.Conv2d(in_channels, in_channels, 3, groups=in_channels, bias=False),
-                nn.Conv2d(in_channels, out_channels, 1, bias=False),
-                nn.BatchNorm2d(out_channels),
-            ),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.body(x)
+__all__ = ["ChannelMLP", "ConvBlock", "Downsampling", "SepConv", "TransformerBlock"]
 
 
 class SepConv(nn.Module):
-    """Spiking inverted separable conv: LIF -> 1x1 -> BN -> LIF -> dw kxk -> 1x1 -> BN."""
+    """Spiking inverted separable conv (the conv stages' token mixer):
+    LIF -> 1x1 -> BN -> LIF -> dw kxk -> 1x1 -> BN."""
 
     def __init__(self, dim: int, neuron: NeuronFactory, expansion: float = 2, kernel_size: int = 7) -> None:
         super().__init__()
@@ -101,19 +40,20 @@ class SepConv(nn.Module):
 
     def forward(self, x: Tensor, ctx: StepContext) -> Tensor:
         x = ctx.run(self.lif1, x)
-        x = _tb(lambda z: self.bn1(self.pwconv1(z)), x)
+        x = per_frame(lambda z: self.bn1(self.pwconv1(z)), x)
         x = ctx.run(self.lif2, x)
-        return _tb(lambda z: self.bn2(self.pwconv2(self.dwconv(z))), x)
+        return per_frame(lambda z: self.bn2(self.pwconv2(self.dwconv(z))), x)
 
 
 class ConvBlock(nn.Module):
-    """Official ``MS_ConvBlock``: x + SepConv(x), then a spiking 3x3 conv channel MLP with shortcut."""
+    """Official ``MS_ConvBlock``: x + token_mixer(x) (a :class:`SepConv` unless given), then a spiking
+    3x3 conv channel MLP with shortcut.  (The mixer's attribute name, ``Conv``, is the official key.)"""
 
     def __init__(self, dim: int, neuron: NeuronFactory, mlp_ratio: int = 4, sep_expansion: float = 2,
-                 sep_kernel: int = 7) -> None:
+                 sep_kernel: int = 7, token_mixer: Optional[nn.Module] = None) -> None:
         super().__init__()
         hidden = int(dim * mlp_ratio)
-        self.Conv = SepConv(dim, neuron, sep_expansion, sep_kernel)
+        self.Conv = token_mixer if token_mixer is not None else SepConv(dim, neuron, sep_expansion, sep_kernel)
         self.lif1 = neuron()
         self.conv1 = nn.Conv2d(dim, hidden, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(hidden)
@@ -122,12 +62,9 @@ class ConvBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(dim)
 
     def forward(self, x: Tensor, ctx: StepContext) -> Tensor:
-        fast = _fast_runner(self, x)
-        if fast is not None:
-            return fast(x, ctx)
         x = self.Conv(x, ctx) + x
-        y = _tb(lambda z: self.bn1(self.conv1(z)), ctx.run(self.lif1, x))
-        y = _tb(lambda z: self.bn2(self.conv2(z)), ctx.run(self.lif2, y))
+        y = per_frame(lambda z: self.bn1(self.conv1(z)), ctx.run(self.lif1, x))
+        y = per_frame(lambda z: self.bn2(self.conv2(z)), ctx.run(self.lif2, y))
         return x + y
 
 
@@ -142,12 +79,9 @@ class Downsampling(nn.Module):
         self.encode_lif = None if first_layer else neuron()
 
     def forward(self, x: Tensor, ctx: StepContext) -> Tensor:
-        fast = _fast_runner(self, x)
-        if fast is not None:
-            return fast(x, ctx)
         if self.encode_lif is not None:
             x = ctx.run(self.encode_lif, x)
-        return _tb(lambda z: self.encode_bn(self.encode_conv(z)), x)
+        return per_frame(lambda z: self.encode_bn(self.encode_conv(z)), x)
 
 
 class ChannelMLP(nn.Module):
@@ -165,26 +99,24 @@ class ChannelMLP(nn.Module):
     def forward(self, x: Tensor, ctx: StepContext) -> Tensor:
         T, B, C, H, W = x.shape
         x = ctx.run(self.fc1_lif, x.flatten(3))
-        x = _tb(lambda z: self.fc1_bn(self.fc1_conv(z)), x)
+        x = per_frame(lambda z: self.fc1_bn(self.fc1_conv(z)), x)
         x = ctx.run(self.fc2_lif, x)
-        x = _tb(lambda z: self.fc2_bn(self.fc2_conv(z)), x)
+        x = per_frame(lambda z: self.fc2_bn(self.fc2_conv(z)), x)
         return x.reshape(T, B, C, H, W)
 
 
 class TransformerBlock(nn.Module):
-    """Official ``MS_Block``: x + SDSA(x), then x + ChannelMLP(x) (membrane shortcuts)."""
+    """Official ``MS_Block``: x + token_mixer(x), then x + mlp(x) (membrane shortcuts).
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, neuron: NeuronFactory,
-                 attn_mode: str = "sdsa3") -> None:
+    ``token_mixer`` and ``mlp`` are modules called as ``f(x, ctx)``; the network passes a
+    :class:`~snn.models.attention.SpikeDrivenSelfAttention` and a :class:`ChannelMLP` (attribute
+    names ``attn`` / ``mlp``: the official keys)."""
+
+    def __init__(self, token_mixer: nn.Module, mlp: nn.Module) -> None:
         super().__init__()
-        from .attention import SpikeDrivenSelfAttention
-
-        self.attn = SpikeDrivenSelfAttention(dim, num_heads, neuron, mode=attn_mode)
-        self.mlp = ChannelMLP(dim, int(dim * mlp_ratio), neuron)
+        self.attn = token_mixer
+        self.mlp = mlp
 
     def forward(self, x: Tensor, ctx: StepContext) -> Tensor:
-        fast = _fast_runner(self, x)
-        if fast is not None:
-            return fast(x, ctx)
         x = x + self.attn(x, ctx)
         return x + self.mlp(x, ctx)

@@ -11,19 +11,23 @@ Layout (official ``Spiking_vit_MetaFormer``), widths ``C0..C3``:
           (``head_input="features"``: Linear on the token mean before the LIF, as the published
           BICLab classification code has it; the distillation head always reads the LIF spikes)
 
-The state of all neurons lives outside the model (see :mod:`snn.models.state`).
+The state of all neurons lives outside the model (see :mod:`snn.state`).  This is the definition
+only: folding lives in :mod:`snn.compile`, fast execution in :mod:`snn.backends`; neither is known
+here.  ``forward_features`` / ``forward_head`` are the two halves of a pass (timm's names), and
+``stages()`` lists the stages so that an executor can run them its own way.
 """
 
 from __future__ import annotations
 
 import numbers
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from torch import Tensor, nn
 
 from ..neurons import LIFNode, MultiSpikeNode, SpikingNeuron
-from .blocks import ConvBlock, Downsampling, TransformerBlock
-from .state import ModelState, StepContext
+from ..state import ModelState, StepContext
+from .attention import SpikeDrivenSelfAttention
+from .blocks import ChannelMLP, ConvBlock, Downsampling, TransformerBlock
 
 # what the classification head reads: the head LIF's spikes (the issue's specification and the
 # golden vector's code), or the token mean before that LIF (BICLab's published classification code,
@@ -99,13 +103,14 @@ class MetaSpikeFormer(nn.Module):
         self.ConvBlock2_1 = nn.ModuleList([ConvBlock(c1, **cb)])
         self.ConvBlock2_2 = nn.ModuleList([ConvBlock(c1, **cb)])
         self.downsample3 = Downsampling(c1, c2, 3, 2, 1, make_neuron)
-        self.block3 = nn.ModuleList(
-            [TransformerBlock(c2, num_heads, mlp_ratio, make_neuron, attn_mode) for _ in range(self.depths[0])]
-        )
+
+        def transformer_block(dim: int) -> TransformerBlock:
+            mixer = SpikeDrivenSelfAttention(dim, num_heads, make_neuron, mode=attn_mode)
+            return TransformerBlock(mixer, ChannelMLP(dim, int(dim * mlp_ratio), make_neuron))
+
+        self.block3 = nn.ModuleList([transformer_block(c2) for _ in range(self.depths[0])])
         self.downsample4 = Downsampling(c2, c3, 3, 1, 1, make_neuron)
-        self.block4 = nn.ModuleList(
-            [TransformerBlock(c3, num_heads, mlp_ratio, make_neuron, attn_mode) for _ in range(self.depths[1])]
-        )
+        self.block4 = nn.ModuleList([transformer_block(c3) for _ in range(self.depths[1])])
         self.lif = make_neuron()
         self.head = nn.Linear(c3, num_classes) if num_classes > 0 else nn.Identity()
         self.head_kd = (nn.Linear(c3, num_classes) if num_classes > 0 else nn.Identity()) if kd else None
@@ -115,26 +120,19 @@ class MetaSpikeFormer(nn.Module):
         self.apply(self._init_weights)
         self.recipe: Dict[str, Any] = {}
 
-    _folded = False
+    # set on derived inference-only copies (e.g. by snn.compile.fold_model): train() refuses them
+    inference_only = False
 
     def train(self, mode: bool = True):
-        if mode and self._folded:
-            raise RuntimeError("this model is folded for inference (eval only); train the unfolded model")
+        if mode and self.inference_only:
+            raise RuntimeError("this model is an inference-only copy (folded for inference: eval only); "
+                               "train the unfolded model")
         return super().train(mode)
-
-    def fold(self, repconv: str = "chain", spike_conv: bool = True, max_density: float = 0.06,
-             fast: bool = True, fast_weights: str = "fp32") -> "MetaSpikeFormer":
-        """A folded, eval-only copy for fast inference (see :mod:`snn.models.fold`; ``fast``: the
-        event-driven CPU path of :mod:`snn.models.fastpath`; ``fast_weights="bf16"``: its gather
-        weights in bfloat16 - not exact, off by default)."""
-        from .fold import fold_model
-
-        return fold_model(self, repconv=repconv, spike_conv=spike_conv, max_density=max_density, fast=fast,
-                          fast_weights=fast_weights)
 
     @property
     def is_folded(self) -> bool:
-        return self._folded
+        """True for a derived inference-only copy (folded weights; not to be trained or saved)."""
+        return self.inference_only
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
@@ -179,18 +177,27 @@ class MetaSpikeFormer(nn.Module):
         return x
 
     # ------------------------------------------------------------------ core
-    def _features(self, x: Tensor, ctx: StepContext) -> Tensor:
+    def stages(self) -> Iterator[Tuple[str, List[nn.Module]]]:
+        """``(name, blocks)`` of every stage in order; each block is called as ``block(x, ctx)``."""
         for name in STAGES:
             mod = getattr(self, name)
-            if isinstance(mod, nn.ModuleList):
-                for blk in mod:
-                    x = blk(x, ctx)
-            else:
-                x = mod(x, ctx)
+            yield name, (list(mod) if isinstance(mod, nn.ModuleList) else [mod])
+
+    def forward_features(self, x_seq: Tensor, ctx: Optional[StepContext] = None) -> Tensor:
+        """Stage features ``[T, B, C3, H/16, W/16]`` (membranes of the last stage) of a sequence;
+        neuron state is read from and written to ``ctx`` (None: from rest, state discarded)."""
+        ctx = StepContext() if ctx is None else ctx
+        x = x_seq
+        for name, blocks in self.stages():
+            for blk in blocks:
+                x = blk(x, ctx)
             ctx.feature(name, x)
         return x
 
-    def _head(self, feat: Tensor, ctx: StepContext):
+    def forward_head(self, feat: Tensor, ctx: Optional[StepContext] = None):
+        """Per-step logits ``[T, B, classes]`` from stage features (the head neuron's state in
+        ``ctx``); with a distillation head, ``(out, out_kd)`` in training and their mean in eval."""
+        ctx = StepContext() if ctx is None else ctx
         m = feat.flatten(3).mean(3)  # [T, B, C]
         z = ctx.run(self.lif, m)
         out = self.head(z if self.head_input == "spikes" else m)
@@ -206,15 +213,16 @@ class MetaSpikeFormer(nn.Module):
         """Run a ``[T, B, C, H, W]`` sequence from ``state``; returns per-step logits and the context
         (``ctx.new`` = state after the last step, plus optional recordings)."""
         if state is not None:
-            self._check_state(state)
+            self.check_state(state)
         ctx = StepContext(state, record_spikes, record_features)
-        return self._head(self._features(x_seq, ctx), ctx), ctx
+        return self.forward_head(self.forward_features(x_seq, ctx), ctx), ctx
 
     def state_keys(self):
         """Names of the neurons that carry a membrane (the keys of a model state)."""
         return [m.state_key for m in self.modules() if isinstance(m, LIFNode)]
 
-    def _check_state(self, state) -> None:
+    def check_state(self, state) -> None:
+        """Refuse a state that is not a dict with exactly this model's neuron names."""
         if not isinstance(state, dict):
             raise TypeError(f"state must be a dict of LIFState (or None), got {type(state).__name__}")
         expected = getattr(self, "_state_key_set", None)

@@ -230,7 +230,7 @@ def test_bad_input_raises():
 
 def test_config_from_dict_errors():
     assert EmulatorConfig.from_dict({"pos_threshold": 0.3}).pos_threshold == 0.3
-    with pytest.raises(ValueError, match="did you mean pos_threshold"):
+    with pytest.raises(ValueError, match="did you mean .pos_threshold"):
         EmulatorConfig.from_dict({"pos_thresold": 0.3})
     with pytest.raises(ValueError, match="must be > 0"):
         EmulatorConfig(neg_threshold=0)

@@ -128,7 +128,7 @@ def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         read_events(tmp_path / "nope.raw")
     err = io.StringIO()
-    assert main(["info", str(tmp_path / "nope.raw")], out=io.StringIO(), err=err) == 1
+    assert main(["info", str(tmp_path / "nope.raw")], out=io.StringIO(), err=err) == 3  # DATA
     assert "nope.raw" in err.getvalue()
 
 

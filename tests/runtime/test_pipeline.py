@@ -173,7 +173,7 @@ def test_unknown_config_key_is_a_clear_cli_error(tmp_path):
     cfg = tmp_path / "bad.toml"
     cfg.write_text("[window]\nwindow_ms = 10\n")
     err = io.StringIO()
-    assert main(["run", "--config", str(cfg)], out=io.StringIO(), err=err) == 3
+    assert main(["run", "--config", str(cfg)], out=io.StringIO(), err=err) == 4  # ExitStatus.CONFIG
     assert "window.window_ms" in err.getvalue() and "window_us" in err.getvalue()
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from snn.models.attention import SpikeDrivenSelfAttention
-from snn.models.state import StepContext
+from snn.state import StepContext
 from snn.neurons import LIFNode
 
 from .conftest import randomize_bn

@@ -1,4 +1,4 @@
-"""Event-driven fast path of folded models (snn/models/fastpath.py) against the ordinary folded path."""
+"""The CPU backend's event-driven fast path (snn/backends/cpu) against the ordinary folded path."""
 
 from __future__ import annotations
 
@@ -7,17 +7,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from snn.models import fastpath as fp
+from snn.backends import cpu
+from snn.backends.cpu import dense_kernels, kernels, layout
+from snn.backends.cpu import runners as rn
 
 from .conftest import event_input, small_model
 
 
 def _fast_calls(model):
-    return sum(m.__dict__["_fast"].calls for m in model.modules() if "_fast" in m.__dict__)
+    return sum(r.calls for r in cpu.fast_runners(model))
 
 
 def _runners(model):
-    return [m for m in model.modules() if "_fast" in m.__dict__]
+    return cpu.fast_runners(model)
 
 
 def _spikes_from(x, cs):
@@ -27,11 +29,11 @@ def _spikes_from(x, cs):
     idx = np.empty((T, B, P, C), np.int16)
     off = np.empty((T, B, P, nb + 1), np.int32)
     v = np.zeros((B, P, C), np.float32)
-    fp.lif_csr(np.ascontiguousarray(2 * x[:1]), v, np.empty_like(v), np.float32(2), np.float32(1), False, True,
-               cs, idx[:1], off[:1], fp._EMPTY_F, False, 2)
+    kernels.lif_csr(np.ascontiguousarray(2 * x[:1]), v, np.empty_like(v), np.float32(2), np.float32(1), False,
+                    True, cs, idx[:1], off[:1], layout.no_f32(), False, 2)
     for t in range(1, T):  # frames are independent here: run each from rest
-        fp.lif_csr(np.ascontiguousarray(2 * x[t:t + 1]), v, np.empty_like(v), np.float32(2), np.float32(1), False,
-                   True, cs, idx[t:t + 1], off[t:t + 1], fp._EMPTY_F, False, 2)
+        kernels.lif_csr(np.ascontiguousarray(2 * x[t:t + 1]), v, np.empty_like(v), np.float32(2), np.float32(1),
+                        False, True, cs, idx[t:t + 1], off[t:t + 1], layout.no_f32(), False, 2)
     return idx, off
 
 
@@ -39,19 +41,19 @@ def _spikes_from(x, cs):
 @pytest.mark.parametrize("k,stride,pad,block", [(3, 1, 1, 1 << 30), (3, 2, 1, 1 << 30), (7, 2, 3, 1 << 30),
                                                  (1, 1, 0, 1 << 30), (3, 1, 1, 2000), (5, 1, 1, 1 << 30)])
 def test_gather_conv_equals_conv2d(k, stride, pad, block, co, monkeypatch):
-    monkeypatch.setattr(fp, "WEIGHT_BLOCK_BYTES", block)  # small: several input-channel blocks
+    monkeypatch.setattr(layout, "WEIGHT_BLOCK_BYTES", block)  # small: several input-channel blocks
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(11, co, k, stride, pad)
     T, B, H, W = 2, 2, 9, 7
     x = (torch.rand(T, B, H, W, 11) < 0.3).float()
-    g = fp.Gather(conv, stride, pad)
+    g = layout.Gather(conv, stride, pad)
     assert (g.nb > 1) == (block == 2000)
     cp = co if stride == 1 else 32  # stride 1: flat, unpadded; else taps padded to 16 floats
     assert g.w3.shape == (k * 11 + 1, k, cp) and not g.w3[-1].any()  # last row: zeros
     assert g.w3.ctypes.data % 64 == 0
     idx, off = _spikes_from(x.reshape(T, B, H * W, 11).numpy(), g.cs)
     for nth in (1, 2):  # serial and parallel kernels
-        out, _ = fp.run_gather(g, fp.Spikes(idx, off, H, W, g.cs), T, B, nth=nth)
+        out, _ = rn.run_gather(g, layout.Spikes(idx, off, H, W, g.cs), T, B, nth=nth)
         with torch.no_grad():
             ref = conv(x.flatten(0, 1).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         torch.testing.assert_close(torch.from_numpy(out).view(ref.shape), ref, atol=1e-5, rtol=1e-5)
@@ -71,7 +73,7 @@ def test_lif_active_lists_equal_numpy(C, cs):
     idx = np.full((T, B, P, C), -1, np.int16)
     off = np.empty((T, B, P, nb + 1), np.int32)
     spk = np.empty((T, B, P, C), np.float32)
-    fp.lif_csr(x, v, np.empty_like(v), np.float32(2), np.float32(1), False, True, cs, idx, off, spk, True, 1)
+    kernels.lif_csr(x, v, np.empty_like(v), np.float32(2), np.float32(1), False, True, cs, idx, off, spk, True, 1)
     assert spk[0, 0, 0].all() and not spk[0, 0, 1].any()
     for t in range(T):
         for b in range(B):
@@ -97,8 +99,8 @@ def test_sdsa3_kernel_equals_formula():
     idx = np.empty((T, B, P, C), np.int16)
     off = np.empty((T, B, P, 4), np.int32)
     rec = [np.empty((T, B, P, C), np.float32) for _ in range(4)]
-    fp.sdsa3_lif(q, k, v, v0[0], outs[0], v0[1], outs[1], v0[2], outs[2], lif, lif, lif, heads, np.float32(0.25),
-                 v0[3], outs[3], att, cs, idx, off, True, *rec)
+    dense_kernels.sdsa3_lif(q, k, v, v0[0], outs[0], v0[1], outs[1], v0[2], outs[2], lif, lif, lif, heads,
+                            np.float32(0.25), v0[3], outs[3], att, cs, idx, off, True, *rec)
 
     def lif_seq(x, v, vth):  # float32, decay_input, hard reset
         s = np.empty_like(x)
@@ -128,11 +130,11 @@ def test_bf16_weight_bits_round_to_nearest_even():
     x = torch.randn(1000) * 10
     x[:4] = torch.tensor([1.0, -2.5, 1.0 + 2 ** -8, 1.0 + 3 * 2 ** -8])  # ties: to even
     ref = x.to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
-    np.testing.assert_array_equal(fp.to_bf16_bits(x.numpy()), ref)
+    np.testing.assert_array_equal(layout.to_bf16_bits(x.numpy()), ref)
     # widening back (the kernels' weight load): torch's bf16 -> float32 values
     back = x.to(torch.bfloat16).float().numpy()
-    assert all(fp._ld(ref, i) == back[i] for i in range(0, 1000, 37))
-    assert fp._ld(back, 3) == back[3] and isinstance(fp._ld(back, 3), np.float32)
+    assert all(kernels._ld(ref, i) == back[i] for i in range(0, 1000, 37))
+    assert kernels._ld(back, 3) == back[3] and isinstance(kernels._ld(back, 3), np.float32)
 
 
 def test_depthwise_and_value_conv_equal_torch():
@@ -141,16 +143,16 @@ def test_depthwise_and_value_conv_equal_torch():
     for k in (3, 5, 7):
         w = torch.randn(6, 1, k, k)
         out = np.empty((2, 10, 9, 7), np.float32)
-        fp.depthwise(x.numpy(), w[:, 0].permute(1, 2, 0).contiguous().numpy(), out, True)
+        dense_kernels.depthwise(x.numpy(), w[:, 0].permute(1, 2, 0).contiguous().numpy(), out, True)
         ref = F.conv2d(x.permute(0, 3, 1, 2), w, padding=k // 2, groups=6).permute(0, 2, 3, 1)
         torch.testing.assert_close(torch.from_numpy(out[..., :6]), ref, atol=1e-5, rtol=1e-5)
         assert (out[..., 6] == 1).all()
     ev = torch.poisson(torch.full((3, 13, 12, 2), 0.2))  # counts > 1 included
     for co, stride, pad, shape in ((8, 2, 3, (3, 7, 6, 8)), (16, 1, 3, (3, 13, 12, 16))):  # 16: taps reversed
         conv = torch.nn.Conv2d(2, co, 7, stride, pad)
-        g = fp.Gather(conv, stride, pad)
+        g = layout.Gather(conv, stride, pad)
         out = np.empty(shape, np.float32)
-        fp.dense_input_conv(ev.numpy(), g.w3, g.bias, 7, stride, pad, out)
+        kernels.dense_input_conv(ev.numpy(), g.w3, g.bias, 7, stride, pad, out)
         with torch.no_grad():
             ref = conv(ev.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         torch.testing.assert_close(torch.from_numpy(out), ref, atol=1e-5, rtol=1e-5)
@@ -159,11 +161,12 @@ def test_depthwise_and_value_conv_equal_torch():
 @pytest.mark.parametrize("kw", [{}, {"soft_reset": True, "tau": 3.0}, {"decay_input": False}, {"kd": True},
                                 {"library_dw": True}])
 def test_fast_path_equals_folded_path(kw, monkeypatch):
+    threads = None
     if kw.pop("library_dw", False):  # the SepConv depthwise through the library conv at every map size
-        monkeypatch.setattr(fp, "DW_LIBRARY_PIXELS", 1)
-        monkeypatch.setattr(fp, "_sync_threads", lambda: 1)  # (used single-threaded only)
+        monkeypatch.setattr(rn, "DW_LIBRARY_PIXELS", 1)
+        threads = 1  # (used single-threaded only)
     model = small_model(**kw)
-    fast, slow = model.fold(), model.fold(fast=False)
+    fast, slow = cpu.build(model, threads=threads), cpu.build(model, fast=False)
     assert len(_runners(fast)) == 5 + 4 + 2 and not _runners(slow)
     x = event_input(T=3, B=2)
     with torch.no_grad():
@@ -185,7 +188,7 @@ def test_fast_path_equals_folded_path(kw, monkeypatch):
 
 def test_fast_stepping_equals_sequence_and_states_interchange():
     model = small_model(seed=3)
-    fast, slow = model.fold(), model.fold(fast=False)
+    fast, slow = cpu.build(model), cpu.build(model, fast=False)
     x = event_input(T=4, B=2, seed=5)
     with torch.no_grad():
         seq, st_seq = fast.forward_sequence(x)
@@ -215,21 +218,21 @@ def test_fallbacks_and_errors():
     x = event_input(T=2, B=1)
     # sdsa1 blocks take the ordinary path; the convolution stages stay fast
     m = small_model(attn_mode="sdsa1")
-    fast = m.fold()
+    fast = cpu.build(m)
     assert len(_runners(fast)) == 5 + 4
     with torch.no_grad():
         torch.testing.assert_close(fast.forward_sequence(x)[0], m.forward_sequence(x)[0], atol=1e-4, rtol=0)
     # integer neurons, dense RepConv folding: no fast path
-    assert not _runners(small_model(neuron="multispike").fold())
-    assert not _runners(small_model().fold(repconv="dense"))
+    assert not _runners(cpu.build(small_model(neuron="multispike")))
+    assert not _runners(cpu.build(small_model(), repconv="dense"))
     # float64 input: the ordinary folded path
     m = small_model()
-    fast = m.fold().double()
+    fast = cpu.build(m).double()
     with torch.no_grad():
         fast.step(x[0].double(), None)
     assert _fast_calls(fast) == 0
     # a state of the wrong shape is refused as on the ordinary path
-    fast = m.fold()
+    fast = cpu.build(m)
     with torch.no_grad():
         _, st = fast.step(x[0], None)
         with pytest.raises(ValueError, match="state shape"):
@@ -238,7 +241,7 @@ def test_fallbacks_and_errors():
 
 def test_static_images_take_the_dense_stem():
     model = small_model()
-    fast = model.fold()
+    fast = cpu.build(model)
     img = torch.rand(2, 2, 32, 32)  # dense input: the library conv for the first layer
     with torch.no_grad():
         torch.testing.assert_close(fast(img), model(img), atol=1e-4, rtol=0)
@@ -248,9 +251,8 @@ def test_static_images_take_the_dense_stem():
 def test_bf16_weights_option():
     model = small_model(seed=2)
     x = event_input(T=3, B=2)
-    exact, bf16 = model.fold(), model.fold(fast_weights="bf16")
-    assert all(r.__dict__["_fast"].g.w3.dtype == np.uint16 for r in _runners(bf16)
-               if hasattr(r.__dict__["_fast"], "g"))
+    exact, bf16 = cpu.build(model), cpu.build(model, weights="bf16")
+    assert all(r.g.w3.dtype == np.uint16 for r in _runners(bf16) if hasattr(r, "g"))
     with torch.no_grad():
         a, ca = exact.run(x, record_spikes=True)
         b, cb = bf16.run(x, record_spikes=True)
@@ -258,5 +260,5 @@ def test_bf16_weights_option():
     total = sum(s.numel() for s in cb.spikes.values())
     assert agree >= 0.9 * total  # reduced precision: close, not exact
     torch.testing.assert_close(b, a, atol=0.5, rtol=0)
-    with pytest.raises(ValueError, match="fast_weights"):
-        model.fold(fast_weights="int8")
+    with pytest.raises(ValueError, match="weights"):
+        cpu.build(model, weights="int8")

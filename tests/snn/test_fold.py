@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from snn.models.blocks import RepConv
-from snn.models.fold import Pointwise, fold_conv_bn, fold_repconv, fold_repconv_chain
-from snn.models.spikeconv import SpikeConv2d
+from snn.backends.cpu import Pointwise, SpikeConv2d
+from snn.compile import fold_conv_bn, fold_repconv, fold_repconv_chain
+from snn.models import RepConv
 
 from .conftest import randomize_bn
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import snn
+from snn.backends import cpu
 from snn.models import infer_config
 
 ATOL = 1e-4
@@ -83,11 +84,15 @@ def test_stepping_reproduces_golden_and_sequence(golden, official):
 
 
 @pytest.mark.parametrize("repconv,spike_conv,fast", [("chain", True, True), ("chain", True, False),
-                                                    ("chain", False, False), ("dense", False, False)])
+                                                    ("chain", False, False), ("dense", False, False),
+                                                    ("chain", None, None), ("dense", None, None)])
 def test_folded_identical_spikes(golden, official, repconv, spike_conv, fast):
-    from snn.models.spikeconv import SpikeConv2d
+    from snn.backends.cpu import SpikeConv2d
 
-    folded = official.fold(repconv=repconv, spike_conv=spike_conv, fast=fast)
+    if fast is None:  # snn.compile's folding alone: plain torch modules
+        folded = snn.fold_model(official, repconv=repconv)
+    else:  # the CPU backend: folding + GEMM 1x1s (+ event-driven conv) (+ fast path)
+        folded = cpu.build(official, repconv=repconv, spike_conv=spike_conv, fast=fast)
     for m in folded.modules():  # force the event-driven path wherever it is installed
         if isinstance(m, SpikeConv2d):
             m.max_density, m.min_out_channels, m.max_out_pixels = 1.0, 0, 1 << 30
@@ -109,19 +114,20 @@ def test_folded_identical_spikes(golden, official, repconv, spike_conv, fast):
             outs.append(o)
     torch.testing.assert_close(torch.stack(outs), golden["logits_per_timestep"], atol=ATOL, rtol=0)
     sparse_calls = sum(m.sparse_calls for m in folded.modules() if isinstance(m, SpikeConv2d))
-    fast_calls = [m.__dict__["_fast"].calls for m in folded.modules() if "_fast" in m.__dict__]
+    fast_calls = [r.calls for r in cpu.fast_runners(folded)]
     if fast:  # every downsampling, conv block and transformer block ran the event-driven fast path
         assert len(fast_calls) == 5 + 4 + sum(official.depths) and min(fast_calls) == 1 + x.shape[0]
         assert sparse_calls == 0
     else:
         assert not fast_calls
-        assert (sparse_calls > 0) == spike_conv  # the event-driven conv was exercised
+        assert (sparse_calls > 0) == bool(spike_conv)  # the event-driven conv was exercised
 
 
 def test_folding_leaves_original_untouched(golden, official):
     before = {k: v.clone() for k, v in official.state_dict().items()}
-    folded = official.fold()
+    folded = snn.fold_model(official)
     assert folded.is_folded and not official.is_folded
+    assert cpu.build(official).is_folded
     after = official.state_dict()
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -168,7 +174,7 @@ def test_our_checkpoint_roundtrip(golden, official, tmp_path):
 
 def test_folded_models_are_not_saved(official, tmp_path):
     with pytest.raises(ValueError, match="unfolded"):
-        snn.save_checkpoint(tmp_path / "x.pt", official.fold())
+        snn.save_checkpoint(tmp_path / "x.pt", snn.fold_model(official))
     with pytest.raises(ValueError, match="not an eventpipe SNN checkpoint"):
         torch.save({"model": {}}, tmp_path / "y.pt")
         snn.load_checkpoint(tmp_path / "y.pt")
@@ -217,7 +223,7 @@ def test_heads_from_golden_features(golden, head_input):
         for t in range(x.shape[0]):
             o, state = model.step(x[t], state)
             steps.append(o)
-        folded = model.fold()(x)
+        folded = cpu.build(model)(x)
     torch.testing.assert_close(got, want, atol=ATOL, rtol=0)
     torch.testing.assert_close(per_step, (main + kd) / 2, atol=ATOL, rtol=0)
     torch.testing.assert_close(torch.stack(steps), per_step, atol=1e-6, rtol=0)

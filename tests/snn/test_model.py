@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import snn
-from snn import clone_state, reset_rows, select_rows
-from snn.models import merge_rows
+from snn import clone_state, merge_rows, reset_rows, select_rows
+from snn.backends import cpu
 
 from .conftest import event_input, small_model
 
@@ -28,11 +28,13 @@ def test_stepping_equals_sequence(kw):
     with torch.no_grad():
         seq, st_seq = model.forward_sequence(x)
         stepped, st = step_all(model, x)
-        folded_seq, _ = model.fold().forward_sequence(x)
+        folded_seq, _ = snn.fold_model(model).forward_sequence(x)
+        fast_seq, _ = cpu.build(model).forward_sequence(x)
     torch.testing.assert_close(stepped, seq, atol=1e-6, rtol=0)
     torch.testing.assert_close(model(x), seq.mean(0), atol=1e-6, rtol=0)
     assert st.keys() == st_seq.keys()
     torch.testing.assert_close(folded_seq, seq, atol=1e-4, rtol=0)
+    torch.testing.assert_close(fast_seq, seq, atol=1e-4, rtol=0)
 
 
 def test_rows_are_independent_streams():
@@ -184,3 +186,18 @@ def test_few_optimizer_steps_fit_a_tiny_batch():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0]
+
+
+def test_forward_features_and_head_compose_to_run():
+    model = small_model(seed=6)
+    x = event_input(T=2, B=2, seed=6)
+    with torch.no_grad():
+        ref, ctx_ref = model.run(x)
+        ctx = snn.StepContext()
+        feat = model.forward_features(x, ctx)
+        assert feat.shape == (2, 2, 64, 2, 2)  # 32x32 input, stride 16, C3 = 64
+        out = model.forward_head(feat, ctx)
+    assert torch.equal(out, ref)
+    assert ctx.new.keys() == ctx_ref.new.keys()
+    assert [name for name, _ in model.stages()] == list(snn.models.STAGES)
+    assert isinstance(model.block3[0].attn, snn.models.SpikeDrivenSelfAttention)  # the token mixer

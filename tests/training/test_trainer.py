@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 
 import snn
-from eventpipe.errors import ConfigError
 from eventpipe.training.config import load_train_config
 from eventpipe.training.datasets import build_dataset
 from eventpipe.training.evaluate import eval_clips
@@ -126,11 +125,16 @@ def test_train_resume_eval_and_outputs(tmp_path):
 def test_cli_print_config_and_strict_overrides(tmp_path, capsys):
     from eventpipe.training import train_main
 
-    assert train_main(["--config", "configs/train_synthetic.toml", "--print-config", "optim.epochs=3"]) == 0
+    assert train_main(["--config", "configs/train_synthetic.toml", "--print-config",
+                       "--set", "optim.epochs=3"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["optim"]["epochs"] == 3 and out["model"]["name"] == "meta_spikeformer_tiny"
-    with pytest.raises(ConfigError, match="epoch"):
-        train_main(["--config", "configs/train_synthetic.toml", "--print-config", "optim.epoch=3"])
+    # through the one CLI door: a config error is one line and the CONFIG exit status
+    from eventpipe.errors import ExitStatus
+    assert train_main(["--config", "configs/train_synthetic.toml", "--print-config",
+                       "--set", "optim.epoch=3"]) == ExitStatus.CONFIG
+    err = capsys.readouterr().err
+    assert "optim.epoch" in err and "did you mean 'epochs'" in err and len(err.splitlines()) == 1
 
 
 def test_per_step_loss_trains_every_timestep(tmp_path):

@@ -1,20 +1,24 @@
-"""Explicit model state: a ``dict`` mapping neuron module names to their :class:`LIFState`.
+"""Explicit model state: a ``dict`` mapping neuron names to their :class:`LIFState`.
 
-Rows along dim 0 of every membrane are batch elements, i.e. independent streams.
+Rows along dim 0 of every membrane are batch elements, i.e. independent streams.  This module holds
+the state type, the :class:`StepContext` a forward pass threads it through, and the row helpers
+(snapshot, reset / select / merge rows, concatenate / split batches) that every
+:class:`~snn.stepper.Stepper` and :class:`~snn.streaming.StreamingSession` share.
 """
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, Mapping, Optional, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Union
 
 import torch
 from torch import Tensor
 
-from ..neurons import LIFState
+from .neurons import LIFState
 
 ModelState = Dict[str, LIFState]
 
-__all__ = ["ModelState", "StepContext", "clone_state", "reset_rows", "select_rows", "merge_rows"]
+__all__ = ["ModelState", "StepContext", "cat_states", "clone_state", "merge_rows", "reset_rows", "select_rows",
+           "split_state"]
 
 
 class StepContext:
@@ -100,4 +104,24 @@ def merge_rows(state: Mapping[str, LIFState], rows, sub: Mapping[str, LIFState])
             t[idx.to(t.device)] = u
             fields.append(t)
         out[k] = LIFState(*fields)
+    return out
+
+
+def cat_states(states: List[Mapping[str, LIFState]]) -> ModelState:
+    """Concatenate batch-row states (same model) along the batch dimension."""
+    keys = list(states[0])
+    for s in states[1:]:
+        if list(s) != keys:
+            raise ValueError("states come from different models (neuron names differ)")
+    return {k: LIFState(*(torch.cat(parts, 0) for parts in zip(*(s[k] for s in states))))
+            for k in keys}
+
+
+def split_state(state: Mapping[str, LIFState], n: int) -> List[ModelState]:
+    """Split a batch state into ``n`` batch-1 states (views, no copies)."""
+    out: List[ModelState] = [{} for _ in range(n)]
+    for k, st in state.items():
+        per_field = [t.split(1, 0) for t in st]
+        for i in range(n):
+            out[i][k] = LIFState(*(f[i] for f in per_field))
     return out

@@ -1,6 +1,8 @@
 """Inference folding: BatchNorm into convolutions, RepConv chains into one 3x3 conv.
 
-``fold_model(model)`` returns a folded deep copy (eval only; the original is untouched):
+``fold_model(model)`` returns a folded deep copy (eval only; the original is untouched) made of
+plain torch modules (``nn.Conv1d`` / ``nn.Conv2d`` with bias, ``nn.Identity`` where a BN was), so
+that any backend can read its weights:
 
 * ``conv -> BN`` pairs (downsampling, SepConv pointwise convs, conv-block 3x3 convs, MLP 1x1 convs)
   become one conv with bias;
@@ -21,10 +23,9 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from .attention import SpikeDrivenSelfAttention
-from .blocks import BNAndPad, ChannelMLP, ConvBlock, Downsampling, RepConv, SepConv
-from .metaspikeformer import MetaSpikeFormer
-from .spikeconv import SpikeConv2d
+from ..models import (BNAndPad, ChannelMLP, ConvBlock, Downsampling, MetaSpikeFormer, RepConv, SepConv,
+                      SpikeDrivenSelfAttention)
+from .modules import FusedQKVAttention
 
 
 def _bn_affine(bn: nn.modules.batchnorm._BatchNorm) -> Tuple[Tensor, Tensor]:
@@ -58,7 +59,8 @@ def fold_conv_bn(conv: nn.Module, bn: nn.Module) -> nn.Module:
 def _repconv_terms(rep: RepConv, outer_bn: Optional[nn.Module]):
     """float64 pieces of ``outer_bn(rep(x))``: a [C, Cin], s1, b1 (= pad value BN(0)), d [C,3,3], p [Co, C], s2, b2."""
     conv1, bnpad, tail = rep.body[0], rep.body[1], rep.body[2]
-    assert isinstance(bnpad, BNAndPad) and bnpad.pad_pixels == 1
+    if not isinstance(bnpad, BNAndPad) or bnpad.pad_pixels != 1:
+        raise ValueError("not a RepConv body: expected 1x1 conv -> BNAndPad(1) -> (dw 3x3, 1x1, BN)")
     dw, pw, bn2 = tail[0], tail[1], tail[2]
     a = conv1.weight.double()[:, :, 0, 0]
     s1, b1 = _bn_affine(bnpad.bn)
@@ -112,7 +114,7 @@ def fold_repconv_chain(reps, outer_bns) -> nn.Sequential:
     return nn.Sequential(c1, dw, pw)
 
 
-def _fold_attention(attn: SpikeDrivenSelfAttention, repconv: str) -> None:
+def _fold_attention(attn: SpikeDrivenSelfAttention, repconv: str) -> FusedQKVAttention:
     pairs = [(attn.q_conv[0], attn.q_conv[1]), (attn.k_conv[0], attn.k_conv[1]), (attn.v_conv[0], attn.v_conv[1])]
     if repconv == "dense":
         convs = [fold_repconv(r, b) for r, b in pairs]
@@ -123,105 +125,49 @@ def _fold_attention(attn: SpikeDrivenSelfAttention, repconv: str) -> None:
     else:
         qkv = fold_repconv_chain([r for r, _ in pairs], [b for _, b in pairs])
         proj = fold_repconv_chain([attn.proj_conv[0]], [attn.proj_conv[1]])
-    attn.q_conv, attn.k_conv, attn.v_conv = None, None, None
-    attn.qkv_conv, attn.proj_conv = qkv, proj
+    return FusedQKVAttention(attn, qkv, proj)
 
 
 REPCONV_MODES = ("chain", "dense")
 
 
-class Pointwise(nn.Module):
-    """A (grouped) 1x1 convolution over ``[N, C, *spatial]`` run as a matrix product.
-
-    PyTorch sends small-batch 1x1 convs to a slow im2col path on CPU; a GEMM is several times faster.
-    """
-
-    def __init__(self, conv: nn.Module) -> None:
-        super().__init__()
-        g = conv.groups
-        w = conv.weight.detach().reshape(conv.out_channels, conv.in_channels // g)
-        self.groups = g
-        self.weight = nn.Parameter(w.reshape(g, conv.out_channels // g, -1).contiguous(), requires_grad=False)
-        b = conv.bias.detach() if conv.bias is not None else None
-        self.bias = nn.Parameter(b.reshape(g, -1, 1).contiguous(), requires_grad=False) if b is not None else None
-
-    def forward(self, x: Tensor) -> Tensor:
-        n, c = x.shape[:2]
-        g = self.groups
-        xs = x.reshape(n, g, c // g, -1)
-        co = self.weight.shape[1]
-        y = x.new_empty(n, g, co, xs.shape[-1])
-        # one plain GEMM per (frame, group): batched matmul is much slower for these shapes on CPU
-        for i in range(n):
-            for j in range(g):
-                if self.bias is not None:
-                    torch.addmm(self.bias[j], self.weight[j], xs[i, j], out=y[i, j])
-                else:
-                    torch.mm(self.weight[j], xs[i, j], out=y[i, j])
-        return y.reshape(n, g * co, *x.shape[2:])
-
-
-def _pointwise(m: nn.Module) -> nn.Module:
-    if isinstance(m, (nn.Conv1d, nn.Conv2d)) and all(k == 1 for k in m.kernel_size) and \
-            all(s == 1 for s in m.stride) and all(p == 0 for p in m.padding):
-        return Pointwise(m)
-    return m
-
-
 @torch.no_grad()
-def fold_model(model: MetaSpikeFormer, repconv: str = "chain", spike_conv: bool = True,
-               max_density: float = 0.06, fast: bool = True, fast_weights: str = "fp32") -> MetaSpikeFormer:
-    """Folded eval-only copy of ``model`` (identical function in eval mode up to float rounding).
+def fold_model(model: MetaSpikeFormer, repconv: str = "chain") -> MetaSpikeFormer:
+    """Folded eval-only copy of ``model``: the same function in eval mode up to float rounding
+    (see ``docs/model.md``: identical spikes on the golden vector, not bit-exact in general).
 
     ``repconv="dense"`` folds each RepConv (+ its BN) into one 3x3 conv (the re-parameterised form,
     good for accelerators); ``"chain"`` (default, fastest on CPU) keeps 1x1 -> depthwise 3x3 -> 1x1
-    with every BN folded, which needs ~4x fewer multiply-adds than the dense 3x3.
+    with every BN folded, which needs ~4x fewer multiply-adds than the dense 3x3.  The Q/K/V convs
+    of each attention block become one :class:`~snn.compile.modules.FusedQKVAttention` conv.
 
-    ``spike_conv`` wraps the 3x3 convs fed by spikes (conv blocks, downsampling) in
-    :class:`~snn.models.spikeconv.SpikeConv2d`, which scatters only the non-zero inputs when their
-    density is below ``max_density`` (and runs the dense conv otherwise).
-
-    ``fast`` (with ``repconv="chain"``) attaches the event-driven CPU runners of
-    :mod:`snn.models.fastpath` to the downsamplings, conv blocks and ``sdsa3`` transformer blocks;
-    they take CPU float32 input without autograd, the modules above everything else.
-    ``fast_weights="bf16"`` (not the default; not exact) stores the fast path's gather weights as
-    bfloat16 (float32 sums): fewer bytes per step, weights rounded to 8 significant bits.
+    The copy's ``train()`` raises, ``is_folded`` is True and its parameters need no gradient.
+    Fast execution is a backend's business (e.g. :func:`snn.backends.cpu.build`).
     """
     if repconv not in REPCONV_MODES:
         raise ValueError(f"repconv must be one of {REPCONV_MODES}, got {repconv!r}")
-    if fast_weights not in ("fp32", "bf16"):
-        raise ValueError(f"fast_weights must be 'fp32' or 'bf16', got {fast_weights!r}")
+    if not isinstance(model, MetaSpikeFormer):
+        raise TypeError(f"fold_model takes a MetaSpikeFormer, got {type(model).__name__}")
+    if model.is_folded:
+        raise ValueError("this model is already folded; fold the original model")
     folded = copy.deepcopy(model).eval()
     for m in list(folded.modules()):
         if isinstance(m, Downsampling):
             m.encode_conv, m.encode_bn = fold_conv_bn(m.encode_conv, m.encode_bn), nn.Identity()
-            if spike_conv:
-                m.encode_conv = SpikeConv2d(m.encode_conv, max_density)
         elif isinstance(m, SepConv):
             m.pwconv1, m.bn1 = fold_conv_bn(m.pwconv1, m.bn1), nn.Identity()
             m.pwconv2, m.bn2 = fold_conv_bn(m.pwconv2, m.bn2), nn.Identity()
         elif isinstance(m, ConvBlock):
             m.conv1, m.bn1 = fold_conv_bn(m.conv1, m.bn1), nn.Identity()
             m.conv2, m.bn2 = fold_conv_bn(m.conv2, m.bn2), nn.Identity()
-            if spike_conv:
-                m.conv1, m.conv2 = SpikeConv2d(m.conv1, max_density), SpikeConv2d(m.conv2, max_density)
         elif isinstance(m, ChannelMLP):
             m.fc1_conv, m.fc1_bn = fold_conv_bn(m.fc1_conv, m.fc1_bn), nn.Identity()
             m.fc2_conv, m.fc2_bn = fold_conv_bn(m.fc2_conv, m.fc2_bn), nn.Identity()
-        elif isinstance(m, SpikeDrivenSelfAttention):
-            _fold_attention(m, repconv)
     for parent in list(folded.modules()):
-        if isinstance(parent, SpikeConv2d):
-            continue
         for name, child in list(parent.named_children()):
-            new = _pointwise(child)
-            if new is not child:
-                setattr(parent, name, new)
+            if isinstance(child, SpikeDrivenSelfAttention):
+                setattr(parent, name, _fold_attention(child, repconv))
     for p in folded.parameters():
         p.requires_grad_(False)
-    if fast and repconv == "chain":
-        from .fastpath import install
-
-        install(folded, precision=fast_weights)
-    folded._folded = True
+    folded.inference_only = True
     return folded

@@ -1,0 +1,37 @@
+"""``eventpipe listen [ENDPOINT]``: print the label messages ``eventpipe run`` publishes."""
+
+from __future__ import annotations
+
+import json
+
+from eventpipe.cli.common import check_endpoint, check_flag
+from eventpipe.errors import ExitStatus
+
+
+def add_parser(subparsers):
+    sp = subparsers.add_parser("listen", help="print label messages published by `eventpipe run`")
+    sp.add_argument("endpoint", nargs="?", default="tcp://127.0.0.1:5556")
+    sp.add_argument("--count", type=int, default=None, help="stop after N labels")
+    sp.add_argument("--timeout", type=float, default=None, help="stop after S s of silence")
+    sp.add_argument("--json", action="store_true")
+    return sp
+
+
+def run(args, env) -> int:
+    from eventpipe.runtime.metrics import format_summary
+    from eventpipe.sinks import format_line, listen
+
+    check_flag("--count", args.count, ge=1)
+    check_flag("--timeout", args.timeout, gt=0)
+    check_endpoint("endpoint", args.endpoint)
+    out = env.stdout
+    for msg in listen(args.endpoint, n=args.count, timeout=args.timeout):
+        if args.json:
+            line = json.dumps(msg)
+        elif msg.get("type") == "metrics":
+            line = "[metrics] " + format_summary(msg)
+        else:
+            line = format_line(msg)
+        out.write(line + "\n")
+        out.flush()
+    return ExitStatus.OK

@@ -1,0 +1,32 @@
+"""``eventpipe view FILE --out OUT``: render a recording as PNG frames, a video or a GIF."""
+
+from __future__ import annotations
+
+from eventpipe.cli.common import add_reading_options, check_flag
+from eventpipe.errors import ExitStatus
+
+
+def add_parser(subparsers):
+    sp = subparsers.add_parser("view", help="render a recording as PNG frames, a video or a GIF")
+    sp.add_argument("file")
+    sp.add_argument("--out", required=True,
+                    help="a folder (PNG sequence), a .mp4/.avi/.mkv video or a .gif")
+    sp.add_argument("--window-us", type=int, default=33_333, help="frame window (us)")
+    sp.add_argument("--fps", type=float, default=30.0)
+    sp.add_argument("--max-frames", type=int, default=None)
+    add_reading_options(sp)
+    return sp
+
+
+def run(args, env) -> int:
+    from eventpipe.view import check_out, view_recording
+
+    check_flag("--window-us", args.window_us, ge=1)
+    check_flag("--fps", args.fps, gt=0)
+    check_flag("--max-frames", args.max_frames, ge=1)
+    check_out(args.out)
+    result = view_recording(args.file, args.out, window_us=args.window_us, fps=args.fps,
+                            max_frames=args.max_frames, format=args.format,
+                            sensor_size=args.sensor_size)
+    env.stdout.write(f"wrote {result['frames']} frames to {result['out']}\n")
+    return ExitStatus.OK
