@@ -84,13 +84,16 @@ class Pipeline:
     def __init__(self, cfg: RunConfig, source, loaded, sinks: list, *,
                  input_size: tuple[int, int] | None = None, recipe: InputRecipe | None = None,
                  window_us: int | None = None, frame_norm: str = "counts",
-                 on_label: Callable[[dict], None] | None = None, viewer=None):
+                 on_label: Callable[[dict], None] | None = None, viewer=None,
+                 clock: Callable[[], float] = time.monotonic):
         """``recipe``: the model input, run config already applied (``run_recipe``);
         without it one is made from ``input_size``, ``window_us`` and ``frame_norm``
-        with the run config's ``[input]`` / ``[window]`` values on top."""
+        with the run config's ``[input]`` / ``[window]`` values on top.  ``clock``:
+        seconds, read by the idle reset and the periodic metrics (tests pass a fake)."""
         from eventpipe.runtime.model_loader import apply_run_config
 
         self.cfg = cfg
+        self.clock = clock
         self.source = source
         self.loaded = loaded
         self.sinks = sinks
@@ -117,7 +120,7 @@ class Pipeline:
         self.abort_event = threading.Event()  # stop everything now
         self.error: BaseException | None = None
         self._threads: list[threading.Thread] = []
-        self._last_metrics = time.monotonic()
+        self._last_metrics = clock()
 
     # -- ingest -------------------------------------------------------------------------
     def _prep(self, stream: int) -> StreamPrep:
@@ -185,7 +188,7 @@ class Pipeline:
                     self._idle_resets(last_seen)
                     self._maybe_metrics()  # the heartbeat of an idle live source
                     continue
-                now = time.monotonic()
+                now = self.clock()
                 for fr in ready:
                     last_seen[fr.stream] = now
                     if fr.after_gap and self.cfg.window.reset_on_gap:
@@ -214,7 +217,7 @@ class Pipeline:
 
     def _maybe_metrics(self) -> None:
         every = self.cfg.runtime.metrics_every_s
-        now = time.monotonic()
+        now = self.clock()
         if not every or now - self._last_metrics < every:
             return
         self._last_metrics = now
@@ -234,7 +237,7 @@ class Pipeline:
         idle = self.cfg.runtime.idle_reset_s
         if not idle:
             return
-        now = time.monotonic()
+        now = self.clock()
         for sid, t in list(last_seen.items()):
             if now - t > idle:
                 self.session.reset(sid)

@@ -210,10 +210,29 @@ def test_bit_flips_and_garbage(sample, tmp_path):
         p = tmp_path / f"flip{k}"
         p.write_bytes(bytes(bad))
         try:
-            read_events(p, format=fmt)
-            list(iter_events(p, format=fmt, chunk_events=999, block_bytes=4097))
-        except EventFormatError:
-            pass
+            whole = read_events(p, format=fmt)
+        except EventFormatError as exc:
+            # a typed error naming the file, at an offset inside it; the chunked reader
+            # stops at the same place with the same events before it
+            assert str(p) in str(exc)
+            if exc.partial is None:    # header damage: raised on open
+                continue
+            assert exc.offset is not None and 0 <= exc.offset <= len(bad)
+            got = []
+            with pytest.raises(EventFormatError) as ei:
+                for c in iter_events(p, format=fmt, chunk_events=999, block_bytes=4097):
+                    got.append(c)
+            assert ei.value.offset == exc.offset
+            assert _equal(np.concatenate(got) if got else exc.partial[:0], exc.partial)
+            continue
+        # decoded: the event contract holds, inside the sensor, and chunks agree with it
+        assert whole.dtype == EVENT_DTYPE
+        size = open_reader(p, format=fmt).info.sensor_size
+        if size and len(whole):
+            assert int(whole["x"].max()) < size[0] and int(whole["y"].max()) < size[1]
+        assert set(np.unique(whole["p"]).tolist()) <= {0, 1}
+        chunks = list(iter_events(p, format=fmt, chunk_events=999, block_bytes=4097))
+        assert _equal(np.concatenate(chunks) if chunks else whole[:0], whole)
 
 
 def test_undefined_types_are_damage_with_offsets(tmp_path):

@@ -32,6 +32,7 @@ from eventpipe.sources.sender import Sender, send_events
 from eventpipe.transport.wire import encode_packet
 from snn import create_model
 from tests.conftest import expected_events, sample_path
+from tests.transport.faery_paced import send_paced
 from tests.transport.helpers import free_tcp_port, peer_module, wait_for
 
 W = 20_000            # window (us)
@@ -274,18 +275,12 @@ def test_udp_faery_sender(loaded):
     ev = expected_events("evt2_sample.raw")
     with open_source(f"udp://127.0.0.1:0?format={fmt}", sensor_size=(640, 480)) as src:
         pipe, labels = start(src, loaded)
-        faery.events_stream_from_file(str(path)).to_udp(("127.0.0.1", src.port), format=fmt)
-        # datagrams the kernel dropped never reach the source: wait for what it received
-        wait_for(lambda: pipe.metrics.events_in + src.stats.dropped >= len(ev)
-                 or src.stats.kernel_dropped > 0, timeout=20)
+        # faery's encoder, paced on what the source took (deterministic: no kernel drops)
+        send_paced(faery, path, ("127.0.0.1", src.port), fmt, src)
+        summary = stop_when_all_in(pipe, src, len(ev), timeout=30)
         st = src.stats
-        if st.kernel_dropped:
-            pipe.stop(drain=False)
-            finish(pipe)
-            pytest.skip(f"the kernel dropped {st.kernel_dropped} datagrams "
-                        f"(SO_RCVBUF granted {src.rcvbuf} bytes)")
-        summary = stop_when_all_in(pipe, src, len(ev), timeout=5)
-    assert st.malformed == 0 and st.received + st.dropped >= summary["events_in"]
+    assert st.kernel_dropped == 0 and st.malformed == 0
+    assert st.received == len(ev) and summary["events_in"] + st.dropped == len(ev)
     check_run(summary, labels, ev, dropped=st.dropped)
 
 

@@ -259,6 +259,13 @@ def test_bf16_weights_option():
     agree = sum((ca.spikes[k] == s).sum().item() for k, s in cb.spikes.items())
     total = sum(s.numel() for s in cb.spikes.values())
     assert agree >= 0.9 * total  # reduced precision: close, not exact
-    torch.testing.assert_close(b, a, atol=0.5, rtol=0)
+    # the network is mostly silent: the spikes themselves must agree, not only the silence
+    fired = sum(ca.spikes[k].sum().item() for k in cb.spikes)
+    both = sum((ca.spikes[k] * s).sum().item() for k, s in cb.spikes.items())
+    assert fired > 0 and both >= 0.9 * fired
+    scale = float(a.abs().max())  # logits are ~0.1 here: a tolerance relative to them
+    assert scale > 0
+    torch.testing.assert_close(b, a, atol=0.1 * scale, rtol=0)
+    assert torch.equal(b.argmax(-1), a.argmax(-1))
     with pytest.raises(ValueError, match="weights"):
         cpu.build(model, weights="int8")

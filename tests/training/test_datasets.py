@@ -67,10 +67,20 @@ def test_synthetic_cache_is_keyed_and_reused(tmp_path):
     assert tr.frames.shape == (12, 4, 2, 32, 32) and list(tr.labels) == list(range(12))
     assert not set(tr.seeds) & set(te.seeds)
     _check_item(tr, 12)
-    # augmentation is deterministic for a given epoch and changes with it
-    a, b = tr[5], tr[5]
+    # augmentation is a function of (seed, epoch, index): a fresh dataset (no shared state,
+    # nothing cached by an earlier call) gives the same item; another epoch another one
+    a, fresh = tr[5], SyntheticFrames(d, "train")
+    b = fresh[5]
     assert torch.equal(a[0], b[0]) and a[1] == b[1]
-    assert torch.equal(te[5][0], te[5][0])
+    epoch0 = [tr[i][0] for i in range(len(tr))]
+    tr.set_epoch(1)
+    assert any(not torch.equal(tr[i][0], x) for i, x in enumerate(epoch0))
+    tr.set_epoch(0)
+    assert all(torch.equal(tr[i][0], x) for i, x in enumerate(epoch0))
+    # the test split is not augmented: every epoch gives the same, centred item
+    t5 = te[5][0]
+    te.set_epoch(3)
+    assert torch.equal(te[5][0], t5) and torch.equal(SyntheticFrames(d, "test")[5][0], t5)
 
 
 def _npz_tree(root):
@@ -164,7 +174,10 @@ def test_event_augmentation_changes_train_not_test(tmp_path):
     d = _cfg(dataset="hardvs", root=str(tmp_path), class_names=["a", "b", "c"])
     tr = build_dataset(d, "train")
     ev_tr = build_dataset(d, "train", train=False)
-    assert torch.equal(ev_tr[0][0], ev_tr[0][0])
+    x0 = ev_tr[0][0]
+    ev_tr.set_epoch(4)  # without train, the epoch changes nothing
+    assert torch.equal(ev_tr[0][0], x0)
+    assert torch.equal(build_dataset(d, "train", train=False)[0][0], x0)
     assert not torch.equal(tr[0][0], ev_tr[0][0])
     x1 = tr[0][0]
     tr.set_epoch(1)

@@ -136,12 +136,23 @@ def test_mutations_never_crash(data):
 
 
 @SETTINGS
-@given(st.binary(max_size=200))
-def test_random_bytes_are_rejected_or_valid(blob):
+@given(st.binary(max_size=200), st.booleans())
+def test_random_bytes_are_rejected_or_valid(blob, with_magic):
+    """Random bytes (also behind the magic): a typed error naming field and offset inside
+    the blob, or -- only with the magic in front -- a packet holding valid events."""
+    if with_magic:
+        blob = MAGIC + blob
     try:
-        decode_packet(blob)
-    except EventFormatError:
-        pass
+        out = decode_packet(blob)
+    except EventFormatError as exc:
+        assert exc.field and exc.offset is not None and 0 <= exc.offset <= len(blob)
+        return
+    assert blob.startswith(MAGIC), "a packet without the magic was accepted"
+    assert out.events.dtype == EVENT_DTYPE
+    if out.sensor_size and len(out.events):
+        assert (out.events["x"] < out.sensor_size[0]).all()
+        assert (out.events["y"] < out.sensor_size[1]).all()
+    assert set(np.unique(out.events["p"])) <= {0, 1}
 
 
 def test_encode_rejects_bad_header_values():
