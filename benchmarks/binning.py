@@ -22,10 +22,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from eventpipe.events import EVENT_DTYPE, as_events  # noqa: E402
 from eventpipe.kernels import StreamingBinner, to_frames, to_timesurface, to_voxel_grid  # noqa: E402
 from tests.conftest import expected_events, expected_meta  # noqa: E402
 
 TONIC_DTYPE = np.dtype([("x", int), ("y", int), ("t", int), ("p", int)])
+TONIC_STRUCT = np.dtype([("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "?")])  # tonic.io
 
 
 def tiled(name: str, n_min: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -97,6 +99,70 @@ def breakdown(ev, wh, tw, repeat):
         print(f"  {label:<58}: {ms:6.1f} ms")
 
 
+def as_tonic(ev: np.ndarray) -> np.ndarray:
+    """The same events in tonic's own dtype (``tonic.io.make_structured_array``: int16 x, y,
+    int64 t, bool p)."""
+    out = np.empty(len(ev), TONIC_STRUCT)
+    for f in "xytp":
+        out[f] = ev[f]
+    return out
+
+
+def workloads(n_vga: int, n_128: int):
+    """Output-heavy workloads: (name, events, (W, H), window_us).
+
+    ``vga-dense``: the VGA recording (evt2_sample.raw, 640x480) tiled to ``n_vga`` events
+    with time stretched 2x (~5.4 Mev/s), 10 ms windows: ~115 frames, ~141 MB of int16
+    output for ~6.3 M events.  ``dvs128-sparse``: dvs.es (320x240, 0.47 Mev/s) pooled onto
+    a 128x128 sensor and tiled to ``n_128`` events, 10 ms windows: thousands of small,
+    sparse frames (per-window cost).  Each also in tonic's dtype (``-tonic``)."""
+    vga, wh = tiled("evt2_sample.raw", n_vga)
+    vga = vga[:n_vga].copy()
+    vga["t"] = (vga["t"] - vga["t"][0]) * 2
+    es, (w, h) = tiled("dvs.es", n_128)
+    es = es[:n_128].copy()
+    es["x"] = es["x"].astype(np.int64) * 128 // w
+    es["y"] = es["y"].astype(np.int64) * 128 // h
+    out = []
+    for name, ev, size in (("vga-dense", vga, wh), ("dvs128-sparse", es, (128, 128))):
+        out.append((name, ev, size, 10_000))
+        out.append((name + "-tonic", as_tonic(ev), size, 10_000))
+    return out
+
+
+def run_workloads(n_vga: int, n_128: int, repeat: int) -> float:
+    """to_frames vs tonic's to_frame_numpy on each workload, tonic measured in this run on
+    the same array; prints one line each and the worst ratio, returns it."""
+    from tonic.functional import to_frame_numpy
+
+    print(f"# output-heavy workloads: time_window 10 ms, int16 output; ratio = tonic time / ours "
+          f"(best of runs, same array, same process); load average {os.getloadavg()[0]:.1f}")
+    worst = worst_cpu = np.inf
+    for name, ev, wh, tw in workloads(n_vga, n_128):
+        to_frames(ev[:1000], wh, time_window=tw)  # compile this dtype's kernels
+        to_frames(ev[:1000], wh, time_window=tw, threads=2)
+        frames = to_frames(ev, wh, time_window=tw)
+        if not np.array_equal(frames, to_frame_numpy(ev, (*wh, 2), time_window=tw)):
+            raise SystemExit(f"{name}: to_frames differs from tonic")  # checked once, untimed
+        t_tonic = best(lambda: to_frame_numpy(ev, (*wh, 2), time_window=tw), 2, "tonic")
+        t1 = best(lambda: to_frames(ev, wh, time_window=tw), repeat, "ours1")
+        t2 = best(lambda: to_frames(ev, wh, time_window=tw, threads=2), repeat, "ours2")
+        worst = min(worst, t_tonic / t1)
+        worst_cpu = min(worst_cpu, CPU["tonic"] / CPU["ours1"])
+        print(f"{name:<20}: {len(ev) / 1e6:4.1f} M ev {ev.dtype.itemsize:2d} B/ev, "
+              f"{len(frames):5d} frames {frames.nbytes / 1e6:4.0f} MB | tonic {t_tonic * 1e3:6.1f} ms"
+              f" | 1 thread {t1 * 1e3:5.1f} ms {t_tonic / t1:5.1f}x [cpu "
+              f"{CPU['tonic'] / CPU['ours1']:4.1f}x] | 2 threads {t2 * 1e3:5.1f} ms "
+              f"{t_tonic / t2:5.1f}x")
+        if ev.dtype != EVENT_DTYPE:  # what reading tonic's dtype directly saves
+            tc = best(lambda: to_frames(as_events(ev), wh, time_window=tw), repeat, "conv")
+            print(f"{'  (converted first)':<20}: as_events + to_frames, 1 thread {tc * 1e3:5.1f} ms "
+                  f"{t_tonic / tc:5.1f}x [cpu {CPU['tonic'] / CPU['conv']:4.1f}x], as before "
+                  f"the kernels read tonic's dtypes")
+    print(f"worst ratio, 1 thread: {worst:.1f}x tonic [cpu {worst_cpu:.1f}x]")
+    return worst
+
+
 def stream(ev, wh, window, packet, n_events=None):
     ev = ev if n_events is None else ev[:n_events]
     b = StreamingBinner(wh, window)
@@ -117,7 +183,14 @@ def main(argv=None) -> int:
     ap.add_argument("--plot", default=str(REPO / "docs" / "img" / "binning_packet_size.png"))
     ap.add_argument("--no-tonic", action="store_true")
     ap.add_argument("--breakdown", action="store_true", help="where the to_frames time goes")
+    ap.add_argument("--workloads", action="store_true",
+                    help="only the output-heavy workloads (VGA dense, DVS128 sparse, tonic dtypes)")
+    ap.add_argument("--vga-events", type=int, default=6_300_000)
+    ap.add_argument("--dvs128-events", type=int, default=3_000_000)
     args = ap.parse_args(argv)
+    if args.workloads:
+        run_workloads(args.vga_events, args.dvs128_events, args.repeat)
+        return 0
 
     from tonic.functional import to_frame_numpy, to_timesurface_numpy, to_voxel_grid_numpy
 

@@ -2,7 +2,8 @@
 
 Events are a structured numpy array with fields ``x``, ``y`` (uint16), ``t``
 (int64 microseconds) and ``p`` (uint8, 1 = ON, 0 = OFF).  Sensor sizes are
-``(W, H)``.  The dtype is compatible with tonic's functional API.
+``(W, H)``.  Most of tonic's transforms take these arrays as they are; ``to_tonic``
+makes the copy in tonic's dataset dtype that all of them take (docs/io.md).
 """
 
 from __future__ import annotations
@@ -68,6 +69,37 @@ def as_events(arr: Any) -> np.ndarray:
     if missing:
         raise ValueError(f"not an event array: missing field(s) {missing}, has {list(names)}")
     return make_events(arr["x"], arr["y"], arr["t"], arr["p"])
+
+
+class SizeWarning(UserWarning):
+    """A size that looks like a mistake (the call still does what it was told)."""
+
+
+class SensorSizeWarning(SizeWarning):
+    """Many events fall outside ``sensor_size`` and all would fit with W and H swapped."""
+
+
+class InputSizeWarning(SizeWarning):
+    """Frames of another size than the checkpoint's recipe go into the model."""
+
+
+#: the dtype of tonic's own datasets (``tonic.datasets.NMNIST.dtype``): int64 x, y, t, p
+TONIC_DTYPE = np.dtype([("x", "<i8"), ("y", "<i8"), ("t", "<i8"), ("p", "<i8")])
+
+
+def to_tonic(events) -> np.ndarray:
+    """A copy of ``events`` in tonic's dataset dtype (int64 x, y, t, p; p 0/1).
+
+    Most of ``tonic.transforms`` / ``tonic.functional`` take our arrays unchanged, but not
+    all (docs/io.md): ``ToVoxelGrid`` writes ``p = -1`` (an error on uint8), and
+    ``SpatialJitter`` / ``ToAveragedTimesurface`` do unsigned arithmetic on x, y that wraps.
+    With this array every transform listed in docs/io.md gives tonic's own answer.  (Our
+    kernels read tonic's arrays directly; :func:`as_events` converts back.)"""
+    ev = as_events(events)
+    out = np.empty(len(ev), TONIC_DTYPE)
+    for f in "xytp":
+        out[f] = ev[f]
+    return out
 
 
 def check_sensor_size(sensor_size) -> tuple[int, int]:

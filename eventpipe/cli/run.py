@@ -47,6 +47,8 @@ def add_parser(subparsers):
                     help="file source: stop at S seconds after the recording's first event")
     sp.add_argument("--video", default=None, metavar="OUT.mp4",
                     help="record the frames with their labels to a video")
+    sp.add_argument("--view-dump", default=None, metavar="DIR",
+                    help="also write each picture the viewer shows as DIR/view_NNNNNN.png")
     return sp
 
 
@@ -88,7 +90,8 @@ def run(args, env) -> int:
         from eventpipe.runtime.run import run as run_pipeline
 
         summary = run_pipeline(cfg, out=env.stdout, err=env.stderr, view=args.view,
-                               video=args.video, stopper=stopper, record=args.record)
+                               video=args.video, view_dump=args.view_dump, stopper=stopper,
+                               record=args.record)
     if args.metrics_json:
         with open(args.metrics_json, "w") as f:
             json.dump(summary, f, indent=2, default=str)

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import warnings
 from contextlib import contextmanager
 
 import numba
 import numpy as np
 
-from eventpipe.events import EVENT_DTYPE, as_events, check_sensor_size
+from eventpipe.events import EVENT_DTYPE, SensorSizeWarning, as_events, check_sensor_size
 
 #: default tolerance for timestamps that step backwards (µs); EVT 3.0 TIME_LOW
 #: jitter is a few µs, so 1 ms is generous while still rejecting real garbage.
@@ -93,6 +94,20 @@ class BinStats:
         return self.out_of_bounds + self.dropped_backwards + self.out_of_range
 
 
+def warn_if_swapped(x, y, W: int, H: int, n_oob: int, n: int, stacklevel: int = 3) -> None:
+    """:class:`SensorSizeWarning` when at least 1% (and at least 16) of the events were out of
+    bounds and all of them would fit in ``(H, W)``: ``sensor_size`` given as (H, W) by mistake.
+    Costs a pass over x and y only in that case."""
+    if n_oob < 16 or W == H or n_oob * 100 < n:
+        return
+    if x.min() < 0 or y.min() < 0 or int(x.max()) >= H or int(y.max()) >= W:
+        return
+    warnings.warn(SensorSizeWarning(
+        f"{n_oob:,} of {n:,} events are out of bounds for sensor_size (W, H) = ({W}, {H}) and "
+        f"dropped, but all would fit in ({H}, {W}): are W and H swapped? (sizes are (W, H))"),
+        stacklevel=stacklevel)
+
+
 def sensor_wh(sensor_size) -> tuple[int, int]:
     """Accept ``(W, H)`` or tonic's ``(W, H, P)``; return ``(W, H)``."""
     if sensor_size is not None and len(sensor_size) == 3:
@@ -114,6 +129,34 @@ def as_event_array(events) -> np.ndarray:
     """Our dtype, or any structured array with x, y, t, p (converted, not mutated)."""
     if isinstance(events, np.ndarray) and events.dtype == EVENT_DTYPE:
         return events
+    return as_events(events)
+
+
+#: field dtypes the kernels are compiled for, beside ``EVENT_DTYPE``'s: tonic's arrays
+#: (``int16``/``int64`` x, y; ``bool``/``int`` p, 0/1 or -1/1) are read as they are
+KERNEL_XY = frozenset(np.dtype(d) for d in ("i2", "i4", "i8", "u2", "u4"))
+KERNEL_P = frozenset(np.dtype(d) for d in ("?", "i1", "u1", "i2", "i4", "i8"))
+KERNEL_T = frozenset(np.dtype(d) for d in ("i8", "f8"))
+
+
+def kernel_events(events) -> np.ndarray:
+    """Events as the binning kernels read them, without a copy where possible.
+
+    ``EVENT_DTYPE``, or any 1-D structured array whose ``x``, ``y`` (int16/int32/int64/
+    uint16/uint32), ``t`` (int64 µs, or float64 µs) and ``p`` (bool, int8/16/32/64,
+    uint8) have native byte order, is returned as it is (tonic's arrays included); the
+    kernels then count a negative coordinate as out of bounds and take ``p > 0`` as ON
+    (so 0/1, -1/1 and bool all work).  Anything else is converted (:func:`as_events`)."""
+    if isinstance(events, np.ndarray):
+        dt = events.dtype
+        if dt == EVENT_DTYPE:
+            return events
+        names = dt.names or ()
+        if (events.ndim == 1 and all(f in names for f in "xytp")
+                and dt["x"] in KERNEL_XY and dt["y"] in KERNEL_XY
+                and dt["p"] in KERNEL_P and dt["t"] in KERNEL_T
+                and all(dt[f].isnative for f in "xytp")):
+            return events
     return as_events(events)
 
 

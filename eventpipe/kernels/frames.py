@@ -43,11 +43,13 @@ from eventpipe.kernels._common import (
     as_event_array,
     check_out,
     fields,
+    kernel_events,
     n_polarities,
     numba_threads,
     saturation_value,
     sensor_wh,
     time_policy,
+    warn_if_swapped,
 )
 
 
@@ -73,7 +75,7 @@ def _bin_time_range(x, y, t, p, a, b, ws, we, out, npol, tol, maxval, runmax, co
             n_clamp += 1
         xi = x[i]
         yi = y[i]
-        if xi >= W or yi >= H:
+        if xi < 0 or yi < 0 or xi >= W or yi >= H:  # (signed coordinates: tonic's int16)
             n_oob += 1
             continue
         while k_lo < T and we[k_lo] <= ti:
@@ -82,7 +84,7 @@ def _bin_time_range(x, y, t, p, a, b, ws, we, out, npol, tol, maxval, runmax, co
             n_range += 1
             continue
         pi = 0
-        if npol == 2 and p[i] != 0:
+        if npol == 2 and p[i] > 0:
             pi = 1
         k = k_lo
         while k < T and ws[k] <= ti:
@@ -134,7 +136,7 @@ def _bin_window(ev, a, n, start, end, frame, W, H, npol, tol, maxval, runmax, co
         e = ev[i]
         ti = e.t
         i += one
-        xi = np.uint64(e.x)
+        xi = np.uint64(e.x)  # a negative (signed) coordinate wraps to a huge one: out of bounds
         yi = np.uint64(e.y)
         # One branch for the three time tests, taken only by events that are not in order
         # inside this window (rare): three separate branches cost ~7% more per event.
@@ -164,7 +166,7 @@ def _bin_window(ev, a, n, start, end, frame, W, H, npol, tol, maxval, runmax, co
         if (xi >= Wu) | (yi >= Hu):
             n_oob += 1
             continue
-        j = yi * Wu + xi + plane * np.uint64(e.p != 0)
+        j = yi * Wu + xi + plane * np.uint64(e.p > 0)
         v = frame[j]
         if v < maxval:
             frame[j] = v + 1
@@ -217,7 +219,7 @@ def _bin_index_windows(x, y, p, starts, ends, out, npol, maxval):
     for k in prange(T):
         for i in range(starts[k], ends[k]):
             pi = 0
-            if npol == 2 and p[i] != 0:
+            if npol == 2 and p[i] > 0:
                 pi = 1
             v = out[k, pi, y[i], x[i]]
             if v < maxval:
@@ -238,7 +240,7 @@ def _valid_mask(x, y, t, W, H, tol, counters):
                 counters[C_BACK] += 1
                 continue
             counters[C_CLAMPED] += 1
-        if x[i] >= W or y[i] >= H:
+        if x[i] < 0 or y[i] < 0 or x[i] >= W or y[i] >= H:
             counters[C_OOB] += 1
             continue
         keep[i] = True
@@ -299,13 +301,32 @@ def to_frames(events, sensor_size, time_window=None, event_count=None, n_time_bi
     at 1 / N.  ``out`` is a preallocated C-contiguous array (overwritten).
     ``threads`` > 1 uses the parallel kernel.  Returns the frames, or
     ``(frames, BinStats)`` with ``return_stats=True``.  Never mutates ``events``.
+    ``events`` may be tonic's arrays (read as they are, see ``kernel_events``).
+    Warns (:class:`~eventpipe.events.SensorSizeWarning`) when many events are out of
+    bounds and all would fit with W and H swapped.
     """
+    ev = kernel_events(events)
+    res, stats = _to_frames(ev, sensor_size, time_window, event_count, n_time_bins,
+                            n_event_bins, overlap, include_incomplete, start_time, end_time,
+                            polarities=polarities, dtype=dtype, binary=binary, clip=clip,
+                            out=out, threads=threads, time_tolerance_us=time_tolerance_us)
+    W, H = sensor_wh(sensor_size)
+    warn_if_swapped(ev["x"], ev["y"], W, H, stats.out_of_bounds, len(ev))
+    return (res, stats) if return_stats else res
+
+
+def _to_frames(events, sensor_size, time_window=None, event_count=None, n_time_bins=None,
+               n_event_bins=None, overlap=0, include_incomplete=False, start_time=None,
+               end_time=None, *, polarities=None, dtype=np.int16, binary=False, clip=None,
+               out=None, threads=1, time_tolerance_us=DEFAULT_TIME_TOLERANCE_US,
+               return_stats=True):
+    """:func:`to_frames` on a kernel-readable array; returns ``(frames, BinStats)``."""
     modes = [time_window, event_count, n_time_bins, n_event_bins]
     if sum(m is not None for m in modes) != 1:
         raise ValueError("set exactly one of time_window, event_count, n_time_bins, n_event_bins")
     W, H = sensor_wh(sensor_size)
     P = n_polarities(sensor_size, polarities)
-    ev = as_event_array(events)
+    ev = events
     x, y, t, p = fields(ev)
     maxval = saturation_value(dtype, clip, binary)
     tol = np.int64(time_tolerance_us)

@@ -30,9 +30,11 @@ from eventpipe.kernels._common import (
     as_event_array,
     check_out,
     fields,
+    kernel_events,
     n_polarities,
     sensor_wh,
     time_policy,
+    warn_if_swapped,
 )
 from eventpipe.kernels.frames import time_windows
 
@@ -74,14 +76,14 @@ def _timesurface(x, y, t, p, ws, we, npol, tau, out, tol, counters):
             continue
         xi = x[i]
         yi = y[i]
-        if xi >= W or yi >= H:
+        if xi < 0 or yi < 0 or xi >= W or yi >= H:
             counters[C_OOB] += 1
             continue
         if ti < ws[k]:
             counters[C_RANGE] += 1
             continue
         pi = 0
-        if npol == 2 and p[i] != 0:
+        if npol == 2 and p[i] > 0:
             pi = 1
         mem[pi, yi, xi] = float(ti)
         has[pi, yi, xi] = True
@@ -98,7 +100,7 @@ def to_timesurface(events, sensor_size, dt, tau, *, include_incomplete=False, po
     """Time surfaces ``(T, P, H, W)`` sampled at the end of each ``dt`` window."""
     W, H = sensor_wh(sensor_size)
     P = n_polarities(sensor_size, polarities)
-    ev = as_event_array(events)
+    ev = kernel_events(events)
     stats = BinStats()
     if len(ev) == 0:
         res = check_out(out, (0, P, H, W), dtype)
@@ -109,6 +111,7 @@ def to_timesurface(events, sensor_size, dt, tau, *, include_incomplete=False, po
     counters = np.zeros(N_COUNTERS, np.int64)
     _timesurface(x, y, t, p, ws, we, P, float(tau), res, np.int64(time_tolerance_us), counters)
     stats.add_counters(counters)
+    warn_if_swapped(x, y, W, H, stats.out_of_bounds, len(ev))
     return (res, stats) if return_stats else res
 
 

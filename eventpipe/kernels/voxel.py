@@ -34,8 +34,10 @@ from eventpipe.kernels._common import (
     as_event_array,
     check_out,
     fields,
+    kernel_events,
     sensor_wh,
     time_policy,
+    warn_if_swapped,
 )
 
 
@@ -57,7 +59,7 @@ def _voxel(x, y, t, p, t0, t1, out, tol, counters):
             counters[C_CLAMPED] += 1
         xi = x[i]
         yi = y[i]
-        if xi >= W or yi >= H:
+        if xi < 0 or yi < 0 or xi >= W or yi >= H:
             counters[C_OOB] += 1
             continue
         ts = 0.0
@@ -65,7 +67,7 @@ def _voxel(x, y, t, p, t0, t1, out, tol, counters):
             ts = B * (float(ti) - float(t0)) / d
         ti_bin = int(ts)
         dt = ts - ti_bin
-        pol = 1.0 if p[i] != 0 else -1.0
+        pol = 1.0 if p[i] > 0 else -1.0
         used = False
         if ti_bin < B:
             out[ti_bin, 0, yi, xi] += pol * (1.0 - dt)
@@ -84,7 +86,7 @@ def to_voxel_grid(events, sensor_size, n_time_bins=10, *, dtype=np.float32, out=
                   time_tolerance_us=DEFAULT_TIME_TOLERANCE_US, return_stats=False):
     """Voxel grid ``(n_time_bins, 1, H, W)`` (float32 by default; float64 for tonic parity)."""
     W, H = sensor_wh(sensor_size)
-    ev = as_event_array(events)
+    ev = kernel_events(events)
     res = check_out(out, (int(n_time_bins), 1, H, W), dtype)
     if res.dtype.kind != "f":
         raise ValueError("voxel grid needs a floating dtype")
@@ -95,6 +97,7 @@ def to_voxel_grid(events, sensor_size, n_time_bins=10, *, dtype=np.float32, out=
         _voxel(x, y, t, p, np.int64(t[0]), np.int64(t.max()), res, np.int64(time_tolerance_us),
                counters)
         stats.add_counters(counters)
+        warn_if_swapped(x, y, W, H, stats.out_of_bounds, len(ev))
     return (res, stats) if return_stats else res
 
 

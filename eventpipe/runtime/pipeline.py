@@ -208,7 +208,8 @@ class Pipeline:
                         self._emit(m)
                         self.last_label[fr.stream] = m
                     if self.viewer is not None:
-                        self.viewer.show(fr.stream, fr.frame, self.last_label.get(fr.stream))
+                        self.viewer.show(fr.stream, fr.frame, self.last_label.get(fr.stream),
+                                         seq=fr.seq, t_us=fr.t_us)
                 self._idle_resets(last_seen)
                 self._maybe_metrics()
         except BaseException as exc:  # noqa: BLE001
@@ -290,8 +291,11 @@ class Pipeline:
             if deadline is not None and time.monotonic() >= deadline:
                 self.stop()
                 deadline = None
+            pump = getattr(self.viewer, "pump", None)
+            if pump is not None:
+                pump(0.02)  # the window lives in this thread: picture, keys, closed window
             for t in self._threads:
-                t.join(timeout=0.1)
+                t.join(timeout=0.0 if pump is not None else 0.1)
         if self.error is not None:
             raise self.error
 

@@ -63,7 +63,7 @@ def build_sinks(cfg: RunConfig, out: TextIO) -> list:
 
 def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
                    on_label: Callable[[dict], None] | None = None, *, view: bool = False,
-                   video: str | None = None) -> Pipeline:
+                   video: str | None = None, view_dump: str | None = None) -> Pipeline:
     from snn.stepper import make_stepper
 
     torch.set_num_threads(max(1, cfg.model.threads))
@@ -79,6 +79,12 @@ def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
     recipe = input_recipe(cfg, loaded)
     window_us = recipe.window_us
     input_size = recipe.size
+    if loaded.input_size and tuple(input_size) != tuple(loaded.input_size):
+        from eventpipe.events import InputSizeWarning
+        warnings.warn(InputSizeWarning(
+            f"input.size {input_size[0]}x{input_size[1]} differs from the checkpoint's recipe "
+            f"({loaded.input_size[0]}x{loaded.input_size[1]}): the model gets frames of a size "
+            "it was not trained on"), stacklevel=2)
     source = open_source(cfg.source.uri, speed=cfg.source.speed, loop=cfg.source.loop,
                          sensor_size=cfg.source.sensor_size, queue_size=cfg.source.queue_size,
                          queue_events=cfg.source.queue_events, start=False,
@@ -90,30 +96,38 @@ def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
                                       cfg.model.profile)
         sinks = build_sinks(cfg, out)
         viewer = None
-        if view or video:
+        if view or video or view_dump:
             from eventpipe.runtime.viewer import LabelViewer
-            viewer = LabelViewer(window=view, video=video, fps=1e6 / window_us)
+            stride_us = recipe.stride_us or window_us  # the video gets one picture a step
+            viewer = LabelViewer(window=view, video=video, fps=1e6 / stride_us,
+                                 dump_dir=view_dump, merged=recipe.channels == "halves",
+                                 frame_hw=(input_size[1], input_size[0]))
     except BaseException:
         source.close()
         raise
-    return Pipeline(cfg, source, loaded, sinks, input_size=input_size, recipe=recipe,
+    pipe = Pipeline(cfg, source, loaded, sinks, input_size=input_size, recipe=recipe,
                     on_label=on_label, viewer=viewer)
+    if viewer is not None:
+        viewer.bind(metrics=pipe.metrics, on_quit=pipe.stop, stopping=pipe.stop_event)
+    return pipe
 
 
 def run(cfg: RunConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
         on_label: Callable[[dict], None] | None = None, *, view: bool = False,
-        video: str | None = None, stopper: Stopper | None = None,
-        record: str | None = None) -> dict:
+        video: str | None = None, view_dump: str | None = None,
+        stopper: Stopper | None = None, record: str | None = None) -> dict:
     """Run until the source ends, ``duration_s`` passes, or SIGINT/SIGTERM; return metrics.
     ``record``: also write the events and labels to this recording (``recorders``).
 
     ``stopper``: a :class:`Stopper` the caller installed earlier (the CLI does, before
     it imports the runtime); without one, ``run`` installs its own."""
     if stopper is not None:
-        return _run(cfg, out, err, on_label, stopper, view=view, video=video, record=record)
+        return _run(cfg, out, err, on_label, stopper, view=view, video=video,
+                    view_dump=view_dump, record=record)
     stopper = Stopper()
     with stopper.installed():
-        return _run(cfg, out, err, on_label, stopper, view=view, video=video, record=record)
+        return _run(cfg, out, err, on_label, stopper, view=view, video=video,
+                    view_dump=view_dump, record=record)
 
 
 def _stopped_at_start(err: TextIO) -> dict:
@@ -125,13 +139,14 @@ def _stopped_at_start(err: TextIO) -> dict:
     return summary
 
 
-def _run(cfg, out, err, on_label, stopper: Stopper, *, view, video, record=None) -> dict:
+def _run(cfg, out, err, on_label, stopper: Stopper, *, view, video, view_dump=None,
+         record=None) -> dict:
     cfg = preflight(cfg)
     if stopper.requested:
         return _stopped_at_start(err)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        pipe = build_pipeline(cfg, out, on_label, view=view, video=video)
+        pipe = build_pipeline(cfg, out, on_label, view=view, video=video, view_dump=view_dump)
     if record:
         from recorders.tap import attach_recorder
         try:

@@ -1,0 +1,412 @@
+"""The live demo window (``eventpipe run --view``) under Xvfb, and ``--video``'s rate.
+
+The recording is made here: ON events only in one rectangle, OFF events only in
+another, on a 64x64 sensor (the shipped model's input size, so the mapping is the
+identity).  The window tests start a private Xvfb (``-displayfd`` picks a free
+display), find the window with ``xdotool``, grab the screen with Pillow, press keys
+with ``xdotool`` and close the window the way a window manager does
+(``WM_DELETE_WINDOW``).  They skip, saying why, where Xvfb or xdotool is missing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from eventpipe.events import make_events
+from eventpipe.io.plain import write_npz
+from eventpipe.render import (
+    BACKGROUND_BGR,
+    BAR_BACK_BGR,
+    BAR_BGR,
+    PANEL_BGR,
+    PAUSED_BGR,
+    compose_view,
+    frame_to_image,
+    view_layout,
+)
+from tests.transport.helpers import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.timeout(240)
+
+SIZE = 64
+ON_RECT = (4, 6, 16, 14)     # x0, y0, x1, y1 (exclusive)
+OFF_RECT = (40, 30, 52, 46)
+SPAN_US = 3_000_000
+WINDOW_US, STRIDE_US = 100_000, 50_000  # the shipped model's recipe
+
+
+@pytest.fixture(scope="module")
+def squares(tmp_path_factory) -> Path:
+    rng = np.random.default_rng(0)
+    n = 60_000
+    t = np.sort(rng.integers(0, SPAN_US, n))
+    on = rng.random(n) < 0.5
+    x = np.where(on, rng.integers(ON_RECT[0], ON_RECT[2], n), rng.integers(OFF_RECT[0], OFF_RECT[2], n))
+    y = np.where(on, rng.integers(ON_RECT[1], ON_RECT[3], n), rng.integers(OFF_RECT[1], OFF_RECT[3], n))
+    t[0], t[-1] = 0, SPAN_US - 1
+    path = tmp_path_factory.mktemp("view") / "squares.npz"
+    write_npz(path, make_events(x, y, t, on.astype(np.uint8)), sensor_size=(SIZE, SIZE))
+    return path
+
+
+# -- what the picture must show, checked on any picture ---------------------------------------
+def check_frame_colours(img: np.ndarray, scale: int) -> None:
+    """ON colour (blue dominant) only where ON events are, OFF (red dominant) only where OFF
+    events are, the background everywhere else in the frame area."""
+    frame = img[:SIZE * scale, :SIZE * scale].astype(int)
+    b, r = frame[..., 0], frame[..., 2]
+    region = np.zeros((SIZE, SIZE), np.int8)
+    region[ON_RECT[1]:ON_RECT[3], ON_RECT[0]:ON_RECT[2]] = 1
+    region[OFF_RECT[1]:OFF_RECT[3], OFF_RECT[0]:OFF_RECT[2]] = -1
+    region = np.kron(region, np.ones((scale, scale), np.int8))
+    lit = np.any(frame != BACKGROUND_BGR, axis=-1)
+    assert not lit[region == 0].any(), "colour outside the event rectangles"
+    assert lit[region == 1].mean() > 0.9 and lit[region == -1].mean() > 0.9
+    assert np.all(b[(region == 1) & lit] > r[(region == 1) & lit] + 40), "ON pixels not ON-coloured"
+    assert np.all(r[(region == -1) & lit] > b[(region == -1) & lit] + 40), "OFF pixels not OFF-coloured"
+
+
+def bar_lengths(img: np.ndarray, lay) -> list[int]:
+    """The filled length of each top-k bar, read from the pixels of its middle row."""
+    out = []
+    for x0, y0, x1, y1 in lay.bars:
+        row = img[(y0 + y1) // 2, x0:x1]
+        filled = np.all(row == BAR_BGR, axis=-1)
+        if not filled.any() and not np.all(row == BAR_BACK_BGR, axis=-1).any():
+            break  # no bar in this row
+        n = int(filled.sum())
+        assert filled[:n].all(), "a bar is not one run from its left end"
+        out.append(n)
+    return out
+
+
+def check_label_panel(img: np.ndarray, lay, msg: dict) -> None:
+    """The label line has text; one bar per top-k entry of ``msg``, each as long as its
+    probability, in decreasing order."""
+    x0, y0, x1, y1 = lay.label
+    assert np.any(img[y0:y1, x0:x1] != PANEL_BGR), "no label text"
+    probs = [p for _, p in msg["topk"]]
+    lengths = bar_lengths(img, lay)
+    full = lay.bars[0][2] - lay.bars[0][0]
+    assert len(lengths) == len(probs) >= 2
+    assert lengths == sorted(lengths, reverse=True)
+    assert np.allclose(lengths, np.array(probs) * full, atol=1.0), (lengths, probs)
+    assert sum(lengths) <= full + len(lengths)  # probabilities sum to <= 1
+
+
+# -- without a display ------------------------------------------------------------------------
+def test_compose_view_draws_frame_label_and_bars():
+    frame = np.zeros((2, SIZE, SIZE), np.float32)
+    frame[1, ON_RECT[1]:ON_RECT[3], ON_RECT[0]:ON_RECT[2]] = 2.0   # ON counts
+    frame[0, OFF_RECT[1]:OFF_RECT[3], OFF_RECT[0]:OFF_RECT[2]] = 1.0  # OFF counts
+    msg = {"label": "wave", "score": 0.61, "topk": [["wave", 0.61], ["clap", 0.25], ["sit", 0.1]]}
+    img = compose_view(frame_to_image(frame), label=msg, latency_ms=12.0, events_per_s=5e4,
+                       frames=7)
+    lay = view_layout((SIZE, SIZE))
+    assert img.shape == (lay.size[1], lay.size[0], 3)
+    check_frame_colours(img, lay.scale)
+    check_label_panel(img, lay, msg)
+    x0, y0, x1, y1 = lay.paused
+    assert not np.any(np.all(img[y0:y1, x0:x1] == PAUSED_BGR, axis=-1))
+    paused = compose_view(frame_to_image(frame), label=msg, paused=True)
+    assert np.any(np.all(paused[y0:y1, x0:x1] == PAUSED_BGR, axis=-1))
+
+
+def test_frame_to_image_unit_is_one_event():
+    """After a frame norm the smallest positive value is one event: log1p(1), 1/f**2."""
+    counts = np.zeros((2, 4, 4), np.float32)
+    counts[1, 0, 0], counts[1, 1, 1], counts[0, 2, 2] = 1, 3, 1
+    ref = frame_to_image(counts)
+    assert np.array_equal(frame_to_image(counts / 9.0), ref)
+    assert np.array_equal(frame_to_image(np.log1p(counts))[2, 2], ref[2, 2])
+    assert tuple(ref[3, 3]) == BACKGROUND_BGR
+    merged = frame_to_image(counts, merged=True)
+    assert merged[0, 0, 0] == merged[0, 0, 1] == merged[0, 0, 2]  # white: not ON/OFF
+
+
+def run_cmd(*extra: str) -> list[str]:
+    return [sys.executable, "-m", "eventpipe", "run", "--set", "model.threads=1",
+            "--quiet", *extra]
+
+
+def summary_line(err: str) -> str:
+    last = [x for x in err.splitlines() if x.startswith("eventpipe: ")][-1]
+    assert last.startswith("eventpipe: events in "), err
+    return last
+
+
+@pytest.mark.parametrize("stride_us", [None, 25_000])
+def test_video_plays_at_the_event_rate(tmp_path, squares, stride_us):
+    """One picture per model step at fps = 1e6 / stride: the video lasts as long as the
+    recording (today's bug: a 50 ms stride written at 10 fps played at half speed)."""
+    video = tmp_path / "out.mp4"
+    extra = [] if stride_us is None else ["--set", f"window.stride_us={stride_us}"]
+    res = subprocess.run(run_cmd("--source", f"file:{squares}", "--max-speed", "--video",
+                                 str(video), "--metrics-json", str(tmp_path / "m.json"), *extra),
+                         cwd=REPO, capture_output=True, text=True, timeout=200)
+    assert res.returncode == 0, res.stderr
+    frames = json.loads((tmp_path / "m.json").read_text())["frames"]
+    cap = cv2.VideoCapture(str(video))
+    try:
+        n, fps = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), cap.get(cv2.CAP_PROP_FPS)
+        ok, first = cap.read()
+    finally:
+        cap.release()
+    stride = stride_us or STRIDE_US
+    assert fps == pytest.approx(1e6 / stride, rel=1e-3)
+    assert n == frames
+    # one picture per window end, every stride from the first window's end (100 ms) to the
+    # end of the 3 s recording: the video lasts as long as that stretch of event time
+    assert abs(n / fps - (SPAN_US - WINDOW_US + stride) / 1e6) <= stride / 1e6
+    assert ok and first.shape[:2] == tuple(reversed(view_layout((SIZE, SIZE)).size))
+
+
+# -- under Xvfb -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def xdisplay():
+    missing = [p for p in ("Xvfb", "xdotool") if shutil.which(p) is None]
+    if missing:
+        pytest.skip(f"needs {' and '.join(missing)} (Debian packages xvfb, xdotool) for a display")
+    rfd, wfd = os.pipe()
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(wfd), "-screen", "0", "1280x1024x24",
+                             "-nolisten", "tcp", "-noreset"], pass_fds=(wfd,),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(wfd)
+    try:
+        with os.fdopen(rfd) as f:  # Xvfb writes the display number once it accepts clients
+            number = f.readline().strip()
+        if not number:
+            pytest.skip("Xvfb did not start")
+        yield f":{number}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+class Run:
+    """``eventpipe run`` as a process on the test display, its pipes drained."""
+
+    def __init__(self, display: str, cmd: list[str]):
+        env = {**os.environ, "DISPLAY": display, "PYTHONUNBUFFERED": "1"}
+        self.display = display
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.out = {"out": "", "err": ""}
+        self.threads = [threading.Thread(target=self._read, args=(k, s), daemon=True)
+                        for k, s in (("out", self.proc.stdout), ("err", self.proc.stderr))]
+        for t in self.threads:
+            t.start()
+
+    def _read(self, name, stream):
+        self.out[name] = stream.read()
+
+    def xdo(self, *args: str) -> str:
+        res = subprocess.run(["xdotool", *args], capture_output=True, text=True, timeout=30,
+                             env={**os.environ, "DISPLAY": self.display})
+        return res.stdout
+
+    def window(self, timeout: float = 120) -> int:
+        found = {}
+
+        def look():
+            ids = self.xdo("search", "--name", "^eventpipe$").split()
+            if ids:
+                found["id"] = int(ids[0])
+            return bool(ids) or self.proc.poll() is not None
+
+        assert wait_for(look, timeout=timeout, interval=0.1), "no eventpipe window"
+        assert "id" in found, f"run ended without a window: {self.finish(1)}"
+        return found["id"]
+
+    def finish(self, timeout: float) -> tuple[int | None, str]:
+        """Wait up to ``timeout`` s for the run to end; kill it after that (rc None)."""
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            rc = None
+            self.proc.kill()
+            self.proc.wait(10)
+        for t in self.threads:
+            t.join(10)
+        return rc, self.out["err"]
+
+
+def dump_log(d: Path) -> list[dict]:
+    p = d / "view.jsonl"
+    if not p.exists():
+        return []
+    return [json.loads(x) for x in p.read_text().split("\n")[:-1] if x]
+
+
+def labels(path: Path) -> dict[int, dict]:
+    if not path.exists():
+        return {}
+    rows = [json.loads(x) for x in path.read_text().split("\n")[:-1] if x]
+    return {m["seq"]: m for m in rows if m.get("type") != "metrics"}
+
+
+def screenshot(display: str, geometry: tuple[int, int, int, int]) -> np.ndarray:
+    from PIL import ImageGrab, features
+
+    if not features.check("xcb"):
+        pytest.skip("this Pillow was built without XCB: cannot grab the X screen")
+    x, y, w, h = geometry
+    grab = np.asarray(ImageGrab.grab(xdisplay=display).convert("RGB"))
+    return np.ascontiguousarray(grab[y:y + h, x:x + w, ::-1])  # BGR, as OpenCV
+
+
+def geometry(run: Run, wid: int) -> tuple[int, int, int, int]:
+    vals = {}
+    for line in run.xdo("getwindowgeometry", "--shell", str(wid)).split():
+        k, _, v = line.partition("=")
+        vals[k] = int(v)
+    return vals["X"], vals["Y"], vals["WIDTH"], vals["HEIGHT"]
+
+
+def send_wm_delete(display: str, wid: int) -> None:
+    """What a window manager's close button does: a WM_DELETE_WINDOW client message."""
+    x11 = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
+    x11.XOpenDisplay.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11.XInternAtom.restype = ctypes.c_ulong
+    x11.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+    x11.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_long,
+                               ctypes.c_void_p]
+    x11.XFlush.argtypes = [ctypes.c_void_p]
+    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+
+    class ClientMessage(ctypes.Structure):  # XClientMessageEvent, padded to sizeof(XEvent)
+        _fields_ = [("type", ctypes.c_int), ("serial", ctypes.c_ulong),
+                    ("send_event", ctypes.c_int), ("display", ctypes.c_void_p),
+                    ("window", ctypes.c_ulong), ("message_type", ctypes.c_ulong),
+                    ("format", ctypes.c_int), ("l", ctypes.c_long * 5),
+                    ("pad", ctypes.c_long * 24)]
+
+    d = x11.XOpenDisplay(display.encode())
+    assert d, f"cannot open {display}"
+    try:
+        ev = ClientMessage(type=33, send_event=1, display=d, window=wid, format=32,
+                           message_type=x11.XInternAtom(d, b"WM_PROTOCOLS", 0))
+        ev.l[0] = x11.XInternAtom(d, b"WM_DELETE_WINDOW", 0)
+        ev.l[1] = 0  # CurrentTime
+        assert x11.XSendEvent(d, wid, 0, 0, ctypes.byref(ev))
+        x11.XFlush(d)
+    finally:
+        x11.XCloseDisplay(d)
+
+
+def test_window_shows_the_stream_pauses_and_quits(xdisplay, tmp_path, squares):
+    dump, jsonl = tmp_path / "dump", tmp_path / "labels.jsonl"
+    run = Run(xdisplay, run_cmd("--source", f"file:{squares}", "--loop", "--view",
+                                "--view-dump", str(dump), "--jsonl", str(jsonl),
+                                "--set", "decoder.emit_every=1"))
+    try:
+        wid = run.window()
+        assert wait_for(lambda: len(dump_log(dump)) >= 8 or run.proc.poll() is not None,
+                        timeout=60, interval=0.05), "the window shows no frames"
+        assert run.proc.poll() is None
+        geo = geometry(run, wid)
+        lay = view_layout((SIZE, SIZE))
+        assert geo[2:] == lay.size  # the picture at 1:1, no toolbar
+
+        # what the window shows, picture by picture: events in ON/OFF colours, label, bars
+        # (the JSON-lines sink writes in blocks: wait for those of some shown pictures)
+        def with_labels():
+            msgs = labels(jsonl)
+            return msgs, [r for r in dump_log(dump) if r["label_seq"] in msgs]
+
+        assert wait_for(lambda: len(with_labels()[1]) >= 8, timeout=60, interval=0.1)
+        msgs, shown = with_labels()
+        shown = shown[2:8]
+        for row in shown:
+            img = cv2.imread(str(dump / row["file"]))
+            check_frame_colours(img, lay.scale)
+            check_label_panel(img, lay, msgs[row["label_seq"]])
+            assert msgs[row["label_seq"]]["seq"] <= row["seq"]
+
+        # space pauses: the window says PAUSED, the screen shows exactly the last picture,
+        # and no frame is stepped until space again
+        run.xdo("key", "--window", str(wid), "space")
+        assert wait_for(lambda: any(r["paused"] for r in dump_log(dump)), timeout=20,
+                        interval=0.05), "space did not pause"
+        last = dump_log(dump)[-1]
+        assert last["paused"]
+        picture = cv2.imread(str(dump / last["file"]))
+        shot = {}
+
+        def on_screen():  # Qt paints the window a moment after the picture is handed over
+            shot["img"] = screenshot(xdisplay, geo)
+            return np.array_equal(shot["img"], picture)
+
+        assert wait_for(on_screen, timeout=10, interval=0.1), \
+            "the screen does not show the viewer's picture"
+        screen = shot["img"]
+        x0, y0, x1, y1 = lay.paused
+        assert np.any(np.all(screen[y0:y1, x0:x1] == PAUSED_BGR, axis=-1))
+        check_frame_colours(screen, lay.scale)
+        n_labels = len(labels(jsonl))
+        time.sleep(1.0)  # 20 windows' worth of a stream that is not being stepped
+        assert dump_log(dump)[-1] == last and len(labels(jsonl)) == n_labels
+        assert run.proc.poll() is None
+
+        run.xdo("key", "--window", str(wid), "space")
+        assert wait_for(lambda: dump_log(dump)[-1]["frames"] > last["frames"], timeout=20,
+                        interval=0.05), "space did not resume"
+        assert not dump_log(dump)[-1]["paused"]
+
+        run.xdo("key", "--window", str(wid), "q")
+        rc, err = run.finish(timeout=30)
+    finally:
+        if run.proc.poll() is None:
+            run.finish(0.1)
+    assert rc == 0, err
+    assert "Traceback" not in err
+    summary_line(err)
+    assert not run.xdo("search", "--name", "^eventpipe$").split(), "window left open"
+
+
+@pytest.mark.parametrize("how", ["close", "escape"])
+def test_closing_the_window_ends_the_run_cleanly(xdisplay, tmp_path, squares, how):
+    dump = tmp_path / "dump"
+    run = Run(xdisplay, run_cmd("--source", f"file:{squares}", "--loop", "--view",
+                                "--view-dump", str(dump)))
+    try:
+        wid = run.window()
+        assert wait_for(lambda: len(dump_log(dump)) >= 2 or run.proc.poll() is not None,
+                        timeout=60, interval=0.05)
+        assert run.proc.poll() is None  # a looped file runs until told otherwise
+        if how == "close":
+            send_wm_delete(xdisplay, wid)
+        else:
+            run.xdo("key", "--window", str(wid), "Escape")
+        rc, err = run.finish(timeout=30)
+    finally:
+        if run.proc.poll() is None:
+            run.finish(0.1)
+    assert rc == 0, err
+    assert "Traceback" not in err
+    summary_line(err)
+
+
+def test_view_without_a_display_fails_in_one_line(tmp_path, squares):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY",
+                                                            "QT_QPA_PLATFORM")}
+    res = subprocess.run(run_cmd("--source", f"file:{squares}", "--view"), cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=200)
+    assert res.returncode == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    assert "--view needs a display" in res.stderr and "--video" in res.stderr
