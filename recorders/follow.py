@@ -9,17 +9,13 @@ that died); in the last case ``recording.follow_timed_out`` is set.
 
 from __future__ import annotations
 
-import os
 import time
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import numpy as np
 
 from eventpipe.io.chunking import rebatch
 
-if TYPE_CHECKING:
-    from recorders.layout import RecordingError
-    from recorders.reader import Recording
 
 
 def _follow_blocks(rec: "Recording", start_us, end_us, poll_s: float, idle_timeout_s: float
@@ -77,20 +73,3 @@ def follow_events(rec: "Recording", *, chunk_events=None, chunk_us=None, start_u
         raise ValueError("poll_s and idle_timeout_s must be > 0")
     return rebatch(_follow_blocks(rec, start_us, end_us, float(poll_s), float(idle_timeout_s)),
                    chunk_events=chunk_events, chunk_us=chunk_us)
-
-
-def wait_for_recording(path: str | os.PathLike, *, follow: bool, timeout_s: float,
-                       poll_s: float = 0.05) -> "Recording":
-    """Open ``path`` once it exists and its writer has started SWMR writing (bounded)."""
-    from recorders.layout import RecordingError
-    from recorders.reader import Recording
-
-    deadline = time.monotonic() + float(timeout_s)
-    while True:
-        try:
-            return Recording(path, follow=follow)
-        except (OSError, RecordingError) as exc:  # not there yet, or still being created
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"{os.fspath(path)}: no readable recording after "
-                                   f"{timeout_s:g} s ({exc})") from None
-        time.sleep(poll_s)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -406,6 +407,19 @@ def open_recording(path: str | os.PathLike, *, follow: bool = False,
     """Open a recording.  With ``follow`` the file may still be being written; ``wait_s``
     waits (bounded) for it to appear and become readable."""
     if wait_s > 0:
-        from recorders.follow import wait_for_recording
         return wait_for_recording(path, follow=follow, timeout_s=wait_s)
     return Recording(path, follow=follow)
+
+
+def wait_for_recording(path: str | os.PathLike, *, follow: bool, timeout_s: float,
+                       poll_s: float = 0.05) -> "Recording":
+    """Open ``path`` once it exists and its writer has started SWMR writing (bounded)."""
+    deadline = time.monotonic() + float(timeout_s)
+    while True:
+        try:
+            return Recording(path, follow=follow)
+        except (OSError, RecordingError) as exc:  # not there yet, or still being created
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{os.fspath(path)}: no readable recording after "
+                                   f"{timeout_s:g} s ({exc})") from None
+        time.sleep(poll_s)

@@ -15,7 +15,6 @@ from typing import Dict
 
 import numpy as np
 
-from .program import Program
 from .stats import IDX, Stats
 
 

@@ -13,7 +13,6 @@ from typing import Dict, Optional
 import numpy as np
 
 from . import kernels as K
-from .program import Program
 from .stats import IDX, Stats, weight_bytes
 
 

@@ -15,7 +15,6 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from .energy import dense_flops, energy
-from .program import Program
 from .stats import COUNTERS, Stats
 
 
