@@ -27,8 +27,11 @@ def run_record(args, out: TextIO, err: TextIO) -> int:
 
 def run_replay_labels(args, out: TextIO, err: TextIO) -> int:
     from eventpipe.sinks.zmq_pub import ZmqPubSink
+    from recorders.reader import open_recording
     from recorders.replay import replay_labels
 
+    with open_recording(args.file):  # a bad file fails before the endpoint is bound
+        pass
     sink = ZmqPubSink(args.publish)
     try:
         err.write(f"eventpipe: publishing labels on {sink.endpoint}\n")

@@ -56,6 +56,7 @@ def _clips(program, n: int, seed: int, split: str):
 
 def _compile(args, out) -> int:
     import snn.chip
+    from eventpipe.errors import reading_checkpoint
     from eventpipe.runtime.model_loader import resolve_checkpoint
 
     if args.calibration < 0:
@@ -63,10 +64,11 @@ def _compile(args, out) -> int:
     ckpt = resolve_checkpoint(args.checkpoint)
     if not Path(ckpt).is_file():
         raise FileNotFoundError(f"no such checkpoint: {ckpt}")
-    prog = snn.chip.compile(ckpt, profile=args.profile)
-    if args.calibration:
-        prog = snn.chip.compile(ckpt, profile=args.profile,
-                                calibration=[_clips(prog, args.calibration, args.seed, "train")])
+    with reading_checkpoint(ckpt):
+        prog = snn.chip.compile(ckpt, profile=args.profile)
+        if args.calibration:
+            prog = snn.chip.compile(ckpt, profile=args.profile,
+                                    calibration=[_clips(prog, args.calibration, args.seed, "train")])
     prog.save(args.output)
     rep = prog.report()
     out.write(f"wrote {args.output}: {len(prog.ops)} ops, {sum(r['params'] for r in rep.layers)} parameters "

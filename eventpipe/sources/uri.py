@@ -14,6 +14,8 @@ from __future__ import annotations
 from typing import NamedTuple
 from urllib.parse import parse_qsl
 
+from eventpipe.errors import ConfigError
+
 #: every scheme :func:`eventpipe.sources.open_source` opens, with what it is (one literal
 #: table: the dispatcher and the error messages read it)
 SCHEMES: dict[str, str] = {
@@ -48,20 +50,20 @@ def known_schemes() -> str:
 def _host_port(rest: str, uri: str) -> tuple[str, int]:
     host, sep, port = rest.rpartition(":")
     if not sep or not host:
-        raise ValueError(f"{uri!r}: expected HOST:PORT")
+        raise ConfigError(f"{uri!r}: expected HOST:PORT")
     host = host.strip("[]")
     try:
         p = int(port)
     except ValueError:
-        raise ValueError(f"{uri!r}: port {port!r} is not a number") from None
+        raise ConfigError(f"{uri!r}: port {port!r} is not a number") from None
     if not 0 <= p <= 65535:
-        raise ValueError(f"{uri!r}: port {p} out of range")
+        raise ConfigError(f"{uri!r}: port {p} out of range")
     return host, p
 
 
 def parse_uri(uri: str) -> SourceURI:
     if not isinstance(uri, str) or not uri:
-        raise ValueError(f"source URI must be a non-empty string, got {uri!r}")
+        raise ConfigError(f"source URI must be a non-empty string, got {uri!r}")
     scheme, sep, rest = uri.partition("://")
     if sep:
         scheme = ALIASES.get(scheme.lower(), scheme.lower())
@@ -69,14 +71,14 @@ def parse_uri(uri: str) -> SourceURI:
             return parse_uri("file:" + rest)
         if scheme not in NETWORK:
             what = "not a network scheme" if scheme in SCHEMES else "unknown scheme"
-            raise ValueError(f"{uri!r}: {what} {scheme!r} for SCHEME://HOST:PORT "
+            raise ConfigError(f"{uri!r}: {what} {scheme!r} for SCHEME://HOST:PORT "
                              f"(known schemes: {known_schemes()})")
         rest, _, query = rest.partition("?")
         opts = dict(parse_qsl(query, keep_blank_values=False, strict_parsing=False)) \
             if query else {}
         unknown = set(opts) - QUERY_OPTIONS
         if unknown:
-            raise ValueError(f"{uri!r}: unknown query option(s) {sorted(unknown)} "
+            raise ConfigError(f"{uri!r}: unknown query option(s) {sorted(unknown)} "
                              f"(known: {sorted(QUERY_OPTIONS)})")
         host, port = _host_port(rest.rstrip("/"), uri)
         return SourceURI(scheme, host, port, None, opts)
@@ -84,12 +86,12 @@ def parse_uri(uri: str) -> SourceURI:
     key = scheme.lower()
     if sep and key in SCHEMES and key not in NETWORK:
         if key in ("file", "video") and not rest:
-            raise ValueError(f"{uri!r}: {key}: needs a path")
+            raise ConfigError(f"{uri!r}: {key}: needs a path")
         return SourceURI(key, None, None, rest, {})
     if sep and (key in NETWORK or key in ALIASES):
-        raise ValueError(f"{uri!r}: expected {key}://HOST:PORT")
+        raise ConfigError(f"{uri!r}: expected {key}://HOST:PORT")
     if sep:
-        raise ValueError(f"{uri!r}: unknown scheme {scheme!r} (known schemes: "
+        raise ConfigError(f"{uri!r}: unknown scheme {scheme!r} (known schemes: "
                          f"{known_schemes()}; a path with a colon: file:PATH)")
     return SourceURI("file", None, None, uri, {})  # a bare path
 
@@ -98,5 +100,5 @@ def parse_tcp_endpoint(endpoint: str) -> tuple[str, int]:
     """``tcp://HOST:PORT`` or ``zmq+tcp://HOST:PORT`` -> (host, port)."""
     u = parse_uri(endpoint)
     if u.scheme != "zmq+tcp":
-        raise ValueError(f"{endpoint!r}: expected tcp://HOST:PORT")
+        raise ConfigError(f"{endpoint!r}: expected tcp://HOST:PORT")
     return u.host, u.port

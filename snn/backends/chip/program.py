@@ -230,6 +230,9 @@ class Program:
         raises :class:`ProgramFormatError` naming the file (and the entry)."""
         where = str(path)
         try:
+            with open(path, "rb") as f:
+                if f.read(4) != b"PK\x03\x04":  # else numpy tries pickle and advises allow_pickle
+                    raise ProgramFormatError(where, "not an npz program (no zip signature at byte 0)")
             with np.load(path, allow_pickle=False) as z:
                 if "__program__" not in z.files:
                     raise ProgramFormatError(where, "no '__program__' description", "__program__")
