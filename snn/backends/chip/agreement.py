@@ -1,8 +1,23 @@
-"""How closely the chip follows the float model: label agreement and per-layer spike agreement."""
+"""How closely the chip follows the float model: label agreement and per-layer spike agreement.
+
+The measurement (``docs/chip.md``, "Agreement with the float model"; ``benchmarks/chip_agreement.py``):
+
+* **clips**: each clip runs ``T`` steps from rest on both forms; its label is the argmax of the
+  mean of the ``T`` step logits (the chip's integer logits: their sum - the same argmax, as one
+  scale holds all logits).  Agreement = clips with the same label / clips.
+* **streams**: frames stepped in order with the state carried from rest at the stream's start.
+  Two labels per step, both counted: the raw ``argmax`` of the step's logits, and the label a user
+  sees, out of a decoder (``eventpipe.labels.LabelDecoder`` with the runtime's defaults; one decoder
+  per form, fed that form's logits).  Agreement = steps with the same label / steps (``None`` =
+  ``None`` counts as the same).
+* **spikes**: per LIF op, the fraction of (neuron, step) pairs where both forms spike or both do
+  not, over everything stepped; :meth:`Agreement.first_divergence` is the first op, in program
+  order, whose spikes ever differed.
+"""
 
 from __future__ import annotations
 
-from typing import Dict, Iterable
+from typing import Callable, Dict, Iterable, Optional
 
 import numpy as np
 import torch
@@ -19,17 +34,27 @@ def _float_spikes(ctx, keys, shape):
 
 
 class Agreement:
-    """Accumulates label and per-LIF spike agreement between a program and its float model."""
+    """Accumulates label and per-LIF spike agreement between a program and its float model.
 
-    def __init__(self, program: Program, model):
+    ``executor``: how to step the program (default :class:`Executor`; anything with its ``step(frame,
+    state, record=True)``).  ``decoder``: a factory returning a fresh label decoder (an object with
+    ``step(logits) -> messages`` and ``states[0].label``, e.g. ``eventpipe.labels.LabelDecoder``) for
+    the decoded stream labels."""
+
+    def __init__(self, program: Program, model, *, executor=None, decoder: Optional[Callable[[], object]] = None):
         self.program = program
         self.model = model.eval()
-        self.executor = Executor(program)
+        self.executor = executor if executor is not None else Executor(program)
         self.enc = program.meta["encoding"]
+        self.decoder = decoder
         self.labels_same = 0
         self.labels = 0
+        self.decoded_same = 0
+        self.decoded = 0
         self.spike_same: Dict[str, int] = {}
         self.spike_total: Dict[str, int] = {}
+        self.diverged: Dict[str, bool] = {}
+        self.clip_labels: list = []   # (chip label, float label) of every clip, in order
 
     def _step(self, counts: np.ndarray, cstate, fstate):
         logits, cstate, stats = self.executor.step(counts, cstate, record=True)
@@ -40,33 +65,71 @@ class Agreement:
                 continue
             c = stats.record[op.name] > 0
             f = _float_spikes(ctx, op.attrs["float_keys"], self.program.buffers[op.dst])
-            self.spike_same[op.name] = self.spike_same.get(op.name, 0) + int((c == f).sum())
+            same = int((c == f).sum())
+            self.spike_same[op.name] = self.spike_same.get(op.name, 0) + same
             self.spike_total[op.name] = self.spike_total.get(op.name, 0) + c.size
+            self.diverged[op.name] = self.diverged.get(op.name, False) or same != c.size
         fl = out[0] if not isinstance(out, tuple) else out[0][0]
-        return logits, fl.numpy(), cstate, ctx.new
+        return np.asarray(logits), fl.numpy(), cstate, ctx.new
 
     def clips(self, clips: Iterable[np.ndarray]) -> None:
-        """Clips ``[T, B, C, H, W]`` from rest; the label is the argmax of the mean logits over T."""
+        """Batches of clips ``[T, B, C, H, W]`` from rest; the label is the argmax of the mean logits over T."""
         for clip in clips:
             cs = fs = None
             lc, lf = 0, 0
             for t in range(clip.shape[0]):
                 l1, l2, cs, fs = self._step(clip[t], cs, fs)
                 lc, lf = lc + l1, lf + l2
-            self.labels_same += int((np.argmax(lc, 1) == np.argmax(lf, 1)).sum())
+            a, b = np.argmax(lc, 1), np.argmax(lf, 1)
+            self.clip_labels += list(zip(a.tolist(), b.tolist()))
+            self.labels_same += int((a == b).sum())
             self.labels += clip.shape[1]
 
     def stream(self, frames: np.ndarray) -> None:
-        """A stream ``[N, C, H, W]`` stepped with state carried; one label per step."""
+        """A stream ``[N, C, H, W]`` stepped with state carried; one label per step (raw argmax, and
+        decoded when the agreement has a decoder)."""
         cs = fs = None
+        dec = (self.decoder(), self.decoder()) if self.decoder is not None else None
         for f in frames:
             l1, l2, cs, fs = self._step(f[None], cs, fs)
             self.labels_same += int(np.argmax(l1, 1)[0] == np.argmax(l2, 1)[0])
             self.labels += 1
+            if dec is not None:
+                scale = float(self.program.logit_scale)
+                dec[0].step(l1.astype(np.float64) * scale)
+                dec[1].step(l2.astype(np.float64))
+                self.decoded_same += int(dec[0].states[0].label == dec[1].states[0].label)
+                self.decoded += 1
 
     @property
     def top1(self) -> float:
         return self.labels_same / max(self.labels, 1)
 
+    @property
+    def decoded_top1(self) -> float:
+        return self.decoded_same / max(self.decoded, 1)
+
     def per_layer(self) -> Dict[str, float]:
+        """Per LIF op (program order): the fraction of (neuron, step) pairs with the same spike."""
         return {k: self.spike_same[k] / self.spike_total[k] for k in self.spike_same}
+
+    def first_divergence(self) -> Optional[str]:
+        """The first LIF op (program order) whose spikes ever differed from the float model's."""
+        for k, d in self.diverged.items():
+            if d:
+                return k
+        return None
+
+
+def runtime_decoder(class_names, **overrides) -> Callable[[], object]:
+    """A factory of the runtime's default label decoder (``eventpipe run``'s ``[decoder]`` defaults)."""
+    import dataclasses
+    import inspect
+
+    from eventpipe.labels import LabelDecoder
+    from eventpipe.runtime.config import DecoderConfig
+
+    accepted = set(inspect.signature(LabelDecoder).parameters)
+    kw = {f.name: getattr(DecoderConfig(), f.name) for f in dataclasses.fields(DecoderConfig) if f.name in accepted}
+    kw.update(overrides)
+    return lambda: LabelDecoder(class_names, **kw)

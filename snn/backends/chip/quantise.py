@@ -208,7 +208,7 @@ def quantise(graph: Graph, profile: Profile, encoding: Mapping, ranges: Optional
             if theta.max() > mem_lim:
                 raise CompileError(op.name, f"threshold {int(theta.max())} does not fit {nb.membrane_bits}-bit "
                                             "membranes (weights too small for the threshold at this width)")
-            attrs = dict(op.attrs, in_shift=shift)
+            attrs = dict(op.attrs, in_shift=shift, v_threshold=[float(t) for t in op.arrays["threshold"]])
             ops.append(Op("lif", op.name, op.src, op.dst, attrs, {"theta": np.maximum(theta, 1).astype(np.int32)}))
         elif op.kind == "attn":
             resolve(op.dst)

@@ -1,0 +1,137 @@
+"""The torch twin of the chip (fake quantisation) computes the reference's integers exactly."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import snn
+import snn.chip
+from snn.backends.chip.simulate import EXACT, ChipSim, live_weights
+from snn.backends.chip.lower import lower
+
+from .programs import random_program, random_state
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _compare(prog, frames, state=None):
+    sim = ChipSim(prog)
+    ref_state = state
+    sim_state = None if state is None else {k: torch.from_numpy(v.astype(np.float64).transpose(0, 3, 1, 2))
+                                            for k, v in state.items()}
+    with torch.no_grad():
+        for f in frames:
+            lr, ref_state, _ = snn.chip.reference_step(prog, f, ref_state)
+            ls, sim_state, _ = sim.step(torch.from_numpy(np.asarray(f, np.int64)), sim_state)
+            assert np.array_equal(ls.numpy().astype(np.int64), lr)
+            for k in ref_state:
+                assert np.array_equal(sim_state[k].numpy().transpose(0, 2, 3, 1), ref_state[k].astype(np.float64)), k
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), rounding=st.sampled_from(["floor", "half_up"]), big=st.booleans())
+def test_twin_equals_reference_on_random_programs(seed, rounding, big):
+    rng = np.random.default_rng(seed)
+    prog = random_program(rng, rounding=rounding, big=big, membrane_bits=int(rng.integers(8, 17)),
+                          accumulator_bits=int(rng.choice([16, 24, 32])))
+    c, h, w = prog.input_shape
+    frames = rng.integers(-2, 40, (3, 2, c, h, w))        # beyond the clip and negative, as the executor's tests
+    _compare(prog, frames, random_state(rng, prog, 2) if rng.random() < 0.5 else None)
+
+
+def test_twin_catches_a_wrong_rounding():
+    """The comparison can fail: the same program with the other rounding mode differs somewhere."""
+    rng = np.random.default_rng(3)
+    prog = random_program(rng, rounding="floor")
+    c, h, w = prog.input_shape
+    frames = rng.integers(0, 30, (4, 2, c, h, w))
+    import dataclasses
+
+    other = dataclasses.replace(prog.profile, numerics=dataclasses.replace(prog.profile.numerics, rounding="half_up"))
+    sim = ChipSim(snn.chip.Program(prog.ops, prog.buffers, prog.output, 1.0, other, prog.meta))
+    s1 = s2 = None
+    differ = False
+    with torch.no_grad():
+        for f in frames:
+            lr, s1, _ = snn.chip.reference_step(prog, f, s1)
+            ls, s2, _ = sim.step(torch.from_numpy(f.astype(np.int64)), s2)
+            differ |= not np.array_equal(ls.numpy().astype(np.int64), lr)
+            differ |= any(not np.array_equal(s2[k].numpy().transpose(0, 2, 3, 1), s1[k]) for k in s1)
+    assert differ
+
+
+def small(**kw):
+    args = dict(embed_dims=(8, 16, 16, 16), depths=(1, 1), num_classes=5, in_channels=2, T=2, v_threshold=0.5)
+    args.update(kw)
+    torch.manual_seed(0)
+    return snn.create_model("meta_spikeformer_tiny", **args).eval()
+
+
+def _calibrated_small():
+    model = small()
+    rng = np.random.default_rng(0)
+    with torch.no_grad():   # give the BatchNorms non-trivial statistics, as training would
+        for m in model.modules():
+            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.3)
+    frames = rng.poisson(1.5, (2, 3, 2, 16, 16)).astype(np.int32)
+    enc = {"norm": "log1p", "scale": 0.25, "clip": 255}
+    prog = snn.chip.compile(model, input_size=(16, 16), encoding=enc, calibration=[frames])
+    return model, prog, frames
+
+
+def test_live_weights_quantise_to_the_program():
+    """Quantised live from the float model's parameters, the twin's integers are the program's."""
+    model, prog, frames = _calibrated_small()
+    graph = lower(model, (16, 16))
+    live = live_weights(model)
+    convs = [op for op in graph.ops if op.kind == "conv"]
+    assert sorted(live) == sorted(op.name for op in convs)
+    for op in convs:
+        w, b = live[op.name]()
+        assert np.array_equal(w.detach().numpy(), op.arrays["weight"]), op.name
+        assert np.array_equal(b.detach().numpy(), op.arrays["bias"]), op.name
+    sim = ChipSim(prog, model)
+    for op in prog.ops:
+        if op.kind == "conv":
+            wq, bq, k = sim.quantised(op)
+            assert np.array_equal(wq.detach().numpy(), op.arrays["weight"]), op.name
+            assert np.array_equal(bq.detach().numpy(), op.arrays["bias"]), op.name
+    # and stepping with live weights is the reference, step by step
+    s1 = s2 = None
+    with torch.no_grad():
+        for f in frames:
+            lr, s1, _ = snn.chip.reference_step(prog, f, s1)
+            ls, s2, _ = sim.step(torch.from_numpy(f.astype(np.int64)), s2)
+            assert np.array_equal(ls.numpy().astype(np.int64), lr)
+
+
+def test_gradients_reach_every_parameter_through_the_twin():
+    model, prog, frames = _calibrated_small()
+    sim = ChipSim(prog, model)
+    logits, _ = sim.run(torch.from_numpy(frames.astype(np.int64)))
+    (logits.sum(0).float() * prog.logit_scale).logsumexp(1).sum().backward()
+    trained = [n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0]
+    # every conv / BN / head parameter upstream of a spike gets a gradient (the straight-through path)
+    assert any(n.startswith("downsample1_1") for n in trained)
+    assert any(n.startswith("block4") for n in trained)
+    assert any(n.startswith("head") for n in trained)
+
+
+def test_exact_switches_leave_roundings_out():
+    """With every rounding left out the twin is the float model (labels and near-equal logits)."""
+    model, prog, frames = _calibrated_small()
+    sim = ChipSim(prog, model, exact=EXACT)
+    from snn.backends.chip.compile import normalise
+
+    with torch.no_grad():
+        q, _ = sim.run(torch.from_numpy(frames.astype(np.int64)))
+        f, _ = model.run(normalise(frames, prog.meta["encoding"]))
+    np.testing.assert_allclose(q.numpy() * prog.logit_scale, f.numpy(), atol=1e-4)
+    with pytest.raises(ValueError, match="unknown rounding"):
+        ChipSim(prog, model, exact=("weight",))
