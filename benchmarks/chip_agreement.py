@@ -108,7 +108,7 @@ def float_floor(model, enc, clips, streams, decoder):
 
 
 def measure(checkpoint=CHECKPOINT, n_clips=120, seconds=20.0, seeds=(20000, 20001), profile="generic",
-            floor=True, out=print):
+            floor=True, out=print, decoder_overrides=None):
     import snn
     from eventpipe.chip_data import count_clips, count_stream
     from snn.backends.chip.agreement import Agreement, runtime_decoder
@@ -117,7 +117,7 @@ def measure(checkpoint=CHECKPOINT, n_clips=120, seconds=20.0, seeds=(20000, 2000
     model, meta = snn.load_checkpoint(checkpoint)
     prog = runtime_program(checkpoint, profile)
     names = meta.get("class_names") or [str(i) for i in range(model.num_classes)]
-    decoder = runtime_decoder(names)
+    decoder = runtime_decoder(names, **(decoder_overrides or {}))
     clips = count_clips(n_clips, seed=0, split="test", progress=False)
     truth = np.arange(n_clips) % 12
     batches = [clips[i:i + 12].transpose(1, 0, 2, 3, 4) for i in range(0, n_clips, 12)]
@@ -161,13 +161,22 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--no-floor", action="store_true", help="skip the float-vs-noisy-float floor")
     ap.add_argument("--quick", action="store_true", help="24 clips, one 8 s stream")
+    ap.add_argument("--decoder", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a runtime decoder default (e.g. ema=0.6); repeatable")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    over = {}
+    for kv in args.decoder:
+        k, _, v = kv.partition("=")
+        over[k] = float(v) if "." in v else int(v)
+    pr = lambda s: print(s, flush=True)  # noqa: E731
+    if over:
+        pr(f"decoder overrides: {over}")
     if args.quick:
-        r = measure(args.checkpoint, 24, 8.0, (20000,), args.profile, not args.no_floor, lambda s: print(s, flush=True))
+        r = measure(args.checkpoint, 24, 8.0, (20000,), args.profile, not args.no_floor, pr, over)
     else:
-        r = measure(args.checkpoint, args.clips, args.seconds, (20000, 20001), args.profile, not args.no_floor,
-                    lambda s: print(s, flush=True))
+        r = measure(args.checkpoint, args.clips, args.seconds, (20000, 20001), args.profile, not args.no_floor, pr,
+                    over)
     met = min(r["clips"], r["stream_decoded"]) >= 0.99
     print(f"goal >= 0.99 (clips and decoded stream labels): {'met' if met else 'NOT met'}")
     return 0

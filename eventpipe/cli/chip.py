@@ -1,12 +1,16 @@
-"""``eventpipe chip compile|report``: compile a checkpoint for the chip backend, report a program.
+"""``eventpipe chip compile|report|finetune``: compile a checkpoint for the chip backend, report a
+program, fine-tune a checkpoint with the chip's quantisation in the loop.
 
     eventpipe chip compile [CKPT] -o prog.npz [--profile NAME] [--calibration N] [--seed S]
     eventpipe chip report prog.npz [--json] [--plot PNG] [--clips N]
+    eventpipe chip finetune [CKPT] -o tuned.pt [--steps N] [--clips N] [--streams N] [--lr LR] [--profile NAME]
 
 ``compile`` calibrates on ``N`` synthetic training clips (integer counts at the model's input, made
 as training makes them; ``--calibration 0``: scales from the weights alone).  ``report`` prints the
 per-layer mapping (neurons, synapses, bytes, core, violations) and, over ``N`` synthetic test clips,
-the ops and energy per step (``--clips 0``: the static part only).
+the ops and energy per step (``--clips 0``: the static part only).  ``finetune``: a short
+quantisation-aware run (``snn.backends.chip.finetune``) on synthetic training clips and stream runs;
+measure the result with ``python benchmarks/chip_agreement.py --checkpoint tuned.pt``.
 """
 
 from __future__ import annotations
@@ -34,7 +38,47 @@ def add_parser(subparsers):
     r.add_argument("--plot", default=None, metavar="PNG", help="write a per-layer plot of ops and energy")
     r.add_argument("--clips", type=int, default=2, metavar="N",
                    help="synthetic test clips to count ops over (0: static report only; default 2)")
+    f = sub.add_parser("finetune", help="fine-tune a checkpoint so its chip program agrees with it (QAT)")
+    f.add_argument("checkpoint", nargs="?", default="default", help="checkpoint (default: the shipped model)")
+    f.add_argument("-o", "--output", required=True, help="checkpoint to write (.pt)")
+    f.add_argument("--profile", default="generic", help="hardware profile: a name in configs/chip or a .toml")
+    f.add_argument("--steps", type=int, default=60, help="optimiser steps (default 60)")
+    f.add_argument("--clips", type=int, default=96, help="synthetic training clips (default 96)")
+    f.add_argument("--streams", type=int, default=2, help="synthetic training streams of 20 s (default 2)")
+    f.add_argument("--lr", type=float, default=2e-4, help="learning rate (default 2e-4, cosine to 0)")
+    f.add_argument("--consistency", type=float, default=1.0, help="weight of the float/chip consistency term")
+    f.add_argument("--seed", type=int, default=0)
     return p
+
+
+def _finetune(args, out) -> int:
+    import snn
+    from eventpipe.errors import reading_checkpoint
+    from eventpipe.runtime.model_loader import resolve_checkpoint
+    from snn.backends.chip.finetune import finetune, save_finetuned, synthetic_data
+
+    for k in ("steps", "clips"):
+        if getattr(args, k) < 1:
+            raise ValueError(f"--{k} must be >= 1, got {getattr(args, k)}")
+    if args.streams < 0 or not args.lr > 0 or args.consistency < 0:
+        raise ValueError("--streams must be >= 0, --lr > 0 and --consistency >= 0")
+    ckpt = resolve_checkpoint(args.checkpoint)
+    if not Path(ckpt).is_file():
+        raise FileNotFoundError(f"no such checkpoint: {ckpt}")
+    with reading_checkpoint(ckpt):
+        _, meta = snn.load_checkpoint(ckpt)
+    W, H = (meta.get("recipe") or {}).get("size") or meta["input_size"]
+    sensor = tuple((meta.get("extra") or {}).get("sensor_size") or (2 * W, 2 * H))   # the synthetic training sensor
+    data = synthetic_data(args.clips, args.streams, 20.0, 16, seed=args.seed, input_size=(W, H),
+                          sensor_size=sensor, T=int(meta.get("T") or 8), progress=True)
+    settings = dict(steps=args.steps, lr=args.lr, batch=6, run_batch=2 if args.streams else 0,
+                    consistency=args.consistency, recompile_every=10, seed=args.seed)
+    model, hist = finetune(ckpt, data, profile=args.profile, compile_kw=dict(sensor_size=sensor),
+                           log=lambda s: out.write(s + "\n"), progress=True, **settings)
+    save_finetuned(args.output, model, dict(meta, source=str(ckpt)), hist, dict(settings, profile=args.profile))
+    out.write(f"wrote {args.output}: twin clip agreement {hist['agree'][0][1]:.4f} -> {hist['agree'][-1][1]:.4f} "
+              f"on the training probe; measure: python benchmarks/chip_agreement.py --checkpoint {args.output}\n")
+    return EXIT_OK
 
 
 def _sensor_for(program) -> tuple[int, int]:
@@ -105,7 +149,8 @@ def run(args, env) -> int:
 
     out = env.stdout
     try:
-        return _compile(args, out) if args.chip_command == "compile" else _report(args, out)
+        cmd = {"compile": _compile, "report": _report, "finetune": _finetune}[args.chip_command]
+        return cmd(args, out)
     except ProfileError as e:
         raise ConfigError(str(e)) from None
     except ChipError as e:

@@ -34,3 +34,84 @@ def test_stream_spikes_agree(shipped_program, stream_frames):
     assert b.labels == 20
     per = b.per_layer()
     assert per["ConvBlock1_1.0.Conv.lif1"] > 0.99 and min(per.values()) > 0.8
+
+
+class _Echo:
+    """An 'executor' that replays the float model itself, with hand-made differences: the label of
+    chosen steps moved to another class, one spike of one op flipped at one step."""
+
+    def __init__(self, program, model, flip_label_steps=(), flip_spike=None):
+        from snn.backends.chip.agreement import _float_spikes
+        from snn.backends.chip.compile import normalise
+
+        self.p, self.m, self.n = program, model, 0
+        self.flip_label_steps, self.flip_spike = set(flip_label_steps), flip_spike
+        self._spk, self._norm = _float_spikes, normalise
+
+    def step(self, counts, state=None, record=True):
+        import torch
+
+        from snn.backends.chip.stats import Stats
+
+        with torch.no_grad():
+            out, ctx = self.m.run(self._norm(counts, self.p.meta["encoding"])[None], state, record_spikes=True)
+        logits = out[0].numpy().astype(np.float64) / self.p.logit_scale
+        if self.n in self.flip_label_steps:      # negated: the argmax becomes the argmin
+            logits = -logits
+        st = Stats.empty(self.p, True)
+        for op in self.p.ops:
+            if op.kind == "lif":
+                s = self._spk(ctx, op.attrs["float_keys"], self.p.buffers[op.dst]).astype(np.uint8)
+                if self.flip_spike is not None and self.flip_spike == (self.n, op.name):
+                    s.reshape(-1)[0] ^= 1
+                st.record[op.name] = s
+        self.n += 1
+        return logits, ctx.new, st
+
+
+def _small_compiled():
+    import torch
+
+    torch.manual_seed(0)
+    model = snn.create_model("meta_spikeformer_tiny", embed_dims=(8, 16, 16, 16), depths=(1, 1), num_classes=5,
+                             in_channels=2, T=2, v_threshold=0.5).eval()
+    enc = {"norm": "log1p", "scale": 0.25, "clip": 255}
+    return model, snn.chip.compile(model, input_size=(16, 16), encoding=enc)
+
+
+def test_agreement_counts_a_hand_made_stream():
+    """10 stream steps; the 'chip' differs from the float model only in the raw label of steps 3 and 7
+    and one spike of one op at step 5: raw 8/10 (and 8/10 decoded: with ema 0 the decoder's label is
+    the argmax), per-layer 1 - 1/(pairs) for that op only, the first divergence is that op."""
+    from snn.backends.chip.agreement import runtime_decoder
+
+    model, prog = _small_compiled()
+    lifs = [op for op in prog.ops if op.kind == "lif"]
+    target = lifs[3].name
+    frames = np.random.default_rng(0).poisson(2.0, (10, 2, 16, 16)).astype(np.int32)
+    a = Agreement(prog, model, executor=_Echo(prog, model, flip_label_steps=(3, 7), flip_spike=(5, target)),
+                  decoder=runtime_decoder([str(i) for i in range(5)], ema=0.0))
+    a.stream(frames)
+    assert (a.labels_same, a.labels) == (8, 10)
+    assert (a.decoded_same, a.decoded) == (8, 10)      # ema 0: the decoder's label is the argmax
+    per = a.per_layer()
+    c, h, w = prog.buffers[lifs[3].dst]
+    assert per[target] == 1 - 1 / (10 * c * h * w)
+    assert all(v == 1.0 for k, v in per.items() if k != target)
+    assert a.first_divergence() == target
+    assert list(per) == [op.name for op in lifs]          # program order
+
+
+def test_agreement_counts_hand_made_clips():
+    """Clip labels: the argmax of the summed step logits - identical steps agree on every clip; with
+    every step's logits negated, the clip's label is the float's argmin: no clip agrees."""
+    model, prog = _small_compiled()
+    rng = np.random.default_rng(1)
+    clips = rng.poisson(2.0, (2, 3, 2, 16, 16)).astype(np.int32)     # T=2, 3 clips in one batch
+    a = Agreement(prog, model, executor=_Echo(prog, model))
+    a.clips([clips])
+    assert (a.labels_same, a.labels) == (3, 3) and a.first_divergence() is None
+    b = Agreement(prog, model, executor=_Echo(prog, model, flip_label_steps=(0, 1)))
+    b.clips([clips])
+    assert (b.labels_same, b.labels) == (0, 3)
+    assert [f for _, f in b.clip_labels] == [f for _, f in a.clip_labels]
