@@ -54,3 +54,16 @@ def test_bad_inputs_are_one_line(tmp_path):
         assert rc == code, (argv, err)
         assert text in err and err.count("\n") == 1 and "Traceback" not in err
     np.testing.assert_equal((tmp_path / "x.npz").exists(), False)
+
+
+def test_finetune_bad_inputs_are_one_line(tmp_path):
+    out = str(tmp_path / "t.pt")
+    for argv, text in [
+        (["chip", "finetune", "-o", out, "--steps", "0"], "--steps must be >= 1"),
+        (["chip", "finetune", "-o", out, "--lr", "0"], "--lr > 0"),
+        (["chip", "finetune", str(tmp_path / "none.pt"), "-o", out], "none.pt"),
+    ]:
+        rc, _, err = _run(argv)
+        assert rc != 0, argv
+        assert text in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "t.pt").exists()

@@ -13,7 +13,7 @@ from snn.backends.chip.lower import lower
 
 from .programs import random_program, random_state
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(600)
 
 
 def _compare(prog, frames, state=None):
@@ -30,7 +30,7 @@ def _compare(prog, frames, state=None):
                 assert np.array_equal(sim_state[k].numpy().transpose(0, 2, 3, 1), ref_state[k].astype(np.float64)), k
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), rounding=st.sampled_from(["floor", "half_up"]), big=st.booleans())
 def test_twin_equals_reference_on_random_programs(seed, rounding, big):
     rng = np.random.default_rng(seed)

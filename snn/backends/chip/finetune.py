@@ -78,14 +78,31 @@ def _agree(model, sim: ChipSim, clips, enc) -> float:
     return float((f.mean(0).argmax(1) == q.sum(0).argmax(1)).double().mean())
 
 
-def finetune(model_or_checkpoint, data: FinetuneData, *, profile="generic", steps: int = 200, lr: float = 1e-4,
-             batch: int = 8, run_batch: int = 2, consistency: float = 1.0, recompile_every: int = 50,
-             clip_grad: float = 1.0, seed: int = 0, compile_kw: Optional[dict] = None,
-             log: Optional[Callable[[str], None]] = None, progress: bool = False):
+def finetune(model_or_checkpoint, data: FinetuneData, *, threads: int = 1, **kw):
     """Fine-tune a float model (or checkpoint path) with the chip's quantisation in the loop.
 
+    Keywords: ``profile``, ``steps``, ``lr`` (AdamW, cosine to 0), ``batch`` (clips per step),
+    ``run_batch`` (stream runs per step), ``consistency``, ``recompile_every``, ``clip_grad``,
+    ``seed``, ``compile_kw`` (``input_size`` / ``encoding`` / ``sensor_size`` for
+    :func:`~snn.backends.chip.compile.compile`), ``log``, ``progress``.  Runs on ``threads`` torch
+    threads (default 1: the twin's many small float64 ops gain nothing from more and stall on a
+    busy machine; the previous setting is restored).
+
     Returns ``(model, history)``; the model is a fine-tuned copy in eval mode; ``history`` has the
-    per-step losses and, at each recompile, the twin's clip agreement on the training clips."""
+    per-step losses and, at each recompile, the twin's clip agreement on (up to 48 of) the training
+    clips."""
+    prev = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        return _finetune(model_or_checkpoint, data, **kw)
+    finally:
+        torch.set_num_threads(prev)
+
+
+def _finetune(model_or_checkpoint, data: FinetuneData, *, profile="generic", steps: int = 200, lr: float = 1e-4,
+              batch: int = 8, run_batch: int = 2, consistency: float = 1.0, recompile_every: int = 50,
+              clip_grad: float = 1.0, seed: int = 0, compile_kw: Optional[dict] = None,
+              log: Optional[Callable[[str], None]] = None, progress: bool = False):
     import copy
 
     kw = dict(compile_kw or {})
@@ -149,7 +166,7 @@ def finetune(model_or_checkpoint, data: FinetuneData, *, profile="generic", step
             torch.nn.utils.clip_grad_norm_(params, clip_grad)
         opt.step()
         sched.step()
-        hist["loss"].append(float(loss))
+        hist["loss"].append(float(loss.detach()))
         hist["ce_float"].append(float(ce_f))
         hist["ce_chip"].append(float(ce_q))
         hist["kl"].append(float(kl))
