@@ -153,6 +153,46 @@ def measure(checkpoint=CHECKPOINT, n_clips=120, seconds=20.0, seeds=(20000, 2000
     return {"clips": a.top1, "stream_decoded": b.decoded_top1, "stream_raw": b.top1, "lines": lines}
 
 
+def attribute(checkpoint=CHECKPOINT, n_clips=120, steps=200, seeds=(20000, 20001), out=print):
+    """Which rounding moves the labels: the chip's twin (``ChipSim``, bit-exact) with one rounding kept
+    at a time (the others left out), on the clips and the first ``steps`` raw step labels of each
+    stream.  The program is calibrated on 4 training clips (as ``benchmarks/chip.py`` did)."""
+    import snn
+    import snn.chip
+    from eventpipe.chip_data import count_clips, count_stream
+    from snn.backends.chip.compile import normalise
+    from snn.backends.chip.simulate import EXACT, ChipSim
+
+    model, _ = snn.load_checkpoint(checkpoint)
+    cal = count_clips(4, seed=0, split="train").transpose(1, 0, 2, 3, 4)
+    prog = snn.chip.compile(checkpoint, calibration=[cal])
+    enc = prog.meta["encoding"]
+    x = torch.from_numpy(count_clips(n_clips, seed=0, split="test").transpose(1, 0, 2, 3, 4).astype(np.int64))
+    streams = [count_stream(s, seconds=steps * 0.05 + 0.1)[0][:steps] for s in seeds]
+    with torch.no_grad():
+        f_clip = model.run(normalise(x.numpy(), enc))[0].mean(0).argmax(1)
+        f_steps = []
+        for frames in streams:
+            st, labs = None, []
+            for fr in frames:
+                o, st = model.step(normalise(fr[None], enc), st)
+                labs.append(int(o.argmax()))
+            f_steps.append(labs)
+    rows = [("all (the chip)", ()), ("none", EXACT)] + [(f"{k} only", tuple(e for e in EXACT if e != k)) for k in EXACT]
+    for name, exact in rows:
+        sim = ChipSim(prog, model, exact=exact)
+        with torch.no_grad():
+            clip = float((sim.run(x)[0].sum(0).argmax(1) == f_clip).double().mean())
+            same = n = 0
+            for frames, labs in zip(streams, f_steps):
+                st = None
+                for fr, lab in zip(frames, labs):
+                    o, st, _ = sim.step(torch.from_numpy(fr[None].astype(np.int64)), st)
+                    same += int(o.argmax()) == lab
+                    n += 1
+        out(f"attribution: rounding kept {name:22s} clips {clip:.4f}, raw stream steps {same / n:.4f} ({n} steps)")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", default=CHECKPOINT)
@@ -163,8 +203,13 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="24 clips, one 8 s stream")
     ap.add_argument("--decoder", action="append", default=[], metavar="KEY=VALUE",
                     help="override a runtime decoder default (e.g. ema=0.6); repeatable")
+    ap.add_argument("--attribute", action="store_true",
+                    help="instead: which rounding moves the labels (the chip's twin, one rounding at a time)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    if args.attribute:
+        attribute(args.checkpoint, out=lambda s: print(s, flush=True))
+        return 0
     over = {}
     for kv in args.decoder:
         k, _, v = kv.partition("=")

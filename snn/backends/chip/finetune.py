@@ -167,9 +167,9 @@ def _finetune(model_or_checkpoint, data: FinetuneData, *, profile="generic", ste
         opt.step()
         sched.step()
         hist["loss"].append(float(loss.detach()))
-        hist["ce_float"].append(float(ce_f))
-        hist["ce_chip"].append(float(ce_q))
-        hist["kl"].append(float(kl))
+        hist["ce_float"].append(float(ce_f.detach()))
+        hist["ce_chip"].append(float(ce_q.detach()))
+        hist["kl"].append(float(kl.detach()))
         if (i + 1) % recompile_every == 0 or i + 1 == steps:
             prog, sim = build()
             ls = float(prog.logit_scale)
