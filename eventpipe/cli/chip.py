@@ -42,7 +42,7 @@ def add_parser(subparsers):
     f.add_argument("checkpoint", nargs="?", default="default", help="checkpoint (default: the shipped model)")
     f.add_argument("-o", "--output", required=True, help="checkpoint to write (.pt)")
     f.add_argument("--profile", default="generic", help="hardware profile: a name in configs/chip or a .toml")
-    f.add_argument("--steps", type=int, default=60, help="optimiser steps (default 60)")
+    f.add_argument("--steps", type=int, default=40, help="optimiser steps (default 40)")
     f.add_argument("--clips", type=int, default=96, help="synthetic training clips (default 96)")
     f.add_argument("--streams", type=int, default=2, help="synthetic training streams of 20 s (default 2)")
     f.add_argument("--lr", type=float, default=2e-4, help="learning rate (default 2e-4, cosine to 0)")
