@@ -126,7 +126,7 @@ def compare(tag, model, prog, counts, float_frames, repeats, clip_repeats, lines
 
 
 def shipped(repeats, clip_repeats, lines):
-    from eventpipe.chip_data import count_clips, count_stream
+    from eventpipe.runtime.chip_counts import count_clips, count_stream
 
     model, meta = snn.load_checkpoint(CHECKPOINT)
     cal = count_clips(4, seed=0, split="train").transpose(1, 0, 2, 3, 4)
@@ -177,7 +177,7 @@ def perturbed_float_agreement(model, counts, enc, rel=1e-3, seed=0):
 
 def agreement(n_clips, stream_seconds, lines):
     """Top-1 agreement of chip and float labels on synthetic test clips and test streams."""
-    from eventpipe.chip_data import count_clips, count_stream
+    from eventpipe.runtime.chip_counts import count_clips, count_stream
     from snn.backends.chip.agreement import Agreement
 
     model, meta = snn.load_checkpoint(CHECKPOINT)
