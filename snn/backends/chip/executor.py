@@ -18,7 +18,7 @@ from . import kernels as K
 from .stats import IDX, Stats, weight_bytes
 
 
-_I32 = np.zeros((), np.int32)  # dtype token of the int32 accumulator (read only)
+_I32 = np.zeros(1, np.int32)  # dtype token of the int32 accumulator (read only)
 
 
 def _row_weights(w: np.ndarray, groups: int) -> np.ndarray:
@@ -84,6 +84,8 @@ class Executor:
                 w = op.arrays["weight"]
                 g = int(op.attrs["groups"])
                 p["wt"] = _row_weights(w, g)
+                if op.attrs["src_kind"] != "spike":  # products in int32 lanes: rows widened once, here
+                    p["wt"] = p["wt"].astype(np.int32)
                 cig, cog = w.shape[1], w.shape[0] // g
                 p["og"] = (np.arange(cig * g, dtype=np.int64) // cig) * cog
                 sh = np.maximum(op.arrays["shift"].astype(np.int64), 0)  # a shift <= 0 leaves the sum as it is
@@ -93,7 +95,7 @@ class Executor:
                 p["spike"] = op.attrs["src_kind"] == "spike"
                 src_max = 1 if p["spike"] else bound.get(op.src, self.acc_hi)
                 p["wsum"] = int(np.abs(w.astype(np.int64)).reshape(w.shape[0], -1).sum(1).max(initial=0))
-                p["acc"] = np.zeros((), np.int32 if p["wsum"] * src_max < (1 << 31) else np.int64)
+                p["acc"] = np.zeros(1, np.int32 if p["wsum"] * src_max < (1 << 31) else np.int64)
                 p["flush"] = int16_flush(w)
                 co, ho, wo = program.buffers[op.dst]
                 p["par"] = self.threads > 1 and ho * wo > 1 and ho * wo * co * w[0].size >= min_syn

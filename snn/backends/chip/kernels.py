@@ -150,7 +150,7 @@ def _emit(tacc, tlo, dst, b, oy, ox, shift, rnd, bias, add, lo, hi):  # pragma: 
 @numba.njit(**_JIT)
 def _conv_spikes_at(chan, npos, b, q0, qstep, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst, add,
                     lo, hi, t16, tacc, idx):  # pragma: no cover - jitted
-    """Output positions ``q0, q0 + qstep, ...`` of batch row ``b`` from spikes; returns
+    """Output rows ``q0, q0 + qstep, ...`` of batch row ``b`` from spikes; returns
     ``(accumulates, saturations)``.  ``wt [Ci, K, K, cog]``; ``og[ci]``: first output of ``ci``'s group."""
     _, Ho, Wo, Co = dst.shape
     K = wt.shape[1]
@@ -162,80 +162,79 @@ def _conv_spikes_at(chan, npos, b, q0, qstep, H, W, Ci, wt, og, stride, pad, flu
     dense = cog == Co  # one group: every row spans all outputs
     n = 0
     n_sat = 0
-    for q in range(q0, Ho * Wo, qstep):
-        oy = q // Wo
-        ox = q - oy * Wo
-        tacc[:] = 0
-        t16[:] = 0
-        nr = 0
-        rows = 0
-        for ky in range(K):
-            iy = oy * stride - pad + ky
-            if iy < 0 or iy >= H:
-                continue
-            for kx in range(K):
-                ix = ox * stride - pad + kx
-                if ix < 0 or ix >= W:
+    for oy in range(q0, Ho, qstep):  # output rows q0, q0 + qstep, ...
+        for ox in range(Wo):
+            tacc[:] = 0
+            t16[:] = 0
+            nr = 0
+            rows = 0
+            for ky in range(K):
+                iy = oy * stride - pad + ky
+                if iy < 0 or iy >= H:
                     continue
-                p = iy * W + ix
-                tap = ky * K + kx
-                base = p * Ci
-                if dense:
-                    for e in range(base, base + nb[p]):
-                        idx[nr] = np.int64(cb[e]) * KK + tap
-                        nr += 1
-                elif cog == 1:  # depthwise: one weight per (spike, tap), straight into the exact row
-                    for e in range(base, base + nb[p]):
-                        ci = np.int64(cb[e])
-                        tacc[og[ci]] += wt2[ci * KK + tap, 0]
-                    n += nb[p]
-                else:  # grouped: each row adds into its group's slice
-                    for e in range(base, base + nb[p]):
-                        ci = np.int64(cb[e])
-                        o0 = og[ci]
-                        t = t16[o0:o0 + cog]
-                        w = wt2[ci * KK + tap]
-                        for j in range(cog):
-                            t[j] += w[j]
-                        rows += 1
-                        n += cog
-                        if rows == flush:
-                            for j in range(Co):
-                                tacc[j] += t16[j]
-                                t16[j] = 0
-                            rows = 0
-        if dense:
-            n += nr * cog
-            r0 = 0
-            while r0 < nr:
-                r1 = min(nr, r0 + flush)
-                r = r0
-                while r + 4 <= r1:
-                    a0 = wt2[idx[r]]
-                    a1 = wt2[idx[r + 1]]
-                    a2 = wt2[idx[r + 2]]
-                    a3 = wt2[idx[r + 3]]
-                    for j in range(Co):
-                        t16[j] += (a0[j] + a1[j]) + (a2[j] + a3[j])
-                    r += 4
-                while r < r1:
-                    a0 = wt2[idx[r]]
-                    for j in range(Co):
-                        t16[j] += a0[j]
-                    r += 1
-                if r1 < nr:
-                    for j in range(Co):
-                        tacc[j] += t16[j]
-                        t16[j] = 0
-                r0 = r1
-        n_sat += _emit(tacc, t16, dst, b, oy, ox, shift, rnd, bias, add, lo, hi)
+                for kx in range(K):
+                    ix = ox * stride - pad + kx
+                    if ix < 0 or ix >= W:
+                        continue
+                    p = iy * W + ix
+                    tap = ky * K + kx
+                    base = p * Ci
+                    if dense:
+                        for e in range(base, base + nb[p]):
+                            idx[nr] = np.int64(cb[e]) * KK + tap
+                            nr += 1
+                    elif cog == 1:  # depthwise: one weight per (spike, tap), straight into the exact row
+                        for e in range(base, base + nb[p]):
+                            ci = np.int64(cb[e])
+                            tacc[og[ci]] += wt2[ci * KK + tap, 0]
+                        n += nb[p]
+                    else:  # grouped: each row adds into its group's slice
+                        for e in range(base, base + nb[p]):
+                            ci = np.int64(cb[e])
+                            o0 = og[ci]
+                            t = t16[o0:o0 + cog]
+                            w = wt2[ci * KK + tap]
+                            for j in range(cog):
+                                t[j] += w[j]
+                            rows += 1
+                            n += cog
+                            if rows == flush:
+                                for j in range(Co):
+                                    tacc[j] += t16[j]
+                                    t16[j] = 0
+                                rows = 0
+            if dense:
+                n += nr * cog
+                r0 = 0
+                while r0 < nr:
+                    r1 = min(nr, r0 + flush)
+                    r = r0
+                    while r + 4 <= r1:
+                        a0 = wt2[idx[r]]
+                        a1 = wt2[idx[r + 1]]
+                        a2 = wt2[idx[r + 2]]
+                        a3 = wt2[idx[r + 3]]
+                        for j in range(Co):
+                            t16[j] += (a0[j] + a1[j]) + (a2[j] + a3[j])
+                        r += 4
+                    while r < r1:
+                        a0 = wt2[idx[r]]
+                        for j in range(Co):
+                            t16[j] += a0[j]
+                        r += 1
+                    if r1 < nr:
+                        for j in range(Co):
+                            tacc[j] += t16[j]
+                            t16[j] = 0
+                    r0 = r1
+            n_sat += _emit(tacc, t16, dst, b, oy, ox, shift, rnd, bias, add, lo, hi)
     return n, n_sat
 
 
 @numba.njit(**_JIT)
 def _conv_graded_at(src, b, q0, qstep, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi,
                     tacc, tzero, idx, val):  # pragma: no cover - jitted
-    """Output positions ``q0, q0 + qstep, ...`` of batch row ``b`` from a graded map ``src``: every
+    """Output rows ``q0, q0 + qstep, ...`` of batch row ``b`` from a graded map ``src``: every
     non-zero value multiplies its rows.  Returns ``(multiply-accumulates, saturations)``."""
     _, H, W, Ci = src.shape
     _, Ho, Wo, Co = dst.shape
@@ -246,55 +245,54 @@ def _conv_graded_at(src, b, q0, qstep, wt, og, stride, pad, shift, rnd, bias, ds
     dense = cog == Co
     n = 0
     n_sat = 0
-    for q in range(q0, Ho * Wo, qstep):
-        oy = q // Wo
-        ox = q - oy * Wo
-        tacc[:] = 0
-        nr = 0
-        for ky in range(K):
-            iy = oy * stride - pad + ky
-            if iy < 0 or iy >= H:
-                continue
-            for kx in range(K):
-                ix = ox * stride - pad + kx
-                if ix < 0 or ix >= W:
+    for oy in range(q0, Ho, qstep):  # output rows q0, q0 + qstep, ...
+        for ox in range(Wo):
+            tacc[:] = 0
+            nr = 0
+            for ky in range(K):
+                iy = oy * stride - pad + ky
+                if iy < 0 or iy >= H:
                     continue
-                tap = ky * K + kx
-                s = src[b, iy, ix]
-                for ci in range(Ci):
-                    v = s[ci]
-                    if v == 0:
+                for kx in range(K):
+                    ix = ox * stride - pad + kx
+                    if ix < 0 or ix >= W:
                         continue
-                    if dense:
-                        idx[nr] = ci * KK + tap
-                        val[nr] = v
-                        nr += 1
-                    else:
-                        o0 = og[ci]
-                        t = tacc[o0:o0 + cog]
-                        w = wt2[ci * KK + tap]
-                        for j in range(cog):
-                            t[j] += v * w[j]
-                        n += cog
-        if dense:
-            n += nr * cog
-            r = 0
-            while r + 4 <= nr:
-                a0 = wt2[idx[r]]
-                a1 = wt2[idx[r + 1]]
-                a2 = wt2[idx[r + 2]]
-                a3 = wt2[idx[r + 3]]
-                v0, v1, v2, v3 = val[r], val[r + 1], val[r + 2], val[r + 3]
-                for j in range(Co):
-                    tacc[j] += (v0 * a0[j] + v1 * a1[j]) + (v2 * a2[j] + v3 * a3[j])
-                r += 4
-            while r < nr:
-                a0 = wt2[idx[r]]
-                v0 = val[r]
-                for j in range(Co):
-                    tacc[j] += v0 * a0[j]
-                r += 1
-        n_sat += _emit(tacc, tzero, dst, b, oy, ox, shift, rnd, bias, add, lo, hi)
+                    tap = ky * K + kx
+                    s = src[b, iy, ix]
+                    for ci in range(Ci):
+                        v = s[ci]
+                        if v == 0:
+                            continue
+                        if dense:
+                            idx[nr] = ci * KK + tap
+                            val[nr] = v
+                            nr += 1
+                        else:
+                            o0 = og[ci]
+                            t = tacc[o0:o0 + cog]
+                            w = wt2[ci * KK + tap]
+                            for j in range(cog):
+                                t[j] += v * w[j]
+                            n += cog
+            if dense:
+                n += nr * cog
+                r = 0
+                while r + 4 <= nr:
+                    a0 = wt2[idx[r]]
+                    a1 = wt2[idx[r + 1]]
+                    a2 = wt2[idx[r + 2]]
+                    a3 = wt2[idx[r + 3]]
+                    v0, v1, v2, v3 = val[r], val[r + 1], val[r + 2], val[r + 3]
+                    for j in range(Co):
+                        tacc[j] += (v0 * a0[j] + v1 * a1[j]) + (v2 * a2[j] + v3 * a3[j])
+                    r += 4
+                while r < nr:
+                    a0 = wt2[idx[r]]
+                    v0 = val[r]
+                    for j in range(Co):
+                        tacc[j] += v0 * a0[j]
+                    r += 1
+            n_sat += _emit(tacc, tzero, dst, b, oy, ox, shift, rnd, bias, add, lo, hi)
     return n, n_sat
 
 
@@ -302,7 +300,7 @@ def _conv_graded_at(src, b, q0, qstep, wt, og, stride, pad, shift, rnd, bias, ds
 def conv_spikes(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst, add, lo, hi,
                 acc_proto):  # pragma: no cover - jitted
     """A conv on spikes into ``dst [B, Ho, Wo, Co]`` (set or residual add), on the calling thread;
-    ``acc_proto``: a 0-d array of the exact accumulator's dtype.  Returns ``(accumulates, saturations)``."""
+    ``acc_proto``: a 1-element array of the exact accumulator's dtype.  Returns ``(accumulates, saturations)``."""
     B, Ho, Wo, Co = dst.shape
     t16 = np.zeros(Co, np.int16)
     tacc = np.zeros(Co, acc_proto.dtype)
@@ -320,7 +318,7 @@ def conv_spikes(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bi
 @numba.njit(parallel=True, **_JIT)
 def conv_spikes_par(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst, add, lo, hi,
                     acc_proto, parts):  # pragma: no cover - jitted
-    """:func:`conv_spikes` with the output positions interleaved over ``parts`` threads."""
+    """:func:`conv_spikes` with the output rows interleaved over ``parts`` threads."""
     B, Ho, Wo, Co = dst.shape
     ns = np.zeros(parts, np.int64)
     sats = np.zeros(parts, np.int64)
@@ -345,7 +343,7 @@ def conv_graded(src, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi, ac
     tzero = np.zeros(Co, np.int16)
     nmax = Ci * wt.shape[1] * wt.shape[2]
     idx = np.empty(nmax, np.int64)
-    val = np.empty(nmax, np.int64)
+    val = np.empty(nmax, acc_proto.dtype)
     n = 0
     n_sat = 0
     for b in range(B):
@@ -359,7 +357,7 @@ def conv_graded(src, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi, ac
 @numba.njit(parallel=True, **_JIT)
 def conv_graded_par(src, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi, acc_proto,
                     parts):  # pragma: no cover - jitted
-    """:func:`conv_graded` with the output positions interleaved over ``parts`` threads."""
+    """:func:`conv_graded` with the output rows interleaved over ``parts`` threads."""
     B, Ho, Wo, Co = dst.shape
     Ci = src.shape[3]
     nmax = Ci * wt.shape[1] * wt.shape[2]
@@ -369,7 +367,7 @@ def conv_graded_par(src, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi
         tacc = np.zeros(Co, acc_proto.dtype)
         tzero = np.zeros(Co, np.int16)
         idx = np.empty(nmax, np.int64)
-        val = np.empty(nmax, np.int64)
+        val = np.empty(nmax, acc_proto.dtype)
         for b in range(B):
             a, s = _conv_graded_at(src, b, part, parts, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi,
                                    tacc, tzero, idx, val)
