@@ -13,9 +13,13 @@ before ``flush`` rows could overflow int16 (``flush * max|w| <= 32767``; never, 
 static bound ``sum |w|`` over the fan-in of every output channel fits int16), so the sums are exact:
 the results equal :mod:`~snn.backends.chip.reference` bit for bit.
 
-Every kernel exists as a serial function over a range of positions and a ``*_par`` version that
-splits the positions over ``parts`` numba threads (interleaved for convs, contiguous blocks for
-neurons); no two threads write the same output, and the sums are the same in any order.
+A depthwise conv on spikes (stride 1, K <= 8) scatters instead: each spike adds its K reversed
+kernel rows into K contiguous columns of a channel-major scratch (one 8-lane add per kernel row).
+
+The convs and neuron updates exist as a serial function and a ``*_par`` version that splits the
+work over ``parts`` numba threads (output rows interleaved for convs, channel blocks for the
+depthwise conv, position blocks for neurons); no two threads write the same output, and integer
+sums are the same in any order, so the results are those of one thread.
 """
 
 from __future__ import annotations
