@@ -202,3 +202,19 @@ def test_threads_split_large_ops_only():
     assert not any(p.get("par") for p in Executor(prog, threads=1, parallel_min=0)._prep)
     with pytest.raises(ValueError, match="threads"):
         Executor(prog, threads=0)
+
+
+def test_threaded_step_leaves_numbas_thread_count_as_it_was():
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has one thread here")
+    rng = np.random.default_rng(4)
+    prog = random_program(rng)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        Executor(prog, threads=2, parallel_min=0).step(rng.integers(0, 5, (1,) + prog.input_shape))
+        assert numba.get_num_threads() == 1
+    finally:
+        numba.set_num_threads(before)

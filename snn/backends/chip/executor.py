@@ -145,14 +145,27 @@ class Executor:
         self._arena = {B: arena}  # one batch size at a time: memory stays bounded
         return arena
 
-    def _threads_on(self) -> None:
+    def _threads_on(self) -> int:
+        """Sets numba's thread count (for the calling thread) to ours; returns the previous one."""
+        prev = numba.get_num_threads()
         n = min(self.threads, numba.config.NUMBA_NUM_THREADS)
-        if numba.get_num_threads() != n:
+        if prev != n:
             numba.set_num_threads(n)
+        return prev
 
-    # ------------------------------------------------------------------ step
     def step(self, frame, state: Optional[Dict[str, np.ndarray]] = None, *, record: bool = False):
         """One timestep; returns ``(logits [B, classes] int64, new state, stats)``."""
+        if self.threads == 1:
+            return self._step(frame, state, record)
+        prev = self._threads_on()
+        try:
+            return self._step(frame, state, record)
+        finally:  # the caller's numba setting (e.g. the float fast path's) is left as it was
+            if numba.get_num_threads() != prev:
+                numba.set_num_threads(prev)
+
+    # ------------------------------------------------------------------ step
+    def _step(self, frame, state, record):
         prog = self.program
         frame = prog.check_frame(frame)
         B = frame.shape[0]
@@ -163,8 +176,6 @@ class Executor:
         new_state: Dict[str, np.ndarray] = {}
         hu = self.half_up
         parts = self.threads
-        if parts > 1:
-            self._threads_on()
         acc_lo, acc_hi = np.int64(self.acc_lo), np.int64(self.acc_hi)
         for i, (op, p) in enumerate(zip(prog.ops, self._prep)):
             if op.kind == "input":
