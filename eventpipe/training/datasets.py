@@ -331,6 +331,10 @@ def build_dataset(d: DataConfig, split: str, train: Optional[bool] = None, progr
 
         return SyntheticStreamFrames(d, "train" if split == "train" else "test", train=train,
                                      progress=progress)
+    if d.dataset == "recordings":  # your own takes + labels files (eventpipe.training.recordings)
+        from eventpipe.training.recordings import build_recordings
+
+        return build_recordings(d, split, train=train, seed=seed)
     sp = d.train_split if split == "train" else d.test_split
     if d.dataset == "hardvs":
         items = hardvs_items(d.root, sp)
