@@ -5,7 +5,7 @@
    records each with ``eventpipe record video:TAKE.avi TAKE.h5`` (the DVS emulator);
 2. label: a labels file per take, one of them made by keys through the label window's
    state machine;
-3. train: ``eventpipe train --data DIR`` (a tiny model, 4 epochs, seeded; takes 4 and 5
+3. train: ``eventpipe train --data DIR`` (a tiny model, 6 epochs, seeded; takes 4 and 5
    held out);
 4. run: ``eventpipe eval --stream TAKE.h5`` on both held-out takes: window accuracy
    >= 0.75 on each (chance: 1/3) and every switch caught within 0.5 s; and
@@ -31,7 +31,7 @@ TINY = ["--set", "progress=false", "--set", "data.T=4", "--set", "data.stride_us
         "--set", "model.embed_dims=[8, 16, 32, 32]", "--set", "model.num_heads=2",
         "--set", "model.mlp_ratio=1", "--set", "model.conv_mlp_ratio=1",
         "--set", "model.extra={v_threshold = 0.1, sep_kernel = 3}",
-        "--set", "optim.batch_size=8", "--set", "optim.epochs=4", "--set", "optim.lr=5e-3",
+        "--set", "optim.batch_size=8", "--set", "optim.epochs=6", "--set", "optim.lr=5e-3",
         "--set", "optim.warmup_epochs=0.5", "--set", "optim.clip_grad=0",
         "--set", "data.test_takes=['take4', 'take5']"]
 
@@ -93,11 +93,11 @@ def test_teach_it_your_own_actions(takes, tmp_path):
         Segment(4.0, (t_last - t_first) / 1e6, CLASSES[2])]
     out_dir = tmp_path / "run"
     log = cli("train", "--data", data, "--out-dir", out_dir, *TINY)
-    assert "classes 3 | train 88 test 44" in log  # takes 0-3: 12 segments x 7-8 clips
+    assert "classes 3 | train 89 test 44" in log  # takes 0-3: 12 segments x 7-8 clips
     for f in ("best.pt", "final.pt", "curves.png", "history.json", "train.log"):
         assert (out_dir / f).is_file(), f
     history = json.loads((out_dir / "history.json").read_text())
-    assert len(history) == 4
+    assert len(history) == 6
     best = out_dir / "best.pt"
     for k in (4, 5):
         res_path = tmp_path / f"eval{k}.json"
