@@ -54,12 +54,21 @@ def test_classes_split_by_take_and_clips_per_segment(tmp_path):
     assert build_dataset(d3, "test", train=False).labels.tolist() == [0] * 20
 
 
-def test_train_and_test_folders(tmp_path):
+def test_train_and_test_folders_and_other_formats(tmp_path):
+    from eventpipe.io.plain import write_npz
+
     take(tmp_path / "train", "x", "0,1,a\n1,2,b\n")
-    take(tmp_path / "test", "y", "0,1,b\n1,2,a\n", seed=4)
+    (tmp_path / "test").mkdir()
+    with open_recording(tmp_path / "train" / "x.h5") as rec:       # the same events as .npz
+        write_npz(tmp_path / "test" / "y.npz", rec.events(), sensor_size=(48, 32))
+    (tmp_path / "test" / "y.labels.csv").write_text("start_s,end_s,label\n0,1,b\n1,2,a\n")
     d = cfg(tmp_path)
     assert build_dataset(d, "train").takes == ["train/x"]
-    assert build_dataset(d, "test", train=False).takes == ["test/y"]
+    te = build_dataset(d, "test", train=False)
+    assert te.takes == ["test/y"] and te.labels.tolist() == [1] * 6 + [0] * 6
+    # the same segment of the same events gives the same clip from either format
+    te_x = build_dataset(cfg(tmp_path, test_takes=["train/x"]), "test", train=False)
+    torch.testing.assert_close(te[0][0], te_x[0][0])   # 0-1 s in both
 
 
 def test_held_out_clips_tile_the_segment_exactly(tmp_path):

@@ -112,3 +112,62 @@ def test_tab_cycles_and_zero_is_the_tenth_class():
     assert s.label == "c0"
     with pytest.raises(ValueError, match="no classes"):
         LabelState(duration_us=1, classes=())
+
+
+def test_the_picture_shows_events_timeline_segments_and_cursor():
+    """``draw``: the event frame ON/OFF coloured as in ``run --view`` at the top; on the
+    timeline each segment in its class's colour over its span, the open segment outlined
+    in the selected class's colour, the cursor as a white line."""
+    import numpy as np
+
+    from eventpipe.labelling.window import CURSOR_BGR, TRACK_BGR, class_colour, draw
+    from eventpipe.render import frame_to_image
+
+    s = new(segments=[Segment(0.0, 2.0, "clap"), Segment(5.0, 6.0, "push")])
+    feed(s, "right", "right", "right", "right", "right", "right", "right", "space",
+         "right", "3")                                           # open 7-8 s, push selected
+    frame = np.zeros((2, 8, 10), np.float32)
+    frame[1, 2, 3] = 4.0                                         # ON
+    frame[0, 5, 7] = 1.0                                         # OFF
+    img = draw(s, frame, scale=4)
+    want = frame_to_image(frame)
+    x0 = (img.shape[1] - 40) // 2
+    np.testing.assert_array_equal(img[:32, x0:x0 + 40][::4, ::4], want)
+    # the timeline row: find it by the track colour, then read the colours along it
+    rows = np.where(np.all(img == TRACK_BGR, axis=-1).sum(1) > 100)[0]
+    row = img[rows[len(rows) // 2]]
+    track = np.where(np.all(row == TRACK_BGR, axis=-1))[0]
+    tx0, tx1 = 8, img.shape[1] - 8
+
+    def at(t_s):
+        return row[tx0 + int(round((tx1 - tx0 - 1) * t_s / 10.0))]
+
+    assert tuple(at(1.0)) == class_colour(1)                    # clap
+    assert tuple(at(5.5)) == class_colour(2)                    # push
+    assert tuple(at(3.5)) == TRACK_BGR and tuple(at(9.5)) == TRACK_BGR
+    assert tuple(at(8.0)) == CURSOR_BGR
+    assert track.min() >= tx0 and track.max() < tx1
+    # the open segment 7-8 s: its outline (top edge) in push's colour
+    top = img[rows.min() - 2: rows.min() + 2, tx0 + int(round((tx1 - tx0 - 1) * 0.75))]
+    assert any(tuple(p) == class_colour(2) for p in top)
+
+
+def test_recording_frames_count_the_events_before_the_cursor(recording):
+    """The window's frame for [a, b) (µs after the first event): OFF/ON counts per pixel
+    of exactly those events."""
+    import numpy as np
+
+    from eventpipe.labelling.window import RecordingFrames
+    from recorders.reader import open_recording
+
+    fr = RecordingFrames(recording)
+    with open_recording(recording) as rec:
+        ev, t0 = rec.events(), rec.info.t_first
+    assert fr.size == (48, 32) and fr.duration_us == int(ev["t"].max()) - t0
+    a, b = 1_200_000, 1_250_000
+    got = fr.frame(a, b)
+    want = np.zeros((2, 32, 48))
+    sel = ev[(ev["t"] >= t0 + a) & (ev["t"] < t0 + b)]
+    np.add.at(want, (sel["p"].astype(int), sel["y"].astype(int), sel["x"].astype(int)), 1)
+    assert len(sel) > 100
+    np.testing.assert_array_equal(got, want)
