@@ -36,9 +36,9 @@ def labelled_recording(uri: str) -> Optional[tuple[Path, Path]]:
 
 def recording_span(path: Path) -> tuple[int, int]:
     """``(t_first, t_last)`` of a recording's events."""
-    from eventpipe.training.recordings import _events_and_origin
+    from eventpipe.labelling.events import recording_events
 
-    _, _, t_first, t_last = _events_and_origin(path)
+    _, _, t_first, t_last = recording_events(path)
     if t_first is None:
         raise ValueError(f"{path}: the recording holds no events")
     return int(t_first), int(t_last)

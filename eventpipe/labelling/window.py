@@ -65,9 +65,9 @@ class RecordingFrames:
     into one OFF/ON count frame at the sensor's resolution."""
 
     def __init__(self, path):
-        from eventpipe.training.recordings import _events_and_origin
+        from eventpipe.labelling.events import recording_events
 
-        self.read, size, self.t_first, t_last = _events_and_origin(Path(path))
+        self.read, size, self.t_first, t_last = recording_events(Path(path))
         if self.t_first is None:
             raise ValueError(f"{path}: the recording holds no events")
         if size is None:

@@ -332,9 +332,12 @@ def build_dataset(d: DataConfig, split: str, train: Optional[bool] = None, progr
         return SyntheticStreamFrames(d, "train" if split == "train" else "test", train=train,
                                      progress=progress)
     if d.dataset == "recordings":  # your own takes + labels files (eventpipe.training.recordings)
-        from eventpipe.training.recordings import build_recordings
+        from eventpipe.training.recordings import recording_items
 
-        return build_recordings(d, split, train=train, seed=seed)
+        items, names, takes = recording_items(d, split, train=train, seed=seed)
+        ds = EventClipDataset(items, names, d, train=train, seed=seed)
+        ds.takes = takes
+        return ds
     sp = d.train_split if split == "train" else d.test_split
     if d.dataset == "hardvs":
         items = hardvs_items(d.root, sp)

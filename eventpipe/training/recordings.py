@@ -27,9 +27,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from eventpipe.labelling.files import SUFFIXES, LabelFileError, Segment, read_labels
-
-RECORDING_PREFERENCE = (".h5", ".hdf5")
+from eventpipe.labelling.events import RECORDING_PREFERENCE, recording_events
+from eventpipe.labelling.files import SUFFIXES, LabelFileError, read_labels
 
 
 @dataclass(frozen=True)
@@ -103,33 +102,6 @@ def split_takes(takes: Sequence[Take], root, split: str, *, test_takes: Sequence
     return out
 
 
-def _events_and_origin(path: Path):
-    """``(read(start_us, end_us) -> events, sensor_size, t_first, t_last)`` of a recording."""
-    if path.suffix.lower() in RECORDING_PREFERENCE:
-        from recorders.reader import open_recording
-
-        with open_recording(path) as rec:
-            info = rec.info
-
-        def read(a, b):
-            with open_recording(path) as r:
-                return r.events(start_us=a, end_us=b)
-
-        return read, info.sensor_size, info.t_first, info.t_last
-    from eventpipe.io import open_reader
-
-    r = open_reader(path)
-    ev = r.read()
-    size = r.info.sensor_size or ((int(ev["x"].max()) + 1, int(ev["y"].max()) + 1)
-                                  if len(ev) else None)
-
-    def read(a, b):
-        return ev[(ev["t"] >= a) & (ev["t"] < b)]
-
-    t = ev["t"]
-    return read, size, (int(t.min()) if len(t) else None), (int(t.max()) if len(t) else None)
-
-
 def _segment_load(read, size, a_us: int, b_us: int):
     def load():
         return read(a_us, b_us), size
@@ -139,7 +111,7 @@ def _segment_load(read, size, a_us: int, b_us: int):
 def take_segments(take: Take, classes: Optional[Sequence[str]] = None):
     """``(read, sensor_size, t_first, segments)`` of a take, the labels checked against
     the recording's length."""
-    read, size, t_first, t_last = _events_and_origin(take.recording)
+    read, size, t_first, t_last = recording_events(take.recording)
     if t_first is None:
         raise LabelFileError(take.recording, "", "the recording holds no events")
     if size is None:
@@ -149,8 +121,10 @@ def take_segments(take: Take, classes: Optional[Sequence[str]] = None):
 
 
 def recording_items(d, split: str, *, train: bool, seed: int = 0
-                    ) -> Tuple[list, List[str], List[Take]]:
-    """``(items, class_names, takes)`` of ``split`` for :class:`EventClipDataset`."""
+                    ) -> Tuple[list, List[str], List[str]]:
+    """``(items, class_names, take names)`` of ``split`` for
+    :class:`~eventpipe.training.datasets.EventClipDataset`; in the training split every
+    class needs a segment."""
     from eventpipe.training.config import data_recipe
 
     takes = find_takes(d.root)
@@ -172,23 +146,13 @@ def recording_items(d, split: str, *, train: bool, seed: int = 0
             else:
                 items += [(_segment_load(read, size, a + k * span, min(b, a + (k + 1) * span)),
                            index[s.label]) for k in range(n)]
-    return items, names, chosen
-
-
-def build_recordings(d, split: str, train: bool, seed: int = 0):
-    """The ``recordings`` dataset (an :class:`EventClipDataset`) of ``split``."""
-    from eventpipe.training.datasets import EventClipDataset
-
-    items, names, takes = recording_items(d, split, train=train, seed=seed)
     if split == "train":
         have = {lab for _, lab in items}
         missing = [n for i, n in enumerate(names) if i not in have]
         if missing:
             raise LabelFileError(d.root, "", f"class(es) {missing} have no segment in the "
-                                 f"training takes {[t.name for t in takes]}")
-    ds = EventClipDataset(items, names, d, train=train, seed=seed)
-    ds.takes = [t.name for t in takes]
-    return ds
+                                 f"training takes {[t.name for t in chosen]}")
+    return items, names, [t.name for t in chosen]
 
 
 def data_dir_values(data_dir: Optional[str], config: Optional[str], sets: Sequence[str]) -> dict:

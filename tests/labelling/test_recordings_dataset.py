@@ -4,8 +4,6 @@ classes from the labels, the held-out split by take, clips from the segments onl
 import io
 import json
 
-import numpy as np
-import pytest
 import torch
 
 from eventpipe.cli import main
