@@ -18,7 +18,7 @@ from eventpipe.errors import ConfigError
 from eventpipe.represent import InputRecipe, RecipeError
 
 DatasetKind = Literal["synthetic", "synthetic_stream", "hardvs", "gesture", "gesture_npy", "folder",
-                      "recordings"]
+                      "recordings", "recordings_stream"]
 
 
 @dataclass

@@ -331,6 +331,10 @@ def build_dataset(d: DataConfig, split: str, train: Optional[bool] = None, progr
 
         return SyntheticStreamFrames(d, "train" if split == "train" else "test", train=train,
                                      progress=progress)
+    if d.dataset == "recordings_stream":  # your own takes as streams (per-window targets)
+        from eventpipe.training.recording_stream import RecordingStreamFrames
+
+        return RecordingStreamFrames(d, "train" if split == "train" else "test", train=train)
     if d.dataset == "recordings":  # your own takes + labels files (eventpipe.training.recordings)
         from eventpipe.training.recordings import recording_items
 
