@@ -103,6 +103,7 @@ def test_teach_it_your_own_actions(takes, tmp_path):
         res_path = tmp_path / f"eval{k}.json"
         line = cli("eval", best, "--stream", data / f"take{k}.h5", "--json-out", res_path)
         res = json.loads(res_path.read_text())
+        print(f"take{k}: {line.strip()}")  # the figures docs/own_actions.md quotes (pytest -s)
         assert res["windows"] >= 110 and res["switches"] == 2, line
         assert res["window_accuracy"] >= 0.75, line
         assert res["switches_caught"] == 2, line
