@@ -156,15 +156,18 @@ def recording_items(d, split: str, *, train: bool, seed: int = 0
 
 
 def data_dir_values(data_dir: Optional[str], config: Optional[str], sets: Sequence[str]) -> dict:
-    """What ``train --data DIR`` stands for: ``data.dataset = "recordings"``,
-    ``data.root = DIR`` and, unless a config file or ``--set out_dir=`` says otherwise,
+    """What ``train --data DIR`` stands for: ``data.dataset = "recordings"`` (unless
+    ``--set data.dataset=...``), ``data.root = DIR`` and, unless a config file or ``--set out_dir=`` says otherwise,
     ``out_dir = runs/<DIR's name>``."""
     if not data_dir:
         return {}
     p = Path(data_dir)
     if not p.is_dir():
         raise FileNotFoundError(2, "no such folder of recordings (--data)", str(p))
-    values = {"data.dataset": "recordings", "data.root": os.fspath(p)}
-    if config is None and not any(s.split("=", 1)[0].strip() == "out_dir" for s in sets):
+    keys = {s.split("=", 1)[0].strip() for s in sets}
+    values = {"data.root": os.fspath(p)}
+    if "data.dataset" not in keys:  # --set data.dataset='recordings_stream' stays
+        values["data.dataset"] = "recordings"
+    if config is None and "out_dir" not in keys:
         values["out_dir"] = f"runs/{p.resolve().name}"
     return values

@@ -118,3 +118,7 @@ def test_train_data_flag_means_recordings_and_runs_dir(tmp_path):
     main(["train", "--data", str(tmp_path / "mytakes"), "--set", "out_dir='elsewhere'",
           "--print-config"], out=out, err=io.StringIO())
     assert json.loads(out.getvalue())["out_dir"] == "elsewhere"
+    out = io.StringIO()
+    main(["train", "--data", str(tmp_path / "mytakes"), "--set",
+          "data.dataset='recordings_stream'", "--print-config"], out=out, err=io.StringIO())
+    assert json.loads(out.getvalue())["data"]["dataset"] == "recordings_stream"
