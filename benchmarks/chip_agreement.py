@@ -41,7 +41,7 @@ CHECKPOINT = os.path.join(HERE, "..", "snn", "weights", "meta_spikeformer_tiny_s
 def runtime_program(checkpoint, profile="generic", calibration_clips=2):
     """The program ``eventpipe run --backend chip`` runs for a 128x128 synthetic source."""
     import snn.chip
-    from eventpipe.chip_data import count_clips
+    from eventpipe.runtime.chip_counts import count_clips
 
     prog = snn.chip.compile(checkpoint, profile=profile, sensor_size=(128, 128))
     W, H = prog.meta["input_size"]
@@ -110,7 +110,7 @@ def float_floor(model, enc, clips, streams, decoder):
 def measure(checkpoint=CHECKPOINT, n_clips=120, seconds=20.0, seeds=(20000, 20001), profile="generic",
             floor=True, out=print, decoder_overrides=None):
     import snn
-    from eventpipe.chip_data import count_clips, count_stream
+    from eventpipe.runtime.chip_counts import count_clips, count_stream
     from snn.backends.chip.agreement import Agreement, runtime_decoder
 
     t0 = time.perf_counter()
@@ -159,7 +159,7 @@ def attribute(checkpoint=CHECKPOINT, n_clips=120, steps=200, seeds=(20000, 20001
     stream.  The program is calibrated on 4 training clips (as ``benchmarks/chip.py`` did)."""
     import snn
     import snn.chip
-    from eventpipe.chip_data import count_clips, count_stream
+    from eventpipe.runtime.chip_counts import count_clips, count_stream
     from snn.backends.chip.compile import normalise
     from snn.backends.chip.simulate import EXACT, ChipSim
 

@@ -48,7 +48,7 @@ def synthetic_data(n_clips: int = 240, n_streams: int = 4, stream_seconds: float
                    progress: bool = False) -> FinetuneData:
     """Training clips (``split="train"``) and runs of training-stream windows (seeds 10000+, the
     stage-2 training seeds; the runtime's windowing), as integer counts."""
-    from eventpipe.chip_data import count_clips, count_stream
+    from eventpipe.runtime.chip_counts import count_clips, count_stream
 
     clips = count_clips(n_clips, seed=seed, split="train", sensor_size=sensor_size, input_size=input_size, T=T,
                         progress=progress)
