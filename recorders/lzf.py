@@ -230,3 +230,64 @@ def shuffle_lzf_decode(data: bytes, dtype, chunk: int) -> np.ndarray:
             ref += 1
     planes = np.frombuffer(bytes(out), np.uint8).reshape(dtype.itemsize, chunk)
     return np.ascontiguousarray(planes.T).reshape(-1).view(dtype)
+
+
+@njit(cache=True, nogil=True)
+def lzf_decode(src, n_in, dst):
+    """Decode the LZF stream ``src[:n_in]`` into ``dst``; return the bytes written, or -1
+    for a stream that is not valid LZF or does not fit (damage never reads or writes out
+    of bounds)."""
+    ip = 0
+    op = 0
+    cap = dst.shape[0]
+    while ip < n_in:
+        c = np.int64(src[ip])
+        ip += 1
+        if c < 32:
+            k = c + 1
+            if ip + k > n_in or op + k > cap:
+                return -1
+            for j in range(k):
+                dst[op + j] = src[ip + j]
+            ip += k
+            op += k
+        else:
+            length = c >> 5
+            if length == 7:
+                if ip >= n_in:
+                    return -1
+                length += np.int64(src[ip])
+                ip += 1
+            if ip >= n_in:
+                return -1
+            ref = op - ((c & 0x1F) << 8) - 1 - np.int64(src[ip])
+            ip += 1
+            length += 2
+            if ref < 0 or op + length > cap:
+                return -1
+            if op - ref == 1:  # a run of one byte (the high bytes of t): a fill
+                v = dst[ref]
+                for j in range(length):
+                    dst[op + j] = v
+            else:  # overlapping copies repeat the pattern, byte by byte
+                for j in range(length):
+                    dst[op + j] = dst[ref + j]
+            op += length
+    return op
+
+
+@njit(cache=True, nogil=True)
+def scatter(raw, size, chunk, shuffled, first, count, out):
+    """Elements ``first .. first + count`` of a decoded chunk ``raw`` (``chunk`` elements of
+    ``size`` bytes; byte planes when ``shuffled``) into ``out``, a (count, size) byte view
+    of the destination field (any strides)."""
+    if shuffled:  # plane by plane (measured faster than element by element)
+        for b in range(size):
+            base = b * chunk + first
+            for i in range(count):
+                out[i, b] = raw[base + i]
+    else:
+        for i in range(count):
+            base = (first + i) * size
+            for b in range(size):
+                out[i, b] = raw[base + b]
