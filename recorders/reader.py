@@ -25,8 +25,8 @@ from recorders.index import locate
 from recorders.labels import messages_from_rows
 from recorders.layout import (
     EVENT_COLUMNS, FORMAT_TAG, HDF5_MAGIC, PLUGIN_HINT, SCHEMA_VERSION, STATUS, RecordingError,
-    SchemaVersionError, SliceError, find_magic, label_dtypes, label_row_dtype, load_hdf5plugin,
-    needs_plugin, superblock_end,
+    SchemaVersionError, SliceError, check_global_heaps, find_magic, label_dtypes,
+    label_row_dtype, load_hdf5plugin, needs_plugin, superblock_end,
 )
 
 DEFAULT_CHUNK_EVENTS = 1 << 20
@@ -86,6 +86,7 @@ def _open_h5(path: Path) -> h5py.File:
     if end is not None and size < end:
         raise RecordingError(f"truncated: the file has {size:,} bytes, its HDF5 superblock "
                              f"says {end:,}", path=path, offset=size, field="superblock")
+    check_global_heaps(path, head, magic_at, size)  # libhdf5 loops forever on some damage
     try:  # a closed file: a plain read-only open (fails fast on damaged metadata)
         return h5py.File(path, "r", rdcc_nbytes=RDCC_BYTES)
     except OSError as exc:
