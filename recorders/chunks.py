@@ -57,6 +57,8 @@ class ChunkReader:
             mask, data = self.id.read_direct_chunk((start,), out=self._stored)
         except ValueError as exc:  # h5py: the stored size does not fit the buffer
             raise ChunkDamaged(self.name, start, f"stored size is implausible ({exc})") from None
+        except (OSError, RuntimeError) as exc:  # HDF5: damaged chunk index or metadata
+            raise ChunkDamaged(self.name, start, str(exc)) from None
         stored = np.frombuffer(data, np.uint8)
         applied = [f for i, f in enumerate(self.filters) if not mask >> i & 1]
         shuffled = SHUFFLE in applied and self.size > 1
