@@ -33,10 +33,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-HASH_BITS = 14
+HASH_BITS = 13
 MAX_OFF = 8192      # the farthest an LZF back-reference reaches
 MAX_LEN = 264       # the longest LZF back-reference
-SKIP_SHIFT = 5      # after 32 misses in a row step 2 bytes, after 64 three, ...
+SKIP_SHIFT = 4      # after 16 misses in a row step 2 bytes, after 32 three, ...
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -196,8 +196,11 @@ class ChunkEncoder:
     def _first_const(self, col: np.ndarray) -> int:
         """The first byte plane from which every plane holds one repeated byte, found from
         the chunk's minimum and maximum: values between them share the bits above any
-        bit where the two agree upwards (for t: all bytes above the low two or three)."""
+        bit where the two agree upwards (for t: all bytes above the low two or three).
+        Narrow columns skip this (the encoder's own scan finds a constant plane)."""
         size = self.dtype.itemsize
+        if size < 4:
+            return size
         lo, hi = int(col.min()), int(col.max())
         for b in range(size):
             if lo >> (8 * b) == hi >> (8 * b):
