@@ -1,14 +1,15 @@
 """Reading the event columns a whole stored chunk at a time, decoded by us.
 
 h5py reads a selection through HDF5's filter pipeline and chunk cache into a new array,
-which the reader then copies into the event records.  For the layouts we write -- filter
-pipelines ``shuffle + lzf`` and none -- :class:`ChunkReader` instead fetches each stored
+which the reader then copies into the event records.  For lzf columns (filter pipeline
+``shuffle + lzf`` or ``lzf``) :class:`ChunkReader` instead fetches each stored
 chunk with ``read_direct_chunk`` into a reused buffer, decodes the LZF stream
 (:func:`recorders.lzf.lzf_decode`, bounds-checked: a damaged chunk is an error, never a
 read out of bounds) and un-shuffles the wanted elements straight into the destination
 field of the event array.  The chunk's filter mask is honoured (HDF5 stores a chunk its
-optional lzf filter could not shrink without it).  Other pipelines (gzip, blosc, zstd)
-read through h5py.
+optional lzf filter could not shrink without it).  Other pipelines (none, gzip, blosc,
+zstd) read through h5py, and so do reads shorter than a chunk (a time slice), which
+reuse the chunks HDF5's cache kept from the index lookup.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ class ChunkReader:
 
     @staticmethod
     def supports(ds) -> bool:
+        """lzf columns (h5py reads unfiltered chunks faster than we copy them)."""
         return (ds.chunks is not None and len(ds.shape) == 1
-                and pipeline(ds) in ((), (SHUFFLE, LZF), (LZF,), (SHUFFLE,)))
+                and pipeline(ds) in ((SHUFFLE, LZF), (LZF,)))
 
     def _decoded(self, start: int) -> tuple[np.ndarray, bool]:
         """The chunk at element ``start``: (its bytes, whether they are byte planes)."""

@@ -37,6 +37,12 @@ into the *other* slot, flushes it, and then flips ``tail_slot`` in the same stat
 that raises ``events``: a crash between the two leaves the old slot and count intact.
 When the file is closed the last partial chunk goes to the columns and the tail is unused
 (``closed`` = 1: every event is in the columns).
+
+While the file is written the columns' extent grows 64 chunks at a time and may run ahead
+of the events (readers trust ``/status``, never the extent); closing trims the columns to
+exactly the events.  ``lzf`` chunks are encoded by :mod:`recorders.lzf` and written with
+``write_direct_chunk`` (the same stored format as HDF5's shuffle + lzf filters, which the
+datasets declare), see :mod:`recorders.columns`.
 """
 
 from __future__ import annotations

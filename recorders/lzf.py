@@ -250,8 +250,7 @@ def lzf_decode(src, n_in, dst):
             k = c + 1
             if ip + k > n_in or op + k > cap:
                 return -1
-            for j in range(k):
-                dst[op + j] = src[ip + j]
+            dst[op:op + k] = src[ip:ip + k]
             ip += k
             op += k
         else:
@@ -269,9 +268,7 @@ def lzf_decode(src, n_in, dst):
             if ref < 0 or op + length > cap:
                 return -1
             if op - ref == 1:  # a run of one byte (the high bytes of t): a fill
-                v = dst[ref]
-                for j in range(length):
-                    dst[op + j] = v
+                dst[op:op + length] = dst[ref]
             else:  # overlapping copies repeat the pattern, byte by byte
                 for j in range(length):
                     dst[op + j] = dst[ref + j]

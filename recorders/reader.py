@@ -283,7 +283,7 @@ class Recording:
             return out
         m = min(b, self.n_main)
         try:
-            if self._chunk_readers and a < m:  # whole stored chunks, decoded by us
+            if self._chunk_readers and m - a >= self.chunk:  # whole chunks, decoded by us
                 rows = out.view(np.uint8).reshape(len(out), EVENT_DTYPE.itemsize)
                 for name, _ in EVENT_COLUMNS:
                     off, size = EVENT_DTYPE.fields[name][1], EVENT_DTYPE[name].itemsize

@@ -2,7 +2,8 @@
 
 The file is written in HDF5 SWMR mode (``libver="latest"``; every dataset is created
 before SWMR starts).  Events are buffered per column and written one whole chunk at a time
-(each compressed chunk is written once); :meth:`EventRecorder.flush` writes the events
+(each compressed chunk is written once; :class:`recorders.columns.ColumnWriter` encodes
+lzf chunks itself and grows the extent in steps); :meth:`EventRecorder.flush` writes the events
 after the last whole chunk into a spare uncompressed tail slot, the pending index entries
 and labels, flushes every dataset, and only then rewrites the ``/status`` commit record
 with the new counts and slot (see :mod:`recorders.layout`).  A process killed at any moment
