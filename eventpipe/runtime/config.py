@@ -95,6 +95,7 @@ class DecoderConfig:
     topk: int = bounded(3, ge=1)
     threshold: float = bounded(0.0, ge=0, le=1)
     hysteresis: float = bounded(0.0, ge=0, le=1)
+    dwell: int = bounded(1, ge=1)
     emit_every: int = bounded(0, ge=0)
     emit_on_change: bool = True
 

@@ -112,6 +112,7 @@ class Pipeline:
         self.decoder = LabelDecoder(loaded.class_names, ema=cfg.decoder.ema, topk=cfg.decoder.topk,
                                     threshold=cfg.decoder.threshold,
                                     hysteresis=cfg.decoder.hysteresis,
+                                    dwell=cfg.decoder.dwell,
                                     emit_every=cfg.decoder.emit_every,
                                     emit_on_change=cfg.decoder.emit_on_change)
         live = source is not None and source.live  # (None: a pipeline used for its preps)

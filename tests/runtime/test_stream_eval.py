@@ -43,3 +43,43 @@ def test_eval_cli_on_the_synthetic_stream_with_the_shipped_model(tmp_path):
 
     img = matplotlib.image.imread(tmp_path / "trace.png")
     assert img.shape[0] > 100 and img.shape[1] > 500 and img[..., :3].std() > 0.05
+
+
+def test_settled_accuracy_flicker_and_confusion_on_a_hand_made_sequence():
+    from eventpipe.runtime.stream_eval import settled_figures
+
+    # windows end every 100 ms; truth a (1.0 s) then b (1.0 s); settle after 300 ms
+    truths = ["a"] * 10 + ["b"] * 10
+    labels = (["a", "a", "a", "b", "a", "a", "a", "a", "a", "a"]       # one blip at 400 ms
+              + ["a", "a", "b", "b", "b", "c", "b", "b", "b", "b"])    # switch at 1.3 s, blip
+    res = settled_figures(_msgs(truths, labels, window_us=100_000), settle_us=300_000)
+    # first segment counts from its first window (100 ms): windows ending at >= 400 ms (7 of
+    # them, one wrong); second from the last "a" window (1.0 s): windows ending at >= 1.3 s
+    assert res["settled_windows"] == 7 + 8
+    assert res["settled_accuracy"] == (6 + 7) / 15
+    assert res["per_class_settled"] == {"a": 6 / 7, "b": 7 / 8}
+    assert res["confusion_names"] == ["a", "b", "c"]
+    assert res["confusion"] == [[6, 1, 0], [0, 7, 1], [0, 0, 0]]
+    # label changes: a->b, b->a (first segment), a->b, b->c, c->b: 5 for one switch
+    assert res["label_changes"] == 5 and res["label_changes_per_switch"] == 5.0
+
+
+def test_figures_of_several_streams_add_up():
+    from eventpipe.runtime.stream_eval import combine
+
+    # windows end every 50 ms; settled = at least 100 ms after the last old window
+    s1 = summarise(_msgs(["a"] * 4 + ["b"] * 6, ["a"] * 5 + ["b", "b", "a", "b", "b"]),
+                   settle_us=100_000)
+    s2 = summarise(_msgs(["c"] * 5 + ["a"] * 5, ["c"] * 5 + ["b", "a", "a", "a", "a"]),
+                   settle_us=100_000)
+    both = combine([s1, s2])
+    assert both["windows"] == 20 and both["windows_right"] == 8 + 9
+    assert both["switches"] == 2 and both["switches_caught"] == 2
+    assert both["latencies_ms"] == [100.0, 100.0]
+    assert both["label_changes"] == 3 + 2 and both["label_changes_per_switch"] == 2.5
+    assert both["confusion_names"] == ["a", "b", "c"]
+    # s1 settled: a at 150, 200 ms (right); b at 300-500 ms (the 'a' at 400 ms wrong)
+    # s2 settled: c at 150-250 ms; a at 350-500 ms (the 'b' at 300 ms is not settled)
+    assert both["confusion"] == [[6, 0, 0], [1, 4, 0], [0, 0, 3]]
+    assert both["settled_accuracy"] == 13 / 14
+    assert both["per_class_settled"] == {"a": 1.0, "b": 0.8, "c": 1.0}
