@@ -54,11 +54,11 @@ def run(args, env) -> int:
     results = []
     for uri in args.stream:
         stream, wall_limit = uri, None
-        if stream.startswith("synthetic:") and "duration_s=" not in stream:
+        if not stream.startswith("synthetic:"):
+            wall_limit = args.duration
+        elif "duration_s=" not in stream:
             # a fixed stretch of event time: the result does not depend on machine speed
             stream += ("," if stream != "synthetic:" else "") + f"duration_s={args.duration}"
-        else:
-            wall_limit = args.duration
         values = {"source.uri": stream, "model.name": args.checkpoint}
         if args.max_speed:
             values["source.speed"] = None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
 from typing import Iterable, Sequence
 
@@ -122,12 +123,20 @@ def main(argv=None) -> int:
     p.add_argument("--config", required=True, help="a synthetic_stream training TOML (its validation streams)")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--max-changes", type=float, default=1.5, help="label changes per switch allowed")
+    p.add_argument("--logits", default=None, help="keep the streams' logits in this .npz (reused if present)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     cfg = load_train_config(args.config)
     model, meta = snn.load_checkpoint(args.checkpoint)
     model = model.float().eval()
-    streams = validation_streams(cfg, model)
+    if args.logits and os.path.isfile(args.logits):
+        with np.load(args.logits) as z:
+            streams = [(z[f"logits{i}"], z[f"truth{i}"], z[f"t_end{i}"]) for i in range(int(z["n"]))]
+    else:
+        streams = validation_streams(cfg, model)
+        if args.logits:
+            np.savez(args.logits, n=len(streams), **{f"{k}{i}": v for i, s in enumerate(streams)
+                                                      for k, v in zip(("logits", "truth", "t_end"), s)})
     rows = grid(streams, meta["class_names"])
     print("ema  hyst dwell | settled  caught  changes/switch  window")
     for r in rows:
