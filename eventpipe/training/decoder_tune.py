@@ -137,6 +137,9 @@ def main(argv=None) -> int:
         if args.logits:
             np.savez(args.logits, n=len(streams), **{f"{k}{i}": v for i, s in enumerate(streams)
                                                       for k, v in zip(("logits", "truth", "t_end"), s)})
+    raw = score_settings(streams, meta["class_names"], ema=0.0)
+    print("per class (settled, raw argmax): " + ", ".join(
+        f"{k} {v:.3f}" for k, v in sorted(raw["per_class_settled"].items())))
     rows = grid(streams, meta["class_names"])
     print("ema  hyst dwell | settled  caught  changes/switch  window")
     for r in rows:

@@ -83,3 +83,32 @@ def test_figures_of_several_streams_add_up():
     assert both["confusion"] == [[6, 0, 0], [1, 4, 0], [0, 0, 3]]
     assert both["settled_accuracy"] == 13 / 14
     assert both["per_class_settled"] == {"a": 1.0, "b": 0.8, "c": 1.0}
+
+
+def test_eval_cli_several_streams_goal_figures_and_event_time_duration(tmp_path):
+    """Two short held-out streams: a synthetic URI with its own duration_s runs to its end
+    (``--duration`` is then no wall-clock limit), each stream gets its lines, then "all"; the
+    JSON and the confusion PNG hold the settled figures of both together."""
+    import io
+    import json
+
+    import matplotlib.image
+
+    from eventpipe.cli import main
+
+    out = io.StringIO()
+    rc = main(["eval", "--stream", "synthetic:seed=4242,duration_s=3.5", "--stream",
+               "synthetic:seed=4243,duration_s=3.5", "--duration", "0.001", "--max-speed",
+               "--json-out", str(tmp_path / "r.json"), "--confusion-png", str(tmp_path / "c.png")],
+              out=out, err=io.StringIO())
+    assert rc == 0
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert [s["windows"] for s in res["streams"]] == [69, 69] and res["windows"] == 138
+    assert res["switches"] == 2
+    assert res["settled_windows"] == sum(s["settled_windows"] for s in res["streams"])
+    assert sum(map(sum, res["confusion"])) == res["settled_windows"]
+    text = out.getvalue()
+    assert text.count("settled (>= 500 ms after a switch)") == 3 and "\nall: windows 138" in text
+    assert "label changes" in text and "per class (settled)" in text
+    img = matplotlib.image.imread(tmp_path / "c.png")
+    assert img.shape[0] > 100 and img[..., :3].std() > 0.05
