@@ -91,10 +91,12 @@ class FilterConfig:
 
 @dataclasses.dataclass
 class DecoderConfig:
-    ema: float = bounded(0.0, ge=0, lt=1)
+    # EMA 0.6 + hysteresis 0.3: chosen for the shipped model on the validation streams of its
+    # training (seeds 20000-20003; python -m eventpipe.training.decoder_tune), see docs/training.md
+    ema: float = bounded(0.6, ge=0, lt=1)
     topk: int = bounded(3, ge=1)
     threshold: float = bounded(0.0, ge=0, le=1)
-    hysteresis: float = bounded(0.0, ge=0, le=1)
+    hysteresis: float = bounded(0.3, ge=0, le=1)
     dwell: int = bounded(1, ge=1)
     emit_every: int = bounded(0, ge=0)
     emit_on_change: bool = True

@@ -30,8 +30,8 @@ import torch
 
 from eventpipe.labels import LabelDecoder
 
-GRID = dict(ema=(0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7), hysteresis=(0.0, 0.05, 0.1, 0.2),
-            dwell=(1, 2, 3, 4, 5))
+GRID = dict(ema=(0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8), hysteresis=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
+            dwell=(1, 2, 3, 4))
 
 
 @torch.no_grad()
