@@ -105,3 +105,34 @@ def test_consistency_loss_counts_only_same_target_neighbours():
     # qualifying pairs: run 0 (0,1): change 0.4 per class -> 0.32; run 1 (1,2): 0
     assert float(consistency_loss(logits, y)) == pytest.approx((0.32 + 0.0) / 2)
     assert float(consistency_loss(logits, torch.tensor([[0, 1, 0], [IGNORE] * 3]))) == 0.0
+
+
+def test_decoder_tuning_scores_settings_with_the_runtime_figures_and_picks_by_the_rule():
+    from eventpipe.training.decoder_tune import decode, grid, pick
+
+    names = ["a", "b"]
+    # 2 s of windows every 100 ms: truth a for 1 s, then b; the model says b from 1.3 s on
+    # with one-window blips of the wrong class in both segments
+    t_end = np.arange(1, 21) * 100_000
+    truth = np.array([0] * 10 + [1] * 10)
+    said = [0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 1, 1, 1]
+    logits = np.log(np.where(np.eye(2)[said] > 0, 0.9, 0.1))
+    raw = decode(logits, truth, t_end, names, ema=0.0)
+    assert [m["label"] for m in raw] == [names[k] for k in said]
+    rows = grid([(logits, truth, t_end)], names,
+                grid=dict(ema=(0.0,), hysteresis=(0.0,), dwell=(1, 2)))
+    by = {r["dwell"]: r for r in rows}
+    # raw: blips a->b->a, switch at 1.4 s (400 ms after the last a window), blip b->a->b
+    assert by[1]["label_changes_per_switch"] == 5.0 and by[1]["switch_catch_rate"] == 1.0
+    # dwell 2: no blips; b needs two wins in a row -> labelled at 1.5 s (500 ms: caught)
+    assert by[2]["label_changes_per_switch"] == 1.0 and by[2]["switch_catch_rate"] == 1.0
+    assert by[2]["settled_accuracy"] == 1.0 and by[1]["settled_accuracy"] < 1.0
+    assert pick(rows)["dwell"] == 2
+    # the rule: within the flicker limit first, then min(settled, caught)
+    fake = [dict(ema=0, hysteresis=0, dwell=1, settled_accuracy=0.99, switch_catch_rate=0.99,
+                 label_changes_per_switch=3.0),
+            dict(ema=0.5, hysteresis=0, dwell=1, settled_accuracy=0.9, switch_catch_rate=0.7,
+                 label_changes_per_switch=1.4),
+            dict(ema=0.6, hysteresis=0, dwell=1, settled_accuracy=0.95, switch_catch_rate=0.6,
+                 label_changes_per_switch=1.2)]
+    assert pick(fake)["ema"] == 0.5 and pick(fake, max_changes=5)["ema"] == 0
