@@ -49,23 +49,30 @@ def run(args, env) -> int:
     check_flag("--settle-ms", args.settle_ms, ge=0)
     check_output("--confusion-png", args.confusion_png, suffixes=(".png", ".pdf", ".svg", ".jpg"))
     from eventpipe.runtime.config import load_run_config
+    from eventpipe.labelling.truth import evaluate_recording, labelled_recording
     from eventpipe.runtime.stream_eval import combine, evaluate_stream
 
     results = []
     for uri in args.stream:
         stream, wall_limit = uri, None
-        if not stream.startswith("synthetic:"):
-            wall_limit = args.duration
-        elif "duration_s=" not in stream:
-            # a fixed stretch of event time: the result does not depend on machine speed
-            stream += ("," if stream != "synthetic:" else "") + f"duration_s={args.duration}"
-        values = {"source.uri": stream, "model.name": args.checkpoint}
-        if args.max_speed:
-            values["source.speed"] = None
-        cfg = load_run_config(args.config, args.set, values)
-        res = evaluate_stream(cfg, duration_s=wall_limit,
-                              max_latency_us=int(args.max_latency_ms * 1e3),
-                              settle_us=int(args.settle_ms * 1e3), err=env.stderr)
+        labelled = labelled_recording(stream)  # REC + REC.labels.csv: truth per window
+        if labelled is not None:
+            cfg = load_run_config(args.config, args.set, {"model.name": args.checkpoint})
+            res = evaluate_recording(cfg, *labelled, max_latency_us=int(args.max_latency_ms * 1e3),
+                                     err=env.stderr)
+        else:
+            if not stream.startswith("synthetic:"):
+                wall_limit = args.duration
+            elif "duration_s=" not in stream:
+                # a fixed stretch of event time: the result does not depend on machine speed
+                stream += ("," if stream != "synthetic:" else "") + f"duration_s={args.duration}"
+            values = {"source.uri": stream, "model.name": args.checkpoint}
+            if args.max_speed:
+                values["source.speed"] = None
+            cfg = load_run_config(args.config, args.set, values)
+            res = evaluate_stream(cfg, duration_s=wall_limit,
+                                  max_latency_us=int(args.max_latency_ms * 1e3),
+                                  settle_us=int(args.settle_ms * 1e3), err=env.stderr)
         results.append(res)
         env.stdout.write(_line(uri if len(args.stream) > 1 else "", res))
     total = results[0] if len(results) == 1 else combine(results)
@@ -99,7 +106,9 @@ def _line(name: str, res: dict) -> str:
             f"{'-' if acc is None else f'{acc:.4f}'}, switches {res['switches']}, "
             f"caught within {res['max_latency_ms']:.0f} ms: {res['switches_caught']} "
             f"({pct(res['switch_catch_rate'])}), latency median "
-            f"{res['latency_ms_median']} ms, p90 {res['latency_ms_p90']} ms\n"
+            f"{res['latency_ms_median']} ms, p90 {res['latency_ms_p90']} ms"
+            + (f", unlabelled windows {res['unlabelled_windows']}" if "unlabelled_windows" in res else "")
+            + "\n"
             f"{head}settled (>= {res['settle_ms']:.0f} ms after a switch): {res['settled_windows']:,} "
             f"windows, {pct(res['settled_accuracy'])} right; label changes {res['label_changes']} "
             f"= {'-' if per is None else f'{per:.2f}'} per switch\n"
