@@ -30,6 +30,24 @@ from typing import Any, Sequence
 import numpy as np
 
 
+#: decoder settings a checkpoint may carry (``extra["decoder"]``) and their values for one
+#: that carries none: no smoothing, the label follows the argmax at once
+STORED_SETTINGS = {"ema": 0.0, "hysteresis": 0.0, "dwell": 1}
+
+
+def decoder_settings(configured: dict, stored: dict | None) -> dict:
+    """The ``ema``/``hysteresis``/``dwell`` a stream decoder uses: the run config's value where
+    it sets one (not None), else the checkpoint's stored value (``extra["decoder"]``, e.g. the
+    shipped model's, chosen by ``eventpipe.training.decoder_tune``), else
+    :data:`STORED_SETTINGS`."""
+    stored = stored if isinstance(stored, dict) else {}
+    out = {}
+    for key, default in STORED_SETTINGS.items():
+        v = configured.get(key)
+        out[key] = v if v is not None else stored.get(key, default)
+    return out
+
+
 def to_numpy(logits) -> np.ndarray:
     """numpy or torch (any device, with grad) -> float64 numpy array."""
     if hasattr(logits, "detach"):

@@ -14,7 +14,10 @@ setting of the grid then replays the logits through the real ``LabelDecoder`` an
 with the runtime's own :func:`~eventpipe.runtime.stream_eval.summarise`.
 
     python -m eventpipe.training.decoder_tune --config configs/train_synthetic_stream3.toml \\
-        --checkpoint snn/weights/meta_spikeformer_tiny_synthetic.pt
+        --checkpoint snn/weights/meta_spikeformer_tiny_synthetic.pt --store
+
+``--store`` writes the chosen settings into the checkpoint (``extra["decoder"]``); the runtime
+uses them wherever the run config leaves ``decoder.ema``/``hysteresis``/``dwell`` unset.
 """
 
 from __future__ import annotations
@@ -124,6 +127,9 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--max-changes", type=float, default=1.5, help="label changes per switch allowed")
     p.add_argument("--logits", default=None, help="keep the streams' logits in this .npz (reused if present)")
+    p.add_argument("--store", action="store_true",
+                   help="write the chosen settings into the checkpoint (extra['decoder']): the "
+                        "runtime's defaults for this model")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     cfg = load_train_config(args.config)
@@ -149,7 +155,22 @@ def main(argv=None) -> int:
     print(f"best (<= {args.max_changes} changes per switch): ema={best['ema']} hysteresis={best['hysteresis']} "
           f"dwell={best['dwell']}: settled {best['settled_accuracy']:.4f}, caught {best['switch_catch_rate']:.4f}, "
           f"{best['label_changes_per_switch']:.2f} changes per switch")
+    if args.store:
+        store_settings(args.checkpoint, {k: best[k] for k in ("ema", "hysteresis", "dwell")})
+        print(f"stored in {args.checkpoint} (extra['decoder'])")
     return 0
+
+
+def store_settings(checkpoint, settings: dict) -> None:
+    """Write decoder ``settings`` into ``checkpoint``'s ``extra["decoder"]`` (atomically; the
+    weights and everything else stay as they are)."""
+    raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    raw.setdefault("extra", {})["decoder"] = {"ema": float(settings["ema"]),
+                                              "hysteresis": float(settings["hysteresis"]),
+                                              "dwell": int(settings["dwell"])}
+    tmp = f"{checkpoint}.tmp"
+    torch.save(raw, tmp)
+    os.replace(tmp, checkpoint)
 
 
 if __name__ == "__main__":

@@ -112,3 +112,38 @@ def test_eval_cli_several_streams_goal_figures_and_event_time_duration(tmp_path)
     assert "label changes" in text and "per class (settled)" in text
     img = matplotlib.image.imread(tmp_path / "c.png")
     assert img.shape[0] > 100 and img[..., :3].std() > 0.05
+
+
+def test_the_runtime_decodes_with_the_checkpoints_stored_settings_unless_the_config_says(tmp_path):
+    """The shipped model carries its decoder settings (chosen by decoder_tune, docs/training.md);
+    a run config value wins; a checkpoint without them decodes without smoothing."""
+    import dataclasses
+
+    import torch
+
+    from eventpipe.runtime.config import load_run_config
+    from eventpipe.runtime.model_loader import DEFAULT_WEIGHTS, load_model
+    from eventpipe.runtime.pipeline import Pipeline
+    from eventpipe.training.decoder_tune import store_settings
+
+    raw = torch.load(DEFAULT_WEIGHTS, weights_only=True)
+    assert raw["extra"]["decoder"] == {"ema": 0.6, "hysteresis": 0.3, "dwell": 1}
+
+    def decoder_of(model, sets=()):
+        cfg = load_run_config(None, list(sets))
+        loaded = load_model(model)
+        return Pipeline(cfg, None, loaded, [], recipe=loaded.recipe).decoder
+
+    d = decoder_of("default")
+    assert (d.ema, d.hysteresis, d.dwell) == (0.6, 0.3, 1)
+    d = decoder_of("default", ["decoder.ema=0", "decoder.dwell=2"])
+    assert (d.ema, d.hysteresis, d.dwell) == (0.0, 0.3, 2)
+    bare = tmp_path / "bare.pt"
+    del raw["extra"]["decoder"]
+    torch.save(raw, bare)
+    d = decoder_of(str(bare))
+    assert (d.ema, d.hysteresis, d.dwell) == (0.0, 0.0, 1)
+    store_settings(bare, {"ema": 0.5, "hysteresis": 0.1, "dwell": 3})
+    d = decoder_of(str(bare))
+    assert (d.ema, d.hysteresis, d.dwell) == (0.5, 0.1, 3)
+    assert dataclasses.asdict(load_run_config(None, []).decoder)["ema"] is None

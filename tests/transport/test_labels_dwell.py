@@ -63,3 +63,15 @@ def test_changed_label_is_emitted_once_when_it_finally_switches():
 def test_bad_dwell_is_a_clear_error(bad):
     with pytest.raises(ValueError, match="dwell"):
         LabelDecoder(NAMES, dwell=bad)
+
+
+def test_decoder_settings_config_then_checkpoint_then_none():
+    from eventpipe.labels import decoder_settings
+
+    stored = {"ema": 0.6, "hysteresis": 0.3, "dwell": 2}
+    unset = {"ema": None, "hysteresis": None, "dwell": None, "topk": 3}
+    assert decoder_settings(unset, stored) == stored
+    assert decoder_settings(unset, None) == {"ema": 0.0, "hysteresis": 0.0, "dwell": 1}
+    assert decoder_settings({"ema": 0.0, "hysteresis": None, "dwell": 3}, stored) == {
+        "ema": 0.0, "hysteresis": 0.3, "dwell": 3}
+    assert decoder_settings(unset, {"ema": 0.2}) == {"ema": 0.2, "hysteresis": 0.0, "dwell": 1}
