@@ -13,8 +13,9 @@ The measurement (``docs/chip.md``, "Agreement with the float model"; code in
   rest; label = argmax of the mean of the 8 step logits;
 * **streams**: held-out synthetic streams (seeds 20000, 20001; training used 10000-10031) cut by the
   runtime's windower (100 ms windows every 50 ms), state carried from the start; per step the
-  label of the runtime's default decoder (``eventpipe.labels.LabelDecoder`` with ``[decoder]``'s
-  defaults, one per form) - the labels users see - and the raw argmax, both reported;
+  label of the decoder ``eventpipe run`` builds (``[decoder]`` defaults with the checkpoint's stored
+  ``extra["decoder"]`` - the shipped model's EMA 0.6 + hysteresis 0.3; one per form) - the labels
+  users see - and the raw argmax, both reported;
 * the floor: the float model against a copy of itself with 0.1% Gaussian relative weight noise
   (seeded) on the same clips and streams - how far labels move under a perturbation far below the
   chip's quantisation;
@@ -117,7 +118,7 @@ def measure(checkpoint=CHECKPOINT, n_clips=120, seconds=20.0, seeds=(20000, 2000
     model, meta = snn.load_checkpoint(checkpoint)
     prog = runtime_program(checkpoint, profile)
     names = meta.get("class_names") or [str(i) for i in range(model.num_classes)]
-    decoder = runtime_decoder(names, **(decoder_overrides or {}))
+    decoder = runtime_decoder(names, (meta.get("extra") or {}).get("decoder"), **(decoder_overrides or {}))
     clips = count_clips(n_clips, seed=0, split="test", progress=False)
     truth = np.arange(n_clips) % 12
     batches = [clips[i:i + 12].transpose(1, 0, 2, 3, 4) for i in range(0, n_clips, 12)]

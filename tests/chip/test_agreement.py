@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import snn
+import snn.chip
 from snn.backends.chip.agreement import Agreement
 
 from .conftest import SHIPPED

@@ -121,15 +121,17 @@ class Agreement:
         return None
 
 
-def runtime_decoder(class_names, **overrides) -> Callable[[], object]:
-    """A factory of the runtime's default label decoder (``eventpipe run``'s ``[decoder]`` defaults)."""
+def runtime_decoder(class_names, stored=None, **overrides) -> Callable[[], object]:
+    """A factory of the label decoder ``eventpipe run`` builds: the ``[decoder]`` defaults, with
+    ``ema``/``hysteresis``/``dwell`` from the checkpoint's ``extra["decoder"]`` (``stored``) where
+    the config leaves them unset (``eventpipe.labels.decoder_settings``); ``overrides`` win."""
     import dataclasses
-    import inspect
 
-    from eventpipe.labels import LabelDecoder
+    from eventpipe.labels import LabelDecoder, decoder_settings
     from eventpipe.runtime.config import DecoderConfig
 
-    accepted = set(inspect.signature(LabelDecoder).parameters)
-    kw = {f.name: getattr(DecoderConfig(), f.name) for f in dataclasses.fields(DecoderConfig) if f.name in accepted}
+    cfg = DecoderConfig()
+    kw = dict(topk=cfg.topk, threshold=cfg.threshold, emit_every=cfg.emit_every, emit_on_change=cfg.emit_on_change)
+    kw.update(decoder_settings(dataclasses.asdict(cfg), stored))
     kw.update(overrides)
     return lambda: LabelDecoder(class_names, **kw)
