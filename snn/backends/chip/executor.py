@@ -8,12 +8,15 @@ multiply their rows.  Results equal :func:`~snn.backends.chip.reference.referenc
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import TYPE_CHECKING, Dict, Optional
 
 import numpy as np
 
 from . import kernels as K
 from .stats import IDX, Stats, weight_bytes
+
+if TYPE_CHECKING:  # annotations only
+    from .program import Program
 
 
 def _scatter_weights(w: np.ndarray, groups: int) -> np.ndarray:
