@@ -307,7 +307,7 @@ def main(argv=None) -> int:
     print(f"time surface (dt {dt} us)      : {res['ts']:8.1f} Mev/s"
           + (f"  tonic {res['tts']:.1f} Mev/s ({res['ts'] / res['tts']:.1f}x) "
              f"[cpu {CPU['tts'] / CPU['ts']:.1f}x]" if "tts" in res else ""))
-    del tev
+    tev = None  # (free the copy before the streaming runs)
 
     sizes = [100, 1_000, 10_000, 100_000, 1_000_000]
     thr = []
