@@ -24,8 +24,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from torch import Tensor, nn
 
-from ..neurons import LIFNode, MultiSpikeNode, SpikingNeuron
 from ..frame_size import warn_if_other_size
+from ..neurons import LIFNode, MultiSpikeNode, SpikingNeuron
 from ..state import ModelState, StepContext
 from .attention import SpikeDrivenSelfAttention
 from .blocks import ChannelMLP, ConvBlock, Downsampling, TransformerBlock
