@@ -242,7 +242,8 @@ class Run:
         found = {}
 
         def look():
-            ids = self.xdo("search", "--name", "^eventpipe$").split()
+            # only a mapped (viewable) window: the screenshot is of the screen
+            ids = self.xdo("search", "--onlyvisible", "--name", "^eventpipe$").split()
             if ids:
                 found["id"] = int(ids[0])
             return bool(ids) or self.proc.poll() is not None
@@ -286,6 +287,19 @@ def screenshot(display: str, geometry: tuple[int, int, int, int]) -> np.ndarray:
     x, y, w, h = geometry
     grab = np.asarray(ImageGrab.grab(xdisplay=display).convert("RGB"))
     return np.ascontiguousarray(grab[y:y + h, x:x + w, ::-1])  # BGR, as OpenCV
+
+
+def screen_mismatch(dump: Path, last: dict, screen: np.ndarray, picture: np.ndarray, geo,
+                    geo_now, tmp_path: Path) -> str:
+    """Why the screen is not the paused picture: what it equals instead, where they differ."""
+    cv2.imwrite(str(tmp_path / "screen.png"), screen)
+    same = [r["n"] for r in dump_log(dump)
+            if np.array_equal(cv2.imread(str(dump / r["file"])), screen)]
+    diff = np.argwhere(np.any(screen != picture, axis=-1)) if screen.shape == picture.shape else None
+    box = None if diff is None or not len(diff) else (diff.min(0).tolist(), diff.max(0).tolist())
+    return (f"the screen does not show the viewer's picture {last}: it equals dumped pictures "
+            f"{same[-5:]} (of {len(dump_log(dump))}; last row {dump_log(dump)[-1]}), differs in "
+            f"rows/cols {box}, geometry then {geo} now {geo_now}; screenshot {tmp_path}/screen.png")
 
 
 def geometry(run: Run, wid: int) -> tuple[int, int, int, int]:
@@ -373,7 +387,7 @@ def test_window_shows_the_stream_pauses_and_quits(xdisplay, warm, tmp_path, squa
             return np.array_equal(shot["img"], picture)
 
         assert wait_for(on_screen, timeout=RESPONSE_S, interval=0.1), \
-            "the screen does not show the viewer's picture"
+            screen_mismatch(dump, last, shot["img"], picture, geo, geometry(run, wid), tmp_path)
         screen = shot["img"]
         x0, y0, x1, y1 = lay.paused
         assert np.any(np.all(screen[y0:y1, x0:x1] == PAUSED_BGR, axis=-1))
