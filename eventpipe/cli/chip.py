@@ -45,7 +45,7 @@ def _sensor_for(program) -> tuple[int, int]:
 
 
 def _clips(program, n: int, seed: int, split: str):
-    from eventpipe.chip_data import count_clips
+    from eventpipe.runtime.chip_counts import count_clips
 
     T = int(program.meta.get("T") or 8)
     clips = count_clips(n, seed=seed, split=split, sensor_size=_sensor_for(program),

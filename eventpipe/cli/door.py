@@ -34,6 +34,7 @@ COMMANDS = (
     "chip",
     "demo",
     "record",
+    "label",
     "replay_labels",
 )
 

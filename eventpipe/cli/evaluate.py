@@ -45,17 +45,27 @@ def run(args, env) -> int:
     from eventpipe.runtime.stream_eval import evaluate_stream
 
     stream, wall_limit = args.stream, None
-    if stream.startswith("synthetic:") and "duration_s=" not in stream:
+    from eventpipe.labelling.truth import labelled_recording
+
+    labelled = labelled_recording(stream)  # REC + REC.labels.csv: truth per window
+    if labelled is not None:
+        from eventpipe.labelling.truth import evaluate_recording
+
+        cfg = load_run_config(args.config, args.set, {"model.name": args.checkpoint})
+        res = evaluate_recording(cfg, *labelled, max_latency_us=int(args.max_latency_ms * 1e3),
+                                 err=env.stderr)
+    elif stream.startswith("synthetic:") and "duration_s=" not in stream:
         # a fixed stretch of event time: the result does not depend on machine speed
         stream += ("," if stream != "synthetic:" else "") + f"duration_s={args.duration}"
     else:
         wall_limit = args.duration
-    values = {"source.uri": stream, "model.name": args.checkpoint}
-    if args.max_speed:
-        values["source.speed"] = None
-    cfg = load_run_config(args.config, args.set, values)
-    res = evaluate_stream(cfg, duration_s=wall_limit, max_latency_us=int(args.max_latency_ms * 1e3),
-                          err=env.stderr)
+    if labelled is None:
+        values = {"source.uri": stream, "model.name": args.checkpoint}
+        if args.max_speed:
+            values["source.speed"] = None
+        cfg = load_run_config(args.config, args.set, values)
+        res = evaluate_stream(cfg, duration_s=wall_limit,
+                              max_latency_us=int(args.max_latency_ms * 1e3), err=env.stderr)
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(res, f, indent=2)
@@ -70,5 +80,7 @@ def run(args, env) -> int:
                      f"{'-' if acc is None else f'{acc:.4f}'}, switches {res['switches']}, "
                      f"caught within {res['max_latency_ms']:.0f} ms: {res['switches_caught']} "
                      f"({'-' if rate is None else f'{rate:.1%}'}), latency median "
-                     f"{res['latency_ms_median']} ms, p90 {res['latency_ms_p90']} ms\n")
+                     f"{res['latency_ms_median']} ms, p90 {res['latency_ms_p90']} ms"
+                     + (f", unlabelled windows {res['unlabelled_windows']}"
+                        if "unlabelled_windows" in res else "") + "\n")
     return ExitStatus.OK

@@ -93,7 +93,7 @@ def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
                          **cfg.source.options)
     try:
         if backend == "chip":
-            from eventpipe.chip_runtime import use_chip
+            from eventpipe.runtime.chip import use_chip
             loaded, recipe = use_chip(loaded, recipe, cfg.source.sensor_size or getattr(source, "sensor_size", None),
                                       cfg.model.profile)
         sinks = build_sinks(cfg, out)

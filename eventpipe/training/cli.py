@@ -27,6 +27,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     _config_options(p, "TOML file (configs/train_*.toml)")
     p.add_argument("--resume", default=None, help="last.pt to resume from, or 'auto'")
     p.add_argument("--out-dir", default=None, help="override out_dir")
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="train on your own recordings: DIR holds NAME.h5 + NAME.labels.csv "
+                        "takes (data.dataset=recordings; docs/own_actions.md)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     return p
 
@@ -36,7 +39,9 @@ def run_train(args, out=None) -> int:
     from eventpipe.training.config import TrainConfig, config_dict
 
     out = out or sys.stdout
-    values = {}
+    from eventpipe.training.recordings import data_dir_values
+
+    values = data_dir_values(getattr(args, "data", None), args.config, list(args.set or []))
     if args.resume:
         values["resume"] = args.resume
     if args.out_dir:

@@ -17,7 +17,8 @@ from eventpipe.config import apply_overrides, from_dict, load_toml
 from eventpipe.errors import ConfigError
 from eventpipe.represent import InputRecipe, RecipeError
 
-DatasetKind = Literal["synthetic", "synthetic_stream", "hardvs", "gesture", "gesture_npy", "folder"]
+DatasetKind = Literal["synthetic", "synthetic_stream", "hardvs", "gesture", "gesture_npy", "folder",
+                      "recordings", "recordings_stream"]
 
 
 @dataclass
@@ -75,7 +76,8 @@ class DataConfig:
     test_split: str = "test"
     class_names: list[str] = field(default_factory=list)  # optional names (hardvs); folder/gesture infer them
     extensions: list[str] = field(default_factory=list)   # folder layout: allowed suffixes (empty = any)
-    test_fraction: float = 0.2          # folder layout without train/test subfolders
+    test_fraction: float = 0.2          # folder layout without train/test subfolders (recordings: of the takes)
+    test_takes: list[str] = field(default_factory=list)   # recordings: held-out takes (names without suffix)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 

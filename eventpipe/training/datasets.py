@@ -331,6 +331,17 @@ def build_dataset(d: DataConfig, split: str, train: Optional[bool] = None, progr
 
         return SyntheticStreamFrames(d, "train" if split == "train" else "test", train=train,
                                      progress=progress)
+    if d.dataset == "recordings_stream":  # your own takes as streams (per-window targets)
+        from eventpipe.training.recording_stream import RecordingStreamFrames
+
+        return RecordingStreamFrames(d, "train" if split == "train" else "test", train=train)
+    if d.dataset == "recordings":  # your own takes + labels files (eventpipe.training.recordings)
+        from eventpipe.training.recordings import recording_items
+
+        items, names, takes = recording_items(d, split, train=train, seed=seed)
+        ds = EventClipDataset(items, names, d, train=train, seed=seed)
+        ds.takes = takes
+        return ds
     sp = d.train_split if split == "train" else d.test_split
     if d.dataset == "hardvs":
         items = hardvs_items(d.root, sp)

@@ -12,7 +12,7 @@ SHIPPED = str(Path(snn.__file__).parent / "weights" / "meta_spikeformer_tiny_syn
 @pytest.fixture(scope="session")
 def stream_frames():
     """Runtime count frames (uint8 ``[N, 2, 64, 64]``) of a short seeded synthetic stream."""
-    from eventpipe.chip_data import count_stream
+    from eventpipe.runtime.chip_counts import count_stream
 
     return count_stream(20000, seconds=2.0)[0]
 

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.timeout(900)
 
 
 def test_clip_labels_and_spikes_agree(shipped_program):
-    from eventpipe.chip_data import count_clips
+    from eventpipe.runtime.chip_counts import count_clips
 
     model, _ = snn.load_checkpoint(SHIPPED)
     clips = count_clips(12, seed=0, split="test")          # one clip per class

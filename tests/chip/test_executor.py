@@ -13,15 +13,16 @@ from .programs import random_program, random_state
 pytestmark = pytest.mark.timeout(600)
 
 
-def _same(program, frames, state, record=True, threads=1):
-    ex = Executor(program, threads=threads)
+def _same(program, frames, state, record=True, threads=1, parallel_min=None):
+    ex = Executor(program, threads=threads, parallel_min=parallel_min)
     s_ref = s_ex = state
     sats = 0
     for f in frames:
         l1, s_ref, st1 = reference_step(program, f, s_ref, record=record)
         l2, s_ex, st2 = ex.step(f, s_ex, record=record)
         assert l1.dtype == l2.dtype == np.int64
-        np.testing.assert_array_equal(l1, l2)
+        c, h, w = program.buffers[program.output]  # a map output: the executor holds it [B, H, W, C]
+        np.testing.assert_array_equal(l1, l2.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(l2.shape))
         assert set(s_ref) == set(s_ex)
         for k in s_ref:
             assert s_ref[k].dtype == s_ex[k].dtype
@@ -37,9 +38,9 @@ def _same(program, frames, state, record=True, threads=1):
 @given(seed=st.integers(0, 2**32 - 1), weight_bits=st.integers(4, 8), membrane_bits=st.sampled_from([8, 12, 16]),
        accumulator_bits=st.sampled_from([16, 20, 32]), rounding=st.sampled_from(["floor", "half_up"]),
        attention=st.booleans(), depthwise=st.booleans(), big=st.booleans(), stride=st.sampled_from([1, 2]),
-       batch=st.integers(1, 3), warm=st.booleans())
+       batch=st.integers(1, 3), warm=st.booleans(), threads=st.sampled_from([1, 2]))
 def test_random_programs(seed, weight_bits, membrane_bits, accumulator_bits, rounding, attention, depthwise, big,
-                         stride, batch, warm):
+                         stride, batch, warm, threads):
     rng = np.random.default_rng(seed)
     prog = random_program(rng, weight_bits=weight_bits, membrane_bits=membrane_bits,
                           accumulator_bits=accumulator_bits, rounding=rounding, attention=attention,
@@ -50,7 +51,8 @@ def test_random_programs(seed, weight_bits, membrane_bits, accumulator_bits, rou
     # counts beyond the clip and negative ones (clamped and counted), mostly zeros (events are sparse)
     frames = [np.where(rng.random(shape) < 0.4, rng.integers(-2, clip + 8, shape), 0) for _ in range(3)]
     state = random_state(rng, prog, batch) if warm else None
-    _same(prog, frames, state)
+    # threads=2 with parallel_min=0: every conv and neuron op takes its threaded path
+    _same(prog, frames, state, threads=threads, parallel_min=0)
 
 
 def test_forced_saturation_is_counted_and_equal():
@@ -100,3 +102,119 @@ def test_stepper_runs_in_a_streaming_session(shipped_program, stream_frames):
             np.testing.assert_allclose(got[sid][t], logits[0] * shipped_program.logit_scale, rtol=1e-6)
     with pytest.raises(TypeError, match="integer event counts"):
         ex.stepper().step(torch.full((1, 2, 64, 64), 0.5), None)
+
+
+def _wide_conv_program(w, ci, hw=(6, 7)):
+    """frame -> input codes -> LIF (every position spikes on every channel it can) -> 3x3 spike conv."""
+    from snn.backends.chip.program import Op, Program
+
+    from .programs import conv, lif, profile
+
+    H, W = hw
+    co = w.shape[0]
+    lut = np.arange(4, dtype=np.int32)
+    ops = [Op("input", "input", "frame", "input", {"clip": 3}, {"lut": lut}),
+           conv("stem", "input", "s", np.ones((ci, 1, 1, 1), np.int8), np.zeros(ci), mode="set", src_kind="graded"),
+           lif("l", "s", np.ones(ci)),
+           conv("c", "l", "out", w, np.arange(co) - co // 2, pad=1, shift=np.arange(co) % 3)]
+    buffers = {"frame": (1, H, W), "input": (1, H, W), "s": (ci, H, W), "l": (ci, H, W), "out": (co, H, W)}
+    return Program(ops, buffers, "out", 1.0, profile(accumulator_bits=32), {"class_names": None}).validate()
+
+
+def test_int16_flush_bound_by_hand():
+    """The int16 row is flushed only where the static bound (largest sum of |w| over an output
+    channel's fan-in) passes 32767, then every 32767 // max|w| rows."""
+    from snn.backends.chip.executor import int16_flush
+    from snn.backends.chip.kernels import FLUSH_NEVER
+
+    w = np.zeros((2, 64, 3, 3), np.int64)
+    w[0] = 56                                       # 576 * 56 = 32256 <= 32767: never
+    assert int16_flush(w) == FLUSH_NEVER
+    w[1, 0, 0, 0] = -57                             # channel 0 still 32256, channel 1 57
+    assert int16_flush(w) == FLUSH_NEVER
+    w[0, 0, 0, 0] = 57 + 56                         # channel 0: 32313 ... still fits
+    assert int16_flush(w) == FLUSH_NEVER
+    w[0] = 57                                       # 576 * 57 = 32832 > 32767: flush every 32767 // 57 rows
+    assert int16_flush(w) == 32767 // 57 == 574
+    w[1, 5, 1, 1] = -127
+    assert int16_flush(w) == 32767 // 127 == 258
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("sign", ["same", "mixed"])
+def test_wide_spike_conv_flushes_the_int16_row_and_stays_exact(threads, sign):
+    """576 rows (64 channels x 9 taps, every input spiking) of +-127 per output: sums up to 73152,
+    beyond int16 - the row is flushed every 258 rows; results equal the reference, on 1 or 2 threads."""
+    from snn.backends.chip.executor import int16_flush
+
+    rng = np.random.default_rng(11)
+    ci, co = 64, 40
+    w = np.full((co, ci, 3, 3), 127, np.int8)
+    if sign == "mixed":
+        w = (w * rng.choice([-1, 1], w.shape)).astype(np.int8)
+    w[1] = -127                                     # one channel at the negative extreme
+    prog = _wide_conv_program(w, ci)
+    assert int16_flush(prog.ops[-1].arrays["weight"]) == 258
+    frame = np.full((2,) + prog.input_shape, 3)    # every LIF neuron spikes
+    frame[1, 0, 0, :3] = 0                          # a few silent positions in row 1
+    logits, _, st = reference_step(prog, frame)
+    if sign == "same":
+        assert logits.max() > 2 * 32767 and logits.min() < -32768
+    _same(prog, [frame, frame], None, threads=threads, parallel_min=0)
+
+
+def test_graded_conv_takes_int64_sums_where_the_inputs_are_large():
+    """A graded conv whose inputs reach 2^29 accumulates in int64 (this step's largest input times
+    the weight bound passes 2^31) and equals the reference; with small inputs it takes int32 sums."""
+    from snn.backends.chip import kernels as K
+    from snn.backends.chip.program import Op, Program
+
+    from .programs import conv, lif, profile
+
+    rng = np.random.default_rng(5)
+    C, H, W = 4, 5, 6
+    ops = [Op("input", "input", "frame", "input", {"clip": 3}, {"lut": np.arange(4, dtype=np.int32)}),
+           conv("stem", "input", "s", np.ones((C, 1, 1, 1), np.int8), np.zeros(C), mode="set", src_kind="graded"),
+           lif("l", "s", np.ones(C)),
+           conv("dw", "l", "dw", rng.integers(-127, 128, (C, 1, 3, 3)), np.full(C, 1 << 29), pad=1, groups=C),
+           conv("pw", "dw", "out", rng.integers(-127, 128, (3, C, 1, 1)), np.zeros(3), mode="set", src_kind="graded",
+                shift=[0, 5, 9])]
+    buffers = {"frame": (1, H, W), "input": (1, H, W), "s": (C, H, W), "l": (C, H, W), "dw": (C, H, W),
+               "out": (3, H, W)}
+    prog = Program(ops, buffers, "out", 1.0, profile(accumulator_bits=32), {"class_names": None}).validate()
+    frames = [rng.integers(0, 4, (2, 1, H, W)) for _ in range(2)]
+    _same(prog, frames, None)
+    _same(prog, frames, None, threads=2, parallel_min=0)
+    ex = Executor(prog)
+    ex.step(frames[0])
+    assert ex._prep[4]["acc"].dtype == np.int64                                  # the static bound: int64
+    assert ex._prep[4]["wsum"] * int(K.absmax(ex._buffers(2)["dw"])) >= 1 << 31  # and this step needs it
+
+
+def test_threads_split_large_ops_only():
+    """With threads > 1, ops below the thresholds stay on the calling thread; parallel_min=0 splits all."""
+    rng = np.random.default_rng(2)
+    prog = random_program(rng)
+    assert not any(p.get("par") for p in Executor(prog, threads=2)._prep)
+    par = [p.get("par") for op, p in zip(prog.ops, Executor(prog, threads=2, parallel_min=0)._prep)
+           if op.kind in ("conv", "lif") and np.prod(prog.buffers[op.dst][1:]) > 1]
+    assert par and all(par)
+    assert not any(p.get("par") for p in Executor(prog, threads=1, parallel_min=0)._prep)
+    with pytest.raises(ValueError, match="threads"):
+        Executor(prog, threads=0)
+
+
+def test_threaded_step_leaves_numbas_thread_count_as_it_was():
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has one thread here")
+    rng = np.random.default_rng(4)
+    prog = random_program(rng)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        Executor(prog, threads=2, parallel_min=0).step(rng.integers(0, 5, (1,) + prog.input_shape))
+        assert numba.get_num_threads() == 1
+    finally:
+        numba.set_num_threads(before)

@@ -1,15 +1,17 @@
 """The event-driven executor: one synchronous timestep per call, inside it only active spikes work.
 
-Each LIF op leaves an address list of its spikes; a conv reading spikes walks that list and adds
-one weight row per (spike, kernel tap) into its outputs - no pass over silent inputs.  Graded
-inputs (the first layer's codes, the depthwise conv's output) are scanned and only non-zero values
-multiply their rows.  Results equal :func:`~snn.backends.chip.reference.reference_step` bit for bit.
+Each LIF op leaves per-position address lists of its spikes; a conv gathers, for each output
+position, the weight rows that the spikes of its receptive field select (one row per (spike, kernel
+tap)) and sums them - no pass over silent inputs.  Graded inputs (the first layer's codes, the
+depthwise conv's output) are scanned and only non-zero values multiply their rows.  Results equal
+:func:`~snn.backends.chip.reference.reference_step` bit for bit, on one thread or several.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Dict, Optional
 
+import numba
 import numpy as np
 
 from . import kernels as K
@@ -19,14 +21,30 @@ if TYPE_CHECKING:  # annotations only
     from .program import Program
 
 
-def _scatter_weights(w: np.ndarray, groups: int) -> np.ndarray:
-    """``[Co, Ci/g, k, k]`` -> ``[Ci, k, k, Co/g]``: the row a spike on input ``ci`` adds at each tap."""
+_I32 = np.zeros(1, np.int32)  # dtype token of the int32 accumulator (read only)
+
+
+def _row_weights(w: np.ndarray, groups: int) -> np.ndarray:
+    """``[Co, Ci/g, k, k]`` -> ``[Ci, k, k, Co/g]``: the row a spike on input ``ci`` adds at each tap
+    (int8 where the weights fit, so a row of 64 weights is one cache line)."""
     co, cig, k, _ = w.shape
     cog = co // groups
-    out = np.empty((cig * groups, k, k, cog), w.dtype)
+    dt = np.int8 if int(np.abs(w.astype(np.int64)).max(initial=0)) <= 127 else np.int16
+    out = np.empty((cig * groups, k, k, cog), dt)
     for g in range(groups):
         out[g * cig:(g + 1) * cig] = w[g * cog:(g + 1) * cog].transpose(1, 2, 3, 0)
     return np.ascontiguousarray(out)
+
+
+def int16_flush(w: np.ndarray) -> int:
+    """Rows of spike weights ``w [Co, Ci/g, k, k]`` that an int16 accumulator can sum exactly before
+    it must be flushed into the wide one: never (:data:`~snn.backends.chip.kernels.FLUSH_NEVER`)
+    where the static bound - the largest sum of ``|w|`` over the fan-in of an output channel - fits
+    int16; else ``32767 // max|w|``."""
+    a = np.abs(w.astype(np.int64)).reshape(w.shape[0], -1)
+    if int(a.sum(1).max(initial=0)) <= 32767:
+        return K.FLUSH_NEVER
+    return 32767 // int(a.max())
 
 
 class Executor:
@@ -37,10 +55,16 @@ class Executor:
     ``[B, classes]`` (times ``program.logit_scale`` for the float model's units).
     """
 
-    def __init__(self, program: Program, *, threads: int = 1):
-        """``threads``: the spike scatters of wide layers (>= 64 outputs per group) split their
-        output channels over this many numba threads (same results, bit for bit)."""
-        if int(threads) < 1:
+    #: ops with less work than this (synapses of the dense-equivalent conv; neurons of a LIF op)
+    #: stay on the calling thread even with ``threads > 1`` (a parallel region costs ~10 us)
+    PARALLEL_MIN_SYNAPSES = 4_000_000
+    PARALLEL_MIN_NEURONS = 32_768
+
+    def __init__(self, program: Program, *, threads: int = 1, parallel_min: Optional[int] = None):
+        """``threads``: the convs and neuron updates of large ops split their output positions over
+        this many numba threads (same results, bit for bit).  ``parallel_min``: if given, the work
+        from which an op runs in parallel (both thresholds; 0: every op)."""
+        if isinstance(threads, bool) or int(threads) < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         self.threads = int(threads)
         self.program = program.validate()
@@ -48,6 +72,8 @@ class Executor:
         self.half_up = nb.rounding == "half_up"
         self.acc_lo, self.acc_hi = -(1 << (nb.accumulator_bits - 1)), (1 << (nb.accumulator_bits - 1)) - 1
         self.mem_lo, self.mem_hi = -(1 << (nb.membrane_bits - 1)), (1 << (nb.membrane_bits - 1)) - 1
+        min_syn = self.PARALLEL_MIN_SYNAPSES if parallel_min is None else int(parallel_min)
+        min_neu = self.PARALLEL_MIN_NEURONS if parallel_min is None else int(parallel_min)
         self.kinds = {"frame": "count"}
         bound = {"frame": 0}
         self._prep = []
@@ -59,16 +85,38 @@ class Executor:
                 self.kinds[op.dst] = "map"
             elif op.kind == "conv":
                 w = op.arrays["weight"]
-                p["wt"] = _scatter_weights(w, int(op.attrs["groups"]))
-                p["shift"] = op.arrays["shift"].astype(np.int64)
+                g = int(op.attrs["groups"])
+                p["wt"] = _row_weights(w, g)
+                if op.attrs["src_kind"] != "spike":  # products in int32 lanes: rows widened once, here
+                    p["wt"] = p["wt"].astype(np.int32)
+                cig, cog = w.shape[1], w.shape[0] // g
+                p["og"] = (np.arange(cig * g, dtype=np.int64) // cig) * cog
+                sh = np.maximum(op.arrays["shift"].astype(np.int64), 0)  # a shift <= 0 leaves the sum as it is
+                p["shift"] = sh
+                p["rnd"] = np.where(sh > 0, np.left_shift(1, np.maximum(sh - 1, 0)), 0) if self.half_up else 0 * sh
                 p["bias"] = op.arrays["bias"].astype(np.int64)
-                src_max = 1 if op.attrs["src_kind"] == "spike" else bound.get(op.src, self.acc_hi)
-                worst = int(np.abs(w.astype(np.int64)).reshape(w.shape[0], -1).sum(1).max(initial=0)) * src_max
-                p["acc_dtype"] = np.int32 if worst < (1 << 31) else np.int64
+                p["spike"] = op.attrs["src_kind"] == "spike"
+                src_max = 1 if p["spike"] else bound.get(op.src, self.acc_hi)
+                p["wsum"] = int(np.abs(w.astype(np.int64)).reshape(w.shape[0], -1).sum(1).max(initial=0))
+                p["acc"] = np.zeros(1, np.int32 if p["wsum"] * src_max < (1 << 31) else np.int64)
+                p["flush"] = int16_flush(w)
+                co, ho, wo = program.buffers[op.dst]
+                p["par"] = self.threads > 1 and ho * wo > 1 and ho * wo * co * w[0].size >= min_syn
+                k, stride = int(op.attrs["kernel"]), int(op.attrs["stride"])
+                if p["spike"] and cig == 1 and cog == 1 and stride == 1 and k <= 8:  # depthwise
+                    ci, h, wd = program.buffers[op.src]
+                    wr = np.zeros((co, k, 8), np.int32)
+                    wr[:, :, :k] = w[:, 0, :, ::-1]
+                    p["dw"] = wr
+                    pad = int(op.attrs["pad"])
+                    p["fx"] = np.array([sum(0 <= x + pad - kx < wo for kx in range(k)) for x in range(wd)], np.int64)
+                    p["cm"] = (co, ho, wd + 2 * pad + 8)
                 bound[op.dst] = self.acc_hi
                 self.kinds[op.dst] = "map"
             elif op.kind == "lif":
                 p["theta"] = op.arrays["theta"].astype(np.int64)
+                c, h, w = program.buffers[op.dst]
+                p["par"] = self.threads > 1 and h * w > 1 and c * h * w >= min_neu
                 self.kinds[op.dst] = "spikes"
             elif op.kind == "attn":
                 c, h, w = program.buffers[op.dst]
@@ -91,19 +139,36 @@ class Executor:
             kind = self.kinds.get(name)
             if kind == "map":
                 arena[name] = np.zeros((B, h, w, c), np.int32)
-            elif kind == "spikes":
-                arena[name] = np.zeros((B, h * w * c), np.int32)
-                arena[name + "#cnt"] = np.zeros(B, np.int32)
-        for i, (op, p) in enumerate(zip(self.program.ops, self._prep)):
-            if op.kind == "conv":
-                c, h, w = self.program.buffers[op.dst]
-                arena[f"#acc{i}"] = np.zeros((B, h, w, c), p["acc_dtype"])
+            elif kind == "spikes":  # channels of the spikes at each position, and how many
+                arena[name] = np.zeros((B, h * w * c), np.int16 if c <= 32767 else np.int32)
+                arena[name + "#n"] = np.zeros((B, h * w), np.int32)
+        for i, p in enumerate(self._prep):
+            if "cm" in p:  # the depthwise convs' channel-major scratch
+                arena[f"#cm{i}"] = np.zeros(p["cm"], np.int32)
         self._arena = {B: arena}  # one batch size at a time: memory stays bounded
         return arena
 
-    # ------------------------------------------------------------------ step
+    def _threads_on(self) -> int:
+        """Sets numba's thread count (for the calling thread) to ours; returns the previous one."""
+        prev = numba.get_num_threads()
+        n = min(self.threads, numba.config.NUMBA_NUM_THREADS)
+        if prev != n:
+            numba.set_num_threads(n)
+        return prev
+
     def step(self, frame, state: Optional[Dict[str, np.ndarray]] = None, *, record: bool = False):
         """One timestep; returns ``(logits [B, classes] int64, new state, stats)``."""
+        if self.threads == 1:
+            return self._step(frame, state, record)
+        prev = self._threads_on()
+        try:
+            return self._step(frame, state, record)
+        finally:  # the caller's numba setting (e.g. the float fast path's) is left as it was
+            if numba.get_num_threads() != prev:
+                numba.set_num_threads(prev)
+
+    # ------------------------------------------------------------------ step
+    def _step(self, frame, state, record):
         prog = self.program
         frame = prog.check_frame(frame)
         B = frame.shape[0]
@@ -113,33 +178,42 @@ class Executor:
         cnt = stats.counts
         new_state: Dict[str, np.ndarray] = {}
         hu = self.half_up
+        parts = self.threads
+        acc_lo, acc_hi = np.int64(self.acc_lo), np.int64(self.acc_hi)
         for i, (op, p) in enumerate(zip(prog.ops, self._prep)):
             if op.kind == "input":
                 cnt[i, IDX["saturations"]] = K.input_codes(frame, p["lut"], np.int64(op.attrs["clip"]), buf[op.dst])
             elif op.kind == "conv":
-                acc = buf[f"#acc{i}"]
-                acc[...] = 0
-                k, s, pad = int(op.attrs["kernel"]), int(op.attrs["stride"]), int(op.attrs["pad"])
-                if op.attrs["src_kind"] == "spike":
+                s, pad = int(op.attrs["stride"]), int(op.attrs["pad"])
+                add = op.attrs["mode"] == "add"
+                if "dw" in p:
                     ci, h, w = prog.buffers[op.src]
-                    if self.threads > 1 and p["wt"].shape[3] >= 64:
-                        n = K.conv_spikes_split(buf[op.src], buf[op.src + "#cnt"], h, w, ci, p["wt"], s, pad, acc,
-                                                self.threads)
-                    else:
-                        n = K.conv_spikes(buf[op.src], buf[op.src + "#cnt"], h, w, ci, p["wt"], s, pad, acc)
+                    args = (buf[op.src], buf[op.src + "#n"], h, w, ci, p["dw"], pad, p["fx"], p["shift"], p["rnd"],
+                            p["bias"], buf[op.dst], add, acc_lo, acc_hi, buf[f"#cm{i}"])
+                    n, n_sat = K.conv_dw_par(*args, parts) if p["par"] else K.conv_dw(*args)
+                    cnt[i, IDX["ac"]] = n
+                elif p["spike"]:
+                    ci, h, w = prog.buffers[op.src]
+                    args = (buf[op.src], buf[op.src + "#n"], h, w, ci, p["wt"], p["og"], s, pad, p["flush"],
+                            p["shift"], p["rnd"], p["bias"], buf[op.dst], add, acc_lo, acc_hi, p["acc"])
+                    n, n_sat = K.conv_spikes_par(*args, parts) if p["par"] else K.conv_spikes(*args)
                     cnt[i, IDX["ac"]] = n
                 else:
-                    n = K.conv_graded(buf[op.src], p["wt"], s, pad, acc)
+                    acc = p["acc"]
+                    if acc.dtype == np.int64 and p["wsum"] * int(K.absmax(buf[op.src])) < (1 << 31):
+                        acc = _I32  # this step's inputs are small enough for exact int32 sums
+                    args = (buf[op.src], p["wt"], p["og"], s, pad, p["shift"], p["rnd"], p["bias"], buf[op.dst], add,
+                            acc_lo, acc_hi, acc)
+                    n, n_sat = K.conv_graded_par(*args, parts) if p["par"] else K.conv_graded(*args)
                     cnt[i, IDX["mac"]] = n
                 cnt[i, IDX["weight_bytes"]] = weight_bytes(n, self.weight_bits)
-                cnt[i, IDX["saturations"]] = K.finish(acc, p["shift"], p["bias"], buf[op.dst], op.attrs["mode"] == "add",
-                                                      np.int64(self.acc_lo), np.int64(self.acc_hi), hu)
+                cnt[i, IDX["saturations"]] = n_sat
             elif op.kind == "lif":
                 key = op.attrs["state"]
                 v_new = np.empty_like(state[key])
-                n_sat, n_spk = K.lif(buf[op.src], state[key], p["theta"], int(op.attrs["in_shift"]),
-                                     np.int64(self.mem_lo), np.int64(self.mem_hi), hu, v_new, buf[op.dst],
-                                     buf[op.dst + "#cnt"])
+                args = (buf[op.src], state[key], p["theta"], int(op.attrs["in_shift"]), np.int64(self.mem_lo),
+                        np.int64(self.mem_hi), hu, v_new, buf[op.dst], buf[op.dst + "#n"])
+                n_sat, n_spk = K.lif_par(*args, parts) if p["par"] else K.lif(*args)
                 new_state[key] = v_new
                 cnt[i, IDX["saturations"]] = n_sat
                 cnt[i, IDX["spikes"]] = n_spk
@@ -149,16 +223,15 @@ class Executor:
             elif op.kind == "attn":
                 c, h, w = prog.buffers[op.dst]
                 y = buf[op.dst].reshape(B, h * w, c)
-                inc, rows, n_sat = K.attention(buf[op.src], buf[op.src + "#cnt"], h * w, c, int(op.attrs["heads"]), y,
-                                               np.int64(self.acc_lo), np.int64(self.acc_hi))
+                inc, rows, n_sat = K.attention(buf[op.src], buf[op.src + "#n"], h * w, c, int(op.attrs["heads"]), y,
+                                               acc_lo, acc_hi)
                 cnt[i, IDX["attn_increments"]] = inc
                 cnt[i, IDX["attn_row_adds"]] = rows
                 cnt[i, IDX["saturations"]] = n_sat
             elif op.kind == "pool":
                 src = buf[op.src]
                 out = buf[op.dst].reshape(B, -1)
-                cnt[i, IDX["saturations"]] = K.pool(src, int(op.attrs["shift"]), hu, np.int64(self.acc_lo),
-                                                    np.int64(self.acc_hi), out)
+                cnt[i, IDX["saturations"]] = K.pool(src, int(op.attrs["shift"]), hu, acc_lo, acc_hi, out)
                 cnt[i, IDX["other_adds"]] = src.size
         logits = buf[prog.output].reshape(B, -1).astype(np.int64)
         return logits, new_state, stats
@@ -167,9 +240,12 @@ class Executor:
         """The spikes of LIF buffer ``name`` after the last step, as ``[B, C, H, W]`` uint8."""
         c, h, w = self.program.buffers[name]
         buf = self._arena[B]
-        out = np.zeros((B, h * w * c), np.uint8)
+        chan, npos = buf[name], buf[name + "#n"]
+        out = np.zeros((B, h * w, c), np.uint8)
         for b in range(B):
-            out[b, buf[name][b, :buf[name + "#cnt"][b]]] = 1
+            p = np.repeat(np.arange(h * w), npos[b])
+            k = np.arange(p.size) - np.repeat(np.cumsum(npos[b]) - npos[b], npos[b])
+            out[b, p, chan[b, p * c + k]] = 1
         return out.reshape(B, h, w, c).transpose(0, 3, 1, 2)
 
     def stepper(self, logits_scale: bool = True) -> "ChipStepper":

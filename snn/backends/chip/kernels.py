@@ -1,14 +1,36 @@
-"""Numba kernels of the event-driven executor (layouts: maps ``[B, H, W, C]``; spikes as address
-lists ``addr[b, :cnt[b]]`` of ``(y * W + x) * C + c``, in increasing order).
+"""Numba kernels of the event-driven executor.
 
-Sums are exact (int32 where the compiler's bound allows it, else int64) and saturated once, at the
-end, as :mod:`~snn.backends.chip.reference` defines.
+Layouts: maps ``[B, H, W, C]`` (int32); spikes of a ``C``-channel LIF buffer as per-position address
+lists, like AER packets grouped by pixel: ``npos[b, p]`` spikes at position ``p = y * W + x``, their
+channels (increasing) in ``chan[b, p * C : p * C + npos[b, p]]``.
+
+A conv gathers, per output position, the weight rows its receptive field's spikes select (one row
+``wt[ci, ky, kx, :]`` of ``C_out / groups`` weights per (spike, tap); graded inputs: one row per
+non-zero value, times the value), sums them in a small accumulator row that stays in L1 and applies
+shift, bias, residual add and saturation once - no pass over silent inputs, no accumulator map.
+Spike rows are summed four at a time in int16 lanes, flushed into the exact int32 (or int64) row
+before ``flush`` rows could overflow int16 (``flush * max|w| <= 32767``; never, where the compiler's
+static bound ``sum |w|`` over the fan-in of every output channel fits int16), so the sums are exact:
+the results equal :mod:`~snn.backends.chip.reference` bit for bit.
+
+A depthwise conv on spikes (stride 1, K <= 8) scatters instead: each spike adds its K reversed
+kernel rows into K contiguous columns of a channel-major scratch (one 8-lane add per kernel row).
+
+The convs and neuron updates exist as a serial function and a ``*_par`` version that splits the
+work over ``parts`` numba threads (output rows interleaved for convs, channel blocks for the
+depthwise conv, position blocks for neurons); no two threads write the same output, and integer
+sums are the same in any order, so the results are those of one thread.
 """
 
 from __future__ import annotations
 
 import numba
 import numpy as np
+
+#: ``flush`` value meaning "the int16 row cannot overflow: never flush"
+FLUSH_NEVER = 1 << 62
+
+_JIT = dict(cache=True, nogil=True, boundscheck=False)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -29,7 +51,7 @@ def _sat(x, lo, hi):
     return x, 0
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(**_JIT)
 def input_codes(frame, lut, clip, out):  # pragma: no cover - jitted
     """``frame [B, C, H, W]`` counts -> ``out [B, H, W, C]`` codes; returns the clamped count."""
     B, C, H, W = frame.shape
@@ -49,140 +71,392 @@ def input_codes(frame, lut, clip, out):  # pragma: no cover - jitted
     return n_sat
 
 
-@numba.njit(cache=True, nogil=True)
-def conv_spikes(addr, cnt, H, W, Ci, wt, stride, pad, acc):  # pragma: no cover - jitted
-    """Scatter weight rows ``wt[ci, ky, kx, :]`` of every spike into ``acc [B, Ho, Wo, Co]``
-    (``acc`` holds 0 on entry; groups: input ci feeds outputs ``(ci // cig) * cog + [0, cog)``).
-    Returns the number of accumulates (weights added)."""
-    B, Ho, Wo, Co = acc.shape
-    K = wt.shape[1]
-    cog = wt.shape[3]
-    groups = Co // cog
-    cig = Ci // groups
-    n = 0
-    for b in range(B):
-        for e in range(cnt[b]):
-            a = addr[b, e]
-            ci = a % Ci
-            p = a // Ci
-            x = p % W
-            y = p // W
-            o0 = (ci // cig) * cog
-            for ky in range(K):
-                ty = y + pad - ky
-                if ty < 0 or ty % stride != 0:
-                    continue
-                oy = ty // stride
-                if oy >= Ho:
-                    continue
-                for kx in range(K):
-                    tx = x + pad - kx
-                    if tx < 0 or tx % stride != 0:
-                        continue
-                    ox = tx // stride
-                    if ox >= Wo:
-                        continue
-                    # slices, not row[o0 + j]: indices numba can prove non-negative let LLVM vectorise
-                    row = acc[b, oy, ox, o0:o0 + cog]
-                    w = wt[ci, ky, kx]
-                    for j in range(cog):
-                        row[j] += w[j]
-                    n += cog
-    return n
-
-
-@numba.njit(cache=True, nogil=True)
-def conv_graded(src, wt, stride, pad, acc):  # pragma: no cover - jitted
-    """Like :func:`conv_spikes` for graded ``src [B, H, W, Ci]``: every non-zero value multiplies its
-    weight rows.  Returns the number of multiply-accumulates."""
-    B, H, W, Ci = src.shape
-    _, Ho, Wo, Co = acc.shape
-    K = wt.shape[1]
-    cog = wt.shape[3]
-    groups = Co // cog
-    cig = Ci // groups
-    n = 0
-    for b in range(B):
-        for y in range(H):
-            for x in range(W):
-                for ci in range(Ci):
-                    v = src[b, y, x, ci]
-                    if v == 0:
-                        continue
-                    o0 = (ci // cig) * cog
-                    for ky in range(K):
-                        ty = y + pad - ky
-                        if ty < 0 or ty % stride != 0:
-                            continue
-                        oy = ty // stride
-                        if oy >= Ho:
-                            continue
-                        for kx in range(K):
-                            tx = x + pad - kx
-                            if tx < 0 or tx % stride != 0:
-                                continue
-                            ox = tx // stride
-                            if ox >= Wo:
-                                continue
-                            row = acc[b, oy, ox, o0:o0 + cog]
-                            w = wt[ci, ky, kx]
-                            for j in range(cog):
-                                row[j] += v * w[j]
-                            n += cog
-    return n
-
-
-@numba.njit(cache=True, nogil=True)
-def finish(acc, shift, bias, dst, add, lo, hi, half_up):  # pragma: no cover - jitted
-    """``dst = sat((add ? dst : 0) + bias + acc >> shift)``; returns the saturation count."""
-    B, Ho, Wo, Co = acc.shape
-    n_sat = 0
-    for b in range(B):
-        for y in range(Ho):
-            for x in range(Wo):
-                for o in range(Co):
-                    v = _shr(np.int64(acc[b, y, x, o]), shift[o], half_up) + bias[o]
-                    if add:
-                        v += dst[b, y, x, o]
-                    v, s = _sat(v, lo, hi)
-                    n_sat += s
-                    dst[b, y, x, o] = v
-    return n_sat
-
-
-@numba.njit(cache=True, nogil=True)
-def lif(x, v, theta, in_shift, lo, hi, half_up, v_new, addr, cnt):  # pragma: no cover - jitted
-    """Membranes ``v`` -> ``v_new`` for currents ``x`` (all ``[B, H, W, C]``); spikes go to the
-    address lists.  Returns ``(saturations, spikes)``."""
-    B, H, W, C = x.shape
+# ---------------------------------------------------------------------------------------- neurons
+@numba.njit(**_JIT)
+def _lif_span(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos, b, p0, p1):  # pragma: no cover
+    """LIF update of positions ``[p0, p1)`` of batch row ``b``; returns ``(saturations, spikes)``."""
+    _, H, W, C = x.shape
+    xb = x[b].reshape(H * W, C)
+    vb = v[b].reshape(H * W, C)
+    ob = v_new[b].reshape(H * W, C)
+    cb = chan[b]
+    flag = np.empty(C, np.uint8)
     n_sat = 0
     n_spk = 0
-    for b in range(B):
+    for p in range(p0, p1):
+        xr = xb[p]
+        vr = vb[p]
+        orow = ob[p]
+        for c in range(C):  # vectorised: membranes and spike flags
+            h = _shr(np.int64(vr[c]) + (np.int64(xr[c]) << in_shift), 1, half_up)
+            n_sat += (h < lo) + (h > hi)
+            h = min(max(h, lo), hi)
+            s = h >= theta[c]
+            orow[c] = 0 if s else h
+            flag[c] = s
+        base = p * C
         k = 0
-        for y in range(H):
-            for xx in range(W):
-                base = (y * W + xx) * C
-                for c in range(C):
-                    h = _shr(np.int64(v[b, y, xx, c]) + (np.int64(x[b, y, xx, c]) << in_shift), 1, half_up)
-                    h, s = _sat(h, lo, hi)
-                    n_sat += s
-                    if h >= theta[c]:
-                        v_new[b, y, xx, c] = 0
-                        addr[b, k] = base + c
-                        k += 1
-                    else:
-                        v_new[b, y, xx, c] = h
-        cnt[b] = k
+        for c in range(C):  # branch-free compaction: a slot is kept only on a spike
+            cb[base + k] = c
+            k += flag[c]
+        npos[b, p] = k
         n_spk += k
     return n_sat, n_spk
 
 
-@numba.njit(cache=True, nogil=True)
-def attention(addr, cnt, N, C, heads, y, lo, hi):  # pragma: no cover - jitted
-    """SDSA-3 from the Q/K/V spike list (``3C`` channels per token): ``M = K^T V`` per head by
-    +1 per (k, v) spike pair of a token, then ``y[token] += M[i]`` per q spike ``i``.
-    ``y [B, N, C]`` is overwritten.  Returns ``(increments, row adds, saturations)``."""
-    B = cnt.shape[0]
+@numba.njit(**_JIT)
+def lif(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos):  # pragma: no cover - jitted
+    """Membranes ``v`` -> ``v_new`` for currents ``x`` (all ``[B, H, W, C]``); spikes go to the
+    per-position address lists.  Returns ``(saturations, spikes)``."""
+    B, H, W, _ = x.shape
+    n_sat = 0
+    n_spk = 0
+    for b in range(B):
+        s, k = _lif_span(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos, b, 0, H * W)
+        n_sat += s
+        n_spk += k
+    return n_sat, n_spk
+
+
+@numba.njit(parallel=True, **_JIT)
+def lif_par(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos, parts):  # pragma: no cover
+    """:func:`lif` with the positions of each batch row split into ``parts`` blocks, one per thread."""
+    B, H, W, _ = x.shape
+    P = H * W
+    sat = np.zeros(parts, np.int64)
+    spk = np.zeros(parts, np.int64)
+    for part in numba.prange(parts):
+        p0 = part * P // parts
+        p1 = (part + 1) * P // parts
+        for b in range(B):
+            s, k = _lif_span(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos, b, p0, p1)
+            sat[part] += s
+            spk[part] += k
+    return sat.sum(), spk.sum()
+
+
+# ---------------------------------------------------------------------------------------- convs
+@numba.njit(**_JIT)
+def _emit(tacc, tlo, dst, b, oy, ox, shift, rnd, bias, add, lo, hi):  # pragma: no cover
+    """``dst[b, oy, ox] = sat((add ? dst : 0) + bias + (tacc + tlo + rnd) >> shift)``, branch-free
+    (``rnd``: 0, or half a step for rounding half up); returns saturations."""
+    out = dst[b, oy, ox]
+    n_sat = 0
+    for o in range(out.shape[0]):
+        v = ((np.int64(tacc[o]) + np.int64(tlo[o]) + rnd[o]) >> shift[o]) + bias[o]
+        if add:
+            v += out[o]
+        n_sat += (v < lo) + (v > hi)
+        out[o] = min(max(v, lo), hi)
+    return n_sat
+
+
+@numba.njit(**_JIT)
+def _conv_spikes_at(chan, npos, b, q0, qstep, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst, add,
+                    lo, hi, t16, tacc, idx):  # pragma: no cover - jitted
+    """Output rows ``q0, q0 + qstep, ...`` of batch row ``b`` from spikes; returns
+    ``(accumulates, saturations)``.  ``wt [Ci, K, K, cog]``; ``og[ci]``: first output of ``ci``'s group."""
+    _, Ho, Wo, Co = dst.shape
+    K = wt.shape[1]
+    KK = K * K
+    cog = wt.shape[3]
+    wt2 = wt.reshape(Ci * KK, cog)
+    cb = chan[b]
+    nb = npos[b]
+    dense = cog == Co  # one group: every row spans all outputs
+    n = 0
+    n_sat = 0
+    for oy in range(q0, Ho, qstep):  # output rows q0, q0 + qstep, ...
+        for ox in range(Wo):
+            tacc[:] = 0
+            t16[:] = 0
+            nr = 0
+            rows = 0
+            for ky in range(K):
+                iy = oy * stride - pad + ky
+                if iy < 0 or iy >= H:
+                    continue
+                for kx in range(K):
+                    ix = ox * stride - pad + kx
+                    if ix < 0 or ix >= W:
+                        continue
+                    p = iy * W + ix
+                    tap = ky * K + kx
+                    base = p * Ci
+                    if dense:
+                        for e in range(base, base + nb[p]):
+                            idx[nr] = np.int64(cb[e]) * KK + tap
+                            nr += 1
+                    elif cog == 1:  # depthwise: one weight per (spike, tap), straight into the exact row
+                        for e in range(base, base + nb[p]):
+                            ci = np.int64(cb[e])
+                            tacc[og[ci]] += wt2[ci * KK + tap, 0]
+                        n += nb[p]
+                    else:  # grouped: each row adds into its group's slice
+                        for e in range(base, base + nb[p]):
+                            ci = np.int64(cb[e])
+                            o0 = og[ci]
+                            t = t16[o0:o0 + cog]
+                            w = wt2[ci * KK + tap]
+                            for j in range(cog):
+                                t[j] += w[j]
+                            rows += 1
+                            n += cog
+                            if rows == flush:
+                                for j in range(Co):
+                                    tacc[j] += t16[j]
+                                    t16[j] = 0
+                                rows = 0
+            if dense:
+                n += nr * cog
+                r0 = 0
+                while r0 < nr:
+                    r1 = min(nr, r0 + flush)
+                    r = r0
+                    while r + 4 <= r1:
+                        a0 = wt2[idx[r]]
+                        a1 = wt2[idx[r + 1]]
+                        a2 = wt2[idx[r + 2]]
+                        a3 = wt2[idx[r + 3]]
+                        for j in range(Co):
+                            t16[j] += (a0[j] + a1[j]) + (a2[j] + a3[j])
+                        r += 4
+                    while r < r1:
+                        a0 = wt2[idx[r]]
+                        for j in range(Co):
+                            t16[j] += a0[j]
+                        r += 1
+                    if r1 < nr:
+                        for j in range(Co):
+                            tacc[j] += t16[j]
+                            t16[j] = 0
+                    r0 = r1
+            n_sat += _emit(tacc, t16, dst, b, oy, ox, shift, rnd, bias, add, lo, hi)
+    return n, n_sat
+
+
+@numba.njit(**_JIT)
+def _conv_graded_at(src, b, q0, qstep, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi,
+                    tacc, tzero, idx, val):  # pragma: no cover - jitted
+    """Output rows ``q0, q0 + qstep, ...`` of batch row ``b`` from a graded map ``src``: every
+    non-zero value multiplies its rows.  Returns ``(multiply-accumulates, saturations)``."""
+    _, H, W, Ci = src.shape
+    _, Ho, Wo, Co = dst.shape
+    K = wt.shape[1]
+    KK = K * K
+    cog = wt.shape[3]
+    wt2 = wt.reshape(Ci * KK, cog)
+    dense = cog == Co
+    n = 0
+    n_sat = 0
+    for oy in range(q0, Ho, qstep):  # output rows q0, q0 + qstep, ...
+        for ox in range(Wo):
+            tacc[:] = 0
+            nr = 0
+            for ky in range(K):
+                iy = oy * stride - pad + ky
+                if iy < 0 or iy >= H:
+                    continue
+                for kx in range(K):
+                    ix = ox * stride - pad + kx
+                    if ix < 0 or ix >= W:
+                        continue
+                    tap = ky * K + kx
+                    s = src[b, iy, ix]
+                    for ci in range(Ci):
+                        v = s[ci]
+                        if v == 0:
+                            continue
+                        if dense:
+                            idx[nr] = ci * KK + tap
+                            val[nr] = v
+                            nr += 1
+                        else:
+                            o0 = og[ci]
+                            t = tacc[o0:o0 + cog]
+                            w = wt2[ci * KK + tap]
+                            for j in range(cog):
+                                t[j] += v * w[j]
+                            n += cog
+            if dense:
+                n += nr * cog
+                r = 0
+                while r + 4 <= nr:
+                    a0 = wt2[idx[r]]
+                    a1 = wt2[idx[r + 1]]
+                    a2 = wt2[idx[r + 2]]
+                    a3 = wt2[idx[r + 3]]
+                    v0, v1, v2, v3 = val[r], val[r + 1], val[r + 2], val[r + 3]
+                    for j in range(Co):
+                        tacc[j] += (v0 * a0[j] + v1 * a1[j]) + (v2 * a2[j] + v3 * a3[j])
+                    r += 4
+                while r < nr:
+                    a0 = wt2[idx[r]]
+                    v0 = val[r]
+                    for j in range(Co):
+                        tacc[j] += v0 * a0[j]
+                    r += 1
+            n_sat += _emit(tacc, tzero, dst, b, oy, ox, shift, rnd, bias, add, lo, hi)
+    return n, n_sat
+
+
+@numba.njit(**_JIT)
+def conv_spikes(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst, add, lo, hi,
+                acc_proto):  # pragma: no cover - jitted
+    """A conv on spikes into ``dst [B, Ho, Wo, Co]`` (set or residual add), on the calling thread;
+    ``acc_proto``: a 1-element array of the exact accumulator's dtype.  Returns ``(accumulates, saturations)``."""
+    B, Ho, Wo, Co = dst.shape
+    t16 = np.zeros(Co, np.int16)
+    tacc = np.zeros(Co, acc_proto.dtype)
+    idx = np.empty(Ci * wt.shape[1] * wt.shape[2], np.int64)
+    n = 0
+    n_sat = 0
+    for b in range(B):
+        a, s = _conv_spikes_at(chan, npos, b, 0, 1, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst,
+                               add, lo, hi, t16, tacc, idx)
+        n += a
+        n_sat += s
+    return n, n_sat
+
+
+@numba.njit(parallel=True, **_JIT)
+def conv_spikes_par(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst, add, lo, hi,
+                    acc_proto, parts):  # pragma: no cover - jitted
+    """:func:`conv_spikes` with the output rows interleaved over ``parts`` threads."""
+    B, Ho, Wo, Co = dst.shape
+    ns = np.zeros(parts, np.int64)
+    sats = np.zeros(parts, np.int64)
+    for part in numba.prange(parts):
+        t16 = np.zeros(Co, np.int16)
+        tacc = np.zeros(Co, acc_proto.dtype)
+        idx = np.empty(Ci * wt.shape[1] * wt.shape[2], np.int64)
+        for b in range(B):
+            a, s = _conv_spikes_at(chan, npos, b, part, parts, H, W, Ci, wt, og, stride, pad, flush, shift, rnd,
+                                   bias, dst, add, lo, hi, t16, tacc, idx)
+            ns[part] += a
+            sats[part] += s
+    return ns.sum(), sats.sum()
+
+
+@numba.njit(**_JIT)
+def conv_graded(src, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi, acc_proto):  # pragma: no cover
+    """A conv on a graded map ``src [B, H, W, Ci]`` (zeros skipped) into ``dst``; returns ``(MACs, saturations)``."""
+    B, Ho, Wo, Co = dst.shape
+    Ci = src.shape[3]
+    tacc = np.zeros(Co, acc_proto.dtype)
+    tzero = np.zeros(Co, np.int16)
+    nmax = Ci * wt.shape[1] * wt.shape[2]
+    idx = np.empty(nmax, np.int64)
+    val = np.empty(nmax, acc_proto.dtype)
+    n = 0
+    n_sat = 0
+    for b in range(B):
+        a, s = _conv_graded_at(src, b, 0, 1, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi,
+                               tacc, tzero, idx, val)
+        n += a
+        n_sat += s
+    return n, n_sat
+
+
+@numba.njit(parallel=True, **_JIT)
+def conv_graded_par(src, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi, acc_proto,
+                    parts):  # pragma: no cover - jitted
+    """:func:`conv_graded` with the output rows interleaved over ``parts`` threads."""
+    B, Ho, Wo, Co = dst.shape
+    Ci = src.shape[3]
+    nmax = Ci * wt.shape[1] * wt.shape[2]
+    ns = np.zeros(parts, np.int64)
+    sats = np.zeros(parts, np.int64)
+    for part in numba.prange(parts):
+        tacc = np.zeros(Co, acc_proto.dtype)
+        tzero = np.zeros(Co, np.int16)
+        idx = np.empty(nmax, np.int64)
+        val = np.empty(nmax, acc_proto.dtype)
+        for b in range(B):
+            a, s = _conv_graded_at(src, b, part, parts, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi,
+                                   tacc, tzero, idx, val)
+            ns[part] += a
+            sats[part] += s
+    return ns.sum(), sats.sum()
+
+
+# ---------------------------------------------------------------------------------------- depthwise
+@numba.njit(**_JIT)
+def _dw_span(chan, npos, b, H, W, C, wr, pad, fx, c0, c1, shift, rnd, bias, dst, add, lo, hi, cm):  # pragma: no cover
+    """Depthwise conv (stride 1, K <= 8) on spikes, channels ``[c0, c1)`` of batch row ``b``: each
+    spike adds its K reversed taps ``wr[c, ky, :8]`` into K contiguous columns of a channel-major
+    scratch ``cm [C, Ho, W + 2 pad + 8]`` (one 8-lane add per kernel row), then the outputs are
+    finished from it.  Returns ``(accumulates, saturations)``."""
+    _, Ho, Wo, _ = dst.shape
+    K = wr.shape[1]
+    cb = chan[b]
+    nb = npos[b]
+    for c in range(c0, c1):
+        cm[c] = 0
+    n = 0
+    for p in range(H * W):
+        y = p // W
+        x = p - y * W
+        for e in range(p * C, p * C + nb[p]):
+            c = np.int64(cb[e])
+            if c < c0 or c >= c1:
+                continue
+            for ky in range(K):
+                oy = y + pad - ky
+                if oy < 0 or oy >= Ho:
+                    continue
+                r = cm[c, oy, x + pad:x + pad + 8]   # column ox + K - 1 holds output ox
+                wk = wr[c, ky]
+                for j in range(8):
+                    r[j] += wk[j]
+                n += fx[x]
+    n_sat = 0
+    for oy in range(Ho):
+        for ox in range(Wo):
+            out = dst[b, oy, ox]
+            for c in range(c0, c1):
+                v = ((np.int64(cm[c, oy, ox + K - 1]) + rnd[c]) >> shift[c]) + bias[c]
+                if add:
+                    v += out[c]
+                n_sat += (v < lo) + (v > hi)
+                out[c] = min(max(v, lo), hi)
+    return n, n_sat
+
+
+@numba.njit(**_JIT)
+def conv_dw(chan, npos, H, W, C, wr, pad, fx, shift, rnd, bias, dst, add, lo, hi, cm):  # pragma: no cover
+    """Depthwise spike conv into ``dst`` on the calling thread; returns ``(accumulates, saturations)``."""
+    n = 0
+    n_sat = 0
+    for b in range(dst.shape[0]):
+        a, s = _dw_span(chan, npos, b, H, W, C, wr, pad, fx, 0, C, shift, rnd, bias, dst, add, lo, hi, cm)
+        n += a
+        n_sat += s
+    return n, n_sat
+
+
+@numba.njit(parallel=True, **_JIT)
+def conv_dw_par(chan, npos, H, W, C, wr, pad, fx, shift, rnd, bias, dst, add, lo, hi, cm, parts):  # pragma: no cover
+    """:func:`conv_dw` with the channels split into ``parts`` blocks, one per thread."""
+    ns = np.zeros(parts, np.int64)
+    sats = np.zeros(parts, np.int64)
+    for part in numba.prange(parts):
+        c0 = part * C // parts
+        c1 = (part + 1) * C // parts
+        for b in range(dst.shape[0]):
+            a, s = _dw_span(chan, npos, b, H, W, C, wr, pad, fx, c0, c1, shift, rnd, bias, dst, add, lo, hi, cm)
+            ns[part] += a
+            sats[part] += s
+    return ns.sum(), sats.sum()
+
+
+# ---------------------------------------------------------------------------------------- attention, pool
+@numba.njit(**_JIT)
+def attention(chan, npos, N, C, heads, y, lo, hi):  # pragma: no cover - jitted
+    """SDSA-3 from the Q/K/V spike lists (``3C`` channels per token, increasing: q, then k, then v):
+    ``M = K^T V`` per head by +1 per (k, v) spike pair of a token, then ``y[token] += M[i]`` per q
+    spike ``i``.  ``y [B, N, C]`` is overwritten.  Returns ``(increments, row adds, saturations)``."""
+    B = npos.shape[0]
     d = C // heads
     C3 = 3 * C
     m = np.zeros((heads, d, d), np.int32)
@@ -193,21 +467,18 @@ def attention(addr, cnt, N, C, heads, y, lo, hi):  # pragma: no cover - jitted
     n_sat = 0
     for b in range(B):
         m[:] = 0
-        e = 0
-        n_e = cnt[b]
-        while e < n_e:  # one token at a time
-            t = addr[b, e] // C3
+        cb = chan[b]
+        for t in range(N):
             nk = 0
             nv = 0
-            while e < n_e and addr[b, e] // C3 == t:
-                c = addr[b, e] % C3
+            for e in range(t * C3, t * C3 + npos[b, t]):
+                c = np.int64(cb[e])
                 if c >= 2 * C:
                     vs[nv] = c - 2 * C
                     nv += 1
                 elif c >= C:
                     ks[nk] = c - C
                     nk += 1
-                e += 1
             for a in range(nk):
                 i = ks[a]
                 h = i // d
@@ -216,31 +487,37 @@ def attention(addr, cnt, N, C, heads, y, lo, hi):  # pragma: no cover - jitted
                     if j // d == h:
                         m[h, i - h * d, j - h * d] += 1
                         n_inc += 1
+        yb = y[b]
+        yb[:] = 0
+        for t in range(N):
+            for e in range(t * C3, t * C3 + npos[b, t]):
+                c = np.int64(cb[e])
+                if c >= C:
+                    break  # increasing: the q spikes come first
+                h = c // d
+                row = m[h, c - h * d]
+                out = yb[t, h * d:(h + 1) * d]
+                for j in range(d):
+                    out[j] += row[j]
+                n_row += 1
         for t in range(N):
             for c in range(C):
-                y[b, t, c] = 0
-        for e in range(n_e):
-            a = addr[b, e]
-            c = a % C3
-            if c >= C:
-                continue
-            t = a // C3
-            h = c // d
-            i = c - h * d
-            row = m[h, i]
-            out = y[b, t, h * d:(h + 1) * d]
-            for j in range(d):
-                out[j] += row[j]
-            n_row += 1
-        for t in range(N):
-            for c in range(C):
-                v, s = _sat(np.int64(y[b, t, c]), lo, hi)
-                y[b, t, c] = v
+                v, s = _sat(np.int64(yb[t, c]), lo, hi)
+                yb[t, c] = v
                 n_sat += s
     return n_inc, n_row, n_sat
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(**_JIT)
+def absmax(x):  # pragma: no cover - jitted
+    """``max |x|`` over a map (the graded input's dynamic bound: it picks the accumulator width)."""
+    m = np.int64(0)
+    for v in x.reshape(-1):
+        m = max(m, abs(np.int64(v)))
+    return m
+
+
+@numba.njit(**_JIT)
 def pool(x, shift, half_up, lo, hi, out):  # pragma: no cover - jitted
     """``out[b, c] = sat(sum over positions of x[b, :, :, c] >> shift)``; returns saturations."""
     B, H, W, C = x.shape
@@ -255,49 +532,3 @@ def pool(x, shift, half_up, lo, hi, out):  # pragma: no cover - jitted
             out[b, c] = v
             n_sat += k
     return n_sat
-
-
-@numba.njit(cache=True, nogil=True, parallel=True)
-def conv_spikes_split(addr, cnt, H, W, Ci, wt, stride, pad, acc, parts):  # pragma: no cover - jitted
-    """:func:`conv_spikes` on ``parts`` threads, each adding its own slice of every weight row
-    (no two threads write the same output); same sums, same count."""
-    B, Ho, Wo, Co = acc.shape
-    K = wt.shape[1]
-    cog = wt.shape[3]
-    groups = Co // cog
-    cig = Ci // groups
-    step = (cog + parts - 1) // parts
-    counts = np.zeros(parts, np.int64)
-    for part in numba.prange(parts):
-        j0 = part * step
-        j1 = min(cog, j0 + step)
-        n = 0
-        for b in range(B):
-            for e in range(cnt[b]):
-                a = addr[b, e]
-                ci = a % Ci
-                p = a // Ci
-                x = p % W
-                y = p // W
-                o0 = (ci // cig) * cog
-                for ky in range(K):
-                    ty = y + pad - ky
-                    if ty < 0 or ty % stride != 0:
-                        continue
-                    oy = ty // stride
-                    if oy >= Ho:
-                        continue
-                    for kx in range(K):
-                        tx = x + pad - kx
-                        if tx < 0 or tx % stride != 0:
-                            continue
-                        ox = tx // stride
-                        if ox >= Wo:
-                            continue
-                        row = acc[b, oy, ox, o0 + j0:o0 + j1]
-                        w = wt[ci, ky, kx, j0:j1]
-                        for j in range(j1 - j0):
-                            row[j] += w[j]
-                        n += j1 - j0
-        counts[part] = n
-    return counts.sum()

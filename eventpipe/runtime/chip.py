@@ -17,7 +17,7 @@ def use_chip(loaded, recipe, sensor_size, profile: str = "generic", calibration_
     """``(loaded, recipe)`` with ``loaded.model`` a :class:`snn.chip.ChipStepper` and the recipe
     handing it counts; ``loaded.backend = "chip"``."""
     import snn.chip
-    from eventpipe.chip_data import count_clips
+    from eventpipe.runtime.chip_counts import count_clips
     from eventpipe.errors import ConfigError
 
     try:

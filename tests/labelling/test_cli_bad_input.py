@@ -1,0 +1,88 @@
+"""``label``, ``train --data`` and ``eval --stream REC`` given bad input as a user would: one
+``eventpipe: error:`` line naming the file (and line, field), the documented exit status."""
+
+import os
+
+import pytest
+
+from eventpipe.errors import ExitStatus
+from tests.cli.conftest import assert_one_error_line, run_cli
+from tests.labelling.conftest import write_recording
+
+
+@pytest.fixture
+def takes(tmp_path):
+    d = tmp_path / "takes"
+    d.mkdir()
+    for k in range(2):
+        write_recording(d / f"t{k}.h5", seconds=2.0, seed=k)
+        (d / f"t{k}.labels.csv").write_text("start_s,end_s,label\n0,1,a\n1,2,b\n")
+    return d
+
+
+def test_label_missing_recording(tmp_path):
+    res = run_cli(["label", str(tmp_path / "none.h5"), "--classes", "a"])
+    assert_one_error_line(res, ExitStatus.DATA, "none.h5", "no such recording")
+
+
+def test_label_needs_classes(recording):
+    res = run_cli(["label", str(recording)])
+    assert_one_error_line(res, ExitStatus.USAGE, "--classes a,b,c")
+    res = run_cli(["label", str(recording), "--classes", "a,,b"])
+    assert_one_error_line(res, ExitStatus.USAGE, "an empty class name")
+    res = run_cli(["label", str(recording), "--classes", "a,b,a"])
+    assert_one_error_line(res, ExitStatus.USAGE, "named twice")
+    res = run_cli(["label", str(recording), "--classes", "a", "--labels", "x.txt"])
+    assert_one_error_line(res, ExitStatus.CONFIG, "--labels x.txt", "unknown extension")
+
+
+def test_label_with_a_bad_labels_file_names_its_line(recording):
+    bad = recording.with_name("take.labels.csv")
+    bad.write_text("start_s,end_s,label\n0,2,a\n1,3,b\n")
+    res = run_cli(["label", str(recording), "--classes", "a,b"])
+    assert_one_error_line(res, ExitStatus.DATA, f"{bad}: line 3", "overlaps line 2")
+
+
+def test_label_damaged_recording_before_any_window(tmp_path, monkeypatch):
+    bad = tmp_path / "rec.h5"
+    bad.write_bytes(b"\x00" * 4096)
+    res = run_cli(["label", str(bad), "--classes", "a"])
+    assert_one_error_line(res, ExitStatus.DATA, str(bad))
+
+
+def test_label_without_a_display(recording, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    res = run_cli(["label", str(recording), "--classes", "a"])
+    assert_one_error_line(res, ExitStatus.RUNTIME, "needs a display")
+
+
+def test_train_data_errors(tmp_path, takes):
+    res = run_cli(["train", "--data", str(tmp_path / "nope")])
+    assert_one_error_line(res, ExitStatus.DATA, "nope", "no such folder of recordings")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = run_cli(["train", "--data", str(empty)])
+    assert_one_error_line(res, ExitStatus.DATA, "no labels files")
+    (takes / "t1.labels.csv").write_text("start_s,end_s,label\n0,1,a\n1,9,b\n")
+    res = run_cli(["train", "--data", str(takes), "--out-dir", str(tmp_path / "r")])
+    assert_one_error_line(res, ExitStatus.DATA, "t1.labels.csv: line 3",
+                          "end_s: 9 s is past the recording's end")
+    os.remove(takes / "t1.labels.csv")
+    res = run_cli(["train", "--data", str(takes), "--out-dir", str(tmp_path / "r")])
+    assert_one_error_line(res, ExitStatus.DATA, "one labelled take (t0)", "at least two")
+    (takes / "t1.labels.json").write_text("[]")
+    res = run_cli(["train", "--data", str(takes), "--out-dir", str(tmp_path / "r"),
+                   "--set", "data.test_takes=['t9']"])
+    assert_one_error_line(res, ExitStatus.DATA, "data.test_takes", "'t9'", "['t0', 't1']")
+    res = run_cli(["train", "--data", str(takes), "--out-dir", str(tmp_path / "r"),
+                   "--set", "data.test_takes=['t0']"])
+    assert_one_error_line(res, ExitStatus.DATA, "class(es) ['a', 'b'] have no segment in the "
+                                                "training takes ['t1']")
+
+
+def test_eval_stream_with_a_bad_labels_file(takes):
+    (takes / "t0.labels.csv").write_text("start_s,end_s,label\n0,1,a\nx,2,b\n")
+    res = run_cli(["eval", "--stream", str(takes / "t0.h5")])
+    assert_one_error_line(res, ExitStatus.DATA, "t0.labels.csv: line 3", "start_s: expected seconds")

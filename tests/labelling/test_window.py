@@ -1,0 +1,139 @@
+"""``eventpipe label`` in a real window on a private Xvfb: real key events from xdotool,
+the labels file it writes, the timeline on the screen.  Skips where no display can be made."""
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eventpipe.labelling.files import Segment, read_labels
+from eventpipe.labelling.window import TITLE, TRACK_BGR, class_colour
+from tests.transport.helpers import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.timeout(180)
+
+
+class Labeller:
+    def __init__(self, display, *args):
+        self.display = display
+        env = {**os.environ, "DISPLAY": display, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "eventpipe", "label", *map(str, args)],
+                                     cwd=REPO, env=env, text=True, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        self.out = {}
+        self.threads = [threading.Thread(target=self._read, args=(k, s), daemon=True)
+                        for k, s in (("out", self.proc.stdout), ("err", self.proc.stderr))]
+        for t in self.threads:
+            t.start()
+
+    def _read(self, k, s):
+        self.out[k] = s.read()
+
+    def xdo(self, *args):
+        return subprocess.run(["xdotool", *args], capture_output=True, text=True, timeout=30,
+                              env={**os.environ, "DISPLAY": self.display}).stdout
+
+    def window(self):
+        found = {}
+
+        def look():
+            ids = self.xdo("search", "--name", f"^{TITLE}$").split()
+            if ids:
+                found["id"] = ids[0]
+            return bool(ids) or self.proc.poll() is not None
+
+        assert wait_for(look, timeout=90, interval=0.1), "no label window"
+        assert "id" in found, f"label ended without a window: {self.finish(1)}"
+        return found["id"]
+
+    def ready(self, wid):
+        """Wait until the window shows its first picture (keys sent earlier can be lost)."""
+        assert wait_for(lambda: np.all(screenshot(self.display, wid, self) == TRACK_BGR,
+                                       axis=-1).sum() > 1000, timeout=60, interval=0.2), \
+            "the window shows no timeline"
+
+    def keys(self, wid, *keys):
+        for k in keys:  # one at a time, as a person types
+            self.xdo("key", "--window", wid, k)
+
+    def finish(self, timeout):
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            rc = None
+            self.proc.kill()
+            self.proc.wait(10)
+        for t in self.threads:
+            t.join(10)
+        return rc, self.out.get("out", ""), self.out.get("err", "")
+
+
+def screenshot(display, wid, lab):
+    from PIL import ImageGrab, features
+
+    if not features.check("xcb"):
+        pytest.skip("this Pillow was built without XCB: cannot grab the X screen")
+    vals = dict(line.partition("=")[::2] for line in
+                lab.xdo("getwindowgeometry", "--shell", wid).split())
+    x, y, w, h = (int(vals[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
+    grab = np.asarray(ImageGrab.grab(xdisplay=display).convert("RGB"))
+    return np.ascontiguousarray(grab[y:y + h, x:x + w, ::-1])
+
+
+def test_keys_mark_segments_and_save(xdisplay, recording, tmp_path):
+    out = tmp_path / "take.labels.csv"
+    lab = Labeller(xdisplay, recording, "--classes", "wave,clap,push")
+    try:
+        wid = lab.window()
+        lab.ready(wid)
+        # clap from 0 to 2 s, then push from 2 s to 3.1 s (two arrow seeks of 1 s, two
+        # frame steps of 50 ms), then a third segment undone with backspace
+        lab.keys(wid, "2", "space", "Right", "Right", "space")
+        lab.keys(wid, "3", "space", "Right", "period", "period", "space")
+        lab.keys(wid, "1", "space", "Right", "space", "BackSpace")
+
+        # the timeline shows clap's and push's colours, and no wave (more pixels than
+        # the 13 x 13 squares of the class list)
+        def colours():
+            img = screenshot(xdisplay, wid, lab)
+            return [bool(np.all(img == class_colour(i), axis=-1).sum() > 500) for i in range(3)]
+
+        assert wait_for(lambda: colours() == [False, True, True], timeout=20, interval=0.2), \
+            colours()
+        lab.keys(wid, "s")
+        assert wait_for(out.is_file, timeout=20, interval=0.1)
+        lab.keys(wid, "q")
+        rc, stdout, err = lab.finish(30)
+    finally:
+        if lab.proc.poll() is None:
+            lab.finish(0.1)
+    assert rc == 0, err
+    assert read_labels(out) == [Segment(0.0, 2.0, "clap"), Segment(2.0, 3.1, "push")]
+    assert out.read_text() == "start_s,end_s,label\n0,2,clap\n2,3.1,push\n"
+    assert stdout == f"2 segments, saved to {out}\n"
+    assert not lab.xdo("search", "--name", f"^{TITLE}$").split(), "window left open"
+
+
+def test_existing_labels_load_and_unsaved_quit_asks_twice(xdisplay, recording, tmp_path):
+    out = tmp_path / "take.labels.json"
+    out.write_text('[{"start_s": 1, "end_s": 2, "label": "sit"}]')
+    lab = Labeller(xdisplay, recording, "--labels", out)  # classes from the file
+    try:
+        wid = lab.window()
+        lab.ready(wid)
+        lab.keys(wid, "Right", "Right", "space", "Right", "space", "q")
+        assert wait_for(lambda: lab.proc.poll() is None, timeout=2)
+        lab.keys(wid, "q")
+        rc, stdout, err = lab.finish(30)
+    finally:
+        if lab.proc.poll() is None:
+            lab.finish(0.1)
+    assert rc == 0, err
+    assert stdout == "2 segments, not saved\n"
+    assert "quit with unsaved changes" in err
+    assert read_labels(out) == [Segment(1.0, 2.0, "sit")]  # untouched
