@@ -9,9 +9,11 @@ Per stream and step::
     smooth = probs                                  (first step)
     smooth = ema * smooth_prev + (1 - ema) * probs  (later steps; ema=0: no smoothing)
 
-The candidate is ``argmax(smooth)``.  With a current label ``L``, the label
-switches to candidate ``K`` only when ``smooth[K] >= smooth[L] + hysteresis``.
-When ``max(smooth) < threshold`` the label is ``None`` (no confident class).
+The candidate is ``argmax(smooth)``.  With a current label ``L``, the candidate
+``K`` wins only when ``smooth[K] >= smooth[L] + hysteresis``.
+When ``max(smooth) < threshold`` the candidate is ``None`` (no confident class).
+The label becomes a winning candidate once it has won ``dwell`` steps in a row
+(1: at once); a step where the current label wins again resets that count.
 A message is emitted when the label changed (``emit_on_change``) and/or
 every ``emit_every`` steps (0: never periodically).
 
@@ -26,6 +28,24 @@ import time
 from typing import Any, Sequence
 
 import numpy as np
+
+
+#: decoder settings a checkpoint may carry (``extra["decoder"]``) and their values for one
+#: that carries none: no smoothing, the label follows the argmax at once
+STORED_SETTINGS = {"ema": 0.0, "hysteresis": 0.0, "dwell": 1}
+
+
+def decoder_settings(configured: dict, stored: dict | None) -> dict:
+    """The ``ema``/``hysteresis``/``dwell`` a stream decoder uses: the run config's value where
+    it sets one (not None), else the checkpoint's stored value (``extra["decoder"]``, e.g. the
+    shipped model's, chosen by ``eventpipe.training.decoder_tune``), else
+    :data:`STORED_SETTINGS`."""
+    stored = stored if isinstance(stored, dict) else {}
+    out = {}
+    for key, default in STORED_SETTINGS.items():
+        v = configured.get(key)
+        out[key] = v if v is not None else stored.get(key, default)
+    return out
 
 
 def to_numpy(logits) -> np.ndarray:
@@ -63,12 +83,14 @@ class StreamState:
     label: int | None = None
     steps: int = 0
     since_emit: int = 0
+    pending: int | None = None   # the challenger of the current label and its winning streak
+    streak: int = 0
 
 
 class LabelDecoder:
     def __init__(self, class_names: Sequence[str], *, ema: float = 0.6, topk: int = 5,
-                 threshold: float = 0.0, hysteresis: float = 0.0, emit_every: int = 0,
-                 emit_on_change: bool = True):
+                 threshold: float = 0.0, hysteresis: float = 0.0, dwell: int = 1,
+                 emit_every: int = 0, emit_on_change: bool = True):
         self.class_names = [str(c) for c in class_names]
         if not self.class_names:
             raise ValueError("class_names must not be empty")
@@ -80,12 +102,15 @@ class LabelDecoder:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         if not 0.0 <= hysteresis <= 1.0:
             raise ValueError(f"hysteresis must be in [0, 1], got {hysteresis}")
+        if isinstance(dwell, bool) or int(dwell) != dwell or int(dwell) < 1:
+            raise ValueError(f"dwell must be an integer >= 1, got {dwell}")
         if int(emit_every) < 0:
             raise ValueError(f"emit_every must be >= 0, got {emit_every}")
         self.ema = float(ema)
         self.topk = min(int(topk), len(self.class_names))
         self.threshold = float(threshold)
         self.hysteresis = float(hysteresis)
+        self.dwell = int(dwell)
         self.emit_every = int(emit_every)
         self.emit_on_change = bool(emit_on_change)
         self.states: dict[Any, StreamState] = {}
@@ -120,7 +145,8 @@ class LabelDecoder:
         for i, sid in enumerate(streams):
             st = self.states.setdefault(sid, StreamState())
             st.smooth = ema_update(st.smooth, probs[i], self.ema)
-            new = choose_label(st.smooth, st.label, self.threshold, self.hysteresis)
+            new = self._debounce(st, choose_label(st.smooth, st.label, self.threshold,
+                                                  self.hysteresis))
             changed = new != st.label or st.steps == 0
             st.label = new
             st.steps += 1
@@ -132,6 +158,20 @@ class LabelDecoder:
             out.append(self._message(sid, st, _pick(seq, i), _pick(t_us, i),
                                      _pick(t_arrival, i), _pick(truth, i), now))
         return out
+
+    def _debounce(self, st: StreamState, cand: int | None) -> int | None:
+        """The label after this step: ``cand`` once it has won ``dwell`` steps in a row."""
+        if st.steps == 0 or cand == st.label:
+            st.pending, st.streak = None, 0
+            return cand
+        if cand == st.pending:
+            st.streak += 1
+        else:
+            st.pending, st.streak = cand, 1
+        if st.streak >= self.dwell:
+            st.pending, st.streak = None, 0
+            return cand
+        return st.label
 
     def _message(self, sid, st: StreamState, seq, t_us, t_arrival, truth, now) -> dict:
         order = np.argsort(-st.smooth, kind="stable")[:self.topk]

@@ -53,14 +53,17 @@ def _follow_blocks(rec: "Recording", start_us, end_us, poll_s: float, idle_timeo
 
 
 def _tail(rec: "Recording", a: int, n: int, start_us, end_us) -> Iterator[np.ndarray]:
-    """Events [a, n) read from the writer's tail slot.  The writer reuses a slot two flushes
-    after leaving it, so a read that two flushes overtook is read again (from the chunks or
-    the current slot: committed positions never change)."""
+    """Events [a, n) read from the writer's tail slot.  The writer overwrites a slot two
+    flushes after the status named it, and it writes the new tail *before* the status that
+    names it: so while flush k + 2 overwrites our slot the status may still say k + 1.  A
+    read that any flush overtook is therefore read again (from the chunks or the current
+    slot: committed positions never change).  (Requiring two flushes, as a first version
+    did, returned overwritten events under load: tests/recorders/test_follow.py.)"""
     flushes = rec.status["flushes"]
     while True:
         ev = rec._read(a, n)
         rec.refresh()
-        if rec.status["flushes"] < flushes + 2:
+        if rec.status["flushes"] == flushes:
             break
         flushes = rec.status["flushes"]
     ev = rec._filter(ev, start_us, end_us)

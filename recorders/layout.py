@@ -37,6 +37,12 @@ into the *other* slot, flushes it, and then flips ``tail_slot`` in the same stat
 that raises ``events``: a crash between the two leaves the old slot and count intact.
 When the file is closed the last partial chunk goes to the columns and the tail is unused
 (``closed`` = 1: every event is in the columns).
+
+While the file is written the columns' extent grows 64 chunks at a time and may run ahead
+of the events (readers trust ``/status``, never the extent); closing trims the columns to
+exactly the events.  ``lzf`` chunks are encoded by :mod:`recorders.lzf` and written with
+``write_direct_chunk`` (the same stored format as HDF5's shuffle + lzf filters, which the
+datasets declare), see :mod:`recorders.columns`.
 """
 
 from __future__ import annotations
@@ -192,3 +198,64 @@ def superblock_end(head: bytes, magic_at: int) -> int | None:
     base = struct.unpack_from(fmt, head, pos)[0]
     eoa = struct.unpack_from(fmt, head, pos + 2 * size)[0]
     return base + eoa
+
+
+GCOL_MAGIC = b"GCOL"
+GCOL_MAX_BYTES = 64 << 20  # a recording's heap holds a few attribute strings
+
+
+def _length_size(head: bytes, magic_at: int) -> int:
+    """The superblock's "size of lengths" (8 unless the file says otherwise)."""
+    version = head[magic_at + 8] if len(head) > magic_at + 8 else 0
+    pos = magic_at + (10 if version >= 2 else 14)
+    size = head[pos] if len(head) > pos else 8
+    return size if size in (2, 4, 8) else 8
+
+
+def check_global_heaps(path, head: bytes, magic_at: int, file_size: int) -> None:
+    """Walk every HDF5 global heap collection (``GCOL``, where variable-length strings
+    such as our attributes live) that starts in ``head`` -- every recording keeps its
+    one collection in its first few KiB -- the way libhdf5 will, and raise
+    :class:`RecordingError` for one libhdf5 cannot walk safely.
+
+    libhdf5 (up to at least 2.0) decodes a collection object by object, stepping by each
+    object's recorded size; the free-space object (index 0) steps by its size alone, so a
+    size of 0 makes it loop forever inside ``H5Fopen``/``H5Aread`` (a fuzzed recording
+    with a zeroed region did exactly that), and a size running past the collection makes
+    it read beyond its buffer."""
+    import struct
+
+    lsize = _length_size(head, magic_at)
+    fmt = {2: "<H", 4: "<I", 8: "<Q"}[lsize]
+    hdr = 8 + lsize                 # signature, version, 3 reserved, collection size
+    obj_hdr = 8 + lsize             # index (2), references (2), reserved (4), size
+    at = head.find(GCOL_MAGIC)
+    while at >= 0:
+        if len(head) >= at + hdr and head[at + 4] == 1:
+            size = struct.unpack_from(fmt, head, at + 8)[0]
+            if size < hdr or size > min(GCOL_MAX_BYTES, file_size - at):
+                raise RecordingError(f"damaged HDF5 global heap at byte {at}: collection "
+                                     f"size {size:,} (the file has {file_size:,} bytes)",
+                                     path=path, offset=at, field="global heap")
+            if at + size <= len(head):
+                heap = head[at:at + size]
+            else:
+                with open(path, "rb") as fh:
+                    fh.seek(at)
+                    heap = fh.read(size)
+            p = hdr
+            while p < len(heap):
+                if p + obj_hdr > len(heap):
+                    break  # too small for an object: free space (libhdf5 does the same)
+                index = struct.unpack_from("<H", heap, p)[0]
+                osize = struct.unpack_from(fmt, heap, p + 8)[0]
+                need = obj_hdr + (osize + 7) // 8 * 8 if index > 0 else osize
+                if need == 0 or p + need > len(heap):
+                    raise RecordingError(
+                        f"damaged HDF5 global heap at byte {at}: object {index} at byte "
+                        f"{at + p} has size {osize:,}, which "
+                        + ("libhdf5 would loop on forever" if need == 0 else
+                           f"runs past the collection's {len(heap):,} bytes"),
+                        path=path, offset=at + p, field="global heap")
+                p += need
+        at = head.find(GCOL_MAGIC, at + 1)

@@ -2,7 +2,8 @@
 
 The file is written in HDF5 SWMR mode (``libver="latest"``; every dataset is created
 before SWMR starts).  Events are buffered per column and written one whole chunk at a time
-(each compressed chunk is written once); :meth:`EventRecorder.flush` writes the events
+(each compressed chunk is written once; :class:`recorders.columns.ColumnWriter` encodes
+lzf chunks itself and grows the extent in steps); :meth:`EventRecorder.flush` writes the events
 after the last whole chunk into a spare uncompressed tail slot, the pending index entries
 and labels, flushes every dataset, and only then rewrites the ``/status`` commit record
 with the new counts and slot (see :mod:`recorders.layout`).  A process killed at any moment
@@ -29,6 +30,7 @@ import h5py
 import numpy as np
 
 from eventpipe.events import as_events, check_sensor_size
+from recorders.columns import ColumnWriter
 from recorders.index import IndexBuilder
 from recorders.labels import rows_from_messages
 from recorders.layout import (
@@ -70,6 +72,7 @@ class EventRecorder:
             raise
         self._ino = os.stat(self.path).st_ino
         self._ds = {name: self._f["events"][name] for name, _ in EVENT_COLUMNS}
+        self._columns = ColumnWriter(self._ds, self.chunk, self.compression)
         self._tail_ds = {name: self._f["events"][f"tail_{name}"] for name, _ in EVENT_COLUMNS}
         self._index_ds = {name: self._f["events"][name] for name in ("index_t", "index_offset")}
         self._label_ds = dict(self._f["labels"].items())
@@ -149,44 +152,36 @@ class EventRecorder:
         n = len(ev)
         if n == 0:
             return
-        it, io = self._index.add(ev["t"], self.events_written)
+        cols = {name: np.ascontiguousarray(ev[name]) for name, _ in EVENT_COLUMNS}
+        it, io = self._index.add(cols["t"], self.events_written)
         if len(it):
             self._pending_index.append((it, io))
         self.events_written += n
         try:
-            self._append(ev)
+            self._append(cols, n)
         except (OSError, RuntimeError) as exc:  # h5py raises both for failed writes
             raise self._fail(exc) from exc
         self._maybe_flush(int(self._index.running_max))
 
-    def _append(self, ev: np.ndarray) -> None:
-        n, i, c = len(ev), 0, self.chunk
+    def _append(self, cols: dict, n: int) -> None:
+        i, c = 0, self.chunk
         while i < n:
             if self._buf_n == 0 and n - i >= c:  # whole chunks straight from the input
                 k = (n - i) // c * c
-                self._write_columns(self._buf_start, {name: ev[name][i:i + k]
-                                                      for name, _ in EVENT_COLUMNS})
+                self._columns.write(self._buf_start, {name: col[i:i + k]
+                                                      for name, col in cols.items()})
                 self._buf_start += k
                 i += k
                 continue
             take = min(c - self._buf_n, n - i)
             for name, _ in EVENT_COLUMNS:
-                self._buf[name][self._buf_n:self._buf_n + take] = ev[name][i:i + take]
+                self._buf[name][self._buf_n:self._buf_n + take] = cols[name][i:i + take]
             self._buf_n += take
             i += take
             if self._buf_n == c:
-                self._write_columns(self._buf_start, self._buf)
+                self._columns.write(self._buf_start, self._buf)
                 self._buf_start += c
                 self._buf_n = 0
-
-    def _write_columns(self, start: int, cols: dict, n: int | None = None) -> None:
-        for name, _ in EVENT_COLUMNS:
-            col = cols[name] if n is None else cols[name][:n]
-            end = start + len(col)
-            ds = self._ds[name]
-            if ds.shape[0] < end:
-                ds.resize((end,))
-            ds[start:end] = np.ascontiguousarray(col)
 
     def write_labels(self, rows) -> None:
         """Append label messages (dicts as the sinks receive them) or rows of the label dtype."""
@@ -256,8 +251,8 @@ class EventRecorder:
             self._check_file()
             slot = self._tail_slot
             if _closing:  # the last partial chunk goes to the columns, once
-                if self._buf_n:
-                    self._write_columns(self._buf_start, self._buf, self._buf_n)
+                self._columns.write(self._buf_start, self._buf, self._buf_n)
+                self._columns.trim(self.events_written)
             elif self._buf_n:  # into the slot the status does not point at
                 slot = 1 - self._tail_slot
                 for name, _ in EVENT_COLUMNS:

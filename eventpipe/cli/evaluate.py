@@ -20,14 +20,19 @@ def add_parser(subparsers):
     add_eval_arguments(sp)
     sp.add_argument("--run-config", dest="config", default=argparse.SUPPRESS,
                     help=argparse.SUPPRESS)  # the old name of --config in stream mode
-    sp.add_argument("--stream", default=None, metavar="URI",
-                    help="evaluate on a labelled stream instead, e.g. synthetic:seed=1000")
+    sp.add_argument("--stream", default=None, metavar="URI", action="append",
+                    help="evaluate on a labelled stream instead, e.g. synthetic:seed=1000 "
+                         "(repeat for several streams: each one's line, then all together)")
     sp.add_argument("--duration", type=float, default=60.0,
                     help="stream: seconds of the synthetic stream's event time (other sources: "
                          "wall-clock seconds)")
     sp.add_argument("--max-speed", action="store_true", help="stream: as fast as possible")
     sp.add_argument("--max-latency-ms", type=float, default=500.0)
     sp.add_argument("--json-out", default=None, help="stream: write the full result as JSON")
+    sp.add_argument("--settle-ms", type=float, default=500.0,
+                    help="stream: windows this long after a switch count as settled")
+    sp.add_argument("--confusion-png", default=None,
+                    help="stream: the settled windows' confusion matrix (all streams)")
     return sp
 
 
@@ -41,46 +46,70 @@ def run(args, env) -> int:
     check_flag("--duration", args.duration, gt=0)
     check_flag("--max-latency-ms", args.max_latency_ms, gt=0)
     check_output("--json-out", args.json_out)
+    check_flag("--settle-ms", args.settle_ms, ge=0)
+    check_output("--confusion-png", args.confusion_png, suffixes=(".png", ".pdf", ".svg", ".jpg"))
     from eventpipe.runtime.config import load_run_config
-    from eventpipe.runtime.stream_eval import evaluate_stream
+    from eventpipe.labelling.truth import evaluate_recording, labelled_recording
+    from eventpipe.runtime.stream_eval import combine, evaluate_stream
 
-    stream, wall_limit = args.stream, None
-    from eventpipe.labelling.truth import labelled_recording
-
-    labelled = labelled_recording(stream)  # REC + REC.labels.csv: truth per window
-    if labelled is not None:
-        from eventpipe.labelling.truth import evaluate_recording
-
-        cfg = load_run_config(args.config, args.set, {"model.name": args.checkpoint})
-        res = evaluate_recording(cfg, *labelled, max_latency_us=int(args.max_latency_ms * 1e3),
-                                 err=env.stderr)
-    elif stream.startswith("synthetic:") and "duration_s=" not in stream:
-        # a fixed stretch of event time: the result does not depend on machine speed
-        stream += ("," if stream != "synthetic:" else "") + f"duration_s={args.duration}"
-    else:
-        wall_limit = args.duration
-    if labelled is None:
-        values = {"source.uri": stream, "model.name": args.checkpoint}
-        if args.max_speed:
-            values["source.speed"] = None
-        cfg = load_run_config(args.config, args.set, values)
-        res = evaluate_stream(cfg, duration_s=wall_limit,
-                              max_latency_us=int(args.max_latency_ms * 1e3), err=env.stderr)
+    results = []
+    for uri in args.stream:
+        stream, wall_limit = uri, None
+        labelled = labelled_recording(stream)  # REC + REC.labels.csv: truth per window
+        if labelled is not None:
+            cfg = load_run_config(args.config, args.set, {"model.name": args.checkpoint})
+            res = evaluate_recording(cfg, *labelled, max_latency_us=int(args.max_latency_ms * 1e3),
+                                     err=env.stderr)
+        else:
+            if not stream.startswith("synthetic:"):
+                wall_limit = args.duration
+            elif "duration_s=" not in stream:
+                # a fixed stretch of event time: the result does not depend on machine speed
+                stream += ("," if stream != "synthetic:" else "") + f"duration_s={args.duration}"
+            values = {"source.uri": stream, "model.name": args.checkpoint}
+            if args.max_speed:
+                values["source.speed"] = None
+            cfg = load_run_config(args.config, args.set, values)
+            res = evaluate_stream(cfg, duration_s=wall_limit,
+                                  max_latency_us=int(args.max_latency_ms * 1e3),
+                                  settle_us=int(args.settle_ms * 1e3), err=env.stderr)
+        results.append(res)
+        env.stdout.write(_line(uri if len(args.stream) > 1 else "", res))
+    total = results[0] if len(results) == 1 else combine(results)
+    if len(results) > 1:
+        env.stdout.write(_line("all", total))
+        total = dict(total, streams=[dict(r, uri=u) for u, r in zip(args.stream, results)])
     if args.json_out:
         with open(args.json_out, "w") as f:
-            json.dump(res, f, indent=2)
+            json.dump(total, f, indent=2)
     if args.png:
         from eventpipe.runtime.stream_eval import plot_trace
 
-        plot_trace(res["trace"], args.png, title=f"{args.stream}: truth and label per window "
+        res = results[0]
+        plot_trace(res["trace"], args.png, title=f"{args.stream[0]}: truth and label per window "
                    f"(first 60 s; window accuracy {res['window_accuracy'] or 0:.3f})")
-    rate = res["switch_catch_rate"]
-    acc = res["window_accuracy"]
-    env.stdout.write(f"windows {res['windows']:,}, window accuracy "
-                     f"{'-' if acc is None else f'{acc:.4f}'}, switches {res['switches']}, "
-                     f"caught within {res['max_latency_ms']:.0f} ms: {res['switches_caught']} "
-                     f"({'-' if rate is None else f'{rate:.1%}'}), latency median "
-                     f"{res['latency_ms_median']} ms, p90 {res['latency_ms_p90']} ms"
-                     + (f", unlabelled windows {res['unlabelled_windows']}"
-                        if "unlabelled_windows" in res else "") + "\n")
+    if args.confusion_png:
+        from eventpipe.runtime.stream_eval import plot_stream_confusion
+
+        plot_stream_confusion(total, args.confusion_png)
     return ExitStatus.OK
+
+
+def _line(name: str, res: dict) -> str:
+    def pct(v):
+        return "-" if v is None else f"{v:.1%}"
+
+    acc, per = res["window_accuracy"], res["label_changes_per_switch"]
+    head = f"{name}: " if name else ""
+    classes = ", ".join(f"{k} {pct(v)}" for k, v in sorted(res["per_class_settled"].items()))
+    return (f"{head}windows {res['windows']:,}, window accuracy "
+            f"{'-' if acc is None else f'{acc:.4f}'}, switches {res['switches']}, "
+            f"caught within {res['max_latency_ms']:.0f} ms: {res['switches_caught']} "
+            f"({pct(res['switch_catch_rate'])}), latency median "
+            f"{res['latency_ms_median']} ms, p90 {res['latency_ms_p90']} ms"
+            + (f", unlabelled windows {res['unlabelled_windows']}" if "unlabelled_windows" in res else "")
+            + "\n"
+            f"{head}settled (>= {res['settle_ms']:.0f} ms after a switch): {res['settled_windows']:,} "
+            f"windows, {pct(res['settled_accuracy'])} right; label changes {res['label_changes']} "
+            f"= {'-' if per is None else f'{per:.2f}'} per switch\n"
+            f"{head}per class (settled): {classes}\n")

@@ -24,7 +24,7 @@ from typing import Callable
 
 import torch
 
-from eventpipe.labels import LabelDecoder
+from eventpipe.labels import LabelDecoder, decoder_settings
 from eventpipe.represent import InputRecipe
 from eventpipe.runtime.config import RunConfig
 from eventpipe.runtime.metrics import Metrics
@@ -110,9 +110,10 @@ class Pipeline:
         self.session = StreamingSession(loaded.model, device=cfg.model.device,
                                         input_size=self.input_size)
         self.backend = getattr(loaded, "backend", "float")
-        self.decoder = LabelDecoder(loaded.class_names, ema=cfg.decoder.ema, topk=cfg.decoder.topk,
-                                    threshold=cfg.decoder.threshold,
-                                    hysteresis=cfg.decoder.hysteresis,
+        smooth = decoder_settings(dataclasses.asdict(cfg.decoder),
+                                  (getattr(loaded, "extra", None) or {}).get("decoder"))
+        self.decoder = LabelDecoder(loaded.class_names, topk=cfg.decoder.topk,
+                                    threshold=cfg.decoder.threshold, **smooth,
                                     emit_every=cfg.decoder.emit_every,
                                     emit_on_change=cfg.decoder.emit_on_change)
         live = source is not None and source.live  # (None: a pipeline used for its preps)

@@ -57,6 +57,44 @@ def flip_label_map(class_names: Sequence[str], axis: str) -> np.ndarray:
     return out
 
 
+#: class names whose direction words name a motion (reversed when the clip plays backwards);
+#: elsewhere "left"/"right" name a place (``wave_left_hand``) and stay
+_MOTION = re.compile(r"(?<![a-z])(swipe|slide|move|moving|scroll|rotate|turn)(?![a-z])")
+
+
+def time_reverse_map(class_names: Sequence[str]) -> np.ndarray:
+    """``map[i]`` = label of class ``i`` played backwards, -1 if that is no class: a rotation
+    swaps its direction, a motion class (``swipe_*``, ``move_*``, ...) swaps left<->right and
+    up<->down; any other class (waves, claps, jumps, pushes, idle) keeps its label."""
+    names = [str(n) for n in class_names]
+    index = {n: i for i, n in enumerate(names)}
+    out = np.arange(len(names), dtype=np.int64)
+    for i, n in enumerate(names):
+        m = n
+        if _MOTION.search(n):
+            m = _swap_tokens(n, _H_SWAPS + _V_SWAPS)
+        rot = _ROT.search(m)
+        if rot:
+            s = rot.group(0)
+            alts = (("anticlockwise", "anti_clockwise", "counter_clockwise", "counterclockwise")
+                    if s == "clockwise" else ("clockwise",))
+            out[i] = next((index[c] for c in (m[:rot.start()] + a + m[rot.end():] for a in alts)
+                           if c in index), -1)
+        elif m != n:
+            out[i] = index.get(m, -1)
+    return out
+
+
+def reverse_frames(x: torch.Tensor) -> torch.Tensor:
+    """Frames ``[T, 2, H, W]`` played backwards: the window order reversed and the two channels
+    swapped (OFF<->ON: a brightening seen backwards is a darkening; ``halves``: the second half
+    comes first).  With windows at a regular stride this is exactly the windowing of the
+    time-reversed event stream."""
+    if x.dim() < 4 or x.shape[-3] != 2:
+        raise ValueError(f"reverse_frames needs [T, 2, H, W] frames, got {tuple(x.shape)}")
+    return x.flip(0).flip(-3)
+
+
 def resize_frames(x: torch.Tensor, size) -> torch.Tensor:
     """Resize ``[..., H, W]`` float frames to ``size = (W, H)`` (area when shrinking,
     bilinear when growing): a random crop back to the input size."""
@@ -88,6 +126,7 @@ class FrameAugment:
         self.cfg = cfg
         self.hmap = flip_label_map(class_names, "h")
         self.vmap = flip_label_map(class_names, "v")
+        self.rmap = time_reverse_map(class_names)
         self.seed = int(seed)
         self.epoch = 0
 
@@ -115,6 +154,9 @@ class FrameAugment:
         if c.vflip > 0 and rng.random() < c.vflip and self.vmap[label] >= 0:
             x = torch.flip(x, dims=(-2,))
             label = int(self.vmap[label])
+        if c.time_reverse > 0 and rng.random() < c.time_reverse and self.rmap[label] >= 0:
+            x = reverse_frames(x)
+            label = int(self.rmap[label])
         return resize_frames(x, (W, H)), label
 
 

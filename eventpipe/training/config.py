@@ -30,6 +30,9 @@ class AugmentConfig:
     crop_aspect: float = 0.1      # max relative aspect change of the crop
     event_drop: float = 0.2       # up to this fraction of events dropped (frames: binomial thinning)
     time_jitter_us: int = 2_000   # event datasets: std of per-event time noise; the clip start is random too
+    time_reverse: float = 0.0     # frame datasets: probability of playing the windows backwards (order
+                                  # reversed, the two channels swapped; motion labels swapped: clockwise<->
+                                  # anticlockwise, swipe up<->down and left<->right; augment.time_reverse_map)
 
 
 @dataclass
@@ -55,6 +58,7 @@ class DataConfig:
     switch_grace_us: int = 100_000      # windows ending this soon after a switch carry no loss
     switch_weight: float = 1.0          # loss weight of the windows ending within switch_focus_us
     switch_focus_us: int = 500_000      # after a switch (past the grace): learn to switch fast
+    class_weights: dict = field(default_factory=dict)   # stream loss weight per class name (default 1)
     # clips
     T: int = 8                          # windows per clip (model timesteps)
     window_us: int = 100_000            # window length
@@ -107,6 +111,8 @@ class OptimConfig:
     per_step_loss: bool = False         # cross-entropy on every timestep's logits (TET)
     freeze_bn: bool = False             # BatchNorm keeps its running statistics (fine-tuning)
     aux_weight: float = 1.0             # loss weight of the aux_data batch
+    consistency_weight: float = 0.0     # stream data: weight of the squared change of the class
+                                        # probabilities between consecutive windows of one action
     aux_batch_size: int = 16
     amp: bool = True                    # only used when CUDA is present
     channels_last: bool = True          # only used when CUDA is present

@@ -35,7 +35,7 @@ import torch
 from torch.utils.data import Dataset
 
 from eventpipe.represent import counts_dtype, normalise
-from eventpipe.training.augment import flip_label_map, thin_counts
+from eventpipe.training.augment import flip_label_map, reverse_frames, thin_counts, time_reverse_map
 from eventpipe.training.config import DataConfig, data_recipe
 
 #: target of windows that carry no loss (``torch.nn.functional.cross_entropy``'s default)
@@ -141,6 +141,26 @@ def step_targets(truth: np.ndarray, t_end: np.ndarray, switch_us: int, burn_in: 
     return y
 
 
+def reversed_run(truth: np.ndarray, t_end: np.ndarray, window_us: int, switch_us: int):
+    """A run of windows played backwards: ``(truth, pseudo_t_end)`` per reversed window, for
+    :func:`step_targets` / :func:`step_weights` (labels not yet mapped through
+    :func:`~eventpipe.training.augment.time_reverse_map`).
+
+    Backwards, a window ends where it began (``t_end - window_us``), so its truth is the action
+    of the segment holding its start (-1 when no window of the run ends in that segment), and
+    its time since the last (backwards) switch is the time from its start to the next switch
+    forwards; ``pseudo_t_end`` encodes that as ``switch_us + until`` so that the forward rules
+    (grace, switch weight) apply unchanged."""
+    seg_of = {}
+    for seg, lab in zip(((t_end - 1) // switch_us).tolist(), truth.tolist()):
+        if lab >= 0:
+            seg_of.setdefault(int(seg), int(lab))
+    t_start = t_end.astype(np.int64) - int(window_us)
+    lab = np.array([seg_of.get(int(s), -1) for s in (t_start // switch_us)], np.int64)
+    until = (-t_start) % switch_us
+    return lab[::-1].copy(), (switch_us + until)[::-1].copy()
+
+
 class SyntheticStreamFrames(Dataset):
     """Runs of ``d.run_windows`` consecutive stream windows with per-window targets.
 
@@ -171,6 +191,13 @@ class SyntheticStreamFrames(Dataset):
                              f"raise data.stream_seconds")
         self.switch_us = int(round(d.switch_every_s * 1e6))
         self.hmap = flip_label_map(self.class_names, "h")
+        self.rmap = time_reverse_map(self.class_names)
+        unknown = sorted(set(d.class_weights) - set(self.class_names))
+        if unknown:
+            raise ValueError(f"data.class_weights: {unknown[0]!r} is not a class "
+                             f"(classes: {', '.join(self.class_names)})")
+        self.class_w = np.array([float(d.class_weights.get(n, 1.0)) for n in self.class_names],
+                                np.float32)
         self.epoch = 0
         if self.train:
             self.index = [(s, None) for s in range(len(lengths)) for _ in range(d.clips_per_stream)]
@@ -193,10 +220,19 @@ class SyntheticStreamFrames(Dataset):
         a = int(self.starts[s]) + off
         x = torch.from_numpy(self.frames[a:a + d.run_windows].astype(np.float32))
         t_end = self.t_end[a:a + d.run_windows]
-        y = step_targets(self.truth[a:a + d.run_windows], t_end, self.switch_us, d.burn_in,
-                         d.switch_grace_us)
-        w = step_weights(t_end, self.switch_us, d.switch_focus_us, d.switch_weight)
+        truth = self.truth[a:a + d.run_windows]
         aug = d.augment
+        backwards = (self.train and aug.enabled and aug.time_reverse > 0
+                     and rng.random() < aug.time_reverse)
+        if backwards:
+            truth, t_end = reversed_run(truth, t_end, int(d.window_us), self.switch_us)
+            known = truth >= 0
+            truth[known] = self.rmap[truth[known]]
+            x = reverse_frames(x)
+        y = step_targets(truth, t_end, self.switch_us, d.burn_in, d.switch_grace_us)
+        w = step_weights(t_end, self.switch_us, d.switch_focus_us, d.switch_weight)
+        valid = y >= 0
+        w[valid] *= self.class_w[y[valid]]
         if self.train and aug.enabled:
             if aug.event_drop > 0:
                 x = thin_counts(x, aug.event_drop, rng)

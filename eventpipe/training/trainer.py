@@ -192,6 +192,19 @@ def weighted_cross_entropy(logits, y, weight=None, label_smoothing=0.0):
     return (per * w).sum() / w.sum().clamp_min(1e-12)
 
 
+def consistency_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean squared change of the class probabilities between consecutive windows with the same
+    (not ignored) target: ``logits [B * R, C]`` and ``y [B, R]`` as
+    :func:`logits_and_targets` flattens them.  0 when no pair qualifies."""
+    b, r = y.shape
+    p = torch.softmax(logits.reshape(b, r, -1), -1)
+    same = (y[:, 1:] == y[:, :-1]) & (y[:, 1:] >= 0)
+    if not bool(same.any()):
+        return logits.sum() * 0.0
+    d = (p[:, 1:] - p[:, :-1]).pow(2).sum(-1)
+    return d[same].mean()
+
+
 def freeze_batchnorm(model: torch.nn.Module) -> None:
     """BatchNorm layers normalise with (and keep) their running statistics; affine terms still train."""
     for m in model.modules():
@@ -357,6 +370,8 @@ def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
                 logits, yy = logits_and_targets(ddp_model, x, y, cfg.optim.per_step_loss)
                 weight = rest[0].to(device).flatten() if rest else None
                 loss = weighted_cross_entropy(logits, yy, weight, cfg.optim.label_smoothing)
+                if cfg.optim.consistency_weight > 0 and y.dim() == 2:
+                    loss = loss + cfg.optim.consistency_weight * consistency_loss(logits, y)
                 if aux_batches is not None:
                     xa, ya, *ra = next(aux_batches)
                     la, ta = logits_and_targets(ddp_model, _to_input(xa, device),

@@ -54,6 +54,7 @@ CASES = {
     "ema 1": (["--set", "decoder.ema=1.0"], "decoder.ema"),
     "threshold 2": (["--set", "decoder.threshold=2"], "decoder.threshold"),
     "hysteresis -0.1": (["--set", "decoder.hysteresis=-0.1"], "decoder.hysteresis"),
+    "dwell 0": (["--set", "decoder.dwell=0"], "decoder.dwell"),
     "queue_size 0": (["--set", "source.queue_size=0"], "source.queue_size"),
     "udp no size": (["--source", "udp://127.0.0.1:0"], "source.sensor_size"),
     "unknown scheme": (["--source", "bogus://127.0.0.1:5"], "unknown scheme 'bogus'"),

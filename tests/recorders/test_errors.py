@@ -148,16 +148,27 @@ def test_unknown_compression():
 
 
 def _fail_writes_after(monkeypatch, n_ok: int):
-    real = h5py.Dataset.__setitem__
+    """Writes through h5py (datasets) and our direct chunk writes fail after ``n_ok``."""
+    from recorders.columns import ColumnWriter
+
+    real, real_chunk = h5py.Dataset.__setitem__, ColumnWriter._put_chunk
     calls = {"n": 0}
 
-    def setitem(self, key, value):
+    def count():
         calls["n"] += 1
         if calls["n"] > n_ok:
             raise OSError(errno.ENOSPC, "No space left on device")
+
+    def setitem(self, key, value):
+        count()
         return real(self, key, value)
 
+    def put_chunk(dsid, offset, data):
+        count()
+        return real_chunk(dsid, offset, data)
+
     monkeypatch.setattr(h5py.Dataset, "__setitem__", setitem)
+    monkeypatch.setattr(ColumnWriter, "_put_chunk", staticmethod(put_chunk))
 
 
 def test_disk_full_simulated_keeps_flushed_events(tmp_path, monkeypatch):

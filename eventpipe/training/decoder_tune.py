@@ -1,0 +1,177 @@
+"""Choosing the label decoder's settings (``[decoder]`` of a run config) for a stream model.
+
+The runtime's :class:`~eventpipe.labels.LabelDecoder` turns per-window logits into the label a
+user sees.  Its settings (EMA of the probabilities, hysteresis margin, dwell) trade switch
+latency against flicker.  They are chosen here on the *validation* streams of a training
+config (``synthetic_stream``: seeds ``TEST_SEED0 + ...`` = 20000-20003, the streams the
+trainer evaluates on), never on the held-out seeds the goal figures are measured on
+(``eventpipe eval --stream synthetic:seed=1000 ...``: seeds 1000-9999, disjoint from every
+training and validation seed by construction, see :mod:`eventpipe.training.stream_data`).
+
+The model runs once over the cached windows of those streams (bit for bit the runtime's
+frames, membranes carried from the first window on, as ``eventpipe run`` does); every decoder
+setting of the grid then replays the logits through the real ``LabelDecoder`` and is scored
+with the runtime's own :func:`~eventpipe.runtime.stream_eval.summarise`.
+
+    python -m eventpipe.training.decoder_tune --config configs/train_synthetic_stream3.toml \\
+        --checkpoint snn/weights/meta_spikeformer_tiny_synthetic.pt --store
+
+``--store`` writes the chosen settings into the checkpoint (``extra["decoder"]``); the runtime
+uses them wherever the run config leaves ``decoder.ema``/``hysteresis``/``dwell`` unset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from eventpipe.labels import LabelDecoder
+
+GRID = dict(ema=(0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8), hysteresis=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
+            dwell=(1, 2, 3, 4))
+
+
+@torch.no_grad()
+def stream_logits(model, frames: np.ndarray, recipe, scale: float, batch: int = 1) -> np.ndarray:
+    """Per-window logits ``[N, classes]`` of one stream's cached counts ``(N, C, H, W)``,
+    stepping ``model`` from rest with its state carried (the runtime's streaming)."""
+    from eventpipe.represent import normalise
+
+    model.eval()
+    state = None
+    out = []
+    for i in range(len(frames)):
+        x = normalise(recipe, torch.from_numpy(frames[i:i + 1].astype(np.float32)), scale)
+        logits, state = model.step(x, state)
+        out.append(logits[0].float().numpy())
+    return np.stack(out)
+
+
+def decode(logits: np.ndarray, truth: Sequence[int], t_end: Sequence[int],
+           class_names: Sequence[str], **decoder) -> list[dict]:
+    """Per-window label messages (``t_us``, ``label``, ``truth``) of ``logits`` through a fresh
+    :class:`LabelDecoder` with the given settings."""
+    dec = LabelDecoder(class_names, emit_every=1, **decoder)
+    msgs = []
+    for lg, tr, te in zip(logits, truth, t_end):
+        m = dec.step(lg, t_us=int(te), truth=int(tr))[0]
+        msgs.append(dict(t_us=m["t_us"], label=m["label"], truth=m["truth"]))
+    return msgs
+
+
+def score_settings(streams: Iterable[tuple], class_names, settle_us: int = 500_000,
+                   max_latency_us: int = 500_000, **decoder) -> dict:
+    """:func:`~eventpipe.runtime.stream_eval.combine` figures of several streams
+    (``(logits, truth, t_end)`` each) decoded with ``decoder``."""
+    from eventpipe.runtime.stream_eval import combine, summarise
+
+    return combine([summarise(decode(lg, tr, te, class_names, **decoder), max_latency_us, settle_us)
+                    for lg, tr, te in streams])
+
+
+def pick(rows: list[dict], max_changes: float = 1.5) -> dict:
+    """The best row of a grid: among the settings with at most ``max_changes`` label changes
+    per switch (all rows if none), the highest ``min(settled accuracy, switch catch rate)``,
+    then the highest sum of the two, then the fewest changes."""
+    ok = [r for r in rows if r["label_changes_per_switch"] <= max_changes] or rows
+    return max(ok, key=lambda r: (round(min(r["settled_accuracy"], r["switch_catch_rate"]), 4),
+                                  round(r["settled_accuracy"] + r["switch_catch_rate"], 4),
+                                  -r["label_changes_per_switch"]))
+
+
+def grid(streams: list[tuple], class_names, grid: dict = GRID, **kw) -> list[dict]:
+    rows = []
+    keys = list(grid)
+    for values in itertools.product(*(grid[k] for k in keys)):
+        setting = dict(zip(keys, values))
+        r = score_settings(streams, class_names, **setting, **kw)
+        rows.append(dict(setting, settled_accuracy=r["settled_accuracy"],
+                         switch_catch_rate=r["switch_catch_rate"],
+                         label_changes_per_switch=r["label_changes_per_switch"],
+                         window_accuracy=r["window_accuracy"]))
+    return rows
+
+
+def validation_streams(cfg, model) -> list[tuple]:
+    """``(logits, truth, t_end)`` of every validation stream of ``cfg.data`` (a
+    ``synthetic_stream`` config; the cache is built if missing)."""
+    from eventpipe.training.config import data_recipe
+    from eventpipe.training.stream_data import build_stream_cache
+
+    d = cfg.data
+    if d.dataset != "synthetic_stream":
+        raise ValueError(f"decoder tuning needs a synthetic_stream config, got data.dataset={d.dataset!r}")
+    recipe = data_recipe(d)
+    with np.load(build_stream_cache(d, "test")) as z:
+        frames, truth, t_end, lengths, scale = (z["frames"], z["truth"], z["t_end"], z["lengths"],
+                                                float(z["scale"]))
+    out, a = [], 0
+    for n in lengths.tolist():
+        out.append((stream_logits(model, frames[a:a + n], recipe, scale), truth[a:a + n], t_end[a:a + n]))
+        a += n
+    return out
+
+
+def main(argv=None) -> int:
+    import snn
+    from eventpipe.training.config import load_train_config
+
+    p = argparse.ArgumentParser(prog="python -m eventpipe.training.decoder_tune", description=__doc__.split("\n")[0])
+    p.add_argument("--config", required=True, help="a synthetic_stream training TOML (its validation streams)")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--max-changes", type=float, default=1.5, help="label changes per switch allowed")
+    p.add_argument("--logits", default=None, help="keep the streams' logits in this .npz (reused if present)")
+    p.add_argument("--store", action="store_true",
+                   help="write the chosen settings into the checkpoint (extra['decoder']): the "
+                        "runtime's defaults for this model")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    cfg = load_train_config(args.config)
+    model, meta = snn.load_checkpoint(args.checkpoint)
+    model = model.float().eval()
+    if args.logits and os.path.isfile(args.logits):
+        with np.load(args.logits) as z:
+            streams = [(z[f"logits{i}"], z[f"truth{i}"], z[f"t_end{i}"]) for i in range(int(z["n"]))]
+    else:
+        streams = validation_streams(cfg, model)
+        if args.logits:
+            np.savez(args.logits, n=len(streams), **{f"{k}{i}": v for i, s in enumerate(streams)
+                                                      for k, v in zip(("logits", "truth", "t_end"), s)})
+    raw = score_settings(streams, meta["class_names"], ema=0.0)
+    print("per class (settled, raw argmax): " + ", ".join(
+        f"{k} {v:.3f}" for k, v in sorted(raw["per_class_settled"].items())))
+    rows = grid(streams, meta["class_names"])
+    print("ema  hyst dwell | settled  caught  changes/switch  window")
+    for r in rows:
+        print(f"{r['ema']:.2f} {r['hysteresis']:.2f} {r['dwell']:5d} | {r['settled_accuracy']:.4f}  "
+              f"{r['switch_catch_rate']:.4f}  {r['label_changes_per_switch']:6.2f}          {r['window_accuracy']:.4f}")
+    best = pick(rows, args.max_changes)
+    print(f"best (<= {args.max_changes} changes per switch): ema={best['ema']} hysteresis={best['hysteresis']} "
+          f"dwell={best['dwell']}: settled {best['settled_accuracy']:.4f}, caught {best['switch_catch_rate']:.4f}, "
+          f"{best['label_changes_per_switch']:.2f} changes per switch")
+    if args.store:
+        store_settings(args.checkpoint, {k: best[k] for k in ("ema", "hysteresis", "dwell")})
+        print(f"stored in {args.checkpoint} (extra['decoder'])")
+    return 0
+
+
+def store_settings(checkpoint, settings: dict) -> None:
+    """Write decoder ``settings`` into ``checkpoint``'s ``extra["decoder"]`` (atomically; the
+    weights and everything else stay as they are)."""
+    raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    raw.setdefault("extra", {})["decoder"] = {"ema": float(settings["ema"]),
+                                              "hysteresis": float(settings["hysteresis"]),
+                                              "dwell": int(settings["dwell"])}
+    tmp = f"{checkpoint}.tmp"
+    torch.save(raw, tmp)
+    os.replace(tmp, checkpoint)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Writing the event columns: whole chunks, few extent changes, our own lzf encoder.
+
+:class:`ColumnWriter` owns the four ``/events`` column datasets of a recording being
+written.  It receives whole chunks (and, on close, the last partial one) and
+
+- grows the datasets' extent in steps of ``grow_chunks`` chunks instead of at every write
+  (an extent change is a metadata update HDF5 must order and flush in SWMR mode); the
+  extent may therefore run ahead of the events while the file is written.  Readers trust
+  the ``/status`` counts, never the extent, and :meth:`trim` sets the exact length when
+  the file is closed, so a closed file's columns are exactly the events (plain h5py reads
+  them as such);
+- for ``lzf`` encodes each chunk itself (:mod:`recorders.lzf`, the standard shuffle + lzf
+  format) and for ``none`` takes its bytes as they are, and writes it with
+  ``write_direct_chunk``, bypassing HDF5's filter pipeline and chunk cache; other
+  compressions (gzip, blosc, zstd) go through HDF5's pipeline as usual.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recorders.layout import EVENT_COLUMNS
+
+DIRECT = ("lzf", "none")   # compressions whose chunks we encode ourselves
+GROW_CHUNKS = 64           # extent grows by this many chunks at a time
+
+
+class _RawChunk:
+    """The stored form of a chunk without filters: its bytes (padded when partial)."""
+
+    def __init__(self, chunk: int, dtype):
+        self.chunk = int(chunk)
+        self._pad = np.zeros(self.chunk, dtype)
+
+    def encode(self, col: np.ndarray) -> memoryview:
+        if len(col) != self.chunk:
+            self._pad[:len(col)] = col
+            self._pad[len(col):] = 0
+            col = self._pad
+        return memoryview(np.ascontiguousarray(col)).cast("B")
+
+
+class ColumnWriter:
+    """Appends whole chunks to the event columns ``datasets`` (name -> h5py dataset)."""
+
+    def __init__(self, datasets: dict, chunk: int, compression: str, *,
+                 grow_chunks: int = GROW_CHUNKS):
+        self.ds = datasets
+        self.chunk = int(chunk)
+        self.grow = max(1, int(grow_chunks)) * self.chunk
+        self.extent = min(ds.shape[0] for ds in datasets.values())
+        self.direct = compression.split(":")[0] in DIRECT
+        self._encoders = {}
+        if self.direct:
+            if compression == "lzf":
+                from recorders.lzf import ChunkEncoder
+                make = ChunkEncoder
+            else:
+                make = _RawChunk
+            self._encoders = {name: make(self.chunk, dt) for name, dt in EVENT_COLUMNS}
+            self._ids = {name: ds.id for name, ds in datasets.items()}
+
+    def _ensure(self, end: int) -> None:
+        if end <= self.extent:
+            return
+        new = max(end, self.extent + self.grow)
+        new = -(-new // self.chunk) * self.chunk
+        for ds in self.ds.values():
+            ds.resize((new,))
+        self.extent = new
+
+    def write(self, start: int, cols: dict, n: int | None = None) -> None:
+        """Write columns ``cols[name][:n]`` at ``start`` (a multiple of the chunk); ``n``
+        is a multiple of the chunk except for the last write before :meth:`trim`."""
+        first = cols[EVENT_COLUMNS[0][0]]
+        n = len(first) if n is None else int(n)
+        if n == 0:
+            return
+        end = start + n
+        self._ensure(end)
+        c = self.chunk
+        if self.direct:
+            for name, _ in EVENT_COLUMNS:
+                col, enc, dsid = cols[name], self._encoders[name], self._ids[name]
+                for i in range(0, n, c):
+                    self._put_chunk(dsid, start + i, enc.encode(col[i:min(n, i + c)]))
+            return
+        for name, _ in EVENT_COLUMNS:
+            self.ds[name][start:end] = np.ascontiguousarray(cols[name][:n])
+
+    @staticmethod
+    def _put_chunk(dsid, offset: int, data) -> None:
+        dsid.write_direct_chunk((offset,), data)
+
+    def trim(self, n: int) -> None:
+        """Set the columns' length to exactly ``n`` events (on close)."""
+        for ds in self.ds.values():
+            if ds.shape[0] != n:
+                ds.resize((n,))
+        self.extent = n
