@@ -10,12 +10,14 @@ that died); in the last case ``recording.follow_timed_out`` is set.
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from eventpipe.io.chunking import rebatch
 
+if TYPE_CHECKING:  # annotations only (reader.py imports this module)
+    from recorders.reader import Recording
 
 
 def _follow_blocks(rec: "Recording", start_us, end_us, poll_s: float, idle_timeout_s: float

@@ -8,6 +8,7 @@ Rooms (no import runs back up this list): ``neurons`` -> ``state`` -> ``models``
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .compile import fold_model
+from .frame_size import FrameSizeError, FrameSizeWarning
 from .models import MetaSpikeFormer, create_model, list_models, load_official
 from .neurons import LIFNode, LIFState, MultiSpikeNode, SpikingNeuron, lif_step
 from .state import ModelState, StepContext, cat_states, clone_state, merge_rows, reset_rows, select_rows, split_state
@@ -16,6 +17,8 @@ from .streaming import StreamingSession
 
 __all__ = [
     "BACKENDS",
+    "FrameSizeError",
+    "FrameSizeWarning",
     "LIFNode",
     "LIFState",
     "MetaSpikeFormer",

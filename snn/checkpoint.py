@@ -8,7 +8,7 @@ Besides the model (``model_name``, ``args``, ``T``, ``state_dict``) a file carri
 become the model's input, a plain dict with a ``recipe_version``, written and read by
 ``eventpipe.represent``; ``None`` in files written before it existed) and ``extra``
 (anything else: provenance such as the training config, epoch, accuracy).  This
-module stores the recipe as given and does not interpret it.
+module stores the recipe as given and reads only its ``size`` (``model.input_size``).
 """
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ def save_checkpoint(
 def load_checkpoint(path: Union[str, os.PathLike]) -> Tuple[MetaSpikeFormer, Dict[str, Any]]:
     """Rebuild and strictly load a model saved by :func:`save_checkpoint`; returns (model in
     eval, metadata: ``model_name``, ``args``, ``input_size``, ``T``, ``class_names``,
-    ``extra``, ``recipe`` (None for files written before recipes))."""
+    ``extra``, ``recipe`` (None for files written before recipes)).  ``model.input_size`` is
+    set to the size it was trained at (the recipe's ``size``, else ``input_size``)."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path}: not an eventpipe SNN checkpoint (use snn.load_official for official files)")
@@ -97,4 +98,10 @@ def load_checkpoint(path: Union[str, os.PathLike]) -> Tuple[MetaSpikeFormer, Dic
     model.load_state_dict(ckpt["state_dict"], strict=True)
     meta = {k: ckpt[k] for k in ("model_name", "args", "input_size", "T", "class_names", "extra")}
     meta["recipe"] = ckpt.get("recipe")
+    # the size the model was trained at (the recipe's, else the file's input_size): step()
+    # warns at frames of another size (snn.frame_size); the only recipe key read here
+    rec = meta["recipe"] if isinstance(meta["recipe"], dict) else {}
+    size = rec.get("size") or meta["input_size"]
+    if isinstance(size, (list, tuple)) and len(size) == 2:
+        model.input_size = (int(size[0]), int(size[1]))
     return model.eval(), meta

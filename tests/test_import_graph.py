@@ -3,6 +3,7 @@
 The graph is built from the source with ``ast`` (nothing is imported): one node per module under
 ``eventpipe/``, ``snn/`` and ``recorders/``; one edge per import of another project module
 anywhere in a file - at module level, inside functions (lazy imports) or under ``if`` blocks.
+Imports under ``if TYPE_CHECKING:`` are not edges: they never run (annotations only).
 ``import a.b.c`` and ``from a.b import c`` name the module they load (``a.b.c``; ``from a.b
 import name`` names ``a.b`` when ``name`` is not a submodule).  Parents that Python initialises
 on the way (``a``, ``a.b``) are not edges: that order is fixed and cannot loop.
@@ -46,13 +47,35 @@ def _resolve(mod: str, is_pkg: bool, node: ast.ImportFrom) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
+def _is_type_checking(test: ast.expr) -> bool:
+    """``TYPE_CHECKING`` or ``typing.TYPE_CHECKING`` (``if`` tests that are never true at run time)."""
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+        and isinstance(test.value, ast.Name) and test.value.id == "typing")
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node of ``tree`` (as ``ast.walk``) except the bodies of ``if TYPE_CHECKING:``
+    blocks: imports there only name types for annotations and never run, so they cannot
+    make an import cycle (their ``else`` branch does run and is kept)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            todo.append(node.test)
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+
+
 def import_edges(mods: dict[str, Path]) -> dict[str, set[str]]:
     """module -> the project modules it imports (anywhere in its file)."""
     edges: dict[str, set[str]] = {m: set() for m in mods}
     for mod, path in mods.items():
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         is_pkg = path.name == "__init__.py"
-        for node in ast.walk(tree):
+        for node in _runtime_nodes(tree):
             targets = []
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
@@ -151,6 +174,29 @@ def test_graph_builder_sees_lazy_relative_and_absolute_imports(tmp_path):
     assert cycles == [["pkg.a", "pkg.b", "pkg.c", "pkg.a"]]
     edges["pkg.c"].clear()
     assert find_cycles(edges) == []
+
+
+def test_type_checking_imports_are_not_edges(tmp_path):
+    """``if TYPE_CHECKING:`` imports (names for annotations, never run) make no edge and no
+    cycle; their ``else`` branch and any other ``if`` still count."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from .b import B\n    return B\n")
+    (pkg / "b.py").write_text(
+        "from __future__ import annotations\nfrom typing import TYPE_CHECKING\nimport typing\n"
+        "if TYPE_CHECKING:\n    from .a import A\nelse:\n    from . import c\n"
+        "if typing.TYPE_CHECKING:\n    import pkg.a\n"
+        "if True:\n    from . import d\n"
+        "def g(x: A) -> A:\n    return x\n")
+    (pkg / "c.py").write_text("")
+    (pkg / "d.py").write_text("")
+    mods = {_module_name_in(tmp_path, p): p for p in sorted(pkg.rglob("*.py"))}
+    edges = import_edges(mods)
+    assert edges["pkg.a"] == {"pkg.b"} and edges["pkg.b"] == {"pkg.c", "pkg.d"}
+    assert find_cycles(edges) == []
+    (pkg / "b.py").write_text("from .a import A\n")  # the same import at run time: a cycle
+    assert find_cycles(import_edges(mods)) == [["pkg.a", "pkg.b", "pkg.a"]]
 
 
 def _module_name_in(root: Path, path: Path) -> str:

@@ -107,7 +107,8 @@ class Pipeline:
         self.viewer = viewer
         self.last_label: dict[int, dict] = {}
         self.metrics = Metrics()
-        self.session = StreamingSession(loaded.model, device=cfg.model.device)
+        self.session = StreamingSession(loaded.model, device=cfg.model.device,
+                                        input_size=self.input_size)
         self.backend = getattr(loaded, "backend", "float")
         smooth = decoder_settings(dataclasses.asdict(cfg.decoder),
                                   (getattr(loaded, "extra", None) or {}).get("decoder"))

@@ -85,6 +85,8 @@ def build_pipeline(cfg: RunConfig, out: TextIO = sys.stdout,
             f"input.size {input_size[0]}x{input_size[1]} differs from the checkpoint's recipe "
             f"({loaded.input_size[0]}x{loaded.input_size[1]}): the model gets frames of a size "
             "it was not trained on"), stacklevel=2)
+        if getattr(loaded.model, "input_size", None) is not None:  # said once: not again per frame
+            loaded.model.input_size = tuple(input_size)
     source = open_source(cfg.source.uri, speed=cfg.source.speed, loop=cfg.source.loop,
                          sensor_size=cfg.source.sensor_size, queue_size=cfg.source.queue_size,
                          queue_events=cfg.source.queue_events, start=False,

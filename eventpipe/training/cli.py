@@ -117,6 +117,9 @@ def run_eval(args, out=None) -> int:
         model, meta = load_for_eval(str(path))
     if not args.config:
         base = (meta.get("extra") or {}).get("train_config") or {}
+        data = base.get("data") or {}
+        if meta.get("recipe") is None and data.get("input_size"):  # written before recipes,
+            base = {**base, "data": {**data, "input_size": list(data["input_size"])[::-1]}}  # (H, W)
         cfg = load_config(TrainConfig, None, list(args.set or []), base=base)
     ds = build_dataset(cfg.data, args.split, train=False)
     res = eval_clips((model, meta), ds, batch_size=args.batch_size, png=args.png)

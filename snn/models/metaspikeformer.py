@@ -24,6 +24,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from torch import Tensor, nn
 
+from ..frame_size import warn_if_other_size
 from ..neurons import LIFNode, MultiSpikeNode, SpikingNeuron
 from ..state import ModelState, StepContext
 from .attention import SpikeDrivenSelfAttention
@@ -122,6 +123,9 @@ class MetaSpikeFormer(nn.Module):
 
     # set on derived inference-only copies (e.g. by snn.compile.fold_model): train() refuses them
     inference_only = False
+    # (W, H) the model was trained at: set by snn.load_checkpoint from the checkpoint's recipe;
+    # step() warns at the first frame of each other size (snn.frame_size)
+    input_size: Optional[Tuple[int, int]] = None
 
     def train(self, mode: bool = True):
         if mode and self.inference_only:
@@ -254,6 +258,7 @@ class MetaSpikeFormer(nn.Module):
             shape = tuple(x_t.shape) if isinstance(x_t, Tensor) else type(x_t).__name__
             raise ValueError(f"step() takes one frame [B, C, H, W], got {shape}; use forward_sequence for [T, ...]")
         self._check_frames(x_t, "frame")
+        warn_if_other_size(self, x_t)
         out, ctx = self.run(x_t.unsqueeze(0), state)
         if isinstance(out, tuple):
             return tuple(o[0] for o in out), ctx.new

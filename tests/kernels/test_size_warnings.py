@@ -75,3 +75,6 @@ def test_runtime_warns_when_input_size_differs_from_the_checkpoint(tmp_path):
                  "--set", "input.size=[32, 32]", "--set", "model.threads=1"],
                 out=io.StringIO(), err=err) == 0
     assert "eventpipe: warning: input.size 32x32 differs" in err.getvalue()
+    # said once, at the start: the model does not say it again at the first frame
+    # (snn.frame_size.FrameSizeWarning), and the session runs the size asked for
+    assert err.getvalue().count("warning") == 1, err.getvalue()

@@ -11,11 +11,14 @@ Memory traffic apart: weight bytes read plus membranes read and written, at ``e_
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import TYPE_CHECKING, Dict
 
 import numpy as np
 
 from .stats import IDX, Stats
+
+if TYPE_CHECKING:  # annotations only (program.py -> report.py -> this module)
+    from .program import Program
 
 
 def dense_flops(program: Program) -> Dict[str, int]:

@@ -9,13 +9,16 @@ depthwise conv's output) are scanned and only non-zero values multiply their row
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import TYPE_CHECKING, Dict, Optional
 
 import numba
 import numpy as np
 
 from . import kernels as K
 from .stats import IDX, Stats, weight_bytes
+
+if TYPE_CHECKING:  # annotations only
+    from .program import Program
 
 
 _I32 = np.zeros(1, np.int32)  # dtype token of the int32 accumulator (read only)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional
 
 import numpy as np
 
 from .energy import dense_flops, energy
 from .stats import COUNTERS, Stats
+
+if TYPE_CHECKING:  # annotations only (program.py imports this module)
+    from .program import Program
 
 
 def _kernel_entries(formula: str, cin: int, k: int, cout: int, params: int) -> int:
