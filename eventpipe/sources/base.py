@@ -56,6 +56,7 @@ class SourceStats:
     kernel_dropped: int = 0    # datagrams the kernel dropped (UDP, SO_RXQ_OVFL)
     reconnects: int = 0        # successful connections after the first (DV)
     delivered: int = 0         # events handed to the consumer
+    unread: int = 0            # events still queued, never read, when the source was closed
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
@@ -177,13 +178,17 @@ class Source(abc.ABC):
     def drop_advice(self) -> list[str]:
         """One line per kind of loss so far: what was lost, why, and what to change."""
         st, q = self.stats, self._queue
-        if not st.dropped:
-            return []
-        bound = f"{q.maxlen:,} packets" + (f" / {q.max_events:,} events"
-                                           if q.max_events is not None else "")
-        return [f"{st.dropped:,} events ({st.dropped_packets:,} packets) dropped: the source "
-                f"queue ({bound}) was full because the pipeline fell behind the sender; "
-                f"raise source.queue_events / source.queue_size, or send slower"]
+        out = []
+        if st.dropped:
+            bound = f"{q.maxlen:,} packets" + (f" / {q.max_events:,} events"
+                                               if q.max_events is not None else "")
+            out.append(f"{st.dropped:,} events ({st.dropped_packets:,} packets) dropped: the "
+                       f"source queue ({bound}) was full because the pipeline fell behind the "
+                       f"sender; raise source.queue_events / source.queue_size, or send slower")
+        if st.unread:
+            out.append(f"{st.unread:,} events were still queued when the run stopped (received, "
+                       f"never stepped)")
+        return out
 
     @property
     def sensor_size(self) -> tuple[int, int] | None:
@@ -241,6 +246,9 @@ class Source(abc.ABC):
                 raise RuntimeError(f"{type(self).__name__}: receive thread did not stop "
                                    f"within {timeout} s")
         self._release()
+        # what was received but never read is counted, not lost silently (a run stopped
+        # while a burst was still queued)
+        self.stats.unread = self._queue.n_events + sum(len(b.events) for b in self._pending)
         if self.state not in ("failed",):
             self.state = "closed"
 
