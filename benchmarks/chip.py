@@ -201,7 +201,6 @@ def agreement(n_clips, stream_seconds, lines):
            f"({min(per, key=per.get)}), mean {np.mean(list(per.values())):.4f}"]
     b = Agreement(prog, model)
     floor = []
-    truth_chip = truth_float = n_truth = 0
     for seed in (20000, 20001):
         counts, truth = count_stream(seed, seconds=stream_seconds)
         b.stream(counts)

@@ -158,7 +158,7 @@ def test_run_records_events_and_labels_then_replays_a_slice(tmp_path):
                        "--max-speed", "--quiet", "--jsonl", str(jsonl), "--record",
                        str(rec_path), *TINY)
     assert rc == 0, err
-    assert f"recorded" in err and "dropped 0 events, 0 labels" in err
+    assert "recorded" in err and "dropped 0 events, 0 labels" in err
     emitted = [json.loads(x) for x in jsonl.read_text().splitlines()]
     emitted = [m for m in emitted if m.get("type") != "metrics"]
     from eventpipe.synthetic import SyntheticStream

@@ -73,8 +73,13 @@ def test_clip_augment_time_reverse_swaps_the_label():
 def test_stream_items_reversed_and_class_weighted(tmp_path):
     base = stream_overrides(tmp_path, **{"data.augment.hflip": 0.0, "data.augment.event_drop": 0.0})
     plain = SyntheticStreamFrames(load_train_config(None, base).data, "train")
+    # weight a class these (seeded, short) reversed runs really hold, so the check below runs
+    rev0 = SyntheticStreamFrames(load_train_config(None, base + [
+        "data.augment.time_reverse=1.0"]).data, "train")
+    held = np.concatenate([rev0[i][1].numpy() for i in range(len(rev0))])
+    weighted = CLASS_NAMES[int(np.bincount(held[held >= 0]).argmax())]
     rev = SyntheticStreamFrames(load_train_config(None, base + [
-        "data.augment.time_reverse=1.0", "data.class_weights={circle_clockwise=3.0}"]).data, "train")
+        "data.augment.time_reverse=1.0", f"data.class_weights={{{weighted}=3.0}}"]).data, "train")
     rmap = time_reverse_map(CLASS_NAMES)
     seen_weight = False
     for i in range(len(plain)):
@@ -86,11 +91,12 @@ def test_stream_items_reversed_and_class_weighted(tmp_path):
         # every action seen backwards is the reverse of one seen forwards in that run
         assert set(back.tolist()) <= {int(rmap[t]) for t in fwd_truth.tolist()} | set(
             rmap[plain.truth].tolist())
-        cw = y1 == CLASS_NAMES.index("circle_clockwise")
+        cw = y1 == CLASS_NAMES.index(weighted)
         if cw.any():
             seen_weight = True
             assert torch.all(w1[cw] >= 3.0)
         assert torch.all(w1[(y1 >= 0) & ~cw] <= 4.0)
+    assert seen_weight, "no run held the weighted class: the weight check never ran"
     with pytest.raises(ValueError, match="not a class"):
         SyntheticStreamFrames(load_train_config(None, base + ["data.class_weights={spin=2.0}"]).data,
                               "train")
