@@ -1,35 +1,16 @@
 """A private Xvfb display for the labelling window tests (skips, saying why, where Xvfb or
 xdotool is missing), and a small recording to label."""
 
-import os
-import shutil
-import subprocess
-
 import numpy as np
 import pytest
 
 from eventpipe.events import make_events
+from tests.xvfb import start_xvfb
 
 
 @pytest.fixture(scope="module")
 def xdisplay():
-    missing = [p for p in ("Xvfb", "xdotool") if shutil.which(p) is None]
-    if missing:
-        pytest.skip(f"needs {' and '.join(missing)} (Debian packages xvfb, xdotool) for a display")
-    rfd, wfd = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(wfd), "-screen", "0", "1280x1024x24",
-                             "-nolisten", "tcp", "-noreset"], pass_fds=(wfd,),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(wfd)
-    try:
-        with os.fdopen(rfd) as f:  # Xvfb writes the display number once it accepts clients
-            number = f.readline().strip()
-        if not number:
-            pytest.skip("Xvfb did not start")
-        yield f":{number}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    yield from start_xvfb()
 
 
 def write_recording(path, seconds=5.0, size=(48, 32), seed=0):

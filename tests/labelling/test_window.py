@@ -13,6 +13,7 @@ import pytest
 from eventpipe.labelling.files import Segment, read_labels
 from eventpipe.labelling.window import TITLE, TRACK_BGR, class_colour
 from tests.transport.helpers import wait_for
+from tests.xvfb import grab
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(180)
@@ -74,15 +75,9 @@ class Labeller:
 
 
 def screenshot(display, wid, lab):
-    from PIL import ImageGrab, features
-
-    if not features.check("xcb"):
-        pytest.skip("this Pillow was built without XCB: cannot grab the X screen")
     vals = dict(line.partition("=")[::2] for line in
                 lab.xdo("getwindowgeometry", "--shell", wid).split())
-    x, y, w, h = (int(vals[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
-    grab = np.asarray(ImageGrab.grab(xdisplay=display).convert("RGB"))
-    return np.ascontiguousarray(grab[y:y + h, x:x + w, ::-1])
+    return grab(display, tuple(int(vals[k]) for k in ("X", "Y", "WIDTH", "HEIGHT")))
 
 
 def test_keys_mark_segments_and_save(xdisplay, recording, tmp_path):

@@ -14,7 +14,6 @@ import ctypes
 import ctypes.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -38,6 +37,7 @@ from eventpipe.render import (
     view_layout,
 )
 from tests.transport.helpers import wait_for
+from tests.xvfb import grab, start_xvfb
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(240)
@@ -184,23 +184,7 @@ def test_video_plays_at_the_event_rate(tmp_path, squares, stride_us):
 # -- under Xvfb -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def xdisplay():
-    missing = [p for p in ("Xvfb", "xdotool") if shutil.which(p) is None]
-    if missing:
-        pytest.skip(f"needs {' and '.join(missing)} (Debian packages xvfb, xdotool) for a display")
-    rfd, wfd = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(wfd), "-screen", "0", "1280x1024x24",
-                             "-nolisten", "tcp", "-noreset"], pass_fds=(wfd,),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(wfd)
-    try:
-        with os.fdopen(rfd) as f:  # Xvfb writes the display number once it accepts clients
-            number = f.readline().strip()
-        if not number:
-            pytest.skip("Xvfb did not start")
-        yield f":{number}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    yield from start_xvfb()
 
 
 @pytest.fixture(scope="module")
@@ -280,13 +264,7 @@ def labels(path: Path) -> dict[int, dict]:
 
 
 def screenshot(display: str, geometry: tuple[int, int, int, int]) -> np.ndarray:
-    from PIL import ImageGrab, features
-
-    if not features.check("xcb"):
-        pytest.skip("this Pillow was built without XCB: cannot grab the X screen")
-    x, y, w, h = geometry
-    grab = np.asarray(ImageGrab.grab(xdisplay=display).convert("RGB"))
-    return np.ascontiguousarray(grab[y:y + h, x:x + w, ::-1])  # BGR, as OpenCV
+    return grab(display, geometry)
 
 
 def screen_mismatch(dump: Path, last: dict, screen: np.ndarray, picture: np.ndarray, geo,
