@@ -29,7 +29,7 @@ from eventpipe.represent import counts_dtype, normalise
 from eventpipe.training.augment import flip_label_map, thin_counts
 from eventpipe.training.config import DataConfig, data_recipe
 from eventpipe.training.recordings import find_takes, split_takes, take_segments
-from eventpipe.training.stream_data import IGNORE
+from eventpipe.training.stream_data import IGNORE, run_index, run_start
 
 CHUNK_US = 10_000   # the events go to the windower in packets of this much event time
 
@@ -91,12 +91,7 @@ class RecordingStreamFrames(Dataset):
                              f"data.run_windows={d.run_windows}")
         self.hmap = flip_label_map(self.class_names, "h")
         self.epoch = 0
-        R = d.run_windows
-        if self.train:
-            self.index = [(s, None) for s in range(len(lengths)) for _ in range(d.clips_per_stream)]
-        else:
-            self.index = [(s, o) for s in range(len(lengths))
-                          for o in range(0, int(lengths[s]) - R + 1, R)]
+        self.index = run_index(lengths, d.run_windows, d.clips_per_stream, self.train)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -106,11 +101,8 @@ class RecordingStreamFrames(Dataset):
 
     def __getitem__(self, i: int):
         d = self.cfg
-        s, off = self.index[i]
-        rng = np.random.default_rng([d.seed, self.epoch, int(i)])
-        if off is None:
-            off = int(rng.integers(0, int(self.lengths[s]) - d.run_windows + 1))
-        a = int(self.starts[s]) + off
+        a, rng = run_start(self.index, self.starts, self.lengths, d.run_windows, d.seed,
+                           self.epoch, i)
         x = torch.from_numpy(self.frames[a:a + d.run_windows].astype(np.float32))
         y = self.truth[a:a + d.run_windows].copy()
         y[:d.burn_in] = IGNORE

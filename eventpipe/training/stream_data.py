@@ -161,6 +161,26 @@ def reversed_run(truth: np.ndarray, t_end: np.ndarray, window_us: int, switch_us
     return lab[::-1].copy(), (switch_us + until)[::-1].copy()
 
 
+def run_index(lengths, run_windows: int, runs_per_stream: int, train: bool) -> list:
+    """Items of a dataset of runs cut from concatenated streams: ``(stream, offset)``;
+    training runs start at a random offset drawn per item (``None``), test runs tile each
+    stream."""
+    if train:
+        return [(s, None) for s in range(len(lengths)) for _ in range(runs_per_stream)]
+    return [(s, int(o)) for s in range(len(lengths))
+            for o in range(0, int(lengths[s]) - run_windows + 1, run_windows)]
+
+
+def run_start(index: list, starts, lengths, run_windows: int, seed: int, epoch: int,
+              i: int) -> tuple[int, np.random.Generator]:
+    """The first window of item ``i`` and the item's generator (seeded by seed, epoch, item)."""
+    s, off = index[i]
+    rng = np.random.default_rng([seed, epoch, int(i)])
+    if off is None:
+        off = int(rng.integers(0, int(lengths[s]) - run_windows + 1))
+    return int(starts[s]) + off, rng
+
+
 class SyntheticStreamFrames(Dataset):
     """Runs of ``d.run_windows`` consecutive stream windows with per-window targets.
 
@@ -199,11 +219,7 @@ class SyntheticStreamFrames(Dataset):
         self.class_w = np.array([float(d.class_weights.get(n, 1.0)) for n in self.class_names],
                                 np.float32)
         self.epoch = 0
-        if self.train:
-            self.index = [(s, None) for s in range(len(lengths)) for _ in range(d.clips_per_stream)]
-        else:
-            self.index = [(s, int(o)) for s in range(len(lengths))
-                          for o in range(0, int(lengths[s]) - d.run_windows + 1, d.run_windows)]
+        self.index = run_index(lengths, d.run_windows, d.clips_per_stream, self.train)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -213,11 +229,8 @@ class SyntheticStreamFrames(Dataset):
 
     def __getitem__(self, i: int):
         d = self.cfg
-        s, off = self.index[i]
-        rng = np.random.default_rng([d.seed, self.epoch, int(i)])
-        if off is None:
-            off = int(rng.integers(0, int(self.lengths[s]) - d.run_windows + 1))
-        a = int(self.starts[s]) + off
+        a, rng = run_start(self.index, self.starts, self.lengths, d.run_windows, d.seed,
+                           self.epoch, i)
         x = torch.from_numpy(self.frames[a:a + d.run_windows].astype(np.float32))
         t_end = self.t_end[a:a + d.run_windows]
         truth = self.truth[a:a + d.run_windows]
