@@ -132,3 +132,21 @@ def test_existing_labels_load_and_unsaved_quit_asks_twice(xdisplay, recording, t
     assert stdout == "2 segments, not saved\n"
     assert "quit with unsaved changes" in err
     assert read_labels(out) == [Segment(1.0, 2.0, "sit")]  # untouched
+
+
+def test_window_ms_sets_the_frame_step(xdisplay, recording, tmp_path):
+    """``--window-ms 200``: ``.`` steps 200 ms, so three steps mark a 0.6 s segment."""
+    out = tmp_path / "take.labels.csv"
+    lab = Labeller(xdisplay, recording, "--classes", "wave", "--window-ms", "200")
+    try:
+        wid = lab.window()
+        lab.ready(wid)
+        lab.keys(wid, "1", "space", "period", "period", "period", "space", "s")
+        assert wait_for(out.is_file, timeout=20, interval=0.1)
+        lab.keys(wid, "q")
+        rc, _, err = lab.finish(30)
+    finally:
+        if lab.proc.poll() is None:
+            lab.finish(0.1)
+    assert rc == 0, err
+    assert read_labels(out) == [Segment(0.0, 0.6, "wave")]
