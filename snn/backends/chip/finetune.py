@@ -60,7 +60,7 @@ def synthetic_data(n_clips: int = 240, n_streams: int = 4, stream_seconds: float
         for a in range(0, len(counts) - run_windows + 1, run_windows // 2):
             runs.append(counts[a:a + run_windows])
             targets.append(truth[a:a + run_windows])
-    cal = clips[:4].transpose(1, 0, 2, 3, 4)
+    cal = clips[:2].transpose(1, 0, 2, 3, 4)   # the runtime's calibration: the first 2 training clips of seed 0
     if not runs:
         return FinetuneData(clips.transpose(1, 0, 2, 3, 4), labels, calibration=cal)
     return FinetuneData(clips.transpose(1, 0, 2, 3, 4), labels, np.stack(runs, 1), np.stack(targets, 1), cal)
@@ -99,10 +99,16 @@ def finetune(model_or_checkpoint, data: FinetuneData, *, threads: int = 1, **kw)
         torch.set_num_threads(prev)
 
 
+def _kl_to(teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+    """``KL(softmax(teacher) || softmax(student))``, mean over rows (the teacher is a constant)."""
+    lt = F.log_softmax(teacher.detach(), -1)
+    return (lt.exp() * (lt - F.log_softmax(student, -1))).sum(-1).mean()
+
+
 def _finetune(model_or_checkpoint, data: FinetuneData, *, profile="generic", steps: int = 200, lr: float = 1e-4,
               batch: int = 8, run_batch: int = 2, consistency: float = 1.0, recompile_every: int = 50,
-              clip_grad: float = 1.0, seed: int = 0, compile_kw: Optional[dict] = None,
-              log: Optional[Callable[[str], None]] = None, progress: bool = False):
+              clip_grad: float = 1.0, seed: int = 0, compile_kw: Optional[dict] = None, hard: float = 1.0,
+              distill: float = 0.0, log: Optional[Callable[[str], None]] = None, progress: bool = False):
     import copy
 
     kw = dict(compile_kw or {})
@@ -110,6 +116,8 @@ def _finetune(model_or_checkpoint, data: FinetuneData, *, profile="generic", ste
     first = chip_compile(model_or_checkpoint, profile=profile, calibration=cal, **kw)
     model, meta = load_model(model_or_checkpoint)
     model = copy.deepcopy(model).eval()
+    # the teacher: the input model, frozen - distilling its step outputs anchors the accuracy
+    teacher = copy.deepcopy(model).eval().requires_grad_(False) if distill > 0 else None
     # later compiles start from the module: keep the checkpoint's input geometry and encoding
     fixed = dict(profile=profile, calibration=cal, input_size=tuple(first.meta["input_size"]),
                  encoding=first.meta["encoding"])
@@ -148,7 +156,11 @@ def _finetune(model_or_checkpoint, data: FinetuneData, *, profile="generic", ste
         ce_f = F.cross_entropy(f.mean(0), y)
         ce_q = F.cross_entropy(q.mean(0), y)
         kl = _sym_kl(f.flatten(0, 1), q.flatten(0, 1))
-        loss = ce_f + ce_q + consistency * kl
+        loss = hard * (ce_f + ce_q) + consistency * kl
+        if teacher is not None:
+            with torch.no_grad():
+                tf, _ = teacher.run(normalise(x, enc))
+            loss = loss + distill * (_kl_to(tf.flatten(0, 1), f.flatten(0, 1)) + _kl_to(tf.flatten(0, 1), q.flatten(0, 1)))
         if data.runs is not None and run_batch > 0:
             j = rng.choice(data.runs.shape[1], size=min(run_batch, data.runs.shape[1]), replace=False)
             xr = data.runs[:, j]
@@ -157,9 +169,14 @@ def _finetune(model_or_checkpoint, data: FinetuneData, *, profile="generic", ste
             qr, _ = sim.run(torch.from_numpy(np.asarray(xr, np.int64)))
             fr, qr = fr.flatten(0, 1), qr.float().flatten(0, 1) * ls
             ok = tr >= 0
-            if ok.any():
-                loss = loss + F.cross_entropy(fr[ok], tr[ok]) + F.cross_entropy(qr[ok], tr[ok])
+            if ok.any() and hard > 0:
+                loss = loss + hard * (F.cross_entropy(fr[ok], tr[ok]) + F.cross_entropy(qr[ok], tr[ok]))
             loss = loss + consistency * _sym_kl(fr, qr)
+            if teacher is not None:
+                with torch.no_grad():
+                    tr_, _ = teacher.run(normalise(xr, enc))
+                tr_ = tr_.flatten(0, 1)
+                loss = loss + distill * (_kl_to(tr_, fr) + _kl_to(tr_, qr))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if clip_grad:

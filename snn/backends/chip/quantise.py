@@ -194,15 +194,17 @@ def quantise(graph: Graph, profile: Profile, encoding: Mapping, ranges: Optional
             s_src = resolve(op.src)
             shift = int(op.attrs["in_shift"])
             writer = writers.get(op.src, [None])[0]
-            if writer is not None and writer.kind == "attn":
-                shift = nb.attn_frac_bits
-                rng = lif_range(op.src)
-                if rng is not None:  # counts seen in calibration must fit the membrane with the extra bits
-                    peak = float(np.max(rng / s_src))
-                    while shift > 0 and peak * 2 ** shift > mem_lim / 2:
-                        shift -= 1
-                while shift > 0 and float(np.max(op.arrays["threshold"] / s_src)) * 2 ** shift > mem_lim // 2:
+            # fractional membrane bits: the input is shifted left before the leak, so the threshold,
+            # the leak's rounding and the membrane are finer than the synaptic sums (as many bits
+            # as the threshold and the inputs seen in calibration leave room for)
+            shift += nb.attn_frac_bits if writer is not None and writer.kind == "attn" else nb.lif_frac_bits
+            rng = lif_range(op.src)
+            if rng is not None:  # inputs seen in calibration must fit the membrane with the extra bits
+                peak = float(np.max(rng / s_src))
+                while shift > 0 and peak * 2 ** shift > mem_lim / 2:
                     shift -= 1
+            while shift > 0 and float(np.max(op.arrays["threshold"] / s_src)) * 2 ** shift > mem_lim // 2:
+                shift -= 1
             m_scale = s_src / 2.0 ** shift
             theta = np.ceil(op.arrays["threshold"] / m_scale - 1e-9)
             if theta.max() > mem_lim:
