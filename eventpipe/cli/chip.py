@@ -3,7 +3,8 @@ program, fine-tune a checkpoint with the chip's quantisation in the loop.
 
     eventpipe chip compile [CKPT] -o prog.npz [--profile NAME] [--calibration N] [--seed S]
     eventpipe chip report prog.npz [--json] [--plot PNG] [--clips N]
-    eventpipe chip finetune [CKPT] -o tuned.pt [--steps N] [--clips N] [--streams N] [--lr LR] [--profile NAME]
+    eventpipe chip finetune [CKPT] -o tuned.pt [--steps N] [--clips N] [--streams N] [--lr LR] [--distill W]
+        [--hard W] [--profile NAME]
 
 ``compile`` calibrates on ``N`` synthetic training clips (integer counts at the model's input, made
 as training makes them; ``--calibration 0``: scales from the weights alone).  ``report`` prints the
@@ -20,6 +21,7 @@ import math
 from pathlib import Path
 
 EXIT_OK = 0
+STEPS, CLIPS, STREAMS, LR = 150, 192, 4, 1e-4   # the fine-tune that made the shipped model (docs/chip.md)
 
 
 def add_parser(subparsers):
@@ -42,11 +44,16 @@ def add_parser(subparsers):
     f.add_argument("checkpoint", nargs="?", default="default", help="checkpoint (default: the shipped model)")
     f.add_argument("-o", "--output", required=True, help="checkpoint to write (.pt)")
     f.add_argument("--profile", default="generic", help="hardware profile: a name in configs/chip or a .toml")
-    f.add_argument("--steps", type=int, default=40, help="optimiser steps (default 40)")
-    f.add_argument("--clips", type=int, default=96, help="synthetic training clips (default 96)")
-    f.add_argument("--streams", type=int, default=2, help="synthetic training streams of 20 s (default 2)")
-    f.add_argument("--lr", type=float, default=2e-4, help="learning rate (default 2e-4, cosine to 0)")
+    f.add_argument("--steps", type=int, default=STEPS, help=f"optimiser steps (default {STEPS})")
+    f.add_argument("--clips", type=int, default=CLIPS, help=f"synthetic training clips (default {CLIPS})")
+    f.add_argument("--streams", type=int, default=STREAMS,
+                   help=f"synthetic training streams of 20 s (default {STREAMS})")
+    f.add_argument("--lr", type=float, default=LR, help=f"learning rate (default {LR:g}, cosine to 0)")
     f.add_argument("--consistency", type=float, default=1.0, help="weight of the float/chip consistency term")
+    f.add_argument("--distill", type=float, default=1.0,
+                   help="weight of the distillation from the frozen input model (both forms; default 1)")
+    f.add_argument("--hard", type=float, default=0.0,
+                   help="weight of the cross-entropy with the true labels (default 0: the teacher anchors accuracy)")
     f.add_argument("--seed", type=int, default=0)
     return p
 
@@ -60,8 +67,8 @@ def _finetune(args, out) -> int:
     for k in ("steps", "clips"):
         if getattr(args, k) < 1:
             raise ValueError(f"--{k} must be >= 1, got {getattr(args, k)}")
-    if args.streams < 0 or not args.lr > 0 or args.consistency < 0:
-        raise ValueError("--streams must be >= 0, --lr > 0 and --consistency >= 0")
+    if args.streams < 0 or not args.lr > 0 or args.consistency < 0 or args.distill < 0 or args.hard < 0:
+        raise ValueError("--streams must be >= 0, --lr > 0 and --consistency, --distill, --hard >= 0")
     ckpt = resolve_checkpoint(args.checkpoint)
     if not Path(ckpt).is_file():
         raise FileNotFoundError(f"no such checkpoint: {ckpt}")
@@ -72,7 +79,8 @@ def _finetune(args, out) -> int:
     data = synthetic_data(args.clips, args.streams, 20.0, 16, seed=args.seed, input_size=(W, H),
                           sensor_size=sensor, T=int(meta.get("T") or 8), progress=True)
     settings = dict(steps=args.steps, lr=args.lr, batch=6, run_batch=2 if args.streams else 0,
-                    consistency=args.consistency, recompile_every=10, seed=args.seed)
+                    consistency=args.consistency, recompile_every=10, seed=args.seed, hard=args.hard,
+                    distill=args.distill)
     model, hist = finetune(ckpt, data, profile=args.profile, compile_kw=dict(sensor_size=sensor),
                            log=lambda s: out.write(s + "\n"), progress=True, **settings)
     save_finetuned(args.output, model, dict(meta, source=str(ckpt)), hist, dict(settings, profile=args.profile))

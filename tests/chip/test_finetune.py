@@ -86,3 +86,38 @@ def test_finetune_raises_agreement_on_a_coarse_chip(tmp_path):
     again, meta = snn.load_checkpoint(path)
     assert meta["extra"]["x"] == 1 and meta["extra"]["chip_finetune"]["settings"] == {"steps": 30}
     assert all(torch.equal(again.state_dict()[k], v) for k, v in tuned.state_dict().items())
+
+
+def test_distillation_from_the_frozen_input_keeps_its_labels():
+    """hard=0, distill=1: no true labels at all - the frozen input model is the teacher of both
+    forms.  The chip comes to agree with the float model, and the tuned float model keeps the
+    input model's labels (it was not trained towards the truth, only towards the teacher)."""
+    from snn.backends.chip.finetune import finetune
+
+    model, data = _case()
+    prof = profile(weight_bits=3, input_bits=2, accumulator_bits=32)
+    with torch.no_grad():
+        teacher_labels = model(normalise(data.clips, ENC)).argmax(1).numpy()
+    agree0 = _chip_agreement(model, data, prof)
+    data.labels = (data.labels + 1) % 4      # wrong labels: any use of them would pull the labels away
+    tuned, hist = finetune(model, data, profile=prof, steps=30, lr=3e-3, batch=8, recompile_every=10, hard=0.0,
+                           distill=1.0, compile_kw=dict(input_size=(16, 16), encoding=ENC))
+    agree1 = _chip_agreement(tuned, data, prof)
+    with torch.no_grad():
+        kept = float((tuned(normalise(data.clips, ENC)).argmax(1).numpy() == teacher_labels).mean())
+    print("distill:", agree0, agree1, kept, [a for _, a in hist["agree"]])
+    assert agree1 >= agree0 + 0.25, (agree0, agree1)
+    assert kept >= 0.9, kept
+
+
+def test_kl_to_the_teacher_by_hand():
+    """KL(p || q) of two hand-made distributions; zero for equal logits, none into the teacher."""
+    from snn.backends.chip.finetune import _kl_to
+
+    t = torch.log(torch.tensor([[0.5, 0.25, 0.25]], dtype=torch.float64)).requires_grad_(True)
+    s = torch.log(torch.tensor([[0.25, 0.25, 0.5]], dtype=torch.float64)).requires_grad_(True)
+    kl = _kl_to(t, s)
+    assert abs(float(kl) - (0.5 * np.log(2.0) + 0.25 * np.log(0.5))) < 1e-12
+    kl.backward()
+    assert t.grad is None and s.grad is not None
+    assert abs(float(_kl_to(s, s))) < 1e-12

@@ -5,11 +5,13 @@ A short run from a trained float model.  Each step runs the float model and its 
 channel, integer biases, the LIF's ``>> 1``, integer thresholds, the input table - straight-through
 gradients) on the same integer count frames and minimises
 
-    CE(float clip logits, y) + CE(chip clip logits, y)
+    hard * (CE(float clip logits, y) + CE(chip clip logits, y))
     + consistency * mean over steps of the symmetric KL between the float and chip step softmaxes
+    + distill * mean over steps of (KL(teacher || float) + KL(teacher || chip))
 
-so the float model keeps its accuracy and both forms agree step by step (stream labels are per
-step).  BatchNorm statistics stay frozen (eval mode: the folded weights are a function of the
+where the teacher is the input model, frozen (distillation: the float model stays anchored to what
+it was instead of drifting towards the few training labels), and both forms agree step by step
+(stream labels are per step); stream runs add the same terms per window.  BatchNorm statistics stay frozen (eval mode: the folded weights are a function of the
 trainable parameters only).  Every ``recompile_every`` steps the program is compiled again from
 the current weights, so the twin's scales follow the weights.  CPU-cheap: minutes for the shipped
 model on one core.
@@ -83,7 +85,9 @@ def finetune(model_or_checkpoint, data: FinetuneData, *, threads: int = 1, **kw)
 
     Keywords: ``profile``, ``steps``, ``lr`` (AdamW, cosine to 0), ``batch`` (clips per step),
     ``run_batch`` (stream runs per step), ``consistency``, ``recompile_every``, ``clip_grad``,
-    ``seed``, ``compile_kw`` (``input_size`` / ``encoding`` / ``sensor_size`` for
+    ``seed``, ``hard`` (weight of the cross-entropy with the labels), ``distill`` (weight of the KL from
+    the frozen input model's step outputs to both forms: distillation), ``snapshot(model, step)``
+    (called at each recompile), ``compile_kw`` (``input_size`` / ``encoding`` / ``sensor_size`` for
     :func:`~snn.backends.chip.compile.compile`), ``log``, ``progress``.  Runs on ``threads`` torch
     threads (default 1: the twin's many small float64 ops gain nothing from more and stall on a
     busy machine; the previous setting is restored).
@@ -108,7 +112,8 @@ def _kl_to(teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
 def _finetune(model_or_checkpoint, data: FinetuneData, *, profile="generic", steps: int = 200, lr: float = 1e-4,
               batch: int = 8, run_batch: int = 2, consistency: float = 1.0, recompile_every: int = 50,
               clip_grad: float = 1.0, seed: int = 0, compile_kw: Optional[dict] = None, hard: float = 1.0,
-              distill: float = 0.0, log: Optional[Callable[[str], None]] = None, progress: bool = False):
+              distill: float = 0.0, log: Optional[Callable[[str], None]] = None, progress: bool = False,
+              snapshot: Optional[Callable[[object, int], None]] = None):
     import copy
 
     kw = dict(compile_kw or {})
@@ -160,7 +165,8 @@ def _finetune(model_or_checkpoint, data: FinetuneData, *, profile="generic", ste
         if teacher is not None:
             with torch.no_grad():
                 tf, _ = teacher.run(normalise(x, enc))
-            loss = loss + distill * (_kl_to(tf.flatten(0, 1), f.flatten(0, 1)) + _kl_to(tf.flatten(0, 1), q.flatten(0, 1)))
+            tf = tf.flatten(0, 1)
+            loss = loss + distill * (_kl_to(tf, f.flatten(0, 1)) + _kl_to(tf, q.flatten(0, 1)))
         if data.runs is not None and run_batch > 0:
             j = rng.choice(data.runs.shape[1], size=min(run_batch, data.runs.shape[1]), replace=False)
             xr = data.runs[:, j]
@@ -193,6 +199,8 @@ def _finetune(model_or_checkpoint, data: FinetuneData, *, profile="generic", ste
             hist["agree"].append((i + 1, _agree(model, sim, probe, enc)))
             say(f"chip fine-tune: step {i + 1}/{steps}, loss {np.mean(hist['loss'][-recompile_every:]):.4f}, "
                 f"twin clip agreement {hist['agree'][-1][1]:.4f} ({time.perf_counter() - t0:.0f} s)")
+            if snapshot is not None:   # e.g. save the model so far (long runs on a busy machine)
+                snapshot(model, i + 1)
     return model.eval(), hist
 
 
