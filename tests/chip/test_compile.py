@@ -165,6 +165,39 @@ def test_unknown_representation_is_refused():
     assert e.value.layer == "input"
 
 
+def test_every_lif_gets_the_fractional_membrane_bits_that_fit(shipped_program):
+    """generic: ``lif_frac_bits = 8``: each LIF's input is shifted left by f <= 8 bits before the
+    leak, its threshold is ``ceil(V_th / (s / 2^f))`` and stays <= 2^(m-2); with
+    ``lif_frac_bits = 0`` no LIF but the attention's shifts."""
+    prog = shipped_program
+    mem_half = (1 << (prog.profile.numerics.membrane_bits - 1)) // 2
+    assert prog.profile.numerics.lif_frac_bits == 8
+    shifts = []
+    for op in prog.ops:
+        if op.kind != "lif" or op.name.endswith("attn_lif"):
+            continue
+        f = op.attrs["in_shift"]
+        s = np.asarray(prog.meta["scales"][op.src])
+        vth = np.asarray(op.attrs["v_threshold"])
+        np.testing.assert_array_equal(op.arrays["theta"], np.maximum(np.ceil(vth * 2.0 ** f / s - 1e-9), 1))
+        assert 0 <= f <= 8 and op.arrays["theta"].max() <= mem_half, op.name
+        shifts.append(f)
+    assert max(shifts) >= 4          # the membranes are finer than the synaptic sums
+    prof = snn.chip.load_profile("generic").to_dict()
+    prof["numerics"]["lif_frac_bits"] = 0
+    coarse = snn.chip.compile(SHIPPED, profile=prof)
+    assert all(op.attrs["in_shift"] == 0 for op in coarse.ops if op.kind == "lif" and not op.name.endswith("attn_lif"))
+
+
+def test_input_table_sixteen_bits():
+    """16-bit codes: the same table rule, error at most half a (much smaller) code step."""
+    lut, u = input_table({"norm": "log1p", "scale": 0.25, "clip": 255}, 16)
+    c = np.arange(256)
+    assert lut[-1] == 65535 and np.all(np.diff(lut) > 0)
+    assert np.max(np.abs(lut * u - np.log1p(c * 0.25))) <= u / 2 + 1e-12
+    assert u == pytest.approx(np.log1p(255 * 0.25) / 65535)
+
+
 def test_narrow_membranes_get_coarser_scales():
     prof = snn.chip.load_profile("generic").to_dict()
     prof["numerics"]["membrane_bits"] = 8
