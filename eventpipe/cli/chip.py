@@ -21,7 +21,7 @@ import math
 from pathlib import Path
 
 EXIT_OK = 0
-STEPS, CLIPS, STREAMS, LR = 150, 192, 4, 1e-4   # the fine-tune that made the shipped model (docs/chip.md)
+STEPS, CLIPS, STREAMS, LR, CONSISTENCY, RUNS = 60, 192, 4, 1e-4, 3.0, 4   # the best measured run (docs/chip.md)
 
 
 def add_parser(subparsers):
@@ -49,7 +49,8 @@ def add_parser(subparsers):
     f.add_argument("--streams", type=int, default=STREAMS,
                    help=f"synthetic training streams of 20 s (default {STREAMS})")
     f.add_argument("--lr", type=float, default=LR, help=f"learning rate (default {LR:g}, cosine to 0)")
-    f.add_argument("--consistency", type=float, default=1.0, help="weight of the float/chip consistency term")
+    f.add_argument("--consistency", type=float, default=CONSISTENCY,
+                   help=f"weight of the float/chip consistency term (default {CONSISTENCY:g})")
     f.add_argument("--distill", type=float, default=1.0,
                    help="weight of the distillation from the frozen input model (both forms; default 1)")
     f.add_argument("--hard", type=float, default=0.0,
@@ -78,7 +79,7 @@ def _finetune(args, out) -> int:
     sensor = tuple((meta.get("extra") or {}).get("sensor_size") or (2 * W, 2 * H))   # the synthetic training sensor
     data = synthetic_data(args.clips, args.streams, 20.0, 16, seed=args.seed, input_size=(W, H),
                           sensor_size=sensor, T=int(meta.get("T") or 8), progress=True)
-    settings = dict(steps=args.steps, lr=args.lr, batch=6, run_batch=2 if args.streams else 0,
+    settings = dict(steps=args.steps, lr=args.lr, batch=6, run_batch=RUNS if args.streams else 0,
                     consistency=args.consistency, recompile_every=10, seed=args.seed, hard=args.hard,
                     distill=args.distill)
     model, hist = finetune(ckpt, data, profile=args.profile, compile_kw=dict(sensor_size=sensor),
