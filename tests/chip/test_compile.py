@@ -55,7 +55,9 @@ def test_residual_stream_writers_share_its_scale(shipped_program):
     s = np.array(prog.meta["scales"]["downsample2"])
     for op in prog.ops:
         if op.kind == "lif" and op.src == "downsample2":
-            np.testing.assert_array_equal(op.arrays["theta"], np.ceil(0.5 / s - 1e-9).astype(int))
+            # V_th = 0.5 on the membrane scale s / 2^f (f: its fractional bits)
+            f = op.attrs["in_shift"]
+            np.testing.assert_array_equal(op.arrays["theta"], np.ceil(0.5 * 2.0 ** f / s - 1e-9).astype(int))
 
 
 def test_input_table_log1p():

@@ -1,5 +1,6 @@
 """Quantisation-aware fine-tuning raises chip/float agreement (a tiny seeded case, seconds)."""
 
+import copy
 import functools
 
 import numpy as np
@@ -21,8 +22,6 @@ ENC = {"norm": "log1p", "scale": 1.0, "clip": 15}
 def _case():
     """A tiny model trained for 40 float steps on 4 classes told apart by where the events are
     (trained once per session; each call returns fresh copies)."""
-    import copy
-
     model, data = _trained_case()
     return copy.deepcopy(model), copy.deepcopy(data)
 
@@ -99,25 +98,26 @@ def test_finetune_raises_agreement_on_a_coarse_chip(tmp_path):
     assert all(torch.equal(again.state_dict()[k], v) for k, v in tuned.state_dict().items())
 
 
-def test_distillation_from_the_frozen_input_keeps_its_labels():
-    """hard=0, distill=1: no true labels at all - the frozen input model is the teacher of both
-    forms.  The chip comes to agree with the float model, and the tuned float model keeps the
-    input model's labels (it was not trained towards the truth, only towards the teacher)."""
+def test_distillation_needs_no_labels_and_leaves_the_teacher_alone():
+    """hard=0, distill=1: the frozen input model is the teacher of both forms and the labels are
+    never read - wrong labels give the very same weights; the distillation term does change them
+    (against consistency alone); the input model is not modified."""
     from snn.backends.chip.finetune import finetune
 
     model, data = _case()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     prof = profile(weight_bits=3, input_bits=2, accumulator_bits=32)
-    with torch.no_grad():
-        teacher_labels = model(normalise(data.clips, ENC)).argmax(1).numpy()
-    agree0 = _chip_agreement(model, data, prof)
-    data.labels = (data.labels + 1) % 4      # wrong labels: any use of them would pull the labels away
-    tuned, hist = finetune(model, data, profile=prof, steps=30, lr=3e-3, batch=8, recompile_every=10, hard=0.0,
-                           distill=1.0, compile_kw=dict(input_size=(16, 16), encoding=ENC))
-    agree1 = _chip_agreement(tuned, data, prof)
-    with torch.no_grad():
-        kept = float((tuned(normalise(data.clips, ENC)).argmax(1).numpy() == teacher_labels).mean())
-    assert agree1 >= agree0 + 0.25, (agree0, agree1)
-    assert kept >= 0.9, kept
+    kw = dict(profile=prof, steps=3, lr=3e-3, batch=8, recompile_every=3, hard=0.0,
+              compile_kw=dict(input_size=(16, 16), encoding=ENC))
+    a, _ = finetune(model, data, distill=1.0, **kw)
+    wrong = copy.deepcopy(data)
+    wrong.labels = (wrong.labels + 1) % 4
+    b, _ = finetune(model, wrong, distill=1.0, **kw)
+    c, _ = finetune(model, data, distill=0.0, **kw)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 def test_kl_to_the_teacher_by_hand():
