@@ -27,6 +27,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .wide import wide_vectors
+
 #: ``flush`` value meaning "the int16 row cannot overflow: never flush"
 FLUSH_NEVER = 1 << 62
 
@@ -54,6 +56,7 @@ def _sat(x, lo, hi):
 @numba.njit(**_JIT)
 def input_codes(frame, lut, clip, out):  # pragma: no cover - jitted
     """``frame [B, C, H, W]`` counts -> ``out [B, H, W, C]`` codes; returns the clamped count."""
+    wide_vectors()
     B, C, H, W = frame.shape
     n_sat = 0
     for b in range(B):
@@ -75,6 +78,7 @@ def input_codes(frame, lut, clip, out):  # pragma: no cover - jitted
 @numba.njit(**_JIT)
 def _lif_span(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos, b, p0, p1):  # pragma: no cover
     """LIF update of positions ``[p0, p1)`` of batch row ``b``; returns ``(saturations, spikes)``."""
+    wide_vectors()
     _, H, W, C = x.shape
     xb = x[b].reshape(H * W, C)
     vb = v[b].reshape(H * W, C)
@@ -108,6 +112,7 @@ def _lif_span(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos, b, p0, 
 def lif(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos):  # pragma: no cover - jitted
     """Membranes ``v`` -> ``v_new`` for currents ``x`` (all ``[B, H, W, C]``); spikes go to the
     per-position address lists.  Returns ``(saturations, spikes)``."""
+    wide_vectors()
     B, H, W, _ = x.shape
     n_sat = 0
     n_spk = 0
@@ -121,11 +126,13 @@ def lif(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos):  # pragma: n
 @numba.njit(parallel=True, **_JIT)
 def lif_par(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos, parts):  # pragma: no cover
     """:func:`lif` with the positions of each batch row split into ``parts`` blocks, one per thread."""
+    wide_vectors()
     B, H, W, _ = x.shape
     P = H * W
     sat = np.zeros(parts, np.int64)
     spk = np.zeros(parts, np.int64)
     for part in numba.prange(parts):
+        wide_vectors()
         p0 = part * P // parts
         p1 = (part + 1) * P // parts
         for b in range(B):
@@ -140,6 +147,7 @@ def lif_par(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos, parts):  
 def _emit(tacc, tlo, dst, b, oy, ox, shift, rnd, bias, add, lo, hi):  # pragma: no cover
     """``dst[b, oy, ox] = sat((add ? dst : 0) + bias + (tacc + tlo + rnd) >> shift)``, branch-free
     (``rnd``: 0, or half a step for rounding half up); returns saturations."""
+    wide_vectors()
     out = dst[b, oy, ox]
     n_sat = 0
     for o in range(out.shape[0]):
@@ -156,6 +164,7 @@ def _conv_spikes_at(chan, npos, b, q0, qstep, H, W, Ci, wt, og, stride, pad, flu
                     lo, hi, t16, tacc, idx):  # pragma: no cover - jitted
     """Output rows ``q0, q0 + qstep, ...`` of batch row ``b`` from spikes; returns
     ``(accumulates, saturations)``.  ``wt [Ci, K, K, cog]``; ``og[ci]``: first output of ``ci``'s group."""
+    wide_vectors()
     _, Ho, Wo, Co = dst.shape
     K = wt.shape[1]
     KK = K * K
@@ -240,6 +249,7 @@ def _conv_graded_at(src, b, q0, qstep, wt, og, stride, pad, shift, rnd, bias, ds
                     tacc, tzero, idx, val):  # pragma: no cover - jitted
     """Output rows ``q0, q0 + qstep, ...`` of batch row ``b`` from a graded map ``src``: every
     non-zero value multiplies its rows.  Returns ``(multiply-accumulates, saturations)``."""
+    wide_vectors()
     _, H, W, Ci = src.shape
     _, Ho, Wo, Co = dst.shape
     K = wt.shape[1]
@@ -305,6 +315,7 @@ def conv_spikes(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bi
                 acc_proto):  # pragma: no cover - jitted
     """A conv on spikes into ``dst [B, Ho, Wo, Co]`` (set or residual add), on the calling thread;
     ``acc_proto``: a 1-element array of the exact accumulator's dtype.  Returns ``(accumulates, saturations)``."""
+    wide_vectors()
     B, Ho, Wo, Co = dst.shape
     t16 = np.zeros(Co, np.int16)
     tacc = np.zeros(Co, acc_proto.dtype)
@@ -323,10 +334,12 @@ def conv_spikes(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bi
 def conv_spikes_par(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst, add, lo, hi,
                     acc_proto, parts):  # pragma: no cover - jitted
     """:func:`conv_spikes` with the output rows interleaved over ``parts`` threads."""
+    wide_vectors()
     B, Ho, Wo, Co = dst.shape
     ns = np.zeros(parts, np.int64)
     sats = np.zeros(parts, np.int64)
     for part in numba.prange(parts):
+        wide_vectors()
         t16 = np.zeros(Co, np.int16)
         tacc = np.zeros(Co, acc_proto.dtype)
         idx = np.empty(Ci * wt.shape[1] * wt.shape[2], np.int64)
@@ -341,6 +354,7 @@ def conv_spikes_par(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd
 @numba.njit(**_JIT)
 def conv_graded(src, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi, acc_proto):  # pragma: no cover
     """A conv on a graded map ``src [B, H, W, Ci]`` (zeros skipped) into ``dst``; returns ``(MACs, saturations)``."""
+    wide_vectors()
     B, Ho, Wo, Co = dst.shape
     Ci = src.shape[3]
     tacc = np.zeros(Co, acc_proto.dtype)
@@ -362,12 +376,14 @@ def conv_graded(src, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi, ac
 def conv_graded_par(src, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi, acc_proto,
                     parts):  # pragma: no cover - jitted
     """:func:`conv_graded` with the output rows interleaved over ``parts`` threads."""
+    wide_vectors()
     B, Ho, Wo, Co = dst.shape
     Ci = src.shape[3]
     nmax = Ci * wt.shape[1] * wt.shape[2]
     ns = np.zeros(parts, np.int64)
     sats = np.zeros(parts, np.int64)
     for part in numba.prange(parts):
+        wide_vectors()
         tacc = np.zeros(Co, acc_proto.dtype)
         tzero = np.zeros(Co, np.int16)
         idx = np.empty(nmax, np.int64)
@@ -387,6 +403,7 @@ def _dw_span(chan, npos, b, H, W, C, wr, pad, fx, c0, c1, shift, rnd, bias, dst,
     spike adds its K reversed taps ``wr[c, ky, :8]`` into K contiguous columns of a channel-major
     scratch ``cm [C, Ho, W + 2 pad + 8]`` (one 8-lane add per kernel row), then the outputs are
     finished from it.  Returns ``(accumulates, saturations)``."""
+    wide_vectors()
     _, Ho, Wo, _ = dst.shape
     K = wr.shape[1]
     cb = chan[b]
@@ -426,6 +443,7 @@ def _dw_span(chan, npos, b, H, W, C, wr, pad, fx, c0, c1, shift, rnd, bias, dst,
 @numba.njit(**_JIT)
 def conv_dw(chan, npos, H, W, C, wr, pad, fx, shift, rnd, bias, dst, add, lo, hi, cm):  # pragma: no cover
     """Depthwise spike conv into ``dst`` on the calling thread; returns ``(accumulates, saturations)``."""
+    wide_vectors()
     n = 0
     n_sat = 0
     for b in range(dst.shape[0]):
@@ -438,9 +456,11 @@ def conv_dw(chan, npos, H, W, C, wr, pad, fx, shift, rnd, bias, dst, add, lo, hi
 @numba.njit(parallel=True, **_JIT)
 def conv_dw_par(chan, npos, H, W, C, wr, pad, fx, shift, rnd, bias, dst, add, lo, hi, cm, parts):  # pragma: no cover
     """:func:`conv_dw` with the channels split into ``parts`` blocks, one per thread."""
+    wide_vectors()
     ns = np.zeros(parts, np.int64)
     sats = np.zeros(parts, np.int64)
     for part in numba.prange(parts):
+        wide_vectors()
         c0 = part * C // parts
         c1 = (part + 1) * C // parts
         for b in range(dst.shape[0]):
@@ -456,6 +476,7 @@ def attention(chan, npos, N, C, heads, y, lo, hi):  # pragma: no cover - jitted
     """SDSA-3 from the Q/K/V spike lists (``3C`` channels per token, increasing: q, then k, then v):
     ``M = K^T V`` per head by +1 per (k, v) spike pair of a token, then ``y[token] += M[i]`` per q
     spike ``i``.  ``y [B, N, C]`` is overwritten.  Returns ``(increments, row adds, saturations)``."""
+    wide_vectors()
     B = npos.shape[0]
     d = C // heads
     C3 = 3 * C
@@ -511,6 +532,7 @@ def attention(chan, npos, N, C, heads, y, lo, hi):  # pragma: no cover - jitted
 @numba.njit(**_JIT)
 def absmax(x):  # pragma: no cover - jitted
     """``max |x|`` over a map (the graded input's dynamic bound: it picks the accumulator width)."""
+    wide_vectors()
     m = np.int64(0)
     for v in x.reshape(-1):
         m = max(m, abs(np.int64(v)))
@@ -520,6 +542,7 @@ def absmax(x):  # pragma: no cover - jitted
 @numba.njit(**_JIT)
 def pool(x, shift, half_up, lo, hi, out):  # pragma: no cover - jitted
     """``out[b, c] = sat(sum over positions of x[b, :, :, c] >> shift)``; returns saturations."""
+    wide_vectors()
     B, H, W, C = x.shape
     n_sat = 0
     for b in range(B):
