@@ -160,91 +160,6 @@ def _emit(tacc, tlo, dst, b, oy, ox, shift, rnd, bias, add, lo, hi):  # pragma: 
 
 
 @numba.njit(**_JIT)
-def _conv_spikes_at(chan, npos, b, q0, qstep, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst, add,
-                    lo, hi, t16, tacc, idx):  # pragma: no cover - jitted
-    """Output rows ``q0, q0 + qstep, ...`` of batch row ``b`` from spikes; returns
-    ``(accumulates, saturations)``.  ``wt [Ci, K, K, cog]``; ``og[ci]``: first output of ``ci``'s group."""
-    wide_vectors()
-    _, Ho, Wo, Co = dst.shape
-    K = wt.shape[1]
-    KK = K * K
-    cog = wt.shape[3]
-    wt2 = wt.reshape(Ci * KK, cog)
-    cb = chan[b]
-    nb = npos[b]
-    dense = cog == Co  # one group: every row spans all outputs
-    n = 0
-    n_sat = 0
-    for oy in range(q0, Ho, qstep):  # output rows q0, q0 + qstep, ...
-        for ox in range(Wo):
-            tacc[:] = 0
-            t16[:] = 0
-            nr = 0
-            rows = 0
-            for ky in range(K):
-                iy = oy * stride - pad + ky
-                if iy < 0 or iy >= H:
-                    continue
-                for kx in range(K):
-                    ix = ox * stride - pad + kx
-                    if ix < 0 or ix >= W:
-                        continue
-                    p = iy * W + ix
-                    tap = ky * K + kx
-                    base = p * Ci
-                    if dense:
-                        for e in range(base, base + nb[p]):
-                            idx[nr] = np.int64(cb[e]) * KK + tap
-                            nr += 1
-                    elif cog == 1:  # depthwise: one weight per (spike, tap), straight into the exact row
-                        for e in range(base, base + nb[p]):
-                            ci = np.int64(cb[e])
-                            tacc[og[ci]] += wt2[ci * KK + tap, 0]
-                        n += nb[p]
-                    else:  # grouped: each row adds into its group's slice
-                        for e in range(base, base + nb[p]):
-                            ci = np.int64(cb[e])
-                            o0 = og[ci]
-                            t = t16[o0:o0 + cog]
-                            w = wt2[ci * KK + tap]
-                            for j in range(cog):
-                                t[j] += w[j]
-                            rows += 1
-                            n += cog
-                            if rows == flush:
-                                for j in range(Co):
-                                    tacc[j] += t16[j]
-                                    t16[j] = 0
-                                rows = 0
-            if dense:
-                n += nr * cog
-                r0 = 0
-                while r0 < nr:
-                    r1 = min(nr, r0 + flush)
-                    r = r0
-                    while r + 4 <= r1:
-                        a0 = wt2[idx[r]]
-                        a1 = wt2[idx[r + 1]]
-                        a2 = wt2[idx[r + 2]]
-                        a3 = wt2[idx[r + 3]]
-                        for j in range(Co):
-                            t16[j] += (a0[j] + a1[j]) + (a2[j] + a3[j])
-                        r += 4
-                    while r < r1:
-                        a0 = wt2[idx[r]]
-                        for j in range(Co):
-                            t16[j] += a0[j]
-                        r += 1
-                    if r1 < nr:
-                        for j in range(Co):
-                            tacc[j] += t16[j]
-                            t16[j] = 0
-                    r0 = r1
-            n_sat += _emit(tacc, t16, dst, b, oy, ox, shift, rnd, bias, add, lo, hi)
-    return n, n_sat
-
-
-@numba.njit(**_JIT)
 def _conv_graded_at(src, b, q0, qstep, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi,
                     tacc, tzero, idx, val):  # pragma: no cover - jitted
     """Output rows ``q0, q0 + qstep, ...`` of batch row ``b`` from a graded map ``src``: every
@@ -308,47 +223,6 @@ def _conv_graded_at(src, b, q0, qstep, wt, og, stride, pad, shift, rnd, bias, ds
                     r += 1
             n_sat += _emit(tacc, tzero, dst, b, oy, ox, shift, rnd, bias, add, lo, hi)
     return n, n_sat
-
-
-@numba.njit(**_JIT)
-def conv_spikes(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst, add, lo, hi,
-                acc_proto):  # pragma: no cover - jitted
-    """A conv on spikes into ``dst [B, Ho, Wo, Co]`` (set or residual add), on the calling thread;
-    ``acc_proto``: a 1-element array of the exact accumulator's dtype.  Returns ``(accumulates, saturations)``."""
-    wide_vectors()
-    B, Ho, Wo, Co = dst.shape
-    t16 = np.zeros(Co, np.int16)
-    tacc = np.zeros(Co, acc_proto.dtype)
-    idx = np.empty(Ci * wt.shape[1] * wt.shape[2], np.int64)
-    n = 0
-    n_sat = 0
-    for b in range(B):
-        a, s = _conv_spikes_at(chan, npos, b, 0, 1, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst,
-                               add, lo, hi, t16, tacc, idx)
-        n += a
-        n_sat += s
-    return n, n_sat
-
-
-@numba.njit(parallel=True, **_JIT)
-def conv_spikes_par(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst, add, lo, hi,
-                    acc_proto, parts):  # pragma: no cover - jitted
-    """:func:`conv_spikes` with the output rows interleaved over ``parts`` threads."""
-    wide_vectors()
-    B, Ho, Wo, Co = dst.shape
-    ns = np.zeros(parts, np.int64)
-    sats = np.zeros(parts, np.int64)
-    for part in numba.prange(parts):
-        wide_vectors()
-        t16 = np.zeros(Co, np.int16)
-        tacc = np.zeros(Co, acc_proto.dtype)
-        idx = np.empty(Ci * wt.shape[1] * wt.shape[2], np.int64)
-        for b in range(B):
-            a, s = _conv_spikes_at(chan, npos, b, part, parts, H, W, Ci, wt, og, stride, pad, flush, shift, rnd,
-                                   bias, dst, add, lo, hi, t16, tacc, idx)
-            ns[part] += a
-            sats[part] += s
-    return ns.sum(), sats.sum()
 
 
 @numba.njit(**_JIT)
