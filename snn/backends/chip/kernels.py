@@ -4,14 +4,12 @@ Layouts: maps ``[B, H, W, C]`` (int32); spikes of a ``C``-channel LIF buffer as 
 lists, like AER packets grouped by pixel: ``npos[b, p]`` spikes at position ``p = y * W + x``, their
 channels (increasing) in ``chan[b, p * C : p * C + npos[b, p]]``.
 
-A conv gathers, per output position, the weight rows its receptive field's spikes select (one row
-``wt[ci, ky, kx, :]`` of ``C_out / groups`` weights per (spike, tap); graded inputs: one row per
-non-zero value, times the value), sums them in a small accumulator row that stays in L1 and applies
-shift, bias, residual add and saturation once - no pass over silent inputs, no accumulator map.
-Spike rows are summed four at a time in int16 lanes, flushed into the exact int32 (or int64) row
-before ``flush`` rows could overflow int16 (``flush * max|w| <= 32767``; never, where the compiler's
-static bound ``sum |w|`` over the fan-in of every output channel fits int16), so the sums are exact:
-the results equal :mod:`~snn.backends.chip.reference` bit for bit.
+A conv gathers, per output position, the weight rows its receptive field's inputs select and sums
+them in a small accumulator row that stays in L1, then applies shift, bias, residual add and
+saturation once (:func:`_emit`) - no pass over silent inputs, no accumulator map.  Convs on spikes
+live in :mod:`~snn.backends.chip.spikeconv` (int8 rows summed in int16 vector registers); here,
+convs on graded inputs: one row ``wt[ci, ky, kx, :]`` per non-zero value, times the value, in int32
+(or int64) lanes.  The results equal :mod:`~snn.backends.chip.reference` bit for bit.
 
 A depthwise conv on spikes (stride 1, K <= 8) scatters instead: each spike adds its K reversed
 kernel rows into K contiguous columns of a channel-major scratch (one 8-lane add per kernel row).
@@ -29,7 +27,7 @@ import numpy as np
 
 from .wide import wide_vectors
 
-#: ``flush`` value meaning "the int16 row cannot overflow: never flush"
+#: ``flush`` value meaning "the int16 row cannot overflow: never flush" (spike convs)
 FLUSH_NEVER = 1 << 62
 
 _JIT = dict(cache=True, nogil=True, boundscheck=False)
