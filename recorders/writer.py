@@ -29,7 +29,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from eventpipe.events import as_events, check_sensor_size
+from eventpipe.events import EVENT_DTYPE, as_events, check_sensor_size
 from recorders.columns import ColumnWriter
 from recorders.index import IndexBuilder
 from recorders.labels import rows_from_messages
@@ -77,7 +77,7 @@ class EventRecorder:
         self._index_ds = {name: self._f["events"][name] for name in ("index_t", "index_offset")}
         self._label_ds = dict(self._f["labels"].items())
         self._status = self._f["status"]
-        self._buf = {name: np.empty(self.chunk, dt) for name, dt in EVENT_COLUMNS}
+        self._buf = np.empty(self.chunk, EVENT_DTYPE)  # records after the last whole chunk
         self._buf_start = 0   # file position of buffer row 0 (a multiple of chunk)
         self._buf_n = 0       # rows in the buffer
         self._tail_slot = 0    # the slot the status record points at
@@ -152,30 +152,28 @@ class EventRecorder:
         n = len(ev)
         if n == 0:
             return
-        cols = {name: np.ascontiguousarray(ev[name]) for name, _ in EVENT_COLUMNS}
-        it, io = self._index.add(cols["t"], self.events_written)
+        ev = np.ascontiguousarray(ev)
+        it, io = self._index.add(ev["t"], self.events_written)
         if len(it):
             self._pending_index.append((it, io))
         self.events_written += n
         try:
-            self._append(cols, n)
+            self._append(ev, n)
         except (OSError, RuntimeError) as exc:  # h5py raises both for failed writes
             raise self._fail(exc) from exc
         self._maybe_flush(int(self._index.running_max))
 
-    def _append(self, cols: dict, n: int) -> None:
+    def _append(self, ev: np.ndarray, n: int) -> None:
         i, c = 0, self.chunk
         while i < n:
             if self._buf_n == 0 and n - i >= c:  # whole chunks straight from the input
                 k = (n - i) // c * c
-                self._columns.write(self._buf_start, {name: col[i:i + k]
-                                                      for name, col in cols.items()})
+                self._columns.write(self._buf_start, ev[i:i + k])
                 self._buf_start += k
                 i += k
                 continue
             take = min(c - self._buf_n, n - i)
-            for name, _ in EVENT_COLUMNS:
-                self._buf[name][self._buf_n:self._buf_n + take] = cols[name][i:i + take]
+            self._buf[self._buf_n:self._buf_n + take] = ev[i:i + take]
             self._buf_n += take
             i += take
             if self._buf_n == c:
@@ -256,7 +254,8 @@ class EventRecorder:
             elif self._buf_n:  # into the slot the status does not point at
                 slot = 1 - self._tail_slot
                 for name, _ in EVENT_COLUMNS:
-                    self._tail_ds[name][slot, :self._buf_n] = self._buf[name][:self._buf_n]
+                    self._tail_ds[name][slot, :self._buf_n] = np.ascontiguousarray(
+                        self._buf[name][:self._buf_n])
             self._write_index()
             self._write_labels()
             for ds in (*self._ds.values(), *self._tail_ds.values(), *self._index_ds.values(),

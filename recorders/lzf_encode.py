@@ -1,0 +1,317 @@
+"""The LZF chunk encoder's Numba kernels: byte planes in, one LZF stream out.
+
+The stored bytes of a chunk are ``lzf(shuffle(chunk))`` (see :mod:`recorders.lzf`).  The
+kernels here first lay the chunk out as its byte planes (the shuffle; for event records
+all four columns' planes come from one pass over the 13-byte records), then encode the
+planes one after another into one LZF stream.  LZF is only a stream format: literal runs
+(control byte ``c < 32``: ``c + 1`` bytes follow) and back-references (length 3..264,
+distance 1..8192); any encoder whose output is such a stream is decoded by liblzf.  This
+one is built for speed on event columns:
+
+- a plane whose bytes are all equal (the high bytes of t; of x and y on small sensors)
+  is one literal and 264-byte distance-1 references, found by comparing 8 bytes at a time;
+- elsewhere every position first tries distance 1 (a run), then one hash-table candidate;
+  matches are extended 8 bytes at a time (the first differing byte from the XOR's
+  trailing zeros);
+- after a run of misses the search steps ahead faster (as LZ4 does), so near-random
+  planes (the low bytes of x and y) cost little: the skipped bytes become literals,
+  copied 8 bytes at a time.
+
+Bytes are loaded and stored 8 at a time at any alignment (an LLVM unaligned load/store);
+every buffer the kernels touch has 64 spare bytes past its end for those wide accesses,
+and every emission is checked against the output's end: when the stream would not fit
+the kernel returns -1 and the caller stores the planes as literal runs (which always fit).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.extending import intrinsic
+
+HASH_BITS = 13
+MAX_OFF = 8192      # the farthest an LZF back-reference reaches
+MAX_LEN = 264       # the longest LZF back-reference
+SKIP_SHIFT = 4      # after 16 misses in a row step 2 bytes, after 32 three, ...
+SLACK = 64          # spare bytes after every buffer for 8-byte loads and stores
+PROBE = 4096        # after this many bytes of a plane ...
+GIVE_UP = 0.55      # ... a plane whose stream is larger than this share of them so far
+                    # is emitted as literals from there on (short matches cost time)
+
+
+@intrinsic
+def load8(typingctx, arr, idx):
+    """The 8 bytes of uint8 array ``arr`` at byte ``idx`` as a little-endian uint64
+    (any alignment; no bounds check: the caller keeps ``idx + 8`` inside the buffer)."""
+    sig = types.uint64(arr, types.intp)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = builder.gep(ary.data, [args[1]])
+        return builder.load(builder.bitcast(ptr, ir.IntType(64).as_pointer()), align=1)
+    return sig, codegen
+
+
+@intrinsic
+def store8(typingctx, arr, idx, val):
+    """Store uint64 ``val`` little-endian at byte ``idx`` of uint8 array ``arr``."""
+    sig = types.void(arr, types.intp, types.uint64)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = builder.gep(ary.data, [args[1]])
+        builder.store(args[2], builder.bitcast(ptr, ir.IntType(64).as_pointer()), align=1)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _literals(src, a, b, dst, op, cap):
+    """Emit src[a:b] as literal runs of <= 32 bytes (copied 8 bytes at a time; up to 31
+    bytes past the last are written and later overwritten); return the new op or -1."""
+    while a < b:
+        k = min(b - a, 32)
+        if op + 33 > cap:
+            return -1
+        dst[op] = k - 1
+        store8(dst, op + 1, load8(src, a))
+        store8(dst, op + 9, load8(src, a + 8))
+        store8(dst, op + 17, load8(src, a + 16))
+        store8(dst, op + 25, load8(src, a + 24))
+        op += 1 + k
+        a += k
+    return op
+
+
+@njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _backref(dst, op, cap, dist, length):
+    """Emit a back-reference of ``length`` (3..264) bytes at ``dist`` (1..8192)."""
+    if op + 3 > cap:
+        return -1
+    off = dist - 1
+    ln = length - 2
+    if ln < 7:
+        dst[op] = (ln << 5) | (off >> 8)
+        op += 1
+    else:
+        dst[op] = (7 << 5) | (off >> 8)
+        dst[op + 1] = ln - 7
+        op += 2
+    dst[op] = off & 0xFF
+    return op + 1
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _is_constant(src, s, e):
+    """Whether src[s:e] holds one repeated byte (8 bytes compared at a time)."""
+    word = np.uint64(src[s]) * np.uint64(0x0101010101010101)
+    i = s
+    while i + 8 <= e:
+        if load8(src, i) != word:
+            return False
+        i += 8
+    while i < e:
+        if src[i] != src[s]:
+            return False
+        i += 1
+    return True
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _encode_run(src, s, e, dst, op, cap):
+    """A plane of one repeated byte: one literal, then distance-1 back-references."""
+    if op + 2 > cap:
+        return -1
+    dst[op] = 0
+    dst[op + 1] = src[s]
+    op += 2
+    i = s + 1
+    while e - i >= 3:
+        k = min(e - i, MAX_LEN)
+        op = _backref(dst, op, cap, 1, k)
+        if op < 0:
+            return -1
+        i += k
+    return _literals(src, i, e, dst, op, cap)
+
+
+@njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _match_len(src, ref, ip, maxlen):
+    """How many bytes from ``ref`` equal those from ``ip`` (at most ``maxlen``)."""
+    n = 0
+    while n < maxlen:
+        x = load8(src, ref + n) ^ load8(src, ip + n)
+        if x != 0:
+            n += trailing_zeros(x) >> 3
+            break
+        n += 8
+    return min(n, maxlen)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _min_match(src, s, e):
+    """The shortest match worth searching for in src[s:e]: about 12 bits of the plane's
+    values (all bytes below 2: 8 bytes; below 4: 6; below 8: 4; else 3)."""
+    acc = np.uint64(0)
+    i = s
+    while i + 8 <= e:
+        acc |= load8(src, i)
+        i += 8
+    while i < e:
+        acc |= np.uint64(src[i])
+        i += 1
+    acc |= acc >> np.uint64(32)
+    acc |= acc >> np.uint64(16)
+    acc |= acc >> np.uint64(8)
+    top = acc & np.uint64(0xFF)
+    if top < 2:
+        return 8
+    if top < 4:
+        return 6
+    if top < 8:
+        return 4
+    return 3
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _encode_plane(src, s, e, dst, op, cap, htab, gbase):
+    """LZF-encode the plane src[s:e] after dst[:op]; the new op, or -1 when out of room.
+    ``htab`` holds positions plus ``gbase``: entries below ``gbase + s`` belong to older
+    planes or chunks and are ignored."""
+    if e - s < 1:
+        return op
+    if _is_constant(src, s, e):
+        return _encode_run(src, s, e, dst, op, cap)
+    m = _min_match(src, s, e)
+    mask = np.uint64(0xFFFFFFFFFFFFFFFF) >> np.uint64(64 - 8 * m)
+    shift = np.uint64(64 - HASH_BITS)
+    ip = s
+    lit = s
+    miss = 0
+    lo = gbase + s
+    op0 = op
+    probe = s + PROBE
+    while ip + m <= e:
+        if ip >= probe:  # once: is this plane worth the search?
+            probe = e
+            if op - op0 > GIVE_UP * (ip - s):
+                break
+        v = load8(src, ip) & mask
+        ref = ip - 1
+        if ip == s or (load8(src, ref) & mask) != v:
+            h = np.intp((v * np.uint64(0x9E3779B97F4A7C15)) >> shift)
+            cand = htab[h]
+            htab[h] = gbase + ip
+            # a candidate from another plane or chunk, or too far: a miss (the unsigned
+            # compare also refuses any entry at or after ip)
+            if cand < lo or np.uint64(gbase + ip - cand - 1) >= np.uint64(MAX_OFF) or \
+                    (load8(src, cand - gbase) & mask) != v:
+                miss += 1
+                ip += 1 + (miss >> SKIP_SHIFT)
+                continue
+            ref = cand - gbase
+        length = m + _match_len(src, ref + m, ip + m, min(e - ip, MAX_LEN) - m)
+        op = _literals(src, lit, ip, dst, op, cap)
+        if op < 0:
+            return -1
+        op = _backref(dst, op, cap, ip - ref, length)
+        if op < 0:
+            return -1
+        ip += length
+        lit = ip
+        miss = 0
+    return _literals(src, lit, e, dst, op, cap)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def encode_planes(src, s, ps, nplanes, n, dst, htab, gbase):
+    """The LZF stream of ``nplanes`` planes of ``n`` bytes, plane ``b`` at
+    ``src[s + b * ps:]``, into ``dst``; its length.  Falls back to literal runs when the
+    stream would not fit (never writes past ``len(dst) - SLACK`` plus the spare bytes)."""
+    cap = dst.shape[0] - SLACK
+    op = 0
+    for b in range(nplanes):
+        a = s + b * ps
+        op = _encode_plane(src, a, a + n, dst, op, cap, htab, gbase)
+        if op < 0:
+            break
+    if op >= 0:
+        return op
+    op = 0
+    for b in range(nplanes):
+        op = _literals(src, s + b * ps, s + b * ps + n, dst, op, cap)
+    return op
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def shuffle_into(raw, n, size, ps, planes):
+    """Byte ``b`` of element ``i`` (``raw``: ``n`` elements of ``size`` bytes, contiguous)
+    to ``planes[b * ps + i]``."""
+    for i in range(n):
+        for b in range(size):
+            planes[b * ps + i] = raw[i * size + b]
+
+
+def plane_stride(chunk: int) -> int:
+    """Planes ``chunk`` bytes long laid out this far apart: not a multiple of 4 KiB (13
+    stores a multiple of 4 KiB apart fight over one set of the L1 cache: 5x slower)."""
+    return chunk + 320 + (-chunk) % 64
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def t_range(rec, n):
+    """(min, max) of the t field of ``n`` event records (13 bytes each; t at byte 4)."""
+    lo = np.int64(load8(rec, 4))
+    hi = lo
+    for i in range(1, n):
+        t = np.int64(load8(rec, i * 13 + 4))
+        lo = min(lo, t)
+        hi = max(hi, t)
+    return lo, hi
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def records_to_planes(rec, n, chunk, ps, nt, planes):
+    """Byte planes of ``n`` event records (``rec``: contiguous uint8; x u2 at 0, y u2 at
+    2, t i8 at 4, p u1 at 12): plane ``b`` at ``planes[b * ps:]``, records ``n .. chunk``
+    zeros (a partial last chunk).  Of t only the low ``nt`` planes are written."""
+    for i in range(n):
+        o = i * 13
+        w = load8(rec, o)
+        planes[i] = w & np.uint64(0xFF)
+        planes[ps + i] = (w >> np.uint64(8)) & np.uint64(0xFF)
+        planes[2 * ps + i] = (w >> np.uint64(16)) & np.uint64(0xFF)
+        planes[3 * ps + i] = (w >> np.uint64(24)) & np.uint64(0xFF)
+        planes[12 * ps + i] = rec[o + 12]
+        u = load8(rec, o + 4)   # t
+        for b in range(nt):
+            planes[(4 + b) * ps + i] = (u >> np.uint64(8 * b)) & np.uint64(0xFF)
+    for b in range(13):
+        for i in range(n, chunk):
+            planes[b * ps + i] = 0
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def encode_records(rec, n, chunk, ps, planes, out, sizes, htab, gbase):
+    """Encode one chunk of event records (``rec``: ``n <= chunk`` records as uint8) into
+    ``out[k]`` for the columns x, y, t, p; ``sizes[k]``: the stream lengths.  The planes
+    of t above the bytes where its minimum and maximum differ hold one repeated byte:
+    they are filled, not gathered."""
+    lo, hi = t_range(rec, n)
+    if n < chunk:  # the padding of a partial chunk is zeros
+        lo, hi = min(lo, 0), max(hi, 0)
+    nt = 8
+    for b in range(8):
+        if (lo >> np.int64(8 * b)) == (hi >> np.int64(8 * b)):
+            nt = b
+            break
+    records_to_planes(rec, n, chunk, ps, nt, planes)
+    for b in range(nt, 8):
+        a = (4 + b) * ps
+        planes[a:a + chunk] = (lo >> np.int64(8 * b)) & 0xFF
+    sizes[0] = encode_planes(planes, 0, ps, 2, chunk, out[0], htab, gbase)
+    sizes[1] = encode_planes(planes, 2 * ps, ps, 2, chunk, out[1], htab, gbase)
+    sizes[2] = encode_planes(planes, 4 * ps, ps, 8, chunk, out[2], htab, gbase)
+    sizes[3] = encode_planes(planes, 12 * ps, ps, 1, chunk, out[3], htab, gbase)
