@@ -57,7 +57,7 @@ class ChunkEncoder:
         self._out = np.empty(out_size(self.nbytes), np.uint8)
         self._ps = plane_stride(self.chunk)
         self._planes = np.zeros(self._ps * self.dtype.itemsize + SLACK, np.uint8)
-        self._htab = np.zeros(1 << HASH_BITS, np.int64)
+        self._htab = np.zeros(1 << HASH_BITS, np.int32)
         self._gbase = 1 << 20  # grows by each chunk's bytes: older table entries are stale
         self._pad = np.zeros(self.chunk, self.dtype)
 
@@ -72,7 +72,7 @@ class ChunkEncoder:
         shuffle_into(col.view(np.uint8), self.chunk, size, self._ps, self._planes)
         n = encode_planes(self._planes, 0, self._ps, size, self.chunk, self._out, self._htab,
                           self._gbase)
-        self._gbase += len(self._planes) + MAX_GAP
+        self._advance()
         if n <= 0:  # cannot happen: the buffer has room for all literals
             raise RuntimeError("lzf encoder: output buffer too small")
         return memoryview(self._out[:n])
@@ -81,7 +81,21 @@ class ChunkEncoder:
 MAX_GAP = 1 << 14   # gbase steps past each chunk by more than an LZF distance
 
 
+def _advance(self) -> None:
+    """Past this chunk: later chunks see its table entries as stale.  The int32 table is
+    cleared before the positions could overflow."""
+    self._gbase += len(self._planes) + MAX_GAP
+    if self._gbase > 1 << 30:
+        self._htab[:] = 0
+        self._gbase = 1 << 20
+
+
+ChunkEncoder._advance = _advance
+
+
 class RecordChunkEncoder:
+    _advance = _advance
+
     """Encodes a chunk of event records (``EVENT_DTYPE``, 13 bytes each) into the stored
     chunks of the columns x, y, t, p (filters shuffle + lzf) in one call."""
 
@@ -92,7 +106,7 @@ class RecordChunkEncoder:
         sizes = [self.chunk * s for s in (2, 2, 8, 1)]
         self._out = np.empty((4, out_size(max(sizes))), np.uint8)
         self._sizes = np.zeros(4, np.int64)
-        self._htab = np.zeros(1 << HASH_BITS, np.int64)
+        self._htab = np.zeros(1 << HASH_BITS, np.int32)
         self._gbase = 1 << 20
 
     def encode(self, records: np.ndarray) -> list[memoryview]:
@@ -104,7 +118,7 @@ class RecordChunkEncoder:
         raw = np.ascontiguousarray(records).view(np.uint8)
         encode_records(raw, n, self.chunk, self._ps, self._planes, self._out, self._sizes,
                        self._htab, self._gbase)
-        self._gbase += len(self._planes) + MAX_GAP
+        self._advance()
         out = []
         for k in range(4):
             m = int(self._sizes[k])
