@@ -119,20 +119,36 @@ def _is_constant(src, s, e):
 
 @njit(cache=True, nogil=True, boundscheck=False)
 def _encode_run(src, s, e, dst, op, cap):
-    """A plane of one repeated byte: one literal, then distance-1 back-references."""
-    if op + 2 > cap:
+    """A plane of one repeated byte: one literal, then distance-1 back-references (the
+    264-byte ones are the same three bytes each)."""
+    if op + 2 + 3 * ((e - s) // MAX_LEN + 1) + 33 > cap:
         return -1
     dst[op] = 0
     dst[op + 1] = src[s]
     op += 2
     i = s + 1
-    while e - i >= 3:
-        k = min(e - i, MAX_LEN)
-        op = _backref(dst, op, cap, 1, k)
-        if op < 0:
-            return -1
-        i += k
-    return _literals(src, i, e, dst, op, cap)
+    while e - i >= MAX_LEN:  # ctrl 7 << 5 | 0, length - 9 = 255, distance - 1 = 0
+        dst[op] = 0xE0
+        dst[op + 1] = 0xFF
+        dst[op + 2] = 0
+        op += 3
+        i += MAX_LEN
+    k = e - i
+    if k >= 9:
+        dst[op] = 0xE0
+        dst[op + 1] = k - 9
+        dst[op + 2] = 0
+        op += 3
+    elif k >= 3:
+        dst[op] = (k - 2) << 5
+        dst[op + 1] = 0
+        op += 2
+    elif k > 0:
+        dst[op] = k - 1
+        for j in range(k):
+            dst[op + 1 + j] = src[s]
+        op += 1 + k
+    return op
 
 
 @njit(cache=True, nogil=True, boundscheck=False, inline="always")
@@ -167,7 +183,7 @@ def _min_match(src, s, e):
     if top < 2:
         return 8
     if top < 4:
-        return 6
+        return 7
     if top < 8:
         return 4
     return 3
