@@ -44,6 +44,25 @@ def out_size(nbytes: int) -> int:
     return nbytes + nbytes // 32 + 64 + SLACK
 
 
+MAX_GAP = 1 << 14   # the table base steps past each chunk by more than an LZF distance
+
+
+class _HashTable:
+    """The encoder's hash table of positions (int32, L1-sized) and its base: a chunk's
+    positions are stored plus the base, which then steps past the chunk, so entries of
+    older chunks read as stale without clearing the table."""
+
+    def __init__(self):
+        self.htab = np.zeros(1 << HASH_BITS, np.int32)
+        self.gbase = 1 << 20
+
+    def advance(self, nbytes: int) -> None:
+        self.gbase += nbytes + MAX_GAP
+        if self.gbase > 1 << 30:  # clear it before the int32 positions could overflow
+            self.htab[:] = 0
+            self.gbase = 1 << 20
+
+
 class ChunkEncoder:
     """Encodes whole chunks of one column for a dataset with filters shuffle + lzf.
 
@@ -57,8 +76,7 @@ class ChunkEncoder:
         self._out = np.empty(out_size(self.nbytes), np.uint8)
         self._ps = plane_stride(self.chunk)
         self._planes = np.zeros(self._ps * self.dtype.itemsize + SLACK, np.uint8)
-        self._htab = np.zeros(1 << HASH_BITS, np.int32)
-        self._gbase = 1 << 20  # grows by each chunk's bytes: older table entries are stale
+        self._table = _HashTable()
         self._pad = np.zeros(self.chunk, self.dtype)
 
     def encode(self, col: np.ndarray) -> memoryview:
@@ -70,32 +88,16 @@ class ChunkEncoder:
             col = pad
         size = self.dtype.itemsize
         shuffle_into(col.view(np.uint8), self.chunk, size, self._ps, self._planes)
-        n = encode_planes(self._planes, 0, self._ps, size, self.chunk, self._out, self._htab,
-                          self._gbase)
-        self._advance()
+        t = self._table
+        n = encode_planes(self._planes, 0, self._ps, size, self.chunk, self._out, t.htab,
+                          t.gbase)
+        t.advance(len(self._planes))
         if n <= 0:  # cannot happen: the buffer has room for all literals
             raise RuntimeError("lzf encoder: output buffer too small")
         return memoryview(self._out[:n])
 
 
-MAX_GAP = 1 << 14   # gbase steps past each chunk by more than an LZF distance
-
-
-def _advance(self) -> None:
-    """Past this chunk: later chunks see its table entries as stale.  The int32 table is
-    cleared before the positions could overflow."""
-    self._gbase += len(self._planes) + MAX_GAP
-    if self._gbase > 1 << 30:
-        self._htab[:] = 0
-        self._gbase = 1 << 20
-
-
-ChunkEncoder._advance = _advance
-
-
 class RecordChunkEncoder:
-    _advance = _advance
-
     """Encodes a chunk of event records (``EVENT_DTYPE``, 13 bytes each) into the stored
     chunks of the columns x, y, t, p (filters shuffle + lzf) in one call."""
 
@@ -103,11 +105,9 @@ class RecordChunkEncoder:
         self.chunk = int(chunk)
         self._ps = plane_stride(self.chunk)
         self._planes = np.zeros(13 * self._ps + SLACK, np.uint8)
-        sizes = [self.chunk * s for s in (2, 2, 8, 1)]
-        self._out = np.empty((4, out_size(max(sizes))), np.uint8)
+        self._out = np.empty((4, out_size(8 * self.chunk)), np.uint8)
         self._sizes = np.zeros(4, np.int64)
-        self._htab = np.zeros(1 << HASH_BITS, np.int32)
-        self._gbase = 1 << 20
+        self._table = _HashTable()
 
     def encode(self, records: np.ndarray) -> list[memoryview]:
         """The stored bytes of x, y, t, p for ``records`` (at most one chunk; a partial
@@ -115,10 +115,13 @@ class RecordChunkEncoder:
         n = len(records)
         if not 0 < n <= self.chunk:
             raise ValueError(f"{n} records for a chunk of {self.chunk}")
+        if records.dtype.itemsize != 13:
+            raise ValueError(f"records of {records.dtype.itemsize} bytes, expected 13")
         raw = np.ascontiguousarray(records).view(np.uint8)
+        t = self._table
         encode_records(raw, n, self.chunk, self._ps, self._planes, self._out, self._sizes,
-                       self._htab, self._gbase)
-        self._advance()
+                       t.htab, t.gbase)
+        t.advance(len(self._planes))
         out = []
         for k in range(4):
             m = int(self._sizes[k])

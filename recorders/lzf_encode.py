@@ -1,26 +1,31 @@
 """The LZF chunk encoder's Numba kernels: byte planes in, one LZF stream out.
 
 The stored bytes of a chunk are ``lzf(shuffle(chunk))`` (see :mod:`recorders.lzf`).  The
-kernels here first lay the chunk out as its byte planes (the shuffle; for event records
-all four columns' planes come from one pass over the 13-byte records), then encode the
-planes one after another into one LZF stream.  LZF is only a stream format: literal runs
-(control byte ``c < 32``: ``c + 1`` bytes follow) and back-references (length 3..264,
-distance 1..8192); any encoder whose output is such a stream is decoded by liblzf.  This
-one is built for speed on event columns:
+kernels first lay the chunk out as its byte planes (the shuffle; for event records one
+pass over the 13-byte records makes all four columns' planes, 16 records at a time with
+SIMD byte shuffles), then encode each column's planes one after another into one LZF
+stream.  LZF is only a stream format: literal runs (control byte ``c < 32``: ``c + 1``
+bytes follow) and back-references (length 3..264, distance 1..8192); liblzf decodes any
+stream of them, whoever chose the matches.  This encoder chooses them for speed on event
+columns, plane by plane:
 
-- a plane whose bytes are all equal (the high bytes of t; of x and y on small sensors)
-  is one literal and 264-byte distance-1 references, found by comparing 8 bytes at a time;
-- elsewhere every position first tries distance 1 (a run), then one hash-table candidate;
-  matches are extended 8 bytes at a time (the first differing byte from the XOR's
-  trailing zeros);
-- after a run of misses the search steps ahead faster (as LZ4 does), so near-random
-  planes (the low bytes of x and y) cost little: the skipped bytes become literals,
-  copied 8 bytes at a time.
+- a plane of one repeated byte (the high bytes of t; of x and y on small sensors) is one
+  literal and 264-byte distance-1 references, found by comparing 8 bytes at a time;
+- the shortest match searched for follows the plane's values (all below 2, as p: 8
+  bytes; below 4: 7; below 8: 4; else 3), so the search takes long steps where matches
+  are cheap to find and the stream stays short;
+- each position tries distance 1 (a run) and then one hash-table candidate; matches are
+  extended 8 bytes at a time (the first differing byte from the XOR's trailing zeros);
+- after a run of misses the search steps ahead faster (as LZ4 does), and a plane whose
+  stream is still more than ``GIVE_UP`` of its bytes after ``PROBE`` bytes (the low
+  bytes of x and y: near-random) is emitted as literal runs from there on, copied 8
+  bytes at a time.
 
-Bytes are loaded and stored 8 at a time at any alignment (an LLVM unaligned load/store);
-every buffer the kernels touch has 64 spare bytes past its end for those wide accesses,
-and every emission is checked against the output's end: when the stream would not fit
-the kernel returns -1 and the caller stores the planes as literal runs (which always fit).
+Bytes are loaded and stored 8 at a time at any alignment (LLVM unaligned loads and
+stores).  Every buffer the kernels read has ``SLACK`` spare bytes after its data; every
+emission is checked against the output's end less ``SLACK`` (so a wide store never
+passes the output's end): a stream that would not fit falls back to literal runs, which
+the callers' buffers always hold (``-1`` when even they do not).
 """
 
 from __future__ import annotations
@@ -282,6 +287,8 @@ def encode_planes(src, s, ps, nplanes, n, dst, htab, gbase):
     op = 0
     for b in range(nplanes):
         op = _literals(src, s + b * ps, s + b * ps + n, dst, op, cap)
+        if op < 0:  # no room even for literals: the caller's buffer is too small
+            return -1
     return op
 
 
@@ -297,7 +304,8 @@ def shuffle_into(raw, n, size, ps, planes):
 def plane_stride(chunk: int) -> int:
     """Planes ``chunk`` bytes long laid out this far apart: not a multiple of 4 KiB (13
     stores a multiple of 4 KiB apart fight over one set of the L1 cache: 5x slower)."""
-    return chunk + 320 + (-chunk) % 64
+    ps = chunk + (-chunk) % 64 + 320
+    return ps + 64 if ps % 4096 == 0 else ps
 
 
 @intrinsic
