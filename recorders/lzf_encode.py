@@ -90,22 +90,6 @@ def _literals(src, a, b, dst, op, cap):
     return op
 
 
-@njit(cache=True, nogil=True, boundscheck=False, inline="always")
-def _backref(dst, op, cap, dist, length):
-    """Emit a back-reference of ``length`` (3..264) bytes at ``dist`` (1..8192): two or
-    three bytes, written as one 8-byte store without a branch."""
-    if op + 3 > cap:
-        return -1
-    off = np.uint64(dist - 1)
-    ln = np.uint64(length - 2)
-    long = ln >= np.uint64(7)
-    head = (min(ln, np.uint64(7)) << np.uint64(5)) | (off >> np.uint64(8))
-    low = off & np.uint64(0xFF)
-    rest = ((ln - np.uint64(7)) | (low << np.uint64(8))) if long else low
-    store8(dst, op, head | (rest << np.uint64(8)))
-    return op + 2 + np.intp(long)
-
-
 @njit(cache=True, nogil=True, boundscheck=False)
 def _is_constant(src, s, e):
     """Whether src[s:e] holds one repeated byte (32 bytes compared per step, a verdict
@@ -159,19 +143,6 @@ def _encode_run(src, s, e, dst, op, cap):
             dst[op + 1 + j] = src[s]
         op += 1 + k
     return op
-
-
-@njit(cache=True, nogil=True, boundscheck=False, inline="always")
-def _match_len(src, ref, ip, maxlen):
-    """How many bytes from ``ref`` equal those from ``ip`` (at most ``maxlen``)."""
-    n = 0
-    while n < maxlen:
-        x = load8(src, ref + n) ^ load8(src, ip + n)
-        if x != 0:
-            n += trailing_zeros(x) >> 3
-            break
-        n += 8
-    return min(n, maxlen)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
