@@ -71,12 +71,15 @@ class EventRecorder:
             self._f.close()
             raise
         self._ino = os.stat(self.path).st_ino
-        self._ds = {name: self._f["events"][name] for name, _ in EVENT_COLUMNS}
+        made = self._made  # the datasets as created (looking 21 up again cost ~3 ms)
+        self._ds = {name: made[f"events/{name}"] for name, _ in EVENT_COLUMNS}
         self._columns = ColumnWriter(self._ds, self.chunk, self.compression)
-        self._tail_ds = {name: self._f["events"][f"tail_{name}"] for name, _ in EVENT_COLUMNS}
-        self._index_ds = {name: self._f["events"][name] for name in ("index_t", "index_offset")}
-        self._label_ds = dict(self._f["labels"].items())
-        self._status = self._f["status"]
+        self._tail_ds = {name: made[f"events/tail_{name}"] for name, _ in EVENT_COLUMNS}
+        self._index_ds = {name: made[f"events/{name}"] for name in ("index_t", "index_offset")}
+        self._label_ds = {k[len("labels/"):]: ds for k, ds in made.items()
+                          if k.startswith("labels/")}
+        self._status = made["status"]
+        del self._made
         self._buf = np.empty(self.chunk, EVENT_DTYPE)  # records after the last whole chunk
         self._buf_start = 0   # file position of buffer row 0 (a multiple of chunk)
         self._buf_n = 0       # rows in the buffer
@@ -108,6 +111,7 @@ class EventRecorder:
     # -- creation -------------------------------------------------------------------------
     def _create(self, comp: dict, source_uri: str, camera_serial: str) -> None:
         f = self._f
+        made = self._made = {}
         now = time.time()
         f.attrs.update({
             "format": FORMAT_TAG, "schema_version": SCHEMA_VERSION,
@@ -121,21 +125,24 @@ class EventRecorder:
                          "compression": self.compression, "chunk_events": self.chunk,
                          "index_period_us": self._index.period_us})
         for name, dt in EVENT_COLUMNS:
-            ev.create_dataset(name, (0,), dtype=dt, maxshape=(None,), chunks=(self.chunk,),
-                              **comp)
+            made[f"events/{name}"] = ev.create_dataset(
+                name, (0,), dtype=dt, maxshape=(None,), chunks=(self.chunk,), **comp)
         for name, dt in EVENT_COLUMNS:
             # contiguous, allocated and written now: space allocated later, under SWMR,
             # may lie past the end of a file cut off by a crash
-            ev.create_dataset(f"tail_{name}", data=np.zeros((2, self.chunk), dt))
+            made[f"events/tail_{name}"] = ev.create_dataset(
+                f"tail_{name}", data=np.zeros((2, self.chunk), dt))
         for name in ("index_t", "index_offset"):  # uncompressed: a lookup reads 1 element
-            ev.create_dataset(name, (0,), dtype=np.int64, maxshape=(None,),
-                              chunks=(INDEX_CHUNK,))
+            made[f"events/{name}"] = ev.create_dataset(
+                name, (0,), dtype=np.int64, maxshape=(None,), chunks=(INDEX_CHUNK,))
         lab = f.create_group("labels")
         lab.attrs.update({"topk": self.topk, "label_bytes": self.label_bytes})
         for name, (dt, shape) in label_dtypes(self.label_bytes, self.topk).items():
-            lab.create_dataset(name, (0,) + shape, dtype=dt, maxshape=(None,) + shape,
-                               chunks=(LABEL_CHUNK,) + shape)
-        st = f.create_dataset("status", data=np.zeros(len(STATUS_FIELDS), np.int64))
+            made[f"labels/{name}"] = lab.create_dataset(
+                name, (0,) + shape, dtype=dt, maxshape=(None,) + shape,
+                chunks=(LABEL_CHUNK,) + shape)
+        st = made["status"] = f.create_dataset(
+            "status", data=np.zeros(len(STATUS_FIELDS), np.int64))
         st.attrs["fields"] = ",".join(STATUS_FIELDS)
 
     # -- writing --------------------------------------------------------------------------
