@@ -46,6 +46,7 @@ from eventpipe.kernels._common import (
     kernel_events,
     n_polarities,
     numba_threads,
+    prefetch_ahead,
     saturation_value,
     sensor_wh,
     time_policy,
@@ -133,6 +134,7 @@ def _bin_window(ev, a, n, start, end, frame, W, H, npol, tol, maxval, runmax, co
     i = np.uint64(a)
     nu = np.uint64(n)
     while i < nu:
+        prefetch_ahead(ev, i)
         e = ev[i]
         ti = e.t
         i += one
