@@ -152,7 +152,7 @@ def test_run_config_overrides_apply_on_top_of_the_checkpoint_recipe():
     assert r == InputRecipe(size=(32, 24), window_us=20_000, stride_us=50_000, policy="crop",
                             roi=(0, 0, 100, 50), flip_x=True, clip_count=255, pooling="mean",
                             normalisation="binary")
-    bad = load_run_config(None, ["input.channels='halves'"])     # the shipped stride overlaps
+    bad = load_run_config(None, ["input.channels='halves'", "window.stride_us=30000"])
     with pytest.raises(RecipeError, match=r"run config.*'stride_us'.*stride_us == window_us"):
         run_recipe(bad, loaded)
     bad = load_run_config(None, ["input.frame_norm='log'"])
