@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import snn
-from eventpipe.represent import InputRecipe, RecipeError, recipe_from_checkpoint
+from eventpipe.represent import InputRecipe, RecipeError, apply, recipe_from_checkpoint
 from eventpipe.runtime.config import load_run_config
 from eventpipe.runtime.model_loader import DEFAULT_WEIGHTS, load_model, run_recipe
 from eventpipe.runtime.preprocess import StreamPrep
@@ -110,6 +110,35 @@ def test_v1_file_with_an_unknown_representation_names_it(tmp_path):
     path = _v1_file(tmp_path, (16, 16), {"representation": "voxels"})
     with pytest.raises(RecipeError, match=r"old\.pt \(extra\): input recipe field 'normalisation'.*voxels"):
         load_model(str(path))
+
+
+def test_a_halves_checkpoint_at_half_window_stride_is_fed_overlapping_halves(tmp_path):
+    """A checkpoint whose recipe says ``halves`` every half window: the runtime's defaults feed
+    it exactly that (window k = half windows k and k + 1 of merged polarity), on a real
+    recording cut into packets."""
+    m = snn.create_model("meta_spikeformer_tiny", embed_dims=(8, 16, 16, 16), depths=(1, 1),
+                         num_heads=2, num_classes=3, T=2)
+    r = InputRecipe(size=(64, 64), window_us=100_000, stride_us=50_000, channels="halves",
+                    clip_count=255, pooling="mean", normalisation="log1p")
+    path = tmp_path / "halves.pt"
+    snn.save_checkpoint(path, m, class_names=["a", "b", "c"], input_size=r.size, recipe=r.to_dict())
+    loaded = load_model(str(path))
+    recipe = run_recipe(load_run_config(None, []), loaded)
+    assert recipe == r
+    ev = expected_events("IMU_translBoxes.aedat")
+    frames = stream_frames(recipe, (240, 180), ev)
+    t0 = int(ev["t"][0])
+    assert [f.t_us - t0 for f in frames][:40] == [100_000 + 50_000 * k for k in range(40)]
+    x = torch.stack([f.frame for f in frames]).numpy()
+    want = apply(r, ev, (240, 180), t0=t0, n_windows=40).numpy()
+    np.testing.assert_allclose(x[:40], want, rtol=0, atol=1e-6)
+    assert np.array_equal(x[1:, 0], x[:-1, 1]) and x.sum() > 0   # each half is in two windows
+    # by hand: the merged counts of window 3's first half = all events of [150 ms, 200 ms)
+    t = ev["t"] - t0
+    half = (t >= 150_000) & (t < 200_000)
+    scale = (1.0 / 4 ** 2)                                      # 240x180 pooled by 4 into 64x64
+    counts = np.expm1(x[3, 0].astype(np.float64)) / scale
+    assert counts.sum() == pytest.approx(half.sum(), rel=1e-3)  # no pooled pixel saturates here
 
 
 def test_v2_round_trip_through_snn_checkpoint(tmp_path):
