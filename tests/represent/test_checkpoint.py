@@ -39,12 +39,23 @@ def stream_frames(recipe, sensor, ev, packets=23):
     return out
 
 
-def test_shipped_model_gives_the_same_runtime_input_as_before():
+def test_shipped_model_is_fed_overlapping_halves():
+    """Since issue #16 the shipped model reads halves (docs/training.md): the runtime's
+    defaults feed its stored recipe, windows of 100 ms every 50 ms."""
     loaded = load_model("default")
-    recipe = run_recipe(load_run_config(None, []), loaded)
-    assert recipe == InputRecipe(size=(64, 64), window_us=100_000, stride_us=50_000,
-                                 channels="polarity", clip_count=255, pooling="mean",
-                                 normalisation="log1p")
+    assert run_recipe(load_run_config(None, []), loaded) == InputRecipe(
+        size=(64, 64), window_us=100_000, stride_us=50_000, channels="halves", clip_count=255,
+        pooling="mean", normalisation="log1p")
+    raw = torch.load(DEFAULT_WEIGHTS, weights_only=True)
+    assert raw["recipe"]["recipe_version"] == 2 and raw["recipe"]["channels"] == "halves"
+
+
+def test_the_off_on_recipe_gives_the_same_runtime_input_as_before():
+    """The OFF/ON recipe of the model shipped before issue #16 (a version 1 file, in git
+    history) still gives the runtime input it was trained on."""
+    recipe = InputRecipe(size=(64, 64), window_us=100_000, stride_us=50_000,
+                         channels="polarity", clip_count=255, pooling="mean",
+                         normalisation="log1p")
     ev = expected_events("IMU_translBoxes.aedat")
     frames = stream_frames(recipe, (240, 180), ev)
     x = torch.stack([f.frame for f in frames]).numpy()
@@ -58,9 +69,6 @@ def test_shipped_model_gives_the_same_runtime_input_as_before():
     assert float((x.astype(np.float64) ** 2).sum()) == pytest.approx(SHIPPED["sumsq"], rel=1e-6)
     for idx, v in SHIPPED["samples"]:
         assert x[idx] == pytest.approx(v, abs=1e-6)
-    # the file itself is version 1: no recipe, everything in extra
-    raw = torch.load(DEFAULT_WEIGHTS, weights_only=True)
-    assert raw.get("recipe") is None and raw["extra"]["representation"] == "log"
 
 
 def _v1_file(tmp_path, input_size, extra):
@@ -177,10 +185,16 @@ def test_run_config_overrides_apply_on_top_of_the_checkpoint_recipe():
     cfg = load_run_config(None, ["input.policy='crop'", "input.flip_x=true",
                                  "window.window_us=20000", "input.frame_norm='binary'",
                                  "input.size=[32, 24]", "input.roi=[0, 0, 100, 50]"])
+    with pytest.raises(RecipeError, match=r"'stride_us'.*\(20000\) or half of it \(10000\), got 50000"):
+        run_recipe(cfg, loaded)             # the shipped halves stride does not fit a 20 ms window
+    cfg = load_run_config(None, ["input.policy='crop'", "input.flip_x=true",
+                                 "window.window_us=20000", "input.frame_norm='binary'",
+                                 "input.size=[32, 24]", "input.roi=[0, 0, 100, 50]",
+                                 "window.stride_us=10000"])
     r = run_recipe(cfg, loaded)
-    assert r == InputRecipe(size=(32, 24), window_us=20_000, stride_us=50_000, policy="crop",
+    assert r == InputRecipe(size=(32, 24), window_us=20_000, stride_us=10_000, policy="crop",
                             roi=(0, 0, 100, 50), flip_x=True, clip_count=255, pooling="mean",
-                            normalisation="binary")
+                            normalisation="binary", channels="halves")
     bad = load_run_config(None, ["input.channels='halves'", "window.stride_us=30000"])
     with pytest.raises(RecipeError, match=r"run config.*'stride_us'.*stride_us == window_us"):
         run_recipe(bad, loaded)
