@@ -117,9 +117,9 @@ def _bin(recipe: InputRecipe, ev: np.ndarray, size, t0: int, n: int, merged: boo
 
 def sensor_counts(recipe: InputRecipe, events, sensor_size, *, t0: int | None = None,
                   n_windows: int | None = None) -> np.ndarray:
-    """Per-polarity counts at sensor resolution ``(n * b, 2, Hs, Ws)`` of the recipe's
-    slices (what :func:`model_counts` accepts as counts; e.g. a training cache), saturated
-    at ``clip_count``.  Windows as in :func:`model_counts`."""
+    """Per-polarity counts at sensor resolution ``(recipe.slices(n), 2, Hs, Ws)`` of the
+    recipe's slices (what :func:`model_counts` accepts as counts; e.g. a training cache),
+    saturated at ``clip_count``.  Windows as in :func:`model_counts`."""
     ev = as_events(events)
     t0, n = _windows(recipe, ev, t0, n_windows)
     size = tuple(int(v) for v in sensor_size[:2])
@@ -133,9 +133,10 @@ def model_counts(recipe: InputRecipe, data, sensor_size, *, t0: int | None = Non
     * events (a structured array with x, y, t, p): windows ``[t0 + k*stride,
       t0 + k*stride + window_us)``, ``k < n_windows`` (``t0`` defaults to the first
       event's time, ``n_windows`` to the complete windows the events span);
-    * per-polarity counts at sensor resolution ``(..., n * b, 2, Hs, Ws)``, ``b`` =
-      :attr:`InputRecipe.bins_per_window` slices per window (:func:`sensor_counts`;
-      each pixel saturated at ``clip_count`` or above); leading axes are a batch."""
+    * per-polarity counts at sensor resolution ``(..., s, 2, Hs, Ws)`` of ``s`` consecutive
+      slices (:meth:`InputRecipe.slices`: ``n`` windows, ``2n`` half windows for ``halves``,
+      ``n + 1`` at a half-window stride; :func:`sensor_counts`; each pixel saturated at
+      ``clip_count`` or above); leading axes are a batch."""
     smap = spatial_map(recipe, sensor_size)
     W, H = smap.out_size
     ceiling = recipe.count_ceiling
