@@ -169,21 +169,30 @@ def floors(ev, shape, repeat: int) -> dict[str, float]:
     return res
 
 
+GOAL = 25.0  # one-thread speed-up over tonic that issue 15 asks for on these workloads
+
+
 def run_workloads(n_vga: int, n_128: int, repeat: int) -> float:
     """to_frames vs tonic's to_frame_numpy on each workload, tonic measured in this run on
-    the same array; prints one line each, the floors of one thread (:func:`floors`) and the
-    worst ratio, returns it."""
+    the same array, both best of ``repeat``; prints one line each, the floors of one thread
+    (:func:`floors`) and a verdict, returns the worst one-thread ratio.
+
+    A workload's one-thread ratio is the lower of its wall-time and CPU-time ratios (wall
+    time is inflated by other jobs on a shared box, CPU time by page faults charged to the
+    process either way), and the verdict names every workload below the goal with its
+    ceiling: a ceiling below the goal means no one-thread binning that returns a new array
+    reaches it on this machine; a ceiling above it means ours is what falls short."""
     from tonic.functional import to_frame_numpy
 
     print(f"# output-heavy workloads: time_window 10 ms, int16 output; ratio = tonic time / ours "
-          f"(best of runs, same array, same process); load average {os.getloadavg()[0]:.1f}")
+          f"(best of {repeat} each, same array, same process); load average "
+          f"{os.getloadavg()[0]:.1f}")
     print("# floor (CPU ms, best of runs): a fresh zeroed output alone (np.zeros + write every "
           "4 KiB page) | np.empty + memset | memset of a mapped array | read the events once; "
           "ceiling = tonic CPU / (fresh zeroed output + reading the events): no one-thread "
           "binning that returns a new array beats it (the thread waits while Linux zeroes a "
           "page); in brackets tonic / the output alone")
-    worst = worst_cpu = np.inf
-    worst_name, ceilings = None, {}
+    rows = []  # (name, one-thread ratio (lower of wall, cpu), which, ceiling, 2-thread ratio)
     for name, ev, wh, tw in workloads(n_vga, n_128):
         to_frames(ev[:1000], wh, time_window=tw)  # compile this dtype's kernels
         to_frames(ev[:1000], wh, time_window=tw, threads=2)
@@ -192,20 +201,19 @@ def run_workloads(n_vga: int, n_128: int, repeat: int) -> float:
         if frames.dtype != theirs.dtype or not np.array_equal(frames, theirs):
             raise SystemExit(f"{name}: to_frames differs from tonic")  # checked once, untimed
         del theirs
-        t_tonic = best(lambda: to_frame_numpy(ev, (*wh, 2), time_window=tw), 2, "tonic")
+        t_tonic = best(lambda: to_frame_numpy(ev, (*wh, 2), time_window=tw), repeat, "tonic")
         t1 = best(lambda: to_frames(ev, wh, time_window=tw), repeat, "ours1")
         t2 = best(lambda: to_frames(ev, wh, time_window=tw, threads=2), repeat, "ours2")
         cpu_tonic, cpu1 = CPU["tonic"], CPU["ours1"]
         fl = floors(ev, frames.shape, repeat)
         ceiling = cpu_tonic / (fl["zeros"] + fl["read"])
-        ceilings[name] = ceiling
-        if t_tonic / t1 < worst:
-            worst, worst_name = t_tonic / t1, name
-        worst_cpu = min(worst_cpu, cpu_tonic / cpu1)
+        wall_r, cpu_r = t_tonic / t1, cpu_tonic / cpu1
+        rows.append((name, min(wall_r, cpu_r), "wall" if wall_r <= cpu_r else "cpu", ceiling,
+                     t_tonic / t2))
         print(f"{name:<20}: {len(ev) / 1e6:4.1f} M ev {ev.dtype.itemsize:2d} B/ev, "
               f"{len(frames):5d} frames {frames.nbytes / 1e6:4.0f} MB {frames.dtype} | tonic "
-              f"{t_tonic * 1e3:6.1f} ms | 1 thread {t1 * 1e3:5.1f} ms {t_tonic / t1:5.1f}x [cpu "
-              f"{cpu_tonic / cpu1:4.1f}x] | 2 threads {t2 * 1e3:5.1f} ms {t_tonic / t2:5.1f}x")
+              f"{t_tonic * 1e3:6.1f} ms | 1 thread {t1 * 1e3:5.1f} ms {wall_r:5.1f}x [cpu "
+              f"{cpu_r:4.1f}x] | 2 threads {t2 * 1e3:5.1f} ms {t_tonic / t2:5.1f}x")
         print(f"{'  floor':<20}: {fl['zeros'] * 1e3:5.1f} | {fl['empty_memset'] * 1e3:5.1f} | "
               f"{fl['memset'] * 1e3:5.1f} | {fl['read'] * 1e3:5.1f} ms; ours {cpu1 * 1e3:5.1f} ms, "
               f"tonic {cpu_tonic * 1e3:6.1f} ms CPU: ceiling {ceiling:5.1f}x "
@@ -215,9 +223,18 @@ def run_workloads(n_vga: int, n_128: int, repeat: int) -> float:
             print(f"{'  (converted first)':<20}: as_events + to_frames, 1 thread {tc * 1e3:5.1f} ms "
                   f"{t_tonic / tc:5.1f}x [cpu {CPU['tonic'] / CPU['conv']:4.1f}x], as before "
                   f"the kernels read tonic's dtypes")
-    low = min(ceilings, key=ceilings.get)
-    print(f"worst ratio, 1 thread: {worst:.1f}x tonic [cpu {worst_cpu:.1f}x] ({worst_name}, "
-          f"ceiling {ceilings[worst_name]:.1f}x); lowest ceiling {ceilings[low]:.1f}x ({low})")
+    name, worst, which, ceiling, _ = min(rows, key=lambda r: r[1])
+    met = [f"{r[0]} {r[1]:.1f}x" for r in rows if r[1] >= GOAL]
+    bound = [f"{r[0]} {r[1]:.1f}x (ceiling {r[3]:.1f}x)" for r in rows
+             if r[1] < GOAL and r[3] < GOAL]
+    short = [f"{r[0]} {r[1]:.1f}x (ceiling {r[3]:.1f}x)" for r in rows
+             if r[1] < GOAL <= r[3]]
+    print(f"# goal >= {GOAL:g}x tonic, 1 thread (lower of wall and cpu ratio): met: "
+          f"{', '.join(met) or 'none'}; not met, ceiling below the goal on this machine: "
+          f"{', '.join(bound) or 'none'}; not met although the ceiling allows it: "
+          f"{', '.join(short) or 'none'}; 2 threads worst {min(r[4] for r in rows):.1f}x")
+    print(f"worst ratio, 1 thread: {worst:.1f}x tonic ({which} time, {name}, ceiling "
+          f"{ceiling:.1f}x): goal >= {GOAL:g}x {'met' if worst >= GOAL else 'NOT met'}")
     return worst
 
 

@@ -1,7 +1,8 @@
 """Writing the event columns: whole chunks, few extent changes, our own lzf encoder.
 
 :class:`ColumnWriter` owns the four ``/events`` column datasets of a recording being
-written.  It receives whole chunks (and, on close, the last partial one) and
+written.  It receives whole chunks of event records (``EVENT_DTYPE``; on close, the last
+partial chunk) and
 
 - grows the datasets' extent in steps of ``grow_chunks`` chunks instead of at every write
   (an extent change is a metadata update HDF5 must order and flush in SWMR mode); the
@@ -9,8 +10,9 @@ written.  It receives whole chunks (and, on close, the last partial one) and
   the ``/status`` counts, never the extent, and :meth:`trim` sets the exact length when
   the file is closed, so a closed file's columns are exactly the events (plain h5py reads
   them as such);
-- for ``lzf`` encodes each chunk itself (:mod:`recorders.lzf`, the standard shuffle + lzf
-  format) and for ``none`` takes its bytes as they are, and writes it with
+- for ``lzf`` encodes each chunk of records itself into the four columns' chunks in one
+  call (:class:`recorders.lzf.RecordChunkEncoder`, the standard shuffle + lzf format) and
+  for ``none`` takes each column's bytes as they are, and writes them with
   ``write_direct_chunk``, bypassing HDF5's filter pipeline and chunk cache; other
   compressions (gzip, blosc, zstd) go through HDF5's pipeline as usual.
 """
@@ -51,13 +53,14 @@ class ColumnWriter:
         self.extent = min(ds.shape[0] for ds in datasets.values())
         self.direct = compression.split(":")[0] in DIRECT
         self._encoders = {}
+        self._records = None
         if self.direct:
             if compression == "lzf":
-                from recorders.lzf import ChunkEncoder
-                make = ChunkEncoder
+                from recorders.lzf import RECORD_COLUMNS, RecordChunkEncoder
+                self._records = RecordChunkEncoder(self.chunk)
+                self._record_ids = [datasets[name].id for name in RECORD_COLUMNS]
             else:
-                make = _RawChunk
-            self._encoders = {name: make(self.chunk, dt) for name, dt in EVENT_COLUMNS}
+                self._encoders = {name: _RawChunk(self.chunk, dt) for name, dt in EVENT_COLUMNS}
             self._ids = {name: ds.id for name, ds in datasets.items()}
 
     def _ensure(self, end: int) -> None:
@@ -69,16 +72,22 @@ class ColumnWriter:
             ds.resize((new,))
         self.extent = new
 
-    def write(self, start: int, cols: dict, n: int | None = None) -> None:
-        """Write columns ``cols[name][:n]`` at ``start`` (a multiple of the chunk); ``n``
+    def write(self, start: int, records: np.ndarray, n: int | None = None) -> None:
+        """Write event records ``records[:n]`` at ``start`` (a multiple of the chunk); ``n``
         is a multiple of the chunk except for the last write before :meth:`trim`."""
-        first = cols[EVENT_COLUMNS[0][0]]
-        n = len(first) if n is None else int(n)
+        n = len(records) if n is None else int(n)
         if n == 0:
             return
         end = start + n
         self._ensure(end)
         c = self.chunk
+        if self._records is not None:
+            enc, ids, put = self._records, self._record_ids, self._put_chunk
+            for i in range(0, n, c):
+                for dsid, data in zip(ids, enc.encode(records[i:min(n, i + c)])):
+                    put(dsid, start + i, data)
+            return
+        cols = records
         if self.direct:
             for name, _ in EVENT_COLUMNS:
                 col, enc, dsid = cols[name], self._encoders[name], self._ids[name]
@@ -86,7 +95,7 @@ class ColumnWriter:
                     self._put_chunk(dsid, start + i, enc.encode(col[i:min(n, i + c)]))
             return
         for name, _ in EVENT_COLUMNS:
-            self.ds[name][start:end] = np.ascontiguousarray(cols[name][:n])
+            self.ds[name][start:end] = np.ascontiguousarray(records[name][:n])
 
     @staticmethod
     def _put_chunk(dsid, offset: int, data) -> None:

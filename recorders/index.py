@@ -14,6 +14,33 @@ and a read of at most one period of t.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
+
+INT64_MIN = np.iinfo(np.int64).min
+
+
+@njit(cache=True, nogil=True)
+def _sorted_starts(t, last_max, bound, period, pos, kt):
+    """For sorted ``t`` (not below ``last_max``): the positions where t first reaches a
+    period start at or after ``bound`` (the next period not yet indexed), into ``pos`` and
+    those periods' starts into ``kt``; their count, or -1 when t is not sorted (or ``pos``
+    is too short, which sorted t never makes it)."""
+    prev = last_max
+    cnt = 0
+    for i in range(t.shape[0]):
+        v = t[i]
+        if v < prev:
+            return -1
+        prev = v
+        if v >= bound:
+            if cnt >= pos.shape[0]:
+                return -1
+            start = v // period * period
+            pos[cnt] = i
+            kt[cnt] = start
+            cnt += 1
+            bound = start + period
+    return cnt
 
 
 class IndexBuilder:
@@ -31,15 +58,17 @@ class IndexBuilder:
         if len(t) == 0:
             return np.empty(0, np.int64), np.empty(0, np.int64)
         P = self.period_us
-        if (self.running_max is None or t[0] >= self.running_max) and bool(np.all(t[1:] >= t[:-1])):
-            # sorted (the usual case): find period starts by binary search, not per event
-            first = int(t[0]) // P if self.last_k is None else self.last_k + 1
-            bounds = np.arange(first, int(t[-1]) // P + 1, dtype=np.int64) * P
-            pos = np.unique(np.searchsorted(t, bounds, side="left"))
-            pos = pos[pos < len(t)]
+        first = int(t[0]) // P if self.last_k is None else self.last_k + 1
+        room = min(len(t), max(0, int(t[-1]) // P - first + 1))
+        pos, kt = np.empty(room, np.int64), np.empty(room, np.int64)
+        last = INT64_MIN if self.running_max is None else self.running_max
+        cnt = _sorted_starts(t, last, first * P, P, pos, kt)
+        if cnt >= 0:  # sorted (the usual case): one pass, no division per event
             self.running_max = int(t[-1])
             self.last_k = int(t[-1]) // P
-            return (t[pos] // P * P).astype(np.int64), (pos + offset).astype(np.int64)
+            pos = pos[:cnt]
+            pos += offset
+            return kt[:cnt], pos
         cm = np.maximum.accumulate(t)
         if self.running_max is not None:
             np.maximum(cm, self.running_max, out=cm)

@@ -1,4 +1,4 @@
-"""Our own encoder for HDF5's standard ``shuffle`` + ``lzf`` filter pair (Numba).
+"""Our own encoder for HDF5's standard ``shuffle`` + ``lzf`` filter pair, and decoders.
 
 HDF5 runs a dataset's filters in the writing thread, one chunk at a time, through its
 chunk cache; with h5py's bundled liblzf that pipeline compresses our event columns at
@@ -12,20 +12,18 @@ The stored bytes of a chunk are ``lzf(shuffle(chunk))``: shuffle puts byte ``b``
 element in plane ``b`` (a no-op for one-byte elements); LZF is a byte stream of literal
 runs (control byte ``c < 32``: ``c + 1`` literal bytes follow) and back-references
 (``c >> 5`` = length - 2, 7 meaning "plus the next byte"; 13-bit distance - 1 in the low
-five bits of ``c`` and the byte after).  The encoder here is greedy like liblzf and
-differs in how it searches, never in what it emits:
+five bits of ``c`` and the byte after).  The encoder (:mod:`recorders.lzf_encode`) is
+greedy like liblzf and differs in how it searches, never in what it emits: each byte
+plane on its own, a plane of one repeated byte emitted directly as 264-byte distance-1
+references, a run (distance 1) tried before the hash table, matches compared 8 bytes at a
+time, and after a run of misses the search skips ahead (as LZ4 does).
 
-- each byte plane is encoded on its own, read with a stride straight from the column (no
-  shuffled copy is made); a back-reference never reaches into another plane;
-- a plane whose bytes are all equal (the high bytes of t, of x and y on small sensors) is
-  emitted directly as one literal and back-references of distance 1, 264 bytes each;
-- elsewhere a run of a repeated byte is taken as a distance-1 match before hashing, and
-  after a run of misses the search skips ahead progressively (as LZ4 does), so
-  near-random planes (the low byte of x) cost little; the skipped bytes become literals.
-
-A chunk that would not shrink is still emitted as a valid LZF stream (literal runs: at most
-1/32 larger than the chunk), so every stored chunk goes through the same two filters and
-no chunk depends on HDF5's per-chunk filter mask.
+:class:`ChunkEncoder` encodes chunks of one column; :class:`RecordChunkEncoder` encodes a
+chunk of event records into the four columns' chunks in one call (one pass lays the
+13-byte records out as the 13 byte planes of x, y, t and p).  A chunk that would not
+shrink is still emitted as a valid LZF stream (literal runs: at most 1/32 larger than the
+chunk), so every stored chunk goes through the same two filters and no chunk depends on
+HDF5's per-chunk filter mask.
 """
 
 from __future__ import annotations
@@ -33,132 +31,36 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-HASH_BITS = 13
-MAX_OFF = 8192      # the farthest an LZF back-reference reaches
-MAX_LEN = 264       # the longest LZF back-reference
-SKIP_SHIFT = 4      # after 16 misses in a row step 2 bytes, after 32 three, ...
+from recorders.lzf_encode import (
+    HASH_BITS, SLACK, encode_planes, encode_records, plane_stride, shuffle_into,
+)
+
+RECORD_COLUMNS = ("x", "y", "t", "p")   # the order of RecordChunkEncoder's outputs
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _literals(src, a, b, dst, op, cap):
-    """Emit src[a:b] as literal runs of <= 32 bytes; return the new op or -1 (no room)."""
-    while a < b:
-        k = min(b - a, 32)
-        if op + 1 + k > cap:
-            return -1
-        dst[op] = k - 1
-        op += 1
-        for j in range(k):
-            dst[op + j] = src[a + j]
-        op += k
-        a += k
-    return op
+def out_size(nbytes: int) -> int:
+    """Room for an encoded chunk of ``nbytes``: all literals (one control byte per 32) and
+    the encoder's spare bytes."""
+    return nbytes + nbytes // 32 + 64 + SLACK
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _backref(dst, op, cap, dist, length):
-    """Emit a back-reference of ``length`` (3..264) bytes at ``dist`` (1..8192)."""
-    if op + 3 > cap:
-        return -1
-    off = dist - 1
-    ln = length - 2
-    if ln < 7:
-        dst[op] = (ln << 5) | (off >> 8)
-        op += 1
-    else:
-        dst[op] = (7 << 5) | (off >> 8)
-        dst[op + 1] = ln - 7
-        op += 2
-    dst[op] = off & 0xFF
-    return op + 1
+MAX_GAP = 1 << 14   # the table base steps past each chunk by more than an LZF distance
 
 
-@njit(cache=True, nogil=True)
-def _encode_run(src, dst, op, cap):
-    """A plane of one repeated byte: one literal, then distance-1 back-references."""
-    n = src.shape[0]
-    if op + 2 > cap:
-        return -1
-    dst[op] = 0
-    dst[op + 1] = src[0]
-    op += 2
-    i = 1
-    while n - i >= 3:
-        k = min(n - i, MAX_LEN)
-        op = _backref(dst, op, cap, 1, k)
-        if op < 0:
-            return -1
-        i += k
-    return _literals(src, i, n, dst, op, cap)
+class _HashTable:
+    """The encoder's hash table of positions (int32, L1-sized) and its base: a chunk's
+    positions are stored plus the base, which then steps past the chunk, so entries of
+    older chunks read as stale without clearing the table."""
 
+    def __init__(self):
+        self.htab = np.zeros(1 << HASH_BITS, np.int32)
+        self.gbase = 1 << 20
 
-@njit(cache=True, nogil=True)
-def _encode_plane(src, dst, op, cap, htab, hbase):
-    """LZF-encode one byte plane ``src`` (any stride) after ``dst[:op]``; -1 if no room.
-    ``htab`` holds positions offset by ``hbase``: entries below ``hbase`` are stale."""
-    n = src.shape[0]
-    if n == 0:
-        return op
-    b0 = src[0]
-    same = True
-    for i in range(1, n):
-        if src[i] != b0:
-            same = False
-            break
-    if same:
-        return _encode_run(src, dst, op, cap)
-    hmask = htab.shape[0] - 1
-    ip = 0
-    lit = 0
-    miss = 0
-    while ip + 2 < n:
-        c0 = src[ip]
-        c1 = src[ip + 1]
-        c2 = src[ip + 2]
-        if ip > 0 and c0 == src[ip - 1] and c1 == c0 and c2 == c0:
-            ref = ip - 1
-        else:
-            h = (np.uint32(c0) << 16) | (np.uint32(c1) << 8) | np.uint32(c2)
-            h = ((h * np.uint32(2654435761)) >> np.uint32(32 - HASH_BITS)) & hmask
-            ref = htab[h] - hbase
-            htab[h] = ip + hbase
-            if ref < 0 or ip - ref > MAX_OFF or src[ref] != c0 or src[ref + 1] != c1 \
-                    or src[ref + 2] != c2:
-                miss += 1
-                ip += 1 + (miss >> SKIP_SHIFT)
-                continue
-        maxlen = min(n - ip, MAX_LEN)
-        length = 3
-        while length < maxlen and src[ref + length] == src[ip + length]:
-            length += 1
-        op = _literals(src, lit, ip, dst, op, cap)
-        if op < 0:
-            return -1
-        op = _backref(dst, op, cap, ip - ref, length)
-        if op < 0:
-            return -1
-        ip += length
-        lit = ip
-        miss = 0
-    return _literals(src, lit, n, dst, op, cap)
-
-
-@njit(cache=True, nogil=True)
-def _encode(planes, first_const, dst, htab, hbase):
-    """``planes``: (itemsize, n) strided view of the chunk's bytes, plane-major; planes
-    from ``first_const`` on are known to hold one repeated byte each.  ``hbase``: the
-    first hash-table position of this call (all older entries are below it)."""
-    cap = dst.shape[0]
-    op = 0
-    n = planes.shape[1]
-    for b in range(planes.shape[0]):
-        if b >= first_const:
-            op = _encode_run(planes[b], dst, op, cap)
-        else:
-            op = _encode_plane(planes[b], dst, op, cap, htab, hbase + b * n)
-        if op < 0:
-            return 0
-    return op
+    def advance(self, nbytes: int) -> None:
+        self.gbase += nbytes + MAX_GAP
+        if self.gbase > 1 << 30:  # clear it before the int32 positions could overflow
+            self.htab[:] = 0
+            self.gbase = 1 << 20
 
 
 class ChunkEncoder:
@@ -171,11 +73,10 @@ class ChunkEncoder:
         self.dtype = np.dtype(dtype)
         self.chunk = int(chunk)
         self.nbytes = self.chunk * self.dtype.itemsize
-        # room for the worst case: all literals, one control byte per 32 (+1 per plane)
-        self._out = np.empty(self.nbytes + self.nbytes // 32 + 2 * self.dtype.itemsize + 8,
-                             np.uint8)
-        self._htab = np.full(1 << HASH_BITS, -1, np.int64)
-        self._hbase = 0  # grows by the bytes of each chunk: older table entries are stale
+        self._out = np.empty(out_size(self.nbytes), np.uint8)
+        self._ps = plane_stride(self.chunk)
+        self._planes = np.zeros(self._ps * self.dtype.itemsize + SLACK, np.uint8)
+        self._table = _HashTable()
         self._pad = np.zeros(self.chunk, self.dtype)
 
     def encode(self, col: np.ndarray) -> memoryview:
@@ -185,27 +86,49 @@ class ChunkEncoder:
             pad[:len(col)] = col
             pad[len(col):] = 0
             col = pad
-        raw = col.view(np.uint8)
-        planes = raw.reshape(self.chunk, self.dtype.itemsize).T
-        n = _encode(planes, self._first_const(col), self._out, self._htab, self._hbase)
-        self._hbase += self.nbytes
-        if n == 0:  # cannot happen: the buffer has room for all literals
+        size = self.dtype.itemsize
+        shuffle_into(col.view(np.uint8), self.chunk, size, self._ps, self._planes)
+        t = self._table
+        n = encode_planes(self._planes, 0, self._ps, size, self.chunk, self._out, t.htab,
+                          t.gbase)
+        t.advance(len(self._planes))
+        if n <= 0:  # cannot happen: the buffer has room for all literals
             raise RuntimeError("lzf encoder: output buffer too small")
         return memoryview(self._out[:n])
 
-    def _first_const(self, col: np.ndarray) -> int:
-        """The first byte plane from which every plane holds one repeated byte, found from
-        the chunk's minimum and maximum: values between them share the bits above any
-        bit where the two agree upwards (for t: all bytes above the low two or three).
-        Narrow columns skip this (the encoder's own scan finds a constant plane)."""
-        size = self.dtype.itemsize
-        if size < 4:
-            return size
-        lo, hi = int(col.min()), int(col.max())
-        for b in range(size):
-            if lo >> (8 * b) == hi >> (8 * b):
-                return b
-        return size
+
+class RecordChunkEncoder:
+    """Encodes a chunk of event records (``EVENT_DTYPE``, 13 bytes each) into the stored
+    chunks of the columns x, y, t, p (filters shuffle + lzf) in one call."""
+
+    def __init__(self, chunk: int):
+        self.chunk = int(chunk)
+        self._ps = plane_stride(self.chunk)
+        self._planes = np.zeros(13 * self._ps + SLACK, np.uint8)
+        self._out = np.empty((4, out_size(8 * self.chunk)), np.uint8)
+        self._sizes = np.zeros(4, np.int64)
+        self._table = _HashTable()
+
+    def encode(self, records: np.ndarray) -> list[memoryview]:
+        """The stored bytes of x, y, t, p for ``records`` (at most one chunk; a partial
+        chunk is padded with zeros).  The buffers are reused by the next call."""
+        n = len(records)
+        if not 0 < n <= self.chunk:
+            raise ValueError(f"{n} records for a chunk of {self.chunk}")
+        if records.dtype.itemsize != 13:
+            raise ValueError(f"records of {records.dtype.itemsize} bytes, expected 13")
+        raw = np.ascontiguousarray(records).view(np.uint8)
+        t = self._table
+        encode_records(raw, n, self.chunk, self._ps, self._planes, self._out, self._sizes,
+                       t.htab, t.gbase)
+        t.advance(len(self._planes))
+        out = []
+        for k in range(4):
+            m = int(self._sizes[k])
+            if m <= 0:  # cannot happen: the buffer has room for all literals
+                raise RuntimeError("lzf encoder: output buffer too small")
+            out.append(memoryview(self._out[k, :m]))
+        return out
 
 
 def shuffle_lzf_decode(data: bytes, dtype, chunk: int) -> np.ndarray:

@@ -18,6 +18,10 @@ from contextlib import contextmanager
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from eventpipe.events import EVENT_DTYPE, SensorSizeWarning, as_events, check_sensor_size
 
@@ -59,6 +63,40 @@ def add_counts(counters, n_in, n_oob, n_clamp, n_back, n_range):
     counters[C_CLAMPED] += n_clamp
     counters[C_BACK] += n_back
     counters[C_RANGE] += n_range
+
+
+#: how far ahead of the event being binned the kernels prefetch the input (bytes)
+PREFETCH_BYTES = 4096
+
+
+@intrinsic
+def prefetch_ahead(typingctx, arr, i):
+    """Hint the CPU to fetch the input ``PREFETCH_BYTES`` past element ``i`` of the 1-D
+    ``arr`` (``llvm.prefetch``: read, keep in all cache levels).  A hint only: it never
+    faults, also past the end of the array (the address is computed as an integer).
+
+    Why: the binning loops read the events once, in order, at ~1 ns per event from cache,
+    but on this machine (a VM) the hardware prefetcher does not keep a scalar loop fed:
+    from memory the same loop took ~3x as long.  Fetching 4 KiB ahead (dvs128-sparse,
+    3 M events) took the bare scatter from 6.3 to 3.4 ms."""
+    sig = types.void(arr, i)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        stride = cgutils.unpack_tuple(builder, ary.strides, 1)[0]
+        i64 = ir.IntType(64)
+        idx = context.cast(builder, args[1], signature.args[1], types.int64)
+        addr = builder.add(builder.ptrtoint(ary.data, i64),
+                           builder.add(builder.mul(idx, stride), ir.Constant(i64, PREFETCH_BYTES)))
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0i8")
+        builder.call(fn, [builder.inttoptr(addr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3),
+                          ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @dataclasses.dataclass

@@ -46,6 +46,7 @@ from eventpipe.kernels._common import (
     kernel_events,
     n_polarities,
     numba_threads,
+    prefetch_ahead,
     saturation_value,
     sensor_wh,
     time_policy,
@@ -133,6 +134,7 @@ def _bin_window(ev, a, n, start, end, frame, W, H, npol, tol, maxval, runmax, co
     i = np.uint64(a)
     nu = np.uint64(n)
     while i < nu:
+        prefetch_ahead(ev, i)
         e = ev[i]
         ti = e.t
         i += one
@@ -174,17 +176,130 @@ def _bin_window(ev, a, n, start, end, frame, W, H, npol, tol, maxval, runmax, co
     return np.int64(i), runmax
 
 
+#: events the one-event loop takes at a time when a pair fails the fast test
+CAREFUL_RUN = 64
+
+
 @njit(cache=True, nogil=True)
-def _bin_windows(ev, a, n, ws, we, out, k0, k1, npol, tol, maxval, runmax, zero, counters):
+def _bin_pairs(ev, a, lim, lo, end, frame, W, H, npol, maxval, saturate):
+    """Events from ``ev[a]`` on, two at a time, while both are in order, inside
+    ``[lo, end)`` (``lo``: the running maximum, at least the window's start) and inside
+    the sensor, up to ``lim``: one test per pair, no per-event bookkeeping.  Returns the
+    first event not taken (the caller hands it to :func:`_bin_window`).
+
+    ``saturate=False`` when the frame cannot reach ``maxval`` before ``lim``, so the
+    count needs no test.  Integer times only (``lo``, ``end`` and the times are compared
+    as unsigned differences from ``lo``: ``lo <= t0 <= t1 < end`` holds exactly when
+    ``t0 - lo <= t1 - lo < end - lo`` modulo 2**64, whatever the values)."""
+    Wi = np.int64(W)
+    Hi = np.int64(H)
+    Wu = np.uint64(W)
+    plane = np.uint64(H * W if npol == 2 else 0)
+    endu = np.uint64(end)
+    lou = np.uint64(lo)
+    span = endu - lou
+    one = np.uint64(1)
+    two = np.uint64(2)
+    i = np.uint64(a)
+    last = np.uint64(lim - 1)  # a pair needs i + 1 < lim
+    if lim <= a + 1:
+        return a
+    while i < last:
+        prefetch_ahead(ev, i)
+        e0 = ev[i]
+        e1 = ev[i + one]
+        d0 = np.uint64(e0.t) - lou
+        d1 = np.uint64(e1.t) - lou
+        x0 = np.int64(e0.x)
+        y0 = np.int64(e0.y)
+        x1 = np.int64(e1.x)
+        y1 = np.int64(e1.y)
+        # sign bit set iff 0 <= x < W and 0 <= y < H for both (no overflow: 32-bit or
+        # non-negative coordinates minus a sensor size)
+        inside = (x0 - Wi) & (y0 - Hi) & (x1 - Wi) & (y1 - Hi) & ~(x0 | y0 | x1 | y1)
+        ok = (np.uint64(inside) >> np.uint64(63)) & np.uint64(d1 < span) & np.uint64(d0 <= d1)
+        if ok == np.uint64(0):
+            break
+        j0 = np.uint64(y0) * Wu + np.uint64(x0) + plane * np.uint64(e0.p > 0)
+        j1 = np.uint64(y1) * Wu + np.uint64(x1) + plane * np.uint64(e1.p > 0)
+        if saturate:
+            v = frame[j0]
+            if v < maxval:
+                frame[j0] = v + 1
+            v = frame[j1]
+            if v < maxval:
+                frame[j1] = v + 1
+        else:
+            frame[j0] += 1
+            frame[j1] += 1
+        lou += d1
+        span = endu - lou
+        i += two
+    return np.int64(i)
+
+
+@njit(cache=True, nogil=True)
+def _bin_window_fast(ev, a, n, start, end, frame, W, H, npol, tol, maxval, runmax, counters,
+                     room):
+    """:func:`_bin_window` for a frame that holds at most ``maxval - room`` (the one-shot
+    kernel: a frame starts at zero, ``room = maxval``): the same result, faster.  Pairs of
+    ordinary events (in order, in the window, in the sensor) go through
+    :func:`_bin_pairs`; the first pair that is not, and up to ``CAREFUL_RUN`` events from
+    it, through :func:`_bin_window`'s per-event rules; then pairs again.  While the frame
+    has taken fewer than ``room`` events no count can reach ``maxval``, so the pairs skip
+    the saturation test.  Returns ``(i, runmax)`` as :func:`_bin_window`."""
+    i = np.int64(a)
+    while i < n:
+        lo = max(runmax, start)
+        if lo >= end:  # (not at a window's start; the per-event rules sort it out)
+            return _bin_window(ev, i, n, start, end, frame, W, H, npol, tol, maxval, runmax,
+                               counters)
+        lim = n
+        saturate = room < n - i
+        if saturate and room >= 2:  # without the test up to room, then with it
+            lim = i + room
+            saturate = False
+        k = _bin_pairs(ev, i, lim, lo, end, frame, W, H, npol, maxval, saturate)
+        if k > i:
+            counters[C_IN] += k - i
+            counters[C_BINNED] += k - i
+            room -= k - i
+            runmax = np.int64(ev[k - 1].t)
+            i = k
+        if i >= n:
+            break
+        if i == lim and lim < n:
+            continue  # (room used up: the same pairs, now with the saturation test)
+        stop = min(n, i + CAREFUL_RUN)
+        k, runmax = _bin_window(ev, i, stop, start, end, frame, W, H, npol, tol, maxval,
+                                runmax, counters)
+        room -= k - i  # (at most that many counted)
+        if k < stop:  # at or past the window's end: not consumed
+            return k, runmax
+        i = k
+    return i, runmax
+
+
+@njit(cache=True, nogil=True)
+def _bin_windows(ev, a, n, ws, we, out, k0, k1, npol, tol, maxval, runmax, zero, counters,
+                 room):
     """Events ``ev[a:n]`` into the disjoint windows ``k0..k1-1`` of ``out``, one window at
-    a time (:func:`_bin_window`); events after the last window are only counted.  With
-    ``zero`` each frame is zeroed first (a caller's ``out``).  Returns the running max."""
+    a time (:func:`_bin_window_fast`, or with ``room < 0`` :func:`_bin_window`: float
+    times); events after the last window are only counted.  With ``zero`` each frame is
+    zeroed first (a caller's ``out``); every frame starts at zero, so the fast loop may
+    take ``room`` events (see :func:`_room`) without the saturation test.  Returns the
+    running max."""
     flat = out.reshape(out.shape[0], -1)
     for k in range(k0, k1):
         if zero:
             flat[k] = 0
-        a, runmax = _bin_window(ev, a, n, ws[k], we[k], flat[k], out.shape[3], out.shape[2],
-                                npol, tol, maxval, runmax, counters)
+        if room < 0:
+            a, runmax = _bin_window(ev, a, n, ws[k], we[k], flat[k], out.shape[3],
+                                    out.shape[2], npol, tol, maxval, runmax, counters)
+        else:
+            a, runmax = _bin_window_fast(ev, a, n, ws[k], we[k], flat[k], out.shape[3],
+                                         out.shape[2], npol, tol, maxval, runmax, counters,
+                                         room)
     return _bin_time_range(ev.x, ev.y, ev.t, ev.p, a, n, ws[k1:k1], we[k1:k1], out, npol, tol,
                            maxval, runmax, counters)  # no windows left: only counts
 
@@ -202,14 +317,14 @@ def _window_starts(t, ws):
 
 @njit(cache=True, parallel=True)
 def _bin_windows_parallel(ev, ev_lo, k_lo, ws, we, out, npol, tol, maxval, runmax, zero,
-                          counters):
+                          counters, room):
     """Chunk ``c``: events ``[ev_lo[c], ev_lo[c+1])`` into windows ``[k_lo[c], k_lo[c+1])``,
     so no two threads write the same frame, and each thread first-touches
     (page-faults) the frames it writes.  Each chunk starts its running maximum
     afresh; the caller checks this equals the serial semantics."""
     for c in prange(ev_lo.shape[0] - 1):
         runmax[c] = _bin_windows(ev, ev_lo[c], ev_lo[c + 1], ws, we, out, k_lo[c], k_lo[c + 1],
-                                 npol, tol, maxval, I64_MIN, zero, counters[c])
+                                 npol, tol, maxval, I64_MIN, zero, counters[c], room)
 
 
 @njit(cache=True, parallel=True)
@@ -249,6 +364,17 @@ def _valid_mask(x, y, t, W, H, tol, counters):
     return keep, kept
 
 
+def _room(ev, maxval) -> np.int64:
+    """How many events a zeroed frame takes before a count could reach ``maxval`` (so the
+    fast loop needs no saturation test until then); -1 for float times (the fast loop
+    compares integer times)."""
+    if ev.dtype["t"].kind != "i":
+        return np.int64(-1)
+    if not np.isfinite(maxval):
+        return np.int64(1 << 62)
+    return np.int64(max(0, min(1 << 62, int(np.floor(maxval)))))
+
+
 def _bin_time(ev, ws, we, res, P, tol, maxval, nthreads, counters, zeroed=True) -> int:
     """Bin into time windows (parallel when possible); returns the final running max.
 
@@ -260,6 +386,7 @@ def _bin_time(ev, ws, we, res, P, tol, maxval, nthreads, counters, zeroed=True) 
             res.fill(0)
         return int(_bin_time_range(x, y, t, p, 0, n, ws, we, res, P, tol, maxval,
                                    np.int64(I64_MIN), counters))
+    room = _room(ev, maxval)
     nch = min(T, 4 * nthreads)  # a few chunks per thread, handed out dynamically
     if nthreads > 1 and nch > 1 and n >= 4 * nch:
         # chunks of ~n/nch events, cut at the window start nearest to c*n/nch
@@ -273,7 +400,7 @@ def _bin_time(ev, ws, we, res, P, tol, maxval, nthreads, counters, zeroed=True) 
         chunk_counters = np.zeros((len(runmax), N_COUNTERS), np.int64)
         with numba_threads(nthreads), numba.parallel_chunksize(1):
             _bin_windows_parallel(ev, ev_lo, k_lo, ws, we, res, P, tol, maxval, runmax,
-                                  not zeroed, chunk_counters)
+                                  not zeroed, chunk_counters, room)
         # Chunk c starts at an event with t >= ws[k_lo[c]] (binary search).  If all earlier
         # chunks' times stayed below that, chunk c saw what the serial run would: the
         # running max it starts from afresh is exceeded by its first event either way.
@@ -284,7 +411,7 @@ def _bin_time(ev, ws, we, res, P, tol, maxval, nthreads, counters, zeroed=True) 
         res.fill(0)  # time stepped back across a chunk border: run serially
         zeroed = True
     return int(_bin_windows(ev, 0, n, ws, we, res, 0, T, P, tol, maxval, np.int64(I64_MIN),
-                            not zeroed, counters))
+                            not zeroed, counters, room))
 
 
 def to_frames(events, sensor_size, time_window=None, event_count=None, n_time_bins=None,

@@ -52,6 +52,10 @@ def test_record_progress_line_and_duration(tmp_path):
     src = tmp_path / "src.h5"
     with EventRecorder(src, (64, 64)) as rec:
         rec.write(random_events(2, 20_000, size=(64, 64), step_max=2000))
+    # decode it once here: with a cold Numba cache the file source's thread would spend the
+    # whole 1 s compiling the decoder, and close() gives it only 5 s to stop
+    with open_recording(src) as rec:
+        assert rec.info.events == len(rec.events()) == 20_000
     progress = io.StringIO()
     res = record_source(f"file:{src}", tmp_path / "s.h5", duration_s=1.0, speed=1.0,
                         progress=progress, progress_every_s=0.0)
