@@ -104,9 +104,9 @@ def test_stepper_runs_in_a_streaming_session(shipped_program, stream_frames):
         ex.stepper().step(torch.full((1, 2, 64, 64), 0.5), None)
 
 
-def _wide_conv_program(w, ci, hw=(6, 7)):
+def _wide_conv_program(w, ci, hw=(6, 7), stride=1):
     """frame -> input codes -> LIF (every position spikes on every channel it can) -> 3x3 spike conv."""
-    from snn.backends.chip.program import Op, Program
+    from snn.backends.chip.program import Op, Program, conv_out_hw
 
     from .programs import conv, lif, profile
 
@@ -116,8 +116,9 @@ def _wide_conv_program(w, ci, hw=(6, 7)):
     ops = [Op("input", "input", "frame", "input", {"clip": 3}, {"lut": lut}),
            conv("stem", "input", "s", np.ones((ci, 1, 1, 1), np.int8), np.zeros(ci), mode="set", src_kind="graded"),
            lif("l", "s", np.ones(ci)),
-           conv("c", "l", "out", w, np.arange(co) - co // 2, pad=1, shift=np.arange(co) % 3)]
-    buffers = {"frame": (1, H, W), "input": (1, H, W), "s": (ci, H, W), "l": (ci, H, W), "out": (co, H, W)}
+           conv("c", "l", "out", w, np.arange(co) - co // 2, pad=1, stride=stride, shift=np.arange(co) % 3)]
+    buffers = {"frame": (1, H, W), "input": (1, H, W), "s": (ci, H, W), "l": (ci, H, W),
+               "out": (co,) + conv_out_hw(H, W, 3, stride, 1)}
     return Program(ops, buffers, "out", 1.0, profile(accumulator_bits=32), {"class_names": None}).validate()
 
 
@@ -218,3 +219,41 @@ def test_threaded_step_leaves_numbas_thread_count_as_it_was():
         assert numba.get_num_threads() == 1
     finally:
         numba.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("co,ci,stride,rate", [(1, 3, 1, 0.5), (33, 20, 2, 0.3), (300, 24, 1, 0.6), (520, 9, 1, 0.9)])
+def test_spike_conv_register_blocks_and_int16_rows_are_exact(threads, co, ci, stride, rate):
+    """Dense spike convs whose rows span one lane, a padded block, 8 blocks plus a remainder (300 ->
+    320 lanes: 256 in registers, then 64) and more than two register groups (520), weights at both
+    8-bit extremes, random spikes, stride 1 and 2: equal to the reference on 1 and 2 threads."""
+    rng = np.random.default_rng(co * 7 + ci)
+    w = rng.integers(-127, 128, (co, ci, 3, 3))
+    w[0, 0] = -127
+    w[-1, -1] = 127
+    prog = _wide_conv_program(w.astype(np.int8), ci, hw=(7, 9), stride=stride)
+    ex = Executor(prog, threads=threads, parallel_min=0)
+    assert ex._prep[-1]["wt"].dtype == np.int8 and ex._prep[-1]["wt"].shape[-1] == -(-co // 32) * 32
+    frames = [np.where(rng.random((2,) + prog.input_shape) < rate, 3, 0) for _ in range(2)]
+    _same(prog, frames, None, threads=threads, parallel_min=0)
+
+
+def test_kernels_are_marked_for_512_bit_vectors():
+    """wide_vectors() marks the LLVM function it is called in (and only that one) with the
+    prefer-vector-width attribute; a function that does not call it keeps LLVM's default."""
+    import numba
+
+    from snn.backends.chip.wide import PREFER_WIDTH, wide_vectors
+
+    @numba.njit
+    def marked(x):
+        wide_vectors()
+        return x + 1
+
+    @numba.njit
+    def plain(x):
+        return x + 1
+
+    assert marked(1) == plain(1) == 2
+    assert PREFER_WIDTH in "".join(marked.inspect_llvm().values())
+    assert PREFER_WIDTH not in "".join(plain.inspect_llvm().values())

@@ -15,6 +15,7 @@ import numba
 import numpy as np
 
 from . import kernels as K
+from . import spikeconv as SC
 from .stats import IDX, Stats, weight_bytes
 
 if TYPE_CHECKING:  # annotations only
@@ -24,15 +25,17 @@ if TYPE_CHECKING:  # annotations only
 _I32 = np.zeros(1, np.int32)  # dtype token of the int32 accumulator (read only)
 
 
-def _row_weights(w: np.ndarray, groups: int) -> np.ndarray:
+def _row_weights(w: np.ndarray, groups: int, lanes: int = 1) -> np.ndarray:
     """``[Co, Ci/g, k, k]`` -> ``[Ci, k, k, Co/g]``: the row a spike on input ``ci`` adds at each tap
-    (int8 where the weights fit, so a row of 64 weights is one cache line)."""
+    (int8 where the weights fit, so a row of 64 weights is one cache line); with one group, rows are
+    padded with zero weights to a multiple of ``lanes``."""
     co, cig, k, _ = w.shape
     cog = co // groups
     dt = np.int8 if int(np.abs(w.astype(np.int64)).max(initial=0)) <= 127 else np.int16
-    out = np.empty((cig * groups, k, k, cog), dt)
+    pad = -cog % lanes if groups == 1 else 0
+    out = np.zeros((cig * groups, k, k, cog + pad), dt)
     for g in range(groups):
-        out[g * cig:(g + 1) * cig] = w[g * cog:(g + 1) * cog].transpose(1, 2, 3, 0)
+        out[g * cig:(g + 1) * cig, :, :, :cog] = w[g * cog:(g + 1) * cog].transpose(1, 2, 3, 0)
     return np.ascontiguousarray(out)
 
 
@@ -77,6 +80,7 @@ class Executor:
         self.kinds = {"frame": "count"}
         bound = {"frame": 0}
         self._prep = []
+        self._offs_size, self._offs_wide = 0, False
         for op in program.ops:
             p: Dict = {}
             if op.kind == "input":
@@ -86,9 +90,10 @@ class Executor:
             elif op.kind == "conv":
                 w = op.arrays["weight"]
                 g = int(op.attrs["groups"])
-                p["wt"] = _row_weights(w, g)
-                if op.attrs["src_kind"] != "spike":  # products in int32 lanes: rows widened once, here
-                    p["wt"] = p["wt"].astype(np.int32)
+                if op.attrs["src_kind"] == "spike":
+                    p["wt"] = _row_weights(w, g, SC.LANES)
+                else:  # products in int32 lanes: rows widened once, here
+                    p["wt"] = _row_weights(w, g).astype(np.int32)
                 cig, cog = w.shape[1], w.shape[0] // g
                 p["og"] = (np.arange(cig * g, dtype=np.int64) // cig) * cog
                 sh = np.maximum(op.arrays["shift"].astype(np.int64), 0)  # a shift <= 0 leaves the sum as it is
@@ -111,6 +116,10 @@ class Executor:
                     pad = int(op.attrs["pad"])
                     p["fx"] = np.array([sum(0 <= x + pad - kx < wo for kx in range(k)) for x in range(wd)], np.int64)
                     p["cm"] = (co, ho, wd + 2 * pad + 8)
+                if p["spike"] and "dw" not in p:
+                    ci, h, wd = program.buffers[op.src]
+                    self._offs_size = max(self._offs_size, ci * h * wd)
+                    self._offs_wide |= p["wt"].size >= (1 << 31)
                 bound[op.dst] = self.acc_hi
                 self.kinds[op.dst] = "map"
             elif op.kind == "lif":
@@ -145,6 +154,8 @@ class Executor:
         for i, p in enumerate(self._prep):
             if "cm" in p:  # the depthwise convs' channel-major scratch
                 arena[f"#cm{i}"] = np.zeros(p["cm"], np.int32)
+        # the spike convs' row offsets (one per spike of the input, laid out like its address lists)
+        arena["#offs"] = np.zeros(max(self._offs_size, 1), np.int64 if self._offs_wide else np.int32)
         self._arena = {B: arena}  # one batch size at a time: memory stays bounded
         return arena
 
@@ -195,8 +206,8 @@ class Executor:
                 elif p["spike"]:
                     ci, h, w = prog.buffers[op.src]
                     args = (buf[op.src], buf[op.src + "#n"], h, w, ci, p["wt"], p["og"], s, pad, p["flush"],
-                            p["shift"], p["rnd"], p["bias"], buf[op.dst], add, acc_lo, acc_hi, p["acc"])
-                    n, n_sat = K.conv_spikes_par(*args, parts) if p["par"] else K.conv_spikes(*args)
+                            p["shift"], p["rnd"], p["bias"], buf[op.dst], add, acc_lo, acc_hi, p["acc"], buf["#offs"])
+                    n, n_sat = SC.conv_spikes_par(*args, parts) if p["par"] else SC.conv_spikes(*args)
                     cnt[i, IDX["ac"]] = n
                 else:
                     acc = p["acc"]

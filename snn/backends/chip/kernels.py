@@ -4,14 +4,12 @@ Layouts: maps ``[B, H, W, C]`` (int32); spikes of a ``C``-channel LIF buffer as 
 lists, like AER packets grouped by pixel: ``npos[b, p]`` spikes at position ``p = y * W + x``, their
 channels (increasing) in ``chan[b, p * C : p * C + npos[b, p]]``.
 
-A conv gathers, per output position, the weight rows its receptive field's spikes select (one row
-``wt[ci, ky, kx, :]`` of ``C_out / groups`` weights per (spike, tap); graded inputs: one row per
-non-zero value, times the value), sums them in a small accumulator row that stays in L1 and applies
-shift, bias, residual add and saturation once - no pass over silent inputs, no accumulator map.
-Spike rows are summed four at a time in int16 lanes, flushed into the exact int32 (or int64) row
-before ``flush`` rows could overflow int16 (``flush * max|w| <= 32767``; never, where the compiler's
-static bound ``sum |w|`` over the fan-in of every output channel fits int16), so the sums are exact:
-the results equal :mod:`~snn.backends.chip.reference` bit for bit.
+A conv gathers, per output position, the weight rows its receptive field's inputs select and sums
+them in a small accumulator row that stays in L1, then applies shift, bias, residual add and
+saturation once (:func:`_emit`) - no pass over silent inputs, no accumulator map.  Convs on spikes
+live in :mod:`~snn.backends.chip.spikeconv` (int8 rows summed in int16 vector registers); here,
+convs on graded inputs: one row ``wt[ci, ky, kx, :]`` per non-zero value, times the value, in int32
+(or int64) lanes.  The results equal :mod:`~snn.backends.chip.reference` bit for bit.
 
 A depthwise conv on spikes (stride 1, K <= 8) scatters instead: each spike adds its K reversed
 kernel rows into K contiguous columns of a channel-major scratch (one 8-lane add per kernel row).
@@ -27,7 +25,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-#: ``flush`` value meaning "the int16 row cannot overflow: never flush"
+from .wide import wide_vectors
+
+#: ``flush`` value meaning "the int16 row cannot overflow: never flush" (spike convs)
 FLUSH_NEVER = 1 << 62
 
 _JIT = dict(cache=True, nogil=True, boundscheck=False)
@@ -54,6 +54,7 @@ def _sat(x, lo, hi):
 @numba.njit(**_JIT)
 def input_codes(frame, lut, clip, out):  # pragma: no cover - jitted
     """``frame [B, C, H, W]`` counts -> ``out [B, H, W, C]`` codes; returns the clamped count."""
+    wide_vectors()
     B, C, H, W = frame.shape
     n_sat = 0
     for b in range(B):
@@ -75,6 +76,7 @@ def input_codes(frame, lut, clip, out):  # pragma: no cover - jitted
 @numba.njit(**_JIT)
 def _lif_span(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos, b, p0, p1):  # pragma: no cover
     """LIF update of positions ``[p0, p1)`` of batch row ``b``; returns ``(saturations, spikes)``."""
+    wide_vectors()
     _, H, W, C = x.shape
     xb = x[b].reshape(H * W, C)
     vb = v[b].reshape(H * W, C)
@@ -108,6 +110,7 @@ def _lif_span(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos, b, p0, 
 def lif(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos):  # pragma: no cover - jitted
     """Membranes ``v`` -> ``v_new`` for currents ``x`` (all ``[B, H, W, C]``); spikes go to the
     per-position address lists.  Returns ``(saturations, spikes)``."""
+    wide_vectors()
     B, H, W, _ = x.shape
     n_sat = 0
     n_spk = 0
@@ -121,11 +124,13 @@ def lif(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos):  # pragma: n
 @numba.njit(parallel=True, **_JIT)
 def lif_par(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos, parts):  # pragma: no cover
     """:func:`lif` with the positions of each batch row split into ``parts`` blocks, one per thread."""
+    wide_vectors()
     B, H, W, _ = x.shape
     P = H * W
     sat = np.zeros(parts, np.int64)
     spk = np.zeros(parts, np.int64)
     for part in numba.prange(parts):
+        wide_vectors()
         p0 = part * P // parts
         p1 = (part + 1) * P // parts
         for b in range(B):
@@ -140,6 +145,7 @@ def lif_par(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos, parts):  
 def _emit(tacc, tlo, dst, b, oy, ox, shift, rnd, bias, add, lo, hi):  # pragma: no cover
     """``dst[b, oy, ox] = sat((add ? dst : 0) + bias + (tacc + tlo + rnd) >> shift)``, branch-free
     (``rnd``: 0, or half a step for rounding half up); returns saturations."""
+    wide_vectors()
     out = dst[b, oy, ox]
     n_sat = 0
     for o in range(out.shape[0]):
@@ -152,94 +158,11 @@ def _emit(tacc, tlo, dst, b, oy, ox, shift, rnd, bias, add, lo, hi):  # pragma: 
 
 
 @numba.njit(**_JIT)
-def _conv_spikes_at(chan, npos, b, q0, qstep, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst, add,
-                    lo, hi, t16, tacc, idx):  # pragma: no cover - jitted
-    """Output rows ``q0, q0 + qstep, ...`` of batch row ``b`` from spikes; returns
-    ``(accumulates, saturations)``.  ``wt [Ci, K, K, cog]``; ``og[ci]``: first output of ``ci``'s group."""
-    _, Ho, Wo, Co = dst.shape
-    K = wt.shape[1]
-    KK = K * K
-    cog = wt.shape[3]
-    wt2 = wt.reshape(Ci * KK, cog)
-    cb = chan[b]
-    nb = npos[b]
-    dense = cog == Co  # one group: every row spans all outputs
-    n = 0
-    n_sat = 0
-    for oy in range(q0, Ho, qstep):  # output rows q0, q0 + qstep, ...
-        for ox in range(Wo):
-            tacc[:] = 0
-            t16[:] = 0
-            nr = 0
-            rows = 0
-            for ky in range(K):
-                iy = oy * stride - pad + ky
-                if iy < 0 or iy >= H:
-                    continue
-                for kx in range(K):
-                    ix = ox * stride - pad + kx
-                    if ix < 0 or ix >= W:
-                        continue
-                    p = iy * W + ix
-                    tap = ky * K + kx
-                    base = p * Ci
-                    if dense:
-                        for e in range(base, base + nb[p]):
-                            idx[nr] = np.int64(cb[e]) * KK + tap
-                            nr += 1
-                    elif cog == 1:  # depthwise: one weight per (spike, tap), straight into the exact row
-                        for e in range(base, base + nb[p]):
-                            ci = np.int64(cb[e])
-                            tacc[og[ci]] += wt2[ci * KK + tap, 0]
-                        n += nb[p]
-                    else:  # grouped: each row adds into its group's slice
-                        for e in range(base, base + nb[p]):
-                            ci = np.int64(cb[e])
-                            o0 = og[ci]
-                            t = t16[o0:o0 + cog]
-                            w = wt2[ci * KK + tap]
-                            for j in range(cog):
-                                t[j] += w[j]
-                            rows += 1
-                            n += cog
-                            if rows == flush:
-                                for j in range(Co):
-                                    tacc[j] += t16[j]
-                                    t16[j] = 0
-                                rows = 0
-            if dense:
-                n += nr * cog
-                r0 = 0
-                while r0 < nr:
-                    r1 = min(nr, r0 + flush)
-                    r = r0
-                    while r + 4 <= r1:
-                        a0 = wt2[idx[r]]
-                        a1 = wt2[idx[r + 1]]
-                        a2 = wt2[idx[r + 2]]
-                        a3 = wt2[idx[r + 3]]
-                        for j in range(Co):
-                            t16[j] += (a0[j] + a1[j]) + (a2[j] + a3[j])
-                        r += 4
-                    while r < r1:
-                        a0 = wt2[idx[r]]
-                        for j in range(Co):
-                            t16[j] += a0[j]
-                        r += 1
-                    if r1 < nr:
-                        for j in range(Co):
-                            tacc[j] += t16[j]
-                            t16[j] = 0
-                    r0 = r1
-            n_sat += _emit(tacc, t16, dst, b, oy, ox, shift, rnd, bias, add, lo, hi)
-    return n, n_sat
-
-
-@numba.njit(**_JIT)
 def _conv_graded_at(src, b, q0, qstep, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi,
                     tacc, tzero, idx, val):  # pragma: no cover - jitted
     """Output rows ``q0, q0 + qstep, ...`` of batch row ``b`` from a graded map ``src``: every
     non-zero value multiplies its rows.  Returns ``(multiply-accumulates, saturations)``."""
+    wide_vectors()
     _, H, W, Ci = src.shape
     _, Ho, Wo, Co = dst.shape
     K = wt.shape[1]
@@ -301,46 +224,9 @@ def _conv_graded_at(src, b, q0, qstep, wt, og, stride, pad, shift, rnd, bias, ds
 
 
 @numba.njit(**_JIT)
-def conv_spikes(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst, add, lo, hi,
-                acc_proto):  # pragma: no cover - jitted
-    """A conv on spikes into ``dst [B, Ho, Wo, Co]`` (set or residual add), on the calling thread;
-    ``acc_proto``: a 1-element array of the exact accumulator's dtype.  Returns ``(accumulates, saturations)``."""
-    B, Ho, Wo, Co = dst.shape
-    t16 = np.zeros(Co, np.int16)
-    tacc = np.zeros(Co, acc_proto.dtype)
-    idx = np.empty(Ci * wt.shape[1] * wt.shape[2], np.int64)
-    n = 0
-    n_sat = 0
-    for b in range(B):
-        a, s = _conv_spikes_at(chan, npos, b, 0, 1, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst,
-                               add, lo, hi, t16, tacc, idx)
-        n += a
-        n_sat += s
-    return n, n_sat
-
-
-@numba.njit(parallel=True, **_JIT)
-def conv_spikes_par(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst, add, lo, hi,
-                    acc_proto, parts):  # pragma: no cover - jitted
-    """:func:`conv_spikes` with the output rows interleaved over ``parts`` threads."""
-    B, Ho, Wo, Co = dst.shape
-    ns = np.zeros(parts, np.int64)
-    sats = np.zeros(parts, np.int64)
-    for part in numba.prange(parts):
-        t16 = np.zeros(Co, np.int16)
-        tacc = np.zeros(Co, acc_proto.dtype)
-        idx = np.empty(Ci * wt.shape[1] * wt.shape[2], np.int64)
-        for b in range(B):
-            a, s = _conv_spikes_at(chan, npos, b, part, parts, H, W, Ci, wt, og, stride, pad, flush, shift, rnd,
-                                   bias, dst, add, lo, hi, t16, tacc, idx)
-            ns[part] += a
-            sats[part] += s
-    return ns.sum(), sats.sum()
-
-
-@numba.njit(**_JIT)
 def conv_graded(src, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi, acc_proto):  # pragma: no cover
     """A conv on a graded map ``src [B, H, W, Ci]`` (zeros skipped) into ``dst``; returns ``(MACs, saturations)``."""
+    wide_vectors()
     B, Ho, Wo, Co = dst.shape
     Ci = src.shape[3]
     tacc = np.zeros(Co, acc_proto.dtype)
@@ -362,12 +248,14 @@ def conv_graded(src, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi, ac
 def conv_graded_par(src, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi, acc_proto,
                     parts):  # pragma: no cover - jitted
     """:func:`conv_graded` with the output rows interleaved over ``parts`` threads."""
+    wide_vectors()
     B, Ho, Wo, Co = dst.shape
     Ci = src.shape[3]
     nmax = Ci * wt.shape[1] * wt.shape[2]
     ns = np.zeros(parts, np.int64)
     sats = np.zeros(parts, np.int64)
     for part in numba.prange(parts):
+        wide_vectors()
         tacc = np.zeros(Co, acc_proto.dtype)
         tzero = np.zeros(Co, np.int16)
         idx = np.empty(nmax, np.int64)
@@ -387,6 +275,7 @@ def _dw_span(chan, npos, b, H, W, C, wr, pad, fx, c0, c1, shift, rnd, bias, dst,
     spike adds its K reversed taps ``wr[c, ky, :8]`` into K contiguous columns of a channel-major
     scratch ``cm [C, Ho, W + 2 pad + 8]`` (one 8-lane add per kernel row), then the outputs are
     finished from it.  Returns ``(accumulates, saturations)``."""
+    wide_vectors()
     _, Ho, Wo, _ = dst.shape
     K = wr.shape[1]
     cb = chan[b]
@@ -426,6 +315,7 @@ def _dw_span(chan, npos, b, H, W, C, wr, pad, fx, c0, c1, shift, rnd, bias, dst,
 @numba.njit(**_JIT)
 def conv_dw(chan, npos, H, W, C, wr, pad, fx, shift, rnd, bias, dst, add, lo, hi, cm):  # pragma: no cover
     """Depthwise spike conv into ``dst`` on the calling thread; returns ``(accumulates, saturations)``."""
+    wide_vectors()
     n = 0
     n_sat = 0
     for b in range(dst.shape[0]):
@@ -438,9 +328,11 @@ def conv_dw(chan, npos, H, W, C, wr, pad, fx, shift, rnd, bias, dst, add, lo, hi
 @numba.njit(parallel=True, **_JIT)
 def conv_dw_par(chan, npos, H, W, C, wr, pad, fx, shift, rnd, bias, dst, add, lo, hi, cm, parts):  # pragma: no cover
     """:func:`conv_dw` with the channels split into ``parts`` blocks, one per thread."""
+    wide_vectors()
     ns = np.zeros(parts, np.int64)
     sats = np.zeros(parts, np.int64)
     for part in numba.prange(parts):
+        wide_vectors()
         c0 = part * C // parts
         c1 = (part + 1) * C // parts
         for b in range(dst.shape[0]):
@@ -456,6 +348,7 @@ def attention(chan, npos, N, C, heads, y, lo, hi):  # pragma: no cover - jitted
     """SDSA-3 from the Q/K/V spike lists (``3C`` channels per token, increasing: q, then k, then v):
     ``M = K^T V`` per head by +1 per (k, v) spike pair of a token, then ``y[token] += M[i]`` per q
     spike ``i``.  ``y [B, N, C]`` is overwritten.  Returns ``(increments, row adds, saturations)``."""
+    wide_vectors()
     B = npos.shape[0]
     d = C // heads
     C3 = 3 * C
@@ -511,6 +404,7 @@ def attention(chan, npos, N, C, heads, y, lo, hi):  # pragma: no cover - jitted
 @numba.njit(**_JIT)
 def absmax(x):  # pragma: no cover - jitted
     """``max |x|`` over a map (the graded input's dynamic bound: it picks the accumulator width)."""
+    wide_vectors()
     m = np.int64(0)
     for v in x.reshape(-1):
         m = max(m, abs(np.int64(v)))
@@ -520,6 +414,7 @@ def absmax(x):  # pragma: no cover - jitted
 @numba.njit(**_JIT)
 def pool(x, shift, half_up, lo, hi, out):  # pragma: no cover - jitted
     """``out[b, c] = sat(sum over positions of x[b, :, :, c] >> shift)``; returns saturations."""
+    wide_vectors()
     B, H, W, C = x.shape
     n_sat = 0
     for b in range(B):

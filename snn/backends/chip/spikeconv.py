@@ -1,0 +1,248 @@
+"""The executor's convs on spikes (the accumulate path): weight rows gathered per output position.
+
+A conv gathers, per output position, the weight rows its receptive field's spikes select (one row
+``wt[ci, ky, kx, :]`` of ``C_out / groups`` weights per (spike, tap)), sums them and applies shift,
+bias, residual add and saturation once (:func:`~snn.backends.chip.kernels._emit`) - no pass over
+silent inputs, no accumulator map.
+
+With one group (every conv of the model but the depthwise ones), rows are padded with zero weights
+to a multiple of :data:`LANES` and summed by :func:`_rows_add`: an LLVM loop over the rows that keeps
+up to 8 blocks of 32 int16 sums - 256 outputs - in vector registers while it reads the rows' int8
+weights (sign-extended, one 512-bit add per block and row), and writes them back once.  The int16
+sums are flushed into the exact int32 (or int64) row before ``flush`` rows could overflow them
+(``flush * max|w| <= 32767``; never, where the compiler's static bound ``sum |w|`` over the fan-in
+of every output channel fits int16), so they are exact: results equal
+:mod:`~snn.backends.chip.reference` bit for bit.
+
+Numba caches a kernel with the code of what it calls: the LLVM loops live here, beside their only
+callers, so that editing them invalidates the cached kernels.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+from .kernels import _JIT, _emit
+from .wide import wide_vectors
+
+#: int16 lanes of one 512-bit vector: a dense spike conv's rows are padded to a multiple of this
+LANES = 32
+#: blocks of LANES sums that one pass over the rows keeps in registers
+BLOCKS = 8
+
+
+def _make_rows_add(nb: int):
+    """An intrinsic ``rows_add(t16, w, off, r0, r1, j0, jw)``: for ``j`` in ``[0, nb * LANES)``,
+    ``t16[j0 + j] += sum(w[off[r] + jw + j] for r in range(r0, r1))`` (int8 or int16 rows, int16 sums)."""
+
+    @intrinsic
+    def rows_add(typingctx, t16, w, off, r0, r1, j0, jw):
+        sig = types.void(t16, w, off, types.int64, types.int64, types.int64, types.int64)
+
+        def codegen(context, builder, signature, args):
+            t_arr, w_arr, o_arr, r0v, r1v, j0v, jwv = args
+            tp = context.make_array(signature.args[0])(context, builder, t_arr).data
+            wp = context.make_array(signature.args[1])(context, builder, w_arr).data
+            op = context.make_array(signature.args[2])(context, builder, o_arr).data
+            i64 = ir.IntType(64)
+            v16 = ir.VectorType(ir.IntType(16), LANES)
+            bits = signature.args[1].dtype.bitwidth  # int8 rows (int16 where a weight is -128)
+            vw = ir.VectorType(ir.IntType(bits), LANES)
+            at = [builder.bitcast(builder.gep(tp, [builder.add(j0v, i64(k * LANES))], inbounds=True),
+                                  v16.as_pointer()) for k in range(nb)]
+            acc0 = [builder.load(a, align=2) for a in at]
+            entry = builder.block
+            loop = builder.append_basic_block("rows.loop")
+            done = builder.append_basic_block("rows.done")
+            builder.cbranch(builder.icmp_signed("<", r0v, r1v), loop, done)
+            builder.position_at_end(loop)
+            r = builder.phi(i64)
+            acc = [builder.phi(v16) for _ in range(nb)]
+            o = builder.load(builder.gep(op, [r], inbounds=True))
+            if signature.args[2].dtype.bitwidth < 64:
+                o = builder.sext(o, i64)
+            base = builder.add(o, jwv)
+            new = []
+            for k in range(nb):
+                wv = builder.load(builder.bitcast(builder.gep(wp, [builder.add(base, i64(k * LANES))], inbounds=True),
+                                                  vw.as_pointer()), align=1)
+                new.append(builder.add(acc[k], builder.sext(wv, v16) if bits < 16 else wv))
+            rn = builder.add(r, i64(1))
+            builder.cbranch(builder.icmp_signed("<", rn, r1v), loop, done)
+            r.add_incoming(r0v, entry)
+            r.add_incoming(rn, loop)
+            for k in range(nb):
+                acc[k].add_incoming(acc0[k], entry)
+                acc[k].add_incoming(new[k], loop)
+            builder.position_at_end(done)
+            fin = [builder.phi(v16) for _ in range(nb)]  # phis first: LLVM wants them at the top
+            for k in range(nb):
+                fin[k].add_incoming(acc0[k], entry)
+                fin[k].add_incoming(new[k], loop)
+            for k in range(nb):
+                builder.store(fin[k], at[k], align=2)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return rows_add
+
+
+_rows1, _rows2, _rows3, _rows4, _rows5, _rows6, _rows7, _rows8 = (_make_rows_add(k) for k in range(1, BLOCKS + 1))
+
+
+@numba.njit(inline="always", **_JIT)  # inlined: a call would cost more than a tap's rows (array refcounts)
+def _rows_add(t16, w, off, r0, r1, cog, tap):  # pragma: no cover - jitted
+    """``t16[:cog] += sum of the rows w[o:o + cog]``, ``o = off[r] + tap`` for ``r`` in ``[r0, r1)``;
+    ``cog`` a multiple of LANES, up to BLOCKS blocks of sums in registers per pass over the rows."""
+    j0 = 0
+    while j0 + BLOCKS * LANES <= cog:
+        _rows8(t16, w, off, r0, r1, j0, tap + j0)
+        j0 += BLOCKS * LANES
+    k = (cog - j0) // LANES
+    jw = tap + j0
+    if k == 1:
+        _rows1(t16, w, off, r0, r1, j0, jw)
+    elif k == 2:
+        _rows2(t16, w, off, r0, r1, j0, jw)
+    elif k == 3:
+        _rows3(t16, w, off, r0, r1, j0, jw)
+    elif k == 4:
+        _rows4(t16, w, off, r0, r1, j0, jw)
+    elif k == 5:
+        _rows5(t16, w, off, r0, r1, j0, jw)
+    elif k == 6:
+        _rows6(t16, w, off, r0, r1, j0, jw)
+    elif k == 7:
+        _rows7(t16, w, off, r0, r1, j0, jw)
+
+
+@numba.njit(**_JIT)
+def _row_offsets(chan, npos, b, Ci, step, offs):  # pragma: no cover - jitted
+    """``offs[e] = chan[b, e] * step`` for the spikes of batch row ``b``: where each spike's rows start
+    in the flat weights (``step = K * K * cog``; tap ``t`` adds ``t * cog``)."""
+    cb = chan[b]
+    nb = npos[b]
+    for p in range(nb.shape[0]):
+        for e in range(p * Ci, p * Ci + nb[p]):
+            offs[e] = np.int64(cb[e]) * step
+
+
+@numba.njit(**_JIT)
+def _conv_spikes_at(chan, npos, b, q0, qstep, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst, add,
+                    lo, hi, t16, tacc, offs):  # pragma: no cover - jitted
+    """Output rows ``q0, q0 + qstep, ...`` of batch row ``b`` from spikes; returns
+    ``(accumulates, saturations)``.  ``wt [Ci, K, K, cog]``; ``og[ci]``: first output of ``ci``'s group;
+    ``offs``: the spikes' row offsets (:func:`_row_offsets`; one group only)."""
+    wide_vectors()
+    _, Ho, Wo, Co = dst.shape
+    K = wt.shape[1]
+    KK = K * K
+    cog = wt.shape[3]
+    wt2 = wt.reshape(Ci * KK, cog)
+    wf = wt.reshape(-1)
+    cb = chan[b]
+    nb = npos[b]
+    dense = cog >= Co  # one group: every row spans all outputs (padded with zero weights to LANES)
+    n = 0
+    n_sat = 0
+    for oy in range(q0, Ho, qstep):  # output rows q0, q0 + qstep, ...
+        for ox in range(Wo):
+            tacc[:] = 0
+            t16[:] = 0
+            rows = 0
+            for ky in range(K):
+                iy = oy * stride - pad + ky
+                if iy < 0 or iy >= H:
+                    continue
+                for kx in range(K):
+                    ix = ox * stride - pad + kx
+                    if ix < 0 or ix >= W:
+                        continue
+                    p = iy * W + ix
+                    tap = ky * K + kx
+                    base = p * Ci
+                    if dense:  # this tap's rows of the spikes at p, summed in registers
+                        e0 = base
+                        e1 = base + nb[p]
+                        n += (e1 - e0) * Co
+                        while e0 < e1:
+                            e = min(e1, e0 + (flush - rows))
+                            _rows_add(t16, wf, offs, e0, e, cog, tap * cog)
+                            rows += e - e0
+                            if rows == flush:
+                                for j in range(cog):
+                                    tacc[j] += t16[j]
+                                    t16[j] = 0
+                                rows = 0
+                            e0 = e
+                    elif cog == 1:  # depthwise: one weight per (spike, tap), straight into the exact row
+                        for e in range(base, base + nb[p]):
+                            ci = np.int64(cb[e])
+                            tacc[og[ci]] += wt2[ci * KK + tap, 0]
+                        n += nb[p]
+                    else:  # grouped: each row adds into its group's slice
+                        for e in range(base, base + nb[p]):
+                            ci = np.int64(cb[e])
+                            o0 = og[ci]
+                            t = t16[o0:o0 + cog]
+                            w = wt2[ci * KK + tap]
+                            for j in range(cog):
+                                t[j] += w[j]
+                            rows += 1
+                            n += cog
+                            if rows == flush:
+                                for j in range(Co):
+                                    tacc[j] += t16[j]
+                                    t16[j] = 0
+                                rows = 0
+            n_sat += _emit(tacc, t16, dst, b, oy, ox, shift, rnd, bias, add, lo, hi)
+    return n, n_sat
+
+
+@numba.njit(**_JIT)
+def conv_spikes(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst, add, lo, hi,
+                acc_proto, offs):  # pragma: no cover - jitted
+    """A conv on spikes into ``dst [B, Ho, Wo, Co]`` (set or residual add), on the calling thread;
+    ``acc_proto``: a 1-element array of the exact accumulator's dtype; ``offs``: scratch of
+    ``H * W * Ci`` row offsets.  Returns ``(accumulates, saturations)``."""
+    wide_vectors()
+    B, Ho, Wo, Co = dst.shape
+    t16 = np.zeros(max(Co, wt.shape[3]), np.int16)
+    tacc = np.zeros(max(Co, wt.shape[3]), acc_proto.dtype)
+    step = wt.shape[1] * wt.shape[2] * wt.shape[3]
+    n = 0
+    n_sat = 0
+    for b in range(B):
+        _row_offsets(chan, npos, b, Ci, step, offs)
+        a, s = _conv_spikes_at(chan, npos, b, 0, 1, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst,
+                               add, lo, hi, t16, tacc, offs)
+        n += a
+        n_sat += s
+    return n, n_sat
+
+
+@numba.njit(parallel=True, **_JIT)
+def conv_spikes_par(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst, add, lo, hi,
+                    acc_proto, offs, parts):  # pragma: no cover - jitted
+    """:func:`conv_spikes` with the output rows interleaved over ``parts`` threads."""
+    wide_vectors()
+    B, Ho, Wo, Co = dst.shape
+    step = wt.shape[1] * wt.shape[2] * wt.shape[3]
+    ns = np.zeros(parts, np.int64)
+    sats = np.zeros(parts, np.int64)
+    for b in range(B):
+        _row_offsets(chan, npos, b, Ci, step, offs)
+        for part in numba.prange(parts):
+            wide_vectors()
+            t16 = np.zeros(max(Co, wt.shape[3]), np.int16)
+            tacc = np.zeros(max(Co, wt.shape[3]), acc_proto.dtype)
+            a, s = _conv_spikes_at(chan, npos, b, part, parts, H, W, Ci, wt, og, stride, pad, flush, shift, rnd,
+                                   bias, dst, add, lo, hi, t16, tacc, offs)
+            ns[part] += a
+            sats[part] += s
+    return ns.sum(), sats.sum()
