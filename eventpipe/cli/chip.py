@@ -103,11 +103,13 @@ def _clips(program, n: int, seed: int, split: str):
     T = int(program.meta.get("T") or 8)
     clips = count_clips(n, seed=seed, split=split, sensor_size=_sensor_for(program),
                         input_size=tuple(program.meta["input_size"]), T=T,
-                        clip=int(program.meta["encoding"]["clip"]))
+                        clip=int(program.meta["encoding"]["clip"]),
+                        channels=program.meta.get("channels", "polarity"))
     return clips.transpose(1, 0, 2, 3, 4)  # [T, N, C, H, W]
 
 
 def _compile(args, out) -> int:
+    import snn
     import snn.chip
     from eventpipe.errors import reading_checkpoint
     from eventpipe.runtime.model_loader import resolve_checkpoint
@@ -119,9 +121,12 @@ def _compile(args, out) -> int:
         raise FileNotFoundError(f"no such checkpoint: {ckpt}")
     with reading_checkpoint(ckpt):
         prog = snn.chip.compile(ckpt, profile=args.profile)
+        channels = (snn.load_checkpoint(ckpt)[1].get("recipe") or {}).get("channels", "polarity")
+        prog.meta["channels"] = channels   # the calibration clips are made as the model was trained
         if args.calibration:
             prog = snn.chip.compile(ckpt, profile=args.profile,
                                     calibration=[_clips(prog, args.calibration, args.seed, "train")])
+            prog.meta["channels"] = channels
     prog.save(args.output)
     rep = prog.report()
     out.write(f"wrote {args.output}: {len(prog.ops)} ops, {sum(r['params'] for r in rep.layers)} parameters "

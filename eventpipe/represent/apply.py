@@ -99,12 +99,12 @@ def _bin(recipe: InputRecipe, ev: np.ndarray, size, t0: int, n: int, merged: boo
     W, H = size
     b = recipe.bins_per_window
     P = 1 if merged else 2
-    out = np.zeros((n * b, P, H, W), counts_dtype(recipe))
+    out = np.zeros((recipe.slices(n), P, H, W), counts_dtype(recipe))
     if n == 0 or len(ev) == 0:
         return out
     if b == 2:
         fr = to_frames(ev, (W, H), time_window=recipe.bin_us, start_time=t0,
-                       end_time=t0 + n * recipe.window_us, polarities=P,
+                       end_time=t0 + recipe.slices(n) * recipe.bin_us, polarities=P,
                        clip=recipe.count_ceiling, dtype=np.int16)
     else:
         fr = to_frames(ev, (W, H), time_window=recipe.window_us,
@@ -117,9 +117,9 @@ def _bin(recipe: InputRecipe, ev: np.ndarray, size, t0: int, n: int, merged: boo
 
 def sensor_counts(recipe: InputRecipe, events, sensor_size, *, t0: int | None = None,
                   n_windows: int | None = None) -> np.ndarray:
-    """Per-polarity counts at sensor resolution ``(n * b, 2, Hs, Ws)`` of the recipe's
-    slices (what :func:`model_counts` accepts as counts; e.g. a training cache), saturated
-    at ``clip_count``.  Windows as in :func:`model_counts`."""
+    """Per-polarity counts at sensor resolution ``(recipe.slices(n), 2, Hs, Ws)`` of the
+    recipe's slices (what :func:`model_counts` accepts as counts; e.g. a training cache),
+    saturated at ``clip_count``.  Windows as in :func:`model_counts`."""
     ev = as_events(events)
     t0, n = _windows(recipe, ev, t0, n_windows)
     size = tuple(int(v) for v in sensor_size[:2])
@@ -133,9 +133,10 @@ def model_counts(recipe: InputRecipe, data, sensor_size, *, t0: int | None = Non
     * events (a structured array with x, y, t, p): windows ``[t0 + k*stride,
       t0 + k*stride + window_us)``, ``k < n_windows`` (``t0`` defaults to the first
       event's time, ``n_windows`` to the complete windows the events span);
-    * per-polarity counts at sensor resolution ``(..., n * b, 2, Hs, Ws)``, ``b`` =
-      :attr:`InputRecipe.bins_per_window` slices per window (:func:`sensor_counts`;
-      each pixel saturated at ``clip_count`` or above); leading axes are a batch."""
+    * per-polarity counts at sensor resolution ``(..., s, 2, Hs, Ws)`` of ``s`` consecutive
+      slices (:meth:`InputRecipe.slices`: ``n`` windows, ``2n`` half windows for ``halves``,
+      ``n + 1`` at a half-window stride; :func:`sensor_counts`; each pixel saturated at
+      ``clip_count`` or above); leading axes are a batch."""
     smap = spatial_map(recipe, sensor_size)
     W, H = smap.out_size
     ceiling = recipe.count_ceiling
@@ -144,11 +145,17 @@ def model_counts(recipe: InputRecipe, data, sensor_size, *, t0: int | None = Non
         ev = as_events(data)
         t0, n = _windows(recipe, ev, t0, n_windows)
         fr = _bin(recipe, smap.apply(ev).events, (W, H), t0, n, merged=b == 2)
+        if recipe.overlapping_halves:
+            fr = _pair_overlapping(fr[:, 0])
         return fr.reshape(n, 2, H, W)
     counts = np.asarray(data)
     if counts.ndim < 4 or counts.shape[-3] != 2:
         raise ValueError(f"expected per-polarity counts (..., bins, 2, H, W), got shape {counts.shape}")
     nb = counts.shape[-4]
+    if recipe.overlapping_halves:
+        merged = counts.astype(np.int32).sum(-3)                    # (..., nb, Hs, Ws)
+        mc = _pair_overlapping(map_frames(smap, merged).reshape(counts.shape[:-4] + (nb, H, W)))
+        return np.minimum(mc, ceiling).astype(counts_dtype(recipe))
     if nb % b:
         raise ValueError(f"channels='halves' needs an even number of half-window bins, got {nb}")
     if b == 2:
@@ -157,6 +164,14 @@ def model_counts(recipe: InputRecipe, data, sensor_size, *, t0: int | None = Non
     else:
         mc = map_frames(smap, counts)
     return np.minimum(mc, ceiling).astype(counts_dtype(recipe))
+
+
+def _pair_overlapping(halves: np.ndarray) -> np.ndarray:
+    """Half-window counts ``(..., n + 1, H, W)`` -> windows ``(..., n, 2, H, W)``: window
+    ``k`` = (half ``k``, half ``k + 1``) (``halves`` at a stride of half a window)."""
+    if halves.shape[-3] < 2:
+        return np.zeros(halves.shape[:-3] + (0, 2) + halves.shape[-2:], halves.dtype)
+    return np.stack([halves[..., :-1, :, :], halves[..., 1:, :, :]], axis=-3)
 
 
 def normalise(recipe: InputRecipe, counts, scale: float = 1.0) -> torch.Tensor:

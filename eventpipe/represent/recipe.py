@@ -110,8 +110,8 @@ class InputRecipe:
     runtime then needs ``[input] size``).  ``window_us`` / ``stride_us``: each step sees
     the events of ``[t, t + window_us)``, ``t`` advancing by ``stride_us`` (None = the
     window: no overlap).  ``channels``: ``polarity`` = (OFF, ON) counts of the window;
-    ``halves`` = ON+OFF counts of its first and second half (needs an even window and
-    no overlap).  ``policy`` / ``roi`` / ``flip_x`` / ``flip_y``: the sensor -> model
+    ``halves`` = ON+OFF counts of its first and second half (needs an even window and a
+    stride of the window or of half of it: :attr:`overlapping_halves`).  ``policy`` / ``roi`` / ``flip_x`` / ``flip_y``: the sensor -> model
     map of :class:`eventpipe.kernels.SpatialMap` (one integer pooling factor ``f``; pad:
     the pooled sensor fits inside, zero border; crop: it covers, centre-cropped).
     ``clip_count``: pooled counts saturate here (None: 32767).  ``pooling``: ``sum`` =
@@ -154,9 +154,10 @@ class InputRecipe:
         if self.channels == "halves":
             if self.window_us % 2:
                 raise RecipeError("window_us", f"channels='halves' needs an even window, got {self.window_us}")
-            if self.stride_us not in (None, self.window_us):
+            if self.stride_us not in (None, self.window_us, self.window_us // 2):
                 raise RecipeError("stride_us", f"channels='halves' needs stride_us == window_us "
-                                               f"({self.window_us}), got {self.stride_us}")
+                                               f"({self.window_us}) or half of it "
+                                               f"({self.window_us // 2}), got {self.stride_us}")
 
     # -- derived ---------------------------------------------------------------------
     @property
@@ -168,6 +169,28 @@ class InputRecipe:
     def bins_per_window(self) -> int:
         """Binned slices per model window: 2 for ``halves`` (the half windows), else 1."""
         return 2 if self.channels == "halves" else 1
+
+    @property
+    def overlapping_halves(self) -> bool:
+        """``halves`` with a stride of half a window: window ``k`` pairs half windows
+        ``k`` and ``k + 1`` (each half is the second half of one window and the first half
+        of the next)."""
+        return self.channels == "halves" and self.stride == self.window_us // 2
+
+    def slices(self, n_windows: int) -> int:
+        """Binned slices that ``n_windows`` consecutive windows need (``n`` for polarity,
+        ``2n`` for ``halves``, ``n + 1`` for overlapping halves)."""
+        n = int(n_windows)
+        if self.overlapping_halves:
+            return n + 1 if n > 0 else 0
+        return n * self.bins_per_window
+
+    def windows_of(self, n_slices: int) -> int:
+        """Complete windows in ``n_slices`` consecutive binned slices (inverse of :meth:`slices`)."""
+        n = int(n_slices)
+        if self.overlapping_halves:
+            return max(0, n - 1)
+        return n // self.bins_per_window
 
     @property
     def bin_us(self) -> int:

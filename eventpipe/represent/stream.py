@@ -3,7 +3,8 @@
 :class:`StreamingInput` maps each packet's events with the recipe's geometry and bins
 them with a :class:`~eventpipe.kernels.StreamingBinner` at model resolution (windows
 close on event time, or on ``poll()`` after ``timeout_s`` of wall-clock silence);
-``channels="halves"`` bins half windows of merged polarity and pairs them.  For any
+``channels="halves"`` bins half windows of merged polarity and pairs them (each half with
+the next one at a stride of half a window).  For any
 split of a recording into packets, the counts it closes equal :func:`model_counts` of
 the whole recording from its first event; :func:`normalise` turns them into the input
 (``StreamingInput.scale`` is the count scale).
@@ -37,6 +38,7 @@ class StreamingInput:
         self.map = spatial_map(recipe, sensor_size)
         self.scale = count_scale(recipe, self.map)
         self.halves = recipe.channels == "halves"
+        self.overlap = recipe.overlapping_halves  # window k = half windows k and k + 1
         # halves: bin half windows of merged polarity, no overlap, and pair them
         self.bin_stride = recipe.bin_us if self.halves else recipe.stride
         self.binner = StreamingBinner(self.map.out_size, recipe.bin_us,
@@ -47,6 +49,7 @@ class StreamingInput:
                                       max_frames=max_frames)
         self.window_us = int(recipe.window_us)
         self._half: tuple[int, np.ndarray] | None = None  # a first half awaiting its pair
+        self._half_alone = True  # overlap: the held half has not been in a window yet
         self._pending = False  # events in the open window (a flush or poll has something to say)
         self.out_of_bounds = 0
         self._tmax: int | None = None  # newest event time of the packet being binned
@@ -110,6 +113,8 @@ class StreamingInput:
         return np.zeros((0, 2, H, W), np.int16), []
 
     def _pad_half(self) -> tuple[np.ndarray, list[int]]:
+        if self.overlap and not self._half_alone:  # it already closed a window as its second half
+            self._half = None
         if self._half is None:
             return self._none()
         end, half = self._half
@@ -132,6 +137,8 @@ class StreamingInput:
     def _pair_halves(self, frames: np.ndarray, ends: list[int]):
         """Half-window counts ``(n, 1, H, W)`` -> window counts ``(m, 2, H, W)``."""
         halves = list(zip(ends, frames))
+        if self.overlap:
+            return self._pair_overlapping(halves)
         if self._half is not None:
             halves.insert(0, self._half)
             self._half = None
@@ -143,3 +150,15 @@ class StreamingInput:
         pairs = np.stack([np.concatenate([halves[i][1], halves[i + 1][1]])
                           for i in range(0, len(halves), 2)])
         return pairs, [halves[i + 1][0] for i in range(0, len(halves), 2)]
+
+    def _pair_overlapping(self, halves: list):
+        """Overlapping halves: each new half closes the window (previous half, it)."""
+        if self._half is not None:
+            halves.insert(0, self._half)
+        self._half = (halves[-1][0], halves[-1][1].copy())
+        self._half_alone = len(halves) < 2
+        if len(halves) < 2:
+            return self._none()
+        pairs = np.stack([np.concatenate([halves[i][1], halves[i + 1][1]])
+                          for i in range(len(halves) - 1)])
+        return pairs, [halves[i + 1][0] for i in range(len(halves) - 1)]

@@ -42,7 +42,8 @@ def use_chip(loaded, recipe, sensor_size, profile: str = "generic", calibration_
         raise ConfigError(f"--backend chip: {e}") from None
     if calibration_clips:
         cal = count_clips(calibration_clips, seed=0, split="train", sensor_size=(W * f, H * f), input_size=(W, H),
-                          T=T, window_us=recipe.window_us, clip=clip).transpose(1, 0, 2, 3, 4)
+                          T=T, window_us=recipe.window_us, clip=clip,
+                          channels=recipe.channels).transpose(1, 0, 2, 3, 4)
         prog = snn.chip.compile(model, profile=profile, input_size=(W, H), encoding=encoding, calibration=[cal])
     prog.meta["class_names"] = list(loaded.class_names)
     loaded.model = snn.chip.Executor(prog).stepper()

@@ -15,17 +15,18 @@ from eventpipe.synthetic import CLASS_NAMES, SyntheticStream, clip_seed, make_cl
 
 
 def counts_recipe(input_size=(64, 64), window_us: int = 100_000, stride_us: int | None = None,
-                  clip: int = 255) -> InputRecipe:
-    """Mean pooling (the count scale lives in the program), counts out, ``clip`` saturation."""
+                  clip: int = 255, channels: str = "polarity") -> InputRecipe:
+    """Mean pooling (the count scale lives in the program), counts out, ``clip`` saturation;
+    ``channels`` as the checkpoint's recipe (``polarity`` or ``halves``)."""
     return InputRecipe(size=tuple(input_size), window_us=int(window_us), stride_us=stride_us, clip_count=int(clip),
-                       pooling="mean", normalisation="counts")
+                       pooling="mean", normalisation="counts", channels=channels)
 
 
 def count_clips(n: int, *, seed: int = 0, split: str = "test", sensor_size=(128, 128), input_size=(64, 64),
                 T: int = 8, window_us: int = 100_000, clip: int = 255, duration_us: int = 1_000_000,
-                progress: bool = False) -> np.ndarray:
+                progress: bool = False, channels: str = "polarity") -> np.ndarray:
     """``n`` clips (class ``i % 12``) as integer counts ``[n, T, 2, H, W]`` at ``input_size`` (W, H)."""
-    recipe = counts_recipe(input_size, window_us, None, clip)
+    recipe = counts_recipe(input_size, window_us, None, clip, channels)
     W, H = recipe.size
     it = range(n)
     if progress:
@@ -45,10 +46,10 @@ def count_clips(n: int, *, seed: int = 0, split: str = "test", sensor_size=(128,
 
 
 def count_stream(seed: int, *, seconds: float = 6.0, sensor_size=(128, 128), input_size=(64, 64),
-                 window_us: int = 100_000, stride_us: int = 50_000, clip: int = 255):
+                 window_us: int = 100_000, stride_us: int = 50_000, clip: int = 255, channels: str = "polarity"):
     """The runtime's count frames ``[N, 2, H, W]`` of one synthetic stream, and the truth of each
     (the action of the newest packet begun before the window's end; -1: none)."""
-    recipe = counts_recipe(input_size, window_us, stride_us, clip)
+    recipe = counts_recipe(input_size, window_us, stride_us, clip, channels)
     stream = SyntheticStream(seed=int(seed), sensor_size=tuple(sensor_size), duration_s=float(seconds))
     windows = StreamingInput(recipe, tuple(sensor_size))
     frames, ends, starts, tags = [], [], [], []

@@ -121,8 +121,8 @@ class SyntheticFrames(Dataset):
             self.labels = z["labels"]
             self.seeds = z["seeds"]
         self.class_names = list(CLASS_NAMES)
-        if self.frames.shape[1] < d.T * self.recipe.bins_per_window:
-            raise ValueError(f"cached clips have {self.frames.shape[1] // self.recipe.bins_per_window} "
+        if self.frames.shape[1] < self.recipe.slices(d.T):
+            raise ValueError(f"cached clips have {self.recipe.windows_of(self.frames.shape[1])} "
                              f"windows < T={d.T}; raise data.duration_us")
         self.aug = FrameAugment(d.augment, self.class_names, seed=d.seed)
 
@@ -136,14 +136,15 @@ class SyntheticFrames(Dataset):
         d = self.cfg
         clip = self.frames[i]
         label = int(self.labels[i])
-        k = self.recipe.bins_per_window             # cached slices per model window
+        r = self.recipe
+        k = 1 if r.overlapping_halves else r.bins_per_window   # cached slices per window (eval)
         Tc = clip.shape[0]
-        n = k * d.T
+        n = r.slices(d.T)
         if self.train:
             rng = self.aug.rng(i)
-            s = int(rng.integers(0, Tc - n + 1))
+            s = int(rng.integers(0, Tc - n + 1))   # any slice: a time jitter of half a window
         else:
-            s = k * center_start(Tc // k, d.T)
+            s = k * center_start(r.windows_of(Tc), d.T)
         counts = model_counts(self.recipe, clip[s:s + n], self.sensor_size)
         if self.train:
             x, label = self.aug(torch.from_numpy(counts.astype(np.float32)), label, rng)

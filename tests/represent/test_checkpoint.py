@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import snn
-from eventpipe.represent import InputRecipe, RecipeError, recipe_from_checkpoint
+from eventpipe.represent import InputRecipe, RecipeError, apply, recipe_from_checkpoint
 from eventpipe.runtime.config import load_run_config
 from eventpipe.runtime.model_loader import DEFAULT_WEIGHTS, load_model, run_recipe
 from eventpipe.runtime.preprocess import StreamPrep
@@ -39,12 +39,23 @@ def stream_frames(recipe, sensor, ev, packets=23):
     return out
 
 
-def test_shipped_model_gives_the_same_runtime_input_as_before():
+def test_shipped_model_is_fed_overlapping_halves():
+    """Since issue #16 the shipped model reads halves (docs/training.md): the runtime's
+    defaults feed its stored recipe, windows of 100 ms every 50 ms."""
     loaded = load_model("default")
-    recipe = run_recipe(load_run_config(None, []), loaded)
-    assert recipe == InputRecipe(size=(64, 64), window_us=100_000, stride_us=50_000,
-                                 channels="polarity", clip_count=255, pooling="mean",
-                                 normalisation="log1p")
+    assert run_recipe(load_run_config(None, []), loaded) == InputRecipe(
+        size=(64, 64), window_us=100_000, stride_us=50_000, channels="halves", clip_count=255,
+        pooling="mean", normalisation="log1p")
+    raw = torch.load(DEFAULT_WEIGHTS, weights_only=True)
+    assert raw["recipe"]["recipe_version"] == 2 and raw["recipe"]["channels"] == "halves"
+
+
+def test_the_off_on_recipe_gives_the_same_runtime_input_as_before():
+    """The OFF/ON recipe of the model shipped before issue #16 (a version 1 file, in git
+    history) still gives the runtime input it was trained on."""
+    recipe = InputRecipe(size=(64, 64), window_us=100_000, stride_us=50_000,
+                         channels="polarity", clip_count=255, pooling="mean",
+                         normalisation="log1p")
     ev = expected_events("IMU_translBoxes.aedat")
     frames = stream_frames(recipe, (240, 180), ev)
     x = torch.stack([f.frame for f in frames]).numpy()
@@ -58,9 +69,6 @@ def test_shipped_model_gives_the_same_runtime_input_as_before():
     assert float((x.astype(np.float64) ** 2).sum()) == pytest.approx(SHIPPED["sumsq"], rel=1e-6)
     for idx, v in SHIPPED["samples"]:
         assert x[idx] == pytest.approx(v, abs=1e-6)
-    # the file itself is version 1: no recipe, everything in extra
-    raw = torch.load(DEFAULT_WEIGHTS, weights_only=True)
-    assert raw.get("recipe") is None and raw["extra"]["representation"] == "log"
 
 
 def _v1_file(tmp_path, input_size, extra):
@@ -112,6 +120,35 @@ def test_v1_file_with_an_unknown_representation_names_it(tmp_path):
         load_model(str(path))
 
 
+def test_a_halves_checkpoint_at_half_window_stride_is_fed_overlapping_halves(tmp_path):
+    """A checkpoint whose recipe says ``halves`` every half window: the runtime's defaults feed
+    it exactly that (window k = half windows k and k + 1 of merged polarity), on a real
+    recording cut into packets."""
+    m = snn.create_model("meta_spikeformer_tiny", embed_dims=(8, 16, 16, 16), depths=(1, 1),
+                         num_heads=2, num_classes=3, T=2)
+    r = InputRecipe(size=(64, 64), window_us=100_000, stride_us=50_000, channels="halves",
+                    clip_count=255, pooling="mean", normalisation="log1p")
+    path = tmp_path / "halves.pt"
+    snn.save_checkpoint(path, m, class_names=["a", "b", "c"], input_size=r.size, recipe=r.to_dict())
+    loaded = load_model(str(path))
+    recipe = run_recipe(load_run_config(None, []), loaded)
+    assert recipe == r
+    ev = expected_events("IMU_translBoxes.aedat")
+    frames = stream_frames(recipe, (240, 180), ev)
+    t0 = int(ev["t"][0])
+    assert [f.t_us - t0 for f in frames][:40] == [100_000 + 50_000 * k for k in range(40)]
+    x = torch.stack([f.frame for f in frames]).numpy()
+    want = apply(r, ev, (240, 180), t0=t0, n_windows=40).numpy()
+    np.testing.assert_allclose(x[:40], want, rtol=0, atol=1e-6)
+    assert np.array_equal(x[1:, 0], x[:-1, 1]) and x.sum() > 0   # each half is in two windows
+    # by hand: the merged counts of window 3's first half = all events of [150 ms, 200 ms)
+    t = ev["t"] - t0
+    half = (t >= 150_000) & (t < 200_000)
+    scale = (1.0 / 4 ** 2)                                      # 240x180 pooled by 4 into 64x64
+    counts = np.expm1(x[3, 0].astype(np.float64)) / scale
+    assert counts.sum() == pytest.approx(half.sum(), rel=1e-3)  # no pooled pixel saturates here
+
+
 def test_v2_round_trip_through_snn_checkpoint(tmp_path):
     r = InputRecipe(size=(48, 32), window_us=40_000, stride_us=20_000, policy="crop",
                     roi=(1, 2, 100, 80), flip_y=True, clip_count=9, pooling="mean",
@@ -148,11 +185,17 @@ def test_run_config_overrides_apply_on_top_of_the_checkpoint_recipe():
     cfg = load_run_config(None, ["input.policy='crop'", "input.flip_x=true",
                                  "window.window_us=20000", "input.frame_norm='binary'",
                                  "input.size=[32, 24]", "input.roi=[0, 0, 100, 50]"])
+    with pytest.raises(RecipeError, match=r"'stride_us'.*\(20000\) or half of it \(10000\), got 50000"):
+        run_recipe(cfg, loaded)             # the shipped halves stride does not fit a 20 ms window
+    cfg = load_run_config(None, ["input.policy='crop'", "input.flip_x=true",
+                                 "window.window_us=20000", "input.frame_norm='binary'",
+                                 "input.size=[32, 24]", "input.roi=[0, 0, 100, 50]",
+                                 "window.stride_us=10000"])
     r = run_recipe(cfg, loaded)
-    assert r == InputRecipe(size=(32, 24), window_us=20_000, stride_us=50_000, policy="crop",
+    assert r == InputRecipe(size=(32, 24), window_us=20_000, stride_us=10_000, policy="crop",
                             roi=(0, 0, 100, 50), flip_x=True, clip_count=255, pooling="mean",
-                            normalisation="binary")
-    bad = load_run_config(None, ["input.channels='halves'"])     # the shipped stride overlaps
+                            normalisation="binary", channels="halves")
+    bad = load_run_config(None, ["input.channels='halves'", "window.stride_us=30000"])
     with pytest.raises(RecipeError, match=r"run config.*'stride_us'.*stride_us == window_us"):
         run_recipe(bad, loaded)
     bad = load_run_config(None, ["input.frame_norm='log'"])

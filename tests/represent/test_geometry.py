@@ -145,6 +145,17 @@ def test_halves_are_the_two_halves_of_the_window_polarity_merged():
     assert routes(r.replace(clip_count=3), both, (2, 1))[0, 0].tolist() == [[3, 0]]
 
 
+def test_halves_at_half_window_stride_pair_each_half_with_the_next():
+    # half windows [0, 50) [50, 100) [100, 150) [150, 200): pixel 0 sees 1, 1, 0, 0 events,
+    # pixel 1 sees 0, 1, 1, 1 (polarity merged); window k = (half k, half k + 1)
+    ev = make_events([0, 0, 1, 1, 1], [0, 0, 0, 0, 0], [0, 60, 70, 120, 180], [1, 0, 1, 0, 1])
+    r = InputRecipe(size=(2, 1), window_us=100, stride_us=50, channels="halves", clip_count=255)
+    c = routes(r, ev, (2, 1), n=3)
+    assert c.tolist() == [[[[1, 0]], [[1, 1]]],      # [0, 50) | [50, 100)
+                          [[[1, 1]], [[0, 1]]],      # [50, 100) | [100, 150)
+                          [[[0, 1]], [[0, 1]]]]      # [100, 150) | [150, 200)
+
+
 def test_overlapping_windows_share_events():
     ev = make_events([0, 1, 0], [0, 0, 0], [0, 60, 120], [1, 1, 1])
     r = InputRecipe(size=(2, 1), window_us=100, stride_us=50)

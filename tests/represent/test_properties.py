@@ -16,7 +16,8 @@ def cases(draw):
     size = (draw(st.integers(1, 12)), draw(st.integers(1, 12)))
     channels = draw(st.sampled_from(["polarity", "halves"]))
     window = 2 * draw(st.integers(1, 50))
-    stride = None if channels == "halves" else draw(st.one_of(st.none(), st.integers(1, 120)))
+    stride = (draw(st.sampled_from([None, window, window // 2])) if channels == "halves"
+              else draw(st.one_of(st.none(), st.integers(1, 120))))
     roi = None
     if draw(st.booleans()):
         x0, y0 = draw(st.integers(0, W - 1)), draw(st.integers(0, H - 1))

@@ -49,12 +49,22 @@ def test_bad_field_is_a_typed_error_naming_it(field, value, words):
     assert f"field {e.field!r}" in str(e) and words in str(e)
 
 
-def test_halves_needs_an_even_window_and_no_overlap():
+def test_halves_needs_an_even_window_and_a_stride_of_the_window_or_half_of_it():
     with pytest.raises(RecipeError, match="'window_us'.*even window"):
         InputRecipe(window_us=40_001, channels="halves")
-    with pytest.raises(RecipeError, match="'stride_us'.*stride_us == window_us"):
-        InputRecipe(window_us=40_000, stride_us=20_000, channels="halves")
-    assert InputRecipe(window_us=40_000, stride_us=40_000, channels="halves").stride == 40_000
+    for bad in (10_000, 30_000, 60_000):
+        with pytest.raises(RecipeError, match=r"'stride_us'.*stride_us == window_us \(40000\) or half "
+                                              r"of it \(20000\), got " + str(bad)):
+            InputRecipe(window_us=40_000, stride_us=bad, channels="halves")
+    r = InputRecipe(window_us=40_000, stride_us=40_000, channels="halves")
+    assert r.stride == 40_000 and not r.overlapping_halves
+    o = InputRecipe(window_us=40_000, stride_us=20_000, channels="halves")
+    assert o.stride == 20_000 and o.overlapping_halves
+    # slices (half windows) that n windows need, and back
+    assert [r.slices(n) for n in (0, 1, 3)] == [0, 2, 6] and r.windows_of(7) == 3
+    assert [o.slices(n) for n in (0, 1, 3)] == [0, 2, 4] and [o.windows_of(k) for k in (0, 1, 4)] == [0, 0, 3]
+    p = InputRecipe(window_us=40_000, stride_us=20_000)
+    assert not p.overlapping_halves and p.slices(3) == 3 and p.windows_of(3) == 3
 
 
 def test_derived_values():
@@ -119,7 +129,7 @@ def test_training_config_with_a_bad_recipe_value_names_the_key(tmp_path):
     with pytest.raises(ConfigError, match=r"^data\.input_size\[1\]: must be >= 1, got 0"):
         load_train_config(None, ["data.input_size=[64, 0]"])
     with pytest.raises(ConfigError, match=r"^aux_data\.stride_us: channels='halves'"):
-        load_train_config(None, ["aux_data={ channels = \"halves\", stride_us = 50000 }"])
+        load_train_config(None, ["aux_data={ channels = \"halves\", stride_us = 30000 }"])
     cfg = load_train_config(None, ["data.representation='log'"])   # the old spelling
     from eventpipe.training.config import data_recipe
 

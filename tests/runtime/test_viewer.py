@@ -145,8 +145,10 @@ def test_frame_to_image_unit_is_one_event():
 
 
 def run_cmd(*extra: str) -> list[str]:
+    # OFF/ON input (the shipped model is fed "halves", drawn merged in white: tested above), so
+    # the window's ON and OFF colours can be checked against the recording's rectangles
     return [sys.executable, "-m", "eventpipe", "run", "--set", "model.threads=1",
-            "--quiet", *extra]
+            "--set", "input.channels='polarity'", "--quiet", *extra]
 
 
 def summary_line(err: str) -> str:

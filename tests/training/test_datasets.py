@@ -214,3 +214,21 @@ def test_halves_channels_and_model_frames(tmp_path):
     ds = SyntheticFrames(_cfg(dataset="synthetic", cache_dir=str(tmp_path / "c"), n_per_class=1, n_test_per_class=1,
                               sensor_size=(32, 32), duration_us=400_000, channels="halves"), "test")
     assert ds.frames.shape[1] == 8 and tuple(ds[0][0].shape) == (3, 2, 16, 16)
+
+
+def test_synthetic_halves_at_half_window_stride(tmp_path):
+    """``halves`` every 50 ms: the cache holds n + 1 half windows for n windows and the
+    evaluation item is the centred run of T overlapping windows of the clip's events."""
+    from eventpipe.synthetic import CLASS_NAMES, clip_seed, make_clip
+
+    d = _cfg(dataset="synthetic", cache_dir=str(tmp_path / "c"), n_per_class=1, n_test_per_class=1,
+             sensor_size=(32, 32), duration_us=400_000, channels="halves", stride_us=50_000)
+    ds = SyntheticFrames(d, "test")
+    assert ds.frames.shape[1] == 8                        # 7 windows of 100 ms every 50 ms in 0.4 s
+    x, y = ds[0]
+    ev = make_clip(CLASS_NAMES[0], clip_seed(0, "test", 0), sensor_size=(32, 32), duration_us=400_000)
+    want = apply(data_recipe(d), ev, (32, 32), t0=0, n_windows=7)[2:5]   # centred 3 of 7
+    assert y == 0 and torch.equal(x, want)
+    assert torch.equal(x[1:, 0], x[:-1, 1])               # each half is in two windows
+    tr = SyntheticFrames(d, "train")
+    assert tuple(tr[0][0].shape) == (3, 2, 16, 16)

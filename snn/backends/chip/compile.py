@@ -36,6 +36,7 @@ def encoding_from_meta(meta: Mapping[str, Any], input_size: Tuple[int, int], sen
         mean = rec.get("pooling") == "mean"
         clip = rec.get("clip_count")
         clip = 255 if clip is None else int(clip)
+        sensor_size = sensor_size or (meta.get("extra") or {}).get("sensor_size")  # the training sensor
     else:
         extra = meta.get("extra") or {}
         rep = extra.get("representation", "counts")
