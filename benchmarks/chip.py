@@ -134,12 +134,13 @@ def compare(tag, model, prog, counts, float_frames, repeats, clip_repeats, lines
 
 
 def shipped(repeats, clip_repeats, lines):
-    from eventpipe.runtime.chip_counts import count_clips, count_stream
+    from eventpipe.runtime.chip_counts import checkpoint_channels, count_clips, count_stream
 
     model, meta = snn.load_checkpoint(CHECKPOINT)
-    cal = count_clips(4, seed=0, split="train").transpose(1, 0, 2, 3, 4)
+    ch = checkpoint_channels(meta)                                # the input the model was trained on
+    cal = count_clips(4, seed=0, split="train", channels=ch).transpose(1, 0, 2, 3, 4)
     prog = snn.chip.compile(CHECKPOINT, calibration=[cal])
-    counts, _ = count_stream(20000, seconds=3.0)
+    counts, _ = count_stream(20000, seconds=3.0, channels=ch)
     counts = counts[:, None].astype(np.int32)                    # [N, 1, 2, 64, 64]
     float_frames = normalise(counts, prog.meta["encoding"])      # [N, 1, 2, 64, 64]
     compare("shipped tiny 64x64", model, prog, counts, float_frames, repeats, clip_repeats, lines)
@@ -185,13 +186,14 @@ def perturbed_float_agreement(model, counts, enc, rel=1e-3, seed=0):
 
 def agreement(n_clips, stream_seconds, lines):
     """Top-1 agreement of chip and float labels on synthetic test clips and test streams."""
-    from eventpipe.runtime.chip_counts import count_clips, count_stream
+    from eventpipe.runtime.chip_counts import checkpoint_channels, count_clips, count_stream
     from snn.backends.chip.agreement import Agreement
 
     model, meta = snn.load_checkpoint(CHECKPOINT)
-    cal = count_clips(4, seed=0, split="train").transpose(1, 0, 2, 3, 4)
+    ch = checkpoint_channels(meta)
+    cal = count_clips(4, seed=0, split="train", channels=ch).transpose(1, 0, 2, 3, 4)
     prog = snn.chip.compile(CHECKPOINT, calibration=[cal])
-    clips = count_clips(n_clips, seed=0, split="test", progress=True)
+    clips = count_clips(n_clips, seed=0, split="test", progress=True, channels=ch)
     a = Agreement(prog, model)
     a.clips([c[:, None] for c in clips])
     per = a.per_layer()
@@ -202,7 +204,7 @@ def agreement(n_clips, stream_seconds, lines):
     b = Agreement(prog, model)
     floor = []
     for seed in (20000, 20001):
-        counts, truth = count_stream(seed, seconds=stream_seconds)
+        counts, truth = count_stream(seed, seconds=stream_seconds, channels=ch)
         b.stream(counts)
         floor.append(perturbed_float_agreement(model, counts, prog.meta["encoding"]))
     per = b.per_layer()

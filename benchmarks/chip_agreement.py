@@ -42,13 +42,15 @@ CHECKPOINT = os.path.join(HERE, "..", "snn", "weights", "meta_spikeformer_tiny_s
 def runtime_program(checkpoint, profile="generic", calibration_clips=2):
     """The program ``eventpipe run --backend chip`` runs for a 128x128 synthetic source."""
     import snn.chip
-    from eventpipe.runtime.chip_counts import count_clips
+    from eventpipe.runtime.chip_counts import checkpoint_channels, count_clips
 
     prog = snn.chip.compile(checkpoint, profile=profile, sensor_size=(128, 128))
+    _, meta = snn.load_checkpoint(checkpoint)
     W, H = prog.meta["input_size"]
     T = int(prog.meta.get("T") or 8)
     cal = count_clips(calibration_clips, seed=0, split="train", sensor_size=(128, 128), input_size=(W, H), T=T,
-                      clip=int(prog.meta["encoding"]["clip"])).transpose(1, 0, 2, 3, 4)
+                      clip=int(prog.meta["encoding"]["clip"]),
+                      channels=checkpoint_channels(meta)).transpose(1, 0, 2, 3, 4)
     return snn.chip.compile(checkpoint, profile=profile, sensor_size=(128, 128), calibration=[cal])
 
 
@@ -111,7 +113,7 @@ def float_floor(model, enc, clips, streams, decoder):
 def measure(checkpoint=CHECKPOINT, n_clips=120, seconds=20.0, seeds=(20000, 20001), profile="generic",
             floor=True, out=print, decoder_overrides=None):
     import snn
-    from eventpipe.runtime.chip_counts import count_clips, count_stream
+    from eventpipe.runtime.chip_counts import checkpoint_channels, count_clips, count_stream
     from snn.backends.chip.agreement import Agreement, runtime_decoder
 
     t0 = time.perf_counter()
@@ -119,7 +121,8 @@ def measure(checkpoint=CHECKPOINT, n_clips=120, seconds=20.0, seeds=(20000, 2000
     prog = runtime_program(checkpoint, profile)
     names = meta.get("class_names") or [str(i) for i in range(model.num_classes)]
     decoder = runtime_decoder(names, (meta.get("extra") or {}).get("decoder"), **(decoder_overrides or {}))
-    clips = count_clips(n_clips, seed=0, split="test", progress=False)
+    ch = checkpoint_channels(meta)
+    clips = count_clips(n_clips, seed=0, split="test", progress=False, channels=ch)
     truth = np.arange(n_clips) % 12
     batches = [clips[i:i + 12].transpose(1, 0, 2, 3, 4) for i in range(0, n_clips, 12)]
     a = Agreement(prog, model)
@@ -130,7 +133,7 @@ def measure(checkpoint=CHECKPOINT, n_clips=120, seconds=20.0, seeds=(20000, 2000
     lines = [f"agreement [{tag}, profile {profile}]: {n_clips} held-out synthetic test clips (8 steps from rest, "
              f"label = argmax of the mean logits): chip = float on {a.top1:.4f} ({a.labels_same}/{a.labels}); "
              f"accuracy float {np.mean(float_lab == truth):.4f}, chip {np.mean(chip_lab == truth):.4f}"]
-    streams = [count_stream(s, seconds=seconds)[0] for s in seeds]
+    streams = [count_stream(s, seconds=seconds, channels=ch)[0] for s in seeds]
     b = Agreement(prog, model, decoder=decoder)
     for frames in streams:
         b.stream(frames)
@@ -160,16 +163,17 @@ def attribute(checkpoint=CHECKPOINT, n_clips=120, steps=200, seeds=(20000, 20001
     stream.  The program is calibrated on 4 training clips (as ``benchmarks/chip.py`` did)."""
     import snn
     import snn.chip
-    from eventpipe.runtime.chip_counts import count_clips, count_stream
+    from eventpipe.runtime.chip_counts import checkpoint_channels, count_clips, count_stream
     from snn.backends.chip.compile import normalise
     from snn.backends.chip.simulate import EXACT, ChipSim
 
-    model, _ = snn.load_checkpoint(checkpoint)
-    cal = count_clips(4, seed=0, split="train").transpose(1, 0, 2, 3, 4)
+    model, meta = snn.load_checkpoint(checkpoint)
+    ch = checkpoint_channels(meta)
+    cal = count_clips(4, seed=0, split="train", channels=ch).transpose(1, 0, 2, 3, 4)
     prog = snn.chip.compile(checkpoint, calibration=[cal])
     enc = prog.meta["encoding"]
-    x = torch.from_numpy(count_clips(n_clips, seed=0, split="test").transpose(1, 0, 2, 3, 4).astype(np.int64))
-    streams = [count_stream(s, seconds=steps * 0.05 + 0.1)[0][:steps] for s in seeds]
+    x = torch.from_numpy(count_clips(n_clips, seed=0, split="test", channels=ch).transpose(1, 0, 2, 3, 4).astype(np.int64))
+    streams = [count_stream(s, seconds=steps * 0.05 + 0.1, channels=ch)[0][:steps] for s in seeds]
     with torch.no_grad():
         f_clip = model.run(normalise(x.numpy(), enc))[0].mean(0).argmax(1)
         f_steps = []

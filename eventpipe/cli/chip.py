@@ -64,6 +64,7 @@ def _finetune(args, out) -> int:
     from eventpipe.errors import reading_checkpoint
     from eventpipe.runtime.model_loader import resolve_checkpoint
     from snn.backends.chip.finetune import finetune, save_finetuned, synthetic_data
+    from eventpipe.runtime.chip_counts import checkpoint_channels
 
     for k in ("steps", "clips"):
         if getattr(args, k) < 1:
@@ -78,7 +79,8 @@ def _finetune(args, out) -> int:
     W, H = (meta.get("recipe") or {}).get("size") or meta["input_size"]
     sensor = tuple((meta.get("extra") or {}).get("sensor_size") or (2 * W, 2 * H))   # the synthetic training sensor
     data = synthetic_data(args.clips, args.streams, 20.0, 16, seed=args.seed, input_size=(W, H),
-                          sensor_size=sensor, T=int(meta.get("T") or 8), progress=True)
+                          sensor_size=sensor, T=int(meta.get("T") or 8), progress=True,
+                          channels=checkpoint_channels(meta))
     settings = dict(steps=args.steps, lr=args.lr, batch=6, run_batch=RUNS if args.streams else 0,
                     consistency=args.consistency, recompile_every=10, seed=args.seed, hard=args.hard,
                     distill=args.distill)

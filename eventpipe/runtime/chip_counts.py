@@ -14,6 +14,12 @@ from eventpipe.represent import InputRecipe, StreamingInput, model_counts
 from eventpipe.synthetic import CLASS_NAMES, SyntheticStream, clip_seed, make_clip
 
 
+def checkpoint_channels(meta: dict) -> str:
+    """The input channels a checkpoint was trained on (its recipe's ``channels``: ``polarity`` or
+    ``halves``), so that counts made for it here are what the runtime feeds it."""
+    return str((meta.get("recipe") or {}).get("channels") or "polarity")
+
+
 def counts_recipe(input_size=(64, 64), window_us: int = 100_000, stride_us: int | None = None,
                   clip: int = 255, channels: str = "polarity") -> InputRecipe:
     """Mean pooling (the count scale lives in the program), counts out, ``clip`` saturation;

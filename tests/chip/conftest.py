@@ -11,9 +11,10 @@ SHIPPED = str(Path(snn.__file__).parent / "weights" / "meta_spikeformer_tiny_syn
 @pytest.fixture(scope="session")
 def stream_frames():
     """Runtime count frames (uint8 ``[N, 2, 64, 64]``) of a short seeded synthetic stream."""
-    from eventpipe.runtime.chip_counts import count_stream
+    from eventpipe.runtime.chip_counts import checkpoint_channels, count_stream
 
-    return count_stream(20000, seconds=2.0)[0]
+    # the input the shipped model was trained on (its recipe's channels), as the runtime feeds it
+    return count_stream(20000, seconds=2.0, channels=checkpoint_channels(snn.load_checkpoint(SHIPPED)[1]))[0]
 
 
 @pytest.fixture(scope="session")

@@ -13,10 +13,10 @@ pytestmark = pytest.mark.timeout(900)
 
 
 def test_clip_labels_and_spikes_agree(shipped_program):
-    from eventpipe.runtime.chip_counts import count_clips
+    from eventpipe.runtime.chip_counts import checkpoint_channels, count_clips
 
-    model, _ = snn.load_checkpoint(SHIPPED)
-    clips = count_clips(12, seed=0, split="test")          # one clip per class
+    model, meta = snn.load_checkpoint(SHIPPED)
+    clips = count_clips(12, seed=0, split="test", channels=checkpoint_channels(meta))          # one clip per class
     a = Agreement(shipped_program, model)
     a.clips([c[:, None] for c in clips])
     assert a.labels == 12

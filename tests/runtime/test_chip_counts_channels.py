@@ -22,3 +22,25 @@ def test_overlapping_halves_stream_windows_share_a_half():
                                  channels="halves")
     assert len(counts) == len(truth) == 18              # 100 ms windows every 50 ms in 1 s
     assert np.array_equal(counts[1:, 0], counts[:-1, 1]) and counts.sum() > 0
+
+
+def test_fine_tune_data_and_tools_take_the_checkpoints_channels():
+    """What the chip tools read from a checkpoint (its recipe's channels), and the fine-tune data
+    made with them: the same halves counts as count_clips/count_stream give."""
+    from pathlib import Path
+
+    import snn
+    from eventpipe.runtime.chip_counts import checkpoint_channels
+    from snn.backends.chip.finetune import synthetic_data
+
+    shipped = Path(snn.__file__).parent / "weights" / "meta_spikeformer_tiny_synthetic.pt"
+    _, meta = snn.load_checkpoint(str(shipped))
+    assert checkpoint_channels(meta) == meta["recipe"]["channels"] == "halves"
+    assert checkpoint_channels({"input_size": [64, 64]}) == "polarity"     # old files: OFF/ON
+    kw = dict(sensor_size=(64, 64), input_size=(32, 32), T=4)
+    data = synthetic_data(2, 1, 1.0, 8, channels="halves", **kw)
+    clips = count_clips(2, seed=0, split="train", channels="halves", **kw)
+    assert np.array_equal(data.clips, clips.transpose(1, 0, 2, 3, 4))
+    stream, _ = count_stream(10000, seconds=1.0, sensor_size=(64, 64), input_size=(32, 32), channels="halves")
+    assert np.array_equal(data.runs[:, 0], stream[:8])
+    assert not np.array_equal(synthetic_data(2, 0, channels="polarity", **kw).clips, data.clips)

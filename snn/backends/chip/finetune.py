@@ -47,18 +47,19 @@ class FinetuneData:
 
 def synthetic_data(n_clips: int = 240, n_streams: int = 4, stream_seconds: float = 30.0, run_windows: int = 24,
                    seed: int = 0, input_size=(64, 64), sensor_size=(128, 128), T: int = 8,
-                   progress: bool = False) -> FinetuneData:
+                   progress: bool = False, channels: str = "polarity") -> FinetuneData:
     """Training clips (``split="train"``) and runs of training-stream windows (seeds 10000+, the
-    stage-2 training seeds; the runtime's windowing), as integer counts."""
+    stage-2 training seeds; the runtime's windowing), as integer counts of the model's input
+    ``channels`` (its recipe's: ``polarity`` or ``halves``)."""
     from eventpipe.runtime.chip_counts import count_clips, count_stream
 
     clips = count_clips(n_clips, seed=seed, split="train", sensor_size=sensor_size, input_size=input_size, T=T,
-                        progress=progress)
+                        progress=progress, channels=channels)
     labels = np.arange(n_clips) % 12
     runs, targets = [], []
     for s in range(n_streams):
         counts, truth = count_stream(10000 + s, seconds=stream_seconds, sensor_size=sensor_size,
-                                     input_size=input_size)
+                                     input_size=input_size, channels=channels)
         for a in range(0, len(counts) - run_windows + 1, run_windows // 2):
             runs.append(counts[a:a + run_windows])
             targets.append(truth[a:a + run_windows])
