@@ -1,5 +1,5 @@
-"""A private Xvfb display and screen grabs for the window tests (the live viewer, the
-labelling window).  Tests that need them skip, saying why, where Xvfb, xdotool or Pillow's
+"""A private Xvfb display, screen grabs and a windowed process for the window tests (the live
+viewer, the labelling window).  Tests that need them skip, saying why, where Xvfb, xdotool or Pillow's
 XCB support is missing."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 from typing import Iterator
 
 import numpy as np
@@ -43,3 +44,67 @@ def grab(display: str, geometry: tuple[int, int, int, int]) -> np.ndarray:
     x, y, w, h = geometry
     img = np.asarray(ImageGrab.grab(xdisplay=display).convert("RGB"))
     return np.ascontiguousarray(img[y:y + h, x:x + w, ::-1])
+
+
+class WindowProcess:
+    """A command run as a process on a test display, its pipes drained by threads, and
+    xdotool on that display: find its window, read the window's geometry, type keys."""
+
+    def __init__(self, display: str, cmd: list[str], cwd) -> None:
+        self.display = display
+        env = {**os.environ, "DISPLAY": display, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.out = {"out": "", "err": ""}
+        self.threads = [threading.Thread(target=self._read, args=(k, s), daemon=True)
+                        for k, s in (("out", self.proc.stdout), ("err", self.proc.stderr))]
+        for t in self.threads:
+            t.start()
+
+    def _read(self, name: str, stream) -> None:
+        self.out[name] = stream.read()
+
+    def xdo(self, *args: str) -> str:
+        return subprocess.run(["xdotool", *args], capture_output=True, text=True, timeout=30,
+                              env={**os.environ, "DISPLAY": self.display}).stdout
+
+    def find_window(self, title: str, timeout: float, *, visible: bool = False) -> str:
+        """The id of the first window named exactly ``title`` (``visible``: mapped only, for
+        screen grabs); fails if the process ends or ``timeout`` s pass without one."""
+        from tests.transport.helpers import wait_for
+
+        found = {}
+        extra = ["--onlyvisible"] if visible else []
+
+        def look():
+            ids = self.xdo("search", *extra, "--name", f"^{title}$").split()
+            if ids:
+                found["id"] = ids[0]
+            return bool(ids) or self.proc.poll() is not None
+
+        assert wait_for(look, timeout=timeout, interval=0.1), f"no {title!r} window"
+        assert "id" in found, f"the process ended without a window: {self.finish(1)}"
+        return found["id"]
+
+    def geometry(self, wid) -> tuple[int, int, int, int]:
+        """The window's ``(x, y, w, h)`` on the screen."""
+        vals = dict(line.partition("=")[::2]
+                    for line in self.xdo("getwindowgeometry", "--shell", str(wid)).split())
+        return tuple(int(vals[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
+
+    def keys(self, wid, *keys: str) -> None:
+        for k in keys:  # one at a time, as a person types
+            self.xdo("key", "--window", str(wid), k)
+
+    def finish(self, timeout: float) -> tuple[int | None, str, str]:
+        """Wait up to ``timeout`` s for the process to end, kill it after that (rc None);
+        ``(rc, stdout, stderr)``."""
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            rc = None
+            self.proc.kill()
+            self.proc.wait(10)
+        for t in self.threads:
+            t.join(10)
+        return rc, self.out["out"], self.out["err"]

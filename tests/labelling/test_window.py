@@ -1,10 +1,7 @@
 """``eventpipe label`` in a real window on a private Xvfb: real key events from xdotool,
 the labels file it writes, the timeline on the screen.  Skips where no display can be made."""
 
-import os
-import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,44 +10,18 @@ import pytest
 from eventpipe.labelling.files import Segment, read_labels
 from eventpipe.labelling.window import TITLE, TRACK_BGR, class_colour
 from tests.transport.helpers import wait_for
-from tests.xvfb import grab
+from tests.xvfb import WindowProcess, grab
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(180)
 
 
-class Labeller:
+class Labeller(WindowProcess):
     def __init__(self, display, *args):
-        self.display = display
-        env = {**os.environ, "DISPLAY": display, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "eventpipe", "label", *map(str, args)],
-                                     cwd=REPO, env=env, text=True, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
-        self.out = {}
-        self.threads = [threading.Thread(target=self._read, args=(k, s), daemon=True)
-                        for k, s in (("out", self.proc.stdout), ("err", self.proc.stderr))]
-        for t in self.threads:
-            t.start()
-
-    def _read(self, k, s):
-        self.out[k] = s.read()
-
-    def xdo(self, *args):
-        return subprocess.run(["xdotool", *args], capture_output=True, text=True, timeout=30,
-                              env={**os.environ, "DISPLAY": self.display}).stdout
+        super().__init__(display, [sys.executable, "-m", "eventpipe", "label", *map(str, args)], REPO)
 
     def window(self):
-        found = {}
-
-        def look():
-            ids = self.xdo("search", "--name", f"^{TITLE}$").split()
-            if ids:
-                found["id"] = ids[0]
-            return bool(ids) or self.proc.poll() is not None
-
-        assert wait_for(look, timeout=90, interval=0.1), "no label window"
-        assert "id" in found, f"label ended without a window: {self.finish(1)}"
-        return found["id"]
+        return self.find_window(TITLE, timeout=90)
 
     def ready(self, wid):
         """Wait until the window shows its first picture (keys sent earlier can be lost)."""
@@ -58,26 +29,9 @@ class Labeller:
                                        axis=-1).sum() > 1000, timeout=60, interval=0.2), \
             "the window shows no timeline"
 
-    def keys(self, wid, *keys):
-        for k in keys:  # one at a time, as a person types
-            self.xdo("key", "--window", wid, k)
-
-    def finish(self, timeout):
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            rc = None
-            self.proc.kill()
-            self.proc.wait(10)
-        for t in self.threads:
-            t.join(10)
-        return rc, self.out.get("out", ""), self.out.get("err", "")
-
 
 def screenshot(display, wid, lab):
-    vals = dict(line.partition("=")[::2] for line in
-                lab.xdo("getwindowgeometry", "--shell", wid).split())
-    return grab(display, tuple(int(vals[k]) for k in ("X", "Y", "WIDTH", "HEIGHT")))
+    return grab(display, lab.geometry(wid))
 
 
 def test_keys_mark_segments_and_save(xdisplay, recording, tmp_path):

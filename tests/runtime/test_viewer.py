@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from eventpipe.render import (
     view_layout,
 )
 from tests.transport.helpers import wait_for
-from tests.xvfb import grab, start_xvfb
+from tests.xvfb import WindowProcess, grab, start_xvfb
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(240)
@@ -202,53 +201,15 @@ def warm(squares) -> None:
     assert res.returncode == 0, res.stderr
 
 
-class Run:
+class Run(WindowProcess):
     """``eventpipe run`` as a process on the test display, its pipes drained."""
 
     def __init__(self, display: str, cmd: list[str]):
-        env = {**os.environ, "DISPLAY": display, "PYTHONUNBUFFERED": "1"}
-        self.display = display
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.out = {"out": "", "err": ""}
-        self.threads = [threading.Thread(target=self._read, args=(k, s), daemon=True)
-                        for k, s in (("out", self.proc.stdout), ("err", self.proc.stderr))]
-        for t in self.threads:
-            t.start()
-
-    def _read(self, name, stream):
-        self.out[name] = stream.read()
-
-    def xdo(self, *args: str) -> str:
-        res = subprocess.run(["xdotool", *args], capture_output=True, text=True, timeout=30,
-                             env={**os.environ, "DISPLAY": self.display})
-        return res.stdout
+        super().__init__(display, cmd, REPO)
 
     def window(self, timeout: float = STARTUP_S) -> int:
-        found = {}
-
-        def look():
-            # only a mapped (viewable) window: the screenshot is of the screen
-            ids = self.xdo("search", "--onlyvisible", "--name", "^eventpipe$").split()
-            if ids:
-                found["id"] = int(ids[0])
-            return bool(ids) or self.proc.poll() is not None
-
-        assert wait_for(look, timeout=timeout, interval=0.1), "no eventpipe window"
-        assert "id" in found, f"run ended without a window: {self.finish(1)}"
-        return found["id"]
-
-    def finish(self, timeout: float) -> tuple[int | None, str]:
-        """Wait up to ``timeout`` s for the run to end; kill it after that (rc None)."""
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            rc = None
-            self.proc.kill()
-            self.proc.wait(10)
-        for t in self.threads:
-            t.join(10)
-        return rc, self.out["err"]
+        # only a mapped (viewable) window: the screenshot is of the screen
+        return int(self.find_window("eventpipe", timeout, visible=True))
 
 
 def dump_log(d: Path) -> list[dict]:
@@ -283,11 +244,7 @@ def screen_mismatch(dump: Path, last: dict, screen: np.ndarray, picture: np.ndar
 
 
 def geometry(run: Run, wid: int) -> tuple[int, int, int, int]:
-    vals = {}
-    for line in run.xdo("getwindowgeometry", "--shell", str(wid)).split():
-        k, _, v = line.partition("=")
-        vals[k] = int(v)
-    return vals["X"], vals["Y"], vals["WIDTH"], vals["HEIGHT"]
+    return run.geometry(wid)
 
 
 def send_wm_delete(display: str, wid: int) -> None:
@@ -383,7 +340,7 @@ def test_window_shows_the_stream_pauses_and_quits(xdisplay, warm, tmp_path, squa
         assert not dump_log(dump)[-1]["paused"]
 
         run.xdo("key", "--window", str(wid), "q")
-        rc, err = run.finish(timeout=RESPONSE_S)
+        rc, _, err = run.finish(timeout=RESPONSE_S)
     finally:
         if run.proc.poll() is None:
             run.finish(0.1)
@@ -408,7 +365,7 @@ def test_closing_the_window_ends_the_run_cleanly(xdisplay, warm, tmp_path, squar
             send_wm_delete(xdisplay, wid)
         else:
             run.xdo("key", "--window", str(wid), "Escape")
-        rc, err = run.finish(timeout=RESPONSE_S)
+        rc, _, err = run.finish(timeout=RESPONSE_S)
     finally:
         if run.proc.poll() is None:
             run.finish(0.1)
