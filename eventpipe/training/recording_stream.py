@@ -22,14 +22,13 @@ from typing import Optional
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from eventpipe.labelling.files import label_at
 from eventpipe.represent import counts_dtype, normalise
 from eventpipe.training.augment import flip_label_map, thin_counts
 from eventpipe.training.config import DataConfig, data_recipe
 from eventpipe.training.recordings import find_takes, split_takes, take_segments
-from eventpipe.training.stream_data import IGNORE, run_index, run_start
+from eventpipe.training.stream_data import IGNORE, StreamRuns
 
 CHUNK_US = 10_000   # the events go to the windower in packets of this much event time
 
@@ -58,7 +57,7 @@ def take_windows(read, size, t_first: int, t_last: int, recipe):
     return np.stack(frames), np.array(ends, np.int64), float(win.scale)
 
 
-class RecordingStreamFrames(Dataset):
+class RecordingStreamFrames(StreamRuns):
     def __init__(self, d: DataConfig, split: str = "train", train: Optional[bool] = None):
         from eventpipe.labelling.events import recording_events
         from eventpipe.labelling.files import read_labels
@@ -84,26 +83,15 @@ class RecordingStreamFrames(Dataset):
             lengths.append(len(f))
         self.frames = np.concatenate(frames)
         self.truth = np.concatenate(truth)
-        self.lengths = np.array(lengths, np.int64)
-        self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
-        if int(self.lengths.min()) < d.run_windows:
-            raise ValueError(f"a take of {int(self.lengths.min())} windows is shorter than "
+        if min(lengths) < d.run_windows:
+            raise ValueError(f"a take of {min(lengths)} windows is shorter than "
                              f"data.run_windows={d.run_windows}")
         self.hmap = flip_label_map(self.class_names, "h")
-        self.epoch = 0
-        self.index = run_index(lengths, d.run_windows, d.clips_per_stream, self.train)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.index)
+        self._cut(lengths)
 
     def __getitem__(self, i: int):
         d = self.cfg
-        a, rng = run_start(self.index, self.starts, self.lengths, d.run_windows, d.seed,
-                           self.epoch, i)
-        x = torch.from_numpy(self.frames[a:a + d.run_windows].astype(np.float32))
+        a, rng, x = self._run(i)
         y = self.truth[a:a + d.run_windows].copy()
         y[:d.burn_in] = IGNORE
         aug = d.augment

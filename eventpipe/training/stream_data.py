@@ -181,7 +181,34 @@ def run_start(index: list, starts, lengths, run_windows: int, seed: int, epoch: 
     return int(starts[s]) + off, rng
 
 
-class SyntheticStreamFrames(Dataset):
+class StreamRuns(Dataset):
+    """Runs of ``cfg.run_windows`` consecutive windows cut from streams concatenated in
+    ``frames``: the subclass sets ``cfg``, ``train`` and ``frames`` and calls :meth:`_cut`
+    with the streams' lengths; the items, the epoch and a run's frames live here."""
+
+    def _cut(self, lengths) -> None:
+        d = self.cfg
+        self.lengths = np.asarray(lengths, np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
+        self.epoch = 0
+        self.index = run_index(self.lengths, d.run_windows, d.clips_per_stream, self.train)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def _run(self, i: int) -> tuple[int, np.random.Generator, torch.Tensor]:
+        """Item ``i``: its first window, its generator (seeded by seed, epoch, item) and its
+        frames as float32."""
+        d = self.cfg
+        a, rng = run_start(self.index, self.starts, self.lengths, d.run_windows, d.seed,
+                           self.epoch, i)
+        return a, rng, torch.from_numpy(self.frames[a:a + d.run_windows].astype(np.float32))
+
+
+class SyntheticStreamFrames(StreamRuns):
     """Runs of ``d.run_windows`` consecutive stream windows with per-window targets.
 
     Training: ``d.clips_per_stream`` runs per stream at random offsets each epoch, flipped
@@ -204,8 +231,6 @@ class SyntheticStreamFrames(Dataset):
             lengths = z["lengths"]
             self.scale = float(z["scale"])
         self.class_names = list(CLASS_NAMES)
-        self.starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        self.lengths = lengths
         if int(lengths.min()) < d.run_windows:
             raise ValueError(f"streams of {int(lengths.min())} windows are shorter than run_windows={d.run_windows}; "
                              f"raise data.stream_seconds")
@@ -218,20 +243,11 @@ class SyntheticStreamFrames(Dataset):
                              f"(classes: {', '.join(self.class_names)})")
         self.class_w = np.array([float(d.class_weights.get(n, 1.0)) for n in self.class_names],
                                 np.float32)
-        self.epoch = 0
-        self.index = run_index(lengths, d.run_windows, d.clips_per_stream, self.train)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.index)
+        self._cut(lengths)
 
     def __getitem__(self, i: int):
         d = self.cfg
-        a, rng = run_start(self.index, self.starts, self.lengths, d.run_windows, d.seed,
-                           self.epoch, i)
-        x = torch.from_numpy(self.frames[a:a + d.run_windows].astype(np.float32))
+        a, rng, x = self._run(i)
         t_end = self.t_end[a:a + d.run_windows]
         truth = self.truth[a:a + d.run_windows]
         aug = d.augment
