@@ -20,6 +20,8 @@ import json
 import math
 from pathlib import Path
 
+from eventpipe.errors import UsageError
+
 EXIT_OK = 0
 STEPS, CLIPS, STREAMS, LR, CONSISTENCY, RUNS = 60, 192, 4, 1e-4, 3.0, 4   # the best measured run (docs/chip.md)
 
@@ -68,9 +70,9 @@ def _finetune(args, out) -> int:
 
     for k in ("steps", "clips"):
         if getattr(args, k) < 1:
-            raise ValueError(f"--{k} must be >= 1, got {getattr(args, k)}")
+            raise UsageError(f"--{k} must be >= 1, got {getattr(args, k)}")
     if args.streams < 0 or not args.lr > 0 or args.consistency < 0 or args.distill < 0 or args.hard < 0:
-        raise ValueError("--streams must be >= 0, --lr > 0 and --consistency, --distill, --hard >= 0")
+        raise UsageError("--streams must be >= 0, --lr > 0 and --consistency, --distill, --hard >= 0")
     ckpt = resolve_checkpoint(args.checkpoint)
     if not Path(ckpt).is_file():
         raise FileNotFoundError(f"no such checkpoint: {ckpt}")
@@ -117,7 +119,7 @@ def _compile(args, out) -> int:
     from eventpipe.runtime.model_loader import resolve_checkpoint
 
     if args.calibration < 0:
-        raise ValueError(f"--calibration must be >= 0, got {args.calibration}")
+        raise UsageError(f"--calibration must be >= 0, got {args.calibration}")
     ckpt = resolve_checkpoint(args.checkpoint)
     if not Path(ckpt).is_file():
         raise FileNotFoundError(f"no such checkpoint: {ckpt}")
@@ -142,7 +144,7 @@ def _report(args, out) -> int:
     import snn.chip
 
     if args.clips < 0:
-        raise ValueError(f"--clips must be >= 0, got {args.clips}")
+        raise UsageError(f"--clips must be >= 0, got {args.clips}")
     prog = snn.chip.Program.load(args.program)
     frames = _clips(prog, args.clips, 0, "test") if args.clips else None
     rep = prog.report(frames)
@@ -152,7 +154,7 @@ def _report(args, out) -> int:
         out.write(rep.to_text() + "\n")
     if args.plot:
         if frames is None:
-            raise ValueError("--plot needs per-step counts: give --clips N > 0")
+            raise UsageError("--plot needs per-step counts: give --clips N > 0")
         rep.plot(args.plot)
     return EXIT_OK
 

@@ -58,12 +58,14 @@ def test_bad_inputs_are_one_line(tmp_path):
 
 def test_finetune_bad_inputs_are_one_line(tmp_path):
     out = str(tmp_path / "t.pt")
-    for argv, text in [
-        (["chip", "finetune", "-o", out, "--steps", "0"], "--steps must be >= 1"),
-        (["chip", "finetune", "-o", out, "--lr", "0"], "--lr > 0"),
-        (["chip", "finetune", str(tmp_path / "none.pt"), "-o", out], "none.pt"),
+    for argv, code, text in [
+        (["chip", "finetune", "-o", out, "--steps", "0"], 2, "--steps must be >= 1"),
+        (["chip", "finetune", "-o", out, "--lr", "0"], 2, "--lr > 0"),
+        (["chip", "finetune", "-o", out, "--distill", "-1"], 2, "--distill"),
+        (["chip", "finetune", str(tmp_path / "none.pt"), "-o", out], 3, "none.pt"),
+        (["chip", "compile", "-o", str(tmp_path / "x.npz"), "--calibration", "-1"], 2, "--calibration must be >= 0"),
     ]:
         rc, _, err = _run(argv)
-        assert rc != 0, argv
+        assert rc == code, (argv, err)
         assert text in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "t.pt").exists()
