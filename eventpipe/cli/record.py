@@ -24,7 +24,19 @@ def add_parser(subparsers):
 
 
 def run(args, env) -> int:
+    from eventpipe.cli.common import check_flag, check_output
+    from eventpipe.errors import ConfigError
     from recorders.cli import run_record
+    from recorders.layout import compression_args
 
+    # checked before any source opens (a camera or socket may send nothing for a long time)
+    check_flag("--duration", args.duration, gt=0)
+    check_flag("--speed", args.speed, gt=0)
+    check_flag("--flush-every", args.flush_every, gt=0, optional=False)
+    check_output("out", args.out)
+    try:
+        compression_args(args.compression)
+    except ValueError as e:
+        raise ConfigError(f"--compression: {e}") from None
     run_record(args, env.stdout, env.stderr)
     return ExitStatus.OK

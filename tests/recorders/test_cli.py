@@ -190,3 +190,18 @@ def test_run_records_events_and_labels_then_replays_a_slice(tmp_path):
     metrics = [json.loads(x) for x in jsonl2.read_text().splitlines()][-1]
     rel = want_ev["t"] - t0
     assert metrics["events_in"] == int(((rel >= 250_000) & (rel < 750_000)).sum())
+
+
+@pytest.mark.parametrize("args, text", [
+    (["--duration", "-1"], "--duration: -1.0 is out of range (must be > 0)"),
+    (["--duration", "nan"], "--duration: expected a finite number, got nan"),
+    (["--speed", "0"], "--speed: 0.0 is out of range (must be > 0)"),
+    (["--flush-every", "0"], "--flush-every: 0.0 is out of range (must be > 0)"),
+    (["--compression", "foo"], "--compression: unknown compression 'foo'"),
+    (["--compression", "gzip:12"], "gzip level must be 0..9"),
+])
+def test_record_bad_options_are_config_errors_before_the_source_opens(tmp_path, args, text):
+    # a UDP source that nobody sends to: the options must be refused before it is waited on
+    rc, _, err = cli("record", "udp://127.0.0.1:0?sensor_size=64x64", str(tmp_path / "r.h5"), *args)
+    assert rc == 4 and err.count("\n") == 1 and text in err, err
+    assert not (tmp_path / "r.h5").exists()
