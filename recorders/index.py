@@ -19,27 +19,65 @@ from numba import njit
 INT64_MIN = np.iinfo(np.int64).min
 
 
+@njit(cache=True, nogil=True, boundscheck=False)
+def _is_sorted(t, last_max):
+    """Whether ``t`` is non-decreasing and starts at or above ``last_max`` (one branch-free
+    pass LLVM vectorizes: a fraction of a nanosecond per event)."""
+    n = t.shape[0]
+    bad = np.int64(0)
+    if n > 0 and t[0] < last_max:
+        bad = 1
+    for i in range(1, n):
+        bad |= np.int64(t[i] < t[i - 1])
+    return bad == 0
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _first_at_or_above(t, i, bound):
+    """The first position ``j >= i`` with ``t[j] >= bound`` in sorted ``t`` (the caller
+    knows ``t[-1] >= bound``): a galloping search from ``i``, O(log of the distance)."""
+    if t[i] >= bound:
+        return i
+    lo, step = i, 1          # t[lo] < bound
+    hi = lo + step
+    n = t.shape[0]
+    while hi < n - 1 and t[hi] < bound:
+        lo = hi
+        step *= 2
+        hi = lo + step
+    if hi > n - 1:
+        hi = n - 1           # t[hi] >= bound
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if t[mid] < bound:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
 @njit(cache=True, nogil=True)
 def _sorted_starts(t, last_max, bound, period, pos, kt):
     """For sorted ``t`` (not below ``last_max``): the positions where t first reaches a
     period start at or after ``bound`` (the next period not yet indexed), into ``pos`` and
     those periods' starts into ``kt``; their count, or -1 when t is not sorted (or ``pos``
-    is too short, which sorted t never makes it)."""
-    prev = last_max
+    is too short, which sorted t never makes it).  Only the index entries cost a search;
+    the events between them are not visited one by one."""
+    n = t.shape[0]
+    if n == 0 or not _is_sorted(t, last_max):
+        return -1
     cnt = 0
-    for i in range(t.shape[0]):
-        v = t[i]
-        if v < prev:
+    i = 0
+    last = t[n - 1]
+    while last >= bound:
+        i = _first_at_or_above(t, i, bound)
+        if cnt >= pos.shape[0]:
             return -1
-        prev = v
-        if v >= bound:
-            if cnt >= pos.shape[0]:
-                return -1
-            start = v // period * period
-            pos[cnt] = i
-            kt[cnt] = start
-            cnt += 1
-            bound = start + period
+        start = t[i] // period * period
+        pos[cnt] = i
+        kt[cnt] = start
+        cnt += 1
+        bound = start + period
     return cnt
 
 

@@ -78,6 +78,7 @@ class ChunkEncoder:
         self._planes = np.zeros(self._ps * self.dtype.itemsize + SLACK, np.uint8)
         self._table = _HashTable()
         self._pad = np.zeros(self.chunk, self.dtype)
+        self._skip = np.zeros(self.dtype.itemsize, np.int64)  # planes' state across chunks
 
     def encode(self, col: np.ndarray) -> memoryview:
         col = np.ascontiguousarray(col, dtype=self.dtype)
@@ -90,7 +91,7 @@ class ChunkEncoder:
         shuffle_into(col.view(np.uint8), self.chunk, size, self._ps, self._planes)
         t = self._table
         n = encode_planes(self._planes, 0, self._ps, size, self.chunk, self._out, t.htab,
-                          t.gbase)
+                          t.gbase, self._skip, 0)
         t.advance(len(self._planes))
         if n <= 0:  # cannot happen: the buffer has room for all literals
             raise RuntimeError("lzf encoder: output buffer too small")
@@ -108,6 +109,7 @@ class RecordChunkEncoder:
         self._out = np.empty((4, out_size(8 * self.chunk)), np.uint8)
         self._sizes = np.zeros(4, np.int64)
         self._table = _HashTable()
+        self._skip = np.zeros(13, np.int64)  # the planes' state across chunks
 
     def encode(self, records: np.ndarray) -> list[memoryview]:
         """The stored bytes of x, y, t, p for ``records`` (at most one chunk; a partial
@@ -120,7 +122,7 @@ class RecordChunkEncoder:
         raw = np.ascontiguousarray(records).view(np.uint8)
         t = self._table
         encode_records(raw, n, self.chunk, self._ps, self._planes, self._out, self._sizes,
-                       t.htab, t.gbase)
+                       t.htab, t.gbase, self._skip)
         t.advance(len(self._planes))
         out = []
         for k in range(4):

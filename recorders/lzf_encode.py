@@ -44,6 +44,8 @@ SLACK = 64          # spare bytes after every buffer for 8-byte loads and stores
 PROBE = 4096        # after this many bytes of a plane ...
 GIVE_UP = 0.55      # ... a plane whose stream is larger than this share of them so far
                     # is emitted as literals from there on (short matches cost time)
+REPROBE = 15        # a plane given up is emitted as literals in this many next chunks
+                    # before it is searched (probed) again
 
 
 @intrinsic
@@ -171,14 +173,19 @@ def _min_match(src, s, e):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _encode_plane(src, s, e, dst, op, cap, htab, gbase):
+def _encode_plane(src, s, e, dst, op, cap, htab, gbase, skip, plane):
     """LZF-encode the plane src[s:e] after dst[:op]; the new op, or -1 when out of room.
     ``htab`` holds positions plus ``gbase``: entries below ``gbase + s`` belong to older
-    planes or chunks and are ignored."""
+    planes or chunks and are ignored.  ``skip[plane]``: this plane's state across chunks: the
+    number of chunks it is still emitted as literals without a search (set to
+    ``REPROBE`` when the search gives up on it)."""
     if e - s < 1:
         return op
     if _is_constant(src, s, e):
         return _encode_run(src, s, e, dst, op, cap)
+    if skip[plane] > 0:  # given up in a recent chunk: literals, no probe
+        skip[plane] -= 1
+        return _literals(src, s, e, dst, op, cap)
     m = _min_match(src, s, e)
     mask = np.uint64(0xFFFFFFFFFFFFFFFF) >> np.uint64(64 - 8 * m)
     shift = np.uint64(64 - HASH_BITS)
@@ -191,7 +198,8 @@ def _encode_plane(src, s, e, dst, op, cap, htab, gbase):
     while ip + m <= e:
         if ip >= probe:  # once: is this plane worth the search?
             probe = e
-            if op - op0 > GIVE_UP * (ip - s):
+            if op - op0 + (ip - lit) > GIVE_UP * (ip - s):  # pending literals count
+                skip[plane] = REPROBE
                 break
         v = load8(src, ip) & mask
         ref = ip - 1
@@ -247,15 +255,16 @@ def _encode_plane(src, s, e, dst, op, cap, htab, gbase):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def encode_planes(src, s, ps, nplanes, n, dst, htab, gbase):
+def encode_planes(src, s, ps, nplanes, n, dst, htab, gbase, skip, k0):
     """The LZF stream of ``nplanes`` planes of ``n`` bytes, plane ``b`` at
     ``src[s + b * ps:]``, into ``dst``; its length.  Falls back to literal runs when the
-    stream would not fit (never writes past ``len(dst) - SLACK`` plus the spare bytes)."""
+    stream would not fit (never writes past ``len(dst) - SLACK`` plus the spare bytes).
+    ``skip[k0 + b]`` is plane ``b``'s state across chunks (see ``_encode_plane``)."""
     cap = dst.shape[0] - SLACK
     op = 0
     for b in range(nplanes):
         a = s + b * ps
-        op = _encode_plane(src, a, a + n, dst, op, cap, htab, gbase)
+        op = _encode_plane(src, a, a + n, dst, op, cap, htab, gbase, skip, k0 + b)
         if op < 0:
             break
     if op >= 0:
@@ -327,11 +336,12 @@ def records_to_planes(rec, n, chunk, ps, planes):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def encode_records(rec, n, chunk, ps, planes, out, sizes, htab, gbase):
+def encode_records(rec, n, chunk, ps, planes, out, sizes, htab, gbase, skip):
     """Encode one chunk of event records (``rec``: ``n <= chunk`` records as uint8) into
-    ``out[k]`` for the columns x, y, t, p; ``sizes[k]``: the stream lengths."""
+    ``out[k]`` for the columns x, y, t, p; ``sizes[k]``: the stream lengths.  ``skip``:
+    the 13 planes' state across chunks (see ``_encode_plane``)."""
     records_to_planes(rec, n, chunk, ps, planes)
-    sizes[0] = encode_planes(planes, 0, ps, 2, chunk, out[0], htab, gbase)
-    sizes[1] = encode_planes(planes, 2 * ps, ps, 2, chunk, out[1], htab, gbase)
-    sizes[2] = encode_planes(planes, 4 * ps, ps, 8, chunk, out[2], htab, gbase)
-    sizes[3] = encode_planes(planes, 12 * ps, ps, 1, chunk, out[3], htab, gbase)
+    sizes[0] = encode_planes(planes, 0, ps, 2, chunk, out[0], htab, gbase, skip, 0)
+    sizes[1] = encode_planes(planes, 2 * ps, ps, 2, chunk, out[1], htab, gbase, skip, 2)
+    sizes[2] = encode_planes(planes, 4 * ps, ps, 8, chunk, out[2], htab, gbase, skip, 4)
+    sizes[3] = encode_planes(planes, 12 * ps, ps, 1, chunk, out[3], htab, gbase, skip, 12)

@@ -22,7 +22,7 @@ from eventpipe.events import EVENT_DTYPE
 from recorders.lzf import (
     RECORD_COLUMNS, ChunkEncoder, RecordChunkEncoder, out_size, shuffle_lzf_decode,
 )
-from recorders.lzf_encode import SLACK, encode_planes, plane_stride
+from recorders.lzf_encode import PROBE, REPROBE, SLACK, encode_planes, plane_stride
 
 _names = itertools.count()
 
@@ -114,7 +114,7 @@ def test_the_encoder_never_writes_past_its_output(shape):
     htab = np.zeros(4096, np.int32)
     for room in (out_size(n), n + n // 32 + 33 + SLACK, n // 2 + SLACK, 40 + SLACK, SLACK):
         buf = np.full(room + 256, 0xA5, np.uint8)
-        got = encode_planes(planes, 0, n, 1, n, buf[:room], htab, 1 << 20)
+        got = encode_planes(planes, 0, n, 1, n, buf[:room], htab, 1 << 20, np.zeros(1, np.int64), 0)
         assert (buf[room:] == 0xA5).all(), (shape, room)
         if got > 0:
             assert got <= room - SLACK
@@ -130,6 +130,46 @@ def test_incompressible_planes_are_literal_runs_at_most_1_32_larger():
     for name, data in zip(RECORD_COLUMNS, RecordChunkEncoder(4096).encode(ev)):
         nbytes = 4096 * ev.dtype[name].itemsize
         assert len(data) <= nbytes + -(-nbytes // 32), name
+
+
+def test_a_plane_given_up_stays_literal_for_reprobe_chunks_then_is_searched_again():
+    """A plane whose stream is over GIVE_UP of its bytes after PROBE bytes (5 random
+    values) is emitted as literal runs (n + n/32 bytes, hand-counted) in the REPROBE chunks
+    after it, even when they would compress; the chunk after those is searched again.  A
+    constant plane is a run whatever the state.  Every chunk reads back through h5py."""
+    rng = np.random.default_rng(11)
+    n = 2 * PROBE
+    noisy = rng.integers(0, 5, n).astype(np.uint8)        # ~0.6 after the probe: given up
+    pattern = np.resize(np.arange(37, dtype=np.uint8), n)  # a 37-byte cycle: tiny stream
+    enc = ChunkEncoder(n, np.uint8)
+    chunks = [noisy] + [pattern] * REPROBE + [np.full(n, 9, np.uint8), pattern, pattern]
+    stored = [bytes(enc.encode(c)) for c in chunks]
+    literal = n + n // 32
+    assert len(stored[0]) > 0.55 * n
+    assert [len(b) for b in stored[1:REPROBE + 1]] == [literal] * REPROBE
+    assert len(stored[REPROBE + 1]) < 200          # constant: runs, state untouched
+    assert len(stored[REPROBE + 2]) < 0.05 * n     # searched again
+    assert len(stored[REPROBE + 3]) < 0.05 * n
+    np.testing.assert_array_equal(_through_hdf5(stored, np.uint8, n, len(chunks) * n),
+                                  np.concatenate(chunks))
+
+
+def test_record_planes_keep_their_own_give_up_state():
+    """Random low bytes of x and y are given up; p (bits) and the t planes keep being
+    searched in the next chunk (each of the 13 planes has its own state)."""
+    rng = np.random.default_rng(12)
+    chunk = 2 * PROBE
+    ev = _events(rng, 3 * chunk, "camera")
+    enc = RecordChunkEncoder(chunk)
+    stored = {name: [] for name in RECORD_COLUMNS}
+    for i in range(0, len(ev), chunk):
+        for name, data in zip(RECORD_COLUMNS, enc.encode(ev[i:i + chunk])):
+            stored[name].append(bytes(data))
+    assert enc._skip[0] > 0 and enc._skip[2] == 0  # x lo given up; y lo repeats (rows)
+    assert enc._skip[12] == 0 and len(stored["p"][2]) < 0.45 * chunk
+    for name in RECORD_COLUMNS:
+        got = _through_hdf5(stored[name], ev.dtype[name], chunk, len(ev))
+        np.testing.assert_array_equal(got, ev[name])
 
 
 def test_hash_table_positions_wrap_without_stale_matches():

@@ -87,6 +87,27 @@ def test_index_builder_matches_a_per_event_reference():
         assert got_t == [int(k[i]) * period for i in want_pos]
 
 
+def test_index_builder_on_dense_and_sparse_periods():
+    """Thousands of events per period (the search gallops over them), one event per
+    period, and gaps of many periods, in batches cut anywhere: the per-event reference."""
+    rng = np.random.default_rng(4)
+    for trial in range(40):
+        n, period = int(rng.integers(1, 60_000)), int(rng.choice([1, 7, 1000]))
+        step = rng.choice([0, 1, 3, 50, 5000], n, p=[0.5, 0.3, 0.15, 0.04, 0.01])
+        t = np.cumsum(step) + int(rng.integers(-10_000, 10_000))
+        k = t // period
+        want = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+        b = IndexBuilder(period)
+        got_t, got_pos = [], []
+        cuts = sorted(set(rng.integers(0, n, 5).tolist() + [0, n]))
+        for a, c in zip(cuts[:-1], cuts[1:]):
+            it, io = b.add(t[a:c], a)
+            got_t += it.tolist()
+            got_pos += io.tolist()
+        assert got_pos == want.tolist()
+        assert got_t == (k[want] * period).tolist()
+
+
 @pytest.mark.parametrize("chunk_events,chunk_us", [(1000, None), (None, 7_000), (333, 2_000)])
 def test_iter_events_cuts_like_every_reader(tmp_path, chunk_events, chunk_us):
     ev = random_events(4, 50_000, step_max=4)
