@@ -147,6 +147,80 @@ def _encode_run(src, s, e, dst, op, cap):
     return op
 
 
+@njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _bits_at(bits, i):
+    """57 or more bytes of a bit plane from byte ``i`` on, one bit each (LSB first)."""
+    return load8(bits, i >> 3) >> np.uint64(i & 7)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _encode_bits(src, s, e, dst, op, cap):
+    """LZF-encode src[s:e], a plane whose bytes are all 0 or 1 (p), after dst[:op]; the
+    new op, or -1 when out of room.
+
+    The plane is packed into a bit array (8 bytes -> 1 by one multiply), so the next 8
+    bytes at any position are an exact 8-bit key and a match's length is the trailing
+    zeros of the XOR of two 64-bit words: a 256-entry table of the last position of each
+    key finds an 8-byte match almost everywhere (no hash, no verification), each step
+    emits one back-reference, and the search never steps byte by byte through misses."""
+    n = e - s
+    bits = np.zeros((n >> 3) + 24, np.uint8)  # zeros past the end: lengths stop there
+    magic = np.uint64(0x0102040810204080)     # bit 0 of byte k -> bit 56 + k
+    low = np.uint64(0x0101010101010101)
+    j = 0
+    while j + 8 <= n:
+        bits[j >> 3] = np.uint8(((load8(src, s + j) & low) * magic) >> np.uint64(56))
+        j += 8
+    while j < n:
+        bits[j >> 3] |= np.uint8(src[s + j] << (j & 7))
+        j += 1
+    tab = np.full(256, -(1 << 30), np.int64)
+    low57 = np.uint64((1 << 56) - 1)
+    stop = np.uint64(1 << 56)
+    ip = 0
+    lit = 0
+    while ip + 8 <= n:
+        w = _bits_at(bits, ip)
+        key = np.intp(w & np.uint64(0xFF))
+        cand = tab[key]
+        tab[key] = ip
+        if ip - cand > MAX_OFF:  # never seen, or too far: a literal
+            ip += 1
+            continue
+        maxlen = min(n - ip, MAX_LEN)
+        length = np.intp(trailing_zeros(((_bits_at(bits, cand) ^ w) & low57) | stop))
+        while length == 56 and length < maxlen:  # 56 equal bytes: compare on
+            x = _bits_at(bits, cand + length) ^ _bits_at(bits, ip + length)
+            length += np.intp(trailing_zeros((x & low57) | stop))
+            if length % 56 != 0:
+                break
+        length = min(length, maxlen)
+        while lit < ip:  # literal runs of <= 32 bytes, copied 8 bytes at a time
+            k = min(ip - lit, 32)
+            if op + 33 > cap:
+                return -1
+            dst[op] = k - 1
+            store8(dst, op + 1, load8(src, s + lit))
+            store8(dst, op + 9, load8(src, s + lit + 8))
+            store8(dst, op + 17, load8(src, s + lit + 16))
+            store8(dst, op + 25, load8(src, s + lit + 24))
+            op += 1 + k
+            lit += k
+        if op + 3 > cap:
+            return -1
+        off = np.uint64(ip - cand - 1)
+        ln = np.uint64(length - 2)
+        long = ln >= np.uint64(7)
+        head = (min(ln, np.uint64(7)) << np.uint64(5)) | (off >> np.uint64(8))
+        lowoff = off & np.uint64(0xFF)
+        rest = ((ln - np.uint64(7)) | (lowoff << np.uint64(8))) if long else lowoff
+        store8(dst, op, head | (rest << np.uint64(8)))
+        op += 2 + np.intp(long)
+        ip += length
+        lit = ip
+    return _literals(src, s + lit, e, dst, op, cap)
+
+
 @njit(cache=True, nogil=True, boundscheck=False)
 def _min_match(src, s, e):
     """The shortest match worth searching for in src[s:e]: about 12 bits of the plane's
@@ -187,6 +261,8 @@ def _encode_plane(src, s, e, dst, op, cap, htab, gbase, skip, plane):
         skip[plane] -= 1
         return _literals(src, s, e, dst, op, cap)
     m = _min_match(src, s, e)
+    if m == 8:  # bytes of 0 and 1
+        return _encode_bits(src, s, e, dst, op, cap)
     mask = np.uint64(0xFFFFFFFFFFFFFFFF) >> np.uint64(64 - 8 * m)
     shift = np.uint64(64 - HASH_BITS)
     ip = s

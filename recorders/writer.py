@@ -31,6 +31,7 @@ import numpy as np
 
 from eventpipe.events import EVENT_DTYPE, as_events, check_sensor_size
 from recorders.columns import ColumnWriter
+from recorders.create import dataset_plist, new_dataset, set_attrs
 from recorders.index import IndexBuilder
 from recorders.labels import rows_from_messages
 from recorders.layout import (
@@ -113,37 +114,41 @@ class EventRecorder:
         f = self._f
         made = self._made = {}
         now = time.time()
-        f.attrs.update({
+        set_attrs(f, {
             "format": FORMAT_TAG, "schema_version": SCHEMA_VERSION,
             "writer_version": WRITER_VERSION, "wall_clock_start_unix": now,
             "created_utc": datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
             .isoformat(timespec="milliseconds")})
         ev = f.create_group("events")
-        ev.attrs.update({"sensor_size": np.array(self.sensor_size or (0, 0), np.int64),
-                         "time_unit": "us", "source_uri": str(source_uri or ""),
-                         "camera_serial": str(camera_serial or ""),
-                         "compression": self.compression, "chunk_events": self.chunk,
-                         "index_period_us": self._index.period_us})
+        set_attrs(ev, {"sensor_size": np.array(self.sensor_size or (0, 0), np.int64),
+                       "time_unit": "us", "source_uri": str(source_uri or ""),
+                       "camera_serial": str(camera_serial or ""),
+                       "compression": self.compression, "chunk_events": self.chunk,
+                       "index_period_us": self._index.period_us})
+        # h5py's low-level API (recorders.create): create_dataset's Python cost was most
+        # of the time a recording took to create
+        columns = dataset_plist((self.chunk,), **comp)
         for name, dt in EVENT_COLUMNS:
-            made[f"events/{name}"] = ev.create_dataset(
-                name, (0,), dtype=dt, maxshape=(None,), chunks=(self.chunk,), **comp)
+            made[f"events/{name}"] = new_dataset(ev, name, dt, (0,), maxshape=(None,),
+                                                 plist=columns)
         for name, dt in EVENT_COLUMNS:
             # contiguous, allocated and written now: space allocated later, under SWMR,
             # may lie past the end of a file cut off by a crash
-            made[f"events/tail_{name}"] = ev.create_dataset(
-                f"tail_{name}", data=np.zeros((2, self.chunk), dt))
-        for name in ("index_t", "index_offset"):  # uncompressed: a lookup reads 1 element
-            made[f"events/{name}"] = ev.create_dataset(
-                name, (0,), dtype=np.int64, maxshape=(None,), chunks=(INDEX_CHUNK,))
+            made[f"events/tail_{name}"] = new_dataset(
+                ev, f"tail_{name}", dt, (2, self.chunk), data=np.zeros((2, self.chunk), dt))
+        index = dataset_plist((INDEX_CHUNK,))  # uncompressed: a lookup reads 1 element
+        for name in ("index_t", "index_offset"):
+            made[f"events/{name}"] = new_dataset(ev, name, np.int64, (0,), maxshape=(None,),
+                                                 plist=index)
         lab = f.create_group("labels")
-        lab.attrs.update({"topk": self.topk, "label_bytes": self.label_bytes})
+        set_attrs(lab, {"topk": self.topk, "label_bytes": self.label_bytes})
         for name, (dt, shape) in label_dtypes(self.label_bytes, self.topk).items():
-            made[f"labels/{name}"] = lab.create_dataset(
-                name, (0,) + shape, dtype=dt, maxshape=(None,) + shape,
-                chunks=(LABEL_CHUNK,) + shape)
-        st = made["status"] = f.create_dataset(
-            "status", data=np.zeros(len(STATUS_FIELDS), np.int64))
-        st.attrs["fields"] = ",".join(STATUS_FIELDS)
+            made[f"labels/{name}"] = new_dataset(
+                lab, name, dt, (0,) + shape, maxshape=(None,) + shape,
+                plist=dataset_plist((LABEL_CHUNK,) + shape))
+        st = made["status"] = new_dataset(f, "status", np.int64, (len(STATUS_FIELDS),),
+                                          data=np.zeros(len(STATUS_FIELDS), np.int64))
+        set_attrs(st, {"fields": ",".join(STATUS_FIELDS)})
 
     # -- writing --------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -256,8 +261,10 @@ class EventRecorder:
             self._check_file()
             slot = self._tail_slot
             if _closing:  # the last partial chunk goes to the columns, once
-                self._columns.write(self._buf_start, self._buf, self._buf_n)
+                # trimmed first: HDF5 rewrites (decodes, fills, encodes) a stored chunk
+                # that a shrink cuts through; a chunk not yet written costs nothing
                 self._columns.trim(self.events_written)
+                self._columns.write(self._buf_start, self._buf, self._buf_n)
             elif self._buf_n:  # into the slot the status does not point at
                 slot = 1 - self._tail_slot
                 for name, _ in EVENT_COLUMNS:
@@ -265,9 +272,7 @@ class EventRecorder:
                         self._buf[name][:self._buf_n])
             self._write_index()
             self._write_labels()
-            for ds in (*self._ds.values(), *self._tail_ds.values(), *self._index_ds.values(),
-                       *self._label_ds.values()):
-                ds.flush()
+            self._f.flush()  # every dataset's data and metadata (H5Fflush), then ...
             self.flushes += 1
             status = np.zeros(len(STATUS_FIELDS), np.int64)
             values = {"closed": int(_closing), "events": self.events_written,
