@@ -189,11 +189,9 @@ def _encode_bits(src, s, e, dst, op, cap):
             continue
         maxlen = min(n - ip, MAX_LEN)
         length = np.intp(trailing_zeros(((_bits_at(bits, cand) ^ w) & low57) | stop))
-        while length == 56 and length < maxlen:  # 56 equal bytes: compare on
+        while length % 56 == 0 and length < maxlen:  # 56 more equal bytes: compare on
             x = _bits_at(bits, cand + length) ^ _bits_at(bits, ip + length)
             length += np.intp(trailing_zeros((x & low57) | stop))
-            if length % 56 != 0:
-                break
         length = min(length, maxlen)
         while lit < ip:  # literal runs of <= 32 bytes, copied 8 bytes at a time
             k = min(ip - lit, 32)
