@@ -153,6 +153,53 @@ def _bits_at(bits, i):
     return load8(bits, i >> 3) >> np.uint64(i & 7)
 
 
+@njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _bits_step(bits, src, s, ip, lit, lim, tab, out, op, cap):
+    """One step of the bit-plane matcher at plane byte ``ip`` (matches end by ``lim``):
+    a back-reference (after the literals pending since ``lit``) or one more pending
+    literal; returns ``(ip, lit, op)``, op -1 when ``out`` is out of room."""
+    low57 = np.uint64((1 << 56) - 1)
+    stop = np.uint64(1 << 56)
+    w = _bits_at(bits, ip)
+    key = np.intp(w & np.uint64(0xFF))
+    cand = tab[key]
+    tab[key] = ip
+    if ip - cand > MAX_OFF:  # never seen, or too far: a literal
+        return ip + 1, lit, op
+    maxlen = min(lim - ip, MAX_LEN)
+    length = np.intp(trailing_zeros(((_bits_at(bits, cand) ^ w) & low57) | stop))
+    more = length == 56
+    while more and length < maxlen:  # all 56 bytes equal: compare the next 56
+        x = _bits_at(bits, cand + length) ^ _bits_at(bits, ip + length)
+        step = np.intp(trailing_zeros((x & low57) | stop))
+        length += step
+        more = step == 56
+    length = min(length, maxlen)
+    while lit < ip:  # literal runs of <= 32 bytes, copied 8 bytes at a time
+        k = min(ip - lit, 32)
+        if op + 33 > cap:
+            return ip, lit, -1
+        out[op] = k - 1
+        store8(out, op + 1, load8(src, s + lit))
+        store8(out, op + 9, load8(src, s + lit + 8))
+        store8(out, op + 17, load8(src, s + lit + 16))
+        store8(out, op + 25, load8(src, s + lit + 24))
+        op += 1 + k
+        lit += k
+    if op + 3 > cap:
+        return ip, lit, -1
+    off = np.uint64(ip - cand - 1)
+    ln = np.uint64(length - 2)
+    long = ln >= np.uint64(7)
+    head = (min(ln, np.uint64(7)) << np.uint64(5)) | (off >> np.uint64(8))
+    lowoff = off & np.uint64(0xFF)
+    rest = ((ln - np.uint64(7)) | (lowoff << np.uint64(8))) if long else lowoff
+    store8(out, op, head | (rest << np.uint64(8)))
+    op += 2 + np.intp(long)
+    ip += length
+    return ip, ip, op
+
+
 @njit(cache=True, nogil=True, boundscheck=False)
 def _encode_bits(src, s, e, dst, op, cap):
     """LZF-encode src[s:e], a plane whose bytes are all 0 or 1 (p), after dst[:op]; the
@@ -162,7 +209,11 @@ def _encode_bits(src, s, e, dst, op, cap):
     bytes at any position are an exact 8-bit key and a match's length is the trailing
     zeros of the XOR of two 64-bit words: a 256-entry table of the last position of each
     key finds an 8-byte match almost everywhere (no hash, no verification), each step
-    emits one back-reference, and the search never steps byte by byte through misses."""
+    emits one back-reference, and the search never steps byte by byte through misses.
+    A step's time is the latency of its chain of dependent loads, so the two halves of
+    a plane of 4 KiB or more are matched in one loop, one step of each in turn (the second half into a
+    scratch stream, its table seeded with the 2 KiB before it; its references may reach
+    into the first half), and the second stream is appended to the first."""
     n = e - s
     bits = np.zeros((n >> 3) + 24, np.uint8)  # zeros past the end: lengths stop there
     magic = np.uint64(0x0102040810204080)     # bit 0 of byte k -> bit 56 + k
@@ -174,49 +225,37 @@ def _encode_bits(src, s, e, dst, op, cap):
     while j < n:
         bits[j >> 3] |= np.uint8(src[s + j] << (j & 7))
         j += 1
-    tab = np.full(256, -(1 << 30), np.int64)
-    low57 = np.uint64((1 << 56) - 1)
-    stop = np.uint64(1 << 56)
-    ip = 0
-    lit = 0
-    while ip + 8 <= n:
-        w = _bits_at(bits, ip)
-        key = np.intp(w & np.uint64(0xFF))
-        cand = tab[key]
-        tab[key] = ip
-        if ip - cand > MAX_OFF:  # never seen, or too far: a literal
-            ip += 1
-            continue
-        maxlen = min(n - ip, MAX_LEN)
-        length = np.intp(trailing_zeros(((_bits_at(bits, cand) ^ w) & low57) | stop))
-        while length % 56 == 0 and length < maxlen:  # 56 more equal bytes: compare on
-            x = _bits_at(bits, cand + length) ^ _bits_at(bits, ip + length)
-            length += np.intp(trailing_zeros((x & low57) | stop))
-        length = min(length, maxlen)
-        while lit < ip:  # literal runs of <= 32 bytes, copied 8 bytes at a time
-            k = min(ip - lit, 32)
-            if op + 33 > cap:
-                return -1
-            dst[op] = k - 1
-            store8(dst, op + 1, load8(src, s + lit))
-            store8(dst, op + 9, load8(src, s + lit + 8))
-            store8(dst, op + 17, load8(src, s + lit + 16))
-            store8(dst, op + 25, load8(src, s + lit + 24))
-            op += 1 + k
-            lit += k
-        if op + 3 > cap:
+    h = n // 2 if n >= 4096 else n  # a short plane: one chain (each starts cold)
+    ta = np.full(256, -(1 << 30), np.int64)
+    tb = np.full(256, -(1 << 30), np.int64)
+    for i in range(max(0, h - 2048), h - 8):  # keys wholly before the second half
+        tb[np.intp(_bits_at(bits, i) & np.uint64(0xFF))] = i
+    nb = n - h
+    tmp = np.empty(nb + nb // 32 + 64 + SLACK, np.uint8)
+    capb = tmp.shape[0] - SLACK
+    ipa, lita, opa = 0, 0, op
+    ipb, litb, opb = h, h, 0
+    while ipa + 8 <= h and ipb + 8 <= n:
+        ipa, lita, opa = _bits_step(bits, src, s, ipa, lita, h, ta, dst, opa, cap)
+        ipb, litb, opb = _bits_step(bits, src, s, ipb, litb, n, tb, tmp, opb, capb)
+        if opa < 0 or opb < 0:
             return -1
-        off = np.uint64(ip - cand - 1)
-        ln = np.uint64(length - 2)
-        long = ln >= np.uint64(7)
-        head = (min(ln, np.uint64(7)) << np.uint64(5)) | (off >> np.uint64(8))
-        lowoff = off & np.uint64(0xFF)
-        rest = ((ln - np.uint64(7)) | (lowoff << np.uint64(8))) if long else lowoff
-        store8(dst, op, head | (rest << np.uint64(8)))
-        op += 2 + np.intp(long)
-        ip += length
-        lit = ip
-    return _literals(src, s + lit, e, dst, op, cap)
+    while ipa + 8 <= h:
+        ipa, lita, opa = _bits_step(bits, src, s, ipa, lita, h, ta, dst, opa, cap)
+        if opa < 0:
+            return -1
+    while ipb + 8 <= n:
+        ipb, litb, opb = _bits_step(bits, src, s, ipb, litb, n, tb, tmp, opb, capb)
+        if opb < 0:
+            return -1
+    opa = _literals(src, s + lita, s + h, dst, opa, cap)
+    if opa < 0:
+        return -1
+    opb = _literals(src, s + litb, e, tmp, opb, capb)
+    if opb < 0 or opa + opb > cap:
+        return -1
+    dst[opa:opa + opb] = tmp[:opb]
+    return opa + opb
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
