@@ -25,7 +25,7 @@ from eventpipe.errors import UsageError
 
 EXIT_OK = 0
 STEPS, CLIPS, STREAMS, LR, CONSISTENCY, RUNS = 60, 192, 4, 1e-4, 3.0, 4   # the best measured run (docs/chip.md)
-MARGIN, MARGIN_WIDTH = 0.0, 0.02
+HARD, MARGIN, MARGIN_WIDTH = 0.5, 0.0, 0.02   # hard 0.5: the best run on the halves model (docs/chip.md)
 
 
 def add_parser(subparsers):
@@ -57,8 +57,9 @@ def add_parser(subparsers):
                    help=f"weight of the float/chip consistency term (default {CONSISTENCY:g})")
     f.add_argument("--distill", type=float, default=1.0,
                    help="weight of the distillation from the frozen input model (both forms; default 1)")
-    f.add_argument("--hard", type=float, default=0.0,
-                   help="weight of the cross-entropy with the true labels (default 0: the teacher anchors accuracy)")
+    f.add_argument("--hard", type=float, default=HARD,
+                   help=f"weight of the cross-entropy with the true labels of the clips and stream windows "
+                        f"(default {HARD:g}; 0: the teacher alone anchors accuracy)")
     f.add_argument("--margin", type=float, default=MARGIN,
                    help=f"weight of the margin loss: chip membranes within --margin-width of V_th (default {MARGIN:g})")
     f.add_argument("--margin-width", type=float, default=MARGIN_WIDTH,
