@@ -1,6 +1,7 @@
 """Chip vs float agreement: the labels (clips and streams) and the spikes, layer by layer.
 
 Run:  python benchmarks/chip_agreement.py [--checkpoint CKPT] [--clips 120] [--seconds 20] [--quick]
+          [--no-floor] [--differences]
 
 The measurement (``docs/chip.md``, "Agreement with the float model"; code in
 ``snn/backends/chip/agreement.py``):
@@ -19,7 +20,9 @@ The measurement (``docs/chip.md``, "Agreement with the float model"; code in
 * the floor: the float model against a copy of itself with 0.1% Gaussian relative weight noise
   (seeded) on the same clips and streams - how far labels move under a perturbation far below the
   chip's quantisation;
-* per LIF op: spike agreement over every (neuron, step) pair of the clips and of the streams.
+* per LIF op: spike agreement over every (neuron, step) pair of the clips and of the streams;
+* ``--differences``: every stream step whose decoded labels differ, with the truth and both forms'
+  decoded and raw labels.
 
 Goal (issue #13): clip and stream label agreement >= 0.99.
 """

@@ -4,7 +4,7 @@ program, fine-tune a checkpoint with the chip's quantisation in the loop.
     eventpipe chip compile [CKPT] -o prog.npz [--profile NAME] [--calibration N] [--seed S]
     eventpipe chip report prog.npz [--json] [--plot PNG] [--clips N]
     eventpipe chip finetune [CKPT] -o tuned.pt [--steps N] [--clips N] [--streams N] [--lr LR] [--distill W]
-        [--hard W] [--profile NAME]
+        [--hard W] [--margin W] [--margin-width F] [--profile NAME]
 
 ``compile`` calibrates on ``N`` synthetic training clips (integer counts at the model's input, made
 as training makes them; ``--calibration 0``: scales from the weights alone).  ``report`` prints the
