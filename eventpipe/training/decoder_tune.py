@@ -118,6 +118,18 @@ def validation_streams(cfg, model) -> list[tuple]:
     return out
 
 
+def cached_validation_streams(cfg, model, logits_path=None) -> list[tuple]:
+    """:func:`validation_streams`, kept in (and read back from) ``logits_path`` when given."""
+    if logits_path and os.path.isfile(logits_path):
+        with np.load(logits_path) as z:
+            return [(z[f"logits{i}"], z[f"truth{i}"], z[f"t_end{i}"]) for i in range(int(z["n"]))]
+    streams = validation_streams(cfg, model)
+    if logits_path:
+        np.savez(logits_path, n=len(streams), **{f"{k}{i}": v for i, s in enumerate(streams)
+                                                 for k, v in zip(("logits", "truth", "t_end"), s)})
+    return streams
+
+
 def main(argv=None) -> int:
     import snn
     from eventpipe.training.config import load_train_config
@@ -135,14 +147,7 @@ def main(argv=None) -> int:
     cfg = load_train_config(args.config)
     model, meta = snn.load_checkpoint(args.checkpoint)
     model = model.float().eval()
-    if args.logits and os.path.isfile(args.logits):
-        with np.load(args.logits) as z:
-            streams = [(z[f"logits{i}"], z[f"truth{i}"], z[f"t_end{i}"]) for i in range(int(z["n"]))]
-    else:
-        streams = validation_streams(cfg, model)
-        if args.logits:
-            np.savez(args.logits, n=len(streams), **{f"{k}{i}": v for i, s in enumerate(streams)
-                                                      for k, v in zip(("logits", "truth", "t_end"), s)})
+    streams = cached_validation_streams(cfg, model, args.logits)
     raw = score_settings(streams, meta["class_names"], ema=0.0)
     print("per class (settled, raw argmax): " + ", ".join(
         f"{k} {v:.3f}" for k, v in sorted(raw["per_class_settled"].items())))
