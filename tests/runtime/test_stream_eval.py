@@ -138,6 +138,9 @@ def test_the_runtime_decodes_with_the_checkpoints_stored_settings_unless_the_con
     assert (d.ema, d.hysteresis, d.dwell) == (0.6, 0.3, 1)
     d = decoder_of("default", ["decoder.ema=0", "decoder.dwell=2"])
     assert (d.ema, d.hysteresis, d.dwell) == (0.0, 0.3, 2)
+    assert d.challenger_ema is None   # none stored: the single-EMA rule
+    d = decoder_of("default", ["decoder.challenger_ema=0.2"])
+    assert (d.ema, d.challenger_ema) == (0.6, 0.2)
     bare = tmp_path / "bare.pt"
     del raw["extra"]["decoder"]
     torch.save(raw, bare)
