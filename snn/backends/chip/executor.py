@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Dict, Optional
 
+import time
+
 import numba
 import numpy as np
 
@@ -167,19 +169,22 @@ class Executor:
             numba.set_num_threads(n)
         return prev
 
-    def step(self, frame, state: Optional[Dict[str, np.ndarray]] = None, *, record: bool = False):
-        """One timestep; returns ``(logits [B, classes] int64, new state, stats)``."""
+    def step(self, frame, state: Optional[Dict[str, np.ndarray]] = None, *, record: bool = False,
+             times: Optional[np.ndarray] = None):
+        """One timestep; returns ``(logits [B, classes] int64, new state, stats)``.  ``times``: if
+        given, a float array of one entry per op, to which each op's time (s) is added: the calling
+        thread's CPU time with one thread, else wall time."""
         if self.threads == 1:
-            return self._step(frame, state, record)
+            return self._step(frame, state, record, times)
         prev = self._threads_on()
         try:
-            return self._step(frame, state, record)
+            return self._step(frame, state, record, times)
         finally:  # the caller's numba setting (e.g. the float fast path's) is left as it was
             if numba.get_num_threads() != prev:
                 numba.set_num_threads(prev)
 
     # ------------------------------------------------------------------ step
-    def _step(self, frame, state, record):
+    def _step(self, frame, state, record, times=None):
         prog = self.program
         frame = prog.check_frame(frame)
         B = frame.shape[0]
@@ -191,7 +196,13 @@ class Executor:
         hu = self.half_up
         parts = self.threads
         acc_lo, acc_hi = np.int64(self.acc_lo), np.int64(self.acc_hi)
+        clock = time.thread_time if self.threads == 1 else time.perf_counter  # CPU time where it is all ours
+        t0 = clock() if times is not None else 0.0
         for i, (op, p) in enumerate(zip(prog.ops, self._prep)):
+            if times is not None and i > 0:  # the previous op's time
+                t1 = clock()
+                times[i - 1] += t1 - t0
+                t0 = t1
             if op.kind == "input":
                 cnt[i, IDX["saturations"]] = K.input_codes(frame, p["lut"], np.int64(op.attrs["clip"]), buf[op.dst])
             elif op.kind == "conv":
@@ -244,6 +255,8 @@ class Executor:
                 out = buf[op.dst].reshape(B, -1)
                 cnt[i, IDX["saturations"]] = K.pool(src, int(op.attrs["shift"]), hu, acc_lo, acc_hi, out)
                 cnt[i, IDX["other_adds"]] = src.size
+        if times is not None:
+            times[len(prog.ops) - 1] += clock() - t0
         logits = buf[prog.output].reshape(B, -1).astype(np.int64)
         return logits, new_state, stats
 

@@ -158,6 +158,21 @@ def _emit(tacc, tlo, dst, b, oy, ox, shift, rnd, bias, add, lo, hi):  # pragma: 
 
 
 @numba.njit(**_JIT)
+def _emit_range(tacc, tlo, dst, b, oy, ox, o0, o1, shift, rnd, bias, add, lo, hi):  # pragma: no cover
+    """:func:`_emit` for outputs ``[o0, o1)`` only."""
+    wide_vectors()
+    out = dst[b, oy, ox]
+    n_sat = 0
+    for o in range(o0, o1):
+        v = ((np.int64(tacc[o]) + np.int64(tlo[o]) + rnd[o]) >> shift[o]) + bias[o]
+        if add:
+            v += out[o]
+        n_sat += (v < lo) + (v > hi)
+        out[o] = min(max(v, lo), hi)
+    return n_sat
+
+
+@numba.njit(**_JIT)
 def _conv_graded_at(src, b, q0, qstep, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi,
                     tacc, tzero, idx, val):  # pragma: no cover - jitted
     """Output rows ``q0, q0 + qstep, ...`` of batch row ``b`` from a graded map ``src``: every
