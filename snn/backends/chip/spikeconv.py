@@ -188,24 +188,27 @@ def _conv_spikes_dense_at(npos, b, q0, qstep, H, W, Ci, wt, stride, pad, flush, 
                         if ix < 0 or ix >= W:
                             continue
                         p = iy * W + ix
-                        e0 = p * Ci
+                        m = nb[p]
+                        src = offs[p * Ci:p * Ci + m]  # slices, indices from 0: no wraparound checks
+                        out = rl[nr:nr + m]
                         toff = (ky * K + kx) * cog
-                        for e in range(e0, e0 + nb[p]):
-                            rl[nr] = offs[e] + toff
-                            nr += 1
+                        for e in range(m):
+                            out[e] = src[e] + toff
+                        nr += m
                 if jb == 0:
                     n += nr * Co
-                for j in range(j0, j1):
-                    t16[j] = 0
-                    tacc[j] = 0
+                ts = t16[j0:j1]
+                ta = tacc[j0:j1]
+                ts[:] = 0
+                ta[:] = 0
                 r0 = 0
                 while r0 < nr:
                     r1 = min(nr, r0 + flush)
                     _rows_k(t16, wf, rl, r0, r1, j0, k)
                     if r1 < nr:
-                        for j in range(j0, j1):
-                            tacc[j] += t16[j]
-                            t16[j] = 0
+                        for j in range(ts.shape[0]):
+                            ta[j] += ts[j]
+                            ts[j] = 0
                     r0 = r1
                 n_sat += _emit_range(tacc, t16, dst, b, oy, ox, j0, o1, shift, rnd, bias, add, lo, hi)
     return n, n_sat
@@ -285,16 +288,17 @@ def _conv_spikes_at(chan, npos, b, q0, qstep, H, W, Ci, wt, og, stride, pad, flu
 
 @numba.njit(**_JIT)
 def conv_spikes(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst, add, lo, hi,
-                acc_proto, offs):  # pragma: no cover - jitted
+                acc_proto, offs, blocked):  # pragma: no cover - jitted
     """A conv on spikes into ``dst [B, Ho, Wo, Co]`` (set or residual add), on the calling thread;
     ``acc_proto``: a 1-element array of the exact accumulator's dtype; ``offs``: scratch of
-    ``H * W * Ci`` row offsets.  Returns ``(accumulates, saturations)``."""
+    ``H * W * Ci`` row offsets; ``blocked``: one group, output blocks outermost
+    (:func:`_conv_spikes_dense_at`; for weights larger than L2).  Returns ``(accumulates, saturations)``."""
     wide_vectors()
     B, Ho, Wo, Co = dst.shape
     t16 = np.zeros(max(Co, wt.shape[3]), np.int16)
     tacc = np.zeros(max(Co, wt.shape[3]), acc_proto.dtype)
     step = wt.shape[1] * wt.shape[2] * wt.shape[3]
-    dense = wt.shape[3] >= Co
+    dense = blocked and wt.shape[3] >= Co
     rl = np.empty(wt.shape[1] * wt.shape[2] * Ci if dense else 0, offs.dtype)
     n = 0
     n_sat = 0
@@ -313,12 +317,12 @@ def conv_spikes(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bi
 
 @numba.njit(parallel=True, **_JIT)
 def conv_spikes_par(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst, add, lo, hi,
-                    acc_proto, offs, parts):  # pragma: no cover - jitted
+                    acc_proto, offs, blocked, parts):  # pragma: no cover - jitted
     """:func:`conv_spikes` with the output rows interleaved over ``parts`` threads."""
     wide_vectors()
     B, Ho, Wo, Co = dst.shape
     step = wt.shape[1] * wt.shape[2] * wt.shape[3]
-    dense = wt.shape[3] >= Co
+    dense = blocked and wt.shape[3] >= Co
     nrl = wt.shape[1] * wt.shape[2] * Ci if dense else 0
     ns = np.zeros(parts, np.int64)
     sats = np.zeros(parts, np.int64)
