@@ -65,9 +65,9 @@ class Executor:
     #: stay on the calling thread even with ``threads > 1`` (a parallel region costs ~10 us)
     PARALLEL_MIN_SYNAPSES = 4_000_000
     PARALLEL_MIN_NEURONS = 32_768
-    #: spike convs (one group) whose int8 weights are this large take their output blocks outermost,
+    #: spike convs (one group) whose int8 weights pass the L2 cache (2 MiB) take their output blocks outermost,
     #: so that a block's weight columns stay in L2 while every position reads them
-    BLOCK_OUTER_MIN_BYTES = 1 << 20
+    BLOCK_OUTER_MIN_BYTES = 2 << 20
 
     def __init__(self, program: Program, *, threads: int = 1, parallel_min: Optional[int] = None):
         """``threads``: the convs and neuron updates of large ops split their output positions over
