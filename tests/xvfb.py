@@ -55,14 +55,20 @@ class WindowProcess:
         env = {**os.environ, "DISPLAY": display, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, text=True,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.out = {"out": "", "err": ""}
+        self.lines = {"out": [], "err": []}  # grows while the process runs
+        self.nudges = 0  # times an all-black window was mapped again (see shot)
         self.threads = [threading.Thread(target=self._read, args=(k, s), daemon=True)
                         for k, s in (("out", self.proc.stdout), ("err", self.proc.stderr))]
         for t in self.threads:
             t.start()
 
     def _read(self, name: str, stream) -> None:
-        self.out[name] = stream.read()
+        for line in stream:
+            self.lines[name].append(line)
+
+    def text(self, name: str) -> str:
+        """What the process wrote so far to ``"out"`` or ``"err"``."""
+        return "".join(self.lines[name])
 
     def xdo(self, *args: str) -> str:
         return subprocess.run(["xdotool", *args], capture_output=True, text=True, timeout=30,
@@ -92,6 +98,19 @@ class WindowProcess:
                     for line in self.xdo("getwindowgeometry", "--shell", str(wid)).split())
         return tuple(int(vals[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
 
+    def shot(self, wid) -> np.ndarray:
+        """The window's pixels (BGR).  Qt under Xvfb now and then never paints a window it
+        has mapped (about one start in six on a loaded machine, eventpipe's window and a bare
+        ``cv2.imshow`` loop alike): it stays black whatever it is given, until the window is
+        mapped again.  So an all-black grab (no picture of ours is) maps the window again, as
+        a window manager would, and the caller's wait grabs again."""
+        img = grab(self.display, self.geometry(wid))
+        if not img.any():
+            self.nudges += 1
+            self.xdo("windowunmap", "--sync", str(wid))
+            self.xdo("windowmap", "--sync", str(wid))
+        return img
+
     def keys(self, wid, *keys: str) -> None:
         for k in keys:  # one at a time, as a person types
             self.xdo("key", "--window", str(wid), k)
@@ -107,4 +126,4 @@ class WindowProcess:
             self.proc.wait(10)
         for t in self.threads:
             t.join(10)
-        return rc, self.out["out"], self.out["err"]
+        return rc, self.text("out"), self.text("err")

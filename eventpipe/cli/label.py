@@ -23,6 +23,9 @@ def add_parser(subparsers):
                          "the step of the , and . keys (default 50)")
     sp.add_argument("--speed", type=float, default=1.0, help="playback speed (default 1)")
     sp.add_argument("--scale", type=int, default=None, help="pixels per sensor pixel")
+    sp.add_argument("--echo-keys", action="store_true",
+                    help="write one line to stderr for each key the window has handled "
+                         "(for scripts that drive the window)")
     return sp
 
 
@@ -66,7 +69,7 @@ def run(args, env) -> int:
 
     res = run_label_window(args.recording, classes, labels=str(labels),
                            window_us=int(args.window_ms * 1000), speed=args.speed,
-                           scale=args.scale, err=env.stderr)
+                           scale=args.scale, err=env.stderr, echo_keys=args.echo_keys)
     n = len(res["segments"])
     env.stdout.write(f"{n} segment{'s' * (n != 1)}"
                      + (f", saved to {res['labels']}" if res["saved"] else ", not saved")

@@ -161,10 +161,14 @@ def initial_segments(labels: Path, classes: Sequence[str], duration_us: int) -> 
 
 def run_label_window(recording, classes: Sequence[str], *, labels: Optional[str] = None,
                      window_us: int = 50_000, speed: float = 1.0, scale: Optional[int] = None,
-                     err: TextIO = sys.stderr, max_seconds: Optional[float] = None) -> dict:
+                     err: TextIO = sys.stderr, max_seconds: Optional[float] = None,
+                     echo_keys: bool = False) -> dict:
     """Open the window on ``recording`` and run until the user quits (or closes the
     window).  ``labels``: the file to read (if it exists) and write on ``s`` (default
-    ``REC.labels.csv``).  Returns ``{"segments", "saved", "labels"}``."""
+    ``REC.labels.csv``).  ``echo_keys``: write ``eventpipe: key NAME`` to ``err`` once each
+    key is handled, so a script can wait for one key before typing the next (OpenCV keeps
+    one pending key: two keys that arrive while a picture is drawn are read as one).
+    Returns ``{"segments", "saved", "labels"}``."""
     import cv2
 
     from eventpipe.runtime.viewer import _check_display
@@ -215,7 +219,10 @@ def run_label_window(recording, classes: Sequence[str], *, labels: Optional[str]
                     err.write(f"eventpipe: saved {len(state.segments)} segments to "
                               f"{labels_path}\n")
                     err.flush()
-                elif action == QUIT:
+                if echo_keys:
+                    err.write(f"eventpipe: key {name}\n")
+                    err.flush()
+                if action == QUIT:
                     break
             try:
                 gone = cv2.getWindowProperty(TITLE, cv2.WND_PROP_VISIBLE) < 1

@@ -10,7 +10,7 @@ import pytest
 from eventpipe.labelling.files import Segment, read_labels
 from eventpipe.labelling.window import TITLE, TRACK_BGR, class_colour
 from tests.transport.helpers import wait_for
-from tests.xvfb import WindowProcess, grab
+from tests.xvfb import WindowProcess
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(180)
@@ -18,20 +18,30 @@ pytestmark = pytest.mark.timeout(180)
 
 class Labeller(WindowProcess):
     def __init__(self, display, *args):
-        super().__init__(display, [sys.executable, "-m", "eventpipe", "label", *map(str, args)], REPO)
+        super().__init__(display, [sys.executable, "-m", "eventpipe", "label", "--echo-keys",
+                                   *map(str, args)], REPO)
+
+    def keys(self, wid, *keys: str) -> None:
+        """Type each key once the window has handled the one before (``--echo-keys``):
+        OpenCV keeps one pending key, so two keys sent while a picture is drawn would be
+        read as one."""
+        for k in keys:
+            n = self.handled()
+            super().keys(wid, k)
+            assert wait_for(lambda: self.handled() > n or self.proc.poll() is not None,
+                            timeout=30, interval=0.02), f"key {k} not handled"
+
+    def handled(self) -> int:
+        return sum(line.startswith("eventpipe: key ") for line in self.lines["err"])
 
     def window(self):
         return self.find_window(TITLE, timeout=90)
 
     def ready(self, wid):
         """Wait until the window shows its first picture (keys sent earlier can be lost)."""
-        assert wait_for(lambda: np.all(screenshot(self.display, wid, self) == TRACK_BGR,
+        assert wait_for(lambda: np.all(self.shot(wid) == TRACK_BGR,
                                        axis=-1).sum() > 1000, timeout=60, interval=0.2), \
             "the window shows no timeline"
-
-
-def screenshot(display, wid, lab):
-    return grab(display, lab.geometry(wid))
 
 
 def test_keys_mark_segments_and_save(xdisplay, recording, tmp_path):
@@ -49,7 +59,7 @@ def test_keys_mark_segments_and_save(xdisplay, recording, tmp_path):
         # the timeline shows clap's and push's colours, and no wave (more pixels than
         # the 13 x 13 squares of the class list)
         def colours():
-            img = screenshot(xdisplay, wid, lab)
+            img = lab.shot(wid)
             return [bool(np.all(img == class_colour(i), axis=-1).sum() > 500) for i in range(3)]
 
         assert wait_for(lambda: colours() == [False, True, True], timeout=20, interval=0.2), \
@@ -104,3 +114,6 @@ def test_window_ms_sets_the_frame_step(xdisplay, recording, tmp_path):
             lab.finish(0.1)
     assert rc == 0, err
     assert read_labels(out) == [Segment(0.0, 0.6, "wave")]
+    # --echo-keys: one line per handled key, in the window's key names
+    assert [line for line in err.splitlines() if line.startswith("eventpipe: key ")] == \
+        [f"eventpipe: key {k}" for k in ("1", "space", ".", ".", ".", "space", "s", "q")]

@@ -36,7 +36,7 @@ from eventpipe.render import (
     view_layout,
 )
 from tests.transport.helpers import wait_for
-from tests.xvfb import WindowProcess, grab, start_xvfb
+from tests.xvfb import WindowProcess, start_xvfb
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(240)
@@ -226,10 +226,6 @@ def labels(path: Path) -> dict[int, dict]:
     return {m["seq"]: m for m in rows if m.get("type") != "metrics"}
 
 
-def screenshot(display: str, geometry: tuple[int, int, int, int]) -> np.ndarray:
-    return grab(display, geometry)
-
-
 def screen_mismatch(dump: Path, last: dict, screen: np.ndarray, picture: np.ndarray, geo,
                     geo_now, tmp_path: Path) -> str:
     """Why the screen is not the paused picture: what it equals instead, where they differ."""
@@ -320,7 +316,7 @@ def test_window_shows_the_stream_pauses_and_quits(xdisplay, warm, tmp_path, squa
         shot = {}
 
         def on_screen():  # Qt paints the window a moment after the picture is handed over
-            shot["img"] = screenshot(xdisplay, geo)
+            shot["img"] = run.shot(wid)
             return np.array_equal(shot["img"], picture)
 
         assert wait_for(on_screen, timeout=RESPONSE_S, interval=0.1), \
