@@ -169,19 +169,22 @@ def floors(ev, shape, repeat: int) -> dict[str, float]:
     return res
 
 
-GOAL = 25.0  # one-thread speed-up over tonic that issue 15 asks for on these workloads
+GOAL = 25.0  # speed-up over tonic, one thread and two, that issue 15 asks for on these workloads
 
 
 def run_workloads(n_vga: int, n_128: int, repeat: int) -> float:
     """to_frames vs tonic's to_frame_numpy on each workload, tonic measured in this run on
     the same array, both best of ``repeat``; prints one line each, the floors of one thread
-    (:func:`floors`) and a verdict, returns the worst one-thread ratio.
+    (:func:`floors`) and a verdict, returns the worst ratio of one and two threads.
 
     A workload's one-thread ratio is the lower of its wall-time and CPU-time ratios (wall
     time is inflated by other jobs on a shared box, CPU time by page faults charged to the
     process either way), and the verdict names every workload below the goal with its
     ceiling: a ceiling below the goal means no one-thread binning that returns a new array
-    reaches it on this machine; a ceiling above it means ours is what falls short."""
+    reaches it on this machine; a ceiling above it means ours is what falls short.  The
+    two-thread ratio is a wall-time ratio (CPU time adds the threads up).  The time into a
+    reused ``out=`` (already mapped memory, each frame zeroed just before it is filled) is
+    printed for information only: a first call on fresh memory is what the verdict judges."""
     from tonic.functional import to_frame_numpy
 
     print(f"# output-heavy workloads: time_window 10 ms, int16 output; ratio = tonic time / ours "
@@ -204,6 +207,7 @@ def run_workloads(n_vga: int, n_128: int, repeat: int) -> float:
         t_tonic = best(lambda: to_frame_numpy(ev, (*wh, 2), time_window=tw), repeat, "tonic")
         t1 = best(lambda: to_frames(ev, wh, time_window=tw), repeat, "ours1")
         t2 = best(lambda: to_frames(ev, wh, time_window=tw, threads=2), repeat, "ours2")
+        best(lambda: to_frames(ev, wh, time_window=tw, out=frames), repeat, "reused")
         cpu_tonic, cpu1 = CPU["tonic"], CPU["ours1"]
         fl = floors(ev, frames.shape, repeat)
         ceiling = cpu_tonic / (fl["zeros"] + fl["read"])
@@ -217,7 +221,8 @@ def run_workloads(n_vga: int, n_128: int, repeat: int) -> float:
         print(f"{'  floor':<20}: {fl['zeros'] * 1e3:5.1f} | {fl['empty_memset'] * 1e3:5.1f} | "
               f"{fl['memset'] * 1e3:5.1f} | {fl['read'] * 1e3:5.1f} ms; ours {cpu1 * 1e3:5.1f} ms, "
               f"tonic {cpu_tonic * 1e3:6.1f} ms CPU: ceiling {ceiling:5.1f}x "
-              f"[{cpu_tonic / fl['zeros']:4.1f}x]")
+              f"[{cpu_tonic / fl['zeros']:4.1f}x]; (into a reused out=: {CPU['reused'] * 1e3:5.1f} ms, "
+              f"{cpu_tonic / CPU['reused']:4.1f}x, not in the verdict)")
         if ev.dtype != EVENT_DTYPE:  # what reading tonic's dtype directly saves
             tc = best(lambda: to_frames(as_events(ev), wh, time_window=tw), repeat, "conv")
             print(f"{'  (converted first)':<20}: as_events + to_frames, 1 thread {tc * 1e3:5.1f} ms "
@@ -233,9 +238,11 @@ def run_workloads(n_vga: int, n_128: int, repeat: int) -> float:
           f"{', '.join(met) or 'none'}; not met, ceiling below the goal on this machine: "
           f"{', '.join(bound) or 'none'}; not met although the ceiling allows it: "
           f"{', '.join(short) or 'none'}; 2 threads worst {min(r[4] for r in rows):.1f}x")
+    name2, worst2 = min(((r[0], r[4]) for r in rows), key=lambda r: r[1])
     print(f"worst ratio, 1 thread: {worst:.1f}x tonic ({which} time, {name}, ceiling "
-          f"{ceiling:.1f}x): goal >= {GOAL:g}x {'met' if worst >= GOAL else 'NOT met'}")
-    return worst
+          f"{ceiling:.1f}x); 2 threads: {worst2:.1f}x (wall time, {name2}): goal >= {GOAL:g}x on "
+          f"1 and 2 threads {'met' if min(worst, worst2) >= GOAL else 'NOT met'}")
+    return min(worst, worst2)
 
 
 def stream(ev, wh, window, packet, n_events=None):

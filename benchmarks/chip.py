@@ -12,6 +12,8 @@ Run:  python benchmarks/chip.py [--quick] [--no-hardvs]
   path) at 1 and 2 torch/numba threads, its 8-step clip recompute on 2 threads the anchor of the
   1/20 goal; the executor on 1 and 2 numba threads; on a loaded machine the CPU time of the calling
   thread (1 thread each) is the steadier comparison;
+* where the executor's time goes, per op kind and op: ``python benchmarks/chip_profile.py
+  [--shipped] [--threads N]`` (``Executor.step(times=...)``);
 * energy per label = one step's energy (a label per step): the Spike-driven Transformer papers'
   convention beside our exact counts, memory traffic apart (``snn/backends/chip/energy.py``).
 """

@@ -1,6 +1,7 @@
 """Chip vs float agreement: the labels (clips and streams) and the spikes, layer by layer.
 
 Run:  python benchmarks/chip_agreement.py [--checkpoint CKPT] [--clips 120] [--seconds 20] [--quick]
+          [--no-floor] [--differences]
 
 The measurement (``docs/chip.md``, "Agreement with the float model"; code in
 ``snn/backends/chip/agreement.py``):
@@ -19,7 +20,9 @@ The measurement (``docs/chip.md``, "Agreement with the float model"; code in
 * the floor: the float model against a copy of itself with 0.1% Gaussian relative weight noise
   (seeded) on the same clips and streams - how far labels move under a perturbation far below the
   chip's quantisation;
-* per LIF op: spike agreement over every (neuron, step) pair of the clips and of the streams.
+* per LIF op: spike agreement over every (neuron, step) pair of the clips and of the streams;
+* ``--differences``: every stream step whose decoded labels differ, with the truth and both forms'
+  decoded and raw labels.
 
 Goal (issue #13): clip and stream label agreement >= 0.99.
 """
@@ -111,7 +114,7 @@ def float_floor(model, enc, clips, streams, decoder):
 
 
 def measure(checkpoint=CHECKPOINT, n_clips=120, seconds=20.0, seeds=(20000, 20001), profile="generic",
-            floor=True, out=print, decoder_overrides=None):
+            floor=True, out=print, decoder_overrides=None, differences=False):
     import snn
     from eventpipe.runtime.chip_counts import checkpoint_channels, count_clips, count_stream
     from snn.backends.chip.agreement import Agreement, runtime_decoder
@@ -133,13 +136,24 @@ def measure(checkpoint=CHECKPOINT, n_clips=120, seconds=20.0, seeds=(20000, 2000
     lines = [f"agreement [{tag}, profile {profile}]: {n_clips} held-out synthetic test clips (8 steps from rest, "
              f"label = argmax of the mean logits): chip = float on {a.top1:.4f} ({a.labels_same}/{a.labels}); "
              f"accuracy float {np.mean(float_lab == truth):.4f}, chip {np.mean(chip_lab == truth):.4f}"]
-    streams = [count_stream(s, seconds=seconds, channels=ch)[0] for s in seeds]
+    made = [count_stream(s, seconds=seconds, channels=ch) for s in seeds]
+    streams = [m[0] for m in made]
     b = Agreement(prog, model, decoder=decoder)
-    for frames in streams:
+    diffs = []
+    for seed, (frames, truth_s) in zip(seeds, made):
+        first = len(b.step_labels)
         b.stream(frames)
+        if differences:
+            for i, (ca, fa, cd, fd) in enumerate(b.step_labels[first:]):
+                if cd != fd:
+                    t = names[truth_s[i]] if truth_s[i] >= 0 else None
+                    nm = lambda k: None if k is None else names[k]  # noqa: E731
+                    diffs.append(f"  stream {seed} step {i}: truth {t}, decoded chip {nm(cd)} / float {nm(fd)}, "
+                                 f"raw chip {names[ca]} / float {names[fa]}")
     lines.append(f"agreement [{tag}]: {len(seeds)} held-out synthetic streams x {seconds:.0f} s ({b.labels} steps, "
                  f"state carried): decoder labels (runtime defaults) chip = float on {b.decoded_top1:.4f} "
                  f"({b.decoded_same}/{b.decoded}); raw per-step argmax {b.top1:.4f} ({b.labels_same}/{b.labels})")
+    lines += diffs
     if floor:
         fc, fr, fd = float_floor(model, prog.meta["encoding"], batches, streams, decoder)
         lines.append(f"agreement [{tag}]: floor, float vs float with 0.1% weight noise: clips {fc:.4f}, stream "
@@ -208,6 +222,8 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="24 clips, one 8 s stream")
     ap.add_argument("--decoder", action="append", default=[], metavar="KEY=VALUE",
                     help="override a runtime decoder default (e.g. ema=0.6); repeatable")
+    ap.add_argument("--differences", action="store_true",
+                    help="also list every stream step whose decoded labels differ (truth, both labels)")
     ap.add_argument("--attribute", action="store_true",
                     help="instead: which rounding moves the labels (the chip's twin, one rounding at a time)")
     args = ap.parse_args(argv)
@@ -223,10 +239,10 @@ def main(argv=None):
     if over:
         pr(f"decoder overrides: {over}")
     if args.quick:
-        r = measure(args.checkpoint, 24, 8.0, (20000,), args.profile, not args.no_floor, pr, over)
+        r = measure(args.checkpoint, 24, 8.0, (20000,), args.profile, not args.no_floor, pr, over, args.differences)
     else:
         r = measure(args.checkpoint, args.clips, args.seconds, (20000, 20001), args.profile, not args.no_floor, pr,
-                    over)
+                    over, args.differences)
     met = min(r["clips"], r["stream_decoded"]) >= 0.99
     print(f"goal >= 0.99 (clips and decoded stream labels): {'met' if met else 'NOT met'}")
     return 0

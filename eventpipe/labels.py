@@ -12,6 +12,13 @@ Per stream and step::
 The candidate is ``argmax(smooth)``.  With a current label ``L``, the candidate
 ``K`` wins only when ``smooth[K] >= smooth[L] + hysteresis``.
 When ``max(smooth) < threshold`` the candidate is ``None`` (no confident class).
+
+With ``challenger_ema`` set (below ``ema``), a challenger is judged on a faster EMA of the
+same probabilities (``fast``, that factor) while the current label keeps the slower one:
+the candidate is ``argmax(fast)`` and ``K`` wins when ``fast[K] >= max(smooth[L], fast[L]) +
+hysteresis`` (the threshold applies to ``fast``).  A new action that the model says clearly is
+taken within a step or two; a blip must still beat the current label's steady support by the
+margin.  ``challenger_ema=None`` (or ``>= ema``) is the single-EMA rule above.
 The label becomes a winning candidate once it has won ``dwell`` steps in a row
 (1: at once); a step where the current label wins again resets that count.
 A message is emitted when the label changed (``emit_on_change``) and/or
@@ -32,11 +39,11 @@ import numpy as np
 
 #: decoder settings a checkpoint may carry (``extra["decoder"]``) and their values for one
 #: that carries none: no smoothing, the label follows the argmax at once
-STORED_SETTINGS = {"ema": 0.0, "hysteresis": 0.0, "dwell": 1}
+STORED_SETTINGS = {"ema": 0.0, "hysteresis": 0.0, "dwell": 1, "challenger_ema": None}
 
 
 def decoder_settings(configured: dict, stored: dict | None) -> dict:
-    """The ``ema``/``hysteresis``/``dwell`` a stream decoder uses: the run config's value where
+    """The ``ema``/``hysteresis``/``dwell``/``challenger_ema`` a stream decoder uses: the run config's value where
     it sets one (not None), else the checkpoint's stored value (``extra["decoder"]``, e.g. the
     shipped model's, chosen by ``eventpipe.training.decoder_tune``), else
     :data:`STORED_SETTINGS`."""
@@ -68,18 +75,24 @@ def ema_update(prev: np.ndarray | None, probs: np.ndarray, ema: float) -> np.nda
 
 
 def choose_label(smooth: np.ndarray, current: int | None, threshold: float,
-                 hysteresis: float) -> int | None:
-    k = int(np.argmax(smooth))
-    if smooth[k] < threshold:
+                 hysteresis: float, fast: np.ndarray | None = None) -> int | None:
+    """The candidate label of one step (module docstring): ``fast`` (the challengers' EMA;
+    ``None`` = ``smooth``) picks it and must beat the current label's support by
+    ``hysteresis``."""
+    f = smooth if fast is None else fast
+    k = int(np.argmax(f))
+    if f[k] < threshold:
         return None
     if current is None or k == current:
         return k
-    return k if smooth[k] >= smooth[current] + hysteresis else current
+    lead = smooth[current] if fast is None else max(smooth[current], f[current])
+    return k if f[k] >= lead + hysteresis else current
 
 
 @dataclasses.dataclass
 class StreamState:
     smooth: np.ndarray | None = None
+    fast: np.ndarray | None = None   # the challengers' EMA (challenger_ema), when set
     label: int | None = None
     steps: int = 0
     since_emit: int = 0
@@ -90,7 +103,8 @@ class StreamState:
 class LabelDecoder:
     def __init__(self, class_names: Sequence[str], *, ema: float = 0.6, topk: int = 5,
                  threshold: float = 0.0, hysteresis: float = 0.0, dwell: int = 1,
-                 emit_every: int = 0, emit_on_change: bool = True):
+                 emit_every: int = 0, emit_on_change: bool = True,
+                 challenger_ema: float | None = None):
         self.class_names = [str(c) for c in class_names]
         if not self.class_names:
             raise ValueError("class_names must not be empty")
@@ -102,6 +116,8 @@ class LabelDecoder:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         if not 0.0 <= hysteresis <= 1.0:
             raise ValueError(f"hysteresis must be in [0, 1], got {hysteresis}")
+        if challenger_ema is not None and not 0.0 <= challenger_ema < 1.0:
+            raise ValueError(f"challenger_ema must be in [0, 1), got {challenger_ema}")
         if isinstance(dwell, bool) or int(dwell) != dwell or int(dwell) < 1:
             raise ValueError(f"dwell must be an integer >= 1, got {dwell}")
         if int(emit_every) < 0:
@@ -111,6 +127,9 @@ class LabelDecoder:
         self.threshold = float(threshold)
         self.hysteresis = float(hysteresis)
         self.dwell = int(dwell)
+        # a challenger EMA no faster than ``ema`` is the single-EMA rule (e.g. ``ema=0``)
+        self.challenger_ema = (None if challenger_ema is None or float(challenger_ema) >= self.ema
+                               else float(challenger_ema))
         self.emit_every = int(emit_every)
         self.emit_on_change = bool(emit_on_change)
         self.states: dict[Any, StreamState] = {}
@@ -145,8 +164,10 @@ class LabelDecoder:
         for i, sid in enumerate(streams):
             st = self.states.setdefault(sid, StreamState())
             st.smooth = ema_update(st.smooth, probs[i], self.ema)
+            if self.challenger_ema is not None:
+                st.fast = ema_update(st.fast, probs[i], self.challenger_ema)
             new = self._debounce(st, choose_label(st.smooth, st.label, self.threshold,
-                                                  self.hysteresis))
+                                                  self.hysteresis, st.fast))
             changed = new != st.label or st.steps == 0
             st.label = new
             st.steps += 1

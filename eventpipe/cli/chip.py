@@ -4,7 +4,7 @@ program, fine-tune a checkpoint with the chip's quantisation in the loop.
     eventpipe chip compile [CKPT] -o prog.npz [--profile NAME] [--calibration N] [--seed S]
     eventpipe chip report prog.npz [--json] [--plot PNG] [--clips N]
     eventpipe chip finetune [CKPT] -o tuned.pt [--steps N] [--clips N] [--streams N] [--lr LR] [--distill W]
-        [--hard W] [--profile NAME]
+        [--hard W] [--margin W] [--margin-width F] [--profile NAME]
 
 ``compile`` calibrates on ``N`` synthetic training clips (integer counts at the model's input, made
 as training makes them; ``--calibration 0``: scales from the weights alone).  ``report`` prints the
@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 from eventpipe.errors import UsageError
 
 EXIT_OK = 0
-STEPS, CLIPS, STREAMS, LR, CONSISTENCY, RUNS = 60, 192, 4, 1e-4, 3.0, 4   # the best measured run (docs/chip.md)
+# the best measured run on the halves model (docs/chip.md, "Fine-tunes of the halves model")
+STEPS, CLIPS, STREAMS, LR, CONSISTENCY, RUNS = 120, 192, 4, 1e-4, 3.0, 4
+HARD, MARGIN, MARGIN_WIDTH = 0.5, 0.0, 0.02
 
 
 def add_parser(subparsers):
@@ -55,8 +58,13 @@ def add_parser(subparsers):
                    help=f"weight of the float/chip consistency term (default {CONSISTENCY:g})")
     f.add_argument("--distill", type=float, default=1.0,
                    help="weight of the distillation from the frozen input model (both forms; default 1)")
-    f.add_argument("--hard", type=float, default=0.0,
-                   help="weight of the cross-entropy with the true labels (default 0: the teacher anchors accuracy)")
+    f.add_argument("--hard", type=float, default=HARD,
+                   help=f"weight of the cross-entropy with the true labels of the clips and stream windows "
+                        f"(default {HARD:g}; 0: the teacher alone anchors accuracy)")
+    f.add_argument("--margin", type=float, default=MARGIN,
+                   help=f"weight of the margin loss: chip membranes within --margin-width of V_th (default {MARGIN:g})")
+    f.add_argument("--margin-width", type=float, default=MARGIN_WIDTH,
+                   help=f"the margin band, in units of V_th (default {MARGIN_WIDTH:g})")
     f.add_argument("--seed", type=int, default=0)
     return p
 
@@ -73,6 +81,8 @@ def _finetune(args, out) -> int:
             raise UsageError(f"--{k} must be >= 1, got {getattr(args, k)}")
     if args.streams < 0 or not args.lr > 0 or args.consistency < 0 or args.distill < 0 or args.hard < 0:
         raise UsageError("--streams must be >= 0, --lr > 0 and --consistency, --distill, --hard >= 0")
+    if args.margin < 0 or not args.margin_width > 0:
+        raise UsageError(f"--margin must be >= 0 and --margin-width > 0, got {args.margin:g} and {args.margin_width:g}")
     ckpt = resolve_checkpoint(args.checkpoint)
     if not Path(ckpt).is_file():
         raise FileNotFoundError(f"no such checkpoint: {ckpt}")
@@ -85,10 +95,13 @@ def _finetune(args, out) -> int:
                           channels=checkpoint_channels(meta))
     settings = dict(steps=args.steps, lr=args.lr, batch=6, run_batch=RUNS if args.streams else 0,
                     consistency=args.consistency, recompile_every=10, seed=args.seed, hard=args.hard,
-                    distill=args.distill)
+                    distill=args.distill, margin=args.margin, margin_width=args.margin_width)
+    t0 = time.perf_counter()
     model, hist = finetune(ckpt, data, profile=args.profile, compile_kw=dict(sensor_size=sensor),
                            log=lambda s: out.write(s + "\n"), progress=True, **settings)
-    save_finetuned(args.output, model, dict(meta, source=str(ckpt)), hist, dict(settings, profile=args.profile))
+    settings.update(profile=args.profile, clips=args.clips, streams=args.streams)
+    save_finetuned(args.output, model, dict(meta, source=str(ckpt)), hist, settings,
+                   seconds=time.perf_counter() - t0)
     out.write(f"wrote {args.output}: twin clip agreement {hist['agree'][0][1]:.4f} -> {hist['agree'][-1][1]:.4f} "
               f"on the training probe; measure: python benchmarks/chip_agreement.py --checkpoint {args.output}\n")
     return EXIT_OK

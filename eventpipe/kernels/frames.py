@@ -188,40 +188,37 @@ def _bin_pairs(ev, a, lim, lo, end, frame, W, H, npol, maxval, saturate):
     first event not taken (the caller hands it to :func:`_bin_window`).
 
     ``saturate=False`` when the frame cannot reach ``maxval`` before ``lim``, so the
-    count needs no test.  Integer times only (``lo``, ``end`` and the times are compared
-    as unsigned differences from ``lo``: ``lo <= t0 <= t1 < end`` holds exactly when
-    ``t0 - lo <= t1 - lo < end - lo`` modulo 2**64, whatever the values)."""
-    Wi = np.int64(W)
-    Hi = np.int64(H)
+    count needs no test.  Integer times only.  The test is seven comparisons joined by
+    ``&`` into one branch: ``lo <= t0 <= t1 < end`` (signed), and each coordinate,
+    sign-extended to 64 bits and read as unsigned, below the sensor size (so a negative
+    coordinate of tonic's signed dtypes is huge and fails too)."""
     Wu = np.uint64(W)
+    Hu = np.uint64(H)
     plane = np.uint64(H * W if npol == 2 else 0)
-    endu = np.uint64(end)
-    lou = np.uint64(lo)
-    span = endu - lou
     one = np.uint64(1)
     two = np.uint64(2)
     i = np.uint64(a)
-    last = np.uint64(lim - 1)  # a pair needs i + 1 < lim
-    if lim <= a + 1:
+    prev = np.int64(lo)
+    if lim <= a + 1:  # a pair needs i + 1 < lim
         return a
+    last = np.uint64(lim - 1)
     while i < last:
         prefetch_ahead(ev, i)
         e0 = ev[i]
         e1 = ev[i + one]
-        d0 = np.uint64(e0.t) - lou
-        d1 = np.uint64(e1.t) - lou
-        x0 = np.int64(e0.x)
-        y0 = np.int64(e0.y)
-        x1 = np.int64(e1.x)
-        y1 = np.int64(e1.y)
-        # sign bit set iff 0 <= x < W and 0 <= y < H for both (no overflow: 32-bit or
-        # non-negative coordinates minus a sensor size)
-        inside = (x0 - Wi) & (y0 - Hi) & (x1 - Wi) & (y1 - Hi) & ~(x0 | y0 | x1 | y1)
-        ok = (np.uint64(inside) >> np.uint64(63)) & np.uint64(d1 < span) & np.uint64(d0 <= d1)
-        if ok == np.uint64(0):
+        t0 = np.int64(e0.t)
+        t1 = np.int64(e1.t)
+        x0 = np.uint64(np.int64(e0.x))
+        y0 = np.uint64(np.int64(e0.y))
+        x1 = np.uint64(np.int64(e1.x))
+        y1 = np.uint64(np.int64(e1.y))
+        # (``&`` of the comparisons, not ``and``: one branch, not seven)
+        ok = ((t0 >= prev) & (t1 >= t0) & (t1 < end) & (x0 < Wu) & (x1 < Wu) & (y0 < Hu)
+              & (y1 < Hu))
+        if not ok:
             break
-        j0 = np.uint64(y0) * Wu + np.uint64(x0) + plane * np.uint64(e0.p > 0)
-        j1 = np.uint64(y1) * Wu + np.uint64(x1) + plane * np.uint64(e1.p > 0)
+        j0 = y0 * Wu + x0 + plane * np.uint64(e0.p > 0)
+        j1 = y1 * Wu + x1 + plane * np.uint64(e1.p > 0)
         if saturate:
             v = frame[j0]
             if v < maxval:
@@ -232,8 +229,7 @@ def _bin_pairs(ev, a, lim, lo, end, frame, W, H, npol, maxval, saturate):
         else:
             frame[j0] += 1
             frame[j1] += 1
-        lou += d1
-        span = endu - lou
+        prev = t1
         i += two
     return np.int64(i)
 

@@ -99,6 +99,8 @@ class DecoderConfig:
     threshold: float = bounded(0.0, ge=0, le=1)
     hysteresis: float | None = bounded(None, ge=0, le=1)
     dwell: int | None = bounded(None, ge=1)
+    challenger_ema: float | None = bounded(None, ge=0, lt=1)   # the challengers' faster EMA
+                                                                # (eventpipe.labels); None: ema
     emit_every: int = bounded(0, ge=0)
     emit_on_change: bool = True
 

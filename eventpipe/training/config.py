@@ -113,6 +113,9 @@ class OptimConfig:
     aux_weight: float = 1.0             # loss weight of the aux_data batch
     consistency_weight: float = 0.0     # stream data: weight of the squared change of the class
                                         # probabilities between consecutive windows of one action
+    consistency_settle: int = 0         # ... only where both windows' target has held (valid, the
+                                        # same) for this many windows of the run: steady labels
+                                        # once an action has settled, free to change at a switch
     aux_batch_size: int = 16
     amp: bool = True                    # only used when CUDA is present
     channels_last: bool = True          # only used when CUDA is present
@@ -128,6 +131,8 @@ class TrainConfig:
     log_every: int = 10                 # steps
     resume: str = ""                    # path to last.pt, or "auto" = <out_dir>/last.pt if present
     init: str = ""                      # start from these weights (an snn checkpoint; fine-tuning)
+    made_by: str = ""                   # how the exported model was made (the commands), kept in
+                                        # the export's extra["made_by"]
     export: str = ""                    # also save the final/best weights here (fp16 if export_fp16)
     export_fp16: bool = True
     export_best: bool = True

@@ -34,7 +34,10 @@ import torch
 from eventpipe.labels import LabelDecoder
 
 GRID = dict(ema=(0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8), hysteresis=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
-            dwell=(1, 2, 3, 4))
+            dwell=(1, 2, 3), challenger_ema=(None, 0.0, 0.2, 0.4, 0.5))
+
+#: the settings a checkpoint stores (extra["decoder"]); challenger_ema only where it is used
+KEYS = ("ema", "hysteresis", "dwell", "challenger_ema")
 
 
 @torch.no_grad()
@@ -90,8 +93,11 @@ def grid(streams: list[tuple], class_names, grid: dict = GRID, **kw) -> list[dic
     keys = list(grid)
     for values in itertools.product(*(grid[k] for k in keys)):
         setting = dict(zip(keys, values))
+        ch = setting.get("challenger_ema")
+        if ch is not None and ch >= setting.get("ema", 0.0):
+            continue   # no faster than ema: the single-EMA rule, already in the grid as None
         r = score_settings(streams, class_names, **setting, **kw)
-        rows.append(dict(setting, settled_accuracy=r["settled_accuracy"],
+        rows.append(dict({"challenger_ema": None}, **setting, settled_accuracy=r["settled_accuracy"],
                          switch_catch_rate=r["switch_catch_rate"],
                          label_changes_per_switch=r["label_changes_per_switch"],
                          window_accuracy=r["window_accuracy"]))
@@ -118,6 +124,18 @@ def validation_streams(cfg, model) -> list[tuple]:
     return out
 
 
+def cached_validation_streams(cfg, model, logits_path=None) -> list[tuple]:
+    """:func:`validation_streams`, kept in (and read back from) ``logits_path`` when given."""
+    if logits_path and os.path.isfile(logits_path):
+        with np.load(logits_path) as z:
+            return [(z[f"logits{i}"], z[f"truth{i}"], z[f"t_end{i}"]) for i in range(int(z["n"]))]
+    streams = validation_streams(cfg, model)
+    if logits_path:
+        np.savez(logits_path, n=len(streams), **{f"{k}{i}": v for i, s in enumerate(streams)
+                                                 for k, v in zip(("logits", "truth", "t_end"), s)})
+    return streams
+
+
 def main(argv=None) -> int:
     import snn
     from eventpipe.training.config import load_train_config
@@ -135,39 +153,35 @@ def main(argv=None) -> int:
     cfg = load_train_config(args.config)
     model, meta = snn.load_checkpoint(args.checkpoint)
     model = model.float().eval()
-    if args.logits and os.path.isfile(args.logits):
-        with np.load(args.logits) as z:
-            streams = [(z[f"logits{i}"], z[f"truth{i}"], z[f"t_end{i}"]) for i in range(int(z["n"]))]
-    else:
-        streams = validation_streams(cfg, model)
-        if args.logits:
-            np.savez(args.logits, n=len(streams), **{f"{k}{i}": v for i, s in enumerate(streams)
-                                                      for k, v in zip(("logits", "truth", "t_end"), s)})
+    streams = cached_validation_streams(cfg, model, args.logits)
     raw = score_settings(streams, meta["class_names"], ema=0.0)
     print("per class (settled, raw argmax): " + ", ".join(
         f"{k} {v:.3f}" for k, v in sorted(raw["per_class_settled"].items())))
     rows = grid(streams, meta["class_names"])
-    print("ema  hyst dwell | settled  caught  changes/switch  window")
+    print("ema  hyst dwell chall | settled  caught  changes/switch  window")
     for r in rows:
-        print(f"{r['ema']:.2f} {r['hysteresis']:.2f} {r['dwell']:5d} | {r['settled_accuracy']:.4f}  "
+        ch = "   - " if r["challenger_ema"] is None else f"{r['challenger_ema']:.2f} "
+        print(f"{r['ema']:.2f} {r['hysteresis']:.2f} {r['dwell']:5d} {ch}| {r['settled_accuracy']:.4f}  "
               f"{r['switch_catch_rate']:.4f}  {r['label_changes_per_switch']:6.2f}          {r['window_accuracy']:.4f}")
     best = pick(rows, args.max_changes)
     print(f"best (<= {args.max_changes} changes per switch): ema={best['ema']} hysteresis={best['hysteresis']} "
-          f"dwell={best['dwell']}: settled {best['settled_accuracy']:.4f}, caught {best['switch_catch_rate']:.4f}, "
-          f"{best['label_changes_per_switch']:.2f} changes per switch")
+          f"dwell={best['dwell']} challenger_ema={best['challenger_ema']}: settled {best['settled_accuracy']:.4f}, "
+          f"caught {best['switch_catch_rate']:.4f}, {best['label_changes_per_switch']:.2f} changes per switch")
     if args.store:
-        store_settings(args.checkpoint, {k: best[k] for k in ("ema", "hysteresis", "dwell")})
+        store_settings(args.checkpoint, {k: best[k] for k in KEYS})
         print(f"stored in {args.checkpoint} (extra['decoder'])")
     return 0
 
 
 def store_settings(checkpoint, settings: dict) -> None:
     """Write decoder ``settings`` into ``checkpoint``'s ``extra["decoder"]`` (atomically; the
-    weights and everything else stay as they are)."""
+    weights and everything else stay as they are); ``challenger_ema`` only when set."""
     raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    raw.setdefault("extra", {})["decoder"] = {"ema": float(settings["ema"]),
-                                              "hysteresis": float(settings["hysteresis"]),
-                                              "dwell": int(settings["dwell"])}
+    stored = {"ema": float(settings["ema"]), "hysteresis": float(settings["hysteresis"]),
+              "dwell": int(settings["dwell"])}
+    if settings.get("challenger_ema") is not None:
+        stored["challenger_ema"] = float(settings["challenger_ema"])
+    raw.setdefault("extra", {})["decoder"] = stored
     tmp = f"{checkpoint}.tmp"
     torch.save(raw, tmp)
     os.replace(tmp, checkpoint)

@@ -192,17 +192,45 @@ def weighted_cross_entropy(logits, y, weight=None, label_smoothing=0.0):
     return (per * w).sum() / w.sum().clamp_min(1e-12)
 
 
-def consistency_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def consistency_loss(logits: torch.Tensor, y: torch.Tensor, settle: int = 0) -> torch.Tensor:
     """Mean squared change of the class probabilities between consecutive windows with the same
     (not ignored) target: ``logits [B * R, C]`` and ``y [B, R]`` as
-    :func:`logits_and_targets` flattens them.  0 when no pair qualifies."""
+    :func:`logits_and_targets` flattens them.  With ``settle`` > 0 only the pairs whose later
+    window's target has been the same valid class for at least ``settle`` windows of the run
+    (itself included; the windows after a switch, where the label must change, are free).
+    0 when no pair qualifies."""
     b, r = y.shape
     p = torch.softmax(logits.reshape(b, r, -1), -1)
     same = (y[:, 1:] == y[:, :-1]) & (y[:, 1:] >= 0)
+    if settle > 0:
+        held = held_for(y)[:, 1:]
+        same &= held >= max(2, int(settle))
     if not bool(same.any()):
         return logits.sum() * 0.0
     d = (p[:, 1:] - p[:, :-1]).pow(2).sum(-1)
     return d[same].mean()
+
+
+def held_for(y: torch.Tensor) -> torch.Tensor:
+    """``[B, R]``: for each window, how many windows of the run up to and including it have had
+    its (valid) target in a row; 0 for ignored windows."""
+    b, r = y.shape
+    out = torch.zeros_like(y)
+    run = torch.zeros(b, dtype=y.dtype, device=y.device)
+    for j in range(r):
+        ok = y[:, j] >= 0
+        cont = ok & (j > 0) & (y[:, j] == y[:, j - 1]) if j > 0 else ok & False
+        run = torch.where(cont, run + 1, torch.where(ok, torch.ones_like(run), torch.zeros_like(run)))
+        out[:, j] = run
+    return out
+
+
+def clip_test_accuracy(model, d, device, seed: int = 0) -> float:
+    """Accuracy of ``model`` on the held-out clips of the clip set ``d`` (the ``aux_data`` of a
+    stream fine-tune): what ``eventpipe eval`` reports for that set."""
+    ds = build_dataset(d, "test", train=False, seed=seed)
+    loader = DataLoader(ds, batch_size=32, shuffle=False)
+    return round(float(evaluate(model.to(device), loader, device, len(ds.class_names))["accuracy"]), 4)
 
 
 def freeze_batchnorm(model: torch.nn.Module) -> None:
@@ -371,7 +399,8 @@ def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
                 weight = rest[0].to(device).flatten() if rest else None
                 loss = weighted_cross_entropy(logits, yy, weight, cfg.optim.label_smoothing)
                 if cfg.optim.consistency_weight > 0 and y.dim() == 2:
-                    loss = loss + cfg.optim.consistency_weight * consistency_loss(logits, y)
+                    loss = loss + cfg.optim.consistency_weight * consistency_loss(
+                        logits, y, cfg.optim.consistency_settle)
                 if aux_batches is not None:
                     xa, ya, *ra = next(aux_batches)
                     la, ta = logits_and_targets(ddp_model, _to_input(xa, device),
@@ -443,9 +472,13 @@ def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
         if cfg.export:
             src = out / ("best.pt" if cfg.export_best and (out / "best.pt").is_file() else "final.pt")
             m, meta = snn.load_checkpoint(src)
-            save_model(cfg.export, m, class_names, cfg, fp16=cfg.export_fp16,
-                       **{k: v for k, v in meta["extra"].items()
-                          if k in ("epoch", "step", "test_accuracy")})
+            more = {k: v for k, v in meta["extra"].items() if k in ("epoch", "step", "test_accuracy")}
+            if cfg.aux_data is not None and cfg.aux_data.dataset == "synthetic":
+                more["clip_test_accuracy"] = clip_test_accuracy(m, cfg.aux_data, device, cfg.seed)
+                say(f"clip test accuracy of the export: {more['clip_test_accuracy']:.4f}")
+            if cfg.made_by:
+                more["made_by"] = cfg.made_by
+            save_model(cfg.export, m, class_names, cfg, fp16=cfg.export_fp16, **more)
             summary["export"] = cfg.export
             say(f"exported {src.name} -> {cfg.export}")
         say(f"done: best test acc {best_acc:.4f}, final {summary['final_acc']}")

@@ -85,7 +85,8 @@ def _small_compiled():
 def test_agreement_counts_a_hand_made_stream():
     """10 stream steps; the 'chip' differs from the float model only in the raw label of steps 3 and 7
     and one spike of one op at step 5: raw 8/10 (and 8/10 decoded: with ema 0 the decoder's label is
-    the argmax), per-layer 1 - 1/(pairs) for that op only, the first divergence is that op."""
+    the argmax), per-layer 1 - 1/(pairs) for that op only, the first divergence is that op; the
+    per-step labels name exactly those two steps."""
     from snn.backends.chip.agreement import runtime_decoder
 
     model, prog = _small_compiled()
@@ -97,6 +98,11 @@ def test_agreement_counts_a_hand_made_stream():
     a.stream(frames)
     assert (a.labels_same, a.labels) == (8, 10)
     assert (a.decoded_same, a.decoded) == (8, 10)      # ema 0: the decoder's label is the argmax
+    # per step: (chip raw, float raw, chip decoded, float decoded); they differ at steps 3 and 7 only
+    assert len(a.step_labels) == 10
+    assert [i for i, (c, f, cd, fd) in enumerate(a.step_labels) if c != f] == [3, 7]
+    assert [i for i, (c, f, cd, fd) in enumerate(a.step_labels) if cd != fd] == [3, 7]
+    assert all(cd == c and fd == f for c, f, cd, fd in a.step_labels)
     per = a.per_layer()
     c, h, w = prog.buffers[lifs[3].dst]
     assert per[target] == 1 - 1 / (10 * c * h * w)

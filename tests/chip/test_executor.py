@@ -221,21 +221,101 @@ def test_threaded_step_leaves_numbas_thread_count_as_it_was():
         numba.set_num_threads(before)
 
 
+@pytest.mark.parametrize("blocked", [False, True])
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("co,ci,stride,rate", [(1, 3, 1, 0.5), (33, 20, 2, 0.3), (300, 24, 1, 0.6), (520, 9, 1, 0.9)])
-def test_spike_conv_register_blocks_and_int16_rows_are_exact(threads, co, ci, stride, rate):
+@pytest.mark.parametrize("co,ci,stride,rate", [(1, 3, 1, 0.5), (33, 20, 2, 0.3), (300, 24, 1, 0.6), (520, 9, 1, 0.9),
+                                               (600, 64, 1, 0.95)])
+def test_spike_conv_register_blocks_and_int16_rows_are_exact(threads, co, ci, stride, rate, blocked, monkeypatch):
     """Dense spike convs whose rows span one lane, a padded block, 8 blocks plus a remainder (300 ->
-    320 lanes: 256 in registers, then 64) and more than two register groups (520), weights at both
-    8-bit extremes, random spikes, stride 1 and 2: equal to the reference on 1 and 2 threads."""
+    320 lanes: 256 in registers, then 64) and more than two register groups (520, 600), weights at
+    both 8-bit extremes, random spikes, stride 1 and 2, and rows beyond the int16 flush bound (600:
+    576 rows per position): equal to the reference on 1 and 2 threads - per tap, or (``blocked``)
+    with the output blocks outermost and all taps of a position in one pass."""
+    monkeypatch.setattr(Executor, "BLOCK_OUTER_MIN_BYTES", 0 if blocked else 1 << 62)
     rng = np.random.default_rng(co * 7 + ci)
     w = rng.integers(-127, 128, (co, ci, 3, 3))
     w[0, 0] = -127
     w[-1, -1] = 127
+    if co == 600:
+        w[:300] = 127                               # sums up to 73152: the int16 rows must be flushed
     prog = _wide_conv_program(w.astype(np.int8), ci, hw=(7, 9), stride=stride)
     ex = Executor(prog, threads=threads, parallel_min=0)
     assert ex._prep[-1]["wt"].dtype == np.int8 and ex._prep[-1]["wt"].shape[-1] == -(-co // 32) * 32
+    assert ex._prep[-1]["blocked"] == blocked
     frames = [np.where(rng.random((2,) + prog.input_shape) < rate, 3, 0) for _ in range(2)]
     _same(prog, frames, None, threads=threads, parallel_min=0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_programs_with_output_blocks_outermost(seed, monkeypatch):
+    """Every dense spike conv of random programs takes the blocked path: equal to the reference."""
+    monkeypatch.setattr(Executor, "BLOCK_OUTER_MIN_BYTES", 0)
+    rng = np.random.default_rng(1000 + seed)
+    prog = random_program(rng, big=bool(seed % 2), stride=1 + seed % 2, rounding=("floor", "half_up")[seed % 2],
+                          hw=tuple(rng.integers(3, 8, 2)), channels=int(rng.choice([2, 4, 6])))
+    frames = [np.where(rng.random((2,) + prog.input_shape) < 0.4, rng.integers(0, 9, (2,) + prog.input_shape), 0)
+              for _ in range(3)]
+    _same(prog, frames, random_state(rng, prog, 2), threads=1 + seed % 2, parallel_min=0)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("stride,k", [(1, 3), (2, 5), (3, 7)])
+def test_first_layer_scatter_is_exact_in_int32_and_int64(threads, stride, k):
+    """The first layer scatters each non-zero code into the outputs it reaches (input-stationary):
+    strides 1-3, kernels 3-7 with padding, outputs not a multiple of 16; codes up to 2^30 make the
+    sums pass 32 bits (int64 accumulator map, saturated to the accumulator width and counted), small
+    codes keep int32 sums.  Equal to the reference (MACs counted the same)."""
+    from snn.backends.chip.program import Op, Program, conv_out_hw
+
+    from .programs import conv, lif, profile
+
+    rng = np.random.default_rng(stride * 10 + k)
+    H, W, co = 11, 13, 21
+    lut = np.array([0, 1, 3, 1 << 20, 1 << 30], np.int32)
+    w = rng.integers(-127, 128, (co, 2, k, k))
+    w[0] = 127
+    ho, wo = conv_out_hw(H, W, k, stride, k // 2)
+    ops = [Op("input", "input", "frame", "input", {"clip": 4}, {"lut": lut}),
+           conv("stem", "input", "s", w, rng.integers(-50, 50, co), stride=stride, pad=k // 2, src_kind="graded",
+                shift=rng.integers(0, 4, co)),
+           lif("l", "s", np.full(co, 20))]
+    buffers = {"frame": (2, H, W), "input": (2, H, W), "s": (co, ho, wo), "l": (co, ho, wo)}
+    prog = Program(ops, buffers, "s", 1.0, profile(accumulator_bits=32), {"class_names": None}).validate()
+    ex = Executor(prog)
+    assert "scatter" in ex._prep[1] and ex._prep[1]["acc"].dtype == np.int64
+    small = [np.where(rng.random((2, 2, H, W)) < 0.2, rng.integers(1, 3, (2, 2, H, W)), 0) for _ in range(2)]
+    large = [np.where(rng.random((2, 2, H, W)) < 0.3, rng.integers(0, 5, (2, 2, H, W)), 0) for _ in range(2)]
+    _same(prog, small, None, threads=threads, parallel_min=0)
+    assert _same(prog, large, None, threads=threads, parallel_min=0) > 0   # sums beyond int32 saturate
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32])
+@pytest.mark.parametrize("C", [1, 5, 31, 32, 33, 100])
+def test_compress32_lists_the_set_flags(dtype, C):
+    """The LIF's address lists: compress32 writes the channels of the set flags among (up to) 32,
+    increasing, at the given slot, nothing past them, and returns how many."""
+    import numba
+
+    from snn.backends.chip.compress import LANES, compress32
+
+    @numba.njit
+    def lists(flag, C, out):
+        k = 0
+        for c0 in range(0, C, LANES):
+            k += compress32(out, 3 + k, flag, c0, min(LANES, C - c0))
+        return k
+
+    rng = np.random.default_rng(C)
+    for rate in (0.0, 0.1, 0.5, 1.0):
+        flag = np.zeros(C + LANES, np.uint8)
+        flag[:C] = rng.random(C) < rate
+        flag[C:] = 1                                # flags past C are read but never listed
+        out = np.full(C + 8, -1, dtype)
+        k = lists(flag, C, out)
+        want = np.nonzero(flag[:C])[0]
+        assert k == want.size
+        np.testing.assert_array_equal(out[3:3 + k], want)
+        assert (out[:3] == -1).all() and (out[3 + k:] == -1).all()
 
 
 def test_kernels_are_marked_for_512_bit_vectors():

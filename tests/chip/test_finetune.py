@@ -131,3 +131,91 @@ def test_kl_to_the_teacher_by_hand():
     kl.backward()
     assert t.grad is None and s.grad is not None
     assert abs(float(_kl_to(s, s))) < 1e-12
+
+
+def test_near_threshold_by_hand():
+    """Membranes 0, 0.02 and 0.10 V_th from their threshold (unit 0.01 V_th per membrane unit),
+    width 0.05: terms 1, 0.6, 0 -> mean 1.6 / 3; the gradient pushes the near membrane away from
+    its threshold (up, for one above it; down, for one below) and leaves the far one alone."""
+    from snn.backends.chip.simulate import near_threshold
+
+    h = torch.tensor([10.0, 12.0, 20.0, 8.0], dtype=torch.float64, requires_grad=True)
+    theta = torch.full((4,), 10.0, dtype=torch.float64)
+    v = near_threshold(h, theta, torch.tensor(0.01, dtype=torch.float64), 0.05)
+    assert abs(float(v.detach()) - (1.0 + 0.6 + 0.0 + 0.6) / 4) < 1e-12
+    v.backward()
+    g = h.grad.numpy()
+    assert abs(g[1] - (-0.01 / 0.05 / 4)) < 1e-12 and abs(g[3] - (0.01 / 0.05 / 4)) < 1e-12
+    assert g[2] == 0.0
+
+
+def test_margin_terms_leave_the_twin_unchanged_and_count_every_lif():
+    """``margin=(width, terms)``: the logits are the same as without it; one term per LIF op and
+    step, each in [0, 1], some above 0; a wider band catches at least as many membranes."""
+    from snn.backends.chip.simulate import ChipSim
+
+    model, data = _case()
+    prof = profile(weight_bits=3, input_bits=2, accumulator_bits=32)
+    prog = snn.chip.compile(model, profile=prof, input_size=(16, 16), encoding=ENC, calibration=[data.calibration])
+    sim = ChipSim(prog, model)
+    x = torch.from_numpy(data.clips[:, :4].astype(np.int64))
+    terms, wide = [], []
+    with torch.no_grad():
+        a, _ = sim.run(x, margin=(0.05, terms))
+        b, _ = sim.run(x)
+        sim.run(x, margin=(0.5, wide))
+    assert torch.equal(a, b)
+    n_lif = sum(op.kind == "lif" for op in prog.ops)
+    assert len(terms) == n_lif * x.shape[0]
+    assert all(0.0 <= float(t) <= 1.0 for t in terms) and any(float(t) > 0 for t in terms)
+    assert float(torch.stack(wide).mean()) > float(torch.stack(terms).mean())
+
+
+def test_margin_loss_moves_membranes_away_from_thresholds():
+    """The margin term alone (no consistency, distillation or labels): after 15 steps the chip's
+    membranes sit near their thresholds less often than before, on the training clips."""
+    from snn.backends.chip.finetune import finetune
+    from snn.backends.chip.simulate import ChipSim
+
+    model, data = _case()
+    prof = profile(weight_bits=8, input_bits=8, accumulator_bits=32)
+    ckw = dict(input_size=(16, 16), encoding=ENC)
+
+    def near(m):
+        prog = snn.chip.compile(m, profile=prof, calibration=[data.calibration], **ckw)
+        terms = []
+        with torch.no_grad():
+            ChipSim(prog, m).run(torch.from_numpy(data.clips.astype(np.int64)), margin=(0.1, terms))
+        return float(torch.stack(terms).mean())
+
+    tuned, hist = finetune(model, data, profile=prof, steps=15, lr=3e-3, batch=8, recompile_every=5, hard=0.0,
+                           consistency=0.0, margin=1.0, margin_width=0.1, compile_kw=ckw)
+    assert len(hist["near"]) == 15
+    before, after = near(model), near(tuned)
+    assert after < 0.7 * before, (before, after)
+
+
+def test_save_finetuned_carries_the_source_metadata_over(tmp_path):
+    """The written checkpoint keeps the source's recipe, class names, input size and every extra
+    entry (decoder, accuracies, sensor size) and adds what fine-tuning did: source, settings, run
+    time, the twin's agreement history, the mean losses of the first and last ten steps (worked
+    out here); a source fine-tuned before keeps its record under ``previous``."""
+    from snn.backends.chip.finetune import save_finetuned
+
+    model, _ = _case()
+    recipe = {"size": [16, 16], "channels": "halves", "window_us": 100000, "stride_us": 50000}
+    extra = {"decoder": {"ema": 0.7, "hysteresis": 0.3, "dwell": 1}, "clip_test_accuracy": 0.9667,
+             "test_accuracy": 0.8549, "sensor_size": [32, 32], "chip_finetune": {"settings": {"steps": 1}}}
+    meta = {"class_names": list("abcd"), "input_size": (16, 16), "recipe": recipe, "extra": extra, "source": "a.pt"}
+    hist = {"agree": [(0, 0.5), (10, 0.75)], "loss": list(range(20)), "kl": [1.0] * 20, "near": []}
+    path = tmp_path / "tuned.pt"
+    save_finetuned(path, model, meta, hist, {"steps": 20, "margin": 0.0}, seconds=12.345)
+    _, got = snn.load_checkpoint(path)
+    assert got["recipe"] == recipe and got["class_names"] == list("abcd") and tuple(got["input_size"]) == (16, 16)
+    for k in ("decoder", "clip_test_accuracy", "test_accuracy", "sensor_size"):
+        assert got["extra"][k] == extra[k]
+    rec = got["extra"]["chip_finetune"]
+    assert rec["source"] == "a.pt" and rec["settings"] == {"steps": 20, "margin": 0.0} and rec["seconds"] == 12.3
+    assert rec["twin_clip_agreement"] == [[0, 0.5], [10, 0.75]]
+    assert rec["loss"] == [4.5, 14.5] and rec["kl"] == [1.0, 1.0] and "near" not in rec
+    assert rec["previous"] == {"settings": {"steps": 1}}

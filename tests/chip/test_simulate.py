@@ -135,3 +135,30 @@ def test_exact_switches_leave_roundings_out():
     np.testing.assert_allclose(q.numpy() * prog.logit_scale, f.numpy(), atol=1e-4)
     with pytest.raises(ValueError, match="unknown rounding"):
         ChipSim(prog, model, exact=("weight",))
+
+
+def test_straight_through_roundings_by_hand():
+    """The twin's roundings: forward the integer op, backward the identity of the unrounded map
+    (straight-through): round(2.5) = 2 (half to even, as torch), gradient 1; ``x >> 2`` floors
+    (-3 >> 2 = -1, 7 >> 2 = 1; half-up: (-3 + 2) >> 2 = -1, (7 + 2) >> 2 = 2) with gradient 1/4; saturation to 4 bits
+    clamps to [-8, 7] and still passes the gradient."""
+    import torch
+
+    from snn.backends.chip.simulate import round_ste, saturate, shr
+
+    x = torch.tensor([2.5, -1.4, 0.6], dtype=torch.float64, requires_grad=True)
+    y = round_ste(x)
+    assert y.tolist() == [2.0, -1.0, 1.0]
+    y.sum().backward()
+    assert x.grad.tolist() == [1.0, 1.0, 1.0]
+    v = torch.tensor([-3.0, 7.0], dtype=torch.float64, requires_grad=True)
+    f = shr(v, torch.tensor(2), half_up=False)
+    assert f.tolist() == [-1.0, 1.0]
+    assert shr(v.detach(), torch.tensor(2), half_up=True).tolist() == [-1.0, 2.0]
+    f.sum().backward()
+    assert v.grad.tolist() == [0.25, 0.25]
+    w = torch.tensor([-20.0, 3.0, 9.0], dtype=torch.float64, requires_grad=True)
+    s = saturate(w, 4)
+    assert s.tolist() == [-8.0, 3.0, 7.0]
+    s.sum().backward()
+    assert w.grad.tolist() == [1.0, 1.0, 1.0]

@@ -94,3 +94,52 @@ def test_room():
     assert _room(ev, np.float32(2.5)) == 2  # 0 -> 1 -> 2: both under 2.5, as the rule says
     float_t = np.zeros(1, [("x", "<i2"), ("y", "<i2"), ("p", "i1"), ("t", "<f8")])
     assert _room(float_t, np.int16(32767)) == -1  # float times: the per-event loop
+
+
+SIGNED = {
+    "tonic-struct": np.dtype([("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "?")]),
+    "int64": np.dtype([("x", "<i8"), ("y", "<i8"), ("t", "<i8"), ("p", "<i8")]),
+    "contract": None,
+}
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(n=st.integers(1, 300), seed=st.integers(0, 2**16), window=st.integers(3, 200),
+       kind=st.sampled_from(sorted(SIGNED)), bad=st.sampled_from([0.0, 0.03, 0.3]),
+       jitter=st.sampled_from([0, 150]), threads=st.sampled_from([1, 2]))
+def test_pair_loop_rejects_each_bad_event_in_either_place_of_a_pair(n, seed, window, kind, bad,
+                                                                    jitter, threads):
+    """The pair test (``frames._bin_pairs``) against plain Python and the per-event loop:
+    x or y below zero (signed dtypes: tonic's int16 struct, int64) or at/above the sensor
+    size (W, W+1, 65535), times on window edges (windows of a few us over integer times),
+    repeated, clamped and dropped backwards, at any position, so each kind of event falls
+    on the first and on the second event of a pair."""
+    rng = np.random.default_rng(seed)
+    W, H = 5, 4
+    t = np.sort(rng.integers(0, 1000, n))
+    x, y = rng.integers(0, W, n), rng.integers(0, H, n)
+    low = -2 if SIGNED[kind] is not None else W  # (uint16: no negative coordinates)
+    for c, size in ((x, W), (y, H)):
+        m = rng.random(n) < bad
+        c[m] = rng.choice([low, -1 if low < 0 else 65535, size, size + 1], int(m.sum()))
+    if jitter:
+        idx = rng.integers(0, n, max(1, n // 10))
+        t[idx] -= rng.integers(0, jitter, len(idx))  # tolerance 100: clamped and dropped
+    p = rng.integers(0, 2, n)
+    dt = SIGNED[kind]
+    if dt is None:
+        ev = make_events(x, y, t, p)
+    else:
+        ev = np.empty(n, dt)
+        ev["x"], ev["y"], ev["t"], ev["p"] = x, y, t, p
+    ws, we = time_windows(int(t[0]), int(t.max()), window, window, True)
+    oob = (x < 0) | (x >= W) | (y < 0) | (y >= H)  # the reference's events: bad -> x = W
+    ref, ref_stats = _policy_reference(make_events(np.where(oob, W, x), np.where(oob, 0, y), t, p),
+                                       (W, H), ws, we, tol=100)
+    ours, stats = to_frames(ev, (W, H), time_window=window, include_incomplete=True,
+                            time_tolerance_us=100, threads=threads, return_stats=True)
+    np.testing.assert_array_equal(ours, ref)
+    assert stats == ref_stats
+    fast, slow = _bin(ev, (W, H), window, 32767), _bin(ev, (W, H), window, -1)
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_array_equal(a, b)

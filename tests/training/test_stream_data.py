@@ -180,3 +180,26 @@ def test_aux_clip_batches_join_the_loss(tmp_path):
     diff = [k for k in params[0.0] if params[0.0][k].dtype.is_floating_point
             and not torch.equal(params[0.0][k], params[1.0][k])]
     assert diff, "the aux batch did not change the update"
+
+
+def test_a_stream_finetunes_export_carries_its_clip_test_accuracy_and_how_it_was_made(tmp_path):
+    """The export of a stream fine-tune with a clip aux set holds extra["clip_test_accuracy"]
+    (what eval_clips measures on the aux set's held-out clips), the validation window accuracy
+    (test_accuracy) and made_by: the shipped file is written by the command alone."""
+    import snn
+    from eventpipe.training.datasets import build_dataset
+    from eventpipe.training.evaluate import eval_clips
+
+    aux = ["aux_data={ dataset = \"synthetic\", n_per_class = 1, n_test_per_class = 2, "
+           "sensor_size = [32, 32], duration_us = 300000, T = 2, window_us = 100000, "
+           f"input_size = [16, 16], cache_dir = \"{tmp_path / 'clips'}\" }}",
+           "optim.aux_batch_size=4", "max_steps=1", "eval_every=1",
+           f"export=\"{tmp_path / 'shipped.pt'}\"", "made_by=\"eventpipe train --config x.toml\""]
+    cfg = load_train_config(None, stream_overrides(tmp_path / "run") + aux)
+    out = train(cfg, log=lambda m: None)
+    model, meta = snn.load_checkpoint(out["export"])
+    extra = meta["extra"]
+    assert extra["made_by"] == "eventpipe train --config x.toml"
+    assert extra["test_accuracy"] == pytest.approx(out["final_acc"])
+    want = eval_clips((model.float().eval(), meta), build_dataset(cfg.aux_data, "test", train=False))
+    assert want["n"] == 24 and extra["clip_test_accuracy"] == pytest.approx(want["accuracy"], abs=1e-4)

@@ -8,7 +8,7 @@ from eventpipe.synthetic import CLASS_NAMES
 from eventpipe.training.augment import FrameAugment, reverse_frames, time_reverse_map
 from eventpipe.training.config import AugmentConfig, load_train_config
 from eventpipe.training.stream_data import IGNORE, SyntheticStreamFrames, reversed_run, step_targets
-from eventpipe.training.trainer import consistency_loss
+from eventpipe.training.trainer import consistency_loss, held_for
 
 from .test_stream_data import stream_overrides
 
@@ -111,6 +111,28 @@ def test_consistency_loss_counts_only_same_target_neighbours():
     # qualifying pairs: run 0 (0,1): change 0.4 per class -> 0.32; run 1 (1,2): 0
     assert float(consistency_loss(logits, y)) == pytest.approx((0.32 + 0.0) / 2)
     assert float(consistency_loss(logits, torch.tensor([[0, 1, 0], [IGNORE] * 3]))) == 0.0
+
+
+def test_held_for_counts_windows_of_one_valid_target_in_a_row():
+    y = torch.tensor([[0, 0, 0, IGNORE, IGNORE, 1, 1, 1], [2, 2, 1, 1, 1, 1, IGNORE, 1]])
+    assert held_for(y).tolist() == [[1, 2, 3, 0, 0, 1, 2, 3], [1, 2, 1, 2, 3, 4, 0, 1]]
+
+
+def test_consistency_settle_frees_the_windows_just_after_a_switch():
+    # one run of 6 windows, 2 classes: truth a, a, a, b, b, b; the probabilities of class 0 by
+    # window (class 1 = 1 - p): a 0.9, 0.5, 0.9, then b windows 0.5, 0.1, 0.3
+    p0 = torch.tensor([0.9, 0.5, 0.9, 0.5, 0.1, 0.3])
+    logits = torch.stack([p0, 1 - p0], -1).log()
+    y = torch.tensor([[0, 0, 0, 1, 1, 1]])
+    sq = lambda a, b: 2 * (a - b) ** 2  # noqa: E731  (squared change summed over both classes)
+    # settle 0: every same-target pair (0,1) (1,2) (3,4) (4,5)
+    every = [sq(0.9, 0.5), sq(0.5, 0.9), sq(0.5, 0.1), sq(0.1, 0.3)]
+    assert float(consistency_loss(logits, y)) == pytest.approx(sum(every) / 4)
+    # settle 3: only pairs whose later window's target has held 3 windows: (1,2) and (4,5);
+    # the change from 0.5 to 0.1 right after the switch (the label turning) is free
+    assert float(consistency_loss(logits, y, settle=3)) == pytest.approx((sq(0.5, 0.9) + sq(0.1, 0.3)) / 2)
+    # settle longer than any run of one target: no pair, no loss
+    assert float(consistency_loss(logits, y, settle=4)) == 0.0
 
 
 def test_decoder_tuning_scores_settings_with_the_runtime_figures_and_picks_by_the_rule():

@@ -70,8 +70,11 @@ def test_decoder_settings_config_then_checkpoint_then_none():
 
     stored = {"ema": 0.6, "hysteresis": 0.3, "dwell": 2}
     unset = {"ema": None, "hysteresis": None, "dwell": None, "topk": 3}
-    assert decoder_settings(unset, stored) == stored
-    assert decoder_settings(unset, None) == {"ema": 0.0, "hysteresis": 0.0, "dwell": 1}
+    # (challenger_ema: None where neither sets it; tests/transport/test_labels_challenger.py)
+    assert decoder_settings(unset, stored) == dict(stored, challenger_ema=None)
+    assert decoder_settings(unset, None) == {"ema": 0.0, "hysteresis": 0.0, "dwell": 1,
+                                             "challenger_ema": None}
     assert decoder_settings({"ema": 0.0, "hysteresis": None, "dwell": 3}, stored) == {
-        "ema": 0.0, "hysteresis": 0.3, "dwell": 3}
-    assert decoder_settings(unset, {"ema": 0.2}) == {"ema": 0.2, "hysteresis": 0.0, "dwell": 1}
+        "ema": 0.0, "hysteresis": 0.3, "dwell": 3, "challenger_ema": None}
+    assert decoder_settings(unset, {"ema": 0.2}) == {"ema": 0.2, "hysteresis": 0.0, "dwell": 1,
+                                                     "challenger_ema": None}

@@ -55,6 +55,7 @@ class Agreement:
         self.spike_total: Dict[str, int] = {}
         self.diverged: Dict[str, bool] = {}
         self.clip_labels: list = []   # (chip label, float label) of every clip, in order
+        self.step_labels: list = []   # per stream step: (chip raw, float raw, chip decoded, float decoded)
 
     def _step(self, counts: np.ndarray, cstate, fstate):
         logits, cstate, stats = self.executor.step(counts, cstate, record=True)
@@ -92,14 +93,18 @@ class Agreement:
         dec = (self.decoder(), self.decoder()) if self.decoder is not None else None
         for f in frames:
             l1, l2, cs, fs = self._step(f[None], cs, fs)
-            self.labels_same += int(np.argmax(l1, 1)[0] == np.argmax(l2, 1)[0])
+            a, b = int(np.argmax(l1, 1)[0]), int(np.argmax(l2, 1)[0])
+            self.labels_same += int(a == b)
             self.labels += 1
+            da = db = None
             if dec is not None:
                 scale = float(self.program.logit_scale)
                 dec[0].step(l1.astype(np.float64) * scale)
                 dec[1].step(l2.astype(np.float64))
-                self.decoded_same += int(dec[0].states[0].label == dec[1].states[0].label)
+                da, db = dec[0].states[0].label, dec[1].states[0].label
+                self.decoded_same += int(da == db)
                 self.decoded += 1
+            self.step_labels.append((a, b, da, db))
 
     @property
     def top1(self) -> float:

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Dict, Optional
 
+import time
+
 import numba
 import numpy as np
 
 from . import kernels as K
+from . import scatter as GS
 from . import spikeconv as SC
 from .stats import IDX, Stats, weight_bytes
 
@@ -62,6 +65,9 @@ class Executor:
     #: stay on the calling thread even with ``threads > 1`` (a parallel region costs ~10 us)
     PARALLEL_MIN_SYNAPSES = 4_000_000
     PARALLEL_MIN_NEURONS = 32_768
+    #: spike convs (one group) whose int8 weights pass the L2 cache (2 MiB) take their output blocks outermost,
+    #: so that a block's weight columns stay in L2 while every position reads them
+    BLOCK_OUTER_MIN_BYTES = 2 << 20
 
     def __init__(self, program: Program, *, threads: int = 1, parallel_min: Optional[int] = None):
         """``threads``: the convs and neuron updates of large ops split their output positions over
@@ -81,9 +87,11 @@ class Executor:
         bound = {"frame": 0}
         self._prep = []
         self._offs_size, self._offs_wide = 0, False
+        inputs = set()  # the buffers written by input ops (codes of the frame's counts)
         for op in program.ops:
             p: Dict = {}
             if op.kind == "input":
+                inputs.add(op.dst)
                 p["lut"] = op.arrays["lut"].astype(np.int32)
                 bound[op.dst] = int(p["lut"].max(initial=0))
                 self.kinds[op.dst] = "map"
@@ -92,8 +100,8 @@ class Executor:
                 g = int(op.attrs["groups"])
                 if op.attrs["src_kind"] == "spike":
                     p["wt"] = _row_weights(w, g, SC.LANES)
-                else:  # products in int32 lanes: rows widened once, here
-                    p["wt"] = _row_weights(w, g).astype(np.int32)
+                else:  # products in int32 lanes: rows widened once, here (one group: padded to 16 lanes)
+                    p["wt"] = _row_weights(w, g, 16 if g == 1 else 1).astype(np.int32)
                 cig, cog = w.shape[1], w.shape[0] // g
                 p["og"] = (np.arange(cig * g, dtype=np.int64) // cig) * cog
                 sh = np.maximum(op.arrays["shift"].astype(np.int64), 0)  # a shift <= 0 leaves the sum as it is
@@ -116,7 +124,10 @@ class Executor:
                     pad = int(op.attrs["pad"])
                     p["fx"] = np.array([sum(0 <= x + pad - kx < wo for kx in range(k)) for x in range(wd)], np.int64)
                     p["cm"] = (co, ho, wd + 2 * pad + 8)
+                if not p["spike"] and g == 1 and op.src in inputs:  # the first layer: sparse codes, scattered
+                    p["scatter"] = (ho, wo, p["wt"].shape[3])
                 if p["spike"] and "dw" not in p:
+                    p["blocked"] = g == 1 and p["wt"].nbytes >= self.BLOCK_OUTER_MIN_BYTES
                     ci, h, wd = program.buffers[op.src]
                     self._offs_size = max(self._offs_size, ci * h * wd)
                     self._offs_wide |= p["wt"].size >= (1 << 31)
@@ -154,6 +165,8 @@ class Executor:
         for i, p in enumerate(self._prep):
             if "cm" in p:  # the depthwise convs' channel-major scratch
                 arena[f"#cm{i}"] = np.zeros(p["cm"], np.int32)
+            if "scatter" in p:  # the scattered conv's accumulator map (int64; int32 steps use its first half)
+                arena[f"#am{i}"] = np.zeros(int(np.prod(p["scatter"])), np.int64)
         # the spike convs' row offsets (one per spike of the input, laid out like its address lists)
         arena["#offs"] = np.zeros(max(self._offs_size, 1), np.int64 if self._offs_wide else np.int32)
         self._arena = {B: arena}  # one batch size at a time: memory stays bounded
@@ -167,19 +180,22 @@ class Executor:
             numba.set_num_threads(n)
         return prev
 
-    def step(self, frame, state: Optional[Dict[str, np.ndarray]] = None, *, record: bool = False):
-        """One timestep; returns ``(logits [B, classes] int64, new state, stats)``."""
+    def step(self, frame, state: Optional[Dict[str, np.ndarray]] = None, *, record: bool = False,
+             times: Optional[np.ndarray] = None):
+        """One timestep; returns ``(logits [B, classes] int64, new state, stats)``.  ``times``: if
+        given, a float array of one entry per op, to which each op's time (s) is added: the calling
+        thread's CPU time with one thread, else wall time."""
         if self.threads == 1:
-            return self._step(frame, state, record)
+            return self._step(frame, state, record, times)
         prev = self._threads_on()
         try:
-            return self._step(frame, state, record)
+            return self._step(frame, state, record, times)
         finally:  # the caller's numba setting (e.g. the float fast path's) is left as it was
             if numba.get_num_threads() != prev:
                 numba.set_num_threads(prev)
 
     # ------------------------------------------------------------------ step
-    def _step(self, frame, state, record):
+    def _step(self, frame, state, record, times=None):
         prog = self.program
         frame = prog.check_frame(frame)
         B = frame.shape[0]
@@ -191,7 +207,13 @@ class Executor:
         hu = self.half_up
         parts = self.threads
         acc_lo, acc_hi = np.int64(self.acc_lo), np.int64(self.acc_hi)
+        clock = time.thread_time if self.threads == 1 else time.perf_counter  # CPU time where it is all ours
+        t0 = clock() if times is not None else 0.0
         for i, (op, p) in enumerate(zip(prog.ops, self._prep)):
+            if times is not None and i > 0:  # the previous op's time
+                t1 = clock()
+                times[i - 1] += t1 - t0
+                t0 = t1
             if op.kind == "input":
                 cnt[i, IDX["saturations"]] = K.input_codes(frame, p["lut"], np.int64(op.attrs["clip"]), buf[op.dst])
             elif op.kind == "conv":
@@ -206,13 +228,21 @@ class Executor:
                 elif p["spike"]:
                     ci, h, w = prog.buffers[op.src]
                     args = (buf[op.src], buf[op.src + "#n"], h, w, ci, p["wt"], p["og"], s, pad, p["flush"],
-                            p["shift"], p["rnd"], p["bias"], buf[op.dst], add, acc_lo, acc_hi, p["acc"], buf["#offs"])
+                            p["shift"], p["rnd"], p["bias"], buf[op.dst], add, acc_lo, acc_hi, p["acc"], buf["#offs"], p["blocked"])
                     n, n_sat = SC.conv_spikes_par(*args, parts) if p["par"] else SC.conv_spikes(*args)
                     cnt[i, IDX["ac"]] = n
                 else:
                     acc = p["acc"]
                     if acc.dtype == np.int64 and p["wsum"] * int(K.absmax(buf[op.src])) < (1 << 31):
                         acc = _I32  # this step's inputs are small enough for exact int32 sums
+                if "scatter" in p:
+                    am = buf[f"#am{i}"]
+                    am = (am if acc.dtype == np.int64 else am.view(np.int32)[:am.size]).reshape(p["scatter"])
+                    args = (buf[op.src], p["wt"], s, pad, p["shift"], p["rnd"], p["bias"], buf[op.dst], add,
+                            acc_lo, acc_hi, am)
+                    n, n_sat = GS.conv_scatter_par(*args, parts) if p["par"] else GS.conv_scatter(*args)
+                    cnt[i, IDX["mac"]] = n
+                elif not p["spike"]:
                     args = (buf[op.src], p["wt"], p["og"], s, pad, p["shift"], p["rnd"], p["bias"], buf[op.dst], add,
                             acc_lo, acc_hi, acc)
                     n, n_sat = K.conv_graded_par(*args, parts) if p["par"] else K.conv_graded(*args)
@@ -244,6 +274,8 @@ class Executor:
                 out = buf[op.dst].reshape(B, -1)
                 cnt[i, IDX["saturations"]] = K.pool(src, int(op.attrs["shift"]), hu, acc_lo, acc_hi, out)
                 cnt[i, IDX["other_adds"]] = src.size
+        if times is not None:
+            times[len(prog.ops) - 1] += clock() - t0
         logits = buf[prog.output].reshape(B, -1).astype(np.int64)
         return logits, new_state, stats
 

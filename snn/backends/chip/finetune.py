@@ -87,7 +87,9 @@ def finetune(model_or_checkpoint, data: FinetuneData, *, threads: int = 1, **kw)
     Keywords: ``profile``, ``steps``, ``lr`` (AdamW, cosine to 0), ``batch`` (clips per step),
     ``run_batch`` (stream runs per step), ``consistency``, ``recompile_every``, ``clip_grad``,
     ``seed``, ``hard`` (weight of the cross-entropy with the labels), ``distill`` (weight of the KL from
-    the frozen input model's step outputs to both forms: distillation), ``snapshot(model, step)``
+    the frozen input model's step outputs to both forms: distillation), ``margin`` (weight of the
+    margin loss: the chip's membranes near their thresholds, :func:`~snn.backends.chip.simulate.near_threshold`
+    averaged over LIF ops and steps, within ``margin_width`` of ``V_th``), ``snapshot(model, step)``
     (called at each recompile), ``compile_kw`` (``input_size`` / ``encoding`` / ``sensor_size`` for
     :func:`~snn.backends.chip.compile.compile`), ``log``, ``progress``.  Runs on ``threads`` torch
     threads (default 1: the twin's many small float64 ops gain nothing from more and stall on a
@@ -113,7 +115,8 @@ def _kl_to(teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
 def _finetune(model_or_checkpoint, data: FinetuneData, *, profile="generic", steps: int = 200, lr: float = 1e-4,
               batch: int = 8, run_batch: int = 2, consistency: float = 1.0, recompile_every: int = 50,
               clip_grad: float = 1.0, seed: int = 0, compile_kw: Optional[dict] = None, hard: float = 1.0,
-              distill: float = 0.0, log: Optional[Callable[[str], None]] = None, progress: bool = False,
+              distill: float = 0.0, margin: float = 0.0, margin_width: float = 0.05,
+              log: Optional[Callable[[str], None]] = None, progress: bool = False,
               snapshot: Optional[Callable[[object, int], None]] = None):
     import copy
 
@@ -142,7 +145,7 @@ def _finetune(model_or_checkpoint, data: FinetuneData, *, profile="generic", ste
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
     n = data.clips.shape[1]
     probe = data.clips[:, : min(n, 48)]
-    hist: Dict[str, list] = {"loss": [], "ce_float": [], "ce_chip": [], "kl": [], "agree": []}
+    hist: Dict[str, list] = {"loss": [], "ce_float": [], "ce_chip": [], "kl": [], "agree": [], "near": []}
     hist["agree"].append((0, _agree(model, sim, probe, enc)))
     say = log or (lambda s: None)
     say(f"chip fine-tune: start, twin clip agreement {hist['agree'][-1][1]:.4f} on {probe.shape[1]} training clips")
@@ -156,8 +159,10 @@ def _finetune(model_or_checkpoint, data: FinetuneData, *, profile="generic", ste
         idx = rng.choice(n, size=min(batch, n), replace=False)
         x = data.clips[:, idx]
         y = torch.from_numpy(np.asarray(data.labels)[idx]).long()
+        terms: list = []
+        mg = (margin_width, terms) if margin > 0 else None
         f, _ = model.run(normalise(x, enc))
-        q, _ = sim.run(torch.from_numpy(np.asarray(x, np.int64)))
+        q, _ = sim.run(torch.from_numpy(np.asarray(x, np.int64)), margin=mg)
         q = q.float() * ls
         ce_f = F.cross_entropy(f.mean(0), y)
         ce_q = F.cross_entropy(q.mean(0), y)
@@ -173,7 +178,7 @@ def _finetune(model_or_checkpoint, data: FinetuneData, *, profile="generic", ste
             xr = data.runs[:, j]
             tr = torch.from_numpy(np.asarray(data.run_targets)[:, j]).long().flatten()
             fr, _ = model.run(normalise(xr, enc))
-            qr, _ = sim.run(torch.from_numpy(np.asarray(xr, np.int64)))
+            qr, _ = sim.run(torch.from_numpy(np.asarray(xr, np.int64)), margin=mg)
             fr, qr = fr.flatten(0, 1), qr.float().flatten(0, 1) * ls
             ok = tr >= 0
             if ok.any() and hard > 0:
@@ -184,6 +189,10 @@ def _finetune(model_or_checkpoint, data: FinetuneData, *, profile="generic", ste
                     tr_, _ = teacher.run(normalise(xr, enc))
                 tr_ = tr_.flatten(0, 1)
                 loss = loss + distill * (_kl_to(tr_, fr) + _kl_to(tr_, qr))
+        if terms:
+            near = torch.stack(terms).mean()
+            loss = loss + margin * near
+            hist["near"].append(float(near.detach()))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if clip_grad:
@@ -206,13 +215,26 @@ def _finetune(model_or_checkpoint, data: FinetuneData, *, profile="generic", ste
 
 
 
-def save_finetuned(path, model, meta, history, settings: Optional[dict] = None) -> None:
+def save_finetuned(path, model, meta, history, settings: Optional[dict] = None, seconds: Optional[float] = None) -> None:
     """Write the fine-tuned model as an ``snn`` checkpoint with the source's metadata (class names,
-    input size, recipe, extra) and ``extra["chip_finetune"]`` (settings, twin agreement history)."""
+    input size, recipe, every ``extra`` entry: decoder settings, accuracies, training config - the
+    accuracies are the source's, measured before fine-tuning) and ``extra["chip_finetune"]``: the
+    source, the settings, the run time, the twin's agreement on the training probe at each
+    recompile and the mean losses of the first and last ten steps.  A source that was itself
+    fine-tuned keeps its record under ``previous``."""
     from ...checkpoint import save_checkpoint
 
     extra = dict(meta.get("extra") or {})
-    extra["chip_finetune"] = {"source": meta.get("source"), "settings": dict(settings or {}),
-                              "twin_clip_agreement": [list(a) for a in history.get("agree", [])]}
+    rec = {"source": meta.get("source"), "settings": dict(settings or {}),
+           "twin_clip_agreement": [list(a) for a in history.get("agree", [])]}
+    if seconds is not None:
+        rec["seconds"] = round(float(seconds), 1)
+    for k in ("loss", "kl", "near"):
+        v = history.get(k) or []
+        if v:
+            rec[k] = [float(np.mean(v[:10])), float(np.mean(v[-10:]))]
+    if "chip_finetune" in extra:
+        rec["previous"] = extra["chip_finetune"]
+    extra["chip_finetune"] = rec
     save_checkpoint(path, model, class_names=meta.get("class_names"), input_size=meta.get("input_size"),
                     extra=extra, recipe=meta.get("recipe"))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .compress import LANES, compress32
 from .wide import wide_vectors
 
 #: ``flush`` value meaning "the int16 row cannot overflow: never flush" (spike convs)
@@ -82,7 +83,7 @@ def _lif_span(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos, b, p0, 
     vb = v[b].reshape(H * W, C)
     ob = v_new[b].reshape(H * W, C)
     cb = chan[b]
-    flag = np.empty(C, np.uint8)
+    flag = np.zeros(C + LANES, np.uint8)  # padded: the compress reads 32 flags at a time
     n_sat = 0
     n_spk = 0
     for p in range(p0, p1):
@@ -98,9 +99,8 @@ def _lif_span(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos, b, p0, 
             flag[c] = s
         base = p * C
         k = 0
-        for c in range(C):  # branch-free compaction: a slot is kept only on a spike
-            cb[base + k] = c
-            k += flag[c]
+        for c0 in range(0, C, LANES):  # the spiking channels' numbers, 32 channels per compress-store
+            k += compress32(cb, base + k, flag, c0, min(LANES, C - c0))
         npos[b, p] = k
         n_spk += k
     return n_sat, n_spk
@@ -158,6 +158,26 @@ def _emit(tacc, tlo, dst, b, oy, ox, shift, rnd, bias, add, lo, hi):  # pragma: 
 
 
 @numba.njit(**_JIT)
+def _emit_range(tacc, tlo, dst, b, oy, ox, o0, o1, shift, rnd, bias, add, lo, hi):  # pragma: no cover
+    """:func:`_emit` for outputs ``[o0, o1)`` only."""
+    wide_vectors()
+    out = dst[b, oy, ox][o0:o1]  # slices, indices from 0: no wraparound checks in the vector loop
+    ta = tacc[o0:o1]
+    tl = tlo[o0:o1]
+    rn = rnd[o0:o1]
+    sh = shift[o0:o1]
+    bi = bias[o0:o1]
+    n_sat = 0
+    for o in range(out.shape[0]):
+        v = ((np.int64(ta[o]) + np.int64(tl[o]) + rn[o]) >> sh[o]) + bi[o]
+        if add:
+            v += out[o]
+        n_sat += (v < lo) + (v > hi)
+        out[o] = min(max(v, lo), hi)
+    return n_sat
+
+
+@numba.njit(**_JIT)
 def _conv_graded_at(src, b, q0, qstep, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi,
                     tacc, tzero, idx, val):  # pragma: no cover - jitted
     """Output rows ``q0, q0 + qstep, ...`` of batch row ``b`` from a graded map ``src``: every
@@ -169,7 +189,7 @@ def _conv_graded_at(src, b, q0, qstep, wt, og, stride, pad, shift, rnd, bias, ds
     KK = K * K
     cog = wt.shape[3]
     wt2 = wt.reshape(Ci * KK, cog)
-    dense = cog == Co
+    dense = cog >= Co  # one group: rows padded with zero weights to a multiple of 16 lanes
     n = 0
     n_sat = 0
     for oy in range(q0, Ho, qstep):  # output rows q0, q0 + qstep, ...
@@ -202,7 +222,7 @@ def _conv_graded_at(src, b, q0, qstep, wt, og, stride, pad, shift, rnd, bias, ds
                                 t[j] += v * w[j]
                             n += cog
             if dense:
-                n += nr * cog
+                n += nr * Co
                 r = 0
                 while r + 4 <= nr:
                     a0 = wt2[idx[r]]
@@ -229,8 +249,8 @@ def conv_graded(src, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi, ac
     wide_vectors()
     B, Ho, Wo, Co = dst.shape
     Ci = src.shape[3]
-    tacc = np.zeros(Co, acc_proto.dtype)
-    tzero = np.zeros(Co, np.int16)
+    tacc = np.zeros(max(Co, wt.shape[3]), acc_proto.dtype)
+    tzero = np.zeros(max(Co, wt.shape[3]), np.int16)
     nmax = Ci * wt.shape[1] * wt.shape[2]
     idx = np.empty(nmax, np.int64)
     val = np.empty(nmax, acc_proto.dtype)
@@ -256,8 +276,8 @@ def conv_graded_par(src, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi
     sats = np.zeros(parts, np.int64)
     for part in numba.prange(parts):
         wide_vectors()
-        tacc = np.zeros(Co, acc_proto.dtype)
-        tzero = np.zeros(Co, np.int16)
+        tacc = np.zeros(max(Co, wt.shape[3]), acc_proto.dtype)
+        tzero = np.zeros(max(Co, wt.shape[3]), np.int16)
         idx = np.empty(nmax, np.int64)
         val = np.empty(nmax, acc_proto.dtype)
         for b in range(B):

@@ -78,6 +78,14 @@ def shr(x: Tensor, k: Tensor, half_up: bool, exact: bool = False) -> Tensor:
     return _Floor.apply(x / p)
 
 
+def near_threshold(h: Tensor, theta: Tensor, unit: Tensor, width: float) -> Tensor:
+    """Mean over neurons of ``relu(1 - |h - theta| * unit / width)``: 1 for a membrane on its
+    threshold, falling linearly to 0 at ``width`` (in units of ``V_th``: ``unit`` turns membrane
+    units into fractions of the threshold).  The margin loss of fine-tuning: a membrane within the
+    rounding error of its threshold spikes on one form and not the other, and that flip spreads."""
+    return torch.relu(1.0 - (h - theta).abs() * unit / float(width)).mean()
+
+
 def saturate(x: Tensor, bits: int) -> Tensor:
     lim = float((1 << (bits - 1)) - 1)
     return _Clamp.apply(x, -lim - 1, lim)
@@ -190,8 +198,11 @@ class ChipSim:
                 m_scale = self.scales.get(op.src, torch.ones(program.buffers[op.src][0], dtype=torch.float64))
                 m_scale = m_scale / 2.0 ** int(op.attrs["in_shift"])
                 a["vth_units"] = m_scale          # membrane units -> real, for the surrogate's argument
+                a["vth_rel"] = m_scale            # membrane units -> fractions of V_th (the margin loss)
                 if "v_threshold" in op.attrs:   # the float threshold in membrane units (exact="threshold")
-                    a["theta_exact"] = torch.tensor(op.attrs["v_threshold"], dtype=torch.float64) / m_scale
+                    vth = torch.tensor(op.attrs["v_threshold"], dtype=torch.float64)
+                    a["theta_exact"] = vth / m_scale
+                    a["vth_rel"] = m_scale / vth
             self.const[op.name] = a
         enc = program.meta.get("encoding")
         self.input_exact = None
@@ -234,10 +245,12 @@ class ChipSim:
         return {op.name: self.quantised(op) for op in self.program.ops if op.kind == "conv"}
 
     def step(self, frame, state: Optional[Dict[str, Tensor]] = None, *, record: bool = False,
-             weights: Optional[Dict[str, Tuple[Tensor, Tensor, Tensor]]] = None):
+             weights: Optional[Dict[str, Tuple[Tensor, Tensor, Tensor]]] = None,
+             margin: Optional[Tuple[float, list]] = None):
         """One step on integer counts ``frame [B, C, H, W]``: ``(logits, new state, spikes)``;
         logits in integer units (times ``program.logit_scale`` for the float model's units);
-        ``spikes``: ``{lif op name: [B, C, H, W]}`` when ``record``."""
+        ``spikes``: ``{lif op name: [B, C, H, W]}`` when ``record``.  ``margin=(width, terms)``:
+        append each LIF op's :func:`near_threshold` term (differentiable) to the list ``terms``."""
         prog, nb = self.program, self.nb
         frame = torch.as_tensor(np.asarray(frame) if not isinstance(frame, Tensor) else frame)
         B = frame.shape[0]
@@ -265,6 +278,8 @@ class ChipSim:
                 h = saturate(shr(state[key] + x, torch.tensor(1), self.half_up, "membrane" in self.exact),
                              nb.membrane_bits)
                 theta = (c["theta_exact"] if "threshold" in self.exact else c["theta"])[None, :, None, None]
+                if margin is not None:
+                    margin[1].append(near_threshold(h, theta, c["vth_rel"][None, :, None, None], margin[0]))
                 if torch.is_grad_enabled() and h.requires_grad:
                     # the surrogate sees the real membrane minus V_th, like the float neuron
                     spk = SigmoidSurrogate.apply((h - theta) * c["vth_units"][None, :, None, None], self.alpha)
@@ -291,11 +306,12 @@ class ChipSim:
         logits = bufs[prog.output].reshape(B, -1)
         return logits, new, spikes
 
-    def run(self, frames, state=None):
-        """``frames [T, B, C, H, W]`` counts -> per-step logits ``[T, B, classes]`` (integer units), state."""
+    def run(self, frames, state=None, margin: Optional[Tuple[float, list]] = None):
+        """``frames [T, B, C, H, W]`` counts -> per-step logits ``[T, B, classes]`` (integer units), state;
+        ``margin``: as for :meth:`step`, every step's terms."""
         outs = []
         weights = self.quantise_all()
         for t in range(frames.shape[0]):
-            lg, state, _ = self.step(frames[t], state, weights=weights)
+            lg, state, _ = self.step(frames[t], state, weights=weights, margin=margin)
             outs.append(lg)
         return torch.stack(outs), state

@@ -26,7 +26,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from .kernels import _JIT, _emit
+from .kernels import _JIT, _emit, _emit_range
 from .wide import wide_vectors
 
 #: int16 lanes of one 512-bit vector: a dense spike conv's rows are padded to a multiple of this
@@ -132,6 +132,88 @@ def _row_offsets(chan, npos, b, Ci, step, offs):  # pragma: no cover - jitted
             offs[e] = np.int64(cb[e]) * step
 
 
+@numba.njit(inline="always", **_JIT)
+def _rows_k(t16, w, rl, r0, r1, j0, k):  # pragma: no cover - jitted
+    """``t16[j0:j0 + k * LANES] += sum of the rows w[rl[r] + j0 :][:k * LANES]``, ``r`` in ``[r0, r1)``:
+    ``k`` (1..BLOCKS) blocks of sums held in registers over the whole row list."""
+    if k == 8:
+        _rows8(t16, w, rl, r0, r1, j0, j0)
+    elif k == 7:
+        _rows7(t16, w, rl, r0, r1, j0, j0)
+    elif k == 6:
+        _rows6(t16, w, rl, r0, r1, j0, j0)
+    elif k == 5:
+        _rows5(t16, w, rl, r0, r1, j0, j0)
+    elif k == 4:
+        _rows4(t16, w, rl, r0, r1, j0, j0)
+    elif k == 3:
+        _rows3(t16, w, rl, r0, r1, j0, j0)
+    elif k == 2:
+        _rows2(t16, w, rl, r0, r1, j0, j0)
+    else:
+        _rows1(t16, w, rl, r0, r1, j0, j0)
+
+
+@numba.njit(**_JIT)
+def _conv_spikes_dense_at(npos, b, q0, qstep, H, W, Ci, wt, stride, pad, flush, shift, rnd, bias, dst, add,
+                          lo, hi, t16, tacc, offs, rl):  # pragma: no cover - jitted
+    """One group: output rows ``q0, q0 + qstep, ...`` of batch row ``b``.  The outputs are taken in
+    blocks of up to ``BLOCKS * LANES`` (outermost, so that a block's weight columns stay in L2 while
+    every position reads them); per output position, the row offsets of all its (spike, tap) pairs
+    are listed in ``rl`` and summed in one pass with the block's sums in registers (flushed into
+    the exact ``tacc`` every ``flush`` rows).  Returns ``(accumulates, saturations)``."""
+    wide_vectors()
+    _, Ho, Wo, Co = dst.shape
+    K = wt.shape[1]
+    cog = wt.shape[3]
+    wf = wt.reshape(-1)
+    nb = npos[b]
+    nblk = cog // LANES
+    n = 0
+    n_sat = 0
+    for jb in range(0, nblk, BLOCKS):
+        k = min(BLOCKS, nblk - jb)
+        j0 = jb * LANES
+        j1 = j0 + k * LANES
+        o1 = min(j1, Co)
+        for oy in range(q0, Ho, qstep):
+            for ox in range(Wo):
+                nr = 0
+                for ky in range(K):
+                    iy = oy * stride - pad + ky
+                    if iy < 0 or iy >= H:
+                        continue
+                    for kx in range(K):
+                        ix = ox * stride - pad + kx
+                        if ix < 0 or ix >= W:
+                            continue
+                        p = iy * W + ix
+                        m = nb[p]
+                        src = offs[p * Ci:p * Ci + m]  # slices, indices from 0: no wraparound checks
+                        out = rl[nr:nr + m]
+                        toff = (ky * K + kx) * cog
+                        for e in range(m):
+                            out[e] = src[e] + toff
+                        nr += m
+                if jb == 0:
+                    n += nr * Co
+                ts = t16[j0:j1]
+                ta = tacc[j0:j1]
+                ts[:] = 0
+                ta[:] = 0
+                r0 = 0
+                while r0 < nr:
+                    r1 = min(nr, r0 + flush)
+                    _rows_k(t16, wf, rl, r0, r1, j0, k)
+                    if r1 < nr:
+                        for j in range(ts.shape[0]):
+                            ta[j] += ts[j]
+                            ts[j] = 0
+                    r0 = r1
+                n_sat += _emit_range(tacc, t16, dst, b, oy, ox, j0, o1, shift, rnd, bias, add, lo, hi)
+    return n, n_sat
+
+
 @numba.njit(**_JIT)
 def _conv_spikes_at(chan, npos, b, q0, qstep, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst, add,
                     lo, hi, t16, tacc, offs):  # pragma: no cover - jitted
@@ -206,21 +288,28 @@ def _conv_spikes_at(chan, npos, b, q0, qstep, H, W, Ci, wt, og, stride, pad, flu
 
 @numba.njit(**_JIT)
 def conv_spikes(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst, add, lo, hi,
-                acc_proto, offs):  # pragma: no cover - jitted
+                acc_proto, offs, blocked):  # pragma: no cover - jitted
     """A conv on spikes into ``dst [B, Ho, Wo, Co]`` (set or residual add), on the calling thread;
     ``acc_proto``: a 1-element array of the exact accumulator's dtype; ``offs``: scratch of
-    ``H * W * Ci`` row offsets.  Returns ``(accumulates, saturations)``."""
+    ``H * W * Ci`` row offsets; ``blocked``: one group, output blocks outermost
+    (:func:`_conv_spikes_dense_at`; for weights larger than L2).  Returns ``(accumulates, saturations)``."""
     wide_vectors()
     B, Ho, Wo, Co = dst.shape
     t16 = np.zeros(max(Co, wt.shape[3]), np.int16)
     tacc = np.zeros(max(Co, wt.shape[3]), acc_proto.dtype)
     step = wt.shape[1] * wt.shape[2] * wt.shape[3]
+    dense = blocked and wt.shape[3] >= Co
+    rl = np.empty(wt.shape[1] * wt.shape[2] * Ci if dense else 0, offs.dtype)
     n = 0
     n_sat = 0
     for b in range(B):
         _row_offsets(chan, npos, b, Ci, step, offs)
-        a, s = _conv_spikes_at(chan, npos, b, 0, 1, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst,
-                               add, lo, hi, t16, tacc, offs)
+        if dense:
+            a, s = _conv_spikes_dense_at(npos, b, 0, 1, H, W, Ci, wt, stride, pad, flush, shift, rnd, bias, dst,
+                                         add, lo, hi, t16, tacc, offs, rl)
+        else:
+            a, s = _conv_spikes_at(chan, npos, b, 0, 1, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias,
+                                   dst, add, lo, hi, t16, tacc, offs)
         n += a
         n_sat += s
     return n, n_sat
@@ -228,11 +317,13 @@ def conv_spikes(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bi
 
 @numba.njit(parallel=True, **_JIT)
 def conv_spikes_par(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst, add, lo, hi,
-                    acc_proto, offs, parts):  # pragma: no cover - jitted
+                    acc_proto, offs, blocked, parts):  # pragma: no cover - jitted
     """:func:`conv_spikes` with the output rows interleaved over ``parts`` threads."""
     wide_vectors()
     B, Ho, Wo, Co = dst.shape
     step = wt.shape[1] * wt.shape[2] * wt.shape[3]
+    dense = blocked and wt.shape[3] >= Co
+    nrl = wt.shape[1] * wt.shape[2] * Ci if dense else 0
     ns = np.zeros(parts, np.int64)
     sats = np.zeros(parts, np.int64)
     for b in range(B):
@@ -241,8 +332,13 @@ def conv_spikes_par(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd
             wide_vectors()
             t16 = np.zeros(max(Co, wt.shape[3]), np.int16)
             tacc = np.zeros(max(Co, wt.shape[3]), acc_proto.dtype)
-            a, s = _conv_spikes_at(chan, npos, b, part, parts, H, W, Ci, wt, og, stride, pad, flush, shift, rnd,
-                                   bias, dst, add, lo, hi, t16, tacc, offs)
+            if dense:
+                rl = np.empty(nrl, offs.dtype)
+                a, s = _conv_spikes_dense_at(npos, b, part, parts, H, W, Ci, wt, stride, pad, flush, shift, rnd,
+                                             bias, dst, add, lo, hi, t16, tacc, offs, rl)
+            else:
+                a, s = _conv_spikes_at(chan, npos, b, part, parts, H, W, Ci, wt, og, stride, pad, flush, shift,
+                                       rnd, bias, dst, add, lo, hi, t16, tacc, offs)
             ns[part] += a
             sats[part] += s
     return ns.sum(), sats.sum()
