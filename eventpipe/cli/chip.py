@@ -79,9 +79,11 @@ def _finetune(args, out) -> int:
     for k in ("steps", "clips"):
         if getattr(args, k) < 1:
             raise UsageError(f"--{k} must be >= 1, got {getattr(args, k)}")
-    if args.streams < 0 or not args.lr > 0 or args.consistency < 0 or args.distill < 0 or args.hard < 0:
-        raise UsageError("--streams must be >= 0, --lr > 0 and --consistency, --distill, --hard >= 0")
-    if args.margin < 0 or not args.margin_width > 0:
+    if (args.streams < 0 or not args.lr > 0 or not args.consistency >= 0 or not args.distill >= 0
+            or not args.hard >= 0 or not math.isfinite(args.lr + args.consistency + args.distill + args.hard)):
+        raise UsageError("--streams must be >= 0, --lr > 0 and --consistency, --distill, --hard >= 0 "
+                         "(finite numbers)")
+    if not (args.margin >= 0 and 0 < args.margin_width < math.inf and math.isfinite(args.margin)):
         raise UsageError(f"--margin must be >= 0 and --margin-width > 0, got {args.margin:g} and {args.margin_width:g}")
     ckpt = resolve_checkpoint(args.checkpoint)
     if not Path(ckpt).is_file():
