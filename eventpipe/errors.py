@@ -143,3 +143,20 @@ class reading_checkpoint:
         detail = f" ({text})" if ours and text else ""
         return (f"a PyTorch file but not {self.what[0]} eventpipe can load{detail}; "
                 f"expected {self.what[1]}")
+
+
+def run_tool(main, prog: str) -> int:
+    """Run the ``main()`` of a ``python -m`` tool (the training diagnostics): an error of the
+    input - a usage, configuration or data error, a missing file - is one ``PROG: error:``
+    line on stderr and its :class:`ExitStatus`, not a traceback."""
+    import sys
+
+    try:
+        return int(main() or 0)
+    except (UsageError, ConfigError, DataError, FileNotFoundError, IsADirectoryError) as exc:
+        err = exc
+    status = (ExitStatus.USAGE if isinstance(err, UsageError) else
+              ExitStatus.CONFIG if isinstance(err, ConfigError) else ExitStatus.DATA)
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    print(f"{prog}: error: {text}", file=sys.stderr)
+    return int(status)

@@ -188,4 +188,6 @@ def store_settings(checkpoint, settings: dict) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from eventpipe.errors import run_tool
+
+    sys.exit(run_tool(main, "python -m eventpipe.training.decoder_tune"))

@@ -90,4 +90,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from eventpipe.errors import run_tool
+
+    sys.exit(run_tool(main, "python -m eventpipe.training.direction_pilot"))
