@@ -7,17 +7,7 @@ import numpy as np
 import pytest
 
 from eventpipe.labels import LabelDecoder, choose_label, decoder_settings
-
-NAMES = ["wave", "clap", "walk"]
-W, C = [0.8, 0.1, 0.1], [0.1, 0.8, 0.1]
-
-
-def labels(dec, seq):
-    out = []
-    for p in seq:
-        (m,) = dec.step(np.log(np.asarray(p, np.float64)))
-        out.append(m["label"])
-    return out
+from tests.transport.test_labels_dwell import NAMES, C, W, labels
 
 
 def test_a_clear_challenger_is_taken_a_step_sooner_and_a_blip_is_not():
