@@ -21,6 +21,10 @@ from .profile import load_profile
 from .program import Program
 from .quantise import quantise
 
+#: how far (in integer steps) a pinned op's scaled weights may lie from their integers: float32
+#: rounding of a snapped model is ~1e-5 steps; a model changed after snapping is far off
+GRID_TOLERANCE = 1e-3
+
 REPRESENTATION = {"log": "log1p", "log1p": "log1p", "counts": "counts", "binary": "binary"}
 
 
@@ -118,12 +122,17 @@ def load_model(model_or_checkpoint) -> Tuple[torch.nn.Module, Dict[str, Any]]:
 
 def compile(model_or_checkpoint, *, profile="generic", calibration: Optional[Iterable] = None,
             input_size: Optional[Tuple[int, int]] = None, encoding: Optional[Mapping[str, Any]] = None,
-            sensor_size: Optional[Tuple[int, int]] = None) -> Program:
+            sensor_size: Optional[Tuple[int, int]] = None, pins: Any = "auto") -> Program:
     """Compile a Meta-SpikeFormer (or a checkpoint path) into an integer :class:`Program`.
 
     ``input_size`` (W, H) and ``encoding`` (``{"norm", "scale", "clip"}``) default to the checkpoint's
     recipe; ``calibration``: integer count batches ``[T, B, C, H, W]`` (a few suffice) from which the
     scales are raised where values would not fit the profile's widths (``None``: weights alone).
+
+    ``pins``: the scales and shifts a snapped model (:mod:`~snn.backends.chip.snap`) was made on;
+    ``"auto"``: a checkpoint's own (``extra["chip_snap"]``), used when they are for this profile's
+    numerics and the weights still lie on their grid (else the program is derived as usual and
+    ``meta["pinned"]`` says why not); ``None``: never.
     """
     prof = load_profile(profile)
     model, meta = load_model(model_or_checkpoint)
@@ -144,4 +153,18 @@ def compile(model_or_checkpoint, *, profile="generic", calibration: Optional[Ite
         "model_name": meta.get("model_name"),
         "source": meta.get("source"),
     }
+    from .snap import pins_for
+
+    if isinstance(pins, str) and pins == "auto":
+        pins = pins_for(meta.get("extra"), prof)
+    if pins and dict(pins.get("encoding") or {}) != dict(enc):
+        info["pinned"] = "not used: the pins are for another input encoding"
+        pins = None
+    if pins:
+        prog = quantise(graph, prof, enc, ranges, dict(info), pins=pins)
+        if prog.meta["grid_residual"] <= GRID_TOLERANCE:
+            prog.meta["pinned"] = True
+            return prog
+        info["pinned"] = (f"stale: weights {prog.meta['grid_residual']:.3g} steps off the pinned grid "
+                          "(changed after snapping); scales derived as usual")
     return quantise(graph, prof, enc, ranges, info)

@@ -90,10 +90,18 @@ def _src_scale_matrix(op: Op, u_src: np.ndarray) -> np.ndarray:
 
 
 def quantise(graph: Graph, profile: Profile, encoding: Mapping, ranges: Optional[Mapping[str, np.ndarray]] = None,
-             meta: Optional[dict] = None) -> Program:
+             meta: Optional[dict] = None, pins: Optional[Mapping] = None) -> Program:
     """Integer program from a float graph; ``ranges``: per-channel max |LIF input| seen in calibration,
-    keyed by the float model's neuron names (``None``: scales from the weights alone)."""
+    keyed by the float model's neuron names (``None``: scales from the weights alone).
+
+    ``pins``: the choices of an earlier compile to reuse instead of deriving them (a snapped model's,
+    :mod:`~snn.backends.chip.snap`): ``scales`` per buffer, ``shift`` per conv op (the weight
+    exponents), ``in_shift`` per LIF op, ``pool_shift`` per pool op; the program's
+    ``meta["grid_residual"]`` is then the largest distance of a scaled weight or bias of the ops in
+    ``pins["ops"]`` from its integer (0 up to float rounding for the model the pins came from)."""
     ranges = dict(ranges or {})
+    pins = dict(pins or {})
+    residual = 0.0
     qmax, mem_lim, acc_lim = _limits(profile)
     nb = profile.numerics
     writers: Dict[str, list] = {}
@@ -104,6 +112,12 @@ def quantise(graph: Graph, profile: Profile, encoding: Mapping, ranges: Optional
     lut, u_in = input_table(encoding, nb.input_bits)
     scale: Dict[str, np.ndarray] = {"input": np.full(graph.buffers["input"][0], u_in)}
     extra: Dict[str, dict] = {}
+    for b, v in (pins.get("scales") or {}).items():
+        if b not in graph.buffers:
+            raise CompileError(b, "pinned scale for a buffer the model does not have")
+        scale[b] = np.asarray(v, np.float64).reshape(-1)
+    for name, v in (pins.get("pool_shift") or {}).items():
+        extra[name] = {"shift": int(v)}
 
     def lif_range(buf: str) -> Optional[np.ndarray]:
         """Per-channel calibrated max |x| of the LIF(s) reading ``buf``, if any."""
@@ -186,9 +200,17 @@ def quantise(graph: Graph, profile: Profile, encoding: Mapping, ranges: Optional
             with np.errstate(divide="ignore"):
                 k = np.floor(np.log2(qmax * s_dst / np.where(peak > 0, peak, np.inf)) + 1e-9)
             k = np.clip(np.nan_to_num(k, nan=0.0, posinf=0.0, neginf=0.0), 0, 30).astype(np.int32)
-            wq = np.round(w_eff * (2.0 ** k / s_dst)[:, None, None, None])
+            if op.name in (pins.get("shift") or {}):
+                k = np.asarray(pins["shift"][op.name], np.int32).reshape(-1)
+            wf = w_eff * (2.0 ** k / s_dst)[:, None, None, None]
+            bf = op.arrays["bias"] / s_dst
+            wq = np.round(wf)
+            if op.name in (pins.get("ops") or ()):  # off the grid, or clipped: the pins do not fit
+                residual = max(residual, float(np.max(np.abs(wf - wq), initial=0.0)),
+                               float(np.max(np.abs(bf - np.round(bf)), initial=0.0)),
+                               float(np.max(np.abs(wq), initial=0.0)) - qmax)
             wq = np.clip(wq, -qmax, qmax).astype(np.int8 if nb.weight_bits <= 8 else np.int16)
-            bq = np.clip(np.round(op.arrays["bias"] / s_dst), -acc_lim, acc_lim).astype(np.int32)
+            bq = np.clip(np.round(bf), -acc_lim, acc_lim).astype(np.int32)
             ops.append(Op("conv", op.name, op.src, op.dst, dict(op.attrs), {"weight": wq, "bias": bq, "shift": k}))
         elif op.kind == "lif":
             s_src = resolve(op.src)
@@ -205,6 +227,8 @@ def quantise(graph: Graph, profile: Profile, encoding: Mapping, ranges: Optional
                     shift -= 1
             while shift > 0 and float(np.max(op.arrays["threshold"] / s_src)) * 2 ** shift > mem_lim // 2:
                 shift -= 1
+            if op.name in (pins.get("in_shift") or {}):
+                shift = int(pins["in_shift"][op.name])
             m_scale = s_src / 2.0 ** shift
             theta = np.ceil(op.arrays["threshold"] / m_scale - 1e-9)
             if theta.max() > mem_lim:
@@ -229,5 +253,7 @@ def quantise(graph: Graph, profile: Profile, encoding: Mapping, ranges: Optional
     meta["scales"] = {b: [float(x) for x in s] for b, s in scale.items()}
     meta["kinds"] = dict(graph.kinds)
     meta["calibrated"] = bool(ranges)
+    if pins:
+        meta["grid_residual"] = residual
     prog = Program(ops, dict(graph.buffers), graph.output, float(scale[graph.output][0]), profile, meta)
     return prog.validate()

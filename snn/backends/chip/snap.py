@@ -1,0 +1,275 @@
+"""Snapping: a float model whose weights ARE the chip's integers.
+
+``snap(checkpoint_or_model, profile=..., calibration=...)`` compiles the model, then writes back into
+the unfolded model, for every conv the chip runs as a plain conv, the float weight and bias that the
+program's integers stand for (:mod:`~snn.backends.chip.quantise`: ``w_q = round(W_eff * u_src * 2^k /
+S_dst)``, ``b_q = round(b / S_dst)``, so ``W := w_q * S_dst / (u_src * 2^k)``, ``b := b_q * S_dst``):
+
+* conv -> BatchNorm: the conv weight becomes ``W / s`` (``s = gamma / sqrt(var + eps)``), its bias (if
+  any) 0, the BN's running mean 0 and its shift ``beta = b``, so that folding (and the float model's
+  ``bn(conv(x))``) gives ``W`` and ``b`` up to float32 rounding;
+* the depthwise convs (no BN, no bias) take ``W``; the head (mean of ``head`` and ``head_kd``) gives
+  both linears ``W`` and ``b``;
+* the attention's RepConvs (Q, K, V, projection) are NOT snapped: the chip collapses each into one
+  dense 3x3 kernel, and a RepConv (1x1 -> depthwise 3x3 -> 1x1 with C channels inside) cannot
+  express an arbitrary dense kernel (``9 C^2`` values from ``2 C^2 + 9 C`` parameters) - their
+  weights keep their rounding (listed in the record under ``unsnapped``).
+
+The program's choices (the scale of every buffer, the weight exponents, the LIF input shifts and
+the pooling shift) are stored with the snapped model as *pins* (``extra["chip_snap"]["pins"]``):
+compiling the snapped checkpoint for the same numerics and input encoding reuses them (calibration
+on a changed model would move the scales off the grid the weights were snapped to), and so gives
+the same program, integer for integer (:func:`same_program`; ``SnapResult.recompile_differences``).
+A model changed after snapping (fine-tuned) is off its grid: :func:`~snn.backends.chip.compile.compile`
+then ignores the pins and derives the scales as usual.
+
+What stays between the snapped float model and the chip: the floor of the weight-exponent shifts
+(sums finer than the residual stream), the membrane's ``>> 1``, the input table's codes of
+``log1p``, the pooling shift and the RepConvs' rounding (``docs/chip.md``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import os
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+import torch
+
+from .errors import CompileError
+from .profile import Profile, load_profile
+from .program import Program
+
+SNAP_VERSION = 1
+
+
+def pins_for(extra: Optional[Mapping], profile: Profile) -> Optional[dict]:
+    """The pins a snapped checkpoint's ``extra`` holds for ``profile``'s numerics (``None``: none)."""
+    rec = (extra or {}).get("chip_snap") if isinstance(extra, Mapping) else None
+    pins = rec.get("pins") if isinstance(rec, Mapping) else None
+    if not isinstance(pins, Mapping):
+        return None
+    if dict(pins.get("numerics") or {}) != dataclasses.asdict(profile.numerics):
+        return None
+    return dict(pins)
+
+
+def pins_of(program: Program, ops: List[str]) -> dict:
+    """The choices of ``program`` that a recompile must reuse to give the same integers."""
+    nb = program.profile.numerics
+    return {
+        "profile": program.profile.name,
+        "numerics": dataclasses.asdict(nb),
+        "encoding": dict(program.meta["encoding"]),
+        "scales": {b: list(v) for b, v in program.meta["scales"].items() if b != "input"},
+        "shift": {op.name: [int(k) for k in op.arrays["shift"]] for op in program.ops if op.kind == "conv"},
+        "in_shift": {op.name: int(op.attrs["in_shift"]) for op in program.ops if op.kind == "lif"},
+        "pool_shift": {op.name: int(op.attrs["shift"]) for op in program.ops if op.kind == "pool"},
+        "ops": list(ops),
+    }
+
+
+def grid_values(program: Program) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    """``{conv op: (W [Co, Ci/g, k, k], b [Co])}`` float64: the real weights and biases the
+    program's integers stand for (``w_q * S_dst / (u_src * 2^k)``, ``b_q * S_dst``)."""
+    from .quantise import _src_scale_matrix
+
+    scales = {b: np.asarray(v, np.float64) for b, v in program.meta["scales"].items()}
+    out = {}
+    for op in program.ops:
+        if op.kind != "conv":
+            continue
+        s = scales[op.dst]
+        u = _src_scale_matrix(op, scales[op.src])
+        k = op.arrays["shift"].astype(np.float64)
+        wq = op.arrays["weight"].astype(np.float64)
+        w = wq * (s / 2.0 ** k)[:, None, None, None] / u[:, :, None, None]
+        out[op.name] = (w, op.arrays["bias"].astype(np.float64) * s)
+    return out
+
+
+# ---------------------------------------------------------------------------- writing back
+def _set_conv_bn(name: str, conv, bn) -> Callable[[np.ndarray, np.ndarray], None]:
+    def put(w: np.ndarray, b: np.ndarray) -> None:
+        if not getattr(bn, "affine", False) or bn.running_var is None:
+            raise CompileError(name, "a BatchNorm without affine parameters and running statistics cannot be snapped")
+        s = (bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)).numpy()
+        wt = torch.from_numpy(w)
+        if conv.weight.dim() == 3:
+            wt = wt[..., 0]
+        st = torch.from_numpy(s).view((-1,) + (1,) * (wt.dim() - 1))
+        conv.weight.copy_(torch.where(st != 0, wt / torch.where(st != 0, st, torch.ones_like(st)), 0.0).float())
+        if conv.bias is not None:
+            conv.bias.zero_()
+        bn.running_mean.zero_()
+        bn.bias.copy_(torch.from_numpy(b).float())
+    return put
+
+
+def _set_plain(name: str, conv) -> Callable[[np.ndarray, np.ndarray], None]:
+    def put(w: np.ndarray, b: np.ndarray) -> None:
+        if np.any(b != 0) and conv.bias is None:
+            raise CompileError(name, "the program has a bias for a conv without one")
+        conv.weight.copy_(torch.from_numpy(w).reshape(conv.weight.shape).float())
+        if conv.bias is not None:
+            conv.bias.copy_(torch.from_numpy(b).float())
+    return put
+
+
+def _set_head(model, kind: str) -> Callable[[np.ndarray, np.ndarray], None]:
+    both = model.head_kd is not None and getattr(model, "head_input", "spikes") == "spikes"
+
+    def put(w: np.ndarray, b: np.ndarray) -> None:
+        w2 = torch.from_numpy(w[:, :, 0, 0]).float()
+        b2 = torch.from_numpy(b).float()
+        if both:  # the chip's head is the mean of the two: both become it
+            lins = [model.head, model.head_kd]
+        else:  # head and head_kd lowered apart, each halved when both exist
+            lins = [model.head if kind == "head" else model.head_kd]
+            if model.head_kd is not None:
+                w2, b2 = w2 * 2, b2 * 2
+        for lin in lins:
+            lin.weight.copy_(w2)
+            lin.bias.copy_(b2)
+    return put
+
+
+def setters(model) -> Tuple[Dict[str, Callable], List[str]]:
+    """``({conv op name: put(W, b)}, [conv ops that cannot be snapped])`` for an unfolded
+    Meta-SpikeFormer, with the op names of :func:`~snn.backends.chip.lower.lower`."""
+    from ...models.blocks import ConvBlock
+    from ...models.metaspikeformer import STAGES
+
+    out: Dict[str, Callable] = {}
+    skipped: List[str] = []
+    for stage in STAGES:
+        mod = getattr(model, stage)
+        if not isinstance(mod, torch.nn.ModuleList):
+            out[f"{stage}.encode_conv"] = _set_conv_bn(f"{stage}.encode_conv", mod.encode_conv, mod.encode_bn)
+            continue
+        for i, blk in enumerate(mod):
+            n = f"{stage}.{i}"
+            if isinstance(blk, ConvBlock):
+                sep = blk.Conv
+                out[f"{n}.Conv.pwconv1"] = _set_conv_bn(f"{n}.Conv.pwconv1", sep.pwconv1, sep.bn1)
+                out[f"{n}.Conv.dwconv"] = _set_plain(f"{n}.Conv.dwconv", sep.dwconv)
+                out[f"{n}.Conv.pwconv2"] = _set_conv_bn(f"{n}.Conv.pwconv2", sep.pwconv2, sep.bn2)
+                out[f"{n}.conv1"] = _set_conv_bn(f"{n}.conv1", blk.conv1, blk.bn1)
+                out[f"{n}.conv2"] = _set_conv_bn(f"{n}.conv2", blk.conv2, blk.bn2)
+            else:
+                mlp = blk.mlp
+                skipped += [f"{n}.attn.qkv_conv", f"{n}.attn.proj_conv"]
+                out[f"{n}.mlp.fc1_conv"] = _set_conv_bn(f"{n}.mlp.fc1_conv", mlp.fc1_conv, mlp.fc1_bn)
+                out[f"{n}.mlp.fc2_conv"] = _set_conv_bn(f"{n}.mlp.fc2_conv", mlp.fc2_conv, mlp.fc2_bn)
+    out["head"] = _set_head(model, "head")
+    out["head_kd"] = _set_head(model, "head_kd")
+    return out, skipped
+
+
+# ---------------------------------------------------------------------------- comparing programs
+def same_program(a: Program, b: Program) -> List[str]:
+    """The differences between two programs' integers and choices (empty: the same program)."""
+    diffs = []
+    if [(o.kind, o.name, o.src, o.dst) for o in a.ops] != [(o.kind, o.name, o.src, o.dst) for o in b.ops]:
+        return ["the op lists differ"]
+    for x, y in zip(a.ops, b.ops):
+        if x.attrs != y.attrs:
+            diffs.append(f"{x.name}: attributes differ")
+        for k in x.arrays:
+            if k not in y.arrays or x.arrays[k].shape != y.arrays[k].shape or not np.array_equal(x.arrays[k], y.arrays[k]):
+                n = int(np.count_nonzero(x.arrays[k] != y.arrays[k])) if k in y.arrays and x.arrays[k].shape == y.arrays[k].shape else -1
+                diffs.append(f"{x.name}.{k}: {n} entries differ")
+    if a.buffers != b.buffers or a.output != b.output:
+        diffs.append("buffers differ")
+    if a.logit_scale != b.logit_scale:
+        diffs.append("logit scale differs")
+    if a.meta.get("scales") != b.meta.get("scales"):
+        diffs.append("buffer scales differ")
+    return diffs
+
+
+# ---------------------------------------------------------------------------- snapping
+@dataclasses.dataclass
+class SnapResult:
+    model: torch.nn.Module          # the snapped unfolded model (eval)
+    meta: Dict[str, Any]            # the source's checkpoint metadata
+    program: Program                # the program the weights were snapped to
+    record: Dict[str, Any]          # extra["chip_snap"]: how it was made, the pins
+    recompile_differences: List[str]  # same_program(program, compile(snapped)); empty = idempotent
+    weight_change: Dict[str, float]   # per snapped op: max |W_snapped - W_source| / max |W_source|
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@torch.no_grad()
+def snap(model_or_checkpoint, *, profile="generic", calibration=None, sensor_size=None, input_size=None,
+         encoding=None) -> SnapResult:
+    """Snap a Meta-SpikeFormer (or checkpoint path) to the program it compiles to (module docstring).
+
+    The compile arguments are :func:`~snn.backends.chip.compile.compile`'s; use those the runtime
+    uses (``eventpipe chip snap`` does: 2 synthetic training clips, the source's sensor size)."""
+    from .compile import compile as chip_compile, load_model
+    from .lower import lower
+
+    prof = load_profile(profile)
+    model, meta = load_model(model_or_checkpoint)
+    prog = chip_compile(model_or_checkpoint, profile=prof, calibration=calibration, sensor_size=sensor_size,
+                        input_size=input_size, encoding=encoding)
+    snapped = copy.deepcopy(model).eval()
+    put, skipped = setters(snapped)
+    targets = grid_values(prog)
+    source_w = {op.name: op.arrays["weight"] for op in lower(model.eval(), tuple(prog.meta["input_size"])).ops
+                if op.kind == "conv"}
+    done, change = [], {}
+    for name, (w, b) in targets.items():
+        if name in skipped:
+            continue
+        if name not in put:
+            raise CompileError(name, "no parameter to snap this conv into")
+        put[name](w, b)
+        done.append(name)
+        ref = np.abs(source_w[name]).max()
+        change[name] = float(np.abs(w - source_w[name]).max() / ref) if ref > 0 else 0.0
+    pins = pins_of(prog, done)
+    again = chip_compile(snapped, profile=prof, calibration=calibration, input_size=tuple(prog.meta["input_size"]),
+                         encoding=prog.meta["encoding"], pins=pins)
+    diffs = same_program(prog, again)
+    if again.meta.get("pinned") is not True:
+        diffs.insert(0, f"the recompile did not take the pins: {again.meta.get('pinned')}")
+    src = model_or_checkpoint if isinstance(model_or_checkpoint, (str, os.PathLike)) else None
+    record = {
+        "version": SNAP_VERSION,
+        "made_by": "eventpipe chip snap (snn.backends.chip.snap.snap)",
+        "profile": prof.name,
+        "source": str(src) if src is not None else meta.get("source"),
+        "source_sha256": file_sha256(src) if src is not None else None,
+        "calibrated": bool(prog.meta.get("calibrated")),
+        "snapped_ops": done,
+        "unsnapped": [n for n in skipped if n in targets],
+        "max_relative_weight_change": max(change.values(), default=0.0),
+        "pins": pins,
+    }
+    if "chip_snap" in (meta.get("extra") or {}):
+        record["previous"] = {k: v for k, v in meta["extra"]["chip_snap"].items() if k != "pins"}
+    return SnapResult(snapped, meta, prog, record, diffs, change)
+
+
+def save_snapped(path, result: SnapResult) -> None:
+    """Write the snapped model with the source's metadata (recipe, class names, input size, every
+    ``extra`` entry) and ``extra["chip_snap"]`` (how it was made, the pins)."""
+    from ...checkpoint import save_checkpoint
+
+    meta = result.meta
+    extra = dict(meta.get("extra") or {})
+    extra["chip_snap"] = result.record
+    save_checkpoint(path, result.model, class_names=meta.get("class_names"), input_size=meta.get("input_size"),
+                    extra=extra, recipe=meta.get("recipe"))
