@@ -1,17 +1,22 @@
-"""``eventpipe chip compile|report|finetune``: compile a checkpoint for the chip backend, report a
-program, fine-tune a checkpoint with the chip's quantisation in the loop.
+"""``eventpipe chip compile|report|finetune|snap``: compile a checkpoint for the chip backend, report a
+program, fine-tune a checkpoint with the chip's quantisation in the loop, snap a checkpoint's
+weights to the chip's integers.
 
     eventpipe chip compile [CKPT] -o prog.npz [--profile NAME] [--calibration N] [--seed S]
     eventpipe chip report prog.npz [--json] [--plot PNG] [--clips N]
     eventpipe chip finetune [CKPT] -o tuned.pt [--steps N] [--clips N] [--streams N] [--lr LR] [--distill W]
         [--hard W] [--margin W] [--margin-width F] [--profile NAME]
+    eventpipe chip snap [CKPT] -o snapped.pt [--profile NAME] [--calibration N] [--seed S]
 
 ``compile`` calibrates on ``N`` synthetic training clips (integer counts at the model's input, made
 as training makes them; ``--calibration 0``: scales from the weights alone).  ``report`` prints the
 per-layer mapping (neurons, synapses, bytes, core, violations) and, over ``N`` synthetic test clips,
 the ops and energy per step (``--clips 0``: the static part only).  ``finetune``: a short
 quantisation-aware run (``snn.backends.chip.finetune``) on synthetic training clips and stream runs;
-measure the result with ``python benchmarks/chip_agreement.py --checkpoint tuned.pt``.
+measure the result with ``python benchmarks/chip_agreement.py --checkpoint tuned.pt``.  ``snap``
+(``snn.backends.chip.snap``): the checkpoint with every weight and bias the chip can hold exactly
+set to the value its integers stand for, compiled as ``eventpipe run --backend chip`` compiles it
+(``N`` = 2 synthetic training clips, the checkpoint's training sensor size).
 """
 
 from __future__ import annotations
@@ -66,7 +71,51 @@ def add_parser(subparsers):
     f.add_argument("--margin-width", type=float, default=MARGIN_WIDTH,
                    help=f"the margin band, in units of V_th (default {MARGIN_WIDTH:g})")
     f.add_argument("--seed", type=int, default=0)
+    n = sub.add_parser("snap", help="write the checkpoint with its weights snapped to the chip's integers")
+    n.add_argument("checkpoint", nargs="?", default="default", help="checkpoint (default: the shipped model)")
+    n.add_argument("-o", "--output", required=True, help="checkpoint to write (.pt)")
+    n.add_argument("--profile", default="generic", help="hardware profile: a name in configs/chip or a .toml")
+    n.add_argument("--calibration", type=int, default=2, metavar="N",
+                   help="synthetic training clips to calibrate on, as `eventpipe run --backend chip` does "
+                        "(0: weights alone; default 2)")
+    n.add_argument("--seed", type=int, default=0, help="seed of the calibration clips")
     return p
+
+
+def _snap(args, out) -> int:
+    import snn
+    from eventpipe.errors import reading_checkpoint
+    from eventpipe.runtime.chip_counts import checkpoint_channels, count_clips
+    from eventpipe.runtime.model_loader import resolve_checkpoint
+    from snn.backends.chip.snap import save_snapped, snap
+
+    if args.calibration < 0:
+        raise UsageError(f"--calibration must be >= 0, got {args.calibration}")
+    ckpt = resolve_checkpoint(args.checkpoint)
+    if not Path(ckpt).is_file():
+        raise FileNotFoundError(f"no such checkpoint: {ckpt}")
+    t0 = time.perf_counter()
+    with reading_checkpoint(ckpt):
+        _, meta = snn.load_checkpoint(ckpt)
+        W, H = (meta.get("recipe") or {}).get("size") or meta["input_size"]
+        sensor = tuple((meta.get("extra") or {}).get("sensor_size") or (2 * W, 2 * H))  # the synthetic training sensor
+        cal = None
+        if args.calibration:
+            clip = int((meta.get("recipe") or {}).get("clip_count") or 255)
+            cal = [count_clips(args.calibration, seed=args.seed, split="train", sensor_size=sensor, input_size=(W, H),
+                               T=int(meta.get("T") or 8), clip=min(clip, 65535), progress=False,
+                               channels=checkpoint_channels(meta)).transpose(1, 0, 2, 3, 4)]
+        res = snap(ckpt, profile=args.profile, calibration=cal, sensor_size=sensor)
+    res.record["calibration"] = {"clips": args.calibration, "seed": args.seed, "sensor_size": list(sensor)}
+    save_snapped(args.output, res)
+    same = "the same program" if not res.recompile_differences else \
+        f"NOT the same program ({'; '.join(res.recompile_differences[:3])})"
+    out.write(f"wrote {args.output}: {len(res.record['snapped_ops'])} convs snapped to profile {res.record['profile']} "
+              f"(largest weight change {100 * res.record['max_relative_weight_change']:.2f}% of a layer's largest "
+              f"weight), {len(res.record['unsnapped'])} left as they were (RepConvs); recompiled: {same}; "
+              f"{time.perf_counter() - t0:.1f} s; measure: python benchmarks/chip_agreement.py --checkpoint "
+              f"{args.output}\n")
+    return EXIT_OK
 
 
 def _finetune(args, out) -> int:
@@ -182,7 +231,7 @@ def run(args, env) -> int:
 
     out = env.stdout
     try:
-        cmd = {"compile": _compile, "report": _report, "finetune": _finetune}[args.chip_command]
+        cmd = {"compile": _compile, "report": _report, "finetune": _finetune, "snap": _snap}[args.chip_command]
         return cmd(args, out)
     except ProfileError as e:
         raise ConfigError(str(e)) from None

@@ -36,15 +36,19 @@ def use_chip(loaded, recipe, sensor_size, profile: str = "generic", calibration_
     encoding = {"norm": recipe.normalisation, "scale": scale, "clip": clip}
     model = loaded.model
     T = int(getattr(model, "T", 8))
+    from snn.backends.chip.snap import pins_for
+
+    pins = pins_for(getattr(loaded, "extra", None), snn.chip.load_profile(profile))  # a snapped checkpoint's grid
     try:
-        prog = snn.chip.compile(model, profile=profile, input_size=(W, H), encoding=encoding)
+        prog = snn.chip.compile(model, profile=profile, input_size=(W, H), encoding=encoding, pins=pins)
     except snn.chip.CompileError as e:
         raise ConfigError(f"--backend chip: {e}") from None
     if calibration_clips:
         cal = count_clips(calibration_clips, seed=0, split="train", sensor_size=(W * f, H * f), input_size=(W, H),
                           T=T, window_us=recipe.window_us, clip=clip,
                           channels=recipe.channels).transpose(1, 0, 2, 3, 4)
-        prog = snn.chip.compile(model, profile=profile, input_size=(W, H), encoding=encoding, calibration=[cal])
+        prog = snn.chip.compile(model, profile=profile, input_size=(W, H), encoding=encoding, calibration=[cal],
+                                pins=pins)
     prog.meta["class_names"] = list(loaded.class_names)
     loaded.model = snn.chip.Executor(prog).stepper()
     loaded.backend = "chip"
