@@ -7,8 +7,9 @@ The measurement (``docs/chip.md``, "Agreement with the float model"; code in
 ``snn/backends/chip/agreement.py``):
 
 * the program is compiled as ``eventpipe run --backend chip`` compiles it: profile ``generic``,
-  calibrated on 2 synthetic training clips (seed 0); the float model is the ``float`` backend (the
-  unfolded definition, ``model.run``);
+  calibrated on 2 synthetic training clips (seed 0) - a snapped checkpoint (``eventpipe chip snap``)
+  on its pinned scales; the float model is the ``float`` backend (the unfolded definition,
+  ``model.run``);
 * **clips**: the first N clips of the held-out synthetic test split (``split="test"``, seed 0, clip
   i of class ``i % 12``, the centred 8 windows of 100 ms, integer counts at 64x64), 8 steps from
   rest; label = argmax of the mean of the 8 step logits;

@@ -89,6 +89,11 @@ def test_recompile_gives_the_same_program(snapped, tmp_path):
     again = snn.chip.compile(str(path), calibration=[frames(7)], input_size=(16, 16), encoding=ENC)
     assert again.meta["pinned"] is True
     assert same_program(res.program, again) == []
+    # snapping the snapped file again changes no weight and keeps the first record under "previous"
+    twice = snap(str(path), calibration=[frames(7)], input_size=(16, 16), encoding=ENC)
+    assert twice.recompile_differences == [] and twice.record["previous"]["profile"] == "generic"
+    for (n, p1), p2 in zip(m2.state_dict().items(), twice.model.state_dict().values()):
+        assert torch.equal(p1, p2), n
     # a weight changed after snapping is off the grid: the pins are not used
     with torch.no_grad():
         m2.ConvBlock1_1[0].conv1.weight[0, 0, 1, 1] += 1e-3
