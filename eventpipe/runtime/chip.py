@@ -36,7 +36,7 @@ def use_chip(loaded, recipe, sensor_size, profile: str = "generic", calibration_
     encoding = {"norm": recipe.normalisation, "scale": scale, "clip": clip}
     model = loaded.model
     T = int(getattr(model, "T", 8))
-    from snn.backends.chip.snap import pins_for
+    from snn.backends.chip.pins import pins_for
 
     pins = pins_for(getattr(loaded, "extra", None), snn.chip.load_profile(profile))  # a snapped checkpoint's grid
     try:

@@ -17,6 +17,7 @@ import torch
 from ...neurons import LIFNode
 from .errors import CompileError
 from .lower import lower
+from .pins import pins_for
 from .profile import load_profile
 from .program import Program
 from .quantise import quantise
@@ -153,8 +154,6 @@ def compile(model_or_checkpoint, *, profile="generic", calibration: Optional[Ite
         "model_name": meta.get("model_name"),
         "source": meta.get("source"),
     }
-    from .snap import pins_for
-
     if isinstance(pins, str) and pins == "auto":
         pins = pins_for(meta.get("extra"), prof)
     if pins and dict(pins.get("encoding") or {}) != dict(enc):

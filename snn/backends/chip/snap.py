@@ -34,42 +34,17 @@ import copy
 import dataclasses
 import hashlib
 import os
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 import torch
 
 from .errors import CompileError
-from .profile import Profile, load_profile
+from .pins import pins_for, pins_of  # noqa: F401 (public here too)
+from .profile import load_profile
 from .program import Program
 
 SNAP_VERSION = 1
-
-
-def pins_for(extra: Optional[Mapping], profile: Profile) -> Optional[dict]:
-    """The pins a snapped checkpoint's ``extra`` holds for ``profile``'s numerics (``None``: none)."""
-    rec = (extra or {}).get("chip_snap") if isinstance(extra, Mapping) else None
-    pins = rec.get("pins") if isinstance(rec, Mapping) else None
-    if not isinstance(pins, Mapping):
-        return None
-    if dict(pins.get("numerics") or {}) != dataclasses.asdict(profile.numerics):
-        return None
-    return dict(pins)
-
-
-def pins_of(program: Program, ops: List[str]) -> dict:
-    """The choices of ``program`` that a recompile must reuse to give the same integers."""
-    nb = program.profile.numerics
-    return {
-        "profile": program.profile.name,
-        "numerics": dataclasses.asdict(nb),
-        "encoding": dict(program.meta["encoding"]),
-        "scales": {b: list(v) for b, v in program.meta["scales"].items() if b != "input"},
-        "shift": {op.name: [int(k) for k in op.arrays["shift"]] for op in program.ops if op.kind == "conv"},
-        "in_shift": {op.name: int(op.attrs["in_shift"]) for op in program.ops if op.kind == "lif"},
-        "pool_shift": {op.name: int(op.attrs["shift"]) for op in program.ops if op.kind == "pool"},
-        "ops": list(ops),
-    }
 
 
 def grid_values(program: Program) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
