@@ -18,6 +18,7 @@ import numpy as np
 
 from . import kernels as K
 from . import scatter as GS
+from . import segconv as SG
 from . import spikeconv as SC
 from .stats import IDX, Stats, weight_bytes
 
@@ -68,6 +69,8 @@ class Executor:
     #: spike convs (one group) whose int8 weights pass the L2 cache (2 MiB) take their output blocks outermost,
     #: so that a block's weight columns stay in L2 while every position reads them
     BLOCK_OUTER_MIN_BYTES = 2 << 20
+    #: dense spike convs sum all (spike, tap) rows of a position in one register pass (segconv)
+    SEGMENTS = True
 
     def __init__(self, program: Program, *, threads: int = 1, parallel_min: Optional[int] = None):
         """``threads``: the convs and neuron updates of large ops split their output positions over
@@ -128,6 +131,7 @@ class Executor:
                     p["scatter"] = (ho, wo, p["wt"].shape[3])
                 if p["spike"] and "dw" not in p:
                     p["blocked"] = g == 1 and p["wt"].nbytes >= self.BLOCK_OUTER_MIN_BYTES
+                    p["segs"] = g == 1 and self.SEGMENTS
                     ci, h, wd = program.buffers[op.src]
                     self._offs_size = max(self._offs_size, ci * h * wd)
                     self._offs_wide |= p["wt"].size >= (1 << 31)
@@ -224,6 +228,12 @@ class Executor:
                     args = (buf[op.src], buf[op.src + "#n"], h, w, ci, p["dw"], pad, p["fx"], p["shift"], p["rnd"],
                             p["bias"], buf[op.dst], add, acc_lo, acc_hi, buf[f"#cm{i}"])
                     n, n_sat = K.conv_dw_par(*args, parts) if p["par"] else K.conv_dw(*args)
+                    cnt[i, IDX["ac"]] = n
+                elif p.get("segs"):
+                    ci, h, w = prog.buffers[op.src]
+                    args = (buf[op.src], buf[op.src + "#n"], h, w, ci, p["wt"], s, pad, p["flush"], p["shift"],
+                            p["rnd"], p["bias"], buf[op.dst], add, acc_lo, acc_hi, p["acc"], buf["#offs"], p["blocked"])
+                    n, n_sat = SG.conv_segs_par(*args, parts) if p["par"] else SG.conv_segs(*args)
                     cnt[i, IDX["ac"]] = n
                 elif p["spike"]:
                     ci, h, w = prog.buffers[op.src]

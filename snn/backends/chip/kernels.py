@@ -26,6 +26,7 @@ import numba
 import numpy as np
 
 from .compress import LANES, compress32
+from .vecmac import mac_store
 from .wide import wide_vectors
 
 #: ``flush`` value meaning "the int16 row cannot overflow: never flush" (spike convs)
@@ -189,6 +190,7 @@ def _conv_graded_at(src, b, q0, qstep, wt, og, stride, pad, shift, rnd, bias, ds
     KK = K * K
     cog = wt.shape[3]
     wt2 = wt.reshape(Ci * KK, cog)
+    wf = wt.reshape(-1)
     dense = cog >= Co  # one group: rows padded with zero weights to a multiple of 16 lanes
     n = 0
     n_sat = 0
@@ -211,7 +213,7 @@ def _conv_graded_at(src, b, q0, qstep, wt, og, stride, pad, shift, rnd, bias, ds
                         if v == 0:
                             continue
                         if dense:
-                            idx[nr] = ci * KK + tap
+                            idx[nr] = (ci * KK + tap) * cog
                             val[nr] = v
                             nr += 1
                         else:
@@ -221,24 +223,9 @@ def _conv_graded_at(src, b, q0, qstep, wt, og, stride, pad, shift, rnd, bias, ds
                             for j in range(cog):
                                 t[j] += v * w[j]
                             n += cog
-            if dense:
+            if dense:  # the listed rows, summed in registers (explicit 512-bit blocks)
                 n += nr * Co
-                r = 0
-                while r + 4 <= nr:
-                    a0 = wt2[idx[r]]
-                    a1 = wt2[idx[r + 1]]
-                    a2 = wt2[idx[r + 2]]
-                    a3 = wt2[idx[r + 3]]
-                    v0, v1, v2, v3 = val[r], val[r + 1], val[r + 2], val[r + 3]
-                    for j in range(Co):
-                        tacc[j] += (v0 * a0[j] + v1 * a1[j]) + (v2 * a2[j] + v3 * a3[j])
-                    r += 4
-                while r < nr:
-                    a0 = wt2[idx[r]]
-                    v0 = val[r]
-                    for j in range(Co):
-                        tacc[j] += v0 * a0[j]
-                    r += 1
+                mac_store(tacc, wf, idx, val, nr, cog)
             n_sat += _emit(tacc, tzero, dst, b, oy, ox, shift, rnd, bias, add, lo, hi)
     return n, n_sat
 
