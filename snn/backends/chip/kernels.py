@@ -26,7 +26,7 @@ import numba
 import numpy as np
 
 from .compress import LANES, compress32
-from .vecmac import mac_store
+from .vecmac import add8, mac_store
 from .wide import wide_vectors
 
 #: ``flush`` value meaning "the int16 row cannot overflow: never flush" (spike convs)
@@ -289,6 +289,9 @@ def _dw_span(chan, npos, b, H, W, C, wr, pad, fx, c0, c1, shift, rnd, bias, dst,
     nb = npos[b]
     for c in range(c0, c1):
         cm[c] = 0
+    cmf = cm.reshape(-1)  # flat offsets, one 8-lane add per kernel row (add8: no array views)
+    wrf = wr.reshape(-1)
+    Wc = cm.shape[2]
     n = 0
     for p in range(H * W):
         y = p // W
@@ -297,15 +300,12 @@ def _dw_span(chan, npos, b, H, W, C, wr, pad, fx, c0, c1, shift, rnd, bias, dst,
             c = np.int64(cb[e])
             if c < c0 or c >= c1:
                 continue
-            for ky in range(K):
+            ky0 = max(0, y + pad - Ho + 1)
+            ky1 = min(K, y + pad + 1)
+            for ky in range(ky0, ky1):
                 oy = y + pad - ky
-                if oy < 0 or oy >= Ho:
-                    continue
-                r = cm[c, oy, x + pad:x + pad + 8]   # column ox + K - 1 holds output ox
-                wk = wr[c, ky]
-                for j in range(8):
-                    r[j] += wk[j]
-                n += fx[x]
+                add8(cmf, (c * Ho + oy) * Wc + x + pad, wrf, (c * K + ky) * 8)  # column ox + K - 1: output ox
+            n += fx[x] * (ky1 - ky0)
     n_sat = 0
     for oy in range(Ho):
         for ox in range(Wo):

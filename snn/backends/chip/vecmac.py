@@ -137,3 +137,21 @@ def mac_add(typingctx, acc, ao, w, wo, v, nvec):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@intrinsic
+def add8(typingctx, acc, ao, w, wo):
+    """``acc[ao:ao + 8] += w[wo:wo + 8]`` (int32; one 256-bit add, no array views)."""
+    sig = types.void(acc, types.int64, w, types.int64)
+
+    def codegen(context, builder, signature, args):
+        a_arr, aov, w_arr, wov = args
+        ap = context.make_array(signature.args[0])(context, builder, a_arr).data
+        wp = context.make_array(signature.args[2])(context, builder, w_arr).data
+        vty = ir.VectorType(ir.IntType(32), 8)
+        at = builder.bitcast(builder.gep(ap, [aov], inbounds=True), vty.as_pointer())
+        wv = builder.load(builder.bitcast(builder.gep(wp, [wov], inbounds=True), vty.as_pointer()), align=4)
+        builder.store(builder.add(builder.load(at, align=4), wv), at, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
