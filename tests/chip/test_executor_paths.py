@@ -103,3 +103,19 @@ def test_thread_plan_is_measured_then_fixed_and_exact(gain, split, monkeypatch):
     fixed = Executor(prog, threads=2, parallel_min=0, tune=False)
     assert fixed.thread_plan() == {"split": cands, "candidates": cands, "tuning": 0}
     assert Executor(prog).thread_plan() == {"split": 0, "candidates": 0, "tuning": 0}
+
+
+def test_add8_adds_eight_int32_lanes_at_flat_offsets():
+    """The depthwise conv's kernel-row add: 8 lanes at any offset, nothing else touched."""
+    from snn.backends.chip.vecmac import add8
+
+    @numba.njit
+    def run(acc, ao, w, wo):
+        add8(acc, ao, w, wo)
+
+    acc = np.arange(30, dtype=np.int32)
+    w = np.arange(-20, 0, dtype=np.int32)
+    run(acc, 5, w, 3)
+    want = np.arange(30)
+    want[5:13] += np.arange(-17, -9)
+    np.testing.assert_array_equal(acc, want)

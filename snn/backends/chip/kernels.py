@@ -88,15 +88,12 @@ def _lif_span(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos, b, p0, 
     n_sat = 0
     n_spk = 0
     for p in range(p0, p1):
-        xr = xb[p]
-        vr = vb[p]
-        orow = ob[p]
-        for c in range(C):  # vectorised: membranes and spike flags
-            h = _shr(np.int64(vr[c]) + (np.int64(xr[c]) << in_shift), 1, half_up)
+        for c in range(np.uint64(C)):  # vectorised: membranes and spike flags (unsigned: no views, no wraparound)
+            h = _shr(np.int64(vb[p, c]) + (np.int64(xb[p, c]) << in_shift), 1, half_up)
             n_sat += (h < lo) + (h > hi)
             h = min(max(h, lo), hi)
             s = h >= theta[c]
-            orow[c] = 0 if s else h
+            ob[p, c] = 0 if s else h
             flag[c] = s
         base = p * C
         k = 0
@@ -142,40 +139,29 @@ def lif_par(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos, parts):  
 
 
 # ---------------------------------------------------------------------------------------- convs
-@numba.njit(**_JIT)
-def _emit(tacc, tlo, dst, b, oy, ox, shift, rnd, bias, add, lo, hi):  # pragma: no cover
-    """``dst[b, oy, ox] = sat((add ? dst : 0) + bias + (tacc + tlo + rnd) >> shift)``, branch-free
-    (``rnd``: 0, or half a step for rounding half up); returns saturations."""
+@numba.njit(inline="always", **_JIT)
+def _emit_range(tacc, tlo, dst, b, oy, ox, o0, o1, shift, rnd, bias, add, lo, hi):  # pragma: no cover
+    """``dst[b, oy, ox, o] = sat((add ? dst : 0) + bias + (tacc + tlo + rnd) >> shift)`` for outputs
+    ``o`` in ``[o0, o1)``, branch-free (``rnd``: 0, or half a step for rounding half up); returns
+    saturations.  Inlined, unsigned output indices, no array views (a view per array and output
+    position cost more than the outputs of a short row)."""
     wide_vectors()
-    out = dst[b, oy, ox]
     n_sat = 0
-    for o in range(out.shape[0]):
+    uo = np.uint64(o0)
+    for k in range(np.uint64(o1 - o0)):
+        o = uo + k
         v = ((np.int64(tacc[o]) + np.int64(tlo[o]) + rnd[o]) >> shift[o]) + bias[o]
         if add:
-            v += out[o]
+            v += dst[b, oy, ox, o]
         n_sat += (v < lo) + (v > hi)
-        out[o] = min(max(v, lo), hi)
+        dst[b, oy, ox, o] = min(max(v, lo), hi)
     return n_sat
 
 
-@numba.njit(**_JIT)
-def _emit_range(tacc, tlo, dst, b, oy, ox, o0, o1, shift, rnd, bias, add, lo, hi):  # pragma: no cover
-    """:func:`_emit` for outputs ``[o0, o1)`` only."""
-    wide_vectors()
-    out = dst[b, oy, ox][o0:o1]  # slices, indices from 0: no wraparound checks in the vector loop
-    ta = tacc[o0:o1]
-    tl = tlo[o0:o1]
-    rn = rnd[o0:o1]
-    sh = shift[o0:o1]
-    bi = bias[o0:o1]
-    n_sat = 0
-    for o in range(out.shape[0]):
-        v = ((np.int64(ta[o]) + np.int64(tl[o]) + rn[o]) >> sh[o]) + bi[o]
-        if add:
-            v += out[o]
-        n_sat += (v < lo) + (v > hi)
-        out[o] = min(max(v, lo), hi)
-    return n_sat
+@numba.njit(inline="always", **_JIT)
+def _emit(tacc, tlo, dst, b, oy, ox, shift, rnd, bias, add, lo, hi):  # pragma: no cover
+    """:func:`_emit_range` for every output of ``dst``."""
+    return _emit_range(tacc, tlo, dst, b, oy, ox, 0, dst.shape[3], shift, rnd, bias, add, lo, hi)
 
 
 @numba.njit(**_JIT)
