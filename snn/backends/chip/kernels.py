@@ -348,6 +348,7 @@ def attention(chan, npos, N, C, heads, y, lo, hi):  # pragma: no cover - jitted
     m = np.zeros((heads, d, d), np.int32)
     ks = np.empty(C, np.int32)
     vs = np.empty(C, np.int32)
+    hs = np.empty(heads + 1, np.int64)
     n_inc = 0
     n_row = 0
     n_sat = 0
@@ -365,14 +366,19 @@ def attention(chan, npos, N, C, heads, y, lo, hi):  # pragma: no cover - jitted
                 elif c >= C:
                     ks[nk] = c - C
                     nk += 1
-            for a in range(nk):
+            q = 0  # the v spikes are increasing: head h's are vs[hs[h]:hs[h + 1]]
+            for h in range(heads):
+                hs[h] = q
+                while q < nv and vs[q] < (h + 1) * d:
+                    q += 1
+            hs[heads] = nv
+            for a in range(nk):  # only the (k, v) pairs of one head: no test (nor division) per pair
                 i = ks[a]
                 h = i // d
-                for q in range(nv):
-                    j = vs[q]
-                    if j // d == h:
-                        m[h, i - h * d, j - h * d] += 1
-                        n_inc += 1
+                mh = m[h, i - h * d]
+                for q in range(hs[h], hs[h + 1]):
+                    mh[vs[q] - h * d] += 1
+                n_inc += hs[h + 1] - hs[h]
         yb = y[b]
         yb[:] = 0
         for t in range(N):
