@@ -119,3 +119,36 @@ def test_add8_adds_eight_int32_lanes_at_flat_offsets():
     want = np.arange(30)
     want[5:13] += np.arange(-17, -9)
     np.testing.assert_array_equal(acc, want)
+
+
+def test_pair_weights_interleave_two_channels_per_output_by_hand():
+    """[Co=2, Ci=3, 1, 1] -> pairs (c0, c1) and (c2, 0), outputs padded to 16, two weights per output."""
+    from snn.backends.chip.pairconv import pair_weights
+
+    w = np.array([[1, 2, 3], [-4, -5, -6]], np.int8)[:, :, None, None]
+    wp = pair_weights(w)
+    assert wp.shape == (2, 16, 2) and wp.dtype == np.int16
+    assert wp[0, :2].tolist() == [[1, 2], [-4, -5]] and wp[1, :2].tolist() == [[3, 0], [-6, 0]]
+    assert not wp[:, 2:].any()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("wide", [False, True])
+def test_pointwise_conv_on_int16_bounded_depthwise_maps_takes_pairs_and_is_exact(seed, threads, wide):
+    """Random programs with a depthwise -> pointwise pair: where the depthwise map's static bound
+    (sum |w| >> shift + 1 + |bias|) fits int16, the pointwise conv multiplies two channels per
+    instruction (pairconv); with depthwise biases of +-40000 (``wide``) it does not fit and the
+    graded path runs.  Both equal the reference, on one and two threads."""
+    rng = np.random.default_rng(500 + seed)
+    prog = random_program(rng, depthwise=True, attention=False, hw=(6, 7), channels=int(rng.choice([2, 4, 6])),
+                          accumulator_bits=32)
+    if wide:
+        dw = next(op for op in prog.ops if op.name == "dw")
+        dw.arrays["bias"] = np.where(rng.random(dw.arrays["bias"].shape) < 0.5, -40000, 40000).astype(np.int32)
+    ex = Executor(prog, threads=threads, parallel_min=0, tune=False)
+    pairs = [op.name for op, p in zip(prog.ops, ex._prep) if "pairs" in p]
+    assert pairs == ([] if wide else ["pw"])
+    frames = [np.where(rng.random((2,) + prog.input_shape) < 0.5, rng.integers(0, 9, (2,) + prog.input_shape), 0)
+              for _ in range(3)]
+    _steps(ex, prog, frames, random_state(rng, prog, 2))

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import kernels as K
 from . import scatter as GS
+from . import pairconv as PC
 from . import segconv as SG
 from . import spikeconv as SC
 from .stats import IDX, Stats, weight_bytes
@@ -128,12 +129,12 @@ class Executor:
                 co, ho, wo = program.buffers[op.dst]
                 p["par"] = self.threads > 1 and ho * wo > 1 and ho * wo * co * w[0].size >= min_syn
                 k, stride = int(op.attrs["kernel"]), int(op.attrs["stride"])
+                pad = int(op.attrs["pad"])
                 if p["spike"] and cig == 1 and cog == 1 and stride == 1 and k <= 8:  # depthwise
                     ci, h, wd = program.buffers[op.src]
                     wr = np.zeros((co, k, 8), np.int32)
                     wr[:, :, :k] = w[:, 0, :, ::-1]
                     p["dw"] = wr
-                    pad = int(op.attrs["pad"])
                     p["fx"] = np.array([sum(0 <= x + pad - kx < wo for kx in range(k)) for x in range(wd)], np.int64)
                     p["cm"] = (co, ho, wd + 2 * pad + 8)
                 if not p["spike"] and g == 1 and op.src in inputs:  # the first layer: sparse codes, scattered
@@ -144,7 +145,13 @@ class Executor:
                     ci, h, wd = program.buffers[op.src]
                     self._offs_size = max(self._offs_size, ci * h * wd)
                     self._offs_wide |= p["wt"].size >= (1 << 31)
+                if (not p["spike"] and "scatter" not in p and g == 1 and k == 1 and pad == 0
+                        and src_max <= 32767 and p["wsum"] * src_max < (1 << 31)):  # int16 pairs (pairconv)
+                    p["pairs"] = PC.pair_weights(w)
                 bound[op.dst] = self.acc_hi
+                if p["spike"] and g > 1 and op.attrs["mode"] == "set":  # a depthwise map: |x| <= sum |w| >> s + |b|
+                    b = (np.abs(w.astype(np.int64)).reshape(co, -1).sum(1) >> sh) + 1 + np.abs(p["bias"])  # +1: rounding
+                    bound[op.dst] = int(min(self.acc_hi, b.max(initial=0)))
                 self.kinds[op.dst] = "map"
             elif op.kind == "lif":
                 p["theta"] = op.arrays["theta"].astype(np.int64)
@@ -293,6 +300,10 @@ class Executor:
                     args = (buf[op.src], p["wt"], s, pad, p["shift"], p["rnd"], p["bias"], buf[op.dst], add,
                             acc_lo, acc_hi, am)
                     n, n_sat = GS.conv_scatter_par(*args, parts) if p["par"] else GS.conv_scatter(*args)
+                    cnt[i, IDX["mac"]] = n
+                elif "pairs" in p:
+                    args = (buf[op.src], p["pairs"], s, p["shift"], p["rnd"], p["bias"], buf[op.dst], add, acc_lo, acc_hi)
+                    n, n_sat = PC.conv_pairs_par(*args, parts) if p["par"] else PC.conv_pairs(*args)
                     cnt[i, IDX["mac"]] = n
                 elif not p["spike"]:
                     args = (buf[op.src], p["wt"], p["og"], s, pad, p["shift"], p["rnd"], p["bias"], buf[op.dst], add,
