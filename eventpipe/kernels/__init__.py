@@ -50,6 +50,7 @@ from eventpipe.kernels.filters import (
     suppress_hot_pixels,
 )
 from eventpipe.kernels.frames import time_windows, to_frames, to_frames_numpy
+from eventpipe.kernels.outpool import OutputPool
 from eventpipe.kernels.spatial import (
     SpatialMap,
     crop,
@@ -63,6 +64,7 @@ from eventpipe.kernels.timesurface import to_timesurface, to_timesurface_numpy
 from eventpipe.kernels.voxel import to_voxel_grid, to_voxel_grid_numpy
 
 __all__ = [
+    "OutputPool",
     "DEFAULT_MAX_GAP_US",
     "DEFAULT_TIME_TOLERANCE_US",
     "BinStats",

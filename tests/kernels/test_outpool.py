@@ -1,0 +1,144 @@
+"""``OutputPool``: released outputs' memory recycled by the next call, bounded, off-able.
+
+Truth: the default ``to_frames`` call (fresh zeroed memory) and tonic's ``to_frame_numpy``
+on the same arrays; buffer identity from the arrays' data addresses; the bound from
+``retained_bytes``.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+import numpy as np
+import pytest
+from tonic.functional import to_frame_numpy
+
+from eventpipe.kernels import OutputPool, to_frames
+from eventpipe.kernels.outpool import GRANULE
+from tests.kernels._util import real, synthetic, to_tonic
+
+
+def addr(a: np.ndarray) -> int:
+    return a.__array_interface__["data"][0]
+
+
+def test_arrays_are_ordinary_writable_ndarrays():
+    pool = OutputPool(64 << 20)
+    a, recycled = pool.empty((3, 2, 5, 7), np.int16)
+    assert type(a) is np.ndarray and a.flags.c_contiguous and a.flags.writeable
+    assert a.shape == (3, 2, 5, 7) and a.dtype == np.int16 and not recycled
+    assert not a.any()  # fresh memory is zero
+    a[:] = 3
+    torch = pytest.importorskip("torch")
+    t = torch.from_numpy(a)
+    assert int(t.sum()) == 3 * a.size
+
+
+def test_released_memory_is_recycled_and_live_memory_is_not():
+    pool = OutputPool(64 << 20)
+    a, _ = pool.empty((1000, 1000), np.int16)
+    view = a[10:20]
+    first = addr(a)
+    del a
+    b, recycled = pool.empty((1000, 1000), np.int16)  # the view keeps the first alive
+    assert not recycled and addr(b) != first
+    del view
+    gc.collect()
+    c, recycled = pool.empty((1000, 1000), np.int16)
+    assert recycled and addr(c) == first and (pool.hits, pool.misses) == (1, 2)
+
+
+def test_bounded_by_max_bytes_oldest_first():
+    size = 3 * GRANULE
+    pool = OutputPool(2 * size)
+    arrays = [pool.empty((size,), np.uint8)[0] for _ in range(4)]
+    addrs = [addr(a) for a in arrays]
+    for i in range(4):  # released in this order
+        arrays[i] = None
+    assert pool.retained_bytes == 2 * size  # two kept, two unmapped
+    a, _ = pool.empty((size,), np.uint8)
+    b, _ = pool.empty((size,), np.uint8)
+    assert {addr(a), addr(b)} == set(addrs[2:])  # the last released were kept
+    del a, b
+    big = pool.empty((3 * size,), np.uint8)[0]
+    del big  # larger than the whole pool: not kept
+    assert pool.retained_bytes <= 2 * size
+
+
+def test_max_bytes_zero_recycles_nothing():
+    pool = OutputPool(0)
+    for _ in range(3):
+        a, recycled = pool.empty((GRANULE,), np.uint8)
+        assert not recycled
+        del a
+    assert pool.retained_bytes == 0 and pool.hits == 0
+    with pytest.raises(ValueError, match="max_bytes"):
+        OutputPool(-1)
+
+
+def test_clear_and_pool_dropped_while_arrays_live():
+    pool = OutputPool(64 << 20)
+    a, _ = pool.empty((GRANULE,), np.uint8)
+    del a
+    assert pool.retained_bytes == GRANULE
+    pool.clear()
+    assert pool.retained_bytes == 0
+    b, _ = pool.empty((100,), np.float32)
+    del pool
+    gc.collect()
+    b[:] = 1.5  # still valid memory; freed when b goes
+    assert b.sum() == 150
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_to_frames_with_pool_equals_default_and_tonic(threads):
+    ev, wh = real("evt2_sample.raw")
+    fresh, fstats = to_frames(ev, wh, time_window=5_000, return_stats=True)
+    theirs = to_tonic(ev)
+    np.testing.assert_array_equal(fresh, to_frame_numpy(theirs, (*wh, 2), time_window=5_000))
+    pool = OutputPool(256 << 20)
+    for i in range(4):  # the first call gets fresh memory, the rest recycled memory
+        arr = ev if i % 2 else theirs
+        got, stats = to_frames(arr, wh, time_window=5_000, pool=pool, threads=threads,
+                               return_stats=True)
+        np.testing.assert_array_equal(got, fresh)
+        assert stats == fstats
+        got[:] = -7  # what the next call finds in the recycled memory
+        del got
+    assert pool.hits == 3 and pool.misses == 1
+
+
+@pytest.mark.parametrize("kw", [dict(time_window=10_000, overlap=4_000), dict(event_count=999),
+                                dict(n_time_bins=9), dict(n_event_bins=5)])
+def test_to_frames_with_pool_other_modes(kw):
+    ev = synthetic(30_000, W=30, H=20, t_max=300_000, seed=4, backwards=30)
+    fresh = to_frames(ev, (30, 20), **kw)
+    pool = OutputPool(64 << 20)
+    for _ in range(3):
+        got = to_frames(ev, (30, 20), pool=pool, **kw)
+        np.testing.assert_array_equal(got, fresh)
+        got.fill(5)
+        del got
+    assert pool.hits == 2
+
+
+def test_pool_shared_by_threads():
+    ev = synthetic(20_000, W=24, H=16, t_max=200_000, seed=2)
+    fresh = to_frames(ev, (24, 16), time_window=4_000)
+    pool = OutputPool(32 << 20)
+    errors = []
+
+    def work():
+        for _ in range(20):
+            got = to_frames(ev, (24, 16), time_window=4_000, pool=pool)
+            if not np.array_equal(got, fresh):
+                errors.append("differs")
+            got.fill(1)
+
+    ths = [threading.Thread(target=work) for _ in range(3)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join(timeout=60)
+    assert not errors and pool.hits + pool.misses == 60 and pool.retained_bytes <= 32 << 20
