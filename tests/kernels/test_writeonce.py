@@ -36,8 +36,8 @@ def garbage_like(a: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("name", REAL)
 def test_out_equals_tonic_and_fresh_on_real_recordings(name, nt_mode):
     ev, wh = real(name)
-    ev = ev[:300_000]
-    window = max(1, int(ev["t"][-1] - ev["t"][0]) // 40)
+    ev = ev[:100_000]
+    window = max(1, int(ev["t"][-1] - ev["t"][0]) // 6)
     fresh, fstats = to_frames(ev, wh, time_window=window, return_stats=True)
     theirs = to_tonic(ev)
     if np.all(np.diff(ev["t"]) >= 0) and ev["x"].max() < wh[0] and ev["y"].max() < wh[1]:
@@ -52,12 +52,12 @@ def test_out_equals_tonic_and_fresh_on_real_recordings(name, nt_mode):
             assert stats == fstats
 
 
-@pytest.mark.parametrize("wh", [(33, 19), (64, 32), (7, 1), (640, 480)])
+@pytest.mark.parametrize("wh", [(33, 19), (64, 32), (7, 1), (301, 5)])
 @pytest.mark.parametrize("dtype", [np.int16, np.uint8, np.float32, np.int64])
 def test_odd_frame_sizes_and_dtypes(wh, dtype, nt_mode):
     """Frames whose byte size is not a multiple of 64 start at every alignment: the
     copy's unaligned head and tail around the 64-byte non-temporal middle."""
-    ev = synthetic(50_000, W=wh[0] + 2, H=wh[1] + 1, t_max=400_000, seed=3, backwards=40)
+    ev = synthetic(20_000, W=wh[0] + 2, H=wh[1] + 1, t_max=200_000, seed=3, backwards=40)
     fresh = to_frames(ev, wh, time_window=9_000, dtype=dtype)
     for threads in (1, 2):
         out = garbage_like(fresh)
