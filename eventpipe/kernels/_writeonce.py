@@ -18,6 +18,8 @@ use the general kernel.  Every scratch frame is zero again when a kernel returns
 
 from __future__ import annotations
 
+import platform
+
 import numba
 import numpy as np
 from llvmlite import ir
@@ -75,12 +77,8 @@ def _store_fence(typingctx):
     return sig, codegen
 
 
-_X86 = numba.config.MACHINE_BITS == 64 and __import__("platform").machine().lower() in (
-    "x86_64", "amd64")
-
-
 @njit(cache=True, nogil=True)
-def flush_frame(dst, d0, src, n, nt):
+def _flush_frame_nt(dst, d0, src, n, nt):
     """``dst[d0:d0 + n] = src[:n]``, then ``src[:n] = 0``; with ``nt`` the 64-byte aligned
     middle of the destination is written with non-temporal stores."""
     i = 0
@@ -102,20 +100,28 @@ def flush_frame(dst, d0, src, n, nt):
         i += 1
 
 
-if not _X86:  # (the intrinsics above are x86's; elsewhere ordinary stores)
-    @njit(cache=True, nogil=True)
-    def flush_frame(dst, d0, src, n, nt):  # noqa: F811
-        for i in range(n):
-            dst[d0 + i] = src[i]
-            src[i] = 0
+@njit(cache=True, nogil=True)
+def _flush_frame_plain(dst, d0, src, n, nt):
+    """``dst[d0:d0 + n] = src[:n]``, then ``src[:n] = 0`` (ordinary stores)."""
+    for i in range(n):
+        dst[d0 + i] = src[i]
+        src[i] = 0
 
-    @njit(cache=True, nogil=True)
-    def _fence():
-        pass
-else:
-    @njit(cache=True, nogil=True)
-    def _fence():
-        _store_fence()
+
+@njit(cache=True, nogil=True)
+def _sfence():
+    _store_fence()
+
+
+@njit(cache=True, nogil=True)
+def _no_fence():
+    pass
+
+
+#: the non-temporal store and ``sfence`` above are x86-64's; elsewhere ordinary stores
+_X86 = platform.machine().lower() in ("x86_64", "amd64")
+flush_frame = _flush_frame_nt if _X86 else _flush_frame_plain
+_fence = _sfence if _X86 else _no_fence
 
 
 @njit(cache=True, nogil=True)
@@ -158,11 +164,6 @@ def bin_windows_once_parallel(ev, ev_lo, k_lo, ws, we, out, scratch, npol, tol, 
         runmax[c] = bin_windows_once(ev, ev_lo[c], ev_lo[c + 1], ws, we, out, k_lo[c],
                                      k_lo[c + 1], scratch[tid], npol, tol, maxval,
                                      np.int64(I64_MIN), counters[c], room, nt)
-
-
-def scratch_frames(rows: int, frame_elems: int, dtype) -> np.ndarray:
-    """Zeroed scratch frames, one row per thread (pages are mapped as they are used)."""
-    return np.zeros((rows, frame_elems), dtype)
 
 
 def use_nt(out: np.ndarray) -> bool:

@@ -39,7 +39,6 @@ from eventpipe.kernels._common import (
     T_BACK,
     T_OK,
     BinStats,
-    add_counts,
     as_event_array,
     check_out,
     fields,
@@ -51,9 +50,7 @@ from eventpipe.kernels._common import (
     time_policy,
     warn_if_swapped,
 )
-from eventpipe.kernels._window_loop import (  # noqa: F401  (re-exported: streaming, tests)
-    CAREFUL_RUN,
-    _bin_pairs,
+from eventpipe.kernels._window_loop import (
     _bin_time_range,
     _bin_window,
     _bin_window_fast,
