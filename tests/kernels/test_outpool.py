@@ -66,6 +66,22 @@ def test_bounded_by_max_bytes_oldest_first():
     assert pool.retained_bytes <= 2 * size
 
 
+def test_smallest_fitting_buffer_at_most_twice_the_size():
+    pool = OutputPool(64 << 20)
+    big, _ = pool.empty((5 * GRANULE,), np.uint8)
+    mid, _ = pool.empty((2 * GRANULE,), np.uint8)
+    small, _ = pool.empty((100,), np.uint8)  # rounded up to one 2 MiB granule
+    addrs = {n: addr(a) for n, a in (("big", big), ("mid", mid), ("small", small))}
+    del big, mid, small
+    assert pool.retained_bytes == 8 * GRANULE
+    a, recycled = pool.empty((GRANULE + 1,), np.uint8)  # needs 2 granules: mid fits
+    assert recycled and addr(a) == addrs["mid"]
+    b, recycled = pool.empty((GRANULE // 2,), np.uint8)  # small fits; big is > 2x
+    assert recycled and addr(b) == addrs["small"]
+    c, recycled = pool.empty((GRANULE,), np.uint8)  # only big is left, 5x the size: fresh
+    assert not recycled and addr(c) != addrs["big"]
+
+
 def test_max_bytes_zero_recycles_nothing():
     pool = OutputPool(0)
     for _ in range(3):
