@@ -158,3 +158,27 @@ def test_pool_shared_by_threads():
     for t in ths:
         t.join(timeout=60)
     assert not errors and pool.hits + pool.misses == 60 and pool.retained_bytes <= 32 << 20
+
+
+def test_buffers_are_advised_as_huge_pages():
+    """The mapping carries ``MADV_HUGEPAGE`` (``hg`` in its ``VmFlags``, Linux)."""
+    import mmap
+    import os
+
+    if not hasattr(mmap, "MADV_HUGEPAGE") or not os.path.exists("/proc/self/smaps"):
+        pytest.skip("no MADV_HUGEPAGE / /proc/self/smaps on this system")
+    pool = OutputPool(0)
+    a, _ = pool.empty((GRANULE,), np.uint8)
+    start = addr(a)
+    flags = None
+    with open("/proc/self/smaps") as f:
+        inside = False
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and all(c in "0123456789abcdef-" for c in head):
+                lo, hi = (int(v, 16) for v in head.split("-"))
+                inside = lo <= start < hi
+            elif inside and line.startswith("VmFlags:"):
+                flags = line.split()[1:]
+                break
+    assert flags is not None and "hg" in flags

@@ -53,7 +53,7 @@ def test_out_equals_tonic_and_fresh_on_real_recordings(name, nt_mode):
 
 
 @pytest.mark.parametrize("wh", [(33, 19), (64, 32), (7, 1), (301, 5)])
-@pytest.mark.parametrize("dtype", [np.int16, np.uint8, np.float32, np.int64])
+@pytest.mark.parametrize("dtype", [np.int16, np.uint8, np.float32])
 def test_odd_frame_sizes_and_dtypes(wh, dtype, nt_mode):
     """Frames whose byte size is not a multiple of 64 start at every alignment: the
     copy's unaligned head and tail around the 64-byte non-temporal middle."""
