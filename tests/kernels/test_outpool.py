@@ -182,3 +182,18 @@ def test_buffers_are_advised_as_huge_pages():
                 flags = line.split()[1:]
                 break
     assert flags is not None and "hg" in flags
+
+
+def test_scratch_frames_kept_once_per_shape_and_zero():
+    ev = synthetic(20_000, W=24, H=16, t_max=200_000, seed=6)
+    pool = OutputPool(32 << 20)
+    for _ in range(3):
+        got = to_frames(ev, (24, 16), time_window=4_000, pool=pool)
+        got.fill(3)
+        del got
+    kept = [a for v in pool._scratch.values() for a in v]
+    assert len(kept) == 1 and kept[0].shape[1] == 2 * 16 * 24 and not kept[0].any()
+    off = OutputPool(0)
+    for _ in range(2):
+        to_frames(ev, (24, 16), time_window=4_000, pool=off)
+    assert not any(off._scratch.values())
