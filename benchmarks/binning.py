@@ -189,7 +189,7 @@ def run_workloads(n_vga: int, n_128: int, repeat: int) -> float:
     ceiling: a ceiling below the goal means no one-thread binning that returns a new array
     reaches it on this machine; a ceiling above it means ours is what falls short.  The
     two-thread ratio is a wall-time ratio (CPU time adds the threads up).  The time into a
-    reused ``out=`` (already mapped memory, each frame zeroed just before it is filled) is
+    reused ``out=`` (already mapped memory, each frame written once from a cached scratch frame) is
     printed for information only: a first call on fresh memory is what the verdict judges;
     so is the time with an :class:`OutputPool` (opt-in: released outputs' memory recycled,
     each frame written once from a cached scratch frame), on its own line."""
