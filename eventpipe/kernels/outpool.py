@@ -80,7 +80,9 @@ class OutputPool:
         self.misses = 0
         self._free: list[np.ndarray] = []  # oldest first
         self._scratch: dict[tuple, list[np.ndarray]] = {}
-        self._lock = threading.Lock()
+        # re-entrant: an output freed by a garbage collection that runs inside a pool
+        # method, on the same thread, gives its buffer back from there
+        self._lock = threading.RLock()
 
     @property
     def retained_bytes(self) -> int:
@@ -95,11 +97,16 @@ class OutputPool:
         shape = tuple(int(s) for s in shape)
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         size = max(GRANULE, -(-nbytes // GRANULE) * GRANULE)
-        buf = None
         with self._lock:
-            fits = [i for i, b in enumerate(self._free) if size <= b.nbytes <= 2 * size]
-            if fits:
-                buf = self._free.pop(min(fits, key=lambda i: self._free[i].nbytes))
+            buf = min((b for b in self._free if size <= b.nbytes <= 2 * size),
+                      key=lambda b: b.nbytes, default=None)
+            if buf is not None:
+                # (by identity; a buffer given back meanwhile, from a garbage collection
+                # run by this thread, may have evicted it: it is ours either way)
+                for i, b in enumerate(self._free):
+                    if b is buf:
+                        del self._free[i]
+                        break
                 self.hits += 1
             else:
                 self.misses += 1
@@ -113,9 +120,8 @@ class OutputPool:
             if buf.nbytes > self.max_bytes:
                 return  # (dropped here: unmapped)
             self._free.append(buf)
-            total = sum(b.nbytes for b in self._free)
-            while total > self.max_bytes:
-                total -= self._free.pop(0).nbytes
+            while sum(b.nbytes for b in self._free) > self.max_bytes:
+                self._free.pop(0)
 
     def take_scratch(self, rows: int, elems: int, dtype) -> np.ndarray:
         """Zeroed scratch frames ``(rows, elems)`` (recycled; give them back zeroed)."""

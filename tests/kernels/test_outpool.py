@@ -197,3 +197,22 @@ def test_scratch_frames_kept_once_per_shape_and_zero():
     for _ in range(2):
         to_frames(ev, (24, 16), time_window=4_000, pool=off)
     assert not any(off._scratch.values())
+
+
+def test_output_freed_inside_a_pool_method_does_not_deadlock():
+    """A garbage collection can free an output while this thread is inside a pool method
+    (holding its lock); the buffer is given back from there, without a deadlock."""
+    pool = OutputPool(64 << 20)
+    a, _ = pool.empty((GRANULE,), np.uint8)
+    done = []
+
+    def inside():
+        with pool._lock:  # as during empty(): the lock held by this thread
+            nonlocal a
+            a = None  # the lease's __del__ gives the buffer back here
+            done.append(pool.retained_bytes)
+
+    t = threading.Thread(target=inside, daemon=True)
+    t.start()
+    t.join(timeout=20)
+    assert done == [GRANULE]
