@@ -124,6 +124,8 @@ class OptimConfig:
     decoded_start: int = 5              # windows a new target has held (after the grace) before it counts
     decoded_focus_end: int = 8          # ... and up to here after a switch it weighs decoded_focus_weight
     decoded_focus_weight: float = 4.0
+    transition_weight: float = 0.0      # while the label turns at a switch, no third class may lead
+    transition_margin: float = 0.1      # ... in the decoded EMA (by this margin; decoded_loss)
     aux_batch_size: int = 16
     amp: bool = True                    # only used when CUDA is present
     channels_last: bool = True          # only used when CUDA is present

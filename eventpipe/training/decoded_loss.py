@@ -81,3 +81,53 @@ def decoded_margin_loss(logits: torch.Tensor, y: torch.Tensor, *, ema: float = 0
     if not bool(count.any()):
         return logits.sum() * 0.0
     return (torch.relu(float(margin) - lead) * w).sum() / w.sum()
+
+
+def transition_pairs(y: torch.Tensor, start: int = 5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The windows of a switch inside a run and its two actions: ``(mask, old, new)``, each
+    ``[B, R]``.  A window is in a transition when it is a grace window (no target) between two
+    different valid targets, or a window of the new target that has held fewer than ``start``
+    windows (what :func:`decoded_margin_loss` leaves free); ``old``/``new`` are the targets
+    before/after that switch (-1 elsewhere)."""
+    b, r = y.shape
+    nxt = torch.full_like(y, -1)
+    run = torch.full((b,), -1, dtype=y.dtype, device=y.device)
+    for j in range(r - 1, -1, -1):
+        run = torch.where(y[:, j] >= 0, y[:, j], run)
+        nxt[:, j] = run
+    held = held_for(y)
+    mask = torch.zeros_like(y, dtype=torch.bool)
+    old = torch.full_like(y, -1)
+    new = torch.full_like(y, -1)
+    cur = torch.full((b,), -1, dtype=y.dtype, device=y.device)
+    before = torch.full((b,), -1, dtype=y.dtype, device=y.device)
+    for j in range(r):
+        ok = y[:, j] >= 0
+        changed = ok & (y[:, j] != cur)
+        before = torch.where(changed, cur, before)
+        cur = torch.where(ok, y[:, j], cur)
+        grace = ~ok & (cur >= 0) & (nxt[:, j] >= 0) & (nxt[:, j] != cur)
+        early = ok & (before >= 0) & (held[:, j] < int(start))
+        mask[:, j] = grace | early
+        old[:, j] = torch.where(grace, cur, torch.where(early, before, old[:, j]))
+        new[:, j] = torch.where(grace, nxt[:, j], torch.where(early, cur, new[:, j]))
+    return mask, old, new
+
+
+def transition_loss(logits: torch.Tensor, y: torch.Tensor, *, ema: float = 0.6, margin: float = 0.1,
+                    start: int = 5) -> torch.Tensor:
+    """While the label turns at a switch (:func:`transition_pairs`), no third class may lead in
+    the decoder's EMA: mean ``relu(max_{c not in {old, new}} s_c - max(s_old, s_new) + margin)``
+    over the transition windows (a detour through a third label is two label changes more).
+    0 when the runs hold no switch."""
+    b, r = y.shape
+    mask, old, new = transition_pairs(y, start)
+    if not bool(mask.any()):
+        return logits.sum() * 0.0
+    s = smoothed(torch.softmax(logits.reshape(b, r, -1).float(), -1), float(ema))
+    o, n = old.clamp_min(0), new.clamp_min(0)
+    s_o = s.gather(-1, o[..., None])[..., 0]
+    s_n = s.gather(-1, n[..., None])[..., 0]
+    pair = torch.nn.functional.one_hot(o, s.shape[-1]).bool() | torch.nn.functional.one_hot(n, s.shape[-1]).bool()
+    third = s.masked_fill(pair, -1.0).max(-1).values
+    return torch.relu(third - torch.maximum(s_o, s_n) + float(margin))[mask].mean()

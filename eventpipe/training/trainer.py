@@ -26,7 +26,7 @@ import snn
 from eventpipe.represent import recipe_to_checkpoint
 from eventpipe.training.config import TrainConfig, config_dict, data_recipe
 from eventpipe.training.datasets import build_dataset
-from eventpipe.training.decoded_loss import decoded_margin_loss, held_for  # noqa: F401 (held_for: its home before)
+from eventpipe.training.decoded_loss import decoded_margin_loss, held_for, transition_loss  # noqa: F401 (held_for: its home before)
 from eventpipe.training.optim import lr_at, make_optimizer
 
 STATE_FORMAT = "eventpipe.train_state/1"
@@ -393,6 +393,10 @@ def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
                     loss = loss + o.decoded_weight * decoded_margin_loss(
                         logits, y, ema=o.decoded_ema, margin=o.decoded_margin, start=o.decoded_start,
                         focus_end=o.decoded_focus_end, focus_weight=o.decoded_focus_weight)
+                if cfg.optim.transition_weight > 0 and y.dim() == 2:
+                    o = cfg.optim
+                    loss = loss + o.transition_weight * transition_loss(
+                        logits, y, ema=o.decoded_ema, margin=o.transition_margin, start=o.decoded_start)
                 if aux_batches is not None:
                     xa, ya, *ra = next(aux_batches)
                     la, ta = logits_and_targets(ddp_model, _to_input(xa, device),
