@@ -71,3 +71,29 @@ def test_a_window_shown_right_with_room_costs_nothing_and_no_counted_window_give
     y = torch.tensor([[1, 1, 1]])
     assert float(decoded_margin_loss(_logits([0.05, 0.05, 0.05]), y, ema=0.6, margin=0.4)) == 0.0
     assert float(decoded_margin_loss(_logits([0.5, 0.5, 0.5]), torch.tensor([[I, I, I]]))) == 0.0
+
+
+def test_transition_pairs_name_the_two_actions_of_a_switch_and_only_its_early_windows():
+    y = torch.tensor([[I, I, 3, 3, I, I, 5, 5, 5, 5],    # 3 -> 5: grace windows 4, 5, then 5 held 1, 2, ...
+                      [I, I, I, 3, 3, 3, 3, 3, 3, 3]])   # no switch inside the run
+    from eventpipe.training.decoded_loss import transition_pairs
+
+    mask, old, new = transition_pairs(y, start=3)
+    assert mask.int().tolist() == [[0, 0, 0, 0, 1, 1, 1, 1, 0, 0], [0] * 10]
+    assert old[0, 4:8].tolist() == [3] * 4 and new[0, 4:8].tolist() == [5] * 4
+    assert old[1].tolist() == [-1] * 10 and new[1].tolist() == [-1] * 10
+
+
+def test_transition_loss_charges_a_third_class_leading_while_the_label_turns():
+    from eventpipe.training.decoded_loss import transition_loss
+
+    # 3 classes, ema 0: s = p. One run: a a _ b (grace window 2; window 3 held 1 < start 2)
+    y = torch.tensor([[0, 0, I, 1]])
+    p = torch.tensor([[0.8, 0.1, 0.1], [0.8, 0.1, 0.1],
+                      [0.3, 0.2, 0.5],      # grace: the third class leads old by 0.2
+                      [0.1, 0.6, 0.3]])     # new leads the third by 0.3: free at margin 0.1
+    logits = p.log()
+    got = transition_loss(logits, y, ema=0.0, margin=0.1, start=2)
+    assert float(got) == pytest.approx(((0.5 - 0.3 + 0.1) + 0.0) / 2)
+    # no switch in the run: nothing to charge
+    assert float(transition_loss(logits, torch.tensor([[0, 0, 0, 0]]), ema=0.0, start=2)) == 0.0
