@@ -26,4 +26,5 @@ def test_shipped_extra_is_complete_and_names_the_stage4_config():
     assert tc["optim"]["consistency_settle"] == cfg.optim.consistency_settle == 6
     assert tc["optim"]["decoded_weight"] == cfg.optim.decoded_weight == 2.0
     assert tc["optim"]["decoded_ema"] == cfg.optim.decoded_ema == 0.6
+    assert tc["data"]["augment"]["time_reverse"] == cfg.data.augment.time_reverse == 0.3
     assert torch.load(SHIPPED, weights_only=True)["recipe"]["channels"] == "halves"
