@@ -53,6 +53,8 @@ MODULES: dict[str, tuple[str, list[str]]] = {
                ["tests/io/test_decoder_bounds.py", "tests/io/test_aedat.py"]),
     "frames": ("eventpipe/kernels/frames.py",
                ["tests/kernels/test_kernel_bounds.py", "tests/kernels/test_frames.py"]),
+    "window_loop": ("eventpipe/kernels/_window_loop.py",
+                    ["tests/kernels/test_kernel_bounds.py", "tests/kernels/test_frames.py"]),
     "streaming": ("eventpipe/kernels/streaming.py",
                   ["tests/kernels/test_kernel_bounds.py", "tests/kernels/test_streaming.py"]),
     "streaming_core": ("eventpipe/kernels/_streaming_core.py",
@@ -67,9 +69,12 @@ MODULES: dict[str, tuple[str, list[str]]] = {
 }
 
 # numba modules whose cached kernels inline (call) kernels of the key module
-DEPENDENTS = {"eventpipe/kernels/frames.py": ["eventpipe/kernels/_streaming_core.py"]}
+DEPENDENTS = {"eventpipe/kernels/frames.py": ["eventpipe/kernels/_streaming_core.py"],
+              "eventpipe/kernels/_window_loop.py": ["eventpipe/kernels/frames.py",
+                                                    "eventpipe/kernels/_writeonce.py",
+                                                    "eventpipe/kernels/_streaming_core.py"]}
 # Numba modules: every mutant recompiles kernels (tens of seconds), so fewer generated ones
-NUMBA = {"evt3", "aedat2", "frames", "streaming", "streaming_core", "filters"}
+NUMBA = {"evt3", "aedat2", "frames", "window_loop", "streaming", "streaming_core", "filters"}
 
 # The hand-written mutants: (what it breaks, exact old text (unique in the file), new text).
 LISTED: dict[str, list[tuple[str, str, str]]] = {
@@ -127,13 +132,15 @@ LISTED: dict[str, list[tuple[str, str, str]]] = {
         ("wrap threshold 2**31 -> 2**30", "prev - ts > 0x80000000", "prev - ts > 0x40000000"),
     ],
     "frames": [
+        ("chunk search upper bound instead of lower", "if t[mid] < v:", "if t[mid] <= v:"),
+    ],
+    "window_loop": [  # (the per-window loops, moved out of frames.py)
         ("saturation < -> <= (window kernel)",
          "        v = frame[j]\n        if v < maxval:", "        v = frame[j]\n        if v <= maxval:"),
         ("saturation < -> <= (overlapping windows)",
          "            v = out[k, pi, yi, xi]\n            if v < maxval:",
          "            v = out[k, pi, yi, xi]\n            if v <= maxval:"),
         ("tolerance > -> >= (window kernel)", "if runmax - ti > tol:", "if runmax - ti >= tol:"),
-        ("chunk search upper bound instead of lower", "if t[mid] < v:", "if t[mid] <= v:"),
     ],
     "streaming": [
         ("reset leaves the open window", "self._outbuf[0] = 0\n", "pass\n"),

@@ -7,10 +7,11 @@ C-contiguous NumPy arrays, so ``torch.from_numpy`` hands them over without a cop
 Frames and representations
     ``to_frames(events, sensor_size, time_window=|event_count=|n_time_bins=|n_event_bins=,
     overlap=0, include_incomplete=False, start_time=None, end_time=None, *, polarities=2,
-    dtype=int16, binary=False, clip=None, out=None, threads=1, time_tolerance_us=1000,
-    return_stats=False)`` -> ``(T, P, H, W)`` counts (tonic ``to_frame_numpy``
-    semantics with documented fixes); ``to_frames_numpy`` NumPy reference;
-    ``time_windows`` the window edges used.
+    dtype=int16, binary=False, clip=None, out=None, pool=None, threads=1,
+    time_tolerance_us=1000, return_stats=False)`` -> ``(T, P, H, W)`` counts (tonic
+    ``to_frame_numpy`` semantics with documented fixes); ``to_frames_numpy`` NumPy
+    reference; ``time_windows`` the window edges used.  ``OutputPool(max_bytes)``:
+    opt-in, bounded recycling of released outputs' memory (``to_frames(..., pool=)``).
     ``to_voxel_grid(events, sensor_size, n_time_bins)`` -> ``(T, 1, H, W)`` (tonic
     ``ToVoxelGrid``); ``to_voxel_grid_numpy`` reference.
     ``to_timesurface(events, sensor_size, dt, tau)`` -> ``(T, P, H, W)`` (tonic
@@ -50,6 +51,7 @@ from eventpipe.kernels.filters import (
     suppress_hot_pixels,
 )
 from eventpipe.kernels.frames import time_windows, to_frames, to_frames_numpy
+from eventpipe.kernels.outpool import OutputPool
 from eventpipe.kernels.spatial import (
     SpatialMap,
     crop,
@@ -63,6 +65,7 @@ from eventpipe.kernels.timesurface import to_timesurface, to_timesurface_numpy
 from eventpipe.kernels.voxel import to_voxel_grid, to_voxel_grid_numpy
 
 __all__ = [
+    "OutputPool",
     "DEFAULT_MAX_GAP_US",
     "DEFAULT_TIME_TOLERANCE_US",
     "BinStats",

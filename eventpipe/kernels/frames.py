@@ -39,62 +39,24 @@ from eventpipe.kernels._common import (
     T_BACK,
     T_OK,
     BinStats,
-    add_counts,
     as_event_array,
     check_out,
     fields,
     kernel_events,
     n_polarities,
     numba_threads,
-    prefetch_ahead,
     saturation_value,
     sensor_wh,
     time_policy,
     warn_if_swapped,
 )
+from eventpipe.kernels._window_loop import (
+    _bin_time_range,
+    _bin_window,
+    _bin_window_fast,
+)
+from eventpipe.kernels import _writeonce
 
-
-
-@njit(cache=True, nogil=True)
-def _bin_time_range(x, y, t, p, a, b, ws, we, out, npol, tol, maxval, runmax, counters):
-    """Accumulate events ``[a, b)`` into time windows ``ws/we`` (nondecreasing, may
-    overlap: an event goes to every window containing it).  Returns the running max."""
-    T = ws.shape[0]
-    H = out.shape[2]
-    W = out.shape[3]
-    n_clamp = 0
-    n_back = 0
-    n_oob = 0
-    n_range = 0
-    k_lo = 0
-    for i in range(a, b):
-        ti, runmax, st = time_policy(t[i], runmax, tol)
-        if st != T_OK:
-            if st == T_BACK:
-                n_back += 1
-                continue
-            n_clamp += 1
-        xi = x[i]
-        yi = y[i]
-        if xi < 0 or yi < 0 or xi >= W or yi >= H:  # (signed coordinates: tonic's int16)
-            n_oob += 1
-            continue
-        while k_lo < T and we[k_lo] <= ti:
-            k_lo += 1
-        if k_lo == T or ws[k_lo] > ti:
-            n_range += 1
-            continue
-        pi = 0
-        if npol == 2 and p[i] > 0:
-            pi = 1
-        k = k_lo
-        while k < T and ws[k] <= ti:
-            v = out[k, pi, yi, xi]
-            if v < maxval:
-                out[k, pi, yi, xi] = v + 1
-            k += 1
-    add_counts(counters, b - a, n_oob, n_clamp, n_back, n_range)
-    return runmax
 
 
 @njit(cache=True, nogil=True)
@@ -109,171 +71,6 @@ def _search(t, lo, hi, v):
         else:
             hi = mid
     return lo
-
-
-@njit(cache=True, nogil=True)
-def _bin_window(ev, a, n, start, end, frame, W, H, npol, tol, maxval, runmax, counters):
-    """Events from ``ev[a]`` on into one window ``[start, end)`` (``frame``: the flat
-    ``P*H*W`` frame), with the time policy, up to the first event at or past ``end``
-    (not consumed).  Returns ``(i, runmax)``: where it stopped, the running maximum.
-
-    The same per-event rules as :func:`_bin_time_range` with one window, written for
-    speed: the loop index is unsigned (no negative-index wraparound code), whole
-    records are read (one pointer, constant 13-byte stride, instead of four strided
-    field views) and the frame is indexed flat.  That matters in a loop of ~20
-    instructions per event.
-    """
-    Wu = np.uint64(W)
-    Hu = np.uint64(H)
-    plane = np.uint64(H * W if npol == 2 else 0)
-    n_clamp = 0
-    n_back = 0
-    n_oob = 0
-    n_range = 0
-    one = np.uint64(1)  # (uint64 + int64 would make a float64)
-    i = np.uint64(a)
-    nu = np.uint64(n)
-    while i < nu:
-        prefetch_ahead(ev, i)
-        e = ev[i]
-        ti = e.t
-        i += one
-        xi = np.uint64(e.x)  # a negative (signed) coordinate wraps to a huge one: out of bounds
-        yi = np.uint64(e.y)
-        # One branch for the three time tests, taken only by events that are not in order
-        # inside this window (rare): three separate branches cost ~7% more per event.
-        if (ti < runmax) | (ti >= end) | (ti < start):
-            if ti >= runmax:
-                if ti >= end:  # the next window's first event: not consumed
-                    i -= one
-                    break
-                runmax = ti  # before the window
-                if (xi >= Wu) | (yi >= Hu):
-                    n_oob += 1
-                else:
-                    n_range += 1
-                continue
-            if runmax - ti > tol:  # backwards beyond the tolerance: dropped
-                n_back += 1
-                continue
-            n_clamp += 1  # backwards within the tolerance: binned at time runmax
-            if (xi >= Wu) | (yi >= Hu):
-                n_oob += 1
-                continue
-            if runmax < start:
-                n_range += 1
-                continue
-        else:
-            runmax = ti
-        if (xi >= Wu) | (yi >= Hu):
-            n_oob += 1
-            continue
-        j = yi * Wu + xi + plane * np.uint64(e.p > 0)
-        v = frame[j]
-        if v < maxval:
-            frame[j] = v + 1
-    add_counts(counters, np.int64(i) - a, n_oob, n_clamp, n_back, n_range)
-    return np.int64(i), runmax
-
-
-#: events the one-event loop takes at a time when a pair fails the fast test
-CAREFUL_RUN = 64
-
-
-@njit(cache=True, nogil=True)
-def _bin_pairs(ev, a, lim, lo, end, frame, W, H, npol, maxval, saturate):
-    """Events from ``ev[a]`` on, two at a time, while both are in order, inside
-    ``[lo, end)`` (``lo``: the running maximum, at least the window's start) and inside
-    the sensor, up to ``lim``: one test per pair, no per-event bookkeeping.  Returns the
-    first event not taken (the caller hands it to :func:`_bin_window`).
-
-    ``saturate=False`` when the frame cannot reach ``maxval`` before ``lim``, so the
-    count needs no test.  Integer times only.  The test is seven comparisons joined by
-    ``&`` into one branch: ``lo <= t0 <= t1 < end`` (signed), and each coordinate,
-    sign-extended to 64 bits and read as unsigned, below the sensor size (so a negative
-    coordinate of tonic's signed dtypes is huge and fails too)."""
-    Wu = np.uint64(W)
-    Hu = np.uint64(H)
-    plane = np.uint64(H * W if npol == 2 else 0)
-    one = np.uint64(1)
-    two = np.uint64(2)
-    i = np.uint64(a)
-    prev = np.int64(lo)
-    if lim <= a + 1:  # a pair needs i + 1 < lim
-        return a
-    last = np.uint64(lim - 1)
-    while i < last:
-        prefetch_ahead(ev, i)
-        e0 = ev[i]
-        e1 = ev[i + one]
-        t0 = np.int64(e0.t)
-        t1 = np.int64(e1.t)
-        x0 = np.uint64(np.int64(e0.x))
-        y0 = np.uint64(np.int64(e0.y))
-        x1 = np.uint64(np.int64(e1.x))
-        y1 = np.uint64(np.int64(e1.y))
-        # (``&`` of the comparisons, not ``and``: one branch, not seven)
-        ok = ((t0 >= prev) & (t1 >= t0) & (t1 < end) & (x0 < Wu) & (x1 < Wu) & (y0 < Hu)
-              & (y1 < Hu))
-        if not ok:
-            break
-        j0 = y0 * Wu + x0 + plane * np.uint64(e0.p > 0)
-        j1 = y1 * Wu + x1 + plane * np.uint64(e1.p > 0)
-        if saturate:
-            v = frame[j0]
-            if v < maxval:
-                frame[j0] = v + 1
-            v = frame[j1]
-            if v < maxval:
-                frame[j1] = v + 1
-        else:
-            frame[j0] += 1
-            frame[j1] += 1
-        prev = t1
-        i += two
-    return np.int64(i)
-
-
-@njit(cache=True, nogil=True)
-def _bin_window_fast(ev, a, n, start, end, frame, W, H, npol, tol, maxval, runmax, counters,
-                     room):
-    """:func:`_bin_window` for a frame that holds at most ``maxval - room`` (the one-shot
-    kernel: a frame starts at zero, ``room = maxval``): the same result, faster.  Pairs of
-    ordinary events (in order, in the window, in the sensor) go through
-    :func:`_bin_pairs`; the first pair that is not, and up to ``CAREFUL_RUN`` events from
-    it, through :func:`_bin_window`'s per-event rules; then pairs again.  While the frame
-    has taken fewer than ``room`` events no count can reach ``maxval``, so the pairs skip
-    the saturation test.  Returns ``(i, runmax)`` as :func:`_bin_window`."""
-    i = np.int64(a)
-    while i < n:
-        lo = max(runmax, start)
-        if lo >= end:  # (not at a window's start; the per-event rules sort it out)
-            return _bin_window(ev, i, n, start, end, frame, W, H, npol, tol, maxval, runmax,
-                               counters)
-        lim = n
-        saturate = room < n - i
-        if saturate and room >= 2:  # without the test up to room, then with it
-            lim = i + room
-            saturate = False
-        k = _bin_pairs(ev, i, lim, lo, end, frame, W, H, npol, maxval, saturate)
-        if k > i:
-            counters[C_IN] += k - i
-            counters[C_BINNED] += k - i
-            room -= k - i
-            runmax = np.int64(ev[k - 1].t)
-            i = k
-        if i >= n:
-            break
-        if i == lim and lim < n:
-            continue  # (room used up: the same pairs, now with the saturation test)
-        stop = min(n, i + CAREFUL_RUN)
-        k, runmax = _bin_window(ev, i, stop, start, end, frame, W, H, npol, tol, maxval,
-                                runmax, counters)
-        room -= k - i  # (at most that many counted)
-        if k < stop:  # at or past the window's end: not consumed
-            return k, runmax
-        i = k
-    return i, runmax
 
 
 @njit(cache=True, nogil=True)
@@ -371,10 +168,13 @@ def _room(ev, maxval) -> np.int64:
     return np.int64(max(0, min(1 << 62, int(np.floor(maxval)))))
 
 
-def _bin_time(ev, ws, we, res, P, tol, maxval, nthreads, counters, zeroed=True) -> int:
+def _bin_time(ev, ws, we, res, P, tol, maxval, nthreads, counters, zeroed=True,
+              pool=None) -> int:
     """Bin into time windows (parallel when possible); returns the final running max.
 
-    ``zeroed=False``: ``res`` holds garbage (a caller's ``out``), to be zeroed here."""
+    ``zeroed=False``: ``res`` holds old data (a caller's ``out``, a recycled buffer): with
+    disjoint windows every frame is written once from a cached scratch frame
+    (:mod:`_writeonce`, scratch frames from ``pool`` if given), else it is zeroed here."""
     x, y, t, p = fields(ev)
     T, n = len(ws), len(ev)
     if T and not np.all(we[:-1] <= ws[1:]):  # overlapping windows: the general kernel
@@ -383,37 +183,97 @@ def _bin_time(ev, ws, we, res, P, tol, maxval, nthreads, counters, zeroed=True) 
         return int(_bin_time_range(x, y, t, p, 0, n, ws, we, res, P, tol, maxval,
                                    np.int64(I64_MIN), counters))
     room = _room(ev, maxval)
-    nch = min(T, 4 * nthreads)  # a few chunks per thread, handed out dynamically
-    if nthreads > 1 and nch > 1 and n >= 4 * nch:
-        # chunks of ~n/nch events, cut at the window start nearest to c*n/nch
-        e = _window_starts(t, ws)
-        target = np.arange(1, nch) * n // nch
-        k = np.searchsorted(e, target).clip(1, T - 1)
-        k = np.where(target - e[k - 1] < e[k] - target, k - 1, k).clip(1, T - 1)
-        k_lo = np.unique(np.concatenate([[0], k, [T]]))
-        ev_lo = np.concatenate([[0], e[k_lo[1:-1]], [n]])
+    if not zeroed:
+        return _bin_time_once(ev, ws, we, res, P, tol, maxval, nthreads, counters, room, pool)
+    chunks = _chunks(t, ws, nthreads)
+    if chunks is not None:
+        ev_lo, k_lo = chunks
         runmax = np.empty(len(k_lo) - 1, np.int64)
         chunk_counters = np.zeros((len(runmax), N_COUNTERS), np.int64)
         with numba_threads(nthreads), numba.parallel_chunksize(1):
             _bin_windows_parallel(ev, ev_lo, k_lo, ws, we, res, P, tol, maxval, runmax,
-                                  not zeroed, chunk_counters, room)
-        # Chunk c starts at an event with t >= ws[k_lo[c]] (binary search).  If all earlier
-        # chunks' times stayed below that, chunk c saw what the serial run would: the
-        # running max it starts from afresh is exceeded by its first event either way.
-        prefix = np.maximum.accumulate(runmax)
-        if np.all(prefix[:-1] < ws[k_lo[1:-1]]):
+                                  False, chunk_counters, room)
+        if _chunks_agree(runmax, ws, k_lo):
             counters += chunk_counters.sum(axis=0)
-            return int(prefix[-1])
+            return int(np.max(runmax))
         res.fill(0)  # time stepped back across a chunk border: run serially
-        zeroed = True
     return int(_bin_windows(ev, 0, n, ws, we, res, 0, T, P, tol, maxval, np.int64(I64_MIN),
-                            not zeroed, counters, room))
+                            False, counters, room))
+
+
+def _chunks(t, ws, nthreads):
+    """``(ev_lo, k_lo)``: about ``4 * nthreads`` chunks of ~equal event count, cut at window
+    starts (chunk ``c``: events ``[ev_lo[c], ev_lo[c+1])``, windows ``[k_lo[c], k_lo[c+1])``),
+    or None when one thread should do it all."""
+    T, n = len(ws), len(t)
+    nch = min(T, 4 * nthreads)  # a few chunks per thread, handed out dynamically
+    if not (nthreads > 1 and nch > 1 and n >= 4 * nch):
+        return None
+    # chunks of ~n/nch events, cut at the window start nearest to c*n/nch
+    e = _window_starts(t, ws)
+    target = np.arange(1, nch) * n // nch
+    k = np.searchsorted(e, target).clip(1, T - 1)
+    k = np.where(target - e[k - 1] < e[k] - target, k - 1, k).clip(1, T - 1)
+    k_lo = np.unique(np.concatenate([[0], k, [T]]))
+    ev_lo = np.concatenate([[0], e[k_lo[1:-1]], [n]])
+    return ev_lo, k_lo
+
+
+def _chunks_agree(runmax, ws, k_lo) -> bool:
+    """Chunk c starts at an event with t >= ws[k_lo[c]] (binary search).  If all earlier
+    chunks' times stayed below that, chunk c saw what the serial run would: the running
+    max it starts from afresh is exceeded by its first event either way."""
+    prefix = np.maximum.accumulate(runmax)
+    return bool(np.all(prefix[:-1] < ws[k_lo[1:-1]]))
+
+
+def _bin_time_once(ev, ws, we, res, P, tol, maxval, nthreads, counters, room, pool) -> int:
+    """Disjoint windows into ``res`` of any contents, each frame written once
+    (:mod:`_writeonce`); the parallel split and its check as in :func:`_bin_time`."""
+    T, n = len(ws), len(ev)
+    F = int(np.prod(res.shape[1:]))
+    rows = max(1, numba.config.NUMBA_NUM_THREADS if nthreads > 1 else 1)
+    scratch = (pool.take_scratch(rows, F, res.dtype) if pool is not None
+               else np.zeros((rows, F), res.dtype))
+    nt = _writeonce.use_nt(res)
+    try:
+        chunks = _chunks(ev["t"], ws, nthreads)
+        if chunks is not None:
+            ev_lo, k_lo = chunks
+            runmax = np.empty(len(k_lo) - 1, np.int64)
+            done = np.zeros(len(runmax), np.int64)
+            chunk_counters = np.zeros((len(runmax), N_COUNTERS), np.int64)
+            with numba_threads(nthreads), numba.parallel_chunksize(1):
+                _writeonce.bin_windows_once_parallel(ev, ev_lo, k_lo, ws, we, res, scratch, P,
+                                                     tol, maxval, runmax, chunk_counters,
+                                                     room, nt, done)
+            if done.all() and _chunks_agree(runmax, ws, k_lo):
+                counters += chunk_counters.sum(axis=0)
+                return int(np.max(runmax))
+        return int(_writeonce.bin_windows_once(ev, 0, n, ws, we, res, 0, T, scratch[0], P, tol,
+                                               maxval, np.int64(I64_MIN), counters, room, nt))
+    finally:
+        if pool is not None:
+            pool.give_scratch(scratch)
+
+
+def _output(out, pool, shape, dtype, zero=False):
+    """``(array, zeroed)``: the caller's ``out`` (checked, not zeroed), an array from
+    ``pool`` (zeroed if fresh, old data if recycled) or a new ``np.zeros``; ``zero=True``
+    zeroes it if needed (for kernels that only add)."""
+    if out is None and pool is not None:
+        res, recycled = pool.empty(shape, dtype)
+        if recycled and zero:
+            res.fill(0)
+        return res, zero or not recycled
+    res = check_out(out, shape, dtype, zero=zero)
+    return res, zero or out is None
 
 
 def to_frames(events, sensor_size, time_window=None, event_count=None, n_time_bins=None,
               n_event_bins=None, overlap=0, include_incomplete=False, start_time=None,
               end_time=None, *, polarities=None, dtype=np.int16, binary=False, clip=None,
-              out=None, threads=1, time_tolerance_us=DEFAULT_TIME_TOLERANCE_US,
+              out=None, pool=None, threads=1, time_tolerance_us=DEFAULT_TIME_TOLERANCE_US,
               return_stats=False):
     """Bin events into per-polarity count frames ``(T, P, H, W)``.
 
@@ -424,6 +284,8 @@ def to_frames(events, sensor_size, time_window=None, event_count=None, n_time_bi
     at 1 / N.  ``out`` is a preallocated C-contiguous array (overwritten).
     ``threads`` > 1 uses the parallel kernel.  Returns the frames, or
     ``(frames, BinStats)`` with ``return_stats=True``.  Never mutates ``events``.
+    ``pool``: an :class:`~eventpipe.kernels.OutputPool` whose released outputs' memory
+    the new output may reuse (ignored with ``out``); the result is the same.
     ``events`` may be tonic's arrays (read as they are, see ``kernel_events``).
     Warns (:class:`~eventpipe.events.SensorSizeWarning`) when many events are out of
     bounds and all would fit with W and H swapped.
@@ -432,7 +294,8 @@ def to_frames(events, sensor_size, time_window=None, event_count=None, n_time_bi
     res, stats = _to_frames(ev, sensor_size, time_window, event_count, n_time_bins,
                             n_event_bins, overlap, include_incomplete, start_time, end_time,
                             polarities=polarities, dtype=dtype, binary=binary, clip=clip,
-                            out=out, threads=threads, time_tolerance_us=time_tolerance_us)
+                            out=out, pool=pool, threads=threads,
+                            time_tolerance_us=time_tolerance_us)
     W, H = sensor_wh(sensor_size)
     warn_if_swapped(ev["x"], ev["y"], W, H, stats.out_of_bounds, len(ev))
     return (res, stats) if return_stats else res
@@ -441,7 +304,7 @@ def to_frames(events, sensor_size, time_window=None, event_count=None, n_time_bi
 def _to_frames(events, sensor_size, time_window=None, event_count=None, n_time_bins=None,
                n_event_bins=None, overlap=0, include_incomplete=False, start_time=None,
                end_time=None, *, polarities=None, dtype=np.int16, binary=False, clip=None,
-               out=None, threads=1, time_tolerance_us=DEFAULT_TIME_TOLERANCE_US,
+               out=None, pool=None, threads=1, time_tolerance_us=DEFAULT_TIME_TOLERANCE_US,
                return_stats=True):
     """:func:`to_frames` on a kernel-readable array; returns ``(frames, BinStats)``."""
     modes = [time_window, event_count, n_time_bins, n_event_bins]
@@ -459,7 +322,7 @@ def _to_frames(events, sensor_size, time_window=None, event_count=None, n_time_b
     if time_window is not None or n_time_bins is not None:
         if len(ev) == 0 and (start_time is None or end_time is None or n_time_bins is not None):
             T = 0 if n_time_bins is None else int(n_time_bins)
-            res = check_out(out, (T, P, H, W), dtype)
+            res, _ = _output(out, pool, (T, P, H, W), dtype, zero=True)
             return (res, stats) if return_stats else res
         t_first = int(t[0]) if start_time is None else int(start_time)
         if time_window is not None:
@@ -476,10 +339,11 @@ def _to_frames(events, sensor_size, time_window=None, event_count=None, n_time_b
             if end_time is None and out is not None and len(out) != len(ws):
                 ws, we = windows(int(t.max()))
             for _ in range(2):
-                res = check_out(out, (len(ws), P, H, W), dtype, zero=False)
+                res = None  # (a pooled first try goes back to the pool)
+                res, zeroed = _output(out, pool, (len(ws), P, H, W), dtype)
                 counters = np.zeros(N_COUNTERS, np.int64)
                 t_max = _bin_time(ev, ws, we, res, P, tol, maxval, nthreads, counters,
-                                  zeroed=out is None)
+                                  zeroed=zeroed, pool=pool)
                 if end_time is not None or len(windows(t_max)[0]) == len(ws):
                     break
                 ws, we = windows(t_max)
@@ -488,9 +352,10 @@ def _to_frames(events, sensor_size, time_window=None, event_count=None, n_time_b
                                      f"{(len(ws), P, H, W)}")
         else:
             ws, we = _time_bin_windows(t_first, int(t.max()), int(n_time_bins), float(overlap))
-            res = check_out(out, (len(ws), P, H, W), dtype, zero=False)
+            res, zeroed = _output(out, pool, (len(ws), P, H, W), dtype)
             counters = np.zeros(N_COUNTERS, np.int64)
-            _bin_time(ev, ws, we, res, P, tol, maxval, nthreads, counters, zeroed=out is None)
+            _bin_time(ev, ws, we, res, P, tol, maxval, nthreads, counters, zeroed=zeroed,
+                      pool=pool)
         stats.add_counters(counters)
         return (res, stats) if return_stats else res
 
@@ -506,7 +371,7 @@ def _to_frames(events, sensor_size, time_window=None, event_count=None, n_time_b
         starts = ends = np.zeros(0, np.int64)
     else:
         starts, ends = _index_windows(n, event_count, n_event_bins, overlap, include_incomplete)
-    res = check_out(out, (len(starts), P, H, W), dtype)
+    res, _ = _output(out, pool, (len(starts), P, H, W), dtype, zero=True)
     covered = np.zeros(n + 1, np.int64)
     np.add.at(covered, starts, 1)
     np.add.at(covered, ends, -1)

@@ -221,17 +221,22 @@ def test_threaded_step_leaves_numbas_thread_count_as_it_was():
         numba.set_num_threads(before)
 
 
+@pytest.mark.parametrize("segs", [False, True])
 @pytest.mark.parametrize("blocked", [False, True])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("co,ci,stride,rate", [(1, 3, 1, 0.5), (33, 20, 2, 0.3), (300, 24, 1, 0.6), (520, 9, 1, 0.9),
                                                (600, 64, 1, 0.95)])
-def test_spike_conv_register_blocks_and_int16_rows_are_exact(threads, co, ci, stride, rate, blocked, monkeypatch):
+def test_spike_conv_register_blocks_and_int16_rows_are_exact(threads, co, ci, stride, rate, blocked, segs,
+                                                             monkeypatch):
     """Dense spike convs whose rows span one lane, a padded block, 8 blocks plus a remainder (300 ->
     320 lanes: 256 in registers, then 64) and more than two register groups (520, 600), weights at
     both 8-bit extremes, random spikes, stride 1 and 2, and rows beyond the int16 flush bound (600:
     576 rows per position): equal to the reference on 1 and 2 threads - per tap, or (``blocked``)
-    with the output blocks outermost and all taps of a position in one pass."""
+    with the output blocks outermost and all taps of a position in one pass; ``segs``: all taps of
+    a position in one register pass from its segments (segconv; 600: chunks of ``flush`` rows), else
+    tap by tap (spikeconv)."""
     monkeypatch.setattr(Executor, "BLOCK_OUTER_MIN_BYTES", 0 if blocked else 1 << 62)
+    monkeypatch.setattr(Executor, "SEGMENTS_MAX_FAN_IN", 1 << 30 if segs else 0)
     rng = np.random.default_rng(co * 7 + ci)
     w = rng.integers(-127, 128, (co, ci, 3, 3))
     w[0, 0] = -127
@@ -241,15 +246,18 @@ def test_spike_conv_register_blocks_and_int16_rows_are_exact(threads, co, ci, st
     prog = _wide_conv_program(w.astype(np.int8), ci, hw=(7, 9), stride=stride)
     ex = Executor(prog, threads=threads, parallel_min=0)
     assert ex._prep[-1]["wt"].dtype == np.int8 and ex._prep[-1]["wt"].shape[-1] == -(-co // 32) * 32
-    assert ex._prep[-1]["blocked"] == blocked
+    assert ex._prep[-1]["blocked"] == blocked and ex._prep[-1]["segs"] == segs
     frames = [np.where(rng.random((2,) + prog.input_shape) < rate, 3, 0) for _ in range(2)]
     _same(prog, frames, None, threads=threads, parallel_min=0)
 
 
+@pytest.mark.parametrize("segs", [False, True])
 @pytest.mark.parametrize("seed", range(6))
-def test_random_programs_with_output_blocks_outermost(seed, monkeypatch):
-    """Every dense spike conv of random programs takes the blocked path: equal to the reference."""
+def test_random_programs_with_output_blocks_outermost(seed, segs, monkeypatch):
+    """Every dense spike conv of random programs takes the blocked path, by segments (segconv) or
+    tap by tap (spikeconv): equal to the reference."""
     monkeypatch.setattr(Executor, "BLOCK_OUTER_MIN_BYTES", 0)
+    monkeypatch.setattr(Executor, "SEGMENTS_MAX_FAN_IN", 1 << 30 if segs else 0)
     rng = np.random.default_rng(1000 + seed)
     prog = random_program(rng, big=bool(seed % 2), stride=1 + seed % 2, rounding=("floor", "half_up")[seed % 2],
                           hw=tuple(rng.integers(3, 8, 2)), channels=int(rng.choice([2, 4, 6])))

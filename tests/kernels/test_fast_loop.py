@@ -1,9 +1,9 @@
-"""The one-shot time-window kernel's fast loop (``frames._bin_window_fast``: ordinary
+"""The one-shot time-window kernel's fast loop (``_window_loop._bin_window_fast``: ordinary
 events two at a time with one test per pair, no saturation test while the frame cannot
 reach the maximum, everything else through the per-event rules).
 
 Truth: plain Python (the time policy, windows, saturation as ``min(count, clip)``), and
-the per-event loop ``frames._bin_window`` (itself tested against tonic) on the real
+the per-event loop ``_window_loop._bin_window`` (itself tested against tonic) on the real
 recordings with backwards, out-of-bounds and boundary events injected.
 """
 
@@ -109,7 +109,7 @@ SIGNED = {
        jitter=st.sampled_from([0, 150]), threads=st.sampled_from([1, 2]))
 def test_pair_loop_rejects_each_bad_event_in_either_place_of_a_pair(n, seed, window, kind, bad,
                                                                     jitter, threads):
-    """The pair test (``frames._bin_pairs``) against plain Python and the per-event loop:
+    """The pair test (``_window_loop._bin_pairs``) against plain Python and the per-event loop:
     x or y below zero (signed dtypes: tonic's int16 struct, int64) or at/above the sensor
     size (W, W+1, 65535), times on window edges (windows of a few us over integer times),
     repeated, clamped and dropped backwards, at any position, so each kind of event falls

@@ -18,6 +18,8 @@ import numpy as np
 
 from . import kernels as K
 from . import scatter as GS
+from . import pairconv as PC
+from . import segconv as SG
 from . import spikeconv as SC
 from .stats import IDX, Stats, weight_bytes
 
@@ -68,11 +70,22 @@ class Executor:
     #: spike convs (one group) whose int8 weights pass the L2 cache (2 MiB) take their output blocks outermost,
     #: so that a block's weight columns stay in L2 while every position reads them
     BLOCK_OUTER_MIN_BYTES = 2 << 20
+    #: steps (after one warm-up step) over which ``threads > 1`` times each op split and unsplit
+    TUNE_STEPS = 6
+    #: an op stays split only if that takes at most this fraction of its unsplit time
+    TUNE_GAIN = 0.9
+    #: dense spike convs with a fan-in (``K * K * C_in``) up to this sum all (spike, tap) rows of a
+    #: position in one register pass (segconv); wider ones, whose positions mostly pass the int16
+    #: flush bound, go tap by tap (spikeconv: measured faster there)
+    SEGMENTS_MAX_FAN_IN = 2048
 
-    def __init__(self, program: Program, *, threads: int = 1, parallel_min: Optional[int] = None):
+    def __init__(self, program: Program, *, threads: int = 1, parallel_min: Optional[int] = None,
+                 tune: bool = True):
         """``threads``: the convs and neuron updates of large ops split their output positions over
         this many numba threads (same results, bit for bit).  ``parallel_min``: if given, the work
-        from which an op runs in parallel (both thresholds; 0: every op)."""
+        from which an op runs in parallel (both thresholds; 0: every op).  ``tune`` (with
+        ``threads > 1``): during the first steps, time each such op split and unsplit and keep it
+        split only where that is faster (:meth:`thread_plan`); off, every such op stays split."""
         if isinstance(threads, bool) or int(threads) < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         self.threads = int(threads)
@@ -116,22 +129,29 @@ class Executor:
                 co, ho, wo = program.buffers[op.dst]
                 p["par"] = self.threads > 1 and ho * wo > 1 and ho * wo * co * w[0].size >= min_syn
                 k, stride = int(op.attrs["kernel"]), int(op.attrs["stride"])
+                pad = int(op.attrs["pad"])
                 if p["spike"] and cig == 1 and cog == 1 and stride == 1 and k <= 8:  # depthwise
                     ci, h, wd = program.buffers[op.src]
                     wr = np.zeros((co, k, 8), np.int32)
                     wr[:, :, :k] = w[:, 0, :, ::-1]
                     p["dw"] = wr
-                    pad = int(op.attrs["pad"])
                     p["fx"] = np.array([sum(0 <= x + pad - kx < wo for kx in range(k)) for x in range(wd)], np.int64)
                     p["cm"] = (co, ho, wd + 2 * pad + 8)
                 if not p["spike"] and g == 1 and op.src in inputs:  # the first layer: sparse codes, scattered
                     p["scatter"] = (ho, wo, p["wt"].shape[3])
                 if p["spike"] and "dw" not in p:
                     p["blocked"] = g == 1 and p["wt"].nbytes >= self.BLOCK_OUTER_MIN_BYTES
+                    p["segs"] = g == 1 and w[0].size <= self.SEGMENTS_MAX_FAN_IN
                     ci, h, wd = program.buffers[op.src]
                     self._offs_size = max(self._offs_size, ci * h * wd)
                     self._offs_wide |= p["wt"].size >= (1 << 31)
+                if (not p["spike"] and "scatter" not in p and g == 1 and k == 1 and pad == 0
+                        and src_max <= 32767 and p["wsum"] * src_max < (1 << 31)):  # int16 pairs (pairconv)
+                    p["pairs"] = PC.pair_weights(w)
                 bound[op.dst] = self.acc_hi
+                if p["spike"] and g > 1 and op.attrs["mode"] == "set":  # a depthwise map: |x| <= sum |w| >> s + |b|
+                    b = (np.abs(w.astype(np.int64)).reshape(co, -1).sum(1) >> sh) + 1 + np.abs(p["bias"])  # +1: rounding
+                    bound[op.dst] = int(min(self.acc_hi, b.max(initial=0)))
                 self.kinds[op.dst] = "map"
             elif op.kind == "lif":
                 p["theta"] = op.arrays["theta"].astype(np.int64)
@@ -147,6 +167,10 @@ class Executor:
                 self.kinds[op.dst] = "map"
             self._prep.append(p)
         self._arena: Dict[int, Dict[str, np.ndarray]] = {}
+        # the thread plan, chosen by measurement: ops that may split run alternately split and on the
+        # calling thread for TUNE_STEPS steps after a warm-up step; then each keeps the faster
+        self._tune = {i: [np.inf, np.inf] for i, p in enumerate(self._prep) if p.get("par")}
+        self._tune_left = self.TUNE_STEPS + 1 if self._tune and tune else 0
         self.weight_bits = nb.weight_bits
 
     # ------------------------------------------------------------------ buffers
@@ -189,10 +213,39 @@ class Executor:
             return self._step(frame, state, record, times)
         prev = self._threads_on()
         try:
+            if self._tune_left > 0:
+                return self._tuning_step(frame, state, record, times)
             return self._step(frame, state, record, times)
         finally:  # the caller's numba setting (e.g. the float fast path's) is left as it was
             if numba.get_num_threads() != prev:
                 numba.set_num_threads(prev)
+
+    def _tuning_step(self, frame, state, record, times):
+        """A step of the thread plan's measurement: the candidate ops split on odd steps, unsplit on
+        even ones (wall time per op); after the last, each keeps the faster (same results either way)."""
+        self._tune_left -= 1
+        mode = self._tune_left % 2  # 1: split
+        warm = self._tune_left == self.TUNE_STEPS
+        for i in self._tune:
+            self._prep[i]["par"] = bool(mode)
+        t = np.zeros(len(self.program.ops))
+        out = self._step(frame, state, record, t)
+        if times is not None:
+            times += t
+        if not warm:
+            for i, best in self._tune.items():
+                best[mode] = min(best[mode], t[i])
+        if self._tune_left == 0:
+            for i, (t_one, t_split) in self._tune.items():
+                self._prep[i]["par"] = bool(t_split <= self.TUNE_GAIN * t_one)
+        return out
+
+    def thread_plan(self) -> Dict[str, int]:
+        """``{"split": ops that run on several threads, "candidates": ops that may, "tuning": steps
+        of measurement left}`` (the plan is final once ``tuning`` is 0)."""
+        split = sum(1 for p in self._prep if p.get("par")) if self.threads > 1 else 0
+        return {"split": split if self._tune_left == 0 else -1, "candidates": len(self._tune),
+                "tuning": self._tune_left}
 
     # ------------------------------------------------------------------ step
     def _step(self, frame, state, record, times=None):
@@ -225,6 +278,12 @@ class Executor:
                             p["bias"], buf[op.dst], add, acc_lo, acc_hi, buf[f"#cm{i}"])
                     n, n_sat = K.conv_dw_par(*args, parts) if p["par"] else K.conv_dw(*args)
                     cnt[i, IDX["ac"]] = n
+                elif p.get("segs"):
+                    ci, h, w = prog.buffers[op.src]
+                    args = (buf[op.src], buf[op.src + "#n"], h, w, ci, p["wt"], s, pad, p["flush"], p["shift"],
+                            p["rnd"], p["bias"], buf[op.dst], add, acc_lo, acc_hi, p["acc"], buf["#offs"], p["blocked"])
+                    n, n_sat = SG.conv_segs_par(*args, parts) if p["par"] else SG.conv_segs(*args)
+                    cnt[i, IDX["ac"]] = n
                 elif p["spike"]:
                     ci, h, w = prog.buffers[op.src]
                     args = (buf[op.src], buf[op.src + "#n"], h, w, ci, p["wt"], p["og"], s, pad, p["flush"],
@@ -241,6 +300,10 @@ class Executor:
                     args = (buf[op.src], p["wt"], s, pad, p["shift"], p["rnd"], p["bias"], buf[op.dst], add,
                             acc_lo, acc_hi, am)
                     n, n_sat = GS.conv_scatter_par(*args, parts) if p["par"] else GS.conv_scatter(*args)
+                    cnt[i, IDX["mac"]] = n
+                elif "pairs" in p:
+                    args = (buf[op.src], p["pairs"], s, p["shift"], p["rnd"], p["bias"], buf[op.dst], add, acc_lo, acc_hi)
+                    n, n_sat = PC.conv_pairs_par(*args, parts) if p["par"] else PC.conv_pairs(*args)
                     cnt[i, IDX["mac"]] = n
                 elif not p["spike"]:
                     args = (buf[op.src], p["wt"], p["og"], s, pad, p["shift"], p["rnd"], p["bias"], buf[op.dst], add,

@@ -26,6 +26,7 @@ import numba
 import numpy as np
 
 from .compress import LANES, compress32
+from .vecmac import add8, mac_store
 from .wide import wide_vectors
 
 #: ``flush`` value meaning "the int16 row cannot overflow: never flush" (spike convs)
@@ -87,15 +88,12 @@ def _lif_span(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos, b, p0, 
     n_sat = 0
     n_spk = 0
     for p in range(p0, p1):
-        xr = xb[p]
-        vr = vb[p]
-        orow = ob[p]
-        for c in range(C):  # vectorised: membranes and spike flags
-            h = _shr(np.int64(vr[c]) + (np.int64(xr[c]) << in_shift), 1, half_up)
+        for c in range(np.uint64(C)):  # vectorised: membranes and spike flags (unsigned: no views, no wraparound)
+            h = _shr(np.int64(vb[p, c]) + (np.int64(xb[p, c]) << in_shift), 1, half_up)
             n_sat += (h < lo) + (h > hi)
             h = min(max(h, lo), hi)
             s = h >= theta[c]
-            orow[c] = 0 if s else h
+            ob[p, c] = 0 if s else h
             flag[c] = s
         base = p * C
         k = 0
@@ -141,40 +139,29 @@ def lif_par(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos, parts):  
 
 
 # ---------------------------------------------------------------------------------------- convs
-@numba.njit(**_JIT)
-def _emit(tacc, tlo, dst, b, oy, ox, shift, rnd, bias, add, lo, hi):  # pragma: no cover
-    """``dst[b, oy, ox] = sat((add ? dst : 0) + bias + (tacc + tlo + rnd) >> shift)``, branch-free
-    (``rnd``: 0, or half a step for rounding half up); returns saturations."""
+@numba.njit(inline="always", **_JIT)
+def _emit_range(tacc, tlo, dst, b, oy, ox, o0, o1, shift, rnd, bias, add, lo, hi):  # pragma: no cover
+    """``dst[b, oy, ox, o] = sat((add ? dst : 0) + bias + (tacc + tlo + rnd) >> shift)`` for outputs
+    ``o`` in ``[o0, o1)``, branch-free (``rnd``: 0, or half a step for rounding half up); returns
+    saturations.  Inlined, unsigned output indices, no array views (a view per array and output
+    position cost more than the outputs of a short row)."""
     wide_vectors()
-    out = dst[b, oy, ox]
     n_sat = 0
-    for o in range(out.shape[0]):
+    uo = np.uint64(o0)
+    for k in range(np.uint64(o1 - o0)):
+        o = uo + k
         v = ((np.int64(tacc[o]) + np.int64(tlo[o]) + rnd[o]) >> shift[o]) + bias[o]
         if add:
-            v += out[o]
+            v += dst[b, oy, ox, o]
         n_sat += (v < lo) + (v > hi)
-        out[o] = min(max(v, lo), hi)
+        dst[b, oy, ox, o] = min(max(v, lo), hi)
     return n_sat
 
 
-@numba.njit(**_JIT)
-def _emit_range(tacc, tlo, dst, b, oy, ox, o0, o1, shift, rnd, bias, add, lo, hi):  # pragma: no cover
-    """:func:`_emit` for outputs ``[o0, o1)`` only."""
-    wide_vectors()
-    out = dst[b, oy, ox][o0:o1]  # slices, indices from 0: no wraparound checks in the vector loop
-    ta = tacc[o0:o1]
-    tl = tlo[o0:o1]
-    rn = rnd[o0:o1]
-    sh = shift[o0:o1]
-    bi = bias[o0:o1]
-    n_sat = 0
-    for o in range(out.shape[0]):
-        v = ((np.int64(ta[o]) + np.int64(tl[o]) + rn[o]) >> sh[o]) + bi[o]
-        if add:
-            v += out[o]
-        n_sat += (v < lo) + (v > hi)
-        out[o] = min(max(v, lo), hi)
-    return n_sat
+@numba.njit(inline="always", **_JIT)
+def _emit(tacc, tlo, dst, b, oy, ox, shift, rnd, bias, add, lo, hi):  # pragma: no cover
+    """:func:`_emit_range` for every output of ``dst``."""
+    return _emit_range(tacc, tlo, dst, b, oy, ox, 0, dst.shape[3], shift, rnd, bias, add, lo, hi)
 
 
 @numba.njit(**_JIT)
@@ -189,6 +176,7 @@ def _conv_graded_at(src, b, q0, qstep, wt, og, stride, pad, shift, rnd, bias, ds
     KK = K * K
     cog = wt.shape[3]
     wt2 = wt.reshape(Ci * KK, cog)
+    wf = wt.reshape(-1)
     dense = cog >= Co  # one group: rows padded with zero weights to a multiple of 16 lanes
     n = 0
     n_sat = 0
@@ -211,7 +199,7 @@ def _conv_graded_at(src, b, q0, qstep, wt, og, stride, pad, shift, rnd, bias, ds
                         if v == 0:
                             continue
                         if dense:
-                            idx[nr] = ci * KK + tap
+                            idx[nr] = (ci * KK + tap) * cog
                             val[nr] = v
                             nr += 1
                         else:
@@ -221,24 +209,9 @@ def _conv_graded_at(src, b, q0, qstep, wt, og, stride, pad, shift, rnd, bias, ds
                             for j in range(cog):
                                 t[j] += v * w[j]
                             n += cog
-            if dense:
+            if dense:  # the listed rows, summed in registers (explicit 512-bit blocks)
                 n += nr * Co
-                r = 0
-                while r + 4 <= nr:
-                    a0 = wt2[idx[r]]
-                    a1 = wt2[idx[r + 1]]
-                    a2 = wt2[idx[r + 2]]
-                    a3 = wt2[idx[r + 3]]
-                    v0, v1, v2, v3 = val[r], val[r + 1], val[r + 2], val[r + 3]
-                    for j in range(Co):
-                        tacc[j] += (v0 * a0[j] + v1 * a1[j]) + (v2 * a2[j] + v3 * a3[j])
-                    r += 4
-                while r < nr:
-                    a0 = wt2[idx[r]]
-                    v0 = val[r]
-                    for j in range(Co):
-                        tacc[j] += v0 * a0[j]
-                    r += 1
+                mac_store(tacc, wf, idx, val, nr, cog)
             n_sat += _emit(tacc, tzero, dst, b, oy, ox, shift, rnd, bias, add, lo, hi)
     return n, n_sat
 
@@ -302,6 +275,9 @@ def _dw_span(chan, npos, b, H, W, C, wr, pad, fx, c0, c1, shift, rnd, bias, dst,
     nb = npos[b]
     for c in range(c0, c1):
         cm[c] = 0
+    cmf = cm.reshape(-1)  # flat offsets, one 8-lane add per kernel row (add8: no array views)
+    wrf = wr.reshape(-1)
+    Wc = cm.shape[2]
     n = 0
     for p in range(H * W):
         y = p // W
@@ -310,15 +286,12 @@ def _dw_span(chan, npos, b, H, W, C, wr, pad, fx, c0, c1, shift, rnd, bias, dst,
             c = np.int64(cb[e])
             if c < c0 or c >= c1:
                 continue
-            for ky in range(K):
+            ky0 = max(0, y + pad - Ho + 1)
+            ky1 = min(K, y + pad + 1)
+            for ky in range(ky0, ky1):
                 oy = y + pad - ky
-                if oy < 0 or oy >= Ho:
-                    continue
-                r = cm[c, oy, x + pad:x + pad + 8]   # column ox + K - 1 holds output ox
-                wk = wr[c, ky]
-                for j in range(8):
-                    r[j] += wk[j]
-                n += fx[x]
+                add8(cmf, (c * Ho + oy) * Wc + x + pad, wrf, (c * K + ky) * 8)  # column ox + K - 1: output ox
+            n += fx[x] * (ky1 - ky0)
     n_sat = 0
     for oy in range(Ho):
         for ox in range(Wo):
@@ -375,6 +348,7 @@ def attention(chan, npos, N, C, heads, y, lo, hi):  # pragma: no cover - jitted
     m = np.zeros((heads, d, d), np.int32)
     ks = np.empty(C, np.int32)
     vs = np.empty(C, np.int32)
+    hs = np.empty(heads + 1, np.int64)
     n_inc = 0
     n_row = 0
     n_sat = 0
@@ -392,14 +366,19 @@ def attention(chan, npos, N, C, heads, y, lo, hi):  # pragma: no cover - jitted
                 elif c >= C:
                     ks[nk] = c - C
                     nk += 1
-            for a in range(nk):
+            q = 0  # the v spikes are increasing: head h's are vs[hs[h]:hs[h + 1]]
+            for h in range(heads):
+                hs[h] = q
+                while q < nv and vs[q] < (h + 1) * d:
+                    q += 1
+            hs[heads] = nv
+            for a in range(nk):  # only the (k, v) pairs of one head: no test (nor division) per pair
                 i = ks[a]
                 h = i // d
-                for q in range(nv):
-                    j = vs[q]
-                    if j // d == h:
-                        m[h, i - h * d, j - h * d] += 1
-                        n_inc += 1
+                mh = m[h, i - h * d]
+                for q in range(hs[h], hs[h + 1]):
+                    mh[vs[q] - h * d] += 1
+                n_inc += hs[h + 1] - hs[h]
         yb = y[b]
         yb[:] = 0
         for t in range(N):

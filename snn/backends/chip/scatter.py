@@ -17,6 +17,7 @@ import numba
 import numpy as np
 
 from .kernels import _JIT, _emit_range
+from .vecmac import mac_add
 from .wide import wide_vectors
 
 
@@ -31,6 +32,7 @@ def _scatter_rows(src, b, oy0, oy1, wt, stride, pad, shift, rnd, bias, dst, add,
     cop = wt.shape[3]  # Co padded to a multiple of 16
     wf = wt.reshape(-1)
     af = accm.reshape(-1)
+    nvec = cop // (512 // (af.itemsize * 8))  # explicit 512-bit blocks (vecmac)
     for oy in range(oy0, oy1):
         accm[oy] = 0
     n = 0
@@ -58,10 +60,9 @@ def _scatter_rows(src, b, oy0, oy1, wt, stride, pad, shift, rnd, bias, dst, add,
                             if ox < 0:
                                 break
                             if ox < Wo:
-                                ao = np.uint64((oy * Wo + ox) * cop)  # unsigned: no wraparound checks
-                                wo = np.uint64((wc + ky * K + kx) * cop)
-                                for j in range(np.uint64(cop)):
-                                    af[ao + j] += v * wf[wo + j]
+                                ao = (oy * Wo + ox) * cop
+                                wo = (wc + ky * K + kx) * cop
+                                mac_add(af, ao, wf, wo, v, nvec)
                                 n += Co
                             ox -= 1
                     oy -= 1
