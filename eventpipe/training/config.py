@@ -116,6 +116,16 @@ class OptimConfig:
     consistency_settle: int = 0         # ... only where both windows' target has held (valid, the
                                         # same) for this many windows of the run: steady labels
                                         # once an action has settled, free to change at a switch
+    decoded_weight: float = 0.0         # stream data: weight of the loss on the decoder-smoothed
+                                        # probabilities (eventpipe.training.decoded_loss): the
+                                        # target must lead by decoded_margin in the EMA (decoded_ema)
+    decoded_ema: float = 0.6
+    decoded_margin: float = 0.4
+    decoded_start: int = 5              # windows a new target has held (after the grace) before it counts
+    decoded_focus_end: int = 8          # ... and up to here after a switch it weighs decoded_focus_weight
+    decoded_focus_weight: float = 4.0
+    transition_weight: float = 0.0      # while the label turns at a switch, no third class may lead
+    transition_margin: float = 0.1      # ... in the decoded EMA (by this margin; decoded_loss)
     aux_batch_size: int = 16
     amp: bool = True                    # only used when CUDA is present
     channels_last: bool = True          # only used when CUDA is present

@@ -26,6 +26,7 @@ import snn
 from eventpipe.represent import recipe_to_checkpoint
 from eventpipe.training.config import TrainConfig, config_dict, data_recipe
 from eventpipe.training.datasets import build_dataset
+from eventpipe.training.decoded_loss import decoded_margin_loss, held_for, transition_loss  # noqa: F401 (held_for: its home before)
 from eventpipe.training.optim import lr_at, make_optimizer
 
 STATE_FORMAT = "eventpipe.train_state/1"
@@ -211,20 +212,6 @@ def consistency_loss(logits: torch.Tensor, y: torch.Tensor, settle: int = 0) -> 
     return d[same].mean()
 
 
-def held_for(y: torch.Tensor) -> torch.Tensor:
-    """``[B, R]``: for each window, how many windows of the run up to and including it have had
-    its (valid) target in a row; 0 for ignored windows."""
-    b, r = y.shape
-    out = torch.zeros_like(y)
-    run = torch.zeros(b, dtype=y.dtype, device=y.device)
-    for j in range(r):
-        ok = y[:, j] >= 0
-        cont = ok & (j > 0) & (y[:, j] == y[:, j - 1]) if j > 0 else ok & False
-        run = torch.where(cont, run + 1, torch.where(ok, torch.ones_like(run), torch.zeros_like(run)))
-        out[:, j] = run
-    return out
-
-
 def clip_test_accuracy(model, d, device, seed: int = 0) -> float:
     """Accuracy of ``model`` on the held-out clips of the clip set ``d`` (the ``aux_data`` of a
     stream fine-tune): what ``eventpipe eval`` reports for that set."""
@@ -401,6 +388,15 @@ def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
                 if cfg.optim.consistency_weight > 0 and y.dim() == 2:
                     loss = loss + cfg.optim.consistency_weight * consistency_loss(
                         logits, y, cfg.optim.consistency_settle)
+                if cfg.optim.decoded_weight > 0 and y.dim() == 2:
+                    o = cfg.optim
+                    loss = loss + o.decoded_weight * decoded_margin_loss(
+                        logits, y, ema=o.decoded_ema, margin=o.decoded_margin, start=o.decoded_start,
+                        focus_end=o.decoded_focus_end, focus_weight=o.decoded_focus_weight)
+                if cfg.optim.transition_weight > 0 and y.dim() == 2:
+                    o = cfg.optim
+                    loss = loss + o.transition_weight * transition_loss(
+                        logits, y, ema=o.decoded_ema, margin=o.transition_margin, start=o.decoded_start)
                 if aux_batches is not None:
                     xa, ya, *ra = next(aux_batches)
                     la, ta = logits_and_targets(ddp_model, _to_input(xa, device),
