@@ -24,6 +24,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .kernels import _JIT, _emit_range
+from .spikeconv import _row_offsets as row_offsets
 from .wide import wide_vectors
 
 #: int16 lanes of one 512-bit vector: a dense spike conv's rows are padded to a multiple of this
@@ -102,17 +103,6 @@ def _segs_k(t16, w, offs, seg, s0, s1, j0, k):  # pragma: no cover - jitted
         _segs2(t16, w, offs, seg, s0, s1, j0)
     else:
         _segs1(t16, w, offs, seg, s0, s1, j0)
-
-
-@numba.njit(**_JIT)
-def row_offsets(chan, npos, b, Ci, step, offs):  # pragma: no cover - jitted
-    """``offs[e] = chan[b, e] * step`` for the spikes of batch row ``b``: where each spike's rows start
-    in the flat weights (``step = K * K * cog``; tap ``t`` adds ``t * cog``)."""
-    cb = chan[b]
-    nb = npos[b]
-    for p in range(nb.shape[0]):
-        for e in range(p * Ci, p * Ci + nb[p]):
-            offs[e] = np.int64(cb[e]) * step
 
 
 @numba.njit(**_JIT)
