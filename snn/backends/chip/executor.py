@@ -209,8 +209,8 @@ class Executor:
         """One timestep; returns ``(logits [B, classes] int64, new state, stats)``.  ``times``: if
         given, a float array of one entry per op, to which each op's time (s) is added: the calling
         thread's CPU time with one thread, else wall time."""
-        if self.threads == 1:
-            return self._step(frame, state, record, times)
+        if self.threads == 1 or (self._tune_left == 0 and not any(p.get("par") for p in self._prep)):
+            return self._step(frame, state, record, times)  # nothing runs split: no thread switching
         prev = self._threads_on()
         try:
             if self._tune_left > 0:
