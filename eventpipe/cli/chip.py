@@ -82,6 +82,13 @@ def add_parser(subparsers):
     return p
 
 
+def _check_output(path) -> None:
+    """The output's folder must exist before any work starts (a fine-tune runs for minutes)."""
+    parent = Path(path).expanduser().parent
+    if not parent.is_dir():
+        raise FileNotFoundError(f"{path}: no such directory: {parent}")
+
+
 def _snap(args, out) -> int:
     import snn
     from eventpipe.errors import reading_checkpoint
@@ -94,6 +101,7 @@ def _snap(args, out) -> int:
     ckpt = resolve_checkpoint(args.checkpoint)
     if not Path(ckpt).is_file():
         raise FileNotFoundError(f"no such checkpoint: {ckpt}")
+    _check_output(args.output)
     t0 = time.perf_counter()
     with reading_checkpoint(ckpt):
         _, meta = snn.load_checkpoint(ckpt)
@@ -137,6 +145,7 @@ def _finetune(args, out) -> int:
     ckpt = resolve_checkpoint(args.checkpoint)
     if not Path(ckpt).is_file():
         raise FileNotFoundError(f"no such checkpoint: {ckpt}")
+    _check_output(args.output)
     with reading_checkpoint(ckpt):
         _, meta = snn.load_checkpoint(ckpt)
     W, H = (meta.get("recipe") or {}).get("size") or meta["input_size"]
