@@ -82,11 +82,14 @@ def add_parser(subparsers):
     return p
 
 
-def _check_output(path) -> None:
-    """The output's folder must exist before any work starts (a fine-tune runs for minutes)."""
+def _prepare_output(path) -> None:
+    """Creates the output's folder (as `view`, `convert` and `eval` do) before any work starts (a
+    fine-tune runs for minutes); a folder that cannot be made is one error line, at once."""
     parent = Path(path).expanduser().parent
-    if not parent.is_dir():
-        raise FileNotFoundError(f"{path}: no such directory: {parent}")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NotADirectoryError(f"{path}: cannot create its folder {parent} ({exc.strerror or exc})") from None
 
 
 def _snap(args, out) -> int:
@@ -101,7 +104,7 @@ def _snap(args, out) -> int:
     ckpt = resolve_checkpoint(args.checkpoint)
     if not Path(ckpt).is_file():
         raise FileNotFoundError(f"no such checkpoint: {ckpt}")
-    _check_output(args.output)
+    _prepare_output(args.output)
     t0 = time.perf_counter()
     with reading_checkpoint(ckpt):
         _, meta = snn.load_checkpoint(ckpt)
@@ -145,7 +148,7 @@ def _finetune(args, out) -> int:
     ckpt = resolve_checkpoint(args.checkpoint)
     if not Path(ckpt).is_file():
         raise FileNotFoundError(f"no such checkpoint: {ckpt}")
-    _check_output(args.output)
+    _prepare_output(args.output)
     with reading_checkpoint(ckpt):
         _, meta = snn.load_checkpoint(ckpt)
     W, H = (meta.get("recipe") or {}).get("size") or meta["input_size"]
@@ -196,6 +199,7 @@ def _compile(args, out) -> int:
     ckpt = resolve_checkpoint(args.checkpoint)
     if not Path(ckpt).is_file():
         raise FileNotFoundError(f"no such checkpoint: {ckpt}")
+    _prepare_output(args.output)
     with reading_checkpoint(ckpt):
         prog = snn.chip.compile(ckpt, profile=args.profile)
         channels = (snn.load_checkpoint(ckpt)[1].get("recipe") or {}).get("channels", "polarity")

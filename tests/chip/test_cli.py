@@ -58,6 +58,7 @@ def test_bad_inputs_are_one_line(tmp_path):
 
 def test_finetune_bad_inputs_are_one_line(tmp_path):
     out = str(tmp_path / "t.pt")
+    (tmp_path / "blocker").write_text("a file where the output's folder would be")
     for argv, code, text in [
         (["chip", "finetune", "-o", out, "--steps", "0"], 2, "--steps must be >= 1"),
         (["chip", "finetune", "-o", out, "--lr", "0"], 2, "--lr > 0"),
@@ -68,7 +69,7 @@ def test_finetune_bad_inputs_are_one_line(tmp_path):
         (["chip", "finetune", "-o", out, "--margin", "-1"], 2, "--margin must be >= 0"),
         (["chip", "finetune", "-o", out, "--margin-width", "0"], 2, "--margin-width > 0, got 0"),
         (["chip", "finetune", str(tmp_path / "none.pt"), "-o", out], 3, "none.pt"),
-        (["chip", "finetune", "-o", str(tmp_path / "no" / "t.pt")], 3, "no such directory"),
+        (["chip", "finetune", "-o", str(tmp_path / "blocker" / "t.pt")], 3, "cannot create its folder"),
         (["chip", "compile", "-o", str(tmp_path / "x.npz"), "--calibration", "-1"], 2, "--calibration must be >= 0"),
     ]:
         rc, _, err = _run(argv)
