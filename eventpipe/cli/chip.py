@@ -92,24 +92,36 @@ def _prepare_output(path) -> None:
         raise NotADirectoryError(f"{path}: cannot create its folder {parent} ({exc.strerror or exc})") from None
 
 
-def _snap(args, out) -> int:
-    import snn
-    from eventpipe.errors import reading_checkpoint
-    from eventpipe.runtime.chip_counts import checkpoint_channels, count_clips
+def _source_and_output(args) -> str:
+    """The checkpoint to read (it must exist), after making the output's folder."""
     from eventpipe.runtime.model_loader import resolve_checkpoint
-    from snn.backends.chip.snap import save_snapped, snap
 
-    if args.calibration < 0:
-        raise UsageError(f"--calibration must be >= 0, got {args.calibration}")
     ckpt = resolve_checkpoint(args.checkpoint)
     if not Path(ckpt).is_file():
         raise FileNotFoundError(f"no such checkpoint: {ckpt}")
     _prepare_output(args.output)
+    return ckpt
+
+
+def _training_sizes(meta):
+    """``((W, H), sensor)``: the model's input size and the synthetic training sensor it was made for."""
+    W, H = (meta.get("recipe") or {}).get("size") or meta["input_size"]
+    return (W, H), tuple((meta.get("extra") or {}).get("sensor_size") or (2 * W, 2 * H))
+
+
+def _snap(args, out) -> int:
+    import snn
+    from eventpipe.errors import reading_checkpoint
+    from eventpipe.runtime.chip_counts import checkpoint_channels, count_clips
+    from snn.backends.chip.snap import save_snapped, snap
+
+    if args.calibration < 0:
+        raise UsageError(f"--calibration must be >= 0, got {args.calibration}")
+    ckpt = _source_and_output(args)
     t0 = time.perf_counter()
     with reading_checkpoint(ckpt):
         _, meta = snn.load_checkpoint(ckpt)
-        W, H = (meta.get("recipe") or {}).get("size") or meta["input_size"]
-        sensor = tuple((meta.get("extra") or {}).get("sensor_size") or (2 * W, 2 * H))  # the synthetic training sensor
+        (W, H), sensor = _training_sizes(meta)
         cal = None
         if args.calibration:
             clip = int((meta.get("recipe") or {}).get("clip_count") or 255)
@@ -132,7 +144,6 @@ def _snap(args, out) -> int:
 def _finetune(args, out) -> int:
     import snn
     from eventpipe.errors import reading_checkpoint
-    from eventpipe.runtime.model_loader import resolve_checkpoint
     from snn.backends.chip.finetune import finetune, save_finetuned, synthetic_data
     from eventpipe.runtime.chip_counts import checkpoint_channels
 
@@ -145,14 +156,10 @@ def _finetune(args, out) -> int:
                          "(finite numbers)")
     if not (args.margin >= 0 and 0 < args.margin_width < math.inf and math.isfinite(args.margin)):
         raise UsageError(f"--margin must be >= 0 and --margin-width > 0, got {args.margin:g} and {args.margin_width:g}")
-    ckpt = resolve_checkpoint(args.checkpoint)
-    if not Path(ckpt).is_file():
-        raise FileNotFoundError(f"no such checkpoint: {ckpt}")
-    _prepare_output(args.output)
+    ckpt = _source_and_output(args)
     with reading_checkpoint(ckpt):
         _, meta = snn.load_checkpoint(ckpt)
-    W, H = (meta.get("recipe") or {}).get("size") or meta["input_size"]
-    sensor = tuple((meta.get("extra") or {}).get("sensor_size") or (2 * W, 2 * H))   # the synthetic training sensor
+    (W, H), sensor = _training_sizes(meta)
     data = synthetic_data(args.clips, args.streams, 20.0, 16, seed=args.seed, input_size=(W, H),
                           sensor_size=sensor, T=int(meta.get("T") or 8), progress=True,
                           channels=checkpoint_channels(meta))
@@ -192,14 +199,10 @@ def _compile(args, out) -> int:
     import snn
     import snn.chip
     from eventpipe.errors import reading_checkpoint
-    from eventpipe.runtime.model_loader import resolve_checkpoint
 
     if args.calibration < 0:
         raise UsageError(f"--calibration must be >= 0, got {args.calibration}")
-    ckpt = resolve_checkpoint(args.checkpoint)
-    if not Path(ckpt).is_file():
-        raise FileNotFoundError(f"no such checkpoint: {ckpt}")
-    _prepare_output(args.output)
+    ckpt = _source_and_output(args)
     with reading_checkpoint(ckpt):
         prog = snn.chip.compile(ckpt, profile=args.profile)
         channels = (snn.load_checkpoint(ckpt)[1].get("recipe") or {}).get("channels", "polarity")
