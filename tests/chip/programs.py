@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+import snn
 from snn.backends.chip.profile import profile_from_dict
 from snn.backends.chip.program import Op, Program, conv_out_hw
 
@@ -112,3 +114,23 @@ def random_state(rng, program: Program, batch: int):
     lim = 1 << (program.profile.numerics.membrane_bits - 1)
     return {k: rng.integers(-lim, lim, (batch,) + program.state_shape(k)).astype(program.membrane_dtype)
             for k in program.state_keys()}
+
+
+def small_model(**kw):
+    """A tiny Meta-SpikeFormer (seeded) for compiler and simulator tests."""
+    args = dict(embed_dims=(8, 16, 16, 16), depths=(1, 1), num_classes=5, in_channels=2, T=2, v_threshold=0.5)
+    args.update(kw)
+    torch.manual_seed(0)
+    return snn.create_model("meta_spikeformer_tiny", **args).eval()
+
+
+def with_trained_batchnorms(model):
+    """``model`` with BatchNorms of non-trivial statistics, as training leaves them (torch's seeded RNG)."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.3)
+    return model

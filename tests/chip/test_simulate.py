@@ -11,7 +11,7 @@ import snn.chip
 from snn.backends.chip.simulate import EXACT, ChipSim, live_weights
 from snn.backends.chip.lower import lower
 
-from .programs import random_program, random_state
+from .programs import random_program, random_state, small_model, with_trained_batchnorms
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -62,23 +62,12 @@ def test_twin_catches_a_wrong_rounding():
     assert differ
 
 
-def small(**kw):
-    args = dict(embed_dims=(8, 16, 16, 16), depths=(1, 1), num_classes=5, in_channels=2, T=2, v_threshold=0.5)
-    args.update(kw)
-    torch.manual_seed(0)
-    return snn.create_model("meta_spikeformer_tiny", **args).eval()
+small = small_model
 
 
 def _calibrated_small():
-    model = small()
+    model = with_trained_batchnorms(small())
     rng = np.random.default_rng(0)
-    with torch.no_grad():   # give the BatchNorms non-trivial statistics, as training would
-        for m in model.modules():
-            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.3)
     frames = rng.poisson(1.5, (2, 3, 2, 16, 16)).astype(np.int32)
     enc = {"norm": "log1p", "scale": 0.25, "clip": 255}
     prog = snn.chip.compile(model, input_size=(16, 16), encoding=enc, calibration=[frames])

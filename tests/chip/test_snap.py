@@ -17,22 +17,13 @@ from snn.backends.chip.simulate import ChipSim
 from snn.backends.chip.snap import grid_values, pins_for, same_program, save_snapped, snap
 
 from .conftest import SHIPPED
+from .programs import small_model, with_trained_batchnorms
 
 ENC = {"norm": "log1p", "scale": 0.25, "clip": 255}
 
 
 def small():
-    torch.manual_seed(0)
-    model = snn.create_model("meta_spikeformer_tiny", embed_dims=(8, 16, 16, 16), depths=(1, 1), num_classes=5,
-                             in_channels=2, T=2, v_threshold=0.5).eval()
-    with torch.no_grad():   # BatchNorms with non-trivial statistics, as training leaves them
-        for m in model.modules():
-            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.3)
-    return model
+    return with_trained_batchnorms(small_model())
 
 
 def frames(seed, n=3, batch=4):
