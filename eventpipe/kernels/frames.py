@@ -56,6 +56,7 @@ from eventpipe.kernels._window_loop import (
     _bin_window_fast,
 )
 from eventpipe.kernels import _writeonce
+from eventpipe.kernels.outpool import OutputPool
 
 
 
@@ -318,6 +319,8 @@ def _to_frames(events, sensor_size, time_window=None, event_count=None, n_time_b
     tol = np.int64(time_tolerance_us)
     stats = BinStats()
     nthreads = max(1, int(threads or 1))
+    if pool is not None and not isinstance(pool, OutputPool):
+        raise TypeError(f"pool must be an eventpipe.kernels.OutputPool or None, got {type(pool).__name__}")
 
     if time_window is not None or n_time_bins is not None:
         if len(ev) == 0 and (start_time is None or end_time is None or n_time_bins is not None):

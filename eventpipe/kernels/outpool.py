@@ -72,9 +72,9 @@ class OutputPool:
     fresh memory."""
 
     def __init__(self, max_bytes: int):
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)) or max_bytes < 0:
+            raise ValueError(f"OutputPool max_bytes must be an integer >= 0 (bytes), got {max_bytes!r}")
         max_bytes = int(max_bytes)
-        if max_bytes < 0:
-            raise ValueError(f"OutputPool max_bytes must be >= 0, got {max_bytes}")
         self.max_bytes = max_bytes
         self.hits = 0
         self.misses = 0

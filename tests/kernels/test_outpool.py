@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from tonic.functional import to_frame_numpy
 
+from eventpipe.events import EVENT_DTYPE
 from eventpipe.kernels import OutputPool, to_frames
 from eventpipe.kernels.outpool import GRANULE
 from tests.kernels._util import real, synthetic, to_tonic
@@ -89,8 +90,15 @@ def test_max_bytes_zero_recycles_nothing():
         assert not recycled
         del a
     assert pool.retained_bytes == 0 and pool.hits == 0
-    with pytest.raises(ValueError, match="max_bytes"):
-        OutputPool(-1)
+    for bad in (-1, "512", 1.5, float("nan"), True):
+        with pytest.raises(ValueError, match="max_bytes must be an integer >= 0"):
+            OutputPool(bad)
+
+
+def test_a_pool_that_is_not_an_output_pool_is_a_clear_error():
+    ev = np.zeros(3, dtype=EVENT_DTYPE)
+    with pytest.raises(TypeError, match="pool must be an eventpipe.kernels.OutputPool or None, got str"):
+        to_frames(ev, (4, 4), time_window=10, pool="nope")
 
 
 def test_clear_and_pool_dropped_while_arrays_live():
