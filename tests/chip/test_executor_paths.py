@@ -98,6 +98,9 @@ def test_thread_plan_is_measured_then_fixed_and_exact(gain, split, monkeypatch):
         assert plan["split"] == cands
     elif split == "none":
         assert plan["split"] == 0
+        # nothing runs split: the steps take the one-thread path, numba's thread count untouched
+        monkeypatch.setattr(ex, "_threads_on", lambda: pytest.fail("switched threads for an unsplit plan"))
+        _steps(ex, prog, frames[:2], random_state(rng, prog, 2))
     else:
         assert 0 <= plan["split"] <= cands
     fixed = Executor(prog, threads=2, parallel_min=0, tune=False)
