@@ -202,12 +202,16 @@ def _bin_time(ev, ws, we, res, P, tol, maxval, nthreads, counters, zeroed=True,
                             False, counters, room))
 
 
+#: chunks per thread of a parallel time-window call, handed out dynamically
+CHUNKS_PER_THREAD = 4
+
+
 def _chunks(t, ws, nthreads):
-    """``(ev_lo, k_lo)``: about ``4 * nthreads`` chunks of ~equal event count, cut at window
+    """``(ev_lo, k_lo)``: about ``CHUNKS_PER_THREAD * nthreads`` chunks of ~equal event count, cut at window
     starts (chunk ``c``: events ``[ev_lo[c], ev_lo[c+1])``, windows ``[k_lo[c], k_lo[c+1])``),
     or None when one thread should do it all."""
     T, n = len(ws), len(t)
-    nch = min(T, 4 * nthreads)  # a few chunks per thread, handed out dynamically
+    nch = min(T, CHUNKS_PER_THREAD * nthreads)  # a few chunks per thread, handed out dynamically
     if not (nthreads > 1 and nch > 1 and n >= 4 * nch):
         return None
     # chunks of ~n/nch events, cut at the window start nearest to c*n/nch
