@@ -7,7 +7,7 @@ C-contiguous NumPy arrays, so ``torch.from_numpy`` hands them over without a cop
 Frames and representations
     ``to_frames(events, sensor_size, time_window=|event_count=|n_time_bins=|n_event_bins=,
     overlap=0, include_incomplete=False, start_time=None, end_time=None, *, polarities=2,
-    dtype=int16, binary=False, clip=None, out=None, pool=None, threads=1,
+    dtype=int16, binary=False, clip=None, out=None, pool=None, threads=None,
     time_tolerance_us=1000, return_stats=False)`` -> ``(T, P, H, W)`` counts (tonic
     ``to_frame_numpy`` semantics with documented fixes); ``to_frames_numpy`` NumPy
     reference; ``time_windows`` the window edges used.  ``OutputPool(max_bytes)``:

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import platform
 
-import numba
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 from eventpipe.kernels._common import I64_MIN
+from eventpipe.kernels._teamwork import claim
 from eventpipe.kernels._window_loop import _bin_time_range, _bin_window, _bin_window_fast
 
 #: outputs at least this large are copied out with non-temporal stores
@@ -148,22 +148,22 @@ def bin_windows_once(ev, a, n, ws, we, out, k0, k1, scratch, npol, tol, maxval, 
                            maxval, runmax, counters)  # no windows left: only counts
 
 
-@njit(cache=True, parallel=True)
-def bin_windows_once_parallel(ev, ev_lo, k_lo, ws, we, out, scratch, npol, tol, maxval, runmax,
-                              counters, room, nt, done):
-    """Chunk ``c``: events ``[ev_lo[c], ev_lo[c+1])`` into windows ``[k_lo[c], k_lo[c+1])``
-    with this thread's scratch row (no two threads write the same frame); ``done[c]`` is 0
-    if the thread had no scratch row (nothing done: the caller reruns serially).  Each
-    chunk starts its running maximum afresh."""
-    for c in prange(ev_lo.shape[0] - 1):
-        tid = numba.get_thread_id()
-        if tid >= scratch.shape[0]:
-            done[c] = 0
-            continue
-        done[c] = 1
+@njit(cache=True, nogil=True)
+def bin_chunks_once(ev, ev_lo, k_lo, ws, we, out, scratch, npol, tol, maxval, runmax, counters,
+                    room, nt, counter):
+    """Chunks ``c`` taken from ``counter`` (:func:`_teamwork.claim`) until none is left:
+    events ``[ev_lo[c], ev_lo[c+1])`` into windows ``[k_lo[c], k_lo[c+1])`` with this
+    thread's ``scratch`` frame (no two threads write the same frame).  Each chunk starts
+    its running maximum afresh.  Returns how many chunks this thread took."""
+    taken = 0
+    while True:
+        c = claim(counter)
+        if c >= ev_lo.shape[0] - 1:
+            return taken
         runmax[c] = bin_windows_once(ev, ev_lo[c], ev_lo[c + 1], ws, we, out, k_lo[c],
-                                     k_lo[c + 1], scratch[tid], npol, tol, maxval,
+                                     k_lo[c + 1], scratch, npol, tol, maxval,
                                      np.int64(I64_MIN), counters[c], room, nt)
+        taken += 1
 
 
 def use_nt(out: np.ndarray) -> bool:

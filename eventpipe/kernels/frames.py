@@ -21,7 +21,6 @@ Windows are half-open ``[start, end)`` in event time.  Slicing follows
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import njit, prange
 
@@ -56,6 +55,7 @@ from eventpipe.kernels._window_loop import (
     _bin_window_fast,
 )
 from eventpipe.kernels import _writeonce
+from eventpipe.kernels._teamwork import claim, plan_threads, run_chunks
 from eventpipe.kernels.outpool import OutputPool
 
 
@@ -109,16 +109,22 @@ def _window_starts(t, ws):
     return e
 
 
-@njit(cache=True, parallel=True)
-def _bin_windows_parallel(ev, ev_lo, k_lo, ws, we, out, npol, tol, maxval, runmax, zero,
-                          counters, room):
-    """Chunk ``c``: events ``[ev_lo[c], ev_lo[c+1])`` into windows ``[k_lo[c], k_lo[c+1])``,
-    so no two threads write the same frame, and each thread first-touches
-    (page-faults) the frames it writes.  Each chunk starts its running maximum
-    afresh; the caller checks this equals the serial semantics."""
-    for c in prange(ev_lo.shape[0] - 1):
+@njit(cache=True, nogil=True)
+def _bin_chunks(ev, ev_lo, k_lo, ws, we, out, npol, tol, maxval, runmax, counters, room,
+                counter):
+    """Chunks ``c`` taken from ``counter`` (:func:`_teamwork.claim`) until none is left:
+    events ``[ev_lo[c], ev_lo[c+1])`` into windows ``[k_lo[c], k_lo[c+1])``, so no two
+    threads write the same frame, and each thread first-touches (page-faults) the frames
+    it writes.  Each chunk starts its running maximum afresh; the caller checks this
+    equals the serial semantics.  Returns how many chunks this thread took."""
+    taken = 0
+    while True:
+        c = claim(counter)
+        if c >= ev_lo.shape[0] - 1:
+            return taken
         runmax[c] = _bin_windows(ev, ev_lo[c], ev_lo[c + 1], ws, we, out, k_lo[c], k_lo[c + 1],
-                                 npol, tol, maxval, I64_MIN, zero, counters[c], room)
+                                 npol, tol, maxval, I64_MIN, False, counters[c], room)
+        taken += 1
 
 
 @njit(cache=True, parallel=True)
@@ -178,6 +184,7 @@ def _bin_time(ev, ws, we, res, P, tol, maxval, nthreads, counters, zeroed=True,
     (:mod:`_writeonce`, scratch frames from ``pool`` if given), else it is zeroed here."""
     x, y, t, p = fields(ev)
     T, n = len(ws), len(ev)
+    nthreads = plan_threads(nthreads, n, res.nbytes)
     if T and not np.all(we[:-1] <= ws[1:]):  # overlapping windows: the general kernel
         if not zeroed:
             res.fill(0)
@@ -191,9 +198,13 @@ def _bin_time(ev, ws, we, res, P, tol, maxval, nthreads, counters, zeroed=True,
         ev_lo, k_lo = chunks
         runmax = np.empty(len(k_lo) - 1, np.int64)
         chunk_counters = np.zeros((len(runmax), N_COUNTERS), np.int64)
-        with numba_threads(nthreads), numba.parallel_chunksize(1):
-            _bin_windows_parallel(ev, ev_lo, k_lo, ws, we, res, P, tol, maxval, runmax,
-                                  False, chunk_counters, room)
+        counter = np.zeros(1, np.int64)
+
+        def work(wid):
+            return int(_bin_chunks(ev, ev_lo, k_lo, ws, we, res, P, tol, maxval, runmax,
+                                   chunk_counters, room, counter))
+
+        run_chunks(work, nthreads, len(runmax))
         if _chunks_agree(runmax, ws, k_lo):
             counters += chunk_counters.sum(axis=0)
             return int(np.max(runmax))
@@ -237,7 +248,7 @@ def _bin_time_once(ev, ws, we, res, P, tol, maxval, nthreads, counters, room, po
     (:mod:`_writeonce`); the parallel split and its check as in :func:`_bin_time`."""
     T, n = len(ws), len(ev)
     F = int(np.prod(res.shape[1:]))
-    rows = max(1, numba.config.NUMBA_NUM_THREADS if nthreads > 1 else 1)
+    rows = nthreads
     scratch = (pool.take_scratch(rows, F, res.dtype) if pool is not None
                else np.zeros((rows, F), res.dtype))
     nt = _writeonce.use_nt(res)
@@ -246,13 +257,16 @@ def _bin_time_once(ev, ws, we, res, P, tol, maxval, nthreads, counters, room, po
         if chunks is not None:
             ev_lo, k_lo = chunks
             runmax = np.empty(len(k_lo) - 1, np.int64)
-            done = np.zeros(len(runmax), np.int64)
             chunk_counters = np.zeros((len(runmax), N_COUNTERS), np.int64)
-            with numba_threads(nthreads), numba.parallel_chunksize(1):
-                _writeonce.bin_windows_once_parallel(ev, ev_lo, k_lo, ws, we, res, scratch, P,
-                                                     tol, maxval, runmax, chunk_counters,
-                                                     room, nt, done)
-            if done.all() and _chunks_agree(runmax, ws, k_lo):
+            counter = np.zeros(1, np.int64)
+
+            def work(wid):
+                return int(_writeonce.bin_chunks_once(ev, ev_lo, k_lo, ws, we, res, scratch[wid],
+                                                      P, tol, maxval, runmax, chunk_counters,
+                                                      room, nt, counter))
+
+            run_chunks(work, nthreads, len(runmax))
+            if _chunks_agree(runmax, ws, k_lo):
                 counters += chunk_counters.sum(axis=0)
                 return int(np.max(runmax))
         return int(_writeonce.bin_windows_once(ev, 0, n, ws, we, res, 0, T, scratch[0], P, tol,
@@ -278,7 +292,7 @@ def _output(out, pool, shape, dtype, zero=False):
 def to_frames(events, sensor_size, time_window=None, event_count=None, n_time_bins=None,
               n_event_bins=None, overlap=0, include_incomplete=False, start_time=None,
               end_time=None, *, polarities=None, dtype=np.int16, binary=False, clip=None,
-              out=None, pool=None, threads=1, time_tolerance_us=DEFAULT_TIME_TOLERANCE_US,
+              out=None, pool=None, threads=None, time_tolerance_us=DEFAULT_TIME_TOLERANCE_US,
               return_stats=False):
     """Bin events into per-polarity count frames ``(T, P, H, W)``.
 
@@ -287,7 +301,10 @@ def to_frames(events, sensor_size, time_window=None, event_count=None, n_time_bi
     fraction of a bin).  ``sensor_size`` is ``(W, H)`` (or tonic's ``(W, H, P)``).
     ``polarities=1`` merges ON/OFF.  ``binary=True`` / ``clip=N`` saturate counts
     at 1 / N.  ``out`` is a preallocated C-contiguous array (overwritten).
-    ``threads`` > 1 uses the parallel kernel.  Returns the frames, or
+    ``threads``: how many threads bin time windows (the calling thread and helpers, see
+    ``_teamwork``); the default ``None`` uses ``numba.get_num_threads()`` (all cores by
+    default) for calls with enough work (:func:`~eventpipe.kernels._teamwork.plan_threads`),
+    else one.  Returns the frames, or
     ``(frames, BinStats)`` with ``return_stats=True``.  Never mutates ``events``.
     ``pool``: an :class:`~eventpipe.kernels.OutputPool` whose released outputs' memory
     the new output may reuse (ignored with ``out``); the result is the same.
@@ -309,7 +326,7 @@ def to_frames(events, sensor_size, time_window=None, event_count=None, n_time_bi
 def _to_frames(events, sensor_size, time_window=None, event_count=None, n_time_bins=None,
                n_event_bins=None, overlap=0, include_incomplete=False, start_time=None,
                end_time=None, *, polarities=None, dtype=np.int16, binary=False, clip=None,
-               out=None, pool=None, threads=1, time_tolerance_us=DEFAULT_TIME_TOLERANCE_US,
+               out=None, pool=None, threads=None, time_tolerance_us=DEFAULT_TIME_TOLERANCE_US,
                return_stats=True):
     """:func:`to_frames` on a kernel-readable array; returns ``(frames, BinStats)``."""
     modes = [time_window, event_count, n_time_bins, n_event_bins]
@@ -322,7 +339,7 @@ def _to_frames(events, sensor_size, time_window=None, event_count=None, n_time_b
     maxval = saturation_value(dtype, clip, binary)
     tol = np.int64(time_tolerance_us)
     stats = BinStats()
-    nthreads = max(1, int(threads or 1))
+    nthreads = threads
     if pool is not None and not isinstance(pool, OutputPool):
         raise TypeError(f"pool must be an eventpipe.kernels.OutputPool or None, got {type(pool).__name__}")
 
@@ -384,7 +401,7 @@ def _to_frames(events, sensor_size, time_window=None, event_count=None, n_time_b
     np.add.at(covered, ends, -1)
     counters[C_BINNED] = int(np.count_nonzero(np.cumsum(covered)[:n]))
     counters[C_RANGE] = n - counters[C_BINNED]
-    with numba_threads(nthreads):
+    with numba_threads(plan_threads(nthreads, n, res.nbytes)):
         _bin_index_windows(x, y, p, starts, ends, res, P, maxval)
     stats.add_counters(counters)
     return (res, stats) if return_stats else res
