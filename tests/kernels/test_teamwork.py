@@ -157,3 +157,41 @@ def test_helper_failure_raises_instead_of_hanging():
 
     with pytest.raises(RuntimeError, match="helper"):
         run_chunks(work, 2, 4)
+
+
+def test_index_window_modes_use_the_same_default_thread_count(monkeypatch):
+    seen = []
+    real = frames.numba_threads
+
+    def spy(n):
+        seen.append(n)
+        return real(n)
+
+    monkeypatch.setattr(frames, "numba_threads", spy)
+    ev = synthetic(PARALLEL_MIN_WORK + 1000, W=64, H=48, t_max=2_000_000, seed=6)
+    want = to_frames(ev, (64, 48), event_count=5000, threads=1)
+    assert seen == [1]
+    np.testing.assert_array_equal(to_frames(ev, (64, 48), event_count=5000), want)
+    assert seen[-1] == min(numba.get_num_threads(), max_threads())
+    to_frames(ev[:1000], (64, 48), n_event_bins=4)
+    assert seen[-1] == 1
+
+
+def test_import_starts_no_thread_and_the_first_parallel_call_starts_the_helpers():
+    import subprocess
+    import sys
+
+    code = ("import threading, numpy as np, numba\n"
+            "import eventpipe.kernels as k\n"
+            "from tests.kernels._util import synthetic\n"
+            "print(threading.active_count())\n"
+            "ev = synthetic(50_000, t_max=1_000_000)\n"
+            "k.to_frames(ev, (32, 24), time_window=10_000, threads=2)\n"
+            "print(threading.active_count(), min(2, numba.config.NUMBA_NUM_THREADS))\n")
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True, cwd=Path(__file__).resolve().parents[2]
+                         ).stdout.split()
+    assert out[0] == "1"
+    assert int(out[1]) == int(out[2])  # the calling thread + one helper (if two cores)
