@@ -102,15 +102,17 @@ def _bin(recipe: InputRecipe, ev: np.ndarray, size, t0: int, n: int, merged: boo
     out = np.zeros((recipe.slices(n), P, H, W), counts_dtype(recipe))
     if n == 0 or len(ev) == 0:
         return out
+    # threads=1: the callers bin many clips (training loaders, one window at a time live) and
+    # take their parallelism from running several; to_frames' default would add a helper thread
     if b == 2:
         fr = to_frames(ev, (W, H), time_window=recipe.bin_us, start_time=t0,
                        end_time=t0 + recipe.slices(n) * recipe.bin_us, polarities=P,
-                       clip=recipe.count_ceiling, dtype=np.int16)
+                       clip=recipe.count_ceiling, dtype=np.int16, threads=1)
     else:
         fr = to_frames(ev, (W, H), time_window=recipe.window_us,
                        overlap=recipe.window_us - recipe.stride, start_time=t0,
                        end_time=t0 + (n - 1) * recipe.stride + recipe.window_us, polarities=P,
-                       clip=recipe.count_ceiling, dtype=np.int16)
+                       clip=recipe.count_ceiling, dtype=np.int16, threads=1)
     out[:] = fr
     return out
 
