@@ -50,18 +50,30 @@ def claim(counter):
 
 
 class _Call:
-    """One parallel call: how many chunks are done; the caller waits on it."""
+    """One parallel call: its work (dropped when the call returns, so that a helper that
+    starts later holds none of the caller's arrays), how many chunks are done, and how many
+    helpers are running it; the caller waits on it."""
 
-    __slots__ = ("cond", "done", "error")
+    __slots__ = ("cond", "work", "done", "active", "error")
 
-    def __init__(self):
+    def __init__(self, work):
         self.cond = threading.Condition()
+        self.work = work
         self.done = 0
+        self.active = 0
         self.error = None
+
+    def start(self):
+        """The work for a helper that starts now, or None once the call has returned."""
+        with self.cond:
+            if self.work is not None:
+                self.active += 1
+            return self.work
 
     def add(self, k: int, error: BaseException | None = None) -> None:
         with self.cond:
             self.done += k
+            self.active -= 1
             if error is not None and self.error is None:
                 self.error = error
             self.cond.notify_all()
@@ -69,14 +81,18 @@ class _Call:
 
 def _helper_main(jobs: queue.SimpleQueue) -> None:
     while True:
-        call, work, wid = jobs.get()
-        try:
-            k = work(wid)
-        except BaseException as exc:  # (a Numba loop does not raise; never hang the caller)
-            call.add(0, exc)
-        else:
-            call.add(k)
-        del call, work  # (drop the arrays before waiting for the next job)
+        call, wid = jobs.get()
+        work = call.start()
+        if work is not None:
+            try:
+                k = work(wid)
+            except BaseException as exc:  # (a Numba loop does not raise; never hang the caller)
+                work = None
+                call.add(0, exc)
+            else:
+                work = None
+                call.add(k)
+        del call, work  # (hold none of the caller's arrays while waiting for the next job)
 
 
 class _Team:
@@ -119,23 +135,27 @@ def max_threads() -> int:
 def run_chunks(work, nthreads: int, nchunks: int) -> None:
     """Run ``work(wid)`` on the calling thread (``wid = 0``) and on ``nthreads - 1`` helpers
     (``wid = 1..``); each returns how many chunks it took from the shared counter (which must
-    run out at ``nchunks``).  Returns when all ``nchunks`` are done, without waiting for
-    helpers that took none."""
-    call = _Call()
+    run out at ``nchunks``).  Returns when all ``nchunks`` are done and no helper is still
+    inside ``work`` (one that started finds the counter run out and stops); a helper that has
+    not started by then never runs ``work`` and holds none of its arrays."""
+    call = _Call(work)
     helpers = min(int(nthreads), max_threads()) - 1
     if helpers > 0:
         t = team()
         t.ensure(helpers)
         for wid in range(1, helpers + 1):
-            t.jobs.put((call, work, wid))
+            t.jobs.put((call, wid))
     try:
         mine = work(0)
     except BaseException as exc:
-        call.add(0, exc)
-        raise
+        with call.cond:
+            call.work = None
+        raise exc
     with call.cond:
         call.done += mine
         call.cond.wait_for(lambda: call.done >= nchunks or call.error is not None)
+        call.work = None
+        call.cond.wait_for(lambda: call.active == 0)
         if call.error is not None:
             raise RuntimeError("a binning helper thread failed") from call.error
 

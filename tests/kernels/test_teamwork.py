@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 
 import numba
 import numpy as np
@@ -124,7 +126,7 @@ def test_call_does_not_wait_for_a_helper_that_has_not_started(monkeypatch, into)
         return 0
 
     for wid in range(1, len(t.threads) + 1):
-        t.jobs.put((_Call(), hold, wid))
+        t.jobs.put((_Call(hold), wid))
     try:
         for b in busy:
             assert b.wait(30)
@@ -134,6 +136,11 @@ def test_call_does_not_wait_for_a_helper_that_has_not_started(monkeypatch, into)
         np.testing.assert_array_equal(got, want)
         assert calls and calls[-1][1] > 1  # it was a parallel call, done without the helper
         assert not release.is_set()
+        # the call's job still waits in the queue, but holds none of the caller's arrays
+        gone = weakref.ref(ev), weakref.ref(got)
+        del ev, got, out, pool
+        gc.collect()
+        assert gone[0]() is None and gone[1]() is None
     finally:
         release.set()
 
