@@ -57,10 +57,9 @@ def test_claim_hands_out_every_index_exactly_once_across_threads():
     assert int(counter[0]) == n + 2  # each thread's last claim is past the end
 
 
-def test_plan_threads_default_is_numbas_count_above_the_work_threshold():
-    nth = numba.get_num_threads()
-    assert plan_threads(None, PARALLEL_MIN_WORK, 0) == min(nth, max_threads())
-    assert plan_threads(None, 0, 8 * PARALLEL_MIN_WORK) == min(nth, max_threads())
+def test_plan_threads_default_is_numbas_count_above_the_work_threshold(all_cores):
+    assert plan_threads(None, PARALLEL_MIN_WORK, 0) == all_cores
+    assert plan_threads(None, 0, 8 * PARALLEL_MIN_WORK) == all_cores
     assert plan_threads(None, PARALLEL_MIN_WORK - 1, 0) == 1  # small call: one thread
     assert plan_threads(None, PARALLEL_MIN_WORK // 2, 8 * (PARALLEL_MIN_WORK // 2) - 8) == 1
     # an explicit count is used as given, clamped to [1, numba's pool size]
@@ -79,6 +78,16 @@ def test_plan_threads_follows_numba_set_num_threads():
         numba.set_num_threads(old)
 
 
+@pytest.fixture
+def all_cores():
+    """Numba's thread count at its default for the test (another test's runtime may have
+    set it to 1 in this thread: snn's ThreadSync with model.threads=1)."""
+    old = numba.get_num_threads()
+    numba.set_num_threads(max_threads())
+    yield max_threads()
+    numba.set_num_threads(old)
+
+
 def _spy(monkeypatch):
     calls = []
     real = frames.run_chunks
@@ -92,13 +101,13 @@ def _spy(monkeypatch):
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="one core: no parallel path")
-def test_default_call_splits_big_work_between_threads_and_not_small_work(monkeypatch):
+def test_default_call_splits_big_work_between_threads_and_not_small_work(monkeypatch, all_cores):
     calls = _spy(monkeypatch)
     big = synthetic(PARALLEL_MIN_WORK + 1000, W=64, H=48, t_max=2_000_000, seed=5)
     one = to_frames(big, (64, 48), time_window=10_000, threads=1)
     assert calls == []
     np.testing.assert_array_equal(to_frames(big, (64, 48), time_window=10_000), one)
-    assert calls and calls[-1][0] == min(numba.get_num_threads(), max_threads())
+    assert calls and calls[-1][0] == all_cores
     np.testing.assert_array_equal(to_frames(to_tonic(big), (64, 48), time_window=10_000), one)
     calls.clear()
     small = big[:PARALLEL_MIN_WORK // 4]
@@ -166,7 +175,7 @@ def test_helper_failure_raises_instead_of_hanging():
         run_chunks(work, 2, 4)
 
 
-def test_index_window_modes_use_the_same_default_thread_count(monkeypatch):
+def test_index_window_modes_use_the_same_default_thread_count(monkeypatch, all_cores):
     seen = []
     real = frames.numba_threads
 
@@ -179,7 +188,7 @@ def test_index_window_modes_use_the_same_default_thread_count(monkeypatch):
     want = to_frames(ev, (64, 48), event_count=5000, threads=1)
     assert seen == [1]
     np.testing.assert_array_equal(to_frames(ev, (64, 48), event_count=5000), want)
-    assert seen[-1] == min(numba.get_num_threads(), max_threads())
+    assert seen[-1] == all_cores
     to_frames(ev[:1000], (64, 48), n_event_bins=4)
     assert seen[-1] == 1
 
