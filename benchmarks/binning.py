@@ -264,7 +264,7 @@ def run_workloads(n_vga: int, n_128: int, repeat: int) -> float:
                   f"the kernels read tonic's dtypes")
     wd = min(rows, key=lambda r: r[1])
     w1 = min(rows, key=lambda r: r[2])
-    print(f"# 1 thread (threads=1), every workload: "
+    print("# 1 thread (threads=1), every workload: "
           + ", ".join(f"{r[0]} {r[2]:.1f}x (ceiling {r[4]:.1f}x)" for r in rows))
     print(f"worst ratio, {dflt}, the goal: {wd[1]:.1f}x tonic (wall time, {wd[0]}): goal >= "
           f"{GOAL:g}x with the default call {'met' if wd[1] >= GOAL else 'NOT met'}")

@@ -21,9 +21,7 @@ import queue
 import threading
 
 import numba
-from llvmlite import ir
 from numba import njit, types
-from numba.core import cgutils
 from numba.extending import intrinsic
 
 
