@@ -110,3 +110,27 @@ def test_view_writes_each_documented_video_suffix(tmp_path, suffix):
     cap.release()
     assert len(frames) == 5  # 0..99,952 us in 20 ms windows
     assert all(f.shape[:2] == (42, 78) and f.std() > 0 for f in frames)
+
+
+def test_duration_counts_from_the_end_of_the_warm_up(monkeypatch, tmp_path):
+    """README: "The first run compiles the Numba kernels before its first label ...
+    `--duration` counts from the end of that warm-up": a warm-up longer than the duration
+    still leaves the run its full duration of events and labels."""
+    import threading
+
+    from eventpipe.runtime.pipeline import Pipeline
+
+    real = Pipeline.warm_up
+    slow = threading.Event()
+
+    def slow_warm_up(self):
+        real(self)
+        slow.wait(2.0)  # nobody sets it: a warm-up that takes 2 s
+
+    monkeypatch.setattr(Pipeline, "warm_up", slow_warm_up)
+    out = tmp_path / "labels.jsonl"
+    rc, _, err = _run(["run", "--source", "synthetic:seed=2", "--duration", "1.0", "--quiet",
+                       "--max-speed", "--set", "decoder.emit_every=1", "--jsonl", str(out)])
+    assert rc == 0, err
+    labels = [m for m in map(json.loads, out.read_text().splitlines()) if "label" in m]
+    assert len(labels) >= 5, err  # events flowed for the second after the 2 s warm-up
