@@ -152,3 +152,19 @@ def test_synthetic_source_makes_its_first_packet_before_it_starts(monkeypatch):
     ref = [pk.events for pk in original(seed=4, sensor_size=(32, 32), duration_s=0.1)]
     assert len(made) == len(ref) == 10  # 0.1 s of 10 ms packets, each made once
     np.testing.assert_array_equal(got, np.concatenate(ref))
+
+
+def test_the_shipped_model_is_what_the_doc_says():
+    """"With no `--model`, the shipped `snn/weights/meta_spikeformer_tiny_synthetic.pt` runs
+    (100 ms windows, 64x64, log counts)"; "the shipped model carries ema 0.7, hysteresis 0.3,
+    dwell 1" (if the shipped weights are replaced, update docs/runtime.md with this test)."""
+    import snn
+    from eventpipe.represent import recipe_from_checkpoint
+    from eventpipe.runtime.model_loader import DEFAULT_WEIGHTS
+
+    assert str(DEFAULT_WEIGHTS).endswith("snn/weights/meta_spikeformer_tiny_synthetic.pt")
+    _, meta = snn.load_checkpoint(DEFAULT_WEIGHTS)
+    r = recipe_from_checkpoint(meta)
+    assert (r.window_us, r.size, r.normalisation) == (100_000, (64, 64), "log1p")
+    dec = meta["extra"]["decoder"]
+    assert (dec["ema"], dec["hysteresis"], dec["dwell"]) == (0.7, 0.3, 1)
