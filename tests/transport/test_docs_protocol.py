@@ -111,3 +111,20 @@ def test_udp_batch_seq_counts_reads_and_stream_id_is_the_option():
         assert [b.stream_id for b in batches] == [9, 9, 9]
         assert [b.seq for b in batches] == [0, 1, 2]
         assert [int(b.events["t"][0]) for b in batches] == [0, 10, 20]
+
+
+def test_documented_socket_defaults():
+    """dv:// reconnects every 0.2 s by default and takes packets of at most 64 MiB (4 Mi events
+    of 16 bytes); udp:// asks for a 32 MiB receive buffer; `ZmqPubSink()` binds
+    tcp://127.0.0.1:5556."""
+    import inspect
+
+    from eventpipe.sinks.zmq_pub import ZmqPubSink
+    from eventpipe.sources.dv import MAX_PACKET, DvSource
+    from eventpipe.sources.udp import DEFAULT_RCVBUF
+
+    dv = inspect.signature(DvSource).parameters
+    assert dv["reconnect"].default is True and dv["retry_interval_s"].default == 0.2
+    assert MAX_PACKET == 64 << 20 == (4 << 20) * 16
+    assert DEFAULT_RCVBUF == 32 << 20
+    assert inspect.signature(ZmqPubSink).parameters["endpoint"].default == "tcp://127.0.0.1:5556"
