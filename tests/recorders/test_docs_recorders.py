@@ -79,3 +79,24 @@ def test_async_recorder_bounds_default_to_8_mi_events_and_4096_batches(tmp_path)
             assert a.max_queue_events == 8 << 20 and a.max_queue_items == 4096
         finally:
             a.close()
+
+
+def test_cli_defaults_the_table_states():
+    """`record`: file and synthetic sources go as fast as possible unless `--speed`, lzf,
+    flushes every 1 s; `replay-labels`: spaced as recorded (`--speed` 1), waits
+    `--wait-subscribers` 5 s."""
+    import argparse
+
+    from eventpipe.cli import record, replay_labels
+    from eventpipe.sources import open_source
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    rec = record.add_parser(sub).parse_args(["synthetic:", "o.h5"])
+    assert rec.speed is None and rec.compression == "lzf" and rec.flush_every == 1.0
+    rep = replay_labels.add_parser(sub).parse_args(["o.h5", "--publish", "tcp://127.0.0.1:0"])
+    assert rep.speed == 1.0 and not rep.max_speed and rep.wait_subscribers == 5.0
+    src = open_source("synthetic:duration_s=0.05,size=16x16", speed=rec.speed, start=False)
+    try:
+        assert src._speed is None  # not paced
+    finally:
+        src.close()
