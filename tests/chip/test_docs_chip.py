@@ -66,3 +66,19 @@ def test_program_file_is_json_plus_integer_arrays_without_pickle(tmp_path):
         arrays = [k for k in z.files if k != "__program__"]
         assert arrays and all(z[k].dtype.kind in "iu" for k in arrays)
     assert desc["format"] == "eventpipe.snn.chip.program" and desc["version"] == 1
+
+
+def test_finetune_cli_defaults_are_the_documented_ones():
+    """"Defaults: 120 steps of 6 synthetic training clips (of 192) and 4 runs ... per step,
+    consistency 3, distillation 1, labels 0.5, AdamW lr 1e-4"; margin off, width 0.02."""
+    import argparse
+
+    from eventpipe.cli import chip as chip_cli
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    p = chip_cli.add_parser(sub)
+    a = p.parse_args(["finetune", "-o", "t.pt"])
+    assert (a.steps, a.clips, a.streams, a.lr) == (120, 192, 4, 1e-4)
+    assert (a.consistency, a.distill, a.hard, a.margin, a.margin_width) == (3.0, 1.0, 0.5, 0.0, 0.02)
+    c = p.parse_args(["compile", "-o", "p.npz"])
+    assert c.profile == "generic"
