@@ -6,39 +6,41 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.test_import_graph import import_edges, project_modules
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
 
-def _edges():
+@pytest.fixture(scope="module")
+def edges():
     return import_edges(project_modules())
 
 
-def test_snn_imports_eventpipe_only_in_the_chip_tools_the_doc_names():
-    found = {(m, t) for m, ts in _edges().items() if m.startswith("snn")
+def test_snn_imports_eventpipe_only_in_the_chip_tools_the_doc_names(edges):
+    found = {(m, t) for m, ts in edges.items() if m.startswith("snn")
              for t in ts if t.split(".")[0] == "eventpipe"}
     assert found <= {("snn.backends.chip.agreement", "eventpipe.labels"),
                      ("snn.backends.chip.agreement", "eventpipe.runtime.config"),
                      ("snn.backends.chip.finetune", "eventpipe.runtime.chip_counts")}, found
 
 
-def test_represent_depends_only_on_events_kernels_and_errors():
-    deps = {t for m, ts in _edges().items() if m.startswith("eventpipe.represent")
+def test_represent_depends_only_on_events_kernels_and_errors(edges):
+    deps = {t for m, ts in edges.items() if m.startswith("eventpipe.represent")
             for t in ts if t.split(".")[0] in ("eventpipe", "snn")
             and not t.startswith("eventpipe.represent")}
     assert {d for d in deps if not d.startswith(("eventpipe.events", "eventpipe.kernels",
                                                  "eventpipe.errors"))} == set()
 
 
-def test_training_takes_from_the_runtime_only_checkpoint_lookup_and_stream_eval():
-    deps = {t for m, ts in _edges().items() if m.startswith("eventpipe.training")
+def test_training_takes_from_the_runtime_only_checkpoint_lookup_and_stream_eval(edges):
+    deps = {t for m, ts in edges.items() if m.startswith("eventpipe.training")
             for t in ts if t.startswith("eventpipe.runtime")}
     assert deps <= {"eventpipe.runtime.model_loader", "eventpipe.runtime.stream_eval"}, deps
 
 
-def test_the_chip_backend_imports_and_importers_are_the_documented_ones():
-    edges = _edges()
+def test_the_chip_backend_imports_and_importers_are_the_documented_ones(edges):
     deps = {t for m, ts in edges.items() if m.startswith("snn.backends.chip")
             for t in ts if t.startswith("snn") and not t.startswith("snn.backends.chip")}
     assert all(d.startswith(("snn.models", "snn.neurons", "snn.checkpoint", "snn.compile"))
