@@ -128,3 +128,39 @@ def test_documented_socket_defaults():
     assert MAX_PACKET == 64 << 20 == (4 << 20) * 16
     assert DEFAULT_RCVBUF == 32 << 20
     assert inspect.signature(ZmqPubSink).parameters["endpoint"].default == "tcp://127.0.0.1:5556"
+
+
+def test_source_lifecycle_and_close_that_cannot_join():
+    """`state` goes starting -> running -> finished -> closed; `read` returns None once the
+    source has ended and its queue is empty; a source is a context manager; `close(timeout)`
+    raises `RuntimeError` when the receive thread has not stopped within `timeout`."""
+    import threading
+
+    from eventpipe.sources.generated import GeneratorSource
+
+    ev = make_events([1, 2], [1, 2], [10, 20], [1, 0])
+    src = GeneratorSource([(ev, "a")], sensor_size=(4, 4), live=False)
+    assert src.state == "starting"
+    with src:
+        b = src.read(5.0)
+        assert b is not None and len(b.events) == 2 and b.truth == "a"
+        assert src.read(5.0) is None and src.done and src.state == "finished"
+    assert src.state == "closed"
+
+    release, entered = threading.Event(), threading.Event()
+
+    def stuck():  # a generator busy for longer than close() waits (the thread cannot see _stop)
+        entered.set()
+        release.wait(30)
+        yield ev, None
+
+    busy = GeneratorSource(stuck(), sensor_size=(4, 4), live=False).start()
+    assert entered.wait(10)
+    try:
+        with pytest.raises(RuntimeError, match="GeneratorSource: receive thread did not stop "
+                                               "within 0.2 s"):
+            busy.close(timeout=0.2)
+    finally:
+        release.set()
+        busy.close(timeout=10)
+    assert busy.state == "closed"
