@@ -57,3 +57,41 @@ def test_fuzz_ci_runs_40_inputs_for_each_of_14_formats():
     assert list(param.args[1]) == format_names()
     assert "h5" in format_names()  # the recordings too
     assert len(format_names()) == 14 and ci.N_PER_FORMAT == 40  # 560 inputs in all
+
+
+def _atis_es(tmp_path):
+    """A hand-made Event Stream 2.0 file of the ATIS type (8 x 6): byte 0 = dt << 2 | p << 1 |
+    is_tc, then x, y (u16 LE, y from the bottom); 0xFD / 0xFF are overflows of 63 / 189 us."""
+    import struct
+
+    body = bytearray()
+
+    def ev(dt, pol, tc, x, y):
+        body.append((dt << 2) | (pol << 1) | tc)
+        body.extend(struct.pack("<HH", x, y))
+
+    ev(5, 1, 0, 1, 2)
+    ev(3, 0, 0, 7, 5)
+    ev(0, 1, 1, 3, 3)   # a threshold crossing: dropped
+    body.append(0xFD)   # +63 us
+    ev(2, 0, 0, 0, 0)
+    body.append(0xFF)   # +189 us
+    ev(1, 1, 0, 4, 1)
+    path = tmp_path / "atis.es"
+    path.write_bytes(b"Event Stream" + bytes([2, 0, 0, 2]) + struct.pack("<HH", 8, 6) + body)
+    return path
+
+
+def test_event_stream_atis_type_is_read(tmp_path):
+    """io.md's table: `es` | Event Stream 2.x (DVS, ATIS) | y flipped to a top-left origin."""
+    path = _atis_es(tmp_path)
+    ev = read_events(path)
+    assert ev["t"].tolist() == [5, 8, 73, 263]           # worked by hand
+    assert ev["x"].tolist() == [1, 7, 0, 4]
+    assert ev["y"].tolist() == [6 - 1 - 2, 6 - 1 - 5, 6 - 1 - 0, 6 - 1 - 1]
+    assert ev["p"].tolist() == [1, 0, 0, 1]
+    assert open_reader(path).info.sensor_size == (8, 6)
+    faery = pytest.importorskip("faery", reason="faery (the interop extra) is not installed")
+    ref = np.concatenate([np.asarray(c) for c in faery.events_stream_from_file(str(path))])
+    assert ev["t"].tolist() == ref["t"].tolist() and ev["x"].tolist() == ref["x"].tolist()
+    assert ev["y"].tolist() == ref["y"].tolist() and ev["p"].tolist() == ref["on"].astype(int).tolist()
