@@ -90,3 +90,7 @@ def test_eventpipe_run_says_so_when_its_warm_up_is_slow(monkeypatch):
     assert lines[i - 1].startswith("eventpipe: model ") and lines[i + 1].startswith(
         "eventpipe: ready after ")
     assert "steps" in lines[-1] or any("steps" in x for x in lines[i + 2:])
+
+
+def test_the_notice_waits_three_seconds_as_runtime_md_says():
+    assert warmup_notice.NOTICE_AFTER_S == 3.0 and WarmUpNotice(io.StringIO()).after_s == 3.0
