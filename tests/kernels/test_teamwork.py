@@ -154,6 +154,7 @@ def test_call_does_not_wait_for_a_helper_that_has_not_started(monkeypatch, into)
         release.set()
 
 
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="one core: no helper thread")
 def test_helper_failure_raises_instead_of_hanging():
     t = team()
     t.ensure(1)
