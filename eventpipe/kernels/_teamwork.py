@@ -159,7 +159,7 @@ def run_chunks(work, nthreads: int, nchunks: int) -> None:
 
 
 #: the default ``threads=None`` uses one thread for a call whose work (events + output
-#: bytes / 8) is below this (about 1 ms of one thread's binning here): starting helpers
+#: bytes / 8) is below this (about 1-2 ms of one thread's binning here): starting helpers
 #: costs ~0.05-0.1 ms, and a helper the OS runs late can only hold up a chunk it has taken
 PARALLEL_MIN_WORK = 500_000
 
