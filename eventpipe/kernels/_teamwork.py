@@ -160,7 +160,8 @@ def run_chunks(work, nthreads: int, nchunks: int) -> None:
 
 #: the default ``threads=None`` uses one thread for a call whose work (events + output
 #: bytes / 8) is below this (about 1-2 ms of one thread's binning here): a two-thread call
-#: that gains nothing costs 0.1-0.3 ms more than one thread, and a helper the OS runs late can only hold up a chunk it has taken
+#: that gains nothing costs 0.1-0.3 ms more than one thread, and a helper the OS runs late
+#: can only hold up a chunk it has taken
 PARALLEL_MIN_WORK = 500_000
 
 
