@@ -59,6 +59,9 @@ class DataConfig:
     switch_weight: float = 1.0          # loss weight of the windows ending within switch_focus_us
     switch_focus_us: int = 500_000      # after a switch (past the grace): learn to switch fast
     class_weights: dict = field(default_factory=dict)   # stream loss weight per class name (default 1)
+    switch_runs: float = 0.0            # fraction of training runs cut around a switch: the burn-in
+    switch_run_lead: int = 6            # and 1..switch_run_lead more windows of the old action, then
+                                        # the new one (stream_data.switch_offset)
     # clips
     T: int = 8                          # windows per clip (model timesteps)
     window_us: int = 100_000            # window length
