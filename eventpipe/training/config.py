@@ -129,6 +129,9 @@ class OptimConfig:
     decoded_focus_weight: float = 4.0
     transition_weight: float = 0.0      # while the label turns at a switch, no third class may lead
     transition_margin: float = 0.1      # ... in the decoded EMA (by this margin; decoded_loss)
+    direction_weight: float = 0.0       # stream data: the target's logit must lead its time
+    direction_margin: float = 2.0       # reversal's (the other direction: clockwise <-> anticlockwise,
+                                        # swipes) by this margin (decoded_loss.direction_loss)
     aux_batch_size: int = 16
     amp: bool = True                    # only used when CUDA is present
     channels_last: bool = True          # only used when CUDA is present

@@ -67,3 +67,22 @@ def test_bad_switch_run_settings_are_named(tmp_path, key, value):
     d = load_train_config(None, stream_overrides(tmp_path, **{key: value})).data
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
         SyntheticStreamFrames(d, "train")
+
+
+def test_direction_loss_by_hand():
+    from eventpipe.training.decoded_loss import direction_loss
+
+    # classes: 0 cw, 1 acw, 2 wave (no partner); partner = time reversal
+    partner = torch.tensor([1, 0, 2])
+    logits = torch.tensor([[3.0, 2.5, 0.0],    # cw leads acw by 0.5: hinge 2 - 0.5 = 1.5
+                           [0.0, 4.0, 9.0],    # acw leads cw by 4: 0 (wave's 9 does not count)
+                           [5.0, 5.0, 0.0],    # wave: no partner, not counted
+                           [1.0, 0.0, 0.0]])   # ignored target
+    y = torch.tensor([[0, 1], [2, -100]])
+    assert float(direction_loss(logits, y, partner, margin=2.0)) == pytest.approx((1.5 + 0.0) / 2)
+    assert float(direction_loss(logits, y, partner, margin=0.5)) == 0.0
+    # no window with a partner: 0, with a gradient path
+    z = torch.zeros(2, 3, requires_grad=True)
+    out = direction_loss(z, torch.tensor([[2, -100]]), partner)
+    out.backward()
+    assert float(out) == 0.0 and z.grad is not None
