@@ -23,6 +23,7 @@ from eventpipe.runtime.model_loader import load_model, run_recipe
 from eventpipe.runtime.pipeline import Pipeline
 from eventpipe.runtime.preflight import preflight
 from eventpipe.runtime.stopper import Stopper
+from eventpipe.runtime.warmup_notice import WarmUpNotice
 from eventpipe.sources import open_source
 
 
@@ -166,7 +167,8 @@ def _run(cfg, out, err, on_label, stopper: Stopper, *, view, video, view_dump=No
         if stopper.requested:
             err.write("eventpipe: stopped during start-up\n")
         else:
-            pipe.warm_up()
+            with WarmUpNotice(err):
+                pipe.warm_up()
             if not stopper.requested:
                 pipe.start()
                 pipe.wait(cfg.runtime.duration_s)

@@ -86,8 +86,17 @@ def synthetic_source(spec: str, *, speed: float | None = 1.0,
                              sensor_size=size, packet_us=int(opts.get("packet_us", 10_000)),
                              duration_s=float(opts["duration_s"]) if "duration_s" in opts else None)
 
+    # The first packet is made here, as for camera:/video:, so the emulator's kernels are
+    # compiled (on a first run: seconds to minutes on a busy machine) before the pipeline and
+    # its --duration clock start, not in the receive thread where a stop could not wait for them.
+    packets = iter(stream)
+    first = next(packets, None)
+
     def items() -> Iterator[tuple[np.ndarray, Any]]:
-        for pk in stream:
+        if first is None:
+            return
+        yield first.events, first.truth_name
+        for pk in packets:
             yield pk.events, pk.truth_name
 
     return GeneratorSource(items(), sensor_size=size, live=False, speed=speed,

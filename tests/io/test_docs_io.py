@@ -1,0 +1,97 @@
+"""docs/io.md, the claims no other test held: the block defaults (4 MiB; Prophesee readers
+256 KiB), a CSV header in any column order, EventFormatError being a ValueError that names
+file, offset and field, and the fuzz CI's 40 inputs per format (560 in all)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eventpipe.errors import EventFormatError
+from eventpipe.io import open_reader, read_events
+from tests.conftest import SAMPLES, expected_events, sample_path
+
+PROPHESEE = {"evt2_sample.raw", "evt3_sample.raw", "sample_ncars.dat"}
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_block_bytes_defaults(name):
+    """"Readers decode the file in bounded blocks (`block_bytes`, default 4 MiB; Prophesee
+    readers 256 KiB)"."""
+    reader = open_reader(sample_path(name))
+    want = 256 << 10 if name in PROPHESEE else 4 << 20
+    assert reader.block_bytes == want, (reader.format, reader.block_bytes)
+
+
+def test_csv_header_in_any_column_order(tmp_path):
+    ev = expected_events("sample_ncars.dat")[:500]
+    path = tmp_path / "shuffled.csv"
+    rows = np.stack([ev["p"], ev["y"], ev["t"], ev["x"]], axis=1).astype(np.int64)
+    np.savetxt(path, rows, fmt="%d", delimiter=",", header="p,y,t,x", comments="")
+    got = read_events(path)
+    for f in ("x", "y", "t", "p"):
+        np.testing.assert_array_equal(got[f], ev[f])
+
+
+def test_event_format_error_is_a_value_error_naming_file_offset_and_field(tmp_path):
+    data = sample_path("sample_ncars.dat").read_bytes()
+    body = data.index(b"\n", data.rindex(b"% ")) + 1 + 2  # header lines, then type + size bytes
+    cut = tmp_path / "cut.dat"
+    cut.write_bytes(data[:body + 8 * 10 + 3])  # ten whole 8-byte events and 3 bytes of the next
+    with pytest.raises(ValueError) as info:
+        read_events(cut)
+    err = info.value
+    assert isinstance(err, EventFormatError)
+    assert err.offset == body + 80 and err.field and str(cut) in str(err)
+    assert len(err.partial) == 10  # "first yields the events before it"
+    np.testing.assert_array_equal(err.partial, expected_events("sample_ncars.dat")[:10])
+
+
+def test_fuzz_ci_runs_40_inputs_for_each_of_14_formats():
+    """"CI runs 40 inputs for each of the 14 formats (560 in all, the recorders' `h5` too)"."""
+    from eventpipe.io.formats import format_names
+    from tests.fuzz import test_fuzz_ci as ci
+
+    marks = ci.test_mutated_inputs_give_only_typed_errors.pytestmark
+    (param,) = [m for m in marks if m.name == "parametrize"]
+    assert list(param.args[1]) == format_names()
+    assert "h5" in format_names()  # the recordings too
+    assert len(format_names()) == 14 and ci.N_PER_FORMAT == 40  # 560 inputs in all
+
+
+def _atis_es(tmp_path):
+    """A hand-made Event Stream 2.0 file of the ATIS type (8 x 6): byte 0 = dt << 2 | p << 1 |
+    is_tc, then x, y (u16 LE, y from the bottom); 0xFD / 0xFF are overflows of 63 / 189 us."""
+    import struct
+
+    body = bytearray()
+
+    def ev(dt, pol, tc, x, y):
+        body.append((dt << 2) | (pol << 1) | tc)
+        body.extend(struct.pack("<HH", x, y))
+
+    ev(5, 1, 0, 1, 2)
+    ev(3, 0, 0, 7, 5)
+    ev(0, 1, 1, 3, 3)   # a threshold crossing: dropped
+    body.append(0xFD)   # +63 us
+    ev(2, 0, 0, 0, 0)
+    body.append(0xFF)   # +189 us
+    ev(1, 1, 0, 4, 1)
+    path = tmp_path / "atis.es"
+    path.write_bytes(b"Event Stream" + bytes([2, 0, 0, 2]) + struct.pack("<HH", 8, 6) + body)
+    return path
+
+
+def test_event_stream_atis_type_is_read(tmp_path):
+    """io.md's table: `es` | Event Stream 2.x (DVS, ATIS) | y flipped to a top-left origin."""
+    path = _atis_es(tmp_path)
+    ev = read_events(path)
+    assert ev["t"].tolist() == [5, 8, 73, 263]           # worked by hand
+    assert ev["x"].tolist() == [1, 7, 0, 4]
+    assert ev["y"].tolist() == [6 - 1 - 2, 6 - 1 - 5, 6 - 1 - 0, 6 - 1 - 1]
+    assert ev["p"].tolist() == [1, 0, 0, 1]
+    assert open_reader(path).info.sensor_size == (8, 6)
+    faery = pytest.importorskip("faery", reason="faery (the interop extra) is not installed")
+    ref = np.concatenate([np.asarray(c) for c in faery.events_stream_from_file(str(path))])
+    assert ev["t"].tolist() == ref["t"].tolist() and ev["x"].tolist() == ref["x"].tolist()
+    assert ev["y"].tolist() == ref["y"].tolist() and ev["p"].tolist() == ref["on"].astype(int).tolist()
