@@ -16,7 +16,7 @@ The measurement (``docs/chip.md``, "Agreement with the float model"; code in
 * **streams**: held-out synthetic streams (seeds 20000, 20001; training used 10000-10031) cut by the
   runtime's windower (100 ms windows every 50 ms), state carried from the start; per step the
   label of the decoder ``eventpipe run`` builds (``[decoder]`` defaults with the checkpoint's stored
-  ``extra["decoder"]`` - for the shipped model EMA 0.7, hysteresis 0.3, dwell 1, challenger EMA 0.5; one per form) - the labels
+  ``extra["decoder"]`` - for the shipped model EMA 0.6, hysteresis 0.4, dwell 1, challenger EMA 0.4, release 0.2; one per form) - the labels
   users see - and the raw argmax, both reported;
 * the floor: the float model against a copy of itself with 0.1% Gaussian relative weight noise
   (seeded) on the same clips and streams - how far labels move under a perturbation far below the

@@ -19,6 +19,12 @@ the candidate is ``argmax(fast)`` and ``K`` wins when ``fast[K] >= max(smooth[L]
 hysteresis`` (the threshold applies to ``fast``).  A new action that the model says clearly is
 taken within a step or two; a blip must still beat the current label's steady support by the
 margin.  ``challenger_ema=None`` (or ``>= ema``) is the single-EMA rule above.
+With ``release`` set, a current label the model has let go of is let go of sooner: once its
+slow EMA ``smooth[L]`` is below ``release``, its support is its fast EMA alone (``fast[L]``;
+``smooth[L]`` without a challenger EMA) and the margin is ``release_hysteresis`` (None: the
+``hysteresis``).  A settled label keeps its full support; after a switch the old class's
+probability halves within ~100 ms, and the new one no longer has to beat what the slow EMA
+still remembers of it.
 The label becomes a winning candidate once it has won ``dwell`` steps in a row
 (1: at once); a step where the current label wins again resets that count.
 A message is emitted when the label changed (``emit_on_change``) and/or
@@ -41,6 +47,9 @@ import numpy as np
 #: that carries none: no smoothing, the label follows the argmax at once
 STORED_SETTINGS = {"ema": 0.0, "hysteresis": 0.0, "dwell": 1, "challenger_ema": None}
 
+#: optional settings, passed on only when the config or the checkpoint sets them (None = off)
+OPTIONAL_SETTINGS = ("release", "release_hysteresis")
+
 
 def decoder_settings(configured: dict, stored: dict | None) -> dict:
     """The ``ema``/``hysteresis``/``dwell``/``challenger_ema`` a stream decoder uses: the run config's value where
@@ -52,6 +61,11 @@ def decoder_settings(configured: dict, stored: dict | None) -> dict:
     for key, default in STORED_SETTINGS.items():
         v = configured.get(key)
         out[key] = v if v is not None else stored.get(key, default)
+    for key in OPTIONAL_SETTINGS:
+        v = configured.get(key)
+        v = v if v is not None else stored.get(key)
+        if v is not None:
+            out[key] = v
     return out
 
 
@@ -75,16 +89,21 @@ def ema_update(prev: np.ndarray | None, probs: np.ndarray, ema: float) -> np.nda
 
 
 def choose_label(smooth: np.ndarray, current: int | None, threshold: float,
-                 hysteresis: float, fast: np.ndarray | None = None) -> int | None:
+                 hysteresis: float, fast: np.ndarray | None = None,
+                 release: float | None = None, release_hysteresis: float | None = None) -> int | None:
     """The candidate label of one step (module docstring): ``fast`` (the challengers' EMA;
     ``None`` = ``smooth``) picks it and must beat the current label's support by
-    ``hysteresis``."""
+    ``hysteresis`` (by ``release_hysteresis`` over ``fast[current]`` alone once
+    ``smooth[current] < release``)."""
     f = smooth if fast is None else fast
     k = int(np.argmax(f))
     if f[k] < threshold:
         return None
     if current is None or k == current:
         return k
+    if release is not None and smooth[current] < release:
+        margin = hysteresis if release_hysteresis is None else release_hysteresis
+        return k if f[k] >= f[current] + margin else current
     lead = smooth[current] if fast is None else max(smooth[current], f[current])
     return k if f[k] >= lead + hysteresis else current
 
@@ -104,7 +123,8 @@ class LabelDecoder:
     def __init__(self, class_names: Sequence[str], *, ema: float = 0.6, topk: int = 5,
                  threshold: float = 0.0, hysteresis: float = 0.0, dwell: int = 1,
                  emit_every: int = 0, emit_on_change: bool = True,
-                 challenger_ema: float | None = None):
+                 challenger_ema: float | None = None, release: float | None = None,
+                 release_hysteresis: float | None = None):
         self.class_names = [str(c) for c in class_names]
         if not self.class_names:
             raise ValueError("class_names must not be empty")
@@ -118,6 +138,10 @@ class LabelDecoder:
             raise ValueError(f"hysteresis must be in [0, 1], got {hysteresis}")
         if challenger_ema is not None and not 0.0 <= challenger_ema < 1.0:
             raise ValueError(f"challenger_ema must be in [0, 1), got {challenger_ema}")
+        if release is not None and not 0.0 <= release <= 1.0:
+            raise ValueError(f"release must be in [0, 1], got {release}")
+        if release_hysteresis is not None and not 0.0 <= release_hysteresis <= 1.0:
+            raise ValueError(f"release_hysteresis must be in [0, 1], got {release_hysteresis}")
         if isinstance(dwell, bool) or int(dwell) != dwell or int(dwell) < 1:
             raise ValueError(f"dwell must be an integer >= 1, got {dwell}")
         if int(emit_every) < 0:
@@ -130,6 +154,8 @@ class LabelDecoder:
         # a challenger EMA no faster than ``ema`` is the single-EMA rule (e.g. ``ema=0``)
         self.challenger_ema = (None if challenger_ema is None or float(challenger_ema) >= self.ema
                                else float(challenger_ema))
+        self.release = None if release is None else float(release)
+        self.release_hysteresis = None if release_hysteresis is None else float(release_hysteresis)
         self.emit_every = int(emit_every)
         self.emit_on_change = bool(emit_on_change)
         self.states: dict[Any, StreamState] = {}
@@ -167,7 +193,8 @@ class LabelDecoder:
             if self.challenger_ema is not None:
                 st.fast = ema_update(st.fast, probs[i], self.challenger_ema)
             new = self._debounce(st, choose_label(st.smooth, st.label, self.threshold,
-                                                  self.hysteresis, st.fast))
+                                                  self.hysteresis, st.fast, self.release,
+                                                  self.release_hysteresis))
             changed = new != st.label or st.steps == 0
             st.label = new
             st.steps += 1

@@ -101,6 +101,8 @@ class DecoderConfig:
     dwell: int | None = bounded(None, ge=1)
     challenger_ema: float | None = bounded(None, ge=0, lt=1)   # the challengers' faster EMA
                                                                 # (eventpipe.labels); None: ema
+    release: float | None = bounded(None, ge=0, le=1)              # a label whose slow EMA is below
+    release_hysteresis: float | None = bounded(None, ge=0, le=1)   # this is let go of sooner (labels)
     emit_every: int = bounded(0, ge=0)
     emit_on_change: bool = True
 

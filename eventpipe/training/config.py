@@ -59,6 +59,9 @@ class DataConfig:
     switch_weight: float = 1.0          # loss weight of the windows ending within switch_focus_us
     switch_focus_us: int = 500_000      # after a switch (past the grace): learn to switch fast
     class_weights: dict = field(default_factory=dict)   # stream loss weight per class name (default 1)
+    switch_runs: float = 0.0            # fraction of training runs cut around a switch: the burn-in
+    switch_run_lead: int = 6            # and 1..switch_run_lead more windows of the old action, then
+                                        # the new one (stream_data.switch_offset)
     # clips
     T: int = 8                          # windows per clip (model timesteps)
     window_us: int = 100_000            # window length
@@ -126,6 +129,9 @@ class OptimConfig:
     decoded_focus_weight: float = 4.0
     transition_weight: float = 0.0      # while the label turns at a switch, no third class may lead
     transition_margin: float = 0.1      # ... in the decoded EMA (by this margin; decoded_loss)
+    direction_weight: float = 0.0       # stream data: the target's logit must lead its time
+    direction_margin: float = 2.0       # reversal's (the other direction: clockwise <-> anticlockwise,
+                                        # swipes) by this margin (decoded_loss.direction_loss)
     aux_batch_size: int = 16
     amp: bool = True                    # only used when CUDA is present
     channels_last: bool = True          # only used when CUDA is present

@@ -131,3 +131,22 @@ def transition_loss(logits: torch.Tensor, y: torch.Tensor, *, ema: float = 0.6, 
     pair = torch.nn.functional.one_hot(o, s.shape[-1]).bool() | torch.nn.functional.one_hot(n, s.shape[-1]).bool()
     third = s.masked_fill(pair, -1.0).max(-1).values
     return torch.relu(third - torch.maximum(s_o, s_n) + float(margin))[mask].mean()
+
+
+def direction_loss(logits: torch.Tensor, y: torch.Tensor, partner: torch.Tensor, *,
+                   margin: float = 2.0) -> torch.Tensor:
+    """The two directions of one motion told apart: for every window whose (valid) target ``t``
+    has a partner class ``partner[t] != t`` (its time reversal: clockwise <-> anticlockwise,
+    swipe left <-> right, ...; -1 / itself = none), mean ``relu(margin - (z_t - z_partner))``
+    over those windows (``z`` = logits ``[B * R, C]``, ``y [B, R]`` or ``[B]``).  0 when no
+    window has one."""
+    yy = y.reshape(-1)
+    valid = yy >= 0
+    pt = torch.full_like(yy, -1)
+    pt[valid] = partner.to(yy.device)[yy[valid]]
+    mask = valid & (pt >= 0) & (pt != yy)
+    if not bool(mask.any()):
+        return logits.sum() * 0.0
+    z = logits.float()[mask]
+    gap = z.gather(-1, yy[mask][:, None])[:, 0] - z.gather(-1, pt[mask][:, None])[:, 0]
+    return torch.relu(float(margin) - gap).mean()

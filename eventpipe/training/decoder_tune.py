@@ -34,10 +34,11 @@ import torch
 from eventpipe.labels import LabelDecoder
 
 GRID = dict(ema=(0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8), hysteresis=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
-            dwell=(1, 2, 3), challenger_ema=(None, 0.0, 0.2, 0.4, 0.5))
+            dwell=(1, 2, 3), challenger_ema=(None, 0.0, 0.2, 0.4, 0.5),
+            release=(None, 0.1, 0.2, 0.3), release_hysteresis=(None, 0.1))
 
-#: the settings a checkpoint stores (extra["decoder"]); challenger_ema only where it is used
-KEYS = ("ema", "hysteresis", "dwell", "challenger_ema")
+#: the settings a checkpoint stores (extra["decoder"]); challenger_ema and release* only where used
+KEYS = ("ema", "hysteresis", "dwell", "challenger_ema", "release", "release_hysteresis")
 
 
 @torch.no_grad()
@@ -96,8 +97,13 @@ def grid(streams: list[tuple], class_names, grid: dict = GRID, **kw) -> list[dic
         ch = setting.get("challenger_ema")
         if ch is not None and ch >= setting.get("ema", 0.0):
             continue   # no faster than ema: the single-EMA rule, already in the grid as None
+        if setting.get("release") is None and setting.get("release_hysteresis") is not None:
+            continue   # no release: its margin is unused
+        if setting.get("release") is not None and setting.get("dwell", 1) > 1:
+            continue   # release is tried with dwell 1 only (a dwell delays every switch anyway)
         r = score_settings(streams, class_names, **setting, **kw)
-        rows.append(dict({"challenger_ema": None}, **setting, settled_accuracy=r["settled_accuracy"],
+        unset = {"challenger_ema": None, "release": None, "release_hysteresis": None}
+        rows.append(dict(unset, **setting, settled_accuracy=r["settled_accuracy"],
                          switch_catch_rate=r["switch_catch_rate"],
                          label_changes_per_switch=r["label_changes_per_switch"],
                          window_accuracy=r["window_accuracy"]))
@@ -158,14 +164,17 @@ def main(argv=None) -> int:
     print("per class (settled, raw argmax): " + ", ".join(
         f"{k} {v:.3f}" for k, v in sorted(raw["per_class_settled"].items())))
     rows = grid(streams, meta["class_names"])
-    print("ema  hyst dwell chall | settled  caught  changes/switch  window")
+    print("ema  hyst dwell chall rel  relh | settled  caught  changes/switch  window")
     for r in rows:
         ch = "   - " if r["challenger_ema"] is None else f"{r['challenger_ema']:.2f} "
-        print(f"{r['ema']:.2f} {r['hysteresis']:.2f} {r['dwell']:5d} {ch}| {r['settled_accuracy']:.4f}  "
+        rl = "   -    - " if r["release"] is None else (
+            f"{r['release']:.2f} " + ("   - " if r["release_hysteresis"] is None else f"{r['release_hysteresis']:.2f} "))
+        print(f"{r['ema']:.2f} {r['hysteresis']:.2f} {r['dwell']:5d} {ch}{rl}| {r['settled_accuracy']:.4f}  "
               f"{r['switch_catch_rate']:.4f}  {r['label_changes_per_switch']:6.2f}          {r['window_accuracy']:.4f}")
     best = pick(rows, args.max_changes)
     print(f"best (<= {args.max_changes} changes per switch): ema={best['ema']} hysteresis={best['hysteresis']} "
-          f"dwell={best['dwell']} challenger_ema={best['challenger_ema']}: settled {best['settled_accuracy']:.4f}, "
+          f"dwell={best['dwell']} challenger_ema={best['challenger_ema']} release={best['release']} "
+          f"release_hysteresis={best['release_hysteresis']}: settled {best['settled_accuracy']:.4f}, "
           f"caught {best['switch_catch_rate']:.4f}, {best['label_changes_per_switch']:.2f} changes per switch")
     if args.store:
         store_settings(args.checkpoint, {k: best[k] for k in KEYS})
@@ -175,12 +184,14 @@ def main(argv=None) -> int:
 
 def store_settings(checkpoint, settings: dict) -> None:
     """Write decoder ``settings`` into ``checkpoint``'s ``extra["decoder"]`` (atomically; the
-    weights and everything else stay as they are); ``challenger_ema`` only when set."""
+    weights and everything else stay as they are); ``challenger_ema`` and ``release*`` only when
+    set."""
     raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
     stored = {"ema": float(settings["ema"]), "hysteresis": float(settings["hysteresis"]),
               "dwell": int(settings["dwell"])}
-    if settings.get("challenger_ema") is not None:
-        stored["challenger_ema"] = float(settings["challenger_ema"])
+    for key in ("challenger_ema", "release", "release_hysteresis"):
+        if settings.get(key) is not None:
+            stored[key] = float(settings[key])
     raw.setdefault("extra", {})["decoder"] = stored
     tmp = f"{checkpoint}.tmp"
     torch.save(raw, tmp)

@@ -181,10 +181,36 @@ def run_start(index: list, starts, lengths, run_windows: int, seed: int, epoch: 
     return int(starts[s]) + off, rng
 
 
+def switch_windows(t_end: np.ndarray, switch_us: int) -> np.ndarray:
+    """Indices of the windows of one stream that are the first to end after a switch (event
+    time ``k * switch_us``, k >= 1): the first window of each new action."""
+    seg = (np.asarray(t_end, np.int64) - 1) // int(switch_us)
+    return np.flatnonzero(np.diff(seg) > 0) + 1
+
+
+def switch_offset(switches: np.ndarray, length: int, run_windows: int, burn_in: int, lead: int,
+                  rng: np.random.Generator):
+    """The offset of a run cut around a switch: the run starts ``burn_in + j`` windows before a
+    switch drawn from ``switches`` (``j`` uniform in 1..``lead``), so the membranes hold the old
+    action when the new one arrives and the run still ends ``run_windows - burn_in - j`` windows
+    after it; ``None`` when no switch of the stream leaves room."""
+    j = int(rng.integers(1, max(1, int(lead)) + 1))
+    first = np.asarray(switches, np.int64) - int(burn_in) - j
+    ok = first[(first >= 0) & (first + int(run_windows) <= int(length))]
+    if not len(ok):
+        return None
+    return int(ok[int(rng.integers(0, len(ok)))])
+
+
 class StreamRuns(Dataset):
     """Runs of ``cfg.run_windows`` consecutive windows cut from streams concatenated in
     ``frames``: the subclass sets ``cfg``, ``train`` and ``frames`` and calls :meth:`_cut`
-    with the streams' lengths; the items, the epoch and a run's frames live here."""
+    with the streams' lengths; the items, the epoch and a run's frames live here.  A subclass
+    that knows where its streams switch action sets ``switches`` (per stream, the first window
+    of each new action: :func:`switch_windows`); then ``cfg.switch_runs`` of the training runs
+    are cut around one (:func:`switch_offset`)."""
+
+    switches = None
 
     def _cut(self, lengths) -> None:
         d = self.cfg
@@ -205,6 +231,13 @@ class StreamRuns(Dataset):
         d = self.cfg
         a, rng = run_start(self.index, self.starts, self.lengths, d.run_windows, d.seed,
                            self.epoch, i)
+        share = float(d.switch_runs)
+        if self.train and share > 0 and self.switches is not None and rng.random() < share:
+            s = self.index[i][0]
+            off = switch_offset(self.switches[s], int(self.lengths[s]), d.run_windows, d.burn_in,
+                                d.switch_run_lead, rng)
+            if off is not None:
+                a = int(self.starts[s]) + off
         return a, rng, torch.from_numpy(self.frames[a:a + d.run_windows].astype(np.float32))
 
 
@@ -235,6 +268,12 @@ class SyntheticStreamFrames(StreamRuns):
             raise ValueError(f"streams of {int(lengths.min())} windows are shorter than run_windows={d.run_windows}; "
                              f"raise data.stream_seconds")
         self.switch_us = int(round(d.switch_every_s * 1e6))
+        if not 0.0 <= d.switch_runs <= 1.0:
+            raise ValueError(f"data.switch_runs must be in [0, 1], got {d.switch_runs}")
+        if int(d.switch_run_lead) < 1:
+            raise ValueError(f"data.switch_run_lead must be >= 1, got {d.switch_run_lead}")
+        ends = np.split(self.t_end, np.cumsum(lengths)[:-1])
+        self.switches = [switch_windows(e, self.switch_us) for e in ends]
         self.hmap = flip_label_map(self.class_names, "h")
         self.rmap = time_reverse_map(self.class_names)
         unknown = sorted(set(d.class_weights) - set(self.class_names))

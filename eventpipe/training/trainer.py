@@ -24,9 +24,11 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sequ
 
 import snn
 from eventpipe.represent import recipe_to_checkpoint
+from eventpipe.training.augment import time_reverse_map
 from eventpipe.training.config import TrainConfig, config_dict, data_recipe
 from eventpipe.training.datasets import build_dataset
-from eventpipe.training.decoded_loss import decoded_margin_loss, held_for, transition_loss  # noqa: F401 (held_for: its home before)
+from eventpipe.training.decoded_loss import (  # noqa: F401 (held_for: its home before)
+    decoded_margin_loss, direction_loss, held_for, transition_loss)
 from eventpipe.training.optim import lr_at, make_optimizer
 
 STATE_FORMAT = "eventpipe.train_state/1"
@@ -292,6 +294,7 @@ def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
         torch.distributed.barrier()
     class_names = list(train_ds.class_names)
     nc = len(class_names)
+    partner = torch.from_numpy(time_reverse_map(class_names))
 
     model = build_model(cfg, nc).to(device)
     use_cuda = device.type == "cuda"
@@ -397,6 +400,9 @@ def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
                     o = cfg.optim
                     loss = loss + o.transition_weight * transition_loss(
                         logits, y, ema=o.decoded_ema, margin=o.transition_margin, start=o.decoded_start)
+                if cfg.optim.direction_weight > 0 and y.dim() == 2:
+                    loss = loss + cfg.optim.direction_weight * direction_loss(
+                        logits, y, partner, margin=cfg.optim.direction_margin)
                 if aux_batches is not None:
                     xa, ya, *ra = next(aux_batches)
                     la, ta = logits_and_targets(ddp_model, _to_input(xa, device),

@@ -156,8 +156,9 @@ def test_synthetic_source_makes_its_first_packet_before_it_starts(monkeypatch):
 
 def test_the_shipped_model_is_what_the_doc_says():
     """"With no `--model`, the shipped `snn/weights/meta_spikeformer_tiny_synthetic.pt` runs
-    (100 ms windows, 64x64, log counts)"; "the shipped model carries ema 0.7, hysteresis 0.3,
-    dwell 1" (if the shipped weights are replaced, update docs/runtime.md with this test)."""
+    (100 ms windows, 64x64, log counts)"; "the shipped model carries ema 0.6, hysteresis 0.4,
+    dwell 1, challenger_ema 0.4, release 0.2" (if the shipped weights are replaced, update
+    docs/runtime.md with this test)."""
     import snn
     from eventpipe.represent import recipe_from_checkpoint
     from eventpipe.runtime.model_loader import DEFAULT_WEIGHTS
@@ -167,4 +168,5 @@ def test_the_shipped_model_is_what_the_doc_says():
     r = recipe_from_checkpoint(meta)
     assert (r.window_us, r.size, r.normalisation) == (100_000, (64, 64), "log1p")
     dec = meta["extra"]["decoder"]
-    assert (dec["ema"], dec["hysteresis"], dec["dwell"]) == (0.7, 0.3, 1)
+    assert (dec["ema"], dec["hysteresis"], dec["dwell"], dec["challenger_ema"], dec["release"]) == (
+        0.6, 0.4, 1, 0.4, 0.2)

@@ -127,7 +127,8 @@ def test_the_runtime_decodes_with_the_checkpoints_stored_settings_unless_the_con
     from eventpipe.training.decoder_tune import store_settings
 
     raw = torch.load(DEFAULT_WEIGHTS, weights_only=True)
-    assert raw["extra"]["decoder"] == {"ema": 0.7, "hysteresis": 0.3, "dwell": 1, "challenger_ema": 0.5}
+    assert raw["extra"]["decoder"] == {"ema": 0.6, "hysteresis": 0.4, "dwell": 1, "challenger_ema": 0.4,
+                                       "release": 0.2}
 
     def decoder_of(model, sets=()):
         cfg = load_run_config(None, list(sets))
@@ -135,12 +136,13 @@ def test_the_runtime_decodes_with_the_checkpoints_stored_settings_unless_the_con
         return Pipeline(cfg, None, loaded, [], recipe=loaded.recipe).decoder
 
     d = decoder_of("default")
-    assert (d.ema, d.hysteresis, d.dwell, d.challenger_ema) == (0.7, 0.3, 1, 0.5)
+    assert (d.ema, d.hysteresis, d.dwell, d.challenger_ema, d.release, d.release_hysteresis) == (
+        0.6, 0.4, 1, 0.4, 0.2, None)
     d = decoder_of("default", ["decoder.ema=0", "decoder.dwell=2"])
-    assert (d.ema, d.hysteresis, d.dwell) == (0.0, 0.3, 2)
-    assert d.challenger_ema is None   # the stored 0.5 is no faster than ema 0: the single-EMA rule
-    d = decoder_of("default", ["decoder.challenger_ema=0.4"])
-    assert (d.ema, d.challenger_ema) == (0.7, 0.4)
+    assert (d.ema, d.hysteresis, d.dwell) == (0.0, 0.4, 2)
+    assert d.challenger_ema is None   # the stored 0.4 is no faster than ema 0: the single-EMA rule
+    d = decoder_of("default", ["decoder.challenger_ema=0.2", "decoder.release=0.1"])
+    assert (d.ema, d.challenger_ema, d.release) == (0.6, 0.2, 0.1)
     bare = tmp_path / "bare.pt"
     del raw["extra"]["decoder"]
     torch.save(raw, bare)
