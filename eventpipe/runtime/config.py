@@ -91,9 +91,9 @@ class FilterConfig:
 
 @dataclasses.dataclass
 class DecoderConfig:
-    # ema / hysteresis / dwell unset (None): the checkpoint's own (extra["decoder"]; the shipped
-    # model's EMA 0.6 + hysteresis 0.3 were chosen on its training's validation streams by
-    # eventpipe.training.decoder_tune), else 0 / 0 / 1 (eventpipe.labels.decoder_settings)
+    # ema / hysteresis / dwell / challenger_ema / release / release_hysteresis unset (None): the
+    # checkpoint's own (extra["decoder"], chosen on its training's validation streams by
+    # eventpipe.training.decoder_tune), else 0 / 0 / 1 / off (eventpipe.labels.decoder_settings)
     ema: float | None = bounded(None, ge=0, lt=1)
     topk: int = bounded(3, ge=1)
     threshold: float = bounded(0.0, ge=0, le=1)
