@@ -128,3 +128,16 @@ def test_out_of_range_options_are_rejected(kw):
                                 {"ema": 0.0}])
 def test_edge_options_are_accepted(kw):
     LabelDecoder(NAMES, **kw)
+
+
+@pytest.mark.parametrize("key,inside,outside", [
+    ("challenger_ema", 1 - 2 ** -20, 1.0), ("challenger_ema", 0.0, -2 ** -20),
+    ("release", 1.0, 1 + 2 ** -20), ("release", 0.0, -2 ** -20),
+    ("release_hysteresis", 1.0, 1 + 2 ** -20), ("release_hysteresis", 0.0, -2 ** -20),
+])
+def test_decoder_setting_ranges_at_both_edges(key, inside, outside):
+    """challenger_ema in [0, 1), release and release_hysteresis in [0, 1], as documented."""
+    ema = 1 - 2 ** -21  # above every inside challenger_ema (one no faster than ema is dropped)
+    assert getattr(LabelDecoder(NAMES, ema=ema, **{key: inside}), key) == inside
+    with pytest.raises(ValueError, match=key):
+        LabelDecoder(NAMES, **{key: outside})
