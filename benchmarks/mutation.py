@@ -472,16 +472,21 @@ def main(argv=None) -> int:
                            f"{getattr(run_tests, 'tail', '')}")
                 bar.update(len(mutants))
                 continue
+            dep_src = {d: d.read_bytes() for d in deps}
             for m in mutants:
                 try:
                     target.write_bytes(m.source)
-                    now = time.time()
-                    for d in deps:  # their cached kernels inline the mutated ones
-                        os.utime(d, (now, now))
+                    # their cached kernels inline the mutated ones: Numba (0.59+) stamps a
+                    # cache with a hash of the source's content, so touching the file is not
+                    # enough; a comment naming the mutant makes them recompile
+                    for d, src in dep_src.items():
+                        d.write_bytes(src + f"\n# mutant {m.id}\n".encode())
                     outcome, dt = run_tests(root, tests, env, args.timeout)
                 finally:
                     target.write_bytes(original)
                     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+                    for d, src in dep_src.items():
+                        d.write_bytes(src)
                 killed = outcome != "passed"
                 rec["mutants"].append({"id": m.id, "listed": m.listed, "outcome": outcome,
                                        "killed": killed, "seconds": round(dt, 1)})
