@@ -141,3 +141,13 @@ def test_decoder_setting_ranges_at_both_edges(key, inside, outside):
     assert getattr(LabelDecoder(NAMES, ema=ema, **{key: inside}), key) == inside
     with pytest.raises(ValueError, match=key):
         LabelDecoder(NAMES, **{key: outside})
+
+
+@pytest.mark.parametrize("hysteresis,label", [(0.125, 1), (0.125 + 2 ** -20, 0), (0.25, 0)])
+def test_challenger_must_beat_the_current_labels_fast_support_too(hysteresis, label):
+    """With a challenger EMA the current label's support is the larger of its slow and fast
+    EMA: wave's slow 0.25 but fast 0.375 against clap's fast 0.5 - clap is ahead of the fast
+    support by exactly 0.125 (equal: switch), of the slow one by 0.25."""
+    smooth = np.array([0.25, 0.5, 0.25])
+    fast = np.array([0.375, 0.5, 0.125])
+    assert choose_label(smooth, 0, 0.0, hysteresis, fast) == label
