@@ -215,6 +215,10 @@ NOTES: dict[str, str] = {
                          "can only support an event with t < filter_time, and every such "
                          "event is kept anyway (tonic's initial memory); refractory and "
                          "hot-pixel results do not depend on unused cells",
+    "frames:162:1 -> 2": "equivalent: `_valid_mask`'s count of kept events only decides "
+                         "whether the index-window path copies the valid events out; with "
+                         "every event valid the mutant copies all of them, and the frames and "
+                         "counters are the same (only slower)",
     "udp:119:256 -> 257": "equivalent: `read_limit` only says how many queued datagrams one "
                           "`read()` decodes together; the events, their order and every "
                           "counter are the same",
