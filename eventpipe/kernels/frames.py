@@ -339,6 +339,10 @@ def _to_frames(events, sensor_size, time_window=None, event_count=None, n_time_b
     maxval = saturation_value(dtype, clip, binary)
     tol = np.int64(time_tolerance_us)
     stats = BinStats()
+    if threads is not None and (isinstance(threads, (bool, np.bool_))
+                                or not isinstance(threads, (int, np.integer)) or threads < 1):
+        raise ValueError(f"threads must be None (the default: all cores for big calls) or an "
+                         f"integer >= 1, got {threads!r}")
     nthreads = threads
     if pool is not None and not isinstance(pool, OutputPool):
         raise TypeError(f"pool must be an eventpipe.kernels.OutputPool or None, got {type(pool).__name__}")

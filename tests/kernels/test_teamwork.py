@@ -212,3 +212,16 @@ def test_import_starts_no_thread_and_the_first_parallel_call_starts_the_helpers(
                          ).stdout.split()
     assert out[0] == "1"
     assert int(out[1]) == int(out[2])  # the calling thread + one helper (if two cores)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "2", True, float("nan")])
+def test_threads_other_than_none_or_a_positive_integer_is_one_clear_error(bad):
+    ev = synthetic(100, W=8, H=8, t_max=1000, seed=1)
+    with pytest.raises(ValueError, match=r"threads must be None .* or an integer >= 1, got"):
+        to_frames(ev, (8, 8), time_window=100, threads=bad)
+
+
+def test_threads_accepts_numpy_integers():
+    ev = synthetic(100, W=8, H=8, t_max=1000, seed=1)
+    np.testing.assert_array_equal(to_frames(ev, (8, 8), time_window=100, threads=np.int64(2)),
+                                  to_frames(ev, (8, 8), time_window=100, threads=1))
