@@ -292,13 +292,24 @@ def stream(ev, wh, window, packet, n_events=None):
     return n
 
 
+
+def _at_least_one(text: str) -> int:
+    """``--repeat``: an integer >= 1 (best-of-N needs one run at least)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--recording", default="evt2_sample.raw")
     ap.add_argument("--window-us", type=int, default=10_000)
     ap.add_argument("--packet", type=int, default=10_000)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=_at_least_one, default=3)
     ap.add_argument("--plot", default=str(REPO / "docs" / "img" / "binning_packet_size.png"))
     ap.add_argument("--no-tonic", action="store_true")
     ap.add_argument("--breakdown", action="store_true", help="where the to_frames time goes")
