@@ -54,7 +54,7 @@ from eventpipe.kernels._window_loop import (
     _bin_window,
     _bin_window_fast,
 )
-from eventpipe.kernels import _writeonce
+from eventpipe.kernels import _chunkplan, _writeonce
 from eventpipe.kernels._teamwork import claim, plan_threads, run_chunks
 from eventpipe.kernels.outpool import OutputPool
 
@@ -193,7 +193,7 @@ def _bin_time(ev, ws, we, res, P, tol, maxval, nthreads, counters, zeroed=True,
     room = _room(ev, maxval)
     if not zeroed:
         return _bin_time_once(ev, ws, we, res, P, tol, maxval, nthreads, counters, room, pool)
-    chunks = _chunks(t, ws, nthreads)
+    chunks = _chunks(t, ws, nthreads, res.nbytes // max(1, T))
     if chunks is not None:
         ev_lo, k_lo = chunks
         runmax = np.empty(len(k_lo) - 1, np.int64)
@@ -213,26 +213,9 @@ def _bin_time(ev, ws, we, res, P, tol, maxval, nthreads, counters, zeroed=True,
                             False, counters, room))
 
 
-#: chunks per thread of a parallel time-window call, handed out dynamically
-CHUNKS_PER_THREAD = 4
-
-
-def _chunks(t, ws, nthreads):
-    """``(ev_lo, k_lo)``: about ``CHUNKS_PER_THREAD * nthreads`` chunks of ~equal event count, cut at window
-    starts (chunk ``c``: events ``[ev_lo[c], ev_lo[c+1])``, windows ``[k_lo[c], k_lo[c+1])``),
-    or None when one thread should do it all."""
-    T, n = len(ws), len(t)
-    nch = min(T, CHUNKS_PER_THREAD * nthreads)  # a few chunks per thread, handed out dynamically
-    if not (nthreads > 1 and nch > 1 and n >= 4 * nch):
-        return None
-    # chunks of ~n/nch events, cut at the window start nearest to c*n/nch
-    e = _window_starts(t, ws)
-    target = np.arange(1, nch) * n // nch
-    k = np.searchsorted(e, target).clip(1, T - 1)
-    k = np.where(target - e[k - 1] < e[k] - target, k - 1, k).clip(1, T - 1)
-    k_lo = np.unique(np.concatenate([[0], k, [T]]))
-    ev_lo = np.concatenate([[0], e[k_lo[1:-1]], [n]])
-    return ev_lo, k_lo
+def _chunks(t, ws, nthreads, frame_bytes):
+    """``(ev_lo, k_lo)`` of a parallel call (:func:`_chunkplan.chunks`), or None."""
+    return _chunkplan.chunks(t, ws, nthreads, frame_bytes)
 
 
 def _chunks_agree(runmax, ws, k_lo) -> bool:
@@ -253,7 +236,7 @@ def _bin_time_once(ev, ws, we, res, P, tol, maxval, nthreads, counters, room, po
                else np.zeros((rows, F), res.dtype))
     nt = _writeonce.use_nt(res)
     try:
-        chunks = _chunks(ev["t"], ws, nthreads)
+        chunks = _chunks(ev["t"], ws, nthreads, res.nbytes // max(1, T))
         if chunks is not None:
             ev_lo, k_lo = chunks
             runmax = np.empty(len(k_lo) - 1, np.int64)
