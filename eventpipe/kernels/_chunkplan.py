@@ -45,24 +45,26 @@ def _window_of(ws, v):
 
 
 @njit(cache=True, nogil=True)
-def plan(t, ws, nch, frame_work):
+def plan(t, ws, cuts, frame_work):
     """``(ev_lo, k_lo)`` of at most ``nch`` chunks of about equal cost, ``events +
     frame_work * windows``.  Cut ``c`` is found by one binary search over the events for
     the first event ``i`` with ``i + frame_work * window(t[i]) >= c / nch`` of the total
     (monotone in ``i`` for sorted times), then placed at the start of that event's window
-    (or the next one, if the event lies in the later half of its window), and its first
-    event is one more binary search.  Cuts are strictly increasing windows and
+    (or the next one, if the event lies in the later half of its window; or, when windows
+    with no event precede it, at the one where their frames reach the target), and its
+    first event is one more binary search.  Cuts are strictly increasing windows and
     nondecreasing events; empty chunks are left out."""
     T = ws.shape[0]
     n = t.shape[0]
     total = n + T * frame_work
+    nch = cuts.shape[0] + 1
     k_lo = np.empty(nch + 1, np.int64)
     ev_lo = np.empty(nch + 1, np.int64)
     k_lo[0] = 0
     ev_lo[0] = 0
     m = 0
     for c in range(1, nch):
-        target = total * c // nch
+        target = np.int64(total * cuts[c - 1])
         lo = ev_lo[m]
         hi = n
         while lo < hi:
@@ -74,7 +76,12 @@ def plan(t, ws, nch, frame_work):
         if lo >= n:
             break
         k = _window_of(ws, t[lo])
-        if k + 1 < T and (t[lo] - ws[k]) * 2 > ws[k + 1] - ws[k]:
+        kg = k_lo[m] + 1  # the first window after the previous event's (sorted times)
+        if lo > ev_lo[m]:
+            kg = max(kg, _window_of(ws, t[lo - 1]) + 1)
+        if kg < k:  # windows kg..k-1 hold no event: cut where their frames reach the target
+            k = min(k, max(kg, (target - lo + frame_work - 1) // frame_work))
+        elif k + 1 < T and (t[lo] - ws[k]) * 2 > ws[k + 1] - ws[k]:
             k += 1
         if k <= k_lo[m]:
             continue
@@ -90,6 +97,24 @@ def plan(t, ws, nch, frame_work):
     return ev_lo[:m + 1].copy(), k_lo[:m + 1].copy()
 
 
+GUIDED = True
+
+
+def cut_fractions(nch: int, nthreads: int) -> np.ndarray:
+    """Where the cuts fall, as fractions of the total cost."""
+    if not GUIDED:
+        return np.arange(1, nch) / nch
+    out, done = [], 0.0
+    floor = 1.0 / (4 * nch)
+    while True:
+        size = max((1.0 - done) / (2 * nthreads), floor)
+        done += size
+        if done >= 1.0 - floor / 2:
+            break
+        out.append(done)
+    return np.array(out)
+
+
 def chunks(t, ws, nthreads: int, frame_bytes: int):
     """``(ev_lo, k_lo)``: about ``CHUNKS_PER_THREAD * nthreads`` chunks of about equal
     cost (:func:`plan`), or None when one thread should do it all."""
@@ -97,7 +122,7 @@ def chunks(t, ws, nthreads: int, frame_bytes: int):
     nch = min(T, CHUNKS_PER_THREAD * nthreads)  # a few chunks per thread, handed out dynamically
     if not (nthreads > 1 and nch > 1 and n >= 4 * nch):
         return None
-    ev_lo, k_lo = plan(t, ws, np.int64(nch), np.int64(max(1, frame_bytes // 8)))
+    ev_lo, k_lo = plan(t, ws, cut_fractions(nch, nthreads), np.int64(max(1, frame_bytes // 8)))
     if len(k_lo) < 3:
         return None
     return ev_lo, k_lo
