@@ -33,6 +33,7 @@ from eventpipe.kernels import (  # noqa: E402
     to_timesurface,
     to_voxel_grid,
 )
+from benchmarks._timeline import timeline  # noqa: E402
 from tests.conftest import expected_events, expected_meta  # noqa: E402
 
 TONIC_DTYPE = np.dtype([("x", int), ("y", int), ("t", int), ("p", int)])
@@ -359,6 +360,12 @@ def run_workloads(n_vga: int, n_128: int, repeat: int) -> float:
         print(f"{'  recycled (opt-in)':<20}: OutputPool, not the default call, not in the "
               f"verdict | {dflt} {mp['pool'][0] * 1e3:5.1f} ms {r['pool']:5.1f}x | "
               f"1 thread {mp['pool1'][0] * 1e3:5.1f} ms {pool_r:5.1f}x [lower of wall, cpu]")
+        tl = timeline(ev, wh, tw, repeat)
+        print(f"{'  timeline':<20}: {dflt}, median of {repeat} calls, ms: entry -> first chunk "
+              f"{tl['pre']:.2f} | helper starts +{tl['helper_late']:.2f} | in chunks: caller "
+              f"{tl['busy0']:.1f}, helper {tl['busy1']:.1f} ({tl['chunks']:.0f} chunks) | one "
+              f"thread idle at the end {tl['tail']:.2f} | last chunk -> return {tl['post']:.2f} "
+              f"| total {tl['total']:.1f} (floor 2 threads {np.median(tf2) * 1e3:.1f})")
         if ev.dtype != EVENT_DTYPE:  # what reading tonic's dtype directly saves
             tc = best(lambda: to_frames(as_events(ev), wh, time_window=tw, threads=1), repeat,
                       "conv")

@@ -97,15 +97,20 @@ def plan(t, ws, cuts, frame_work):
     return ev_lo[:m + 1].copy(), k_lo[:m + 1].copy()
 
 
-GUIDED = True
+#: the smallest chunk is ``1 / (TAIL_SPLIT * chunks)`` of the total (see :func:`cut_fractions`)
+TAIL_SPLIT = 16
 
 
 def cut_fractions(nch: int, nthreads: int) -> np.ndarray:
-    """Where the cuts fall, as fractions of the total cost."""
-    if not GUIDED:
-        return np.arange(1, nch) / nch
+    """Where the cuts fall, as fractions of the total cost: guided sizes, each chunk
+    ``1 / (2 * nthreads)`` of what is left, but at least ``1 / (TAIL_SPLIT * nch)`` of the
+    total (the last one takes the rest).  Threads take chunks in order, so the thread that
+    finds none left waits at most for one of the small last chunks of the others, not for
+    an ``nch``-th of the work (equal chunks).  The first chunks are large: two threads
+    faulting the fresh pages of neighbouring frames at the same moment cost more CPU
+    (one-frame chunks on VGA: +25% of process CPU time)."""
     out, done = [], 0.0
-    floor = 1.0 / (4 * nch)
+    floor = 1.0 / (TAIL_SPLIT * nch)
     while True:
         size = max((1.0 - done) / (2 * nthreads), floor)
         done += size

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 from eventpipe.kernels import to_frames
-from eventpipe.kernels._chunkplan import CHUNKS_PER_THREAD, chunks, cut_fractions, plan
+from eventpipe.kernels._chunkplan import (
+    CHUNKS_PER_THREAD,
+    TAIL_SPLIT,
+    chunks,
+    cut_fractions,
+    plan,
+)
 from eventpipe.kernels._windows import time_windows
 from tests.kernels._util import synthetic
 
@@ -44,7 +50,7 @@ def test_guided_sizes_start_at_a_share_per_thread_and_shrink_to_a_floor():
         size = np.diff(np.r_[0.0, cut_fractions(nch, nthreads), 1.0])
         assert size[0] == pytest.approx(1 / (2 * nthreads))
         assert np.all(np.diff(size[:-1]) <= 1e-12)  # non-increasing (the last is the rest)
-        assert size[-2] == pytest.approx(1 / (4 * nch)) and size[-1] < 1 / (2 * nch)
+        assert size[-2] == pytest.approx(1 / (TAIL_SPLIT * nch)) and size[-1] < 2 / (TAIL_SPLIT * nch)
         assert np.all(size > 0)
 
 
