@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 
 import numpy as np
 from llvmlite import ir
@@ -100,13 +101,19 @@ def timeline(ev, wh, tw, calls: int) -> dict[str, float]:
             ch = log[:n]
             ms = lambda v: v / ghz / 1e6  # noqa: E731
             mine, theirs = ch[ch[:, 0] == 0], ch[ch[:, 0] == 1]
+            if not len(mine):  # a one-thread call (below the work threshold): no chunks
+                parts.append(dict.fromkeys(("pre", "helper_late", "busy0", "busy1", "tail",
+                                            "post"), np.nan) | dict(total=ms(e - s), chunks=0))
+                continue
             ends = [v for v in done[:2] if v]
             parts.append(dict(
-                pre=ms(mine[:, 1].min() - s) if len(mine) else np.nan,
+                pre=ms(mine[:, 1].min() - s),
                 helper_late=ms(theirs[:, 1].min() - mine[:, 1].min()) if len(theirs) else np.nan,
                 busy0=ms((mine[:, 2] - mine[:, 1]).sum()), busy1=ms((theirs[:, 2] - theirs[:, 1]).sum()),
                 tail=max(0.0, ms(ch[:, 2].max() - min(ends))) if len(ends) == 2 else np.nan,
                 post=ms(e - ch[:, 2].max()), total=ms(e - s), chunks=n))
     finally:
         frames._bin_chunks = real
-    return {k: float(np.nanmedian([p[k] for p in parts])) for k in parts[0]}
+    with warnings.catch_warnings():  # (all-nan parts of one-thread calls)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {k: float(np.nanmedian([p[k] for p in parts])) for k in parts[0]}
