@@ -7,7 +7,7 @@ The cuts balance an estimate of each chunk's cost, its events plus its frames' b
 binary searches per cut, not one per window: on the 621 windows of ``dvs128-sparse`` the
 search of every window start took ~0.5 ms of the calling thread before the helper could
 start (5% of the call), ~0.2 ms on VGA's 116.  The caller still checks that the chunks saw
-what a serial run would (``frames._chunks_agree``), so on unsorted times any cut is safe."""
+what a serial run would (``frames._merge_chunks``), so on unsorted times any cut is safe."""
 
 from __future__ import annotations
 

@@ -8,16 +8,21 @@ import numpy as np
 def time_windows(t_first: int, t_last: int, window: int, stride: int,
                  include_incomplete: bool) -> tuple[np.ndarray, np.ndarray]:
     """Regular windows ``[t_first + k*stride, ... + window)``; count as documented."""
+    n = time_window_count(t_first, t_last, window, stride, include_incomplete)
+    ws = int(t_first) + np.arange(n, dtype=np.int64) * int(stride)
+    return ws, ws + int(window)
+
+
+def time_window_count(t_first: int, t_last: int, window: int, stride: int,
+                      include_incomplete: bool) -> int:
+    """How many windows :func:`time_windows` makes (without making them)."""
     if window <= 0 or stride <= 0:
         raise ValueError(f"time_window must be > 0 and overlap < time_window, got "
                          f"window={window}, stride={stride}")
     d = int(t_last) - int(t_first)
     if include_incomplete:
-        n = (d - window) // stride + 2 if d >= window else 1
-    else:
-        n = max(1, (d - window) // stride + 1)
-    ws = int(t_first) + np.arange(n, dtype=np.int64) * int(stride)
-    return ws, ws + int(window)
+        return (d - window) // stride + 2 if d >= window else 1
+    return max(1, (d - window) // stride + 1)
 
 
 def _time_bin_windows(t_first: int, t_last: int, n_bins: int, overlap: float):
