@@ -166,11 +166,13 @@ def samples(fns: dict, repeat: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def round_ratio(theirs: np.ndarray, ours: np.ndarray) -> float:
-    """The median over rounds of ``theirs[i] / ours[i]`` (both timed in round ``i``): the
-    statistic the goal is judged on.  Each round's ratio compares two calls made a few
-    hundred ms apart, so a burst of load that hits one round moves one ratio, not the
-    verdict; unlike best-of-N on each side it does not reward the side whose time varies
-    more (the short call, ours) by keeping only its luckiest run."""
+    """The median over rounds of ``theirs[i] / ours[i]`` (both timed in round ``i``).  Each
+    round's ratio compares two calls made a few hundred ms apart, so a burst of load that
+    hits one round moves one ratio, not the result; unlike best-of-N on each side it does
+    not reward the side whose time varies more (the short call, ours, on an idle machine)
+    by keeping only its luckiest run.  On a loaded machine it can favour us instead (a burst
+    inside tonic's long call raises that round's ratio), so the goal judges the lower of
+    this and best-of-N (:func:`run_workloads`)."""
     return float(np.median(np.asarray(theirs) / np.asarray(ours)))
 
 
@@ -274,13 +276,13 @@ def run_workloads(n_vga: int, n_128: int, repeat: int) -> float:
     """to_frames vs tonic's to_frame_numpy on each workload, same array, same process, in
     ``repeat`` interleaved rounds (:func:`samples`: each round runs tonic, the default call,
     the one-thread call and the two-thread floor once, in turn); prints one line each, the
-    floors and the verdict; returns the worst ratio of the default call (the statistic the
-    goal judges, :func:`round_ratio`).
+    floors and the verdict; returns the worst judged ratio of the default call.
 
     The goal is judged on the **default call** (``to_frames(ev, wh, time_window=...)``, no
     ``threads``: numba's thread count, all cores by default) by wall time: for each workload
-    the median over the rounds of (tonic's time / ours in that round), and the worst of those
-    over the workloads.  Best-of-``repeat`` on each side is printed beside it.  The
+    the lower of the median over the rounds of (tonic's time / ours in that round)
+    (:func:`round_ratio`) and best-of-``repeat`` tonic / best-of-``repeat`` ours, and the
+    worst of those over the workloads: neither statistic can lift the verdict alone.  The
     two-thread floor (:func:`two_thread_floor`) is timed in the same rounds; its ceiling
     (the same statistic, tonic / floor) is what no two-thread call that returns a new array
     can beat here.  The one-thread call (``threads=1``) is reported beside it with its own
@@ -297,14 +299,16 @@ def run_workloads(n_vga: int, n_128: int, repeat: int) -> float:
           f"{repeat} interleaved rounds (each: tonic, the default call, 1 thread, the 2-thread "
           f"floor); cpus {os.cpu_count()}, numba threads {nth}; load average "
           f"{os.getloadavg()[0]:.1f}")
-    print(f"# ratio = tonic time / ours: med = median over the rounds of that round's ratio (what "
-          f"the goal judges), best = best tonic / best ours; times are the median of the rounds "
+    print(f"# ratio = tonic time / ours: med = median over the rounds of that round's ratio, best "
+          f"= best tonic / best ours; the goal judges the lower of the two; times are the median "
+          f"of the rounds "
           f"| {dflt}: to_frames(ev, wh, time_window=10_000), wall time | 1 thread: threads=1 "
           f"(best of the rounds, lower of the wall and cpu ratios)")
     print("# floor 2 threads (wall): a fresh zeroed output whose pages 2 threads fault in "
           "parallel (half each: np.zeros + write every 4 KiB page) while each reads half the "
-          "events; ceiling = tonic / that floor (med [best]): no two-thread binning that returns "
-          "a new array beats it; default/floor = median of the rounds' ratios")
+          "events; ceiling = tonic / that floor (the lower of med and best): no two-thread "
+          "binning that returns a new array beats it; default/floor = median of the rounds' "
+          "ratios")
     print(f"# floor 1 thread (CPU ms, best of {nfl}): a fresh zeroed output alone (np.zeros + "
           "write every 4 KiB page) | np.empty + memset | memset of a mapped array | read the "
           "events once; ceiling = tonic CPU / (fresh zeroed output + reading the events): no "
@@ -338,9 +342,11 @@ def run_workloads(n_vga: int, n_128: int, repeat: int) -> float:
         ceiling = cpu_tonic / (fl["zeros"] + fl["read"])
         wall_r, cpu_r = t_tonic / t1, cpu_tonic / cpu1
         pool_r = min(t_tonic / mp["pool1"][0], cpu_tonic / mp["pool1"][1])
-        r = dict(name=name, med=round_ratio(tonic_w, td), best=t_tonic / td.min(),
+        med, bst = round_ratio(tonic_w, td), t_tonic / td.min()
+        r = dict(name=name, med=med, best=bst, judged=min(med, bst),
                  one=min(wall_r, cpu_r), which="wall" if wall_r <= cpu_r else "cpu",
-                 ceiling=ceiling, ceil2=round_ratio(tonic_w, tf2), ceil2_best=t_tonic / tf2.min(),
+                 ceiling=ceiling, ceil2=min(round_ratio(tonic_w, tf2), t_tonic / tf2.min()),
+                 ceil2_med=round_ratio(tonic_w, tf2), ceil2_best=t_tonic / tf2.min(),
                  over=float(np.median(td / tf2)), pool1=pool_r, pool=t_tonic / mp["pool"][0])
         rows.append(r)
         print(f"{name:<20}: {len(ev) / 1e6:4.1f} M ev {ev.dtype.itemsize:2d} B/ev, "
@@ -349,8 +355,8 @@ def run_workloads(n_vga: int, n_128: int, repeat: int) -> float:
               f"{r['med']:5.1f}x [best {r['best']:4.1f}x] | 1 thread {t1 * 1e3:5.1f} ms "
               f"{wall_r:5.1f}x [cpu {cpu_r:4.1f}x]")
         print(f"{'  floor 2 threads':<20}: {np.median(tf2) * 1e3:5.1f} ms wall: ceiling "
-              f"{r['ceil2']:5.1f}x [best {r['ceil2_best']:4.1f}x]; {dflt} / floor "
-              f"{r['over']:4.2f}")
+              f"{r['ceil2']:5.1f}x (med {r['ceil2_med']:4.1f}x, best {r['ceil2_best']:4.1f}x); "
+              f"{dflt} / floor {r['over']:4.2f}")
         print(f"{'  floor 1 thread':<20}: {fl['zeros'] * 1e3:5.1f} | {fl['empty_memset'] * 1e3:5.1f} | "
               f"{fl['memset'] * 1e3:5.1f} | {fl['read'] * 1e3:5.1f} ms; 1 thread {cpu1 * 1e3:5.1f} ms, "
               f"tonic {cpu_tonic * 1e3:6.1f} ms CPU: ceiling {ceiling:5.1f}x "
@@ -372,20 +378,20 @@ def run_workloads(n_vga: int, n_128: int, repeat: int) -> float:
             print(f"{'  (converted first)':<20}: as_events + to_frames, 1 thread {tc * 1e3:5.1f} ms "
                   f"{t_tonic / tc:5.1f}x [cpu {cpu_tonic / CPU['conv']:4.1f}x], as before "
                   f"the kernels read tonic's dtypes")
-    wd = min(rows, key=lambda r: r["med"])
+    wd = min(rows, key=lambda r: r["judged"])
     w1 = min(rows, key=lambda r: r["one"])
     print("# 1 thread (threads=1), every workload: "
           + ", ".join(f"{r['name']} {r['one']:.1f}x (ceiling {r['ceiling']:.1f}x)" for r in rows))
-    print(f"# {dflt}, every workload, med [best]: "
-          + ", ".join(f"{r['name']} {r['med']:.1f}x [{r['best']:.1f}x] (ceiling {r['ceil2']:.1f}x)"
-                      for r in rows))
-    print(f"worst ratio, {dflt}, the goal: {wd['med']:.1f}x tonic (median of {repeat} rounds' "
-          f"ratios, wall time, {wd['name']}; best-of-{repeat} {wd['best']:.1f}x; 2-thread ceiling "
-          f"{wd['ceil2']:.1f}x): goal >= {GOAL:g}x with the default call "
-          f"{'met' if wd['med'] >= GOAL else 'NOT met'}")
+    print(f"# {dflt}, every workload, judged = lower of med and best: "
+          + ", ".join(f"{r['name']} {r['judged']:.1f}x (med {r['med']:.1f}x, best "
+                      f"{r['best']:.1f}x; ceiling {r['ceil2']:.1f}x)" for r in rows))
+    print(f"worst ratio, {dflt}, the goal: {wd['judged']:.1f}x tonic (the lower of the median of "
+          f"{repeat} rounds' ratios {wd['med']:.1f}x and best-of-{repeat} {wd['best']:.1f}x; wall "
+          f"time, {wd['name']}; 2-thread ceiling {wd['ceil2']:.1f}x): goal >= {GOAL:g}x with the "
+          f"default call {'met' if wd['judged'] >= GOAL else 'NOT met'}")
     low = min(rows, key=lambda r: r["ceil2"])
-    print(f"lowest 2-thread ceiling: {low['ceil2']:.1f}x tonic ({low['name']}, median of the "
-          f"rounds): {'below' if low['ceil2'] < GOAL else 'above'} {GOAL:g}x")
+    print(f"lowest 2-thread ceiling: {low['ceil2']:.1f}x tonic ({low['name']}, the lower of med "
+          f"and best): {'below' if low['ceil2'] < GOAL else 'at or above'} {GOAL:g}x")
     if w1["one"] >= GOAL:
         why = "met on one thread too"
     elif w1["ceiling"] < GOAL:
@@ -398,7 +404,7 @@ def run_workloads(n_vga: int, n_128: int, repeat: int) -> float:
     print(f"# recycled memory (OutputPool, opt-in, not the default call, not in the verdict): "
           f"worst {dflt} {min(r['pool'] for r in rows):.1f}x, 1 thread "
           f"{min(r['pool1'] for r in rows):.1f}x")
-    return wd["med"]
+    return wd["judged"]
 
 
 def stream(ev, wh, window, packet, n_events=None):

@@ -61,5 +61,5 @@ def test_workloads_run_prints_the_two_thread_floor_and_the_verdict():
     assert sum(ln.startswith("  floor 2 threads") for ln in lines) == 4
     assert sum(ln.startswith("  timeline") for ln in lines) == 4
     verdict = [ln for ln in lines if ln.startswith("worst ratio, default")]
-    assert len(verdict) == 1 and "median of 1 rounds' ratios" in verdict[0]
+    assert len(verdict) == 1 and "the lower of the median of 1 rounds' ratios" in verdict[0]
     assert any(ln.startswith("lowest 2-thread ceiling:") for ln in lines)
