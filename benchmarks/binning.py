@@ -433,7 +433,9 @@ def _at_least_one(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
     return n
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
+    """The command line; ``--repeat`` defaults to 3, or to ``WORKLOAD_ROUNDS`` with
+    ``--workloads``."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--recording", default="evt2_sample.raw")
@@ -450,10 +452,15 @@ def main(argv=None) -> int:
     ap.add_argument("--vga-events", type=int, default=6_300_000)
     ap.add_argument("--dvs128-events", type=int, default=3_000_000)
     args = ap.parse_args(argv)
-    if args.repeat is None and not args.workloads:
-        args.repeat = 3
+    if args.repeat is None:
+        args.repeat = WORKLOAD_ROUNDS if args.workloads else 3
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     if args.workloads:
-        run_workloads(args.vga_events, args.dvs128_events, args.repeat or WORKLOAD_ROUNDS)
+        run_workloads(args.vga_events, args.dvs128_events, args.repeat)
         return 0
 
     from tonic.functional import to_frame_numpy, to_timesurface_numpy, to_voxel_grid_numpy

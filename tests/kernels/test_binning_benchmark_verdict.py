@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from benchmarks._timeline import timeline
-from benchmarks.binning import judged_ratio, round_ratio, samples, two_thread_floor
+from benchmarks.binning import (
+    judged_ratio,
+    parse_args,
+    round_ratio,
+    samples,
+    two_thread_floor,
+)
 from tests.conftest import REPO
 from tests.kernels._util import synthetic
 
@@ -75,3 +81,9 @@ def test_workloads_run_prints_the_two_thread_floor_and_the_verdict():
     verdict = [ln for ln in lines if ln.startswith("worst ratio, default")]
     assert len(verdict) == 1 and "the lower of the median of 1 rounds' ratios" in verdict[0]
     assert any(ln.startswith("lowest 2-thread ceiling:") for ln in lines)
+
+
+def test_workloads_default_to_eleven_rounds():
+    assert parse_args(["--workloads"]).repeat == 11
+    assert parse_args(["--workloads", "--repeat", "5"]).repeat == 5
+    assert parse_args([]).repeat == 3
