@@ -109,7 +109,8 @@ def timeline(ev, wh, tw, calls: int) -> dict[str, float]:
             parts.append(dict(
                 pre=ms(mine[:, 1].min() - s),
                 helper_late=ms(theirs[:, 1].min() - mine[:, 1].min()) if len(theirs) else np.nan,
-                busy0=ms((mine[:, 2] - mine[:, 1]).sum()), busy1=ms((theirs[:, 2] - theirs[:, 1]).sum()),
+                busy0=ms((mine[:, 2] - mine[:, 1]).sum()),
+                busy1=ms((theirs[:, 2] - theirs[:, 1]).sum()),
                 tail=max(0.0, ms(ch[:, 2].max() - min(ends))) if len(ends) == 2 else np.nan,
                 post=ms(e - ch[:, 2].max()), total=ms(e - s), chunks=n))
     finally:

@@ -362,7 +362,8 @@ def run_workloads(n_vga: int, n_128: int, repeat: int) -> float:
         print(f"{'  floor 2 threads':<20}: {np.median(tf2) * 1e3:5.1f} ms wall: ceiling "
               f"{r['ceil2']:5.1f}x (med {r['ceil2_med']:4.1f}x, best {r['ceil2_best']:4.1f}x); "
               f"{dflt} / floor {r['over']:4.2f}")
-        print(f"{'  floor 1 thread':<20}: {fl['zeros'] * 1e3:5.1f} | {fl['empty_memset'] * 1e3:5.1f} | "
+        print(f"{'  floor 1 thread':<20}: {fl['zeros'] * 1e3:5.1f} | "
+              f"{fl['empty_memset'] * 1e3:5.1f} | "
               f"{fl['memset'] * 1e3:5.1f} | {fl['read'] * 1e3:5.1f} ms; 1 thread {cpu1 * 1e3:5.1f} ms, "
               f"tonic {cpu_tonic * 1e3:6.1f} ms CPU: ceiling {ceiling:5.1f}x "
               f"[{cpu_tonic / fl['zeros']:4.1f}x]; (into a reused out=, 1 thread: "

@@ -50,7 +50,8 @@ def test_guided_sizes_start_at_a_share_per_thread_and_shrink_to_a_floor():
         size = np.diff(np.r_[0.0, cut_fractions(nch, nthreads), 1.0])
         assert size[0] == pytest.approx(1 / (2 * nthreads))
         assert np.all(np.diff(size[:-1]) <= 1e-12)  # non-increasing (the last is the rest)
-        assert size[-2] == pytest.approx(1 / (TAIL_SPLIT * nch)) and size[-1] < 2 / (TAIL_SPLIT * nch)
+        assert size[-2] == pytest.approx(1 / (TAIL_SPLIT * nch))
+        assert size[-1] < 2 / (TAIL_SPLIT * nch)
         assert np.all(size > 0)
     assert len(cut_fractions(CHUNKS_PER_THREAD * 2, 2)) + 1 == 16  # as docs/kernels.md says
     assert (CHUNKS_PER_THREAD, TAIL_SPLIT) == (4, 16)
