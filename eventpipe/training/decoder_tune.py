@@ -110,6 +110,32 @@ def grid(streams: list[tuple], class_names, grid: dict = GRID, **kw) -> list[dic
     return rows
 
 
+def training_streams(cfg, model, n: int, progress: bool = True) -> list[tuple]:
+    """``(logits, truth, t_end)`` of the first ``n`` *training* streams of ``cfg.data`` (seeds
+    ``TRAIN_SEED0 + ...``, rendered as the training cache renders them): where an emission
+    model may be estimated without touching the validation or held-out streams."""
+    from eventpipe.training.config import data_recipe
+    from eventpipe.training.stream_data import render_stream, stream_seeds
+
+    d = cfg.data
+    if d.dataset != "synthetic_stream":
+        raise ValueError(f"decoder tuning needs a synthetic_stream config, got data.dataset={d.dataset!r}")
+    seeds = stream_seeds(d, "train")
+    if not 1 <= n <= len(seeds):
+        raise ValueError(f"training streams: n must be 1..{len(seeds)} (data.n_streams), got {n}")
+    recipe = data_recipe(d)
+    it = seeds[:n]
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="training streams", dynamic_ncols=True)
+    out = []
+    for seed in it:
+        r = render_stream(seed, d)
+        out.append((stream_logits(model, r["frames"], recipe, float(r["scale"])), r["truth"], r["t_end"]))
+    return out
+
+
 def validation_streams(cfg, model) -> list[tuple]:
     """``(logits, truth, t_end)`` of every validation stream of ``cfg.data`` (a
     ``synthetic_stream`` config; the cache is built if missing)."""
