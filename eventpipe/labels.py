@@ -62,7 +62,7 @@ STORED_SETTINGS = {"ema": 0.0, "hysteresis": 0.0, "dwell": 1, "challenger_ema": 
 
 #: optional settings, passed on only when the config or the checkpoint sets them (None = off)
 OPTIONAL_SETTINGS = ("release", "release_hysteresis", "rule", "hazard", "temperature", "floor",
-                     "min_posterior")
+                     "min_posterior", "margin")
 
 #: the decoding rules (``rule``): EMA + hysteresis (the default), or the HMM forward filter
 RULES = ("ema", "hmm")
@@ -130,13 +130,15 @@ def hmm_likelihood(logits: np.ndarray, temperature: float, floor: float) -> np.n
 
 
 def choose_hmm_label(post: np.ndarray, current: int | None, threshold: float,
-                     min_posterior: float) -> int | None:
+                     min_posterior: float, margin: float = 0.0) -> int | None:
     """The candidate label of one step of the HMM rule: ``argmax(post)`` (``None`` below
-    ``threshold``); a challenger replaces ``current`` once its posterior is >= ``min_posterior``."""
+    ``threshold``); a challenger replaces ``current`` once its posterior is >= ``min_posterior``
+    and leads the current label's by ``margin``."""
     k = int(np.argmax(post))
     if post[k] < threshold:
         return None
-    if current is None or k == current or post[k] >= min_posterior:
+    if current is None or k == current or (post[k] >= min_posterior
+                                           and post[k] >= post[current] + margin):
         return k
     return current
 
@@ -179,7 +181,7 @@ class LabelDecoder:
                  challenger_ema: float | None = None, release: float | None = None,
                  release_hysteresis: float | None = None, rule: str = "ema",
                  hazard: float = 0.01, temperature: float = 1.0, floor: float = 0.0,
-                 min_posterior: float = 0.5):
+                 min_posterior: float = 0.5, margin: float = 0.0):
         self.class_names = [str(c) for c in class_names]
         if not self.class_names:
             raise ValueError("class_names must not be empty")
@@ -207,6 +209,8 @@ class LabelDecoder:
             raise ValueError(f"floor must be in [0, 1), got {floor!r}")
         if _not_number(min_posterior) or not 0.0 <= min_posterior <= 1.0:
             raise ValueError(f"min_posterior must be in [0, 1], got {min_posterior!r}")
+        if _not_number(margin) or not 0.0 <= margin <= 1.0:
+            raise ValueError(f"margin must be in [0, 1], got {margin!r}")
         if isinstance(dwell, bool) or int(dwell) != dwell or int(dwell) < 1:
             raise ValueError(f"dwell must be an integer >= 1, got {dwell}")
         if int(emit_every) < 0:
@@ -226,6 +230,7 @@ class LabelDecoder:
         self.temperature = float(temperature)
         self.floor = float(floor)
         self.min_posterior = float(min_posterior)
+        self.margin = float(margin)
         self.emit_every = int(emit_every)
         self.emit_on_change = bool(emit_on_change)
         self.states: dict[Any, StreamState] = {}
@@ -263,7 +268,8 @@ class LabelDecoder:
                 # st.smooth holds the posterior (messages report it as score / topk)
                 st.smooth = hmm_update(st.smooth, hmm_likelihood(x[i], self.temperature, self.floor),
                                        self.hazard)
-                cand = choose_hmm_label(st.smooth, st.label, self.threshold, self.min_posterior)
+                cand = choose_hmm_label(st.smooth, st.label, self.threshold, self.min_posterior,
+                                        self.margin)
             else:
                 st.smooth = ema_update(st.smooth, probs[i], self.ema)
                 if self.challenger_ema is not None:
