@@ -62,7 +62,7 @@ STORED_SETTINGS = {"ema": 0.0, "hysteresis": 0.0, "dwell": 1, "challenger_ema": 
 
 #: optional settings, passed on only when the config or the checkpoint sets them (None = off)
 OPTIONAL_SETTINGS = ("release", "release_hysteresis", "rule", "hazard", "temperature", "floor",
-                     "min_posterior", "margin")
+                     "min_posterior", "margin", "hazard_ramp")
 
 #: the decoding rules (``rule``): EMA + hysteresis (the default), or the HMM forward filter
 RULES = ("ema", "hmm")
@@ -172,6 +172,7 @@ class StreamState:
     since_emit: int = 0
     pending: int | None = None   # the challenger of the current label and its winning streak
     streak: int = 0
+    since_change: int = 0        # steps since the label last changed (the HMM's hazard_ramp)
 
 
 class LabelDecoder:
@@ -181,7 +182,7 @@ class LabelDecoder:
                  challenger_ema: float | None = None, release: float | None = None,
                  release_hysteresis: float | None = None, rule: str = "ema",
                  hazard: float = 0.01, temperature: float = 1.0, floor: float = 0.0,
-                 min_posterior: float = 0.5, margin: float = 0.0):
+                 min_posterior: float = 0.5, margin: float = 0.0, hazard_ramp: int = 0):
         self.class_names = [str(c) for c in class_names]
         if not self.class_names:
             raise ValueError("class_names must not be empty")
@@ -211,6 +212,8 @@ class LabelDecoder:
             raise ValueError(f"min_posterior must be in [0, 1], got {min_posterior!r}")
         if _not_number(margin) or not 0.0 <= margin <= 1.0:
             raise ValueError(f"margin must be in [0, 1], got {margin!r}")
+        if isinstance(hazard_ramp, bool) or int(hazard_ramp) != hazard_ramp or int(hazard_ramp) < 0:
+            raise ValueError(f"hazard_ramp must be an integer >= 0, got {hazard_ramp!r}")
         if isinstance(dwell, bool) or int(dwell) != dwell or int(dwell) < 1:
             raise ValueError(f"dwell must be an integer >= 1, got {dwell}")
         if int(emit_every) < 0:
@@ -231,6 +234,7 @@ class LabelDecoder:
         self.floor = float(floor)
         self.min_posterior = float(min_posterior)
         self.margin = float(margin)
+        self.hazard_ramp = int(hazard_ramp)
         self.emit_every = int(emit_every)
         self.emit_on_change = bool(emit_on_change)
         self.states: dict[Any, StreamState] = {}
@@ -266,8 +270,10 @@ class LabelDecoder:
             st = self.states.setdefault(sid, StreamState())
             if self.rule == "hmm":
                 # st.smooth holds the posterior (messages report it as score / topk)
-                st.smooth = hmm_update(st.smooth, hmm_likelihood(x[i], self.temperature, self.floor),
-                                       self.hazard)
+                h = self.hazard
+                if self.hazard_ramp:
+                    h *= min(1.0, (st.since_change + 1) / self.hazard_ramp)
+                st.smooth = hmm_update(st.smooth, hmm_likelihood(x[i], self.temperature, self.floor), h)
                 cand = choose_hmm_label(st.smooth, st.label, self.threshold, self.min_posterior,
                                         self.margin)
             else:
@@ -278,6 +284,7 @@ class LabelDecoder:
                                     self.release, self.release_hysteresis)
             new = self._debounce(st, cand)
             changed = new != st.label or st.steps == 0
+            st.since_change = 0 if changed else st.since_change + 1
             st.label = new
             st.steps += 1
             st.since_emit += 1

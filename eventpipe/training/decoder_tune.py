@@ -38,15 +38,15 @@ GRID = dict(ema=(0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8), hysteresis=(0.0, 0.1, 0.2, 
             release=(None, 0.1, 0.2, 0.3), release_hysteresis=(None, 0.1))
 
 #: the grid of the HMM forward filter (``--rule hmm``; ``LabelDecoder(rule="hmm")``)
-HMM_GRID = dict(rule=("hmm",), hazard=(0.03, 0.1, 0.2, 0.3), temperature=(0.6, 0.8, 1.0),
-                floor=(0.0, 0.05), min_posterior=(0.0, 0.5, 0.7, 0.9),
-                margin=(0.0, 0.2, 0.4, 0.6, 0.8))
+HMM_GRID = dict(rule=("hmm",), hazard=(0.03, 0.1, 0.2, 0.3, 0.4, 0.6), temperature=(0.6, 0.8, 1.0),
+                floor=(0.0, 0.05), min_posterior=(0.0, 0.5, 0.7, 0.9), margin=(0.0, 0.4, 0.8),
+                hazard_ramp=(0, 20))
 
 #: the settings a checkpoint stores (extra["decoder"]); challenger_ema and release* only where used
 KEYS = ("ema", "hysteresis", "dwell", "challenger_ema", "release", "release_hysteresis")
 
 #: the HMM rule's settings (stored beside the EMA rule's, which ``decoder.rule = "ema"`` brings back)
-HMM_KEYS = ("rule", "hazard", "temperature", "floor", "min_posterior", "margin")
+HMM_KEYS = ("rule", "hazard", "temperature", "floor", "min_posterior", "margin", "hazard_ramp")
 
 
 @torch.no_grad()
@@ -245,7 +245,7 @@ def store_settings(checkpoint, settings: dict) -> None:
         stored["rule"] = "hmm"
         for key in HMM_KEYS[1:]:
             if settings.get(key) is not None:
-                stored[key] = float(settings[key])
+                stored[key] = int(settings[key]) if key == "hazard_ramp" else float(settings[key])
     else:
         stored = {"ema": float(settings["ema"]), "hysteresis": float(settings["hysteresis"]),
                   "dwell": int(settings["dwell"])}

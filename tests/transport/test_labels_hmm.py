@@ -171,3 +171,32 @@ def test_sticky_prior_beats_a_blip_that_the_raw_argmax_follows():
     assert labels(LabelDecoder(NAMES, ema=0.0, emit_every=1), seq)[6] == "clap"
     got = labels(LabelDecoder(NAMES, rule="hmm", hazard=0.05, min_posterior=0.5, emit_every=1), seq)
     assert got[:10] == ["wave"] * 10 and got[-1] == "walk"
+
+
+def test_hazard_ramp_by_hand():
+    # hazard 0.4 reached over 4 steps after the last label change: the step after a change uses
+    # 0.4 * 1/4, then 0.4 * 2/4, 3/4, 4/4, 4/4 ...
+    seq = [W, W, W, W, W, C]
+    dec = LabelDecoder(NAMES, rule="hmm", hazard=0.4, hazard_ramp=4, min_posterior=0.6, emit_every=1)
+    got = posteriors(dec, seq)
+    post = np.array(W)
+    for t, h in zip(range(1, 6), (0.1, 0.2, 0.3, 0.4, 0.4)):
+        post = hmm_update(post, np.array(seq[t]), h)
+        np.testing.assert_allclose(got[t], post, rtol=1e-12)
+    # a label that just changed (or a stream that just started) is stickier: with the ramp clap
+    # needs two windows (posterior .56 then .88 against .72 at once without it), and wave back too
+    seq = [W, C, C, W, W, W]
+    assert labels(LabelDecoder(NAMES, rule="hmm", hazard=0.4, min_posterior=0.6, emit_every=1),
+                  seq) == ["wave", "clap", "clap", "wave", "wave", "wave"]
+    assert labels(LabelDecoder(NAMES, rule="hmm", hazard=0.4, hazard_ramp=4, min_posterior=0.6,
+                               emit_every=1), seq) == ["wave", "wave", "clap", "clap", "wave", "wave"]
+    # a change restarts the ramp: right after wave -> clap the hazard is 0.1 again
+    dec = LabelDecoder(NAMES, rule="hmm", hazard=0.4, hazard_ramp=4, min_posterior=0.5, emit_every=1)
+    got = posteriors(dec, [W, C, C])
+    assert dec.states[0].label == 1 and dec.states[0].since_change == 1
+    p1 = hmm_update(np.array(W), np.array(C), 0.1)
+    assert p1[1] >= 0.5        # clap took over at step 1 (since_change restarted there)
+    np.testing.assert_allclose(got[2], hmm_update(p1, np.array(C), 0.1), rtol=1e-12)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="hazard_ramp"):
+            LabelDecoder(NAMES, rule="hmm", hazard_ramp=bad)
