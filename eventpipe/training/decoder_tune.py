@@ -97,10 +97,16 @@ def pick(rows: list[dict], max_changes: float = 1.5) -> dict:
                                   -r["label_changes_per_switch"]))
 
 
-def grid(streams: list[tuple], class_names, grid: dict = GRID, **kw) -> list[dict]:
+def grid(streams: list[tuple], class_names, grid: dict = GRID, progress: bool = False,
+         **kw) -> list[dict]:
     rows = []
     keys = list(grid)
-    for values in itertools.product(*(grid[k] for k in keys)):
+    it = itertools.product(*(grid[k] for k in keys))
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(list(it), desc="decoder settings", dynamic_ncols=True)
+    for values in it:
         setting = dict(zip(keys, values))
         ch = setting.get("challenger_ema")
         if ch is not None and ch >= setting.get("ema", 0.0):
@@ -217,7 +223,7 @@ def main(argv=None) -> int:
     raw = score_settings(streams, meta["class_names"], ema=0.0)
     print("per class (settled, raw argmax): " + ", ".join(
         f"{k} {v:.3f}" for k, v in sorted(raw["per_class_settled"].items())))
-    rows = grid(streams, meta["class_names"], HMM_GRID if args.rule == "hmm" else GRID)
+    rows = grid(streams, meta["class_names"], HMM_GRID if args.rule == "hmm" else GRID, progress=True)
     print(format_rows(rows))
     best = pick(rows, args.max_changes)
     print(f"best (<= {args.max_changes} changes per switch): {setting_text(best)}: settled "
