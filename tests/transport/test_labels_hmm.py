@@ -137,6 +137,16 @@ def test_the_ema_rule_is_unchanged_by_the_hmm_settings():
                                temperature=3.0, min_posterior=0.9, emit_every=1), seq) != want
 
 
+def test_the_hmm_rule_ignores_the_ema_settings():
+    rng = np.random.default_rng(12)
+    seq = rng.dirichlet(np.ones(3) * 0.7, size=100)
+    kw = dict(rule="hmm", hazard=0.1, temperature=0.8, min_posterior=0.7, emit_every=1)
+    want = labels(LabelDecoder(NAMES, **kw), seq)
+    assert labels(LabelDecoder(NAMES, ema=0.7, hysteresis=0.5, challenger_ema=0.2, release=0.3,
+                               **kw), seq) == want
+    assert want != labels(LabelDecoder(NAMES, ema=0.0, emit_every=1), seq)
+
+
 def test_hmm_settings_come_from_the_config_or_the_checkpoint():
     unset = {"ema": None, "hysteresis": None, "dwell": None, "challenger_ema": None, "rule": None,
              "hazard": None, "temperature": None, "floor": None, "min_posterior": None}
