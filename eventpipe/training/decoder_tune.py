@@ -97,16 +97,12 @@ def pick(rows: list[dict], max_changes: float = 1.5) -> dict:
                                   -r["label_changes_per_switch"]))
 
 
-def grid(streams: list[tuple], class_names, grid: dict = GRID, progress: bool = False,
-         **kw) -> list[dict]:
-    rows = []
+def grid_settings(grid: dict = GRID) -> list[dict]:
+    """The settings of a grid that are scored (combinations that would repeat another or leave a
+    key unused are skipped)."""
     keys = list(grid)
-    it = itertools.product(*(grid[k] for k in keys))
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(list(it), desc="decoder settings", dynamic_ncols=True)
-    for values in it:
+    out = []
+    for values in itertools.product(*(grid[k] for k in keys)):
         setting = dict(zip(keys, values))
         ch = setting.get("challenger_ema")
         if ch is not None and ch >= setting.get("ema", 0.0):
@@ -117,6 +113,20 @@ def grid(streams: list[tuple], class_names, grid: dict = GRID, progress: bool = 
             continue   # release is tried with dwell 1 only (a dwell delays every switch anyway)
         if setting.get("rule") == "hmm" and setting.get("min_posterior", 0) > 0 and setting.get("margin", 0) > 0:
             continue   # one barrier at a time: an absolute posterior or a lead over the current label
+        out.append(setting)
+    return out
+
+
+def grid(streams: list[tuple], class_names, grid: dict = GRID, progress: bool = False,
+         **kw) -> list[dict]:
+    """Every setting of ``grid`` (:func:`grid_settings`) scored on ``streams``: one row each."""
+    rows = []
+    it = grid_settings(grid)
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="decoder settings", dynamic_ncols=True)
+    for setting in it:
         r = score_settings(streams, class_names, **setting, **kw)
         unset = ({"dwell": 1} if setting.get("rule") == "hmm" else
                  {"challenger_ema": None, "release": None, "release_hysteresis": None})

@@ -97,6 +97,9 @@ def test_choose_hmm_label_by_hand():
     assert choose_hmm_label(post, 0, 0.0, 0.6) == 1          # .6 >= .6
     assert choose_hmm_label(post, 2, 0.0, 0.7) == 2
     assert choose_hmm_label(post, 0, 0.65, 0.5) is None      # below threshold: no confident class
+    assert choose_hmm_label(post, 0, 0.0, 0.0, 0.3) == 1     # leads .3 by .3
+    assert choose_hmm_label(post, 0, 0.0, 0.0, 0.31) == 0    # ... not by .31
+    assert choose_hmm_label(post, 0, 0.0, 0.7, 0.1) == 0     # both barriers must be passed
 
 
 def test_each_stream_has_its_own_posterior_and_reset_forgets_it():
@@ -168,7 +171,8 @@ def test_bad_run_config_values_name_the_decoder_key():
     from eventpipe.runtime.config import load_run_config
 
     for key, bad in [("rule", "bayes"), ("hazard", "1"), ("hazard", "-0.1"), ("temperature", "0"),
-                     ("floor", "1"), ("min_posterior", "1.1")]:
+                     ("floor", "1"), ("min_posterior", "1.1"), ("margin", "-0.1"),
+                     ("hazard_ramp", "-1"), ("hazard_ramp", "1.5")]:
         with pytest.raises(ConfigError, match=rf"decoder\.{key}"):
             load_run_config(None, [f"decoder.{key}={bad}"])
     cfg = load_run_config(None, ["decoder.rule=hmm", "decoder.hazard=0.05", "decoder.temperature=0.5"])
@@ -210,3 +214,22 @@ def test_hazard_ramp_by_hand():
     for bad in (-1, 1.5, True):
         with pytest.raises(ValueError, match="hazard_ramp"):
             LabelDecoder(NAMES, rule="hmm", hazard_ramp=bad)
+
+
+def test_dwell_applies_to_the_hmm_rule_and_the_runtime_builds_it_from_the_config():
+    seq = [W, W, C, C, C]
+    kw = dict(rule="hmm", hazard=0.2, min_posterior=0.5, emit_every=1)
+    assert labels(LabelDecoder(NAMES, **kw), seq) == ["wave"] * 2 + ["clap"] * 3
+    assert labels(LabelDecoder(NAMES, dwell=2, **kw), seq) == ["wave"] * 3 + ["clap"] * 2
+
+    from eventpipe.runtime.config import load_run_config
+    from eventpipe.runtime.model_loader import load_model
+    from eventpipe.runtime.pipeline import Pipeline
+
+    cfg = load_run_config(None, ["decoder.rule=hmm", "decoder.hazard=0.4", "decoder.temperature=0.8",
+                                 "decoder.min_posterior=0.9", "decoder.hazard_ramp=20"])
+    loaded = load_model("default")
+    dec = Pipeline(cfg, None, loaded, [], recipe=loaded.recipe).decoder
+    assert (dec.rule, dec.hazard, dec.temperature, dec.min_posterior, dec.hazard_ramp) == (
+        "hmm", 0.4, 0.8, 0.9, 20)
+    assert (dec.floor, dec.margin) == (0.0, 0.0)

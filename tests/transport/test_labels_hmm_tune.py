@@ -80,3 +80,10 @@ def test_storing_an_hmm_choice_keeps_the_ema_settings_and_the_rest(tmp_path):
     dt.store_settings(ckpt, {"ema": 0.5, "hysteresis": 0.3, "dwell": 1})
     assert torch.load(ckpt, weights_only=True)["extra"]["decoder"] == {"ema": 0.5, "hysteresis": 0.3,
                                                                        "dwell": 1}
+
+
+def test_the_hmm_grid_has_432_settings_each_with_one_barrier():
+    settings = dt.grid_settings(dt.HMM_GRID)
+    assert len(settings) == 6 * 3 * 2 * (3 + 3) * 2 == 432
+    assert all(s["min_posterior"] == 0 or s["margin"] == 0 for s in settings)
+    assert all(s["rule"] == "hmm" for s in settings)
