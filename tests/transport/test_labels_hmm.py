@@ -233,3 +233,8 @@ def test_dwell_applies_to_the_hmm_rule_and_the_runtime_builds_it_from_the_config
     assert (dec.rule, dec.hazard, dec.temperature, dec.min_posterior, dec.hazard_ramp) == (
         "hmm", 0.4, 0.8, 0.9, 20)
     assert (dec.floor, dec.margin) == (0.0, 0.0)
+    # the default is unchanged: the shipped checkpoint names no rule, so `eventpipe run` decodes
+    # with the EMA rule
+    assert "rule" not in loaded.extra["decoder"]
+    dec = Pipeline(load_run_config(None, []), None, loaded, [], recipe=loaded.recipe).decoder
+    assert dec.rule == "ema" and LabelDecoder(NAMES).rule == "ema"
