@@ -87,6 +87,27 @@ def score_settings(streams: Iterable[tuple], class_names, settle_us: int = 500_0
                     for lg, tr, te in streams])
 
 
+def evidence_runs(streams: Iterable[tuple], steps: int = 10, longest: int = 3) -> dict:
+    """What a decoder can catch at most, by how much evidence it waits for: over the switches of
+    ``streams`` (``(logits, truth, t_end)``; a switch = a change of truth), how many have the raw
+    argmax equal to the new class in at least ``r`` consecutive windows among the first
+    ``steps`` windows after it (``r`` = 1..``longest``; at a 50 ms stride 10 windows end within
+    0.5 s).  ``{"switches": n, 1: ..., 2: ..., ...}``."""
+    out = {"switches": 0, **{r: 0 for r in range(1, longest + 1)}}
+    for logits, truth, _ in streams:
+        am = np.asarray(logits).argmax(1)
+        truth = np.asarray(truth)
+        for i in np.flatnonzero(truth[1:] != truth[:-1]) + 1:
+            run = best = 0
+            for hit in am[i:i + steps] == truth[i]:
+                run = run + 1 if hit else 0
+                best = max(best, run)
+            out["switches"] += 1
+            for r in range(1, longest + 1):
+                out[r] += best >= r
+    return out
+
+
 def pick(rows: list[dict], max_changes: float = 1.5) -> dict:
     """The best row of a grid: among the settings with at most ``max_changes`` label changes
     per switch (all rows if none), the highest ``min(settled accuracy, switch catch rate)``,
@@ -233,6 +254,9 @@ def main(argv=None) -> int:
     raw = score_settings(streams, meta["class_names"], ema=0.0)
     print("per class (settled, raw argmax): " + ", ".join(
         f"{k} {v:.3f}" for k, v in sorted(raw["per_class_settled"].items())))
+    ev = evidence_runs(streams)
+    print(f"switches whose raw argmax says the new class within 0.5 s, at least 1 / 2 / 3 windows in a row: "
+          f"{ev[1]} / {ev[2]} / {ev[3]} of {ev['switches']}")
     rows = grid(streams, meta["class_names"], HMM_GRID if args.rule == "hmm" else GRID, progress=True)
     print(format_rows(rows))
     best = pick(rows, args.max_changes)

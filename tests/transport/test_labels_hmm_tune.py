@@ -87,3 +87,17 @@ def test_the_hmm_grid_has_432_settings_each_with_one_barrier():
     assert len(settings) == 6 * 3 * 2 * (3 + 3) * 2 == 432
     assert all(s["min_posterior"] == 0 or s["margin"] == 0 for s in settings)
     assert all(s["rule"] == "hmm" for s in settings)
+
+
+def test_evidence_runs_by_hand():
+    # truth 0 0 1 1 1 1 | 2 2 2 ; argmax 0 0 1 0 1 1 | 0 2 0 (steps = 3 windows after a switch)
+    truth = np.array([0, 0, 1, 1, 1, 1, 2, 2, 2])
+    am = np.array([0, 0, 1, 0, 1, 1, 0, 2, 0])
+    logits = np.eye(3)[am]
+    ev = dt.evidence_runs([(logits, truth, None)], steps=3)
+    # switch 1 (windows 2-4: 1 0 1): a run of 1; switch 2 (windows 6-8: 0 2 0): a run of 1
+    assert ev == {"switches": 2, 1: 2, 2: 0, 3: 0}
+    ev = dt.evidence_runs([(logits, truth, None)], steps=4)   # switch 1 sees 1 0 1 1: a run of 2
+    assert ev == {"switches": 2, 1: 2, 2: 1, 3: 0}
+    S = [fake_stream()]
+    assert dt.evidence_runs(S) == {"switches": 3, 1: 3, 2: 3, 3: 3}
