@@ -127,6 +127,10 @@ def test_bad_settings_name_the_key():
             LabelDecoder(NAMES, rule="hmm", **{key: bad})
     with pytest.raises(ValueError, match="rule"):
         LabelDecoder(NAMES, rule="bayes")
+    # the bounds themselves are allowed
+    for key, ok in [("hazard", 0.0), ("floor", 0.0), ("min_posterior", 0.0), ("min_posterior", 1.0),
+                    ("margin", 0.0), ("margin", 1.0), ("hazard_ramp", 0), ("temperature", 1e-3)]:
+        assert getattr(LabelDecoder(NAMES, rule="hmm", **{key: ok}), key) == ok
 
 
 def test_the_ema_rule_is_unchanged_by_the_hmm_settings():
