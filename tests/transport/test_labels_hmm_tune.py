@@ -101,3 +101,40 @@ def test_evidence_runs_by_hand():
     assert ev == {"switches": 2, 1: 2, 2: 1, 3: 0}
     S = [fake_stream()]
     assert dt.evidence_runs(S) == {"switches": 3, 1: 3, 2: 3, 3: 3}
+
+
+def test_the_tool_searches_the_hmm_grid_on_cached_logits_and_stores_the_choice(tmp_path, capsys):
+    """``python -m eventpipe.training.decoder_tune --rule hmm --store`` end to end, on cached
+    logits of a fake 12-class stream (the model does not run: ``--logits`` is reused)."""
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    shipped = root / "snn" / "weights" / "meta_spikeformer_tiny_synthetic.pt"
+    ckpt = tmp_path / "m.pt"
+    shutil.copy(shipped, ckpt)
+    lg3, tr, te = fake_stream()
+    lg = np.full((len(tr), 12), np.log(0.01))
+    lg[:, :3] = lg3
+    path = tmp_path / "logits.npz"
+    np.savez(path, n=1, logits0=lg, truth0=tr, t_end0=te)
+    assert dt.main(["--config", str(root / "configs" / "train_synthetic_halves_switch.toml"),
+                    "--checkpoint", str(ckpt), "--logits", str(path), "--rule", "hmm", "--store"]) == 0
+    out = capsys.readouterr().out
+    assert "at least 1 / 2 / 3 windows in a row: 3 / 3 / 3 of 3" in out
+    assert len([ln for ln in out.splitlines() if ln.startswith("rule=hmm")]) == 432
+    assert "best (<= 1.5 changes per switch): rule=hmm" in out
+    before = torch.load(shipped, weights_only=True)
+    after = torch.load(ckpt, weights_only=True)
+    stored = after["extra"]["decoder"]
+    assert stored["rule"] == "hmm" and {k: stored[k] for k in before["extra"]["decoder"]} == (
+        before["extra"]["decoder"])
+    assert before.keys() == after.keys()
+    for key in before:              # every other byte of meaning stays
+        if key == "state_dict":
+            assert before[key].keys() == after[key].keys()
+            assert all(torch.equal(before[key][k], after[key][k]) for k in before[key])
+        elif key != "extra":
+            assert before[key] == after[key], key
+    assert {k: v for k, v in after["extra"].items() if k != "decoder"} == {
+        k: v for k, v in before["extra"].items() if k != "decoder"}
