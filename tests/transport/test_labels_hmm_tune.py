@@ -138,3 +138,30 @@ def test_the_tool_searches_the_hmm_grid_on_cached_logits_and_stores_the_choice(t
             assert before[key] == after[key], key
     assert {k: v for k, v in after["extra"].items() if k != "decoder"} == {
         k: v for k, v in before["extra"].items() if k != "decoder"}
+
+
+def test_training_streams_are_the_training_seeds_stepped_through_the_model():
+    """``training_streams``: where an emission model may be estimated (seeds 10000.., never the
+    validation 20000.. or the held-out ones)."""
+    from pathlib import Path
+
+    import snn
+    from eventpipe.training.config import load_train_config
+    from eventpipe.training.stream_data import TRAIN_SEED0, render_stream
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_train_config(str(root / "configs" / "train_synthetic_halves_switch.toml"))
+    cfg.data.stream_seconds = 1.0
+    model, _ = snn.load_checkpoint(root / "snn" / "weights" / "meta_spikeformer_tiny_synthetic.pt")
+    model = model.float().eval()
+    (lg, tr, te), = dt.training_streams(cfg, model, 1, progress=False)
+    r = render_stream(TRAIN_SEED0, cfg.data)
+    assert np.array_equal(tr, r["truth"]) and np.array_equal(te, r["t_end"])
+    assert lg.shape == (len(r["truth"]), 12) and np.isfinite(lg).all()
+    # the same logits as stepping the model over the rendered windows from rest
+    from eventpipe.training.config import data_recipe
+    np.testing.assert_allclose(lg, dt.stream_logits(model, r["frames"], data_recipe(cfg.data),
+                                                    float(r["scale"])), rtol=0, atol=0)
+    for bad in (0, cfg.data.n_streams + 1):
+        with pytest.raises(ValueError, match="n must be"):
+            dt.training_streams(cfg, model, bad, progress=False)
