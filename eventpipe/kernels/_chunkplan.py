@@ -20,7 +20,9 @@ CHUNKS_PER_THREAD = 4
 
 @njit(cache=True, nogil=True)
 def _search(t, lo, hi, v):
-    """First ``i`` in ``[lo, hi)`` with ``t[i] >= v`` (binary search)."""
+    """First ``i`` in ``[lo, hi)`` with ``t[i] >= v`` (binary search).  On unsorted data
+    it still returns an ``i`` with ``t[i - 1] < v`` (if ``i > lo``) and ``t[i] >= v``
+    (if ``i < hi``)."""
     while lo < hi:
         mid = (lo + hi) >> 1
         if t[mid] < v:

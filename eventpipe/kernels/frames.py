@@ -66,20 +66,6 @@ from eventpipe.kernels.outpool import OutputPool
 
 
 @njit(cache=True, nogil=True)
-def _search(t, lo, hi, v):
-    """First ``i`` in ``[lo, hi)`` with ``t[i] >= v`` (binary search).  On unsorted data
-    it still returns an ``i`` with ``t[i - 1] < v`` (if ``i > lo``) and ``t[i] >= v``
-    (if ``i < hi``)."""
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if t[mid] < v:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@njit(cache=True, nogil=True)
 def _bin_windows(ev, a, n, ws, we, out, k0, k1, npol, tol, maxval, runmax, zero, counters,
                  room):
     """Events ``ev[a:n]`` into the disjoint windows ``k0..k1-1`` of ``out``, one window at
@@ -101,17 +87,6 @@ def _bin_windows(ev, a, n, ws, we, out, k0, k1, npol, tol, maxval, runmax, zero,
                                          room)
     return _bin_time_range(ev.x, ev.y, ev.t, ev.p, a, n, ws[k1:k1], we[k1:k1], out, npol, tol,
                            maxval, runmax, counters)  # no windows left: only counts
-
-
-@njit(cache=True, nogil=True)
-def _window_starts(t, ws):
-    """Event index where each window starts (binary searches, nondecreasing)."""
-    e = np.empty(ws.shape[0], np.int64)
-    lo = 0
-    for k in range(ws.shape[0]):
-        lo = _search(t, lo, t.shape[0], ws[k])
-        e[k] = lo
-    return e
 
 
 @njit(cache=True, nogil=True)
