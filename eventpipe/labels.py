@@ -25,6 +25,19 @@ slow EMA ``smooth[L]`` is below ``release``, its support is its fast EMA alone (
 ``hysteresis``).  A settled label keeps its full support; after a switch the old class's
 probability halves within ~100 ms, and the new one no longer has to beat what the slow EMA
 still remembers of it.
+With ``rule="hmm"`` the label comes from an online Bayes (HMM forward) filter over the
+classes instead (``ema``, ``hysteresis``, ``challenger_ema`` and ``release*`` are then unused)::
+
+    prior  = uniform                                          (first step)
+    prior  = (1 - hazard) * post_prev + hazard * (1 - post_prev) / (C - 1)
+             (the action stays with probability 1 - hazard per step, else any other class)
+    like   = (1 - floor) * softmax(logits / temperature) + floor / C
+    post   = prior * like / sum(prior * like)
+
+The candidate is ``argmax(post)``; a challenger ``K`` replaces the current label once
+``post[K] >= min_posterior``.  ``temperature`` > 1 flattens the model's evidence (consecutive
+windows overlap and share membranes, so their outputs are not independent); ``floor`` bounds
+what one window can say.  ``score`` and ``topk`` are then posterior probabilities.
 The label becomes a winning candidate once it has won ``dwell`` steps in a row
 (1: at once); a step where the current label wins again resets that count.
 A message is emitted when the label changed (``emit_on_change``) and/or
@@ -48,7 +61,11 @@ import numpy as np
 STORED_SETTINGS = {"ema": 0.0, "hysteresis": 0.0, "dwell": 1, "challenger_ema": None}
 
 #: optional settings, passed on only when the config or the checkpoint sets them (None = off)
-OPTIONAL_SETTINGS = ("release", "release_hysteresis")
+OPTIONAL_SETTINGS = ("release", "release_hysteresis", "rule", "hazard", "temperature", "floor",
+                     "min_posterior", "margin", "hazard_ramp")
+
+#: the decoding rules (``rule``): EMA + hysteresis (the default), or the HMM forward filter
+RULES = ("ema", "hmm")
 
 
 def decoder_settings(configured: dict, stored: dict | None) -> dict:
@@ -88,6 +105,44 @@ def ema_update(prev: np.ndarray | None, probs: np.ndarray, ema: float) -> np.nda
     return ema * prev + (1.0 - ema) * probs
 
 
+def hmm_update(prev: np.ndarray | None, likelihood: np.ndarray, hazard: float) -> np.ndarray:
+    """One step of the forward filter (module docstring): the posterior over the classes after
+    ``likelihood`` (one value per class), from the previous posterior ``prev`` (``None``: a
+    uniform prior).  A step whose evidence rules out every class left keeps the prior."""
+    c = likelihood.shape[-1]
+    if prev is None:
+        prior = np.full(c, 1.0 / c)
+    elif c == 1:
+        prior = prev
+    else:
+        prior = (1.0 - hazard) * prev + hazard * (1.0 - prev) / (c - 1)
+    post = prior * likelihood
+    total = post.sum()
+    if not np.isfinite(total) or total <= 0.0:
+        return prior
+    return post / total
+
+
+def hmm_likelihood(logits: np.ndarray, temperature: float, floor: float) -> np.ndarray:
+    """The emission likelihood of one step: ``(1 - floor) * softmax(logits / temperature) +
+    floor / C``."""
+    return (1.0 - floor) * softmax(logits / temperature) + floor / logits.shape[-1]
+
+
+def choose_hmm_label(post: np.ndarray, current: int | None, threshold: float,
+                     min_posterior: float, margin: float = 0.0) -> int | None:
+    """The candidate label of one step of the HMM rule: ``argmax(post)`` (``None`` below
+    ``threshold``); a challenger replaces ``current`` once its posterior is >= ``min_posterior``
+    and leads the current label's by ``margin``."""
+    k = int(np.argmax(post))
+    if post[k] < threshold:
+        return None
+    if current is None or k == current or (post[k] >= min_posterior
+                                           and post[k] >= post[current] + margin):
+        return k
+    return current
+
+
 def choose_label(smooth: np.ndarray, current: int | None, threshold: float,
                  hysteresis: float, fast: np.ndarray | None = None,
                  release: float | None = None, release_hysteresis: float | None = None) -> int | None:
@@ -110,13 +165,14 @@ def choose_label(smooth: np.ndarray, current: int | None, threshold: float,
 
 @dataclasses.dataclass
 class StreamState:
-    smooth: np.ndarray | None = None
+    smooth: np.ndarray | None = None   # the EMA of the probabilities, or the HMM posterior
     fast: np.ndarray | None = None   # the challengers' EMA (challenger_ema), when set
     label: int | None = None
     steps: int = 0
     since_emit: int = 0
     pending: int | None = None   # the challenger of the current label and its winning streak
     streak: int = 0
+    since_change: int = 0        # steps since the label last changed (the HMM's hazard_ramp)
 
 
 class LabelDecoder:
@@ -124,7 +180,9 @@ class LabelDecoder:
                  threshold: float = 0.0, hysteresis: float = 0.0, dwell: int = 1,
                  emit_every: int = 0, emit_on_change: bool = True,
                  challenger_ema: float | None = None, release: float | None = None,
-                 release_hysteresis: float | None = None):
+                 release_hysteresis: float | None = None, rule: str = "ema",
+                 hazard: float = 0.01, temperature: float = 1.0, floor: float = 0.0,
+                 min_posterior: float = 0.5, margin: float = 0.0, hazard_ramp: int = 0):
         self.class_names = [str(c) for c in class_names]
         if not self.class_names:
             raise ValueError("class_names must not be empty")
@@ -142,6 +200,20 @@ class LabelDecoder:
             raise ValueError(f"release must be in [0, 1], got {release}")
         if release_hysteresis is not None and not 0.0 <= release_hysteresis <= 1.0:
             raise ValueError(f"release_hysteresis must be in [0, 1], got {release_hysteresis}")
+        if rule not in RULES:
+            raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
+        if _not_number(hazard) or not 0.0 <= hazard < 1.0:
+            raise ValueError(f"hazard must be in [0, 1), got {hazard!r}")
+        if _not_number(temperature) or not 0.0 < temperature < float("inf"):
+            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+        if _not_number(floor) or not 0.0 <= floor < 1.0:
+            raise ValueError(f"floor must be in [0, 1), got {floor!r}")
+        if _not_number(min_posterior) or not 0.0 <= min_posterior <= 1.0:
+            raise ValueError(f"min_posterior must be in [0, 1], got {min_posterior!r}")
+        if _not_number(margin) or not 0.0 <= margin <= 1.0:
+            raise ValueError(f"margin must be in [0, 1], got {margin!r}")
+        if isinstance(hazard_ramp, bool) or int(hazard_ramp) != hazard_ramp or int(hazard_ramp) < 0:
+            raise ValueError(f"hazard_ramp must be an integer >= 0, got {hazard_ramp!r}")
         if isinstance(dwell, bool) or int(dwell) != dwell or int(dwell) < 1:
             raise ValueError(f"dwell must be an integer >= 1, got {dwell}")
         if int(emit_every) < 0:
@@ -156,6 +228,13 @@ class LabelDecoder:
                                else float(challenger_ema))
         self.release = None if release is None else float(release)
         self.release_hysteresis = None if release_hysteresis is None else float(release_hysteresis)
+        self.rule = rule
+        self.hazard = float(hazard)
+        self.temperature = float(temperature)
+        self.floor = float(floor)
+        self.min_posterior = float(min_posterior)
+        self.margin = float(margin)
+        self.hazard_ramp = int(hazard_ramp)
         self.emit_every = int(emit_every)
         self.emit_on_change = bool(emit_on_change)
         self.states: dict[Any, StreamState] = {}
@@ -189,13 +268,23 @@ class LabelDecoder:
         out = []
         for i, sid in enumerate(streams):
             st = self.states.setdefault(sid, StreamState())
-            st.smooth = ema_update(st.smooth, probs[i], self.ema)
-            if self.challenger_ema is not None:
-                st.fast = ema_update(st.fast, probs[i], self.challenger_ema)
-            new = self._debounce(st, choose_label(st.smooth, st.label, self.threshold,
-                                                  self.hysteresis, st.fast, self.release,
-                                                  self.release_hysteresis))
+            if self.rule == "hmm":
+                # st.smooth holds the posterior (messages report it as score / topk)
+                h = self.hazard
+                if self.hazard_ramp:
+                    h *= min(1.0, (st.since_change + 1) / self.hazard_ramp)
+                st.smooth = hmm_update(st.smooth, hmm_likelihood(x[i], self.temperature, self.floor), h)
+                cand = choose_hmm_label(st.smooth, st.label, self.threshold, self.min_posterior,
+                                        self.margin)
+            else:
+                st.smooth = ema_update(st.smooth, probs[i], self.ema)
+                if self.challenger_ema is not None:
+                    st.fast = ema_update(st.fast, probs[i], self.challenger_ema)
+                cand = choose_label(st.smooth, st.label, self.threshold, self.hysteresis, st.fast,
+                                    self.release, self.release_hysteresis)
+            new = self._debounce(st, cand)
             changed = new != st.label or st.steps == 0
+            st.since_change = 0 if changed else st.since_change + 1
             st.label = new
             st.steps += 1
             st.since_emit += 1
@@ -237,6 +326,10 @@ class LabelDecoder:
                 self.class_names[int(truth)] if 0 <= int(truth) < len(self.class_names)
                 else int(truth))
         return msg
+
+
+def _not_number(v) -> bool:
+    return isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or v != v
 
 
 def _pick(v, i):

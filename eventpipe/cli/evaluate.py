@@ -99,6 +99,9 @@ def _line(name: str, res: dict) -> str:
     def pct(v):
         return "-" if v is None else f"{v:.1%}"
 
+    def ms(v):  # percentiles of 50 ms steps: 570.0000000000002 is 570.0
+        return "-" if v is None else f"{v:.1f}"
+
     acc, per = res["window_accuracy"], res["label_changes_per_switch"]
     head = f"{name}: " if name else ""
     classes = ", ".join(f"{k} {pct(v)}" for k, v in sorted(res["per_class_settled"].items()))
@@ -106,7 +109,7 @@ def _line(name: str, res: dict) -> str:
             f"{'-' if acc is None else f'{acc:.4f}'}, switches {res['switches']}, "
             f"caught within {res['max_latency_ms']:.0f} ms: {res['switches_caught']} "
             f"({pct(res['switch_catch_rate'])}), latency median "
-            f"{res['latency_ms_median']} ms, p90 {res['latency_ms_p90']} ms"
+            f"{ms(res['latency_ms_median'])} ms, p90 {ms(res['latency_ms_p90'])} ms"
             + (f", unlabelled windows {res['unlabelled_windows']}" if "unlabelled_windows" in res else "")
             + "\n"
             f"{head}settled (>= {res['settle_ms']:.0f} ms after a switch): {res['settled_windows']:,} "

@@ -103,6 +103,16 @@ class DecoderConfig:
                                                                 # (eventpipe.labels); None: ema
     release: float | None = bounded(None, ge=0, le=1)              # a label whose slow EMA is below
     release_hysteresis: float | None = bounded(None, ge=0, le=1)   # this is let go of sooner (labels)
+    # rule "hmm": an online Bayes filter over the classes instead of the EMA (eventpipe.labels);
+    # None: the checkpoint's, else "ema" / hazard 0.01 / temperature 1 / floor 0 / min_posterior 0.5
+    # / margin 0 / hazard_ramp 0
+    rule: Literal["ema", "hmm"] | None = None
+    hazard: float | None = bounded(None, ge=0, lt=1)          # per step: the action changes
+    temperature: float | None = bounded(None, gt=0)           # softmax(logits / temperature)
+    floor: float | None = bounded(None, ge=0, lt=1)           # least likelihood of a class
+    min_posterior: float | None = bounded(None, ge=0, le=1)   # a challenger's posterior to win
+    margin: float | None = bounded(None, ge=0, le=1)          # ... and its lead over the label's
+    hazard_ramp: int | None = bounded(None, ge=0)             # steps for the hazard to rise
     emit_every: int = bounded(0, ge=0)
     emit_on_change: bool = True
 

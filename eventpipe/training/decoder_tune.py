@@ -37,8 +37,16 @@ GRID = dict(ema=(0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8), hysteresis=(0.0, 0.1, 0.2, 
             dwell=(1, 2, 3), challenger_ema=(None, 0.0, 0.2, 0.4, 0.5),
             release=(None, 0.1, 0.2, 0.3), release_hysteresis=(None, 0.1))
 
+#: the grid of the HMM forward filter (``--rule hmm``; ``LabelDecoder(rule="hmm")``)
+HMM_GRID = dict(rule=("hmm",), hazard=(0.03, 0.1, 0.2, 0.3, 0.4, 0.6), temperature=(0.6, 0.8, 1.0),
+                floor=(0.0, 0.05), min_posterior=(0.0, 0.5, 0.7, 0.9), margin=(0.0, 0.4, 0.8),
+                hazard_ramp=(0, 20))
+
 #: the settings a checkpoint stores (extra["decoder"]); challenger_ema and release* only where used
 KEYS = ("ema", "hysteresis", "dwell", "challenger_ema", "release", "release_hysteresis")
+
+#: the HMM rule's settings (stored beside the EMA rule's, which ``decoder.rule = "ema"`` brings back)
+HMM_KEYS = ("rule", "hazard", "temperature", "floor", "min_posterior", "margin", "hazard_ramp")
 
 
 @torch.no_grad()
@@ -79,6 +87,27 @@ def score_settings(streams: Iterable[tuple], class_names, settle_us: int = 500_0
                     for lg, tr, te in streams])
 
 
+def evidence_runs(streams: Iterable[tuple], steps: int = 10, longest: int = 3) -> dict:
+    """What a decoder can catch at most, by how much evidence it waits for: over the switches of
+    ``streams`` (``(logits, truth, t_end)``; a switch = a change of truth), how many have the raw
+    argmax equal to the new class in at least ``r`` consecutive windows among the first
+    ``steps`` windows after it (``r`` = 1..``longest``; at a 50 ms stride 10 windows end within
+    0.5 s).  ``{"switches": n, 1: ..., 2: ..., ...}``."""
+    out = {"switches": 0, **{r: 0 for r in range(1, longest + 1)}}
+    for logits, truth, _ in streams:
+        am = np.asarray(logits).argmax(1)
+        truth = np.asarray(truth)
+        for i in np.flatnonzero(truth[1:] != truth[:-1]) + 1:
+            run = best = 0
+            for hit in am[i:i + steps] == truth[i]:
+                run = run + 1 if hit else 0
+                best = max(best, run)
+            out["switches"] += 1
+            for r in range(1, longest + 1):
+                out[r] += best >= r
+    return out
+
+
 def pick(rows: list[dict], max_changes: float = 1.5) -> dict:
     """The best row of a grid: among the settings with at most ``max_changes`` label changes
     per switch (all rows if none), the highest ``min(settled accuracy, switch catch rate)``,
@@ -89,9 +118,11 @@ def pick(rows: list[dict], max_changes: float = 1.5) -> dict:
                                   -r["label_changes_per_switch"]))
 
 
-def grid(streams: list[tuple], class_names, grid: dict = GRID, **kw) -> list[dict]:
-    rows = []
+def grid_settings(grid: dict = GRID) -> list[dict]:
+    """The settings of a grid that are scored (combinations that would repeat another or leave a
+    key unused are skipped)."""
     keys = list(grid)
+    out = []
     for values in itertools.product(*(grid[k] for k in keys)):
         setting = dict(zip(keys, values))
         ch = setting.get("challenger_ema")
@@ -101,13 +132,56 @@ def grid(streams: list[tuple], class_names, grid: dict = GRID, **kw) -> list[dic
             continue   # no release: its margin is unused
         if setting.get("release") is not None and setting.get("dwell", 1) > 1:
             continue   # release is tried with dwell 1 only (a dwell delays every switch anyway)
+        if setting.get("rule") == "hmm" and setting.get("min_posterior", 0) > 0 and setting.get("margin", 0) > 0:
+            continue   # one barrier at a time: an absolute posterior or a lead over the current label
+        out.append(setting)
+    return out
+
+
+def grid(streams: list[tuple], class_names, grid: dict = GRID, progress: bool = False,
+         **kw) -> list[dict]:
+    """Every setting of ``grid`` (:func:`grid_settings`) scored on ``streams``: one row each."""
+    rows = []
+    it = grid_settings(grid)
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="decoder settings", dynamic_ncols=True)
+    for setting in it:
         r = score_settings(streams, class_names, **setting, **kw)
-        unset = {"challenger_ema": None, "release": None, "release_hysteresis": None}
+        unset = ({"dwell": 1} if setting.get("rule") == "hmm" else
+                 {"challenger_ema": None, "release": None, "release_hysteresis": None})
         rows.append(dict(unset, **setting, settled_accuracy=r["settled_accuracy"],
                          switch_catch_rate=r["switch_catch_rate"],
                          label_changes_per_switch=r["label_changes_per_switch"],
                          window_accuracy=r["window_accuracy"]))
     return rows
+
+
+def training_streams(cfg, model, n: int, progress: bool = True) -> list[tuple]:
+    """``(logits, truth, t_end)`` of the first ``n`` *training* streams of ``cfg.data`` (seeds
+    ``TRAIN_SEED0 + ...``, rendered as the training cache renders them): where an emission
+    model may be estimated without touching the validation or held-out streams."""
+    from eventpipe.training.config import data_recipe
+    from eventpipe.training.stream_data import render_stream, stream_seeds
+
+    d = cfg.data
+    if d.dataset != "synthetic_stream":
+        raise ValueError(f"decoder tuning needs a synthetic_stream config, got data.dataset={d.dataset!r}")
+    seeds = stream_seeds(d, "train")
+    if not 1 <= n <= len(seeds):
+        raise ValueError(f"training streams: n must be 1..{len(seeds)} (data.n_streams), got {n}")
+    recipe = data_recipe(d)
+    it = seeds[:n]
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="training streams", dynamic_ncols=True)
+    out = []
+    for seed in it:
+        r = render_stream(seed, d)
+        out.append((stream_logits(model, r["frames"], recipe, float(r["scale"])), r["truth"], r["t_end"]))
+    return out
 
 
 def validation_streams(cfg, model) -> list[tuple]:
@@ -142,6 +216,21 @@ def cached_validation_streams(cfg, model, logits_path=None) -> list[tuple]:
     return streams
 
 
+def setting_text(row: dict) -> str:
+    """``key=value`` of a grid row's decoder settings (its rule's keys)."""
+    keys = HMM_KEYS + ("dwell",) if row.get("rule") == "hmm" else KEYS
+    return " ".join(f"{k}={row.get(k)}" for k in keys)
+
+
+def format_rows(rows: list[dict]) -> str:
+    """One line per grid row: its settings, then settled / caught / changes per switch / window."""
+    lines = ["settings | settled  caught  changes/switch  window"]
+    for r in rows:
+        lines.append(f"{setting_text(r)} | {r['settled_accuracy']:.4f}  {r['switch_catch_rate']:.4f}  "
+                     f"{r['label_changes_per_switch']:6.2f}          {r['window_accuracy']:.4f}")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     import snn
     from eventpipe.training.config import load_train_config
@@ -151,6 +240,8 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--max-changes", type=float, default=1.5, help="label changes per switch allowed")
     p.add_argument("--logits", default=None, help="keep the streams' logits in this .npz (reused if present)")
+    p.add_argument("--rule", choices=("ema", "hmm"), default="ema",
+                   help="the decoding rule whose grid is searched (eventpipe.labels.LabelDecoder)")
     p.add_argument("--store", action="store_true",
                    help="write the chosen settings into the checkpoint (extra['decoder']): the "
                         "runtime's defaults for this model")
@@ -163,21 +254,17 @@ def main(argv=None) -> int:
     raw = score_settings(streams, meta["class_names"], ema=0.0)
     print("per class (settled, raw argmax): " + ", ".join(
         f"{k} {v:.3f}" for k, v in sorted(raw["per_class_settled"].items())))
-    rows = grid(streams, meta["class_names"])
-    print("ema  hyst dwell chall rel  relh | settled  caught  changes/switch  window")
-    for r in rows:
-        ch = "   - " if r["challenger_ema"] is None else f"{r['challenger_ema']:.2f} "
-        rl = "   -    - " if r["release"] is None else (
-            f"{r['release']:.2f} " + ("   - " if r["release_hysteresis"] is None else f"{r['release_hysteresis']:.2f} "))
-        print(f"{r['ema']:.2f} {r['hysteresis']:.2f} {r['dwell']:5d} {ch}{rl}| {r['settled_accuracy']:.4f}  "
-              f"{r['switch_catch_rate']:.4f}  {r['label_changes_per_switch']:6.2f}          {r['window_accuracy']:.4f}")
+    ev = evidence_runs(streams)
+    print(f"switches whose raw argmax says the new class within 0.5 s, at least 1 / 2 / 3 windows in a row: "
+          f"{ev[1]} / {ev[2]} / {ev[3]} of {ev['switches']}")
+    rows = grid(streams, meta["class_names"], HMM_GRID if args.rule == "hmm" else GRID, progress=True)
+    print(format_rows(rows))
     best = pick(rows, args.max_changes)
-    print(f"best (<= {args.max_changes} changes per switch): ema={best['ema']} hysteresis={best['hysteresis']} "
-          f"dwell={best['dwell']} challenger_ema={best['challenger_ema']} release={best['release']} "
-          f"release_hysteresis={best['release_hysteresis']}: settled {best['settled_accuracy']:.4f}, "
-          f"caught {best['switch_catch_rate']:.4f}, {best['label_changes_per_switch']:.2f} changes per switch")
+    print(f"best (<= {args.max_changes} changes per switch): {setting_text(best)}: settled "
+          f"{best['settled_accuracy']:.4f}, caught {best['switch_catch_rate']:.4f}, "
+          f"{best['label_changes_per_switch']:.2f} changes per switch")
     if args.store:
-        store_settings(args.checkpoint, {k: best[k] for k in KEYS})
+        store_settings(args.checkpoint, best)
         print(f"stored in {args.checkpoint} (extra['decoder'])")
     return 0
 
@@ -185,13 +272,26 @@ def main(argv=None) -> int:
 def store_settings(checkpoint, settings: dict) -> None:
     """Write decoder ``settings`` into ``checkpoint``'s ``extra["decoder"]`` (atomically; the
     weights and everything else stay as they are); ``challenger_ema`` and ``release*`` only when
-    set."""
+    set.  Settings of the HMM rule (``rule="hmm"``) are added to the EMA rule's settings the
+    checkpoint already stores (``ema`` 0, ``hysteresis`` 0 where it stores none), so that
+    ``decoder.rule = "ema"`` brings those back."""
     raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    stored = {"ema": float(settings["ema"]), "hysteresis": float(settings["hysteresis"]),
-              "dwell": int(settings["dwell"])}
-    for key in ("challenger_ema", "release", "release_hysteresis"):
-        if settings.get(key) is not None:
-            stored[key] = float(settings[key])
+    if settings.get("rule") == "hmm":
+        old = (raw.get("extra") or {}).get("decoder") or {}
+        stored = {k: v for k, v in old.items() if k in KEYS}
+        stored.setdefault("ema", 0.0)
+        stored.setdefault("hysteresis", 0.0)
+        stored["dwell"] = int(settings.get("dwell", 1))
+        stored["rule"] = "hmm"
+        for key in HMM_KEYS[1:]:
+            if settings.get(key) is not None:
+                stored[key] = int(settings[key]) if key == "hazard_ramp" else float(settings[key])
+    else:
+        stored = {"ema": float(settings["ema"]), "hysteresis": float(settings["hysteresis"]),
+                  "dwell": int(settings["dwell"])}
+        for key in ("challenger_ema", "release", "release_hysteresis"):
+            if settings.get(key) is not None:
+                stored[key] = float(settings[key])
     raw.setdefault("extra", {})["decoder"] = stored
     tmp = f"{checkpoint}.tmp"
     torch.save(raw, tmp)

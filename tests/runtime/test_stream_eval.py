@@ -152,3 +152,18 @@ def test_the_runtime_decodes_with_the_checkpoints_stored_settings_unless_the_con
     d = decoder_of(str(bare))
     assert (d.ema, d.hysteresis, d.dwell) == (0.5, 0.1, 3)
     assert dataclasses.asdict(load_run_config(None, []).decoder)["ema"] is None
+
+
+def test_eval_line_prints_latencies_to_one_decimal():
+    """A percentile's float noise (570.0000000000002) and a stream with no caught switch (None)
+    print as a reader expects: ``570.0`` and ``-``."""
+    from eventpipe.cli.evaluate import _line
+
+    res = dict(window_accuracy=0.5, label_changes_per_switch=1.0, per_class_settled={"a": 1.0}, windows=10,
+               max_latency_ms=500.0, switches=2, switches_caught=1, switch_catch_rate=0.5,
+               latency_ms_median=400.0, latency_ms_p90=570.0000000000002, settle_ms=500.0, settled_windows=4,
+               settled_accuracy=1.0, label_changes=2)
+    line = _line("all", res)
+    assert "latency median 400.0 ms, p90 570.0 ms" in line, line
+    res.update(latency_ms_median=None, latency_ms_p90=None, switches_caught=0, switch_catch_rate=0.0)
+    assert "latency median - ms, p90 - ms" in _line("", res)

@@ -78,3 +78,13 @@ def test_decoder_settings_config_then_checkpoint_then_none():
         "ema": 0.0, "hysteresis": 0.3, "dwell": 3, "challenger_ema": None}
     assert decoder_settings(unset, {"ema": 0.2}) == {"ema": 0.2, "hysteresis": 0.0, "dwell": 1,
                                                      "challenger_ema": None}
+
+
+def test_no_confident_class_must_also_win_dwell_steps_in_a_row():
+    # threshold 0.5: a flat step has no candidate (None); with dwell 2 the label drops to None
+    # only after two flat steps in a row, also right after the current label won a step; wave
+    # then needs two steps in a row again
+    U = [1 / 3, 1 / 3, 1 / 3]
+    dec = LabelDecoder(NAMES, ema=0.0, dwell=2, threshold=0.5, emit_every=1)
+    assert labels(dec, [W, W, U, U, W, U, W, W]) == ["wave", "wave", "wave", None, None, None,
+                                                     None, "wave"]

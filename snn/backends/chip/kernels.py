@@ -113,7 +113,7 @@ def lif(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos):  # pragma: n
     n_sat = 0
     n_spk = 0
     for b in range(B):
-        s, k = _lif_span(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos, b, 0, H * W)
+        s, k = _lif_span(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos, b, np.int64(0), np.int64(H * W))
         n_sat += s
         n_spk += k
     return n_sat, n_spk
@@ -127,7 +127,8 @@ def lif_par(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos, parts):  
     P = H * W
     sat = np.zeros(parts, np.int64)
     spk = np.zeros(parts, np.int64)
-    for part in numba.prange(parts):
+    for part_u in numba.prange(parts):
+        part = np.int64(part_u)  # one int64 signature per callee (tests/test_kernel_signatures.py)
         wide_vectors()
         p0 = part * P // parts
         p1 = (part + 1) * P // parts
@@ -230,8 +231,8 @@ def conv_graded(src, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi, ac
     n = 0
     n_sat = 0
     for b in range(B):
-        a, s = _conv_graded_at(src, b, 0, 1, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi,
-                               tacc, tzero, idx, val)
+        a, s = _conv_graded_at(src, b, np.int64(0), np.int64(1), wt, og, stride, pad, shift, rnd, bias, dst, add, lo,
+                               hi, tacc, tzero, idx, val)
         n += a
         n_sat += s
     return n, n_sat
@@ -247,7 +248,8 @@ def conv_graded_par(src, wt, og, stride, pad, shift, rnd, bias, dst, add, lo, hi
     nmax = Ci * wt.shape[1] * wt.shape[2]
     ns = np.zeros(parts, np.int64)
     sats = np.zeros(parts, np.int64)
-    for part in numba.prange(parts):
+    for part_u in numba.prange(parts):
+        part = np.int64(part_u)  # one int64 signature per callee (tests/test_kernel_signatures.py)
         wide_vectors()
         tacc = np.zeros(max(Co, wt.shape[3]), acc_proto.dtype)
         tzero = np.zeros(max(Co, wt.shape[3]), np.int16)
@@ -312,7 +314,8 @@ def conv_dw(chan, npos, H, W, C, wr, pad, fx, shift, rnd, bias, dst, add, lo, hi
     n = 0
     n_sat = 0
     for b in range(dst.shape[0]):
-        a, s = _dw_span(chan, npos, b, H, W, C, wr, pad, fx, 0, C, shift, rnd, bias, dst, add, lo, hi, cm)
+        a, s = _dw_span(chan, npos, b, H, W, C, wr, pad, fx, np.int64(0), np.int64(C), shift, rnd, bias, dst, add,
+                        lo, hi, cm)
         n += a
         n_sat += s
     return n, n_sat
@@ -324,7 +327,8 @@ def conv_dw_par(chan, npos, H, W, C, wr, pad, fx, shift, rnd, bias, dst, add, lo
     wide_vectors()
     ns = np.zeros(parts, np.int64)
     sats = np.zeros(parts, np.int64)
-    for part in numba.prange(parts):
+    for part_u in numba.prange(parts):
+        part = np.int64(part_u)  # one int64 signature per callee (tests/test_kernel_signatures.py)
         wide_vectors()
         c0 = part * C // parts
         c1 = (part + 1) * C // parts

@@ -155,7 +155,8 @@ def conv_pairs(src, wp, stride, shift, rnd, bias, dst, add, lo, hi):  # pragma: 
     n = 0
     n_sat = 0
     for b in range(dst.shape[0]):
-        a, s = _pairs_at(src, b, 0, 1, wp, stride, shift, rnd, bias, dst, add, lo, hi, tacc, tzero, offs, words)
+        a, s = _pairs_at(src, b, np.int64(0), np.int64(1), wp, stride, shift, rnd, bias, dst, add, lo, hi, tacc,
+                         tzero, offs, words)
         n += a
         n_sat += s
     return n, n_sat
@@ -168,7 +169,8 @@ def conv_pairs_par(src, wp, stride, shift, rnd, bias, dst, add, lo, hi, parts): 
     cop = wp.shape[1]
     ns = np.zeros(parts, np.int64)
     sats = np.zeros(parts, np.int64)
-    for part in numba.prange(parts):
+    for part_u in numba.prange(parts):
+        part = np.int64(part_u)  # one int64 signature per callee (tests/test_kernel_signatures.py)
         wide_vectors()
         tacc = np.zeros(cop, np.int32)
         tzero = np.zeros(cop, np.int16)

@@ -83,7 +83,8 @@ def conv_scatter(src, wt, stride, pad, shift, rnd, bias, dst, add, lo, hi, accm)
     n = 0
     n_sat = 0
     for b in range(dst.shape[0]):
-        a, s = _scatter_rows(src, b, 0, dst.shape[1], wt, stride, pad, shift, rnd, bias, dst, add, lo, hi, accm, tzero)
+        a, s = _scatter_rows(src, b, np.int64(0), np.int64(dst.shape[1]), wt, stride, pad, shift, rnd, bias, dst,
+                             add, lo, hi, accm, tzero)
         n += a
         n_sat += s
     return n, n_sat
@@ -96,7 +97,8 @@ def conv_scatter_par(src, wt, stride, pad, shift, rnd, bias, dst, add, lo, hi, a
     Ho = dst.shape[1]
     ns = np.zeros(parts, np.int64)
     sats = np.zeros(parts, np.int64)
-    for part in numba.prange(parts):
+    for part_u in numba.prange(parts):
+        part = np.int64(part_u)  # one int64 signature per callee (tests/test_kernel_signatures.py)
         wide_vectors()
         tzero = np.zeros(dst.shape[3], np.int16)
         oy0 = part * Ho // parts

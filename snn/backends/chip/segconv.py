@@ -157,7 +157,7 @@ def _conv_segs_at(npos, b, q0, qstep, H, W, Ci, wt, stride, pad, flush, shift, r
                 x0 = ox * stride - pad
                 kx0 = max(0, -x0)
                 kx1 = min(K, W - x0)
-                ns = 0
+                ns = np.int64(0)  # not Literal[int](0): one signature for _chunks
                 nr = 0
                 for ky in range(ky0, ky1):
                     prow = (y0 + ky) * W + x0
@@ -218,8 +218,8 @@ def conv_segs(chan, npos, H, W, Ci, wt, stride, pad, flush, shift, rnd, bias, ds
     n_sat = 0
     for b in range(dst.shape[0]):
         row_offsets(chan, npos, b, Ci, K * K * cog, offs)
-        a, s = _conv_segs_at(npos, b, 0, 1, H, W, Ci, wt, stride, pad, flush, shift, rnd, bias, dst, add, lo, hi,
-                             blocked, t16, tacc, tzero, offs, seg, cseg, cend)
+        a, s = _conv_segs_at(npos, b, np.int64(0), np.int64(1), H, W, Ci, wt, stride, pad, flush, shift, rnd, bias,
+                             dst, add, lo, hi, blocked, t16, tacc, tzero, offs, seg, cseg, cend)
         n += a
         n_sat += s
     return n, n_sat
@@ -236,7 +236,8 @@ def conv_segs_par(chan, npos, H, W, Ci, wt, stride, pad, flush, shift, rnd, bias
     sats = np.zeros(parts, np.int64)
     for b in range(dst.shape[0]):
         row_offsets(chan, npos, b, Ci, K * K * cog, offs)
-        for part in numba.prange(parts):
+        for part_u in numba.prange(parts):
+            part = np.int64(part_u)  # one int64 signature per callee (tests/test_kernel_signatures.py)
             wide_vectors()
             t16, tacc, tzero, seg, cseg, cend = _scratch(K, Ci, cog, flush, acc_proto)
             a, s = _conv_segs_at(npos, b, part, parts, H, W, Ci, wt, stride, pad, flush, shift, rnd, bias, dst,

@@ -305,11 +305,11 @@ def conv_spikes(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bi
     for b in range(B):
         _row_offsets(chan, npos, b, Ci, step, offs)
         if dense:
-            a, s = _conv_spikes_dense_at(npos, b, 0, 1, H, W, Ci, wt, stride, pad, flush, shift, rnd, bias, dst,
-                                         add, lo, hi, t16, tacc, offs, rl)
+            a, s = _conv_spikes_dense_at(npos, b, np.int64(0), np.int64(1), H, W, Ci, wt, stride, pad, flush, shift,
+                                         rnd, bias, dst, add, lo, hi, t16, tacc, offs, rl)
         else:
-            a, s = _conv_spikes_at(chan, npos, b, 0, 1, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias,
-                                   dst, add, lo, hi, t16, tacc, offs)
+            a, s = _conv_spikes_at(chan, npos, b, np.int64(0), np.int64(1), H, W, Ci, wt, og, stride, pad, flush,
+                                   shift, rnd, bias, dst, add, lo, hi, t16, tacc, offs)
         n += a
         n_sat += s
     return n, n_sat
@@ -328,7 +328,8 @@ def conv_spikes_par(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd
     sats = np.zeros(parts, np.int64)
     for b in range(B):
         _row_offsets(chan, npos, b, Ci, step, offs)
-        for part in numba.prange(parts):
+        for part_u in numba.prange(parts):
+            part = np.int64(part_u)  # one int64 signature per callee (tests/test_kernel_signatures.py)
             wide_vectors()
             t16 = np.zeros(max(Co, wt.shape[3]), np.int16)
             tacc = np.zeros(max(Co, wt.shape[3]), acc_proto.dtype)

@@ -85,10 +85,11 @@ def depthwise(x, w, out, aug, nth=2):  # pragma: no cover - jitted
     R = x.shape[0] * x.shape[1]
     nblk = min(R, 2 * nth)
     if nth <= 1:
-        _dw_rows(x, w, out, aug, 0, R)
+        _dw_rows(x, w, out, aug, np.int64(0), np.int64(R))
     else:
         for blk in prange(nblk):
-            _dw_rows(x, w, out, aug, blk * R // nblk, (blk + 1) * R // nblk)
+            b = np.int64(blk)  # one int64 signature for the rows (tests/test_kernel_signatures.py)
+            _dw_rows(x, w, out, aug, b * R // nblk, (b + 1) * R // nblk)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

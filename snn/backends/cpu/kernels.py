@@ -146,11 +146,12 @@ def lif_csr(x, v, vout, tau, vth, soft, decay_input, cs, idx, off, spk, rec, nth
     R = B * P
     nblk = min(R, 4 * nth)
     if nth <= 1:
-        _lif_csr_part(x, v, vout, tau, vth, soft, decay_input, cs, idx, off, spk, rec, 0, R)
+        _lif_csr_part(x, v, vout, tau, vth, soft, decay_input, cs, idx, off, spk, rec, np.int64(0), np.int64(R))
     else:
         for blk in prange(nblk):
+            b = np.int64(blk)  # one int64 signature for the part (tests/test_kernel_signatures.py)
             _lif_csr_part(x, v, vout, tau, vth, soft, decay_input, cs, idx, off, spk, rec,
-                          blk * R // nblk, (blk + 1) * R // nblk)
+                          b * R // nblk, (b + 1) * R // nblk)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -355,11 +356,12 @@ def gather_conv(idx, off, H, W, w3, K, stride, pad, bias, res, use_res, out, lif
     nblk = min(R, nth)
     if nblk <= 1:
         _gather_part(idx, off, H, W, w3, K, stride, pad, bias, res, use_res, out, lif, v, vout, tau, vth,
-                     soft, decay_input, cs2, idx2, off2, spk2, want_csr, want_dense, 0, 1)
+                     soft, decay_input, cs2, idx2, off2, spk2, want_csr, want_dense, np.int64(0), np.int64(1))
     else:
         for blk in prange(nblk):
             _gather_part(idx, off, H, W, w3, K, stride, pad, bias, res, use_res, out, lif, v, vout, tau,
-                         vth, soft, decay_input, cs2, idx2, off2, spk2, want_csr, want_dense, blk, nblk)
+                         vth, soft, decay_input, cs2, idx2, off2, spk2, want_csr, want_dense, np.int64(blk),
+                         np.int64(nblk))
 
 
 @njit(cache=True, nogil=True, error_model="numpy", parallel=True)
