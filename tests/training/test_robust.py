@@ -172,3 +172,11 @@ def test_noise_injection_changes_training(tmp_path):
 
     inj, clean = run("inj", **{"optim.noise_lif_std": 0.1}), run("clean")
     assert not torch.equal(_weights(inj), _weights(clean))
+
+
+def test_perturbed_training_is_refused_under_torchrun(tmp_path, monkeypatch):
+    """Several processes are refused before any process group starts (the noise is drawn per process)."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    cfg = load_train_config(None, tiny_overrides(tmp_path) + ["optim.noise_weight_std=0.001"])
+    with pytest.raises(ValueError, match="optim.noise_"):
+        train(cfg, log=lambda m: None)
