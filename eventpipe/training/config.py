@@ -16,6 +16,7 @@ from typing import Literal, Optional
 from eventpipe.config import apply_overrides, from_dict, load_toml
 from eventpipe.errors import ConfigError
 from eventpipe.represent import InputRecipe, RecipeError
+from eventpipe.training.robust import validate_noise
 
 DatasetKind = Literal["synthetic", "synthetic_stream", "hardvs", "gesture", "gesture_npy", "folder",
                       "recordings", "recordings_stream"]
@@ -133,6 +134,11 @@ class OptimConfig:
     direction_margin: float = 2.0       # reversal's (the other direction: clockwise <-> anticlockwise,
                                         # swipes) by this margin (decoded_loss.direction_loss)
     aux_batch_size: int = 16
+    noise_lif_std: float = 0.0          # robustness (eventpipe.training.robust; all 0 = off): Gaussian
+                                        # noise on every LIF input, std in thresholds, per step
+    noise_weight_std: float = 0.0       # relative Gaussian weight noise, drawn anew per batch
+    noise_consistency_weight: float = 0.0   # > 0: clean training pass + a perturbed pass of the same
+                                        # batch, loss weight * KL(clean || perturbed); 0: noise in every pass
     amp: bool = True                    # only used when CUDA is present
     channels_last: bool = True          # only used when CUDA is present
 
@@ -167,6 +173,7 @@ def load_train_config(path: Optional[str] = None, overrides: Optional[list[str]]
     data = load_toml(path) if path else {}
     data = apply_overrides(data, list(overrides or []))
     cfg = from_dict(TrainConfig, data)
+    validate_noise(cfg.optim)               # a bad noise setting fails here, naming its key
     data_recipe(cfg.data)                   # a bad input recipe fails here, naming its key
     if cfg.aux_data is not None:
         data_recipe(cfg.aux_data, "aux_data")

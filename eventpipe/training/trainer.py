@@ -30,6 +30,7 @@ from eventpipe.training.datasets import build_dataset
 from eventpipe.training.decoded_loss import (  # noqa: F401 (held_for: its home before)
     decoded_margin_loss, direction_loss, held_for, transition_loss)
 from eventpipe.training.optim import lr_at, make_optimizer
+from eventpipe.training.robust import Perturbation, noise_enabled, perturbation_kl, validate_noise
 
 STATE_FORMAT = "eventpipe.train_state/1"
 
@@ -259,6 +260,9 @@ def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
     """Run a training job described by ``cfg``; returns a summary (best/final accuracy, step,
     history, out_dir, and ``model``: the trained, unwrapped model of this rank)."""
     rank, world, _ = dist_env()
+    validate_noise(cfg.optim)
+    if world > 1 and noise_enabled(cfg.optim):
+        raise ValueError("optim.noise_*: training with perturbations runs in one process, not under torchrun")
     device = pick_device(cfg.device)
     if device.type == "cpu":
         torch.set_num_threads(max(1, int(cfg.threads)))
@@ -355,6 +359,16 @@ def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
         f"| T={cfg.data.T} window={cfg.data.window_us}us input (W, H)={tuple(cfg.data.input_size)} "
         f"| device {device} world {world} | {steps_per_epoch} steps/epoch x {cfg.optim.epochs}")
 
+    perturb = None
+    if noise_enabled(cfg.optim):   # eventpipe.training.robust: off by default
+        o = cfg.optim
+        perturb = Perturbation(model, lif_std=o.noise_lif_std, weight_std=o.noise_weight_std,
+                               seed=cfg.seed + 7919, device=device)
+        say(f"perturbed training: LIF input noise {o.noise_lif_std} thresholds, weight noise "
+            f"{o.noise_weight_std}, " + (f"consistency KL x {o.noise_consistency_weight}"
+                                         if o.noise_consistency_weight > 0 else "in every pass"))
+    fwd = perturb if perturb is not None and cfg.optim.noise_consistency_weight == 0 else ddp_model
+
     t_start = time.time()
     last_eval: Optional[dict] = None
     for epoch in range(start_epoch, cfg.optim.epochs):
@@ -385,9 +399,12 @@ def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
             x = _to_input(x, device)
             y = y.to(device)
             with torch.autocast(device.type, enabled=amp):
-                logits, yy = logits_and_targets(ddp_model, x, y, cfg.optim.per_step_loss)
+                logits, yy = logits_and_targets(fwd, x, y, cfg.optim.per_step_loss)
                 weight = rest[0].to(device).flatten() if rest else None
                 loss = weighted_cross_entropy(logits, yy, weight, cfg.optim.label_smoothing)
+                if perturb is not None and cfg.optim.noise_consistency_weight > 0:
+                    lp, _ = logits_and_targets(perturb, x, y, cfg.optim.per_step_loss)
+                    loss = loss + cfg.optim.noise_consistency_weight * perturbation_kl(logits, lp)
                 if cfg.optim.consistency_weight > 0 and y.dim() == 2:
                     loss = loss + cfg.optim.consistency_weight * consistency_loss(
                         logits, y, cfg.optim.consistency_settle)
@@ -405,7 +422,7 @@ def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
                         logits, y, partner, margin=cfg.optim.direction_margin)
                 if aux_batches is not None:
                     xa, ya, *ra = next(aux_batches)
-                    la, ta = logits_and_targets(ddp_model, _to_input(xa, device),
+                    la, ta = logits_and_targets(fwd, _to_input(xa, device),
                                                 ya.to(device), cfg.optim.per_step_loss)
                     wa = ra[0].to(device).flatten() if ra else None
                     loss = loss + cfg.optim.aux_weight * weighted_cross_entropy(
@@ -464,6 +481,8 @@ def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
         if distributed:
             torch.distributed.barrier()
 
+    if perturb is not None:
+        perturb.close()
     summary: Dict[str, Any] = dict(out_dir=str(out), step=step, best_acc=best_acc, history=history,
                                    final_acc=last_eval["accuracy"] if last_eval else None, model=model)
     if is_main:
