@@ -63,8 +63,15 @@ def test_two_thread_floor_faults_every_page_of_a_fresh_output():
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="one core: no parallel path")
 def test_timeline_parts_add_up_inside_the_call():
+    # the default call's thread count is the calling thread's numba setting, which an earlier test
+    # of the same process may have left at 1 (the CPU fast path follows torch's thread count)
     ev = synthetic(900_000, W=320, H=240, t_max=3_000_000, seed=2)
-    tl = timeline(ev, (320, 240), 10_000, 3)
+    old = numba.get_num_threads()
+    numba.set_num_threads(2)
+    try:
+        tl = timeline(ev, (320, 240), 10_000, 3)
+    finally:
+        numba.set_num_threads(old)
     assert tl["chunks"] >= 2
     assert 0 <= tl["pre"] and 0 <= tl["post"] and tl["pre"] + tl["post"] < tl["total"]
     assert max(tl["busy0"], tl["busy1"]) <= tl["total"]
