@@ -56,6 +56,9 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "frames": ("eventpipe/kernels/frames.py",
                ["tests/kernels/test_kernel_bounds.py", "tests/kernels/test_frames.py",
                 "tests/kernels/test_teamwork.py"]),
+    "chunkplan": ("eventpipe/kernels/_chunkplan.py",
+                  ["tests/kernels/test_chunkplan.py", "tests/kernels/test_frames.py",
+                   "tests/kernels/test_teamwork.py"]),
     "window_loop": ("eventpipe/kernels/_window_loop.py",
                     ["tests/kernels/test_kernel_bounds.py", "tests/kernels/test_frames.py",
                      "tests/kernels/test_streaming.py"]),
@@ -78,7 +81,7 @@ DEPENDENTS = {"eventpipe/kernels/frames.py": ["eventpipe/kernels/_streaming_core
                                                     "eventpipe/kernels/_writeonce.py",
                                                     "eventpipe/kernels/_streaming_core.py"]}
 # Numba modules: every mutant recompiles kernels (tens of seconds), so fewer generated ones
-NUMBA = {"evt3", "aedat2", "frames", "window_loop", "streaming", "streaming_core", "filters"}
+NUMBA = {"evt3", "aedat2", "frames", "chunkplan", "window_loop", "streaming", "streaming_core", "filters"}
 
 # The hand-written mutants: (what it breaks, exact old text (unique in the file), new text).
 LISTED: dict[str, list[tuple[str, str, str]]] = {
