@@ -223,6 +223,10 @@ NOTES: dict[str, str] = {
                          "whether the index-window path copies the valid events out; with "
                          "every event valid the mutant copies all of them, and the frames and "
                          "counters are the same (only slower)",
+    "chunkplan:90:>= -> >": "equivalent: the cut's window `k` is at most T - 1 on every path "
+                            "(`_window_of` returns at most T - 1, `k += 1` only below T - 1, "
+                            "the empty-window branch only lowers it), so `k >= T` and `k > T` "
+                            "are both never true; the guard stays against a future edit",
     "udp:119:256 -> 257": "equivalent: `read_limit` only says how many queued datagrams one "
                           "`read()` decodes together; the events, their order and every "
                           "counter are the same",

@@ -100,3 +100,37 @@ def test_one_thread_too_few_events_or_one_window_is_not_split():
     # last event are left to the last chunk: a fresh output's are never touched)
     ws_many, _ = time_windows(0, 10_000_000, 1_000_000, 1_000_000, False)
     assert chunks(np.sort(t % 1000), ws_many, 2, 10**9) is None
+
+
+def test_window_of_is_the_last_window_starting_at_or_before_a_time():
+    """``_window_of`` against numpy's ``searchsorted`` (0 before the first start), at every
+    start, between starts, before the first and after the last."""
+    from eventpipe.kernels._chunkplan import _window_of
+
+    rng = np.random.default_rng(7)
+    for T in (1, 2, 3, 17, 64):
+        ws = np.sort(rng.choice(np.arange(0, 10_000, 7), T, replace=False)).astype(np.int64)
+        vs = np.r_[ws, ws - 1, ws + 1, -5, 20_000, rng.integers(-10, 10_010, 50)]
+        want = np.maximum(np.searchsorted(ws, vs, side="right") - 1, 0)
+        got = [_window_of(ws, np.int64(v)) for v in vs]
+        assert got == want.tolist(), T
+
+
+def test_a_cut_among_empty_windows_lands_where_their_frames_reach_the_target():
+    """Worked by hand: ten windows of 10 us, 100 events in the first and 100 in the last, each
+    frame worth 10 events: the total cost is 200 + 10 x 10 = 300, and a cut at half of it
+    (150) must leave the first chunk 100 events + 5 frames: windows 0-4, the empty windows
+    5-8 and the last one to the second chunk."""
+    t = np.r_[np.arange(100) % 10, 90 + np.arange(100) % 10].astype(np.int64)
+    t.sort()
+    ws = np.arange(0, 100, 10, dtype=np.int64)
+    ev_lo, k_lo = plan(t, ws, np.array([0.5]), np.int64(10))
+    assert k_lo.tolist() == [0, 5, 10] and ev_lo.tolist() == [0, 100, 200]
+
+
+def test_two_windows_on_two_threads_are_two_chunks():
+    """The smallest split: two windows, two threads, each window's events a chunk of its own."""
+    t = np.arange(1000, dtype=np.int64)
+    ws = np.array([0, 500], np.int64)
+    ev_lo, k_lo = chunks(t, ws, 2, 1000)
+    assert k_lo.tolist() == [0, 1, 2] and ev_lo.tolist() == [0, 500, 1000]
