@@ -1,6 +1,6 @@
 """Chunks shared between the calling thread and helper threads, with no barrier.
 
-A parallel time-window call cuts its windows into chunks (``frames._chunks``).  The calling
+A parallel time-window call cuts its windows into chunks (``_chunkplan.chunks``).  The calling
 thread and ``threads - 1`` helper threads (Python threads, each running a ``nogil`` Numba
 loop) take chunks from one shared counter with an atomic fetch-and-add until none is left.
 The call then waits only for the chunks a helper has taken: a helper that has not started

@@ -173,29 +173,36 @@ def _bin_time(ev, ws, we, res, P, tol, maxval, nthreads, counters, zeroed=True,
     room = _room(ev, maxval)
     if not zeroed:
         return _bin_time_once(ev, ws, we, res, P, tol, maxval, nthreads, counters, room, pool)
-    chunks = _chunks(t, ws, nthreads, res.nbytes // max(1, T))
-    if chunks is not None:
-        ev_lo, k_lo = chunks
-        runmax = np.empty(len(k_lo) - 1, np.int64)
-        chunk_counters = np.zeros((len(runmax), N_COUNTERS), np.int64)
-        counter = np.zeros(1, np.int64)
-
-        def work(wid):
-            return int(_bin_chunks(ev, ev_lo, k_lo, ws, we, res, P, tol, maxval, runmax,
-                                   chunk_counters, room, counter))
-
-        run_chunks(work, nthreads, len(runmax))
-        agree, top = _merge_chunks(runmax, ws, k_lo, chunk_counters, counters)
+    split = _split_run(t, ws, res, nthreads, counters,
+                       lambda ev_lo, k_lo, runmax, cc, counter, wid: _bin_chunks(
+                           ev, ev_lo, k_lo, ws, we, res, P, tol, maxval, runmax, cc, room, counter))
+    if split is not None:
+        agree, top = split
         if agree:
-            return int(top)
+            return top
         res.fill(0)  # time stepped back across a chunk border: run serially
     return int(_bin_windows(ev, 0, n, ws, we, res, 0, T, P, tol, maxval, np.int64(I64_MIN),
                             False, counters, room))
 
 
-def _chunks(t, ws, nthreads, frame_bytes):
-    """``(ev_lo, k_lo)`` of a parallel call (:func:`_chunkplan.chunks`), or None."""
-    return _chunkplan.chunks(t, ws, nthreads, frame_bytes)
+def _split_run(t, ws, res, nthreads, counters, chunk):
+    """The parallel split of a time-window call into ``res``: the chunk plan
+    (:func:`_chunkplan.chunks`), ``chunk(ev_lo, k_lo, runmax, chunk_counters, counter, wid)`` on
+    ``nthreads`` threads (each call takes chunks from ``counter`` until none is left), then
+    :func:`_merge_chunks`.  ``None`` when one thread should do it all, else ``(agree, running
+    max)``; with ``agree`` false, time stepped back across a chunk border and the caller runs
+    serially."""
+    plan = _chunkplan.chunks(t, ws, nthreads, res.nbytes // max(1, len(ws)))
+    if plan is None:
+        return None
+    ev_lo, k_lo = plan
+    runmax = np.empty(len(k_lo) - 1, np.int64)
+    chunk_counters = np.zeros((len(runmax), N_COUNTERS), np.int64)
+    counter = np.zeros(1, np.int64)
+    run_chunks(lambda wid: int(chunk(ev_lo, k_lo, runmax, chunk_counters, counter, wid)), nthreads,
+               len(runmax))
+    agree, top = _merge_chunks(runmax, ws, k_lo, chunk_counters, counters)
+    return bool(agree), int(top)
 
 
 @njit(cache=True, nogil=True)
@@ -227,22 +234,12 @@ def _bin_time_once(ev, ws, we, res, P, tol, maxval, nthreads, counters, room, po
                else np.zeros((rows, F), res.dtype))
     nt = _writeonce.use_nt(res)
     try:
-        chunks = _chunks(ev["t"], ws, nthreads, res.nbytes // max(1, T))
-        if chunks is not None:
-            ev_lo, k_lo = chunks
-            runmax = np.empty(len(k_lo) - 1, np.int64)
-            chunk_counters = np.zeros((len(runmax), N_COUNTERS), np.int64)
-            counter = np.zeros(1, np.int64)
-
-            def work(wid):
-                return int(_writeonce.bin_chunks_once(ev, ev_lo, k_lo, ws, we, res, scratch[wid],
-                                                      P, tol, maxval, runmax, chunk_counters,
-                                                      room, nt, counter))
-
-            run_chunks(work, nthreads, len(runmax))
-            agree, top = _merge_chunks(runmax, ws, k_lo, chunk_counters, counters)
-            if agree:
-                return int(top)
+        split = _split_run(ev["t"], ws, res, nthreads, counters,
+                           lambda ev_lo, k_lo, runmax, cc, counter, wid: _writeonce.bin_chunks_once(
+                               ev, ev_lo, k_lo, ws, we, res, scratch[wid], P, tol, maxval, runmax, cc,
+                               room, nt, counter))
+        if split is not None and split[0]:
+            return split[1]
         return int(_writeonce.bin_windows_once(ev, 0, n, ws, we, res, 0, T, scratch[0], P, tol,
                                                maxval, np.int64(I64_MIN), counters, room, nt))
     finally:
