@@ -3,7 +3,8 @@
 A parallel kernel that calls a helper both from its serial branch (``part(.., 0, 1)``: numba types
 the literals as ``Literal[int](0)`` and again as ``int64``) and from a ``prange`` body (the loop
 index is ``uint64``) compiles that helper three times; for the CPU fast path's ``_gather_part``
-that was ~19 s of CPU of a first ``eventpipe run`` (docs/runtime.md).  Here a fresh process with an
+that was ~19 s of CPU of a first ``eventpipe run`` (``benchmarks/first_run.py`` measures the
+whole first run; docs/runtime.md).  Here a fresh process with an
 empty numba cache calls the CPU fast path's kernels on one and two threads and steps random chip
 programs on one and two threads (~60-80 s of CPU: everything compiles), then checks that no
 dispatcher of ours holds two signatures that differ only in integer scalars.  A deliberately bad
