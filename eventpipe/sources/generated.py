@@ -15,6 +15,7 @@ from typing import Any, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
+from eventpipe.errors import ConfigError
 from eventpipe.sources.base import Source
 
 
@@ -61,14 +62,31 @@ def _options(text: str) -> dict[str, str]:
     for part in filter(None, text.replace("&", ",").split(",")):
         k, sep, v = part.partition("=")
         if not sep:
-            raise ValueError(f"source option {part!r} must look like key=value")
+            raise ConfigError(f"source option {part!r} must look like key=value")
         out[k.strip()] = v.strip()
     return out
 
 
 def _size(text: str) -> tuple[int, int]:
     w, _, h = text.lower().partition("x")
-    return int(w), int(h)
+    try:
+        size = int(w), int(h)
+    except ValueError:
+        size = (0, 0)
+    if min(size) < 1:
+        raise ConfigError(f"synthetic: option size={text!r} must be WIDTHxHEIGHT in pixels (e.g. 128x128)")
+    return size
+
+
+def _number(opts: dict, key: str, cast, default):
+    """Option ``key`` of a ``synthetic:`` spec as ``cast`` (int or float), or ``default``."""
+    if key not in opts:
+        return default
+    try:
+        return cast(opts[key])
+    except ValueError:
+        kind = "an integer" if cast is int else "a number"
+        raise ConfigError(f"synthetic: option {key}={opts[key]!r} is not {kind}") from None
 
 
 def synthetic_source(spec: str, *, speed: float | None = 1.0,
@@ -79,12 +97,12 @@ def synthetic_source(spec: str, *, speed: float | None = 1.0,
     known = {"seed", "switch_s", "size", "duration_s", "packet_us"}
     unknown = set(opts) - known
     if unknown:
-        raise ValueError(f"unknown synthetic: option(s) {sorted(unknown)}; known {sorted(known)}")
+        raise ConfigError(f"unknown synthetic: option(s) {sorted(unknown)}; known {sorted(known)}")
     size = _size(opts.get("size", "128x128"))
-    stream = SyntheticStream(seed=int(opts.get("seed", 0)),
-                             switch_every_s=float(opts.get("switch_s", 3.0)),
-                             sensor_size=size, packet_us=int(opts.get("packet_us", 10_000)),
-                             duration_s=float(opts["duration_s"]) if "duration_s" in opts else None)
+    stream = SyntheticStream(seed=_number(opts, "seed", int, 0),
+                             switch_every_s=_number(opts, "switch_s", float, 3.0),
+                             sensor_size=size, packet_us=_number(opts, "packet_us", int, 10_000),
+                             duration_s=_number(opts, "duration_s", float, None))
 
     # The first packet is made here, as for camera:/video:, so the emulator's kernels are
     # compiled (on a first run: seconds to minutes on a busy machine) before the pipeline and

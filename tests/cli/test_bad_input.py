@@ -159,3 +159,21 @@ def test_unknown_model_name_suggests_close_names(cli, command):
     res = cli(CHECKPOINT_COMMANDS[command]("meta_spikformer_tiny"))
     assert_one_error_line(res, ExitStatus.CONFIG, "unknown model 'meta_spikformer_tiny'",
                           "did you mean meta_spikeformer_tiny")
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ("synthetic:seed=abc", "seed='abc' is not an integer"),
+    ("synthetic:duration_s=soon", "duration_s='soon' is not a number"),
+    ("synthetic:size=axb", "size='axb' must be WIDTHxHEIGHT"),
+    ("synthetic:size=0x64", "size='0x64' must be WIDTHxHEIGHT"),
+    ("synthetic:bogus=1", "unknown synthetic: option(s) ['bogus']"),
+    ("synthetic:seed", "must look like key=value"),
+])
+@pytest.mark.parametrize("command", ["run", "eval"])
+def test_bad_synthetic_options_are_config_errors(cli, spec, needle, command):
+    """A ``synthetic:`` option that does not parse is a configuration error naming the option
+    (exit 4), in ``run --source`` and ``eval --stream`` alike (it was exit 1 with Python's
+    ``invalid literal for int()``)."""
+    argv = (["run", "--source", spec, "--duration", "1"] if command == "run"
+            else ["eval", "default", "--stream", spec])
+    assert_one_error_line(cli(argv), ExitStatus.CONFIG, needle)
