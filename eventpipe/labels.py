@@ -38,6 +38,11 @@ The candidate is ``argmax(post)``; a challenger ``K`` replaces the current label
 ``post[K] >= min_posterior``.  ``temperature`` > 1 flattens the model's evidence (consecutive
 windows overlap and share membranes, so their outputs are not independent); ``floor`` bounds
 what one window can say.  ``score`` and ``topk`` are then posterior probabilities.
+With ``rule="learned"`` a small network over the last ``k`` windows' log-probabilities
+(:mod:`eventpipe.learned_decoder`, its parameters ``learned``: a checkpoint's
+``extra["decoder"]["learned"]``) gives each step's class probabilities in place of
+``softmax(logits)``; they then go through the EMA rule above (``ema``, ``hysteresis``,
+``challenger_ema``, ``release*``).
 The label becomes a winning candidate once it has won ``dwell`` steps in a row
 (1: at once); a step where the current label wins again resets that count.
 A message is emitted when the label changed (``emit_on_change``) and/or
@@ -55,6 +60,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from eventpipe.learned_decoder import LearnedParamsError, params_from_stored
+from eventpipe.learned_decoder import step as learned_step
+
 
 #: decoder settings a checkpoint may carry (``extra["decoder"]``) and their values for one
 #: that carries none: no smoothing, the label follows the argmax at once
@@ -62,10 +70,11 @@ STORED_SETTINGS = {"ema": 0.0, "hysteresis": 0.0, "dwell": 1, "challenger_ema": 
 
 #: optional settings, passed on only when the config or the checkpoint sets them (None = off)
 OPTIONAL_SETTINGS = ("release", "release_hysteresis", "rule", "hazard", "temperature", "floor",
-                     "min_posterior", "margin", "hazard_ramp")
+                     "min_posterior", "margin", "hazard_ramp", "learned")
 
-#: the decoding rules (``rule``): EMA + hysteresis (the default), or the HMM forward filter
-RULES = ("ema", "hmm")
+#: the decoding rules (``rule``): EMA + hysteresis (the default), the HMM forward filter, or the
+#: learned network over the recent windows followed by the EMA rule
+RULES = ("ema", "hmm", "learned")
 
 
 def decoder_settings(configured: dict, stored: dict | None) -> dict:
@@ -173,6 +182,7 @@ class StreamState:
     pending: int | None = None   # the challenger of the current label and its winning streak
     streak: int = 0
     since_change: int = 0        # steps since the label last changed (the HMM's hazard_ramp)
+    history: np.ndarray | None = None   # the learned rule's last k log-probability vectors
 
 
 class LabelDecoder:
@@ -182,7 +192,8 @@ class LabelDecoder:
                  challenger_ema: float | None = None, release: float | None = None,
                  release_hysteresis: float | None = None, rule: str = "ema",
                  hazard: float = 0.01, temperature: float = 1.0, floor: float = 0.0,
-                 min_posterior: float = 0.5, margin: float = 0.0, hazard_ramp: int = 0):
+                 min_posterior: float = 0.5, margin: float = 0.0, hazard_ramp: int = 0,
+                 learned=None):
         self.class_names = [str(c) for c in class_names]
         if not self.class_names:
             raise ValueError("class_names must not be empty")
@@ -214,6 +225,14 @@ class LabelDecoder:
             raise ValueError(f"margin must be in [0, 1], got {margin!r}")
         if isinstance(hazard_ramp, bool) or int(hazard_ramp) != hazard_ramp or int(hazard_ramp) < 0:
             raise ValueError(f"hazard_ramp must be an integer >= 0, got {hazard_ramp!r}")
+        self.learned = None
+        if rule == "learned":
+            if learned is None:
+                raise LearnedParamsError(
+                    "decoder.rule = 'learned' needs the learned decoder's parameters "
+                    "(decoder.learned: a checkpoint's extra['decoder']['learned'], written by "
+                    "python -m eventpipe.training.learned_tune --store)")
+            self.learned = params_from_stored(learned, len(self.class_names))
         if isinstance(dwell, bool) or int(dwell) != dwell or int(dwell) < 1:
             raise ValueError(f"dwell must be an integer >= 1, got {dwell}")
         if int(emit_every) < 0:
@@ -277,9 +296,12 @@ class LabelDecoder:
                 cand = choose_hmm_label(st.smooth, st.label, self.threshold, self.min_posterior,
                                         self.margin)
             else:
-                st.smooth = ema_update(st.smooth, probs[i], self.ema)
+                p = probs[i]
+                if self.learned is not None:
+                    p, st.history = learned_step(self.learned, st.history, x[i])
+                st.smooth = ema_update(st.smooth, p, self.ema)
                 if self.challenger_ema is not None:
-                    st.fast = ema_update(st.fast, probs[i], self.challenger_ema)
+                    st.fast = ema_update(st.fast, p, self.challenger_ema)
                 cand = choose_label(st.smooth, st.label, self.threshold, self.hysteresis, st.fast,
                                     self.release, self.release_hysteresis)
             new = self._debounce(st, cand)

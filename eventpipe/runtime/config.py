@@ -106,7 +106,7 @@ class DecoderConfig:
     # rule "hmm": an online Bayes filter over the classes instead of the EMA (eventpipe.labels);
     # None: the checkpoint's, else "ema" / hazard 0.01 / temperature 1 / floor 0 / min_posterior 0.5
     # / margin 0 / hazard_ramp 0
-    rule: Literal["ema", "hmm"] | None = None
+    rule: Literal["ema", "hmm", "learned"] | None = None
     hazard: float | None = bounded(None, ge=0, lt=1)          # per step: the action changes
     temperature: float | None = bounded(None, gt=0)           # softmax(logits / temperature)
     floor: float | None = bounded(None, ge=0, lt=1)           # least likelihood of a class
