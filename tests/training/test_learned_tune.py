@@ -44,11 +44,11 @@ def test_it_learns_a_class_that_argmax_alone_never_says():
     train = [toy_stream(s) for s in range(4)]
     test = [toy_stream(s) for s in range(100, 102)]
     assert all((lg.argmax(1)[tr == 1] != 1).all() for lg, tr, _ in test)   # argmax: never right
-    with_history = fit(train, 3, k=2, hidden=8, steps=200, seed=0)
+    with_history = fit(train, 3, k=2, hidden=8, steps=60, seed=0)
     assert accuracy(with_history, test, 1) > 0.9
     assert accuracy(with_history, test, 0) > 0.9 and accuracy(with_history, test, 2) > 0.9
     # the same network on one window (history ignored) cannot tell class 1
-    alone = fit(train, 3, k=1, hidden=8, steps=200, seed=0)
+    alone = fit(train, 3, k=1, hidden=8, steps=60, seed=0)
     assert accuracy(alone, test, 1) < 0.6
     # the runtime's decoder (stored form, window by window) gives the same labels
     dec = LabelDecoder(NAMES, rule="learned", learned=params_to_stored(with_history), ema=0.0,
