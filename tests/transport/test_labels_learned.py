@@ -130,3 +130,32 @@ def test_run_config_and_the_checkpoint_select_the_rule():
     assert LabelDecoder(NAMES, **got).rule == "learned"
     # the run config's rule wins over the checkpoint's
     assert LabelDecoder(NAMES, **decoder_settings(dict(unset, rule="ema"), stored)).learned is None
+
+
+def test_the_runtime_takes_the_learned_rule_from_the_checkpoint(tmp_path):
+    import shutil
+
+    from eventpipe.learned_decoder import LearnedParams
+    from eventpipe.runtime.config import load_run_config
+    from eventpipe.runtime.model_loader import load_model, resolve_checkpoint
+    from eventpipe.runtime.pipeline import Pipeline
+    from eventpipe.training.learned_tune import store
+
+    loaded = load_model("default")
+    # the shipped checkpoint has no learned parameters: asking for the rule names the key
+    with pytest.raises(LearnedParamsError, match=r"decoder\.learned"):
+        Pipeline(load_run_config(None, ["decoder.rule=learned"]), None, loaded, [], recipe=loaded.recipe)
+    c = len(loaded.class_names)
+    rng = np.random.default_rng(0)
+    params = LearnedParams(k=3, classes=c, clip=12.0,
+                           weights=((rng.normal(size=(c, 3 * c)), rng.normal(size=c)),))
+    ckpt = tmp_path / "cand.pt"
+    shutil.copy(resolve_checkpoint("default"), ckpt)
+    store(ckpt, params, {"ema": 0.8, "hysteresis": 0.2, "dwell": 1, "challenger_ema": 0.4})
+    cand = load_model(str(ckpt))
+    dec = Pipeline(load_run_config(None, []), None, cand, [], recipe=cand.recipe).decoder
+    assert dec.rule == "learned" and dec.learned.k == 3 and (dec.ema, dec.challenger_ema) == (0.8, 0.4)
+    np.testing.assert_array_equal(dec.learned.weights[0][0], params.weights[0][0])
+    # decoder.rule = "ema" in the run config brings the EMA rule back on the same checkpoint
+    dec = Pipeline(load_run_config(None, ["decoder.rule=ema"]), None, cand, [], recipe=cand.recipe).decoder
+    assert dec.rule == "ema" and dec.learned is None
