@@ -179,6 +179,8 @@ def fit(streams: Sequence[tuple], classes: int, *, k: int = 6, hidden: int = 0, 
     inputs give the same parameters."""
     import torch
 
+    if int(k) < 1 or int(hidden) < 0:
+        raise ValueError(f"fit: k must be >= 1 and hidden >= 0, got k={k}, hidden={hidden}")
     xs, ys, ws = [], [], []
     for s in streams:
         logits, truth = np.asarray(s[0]), np.asarray(s[1]).astype(np.int64)
@@ -192,6 +194,8 @@ def fit(streams: Sequence[tuple], classes: int, *, k: int = 6, hidden: int = 0, 
     x = torch.from_numpy(np.concatenate(xs))
     y = torch.from_numpy(np.concatenate(ys))
     wt = torch.from_numpy(np.concatenate(ws))
+    if not float(wt.sum()) > 0:
+        raise ValueError("fit: no window with a known truth (truth >= 0) to fit on")
     wt = wt / wt.sum()
     gen = torch.Generator().manual_seed(int(seed))
     dims = [k * classes] + ([hidden] if hidden else []) + [classes]

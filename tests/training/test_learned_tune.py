@@ -103,3 +103,9 @@ def test_seeds_must_be_training_seeds():
     for bad in ("20000", "1000-1002", "9999-10001"):
         with pytest.raises(ValueError, match="--seeds"):
             lt.parse_seeds(bad)
+
+
+def test_fit_refuses_streams_without_a_known_truth():
+    lg, tr, te = toy_stream(0, segments=2)
+    with pytest.raises(ValueError, match="no window with a known truth"):
+        fit([(lg, np.full_like(tr, -1), te)], 3, k=2)
