@@ -204,15 +204,42 @@ def validation_streams(cfg, model) -> list[tuple]:
     return out
 
 
+def logits_key(cfg, model) -> str:
+    """What a cache of stream logits was made from: a SHA-256 of ``model``'s parameters and
+    buffers (sorted by name, dtype and shape included) and of ``cfg.data`` (the streams and how
+    they are binned).  A cache whose key differs holds another model's or another set's logits."""
+    import dataclasses
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    d = cfg.data
+    h.update(repr(dataclasses.asdict(d) if dataclasses.is_dataclass(d) else d).encode())
+    return h.hexdigest()
+
+
 def cached_validation_streams(cfg, model, logits_path=None) -> list[tuple]:
-    """:func:`validation_streams`, kept in (and read back from) ``logits_path`` when given."""
+    """:func:`validation_streams`, kept in (and read back from) ``logits_path`` when given.
+    The file carries :func:`logits_key`; one made from another model or data config is made
+    again (and overwritten), with a note on stderr.  ``model=None`` only reads a file back."""
+    key = None if model is None else logits_key(cfg, model)
     if logits_path and os.path.isfile(logits_path):
         with np.load(logits_path) as z:
-            return [(z[f"logits{i}"], z[f"truth{i}"], z[f"t_end{i}"]) for i in range(int(z["n"]))]
+            stored = str(z["key"]) if "key" in z.files else None
+            if key is None or stored == key:
+                return [(z[f"logits{i}"], z[f"truth{i}"], z[f"t_end{i}"]) for i in range(int(z["n"]))]
+        print(f"{logits_path}: cached logits of another model or data config; made again",
+              file=sys.stderr)
     streams = validation_streams(cfg, model)
     if logits_path:
-        np.savez(logits_path, n=len(streams), **{f"{k}{i}": v for i, s in enumerate(streams)
-                                                 for k, v in zip(("logits", "truth", "t_end"), s)})
+        tmp = logits_path + ".tmp.npz"
+        np.savez(tmp, n=len(streams), key=key,
+                 **{f"{k}{i}": v for i, s in enumerate(streams)
+                    for k, v in zip(("logits", "truth", "t_end"), s)})
+        os.replace(tmp, logits_path)
     return streams
 
 
@@ -239,7 +266,7 @@ def main(argv=None) -> int:
     p.add_argument("--config", required=True, help="a synthetic_stream training TOML (its validation streams)")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--max-changes", type=float, default=1.5, help="label changes per switch allowed")
-    p.add_argument("--logits", default=None, help="keep the streams' logits in this .npz (reused if present)")
+    p.add_argument("--logits", default=None, help="keep the streams' logits in this .npz (reused when made from the same model and data config, else made again)")
     p.add_argument("--rule", choices=("ema", "hmm"), default="ema",
                    help="the decoding rule whose grid is searched (eventpipe.labels.LabelDecoder)")
     p.add_argument("--store", action="store_true",

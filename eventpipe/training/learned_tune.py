@@ -61,24 +61,27 @@ def parse_seeds(text: str) -> list[int]:
 
 def training_logits(cfg, model, seeds: Sequence[int], cache_dir: str | None = None) -> list[tuple]:
     """``(logits, truth, t_end)`` of the training-seed streams ``seeds`` under ``cfg.data``
-    (one ``<cache_dir>/<seed>.npz`` each, reused when present)."""
+    (one ``<cache_dir>/<seed>.npz`` each, reused when it was made from the same model and data
+    config: :func:`~eventpipe.training.decoder_tune.logits_key`; made again otherwise)."""
     from eventpipe.training.config import data_recipe
-    from eventpipe.training.decoder_tune import stream_logits
+    from eventpipe.training.decoder_tune import logits_key, stream_logits
     from eventpipe.training.stream_data import render_stream
 
     recipe = data_recipe(cfg.data)
+    key = logits_key(cfg, model) if cache_dir else None
     out = []
     for seed in seeds:
         path = os.path.join(cache_dir, f"{seed}.npz") if cache_dir else None
         if path and os.path.isfile(path):
             with np.load(path) as z:
-                out.append((z["logits"], z["truth"], z["t_end"]))
-            continue
+                if "key" in z.files and str(z["key"]) == key:
+                    out.append((z["logits"], z["truth"], z["t_end"]))
+                    continue
         r = render_stream(int(seed), cfg.data)
         item = (stream_logits(model, r["frames"], recipe, float(r["scale"])), r["truth"], r["t_end"])
         if path:
             os.makedirs(cache_dir, exist_ok=True)
-            np.savez(path + ".tmp.npz", logits=item[0], truth=item[1], t_end=item[2])
+            np.savez(path + ".tmp.npz", logits=item[0], truth=item[1], t_end=item[2], key=key)
             os.replace(path + ".tmp.npz", path)
         out.append(item)
     return out
@@ -125,8 +128,8 @@ def main(argv=None) -> int:
     p.add_argument("--config", required=True, help="a synthetic_stream training TOML")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--seeds", default="10048-10079", help="training-seed streams to fit on")
-    p.add_argument("--logits-dir", default=None, help="cache of the training streams' logits")
-    p.add_argument("--val-logits", default=None, help="cache of the validation streams' logits (.npz)")
+    p.add_argument("--logits-dir", default=None, help="cache of the training streams' logits (a file per seed, reused when made from the same model and data config)")
+    p.add_argument("--val-logits", default=None, help="cache of the validation streams' logits (.npz; reused when made from the same model and data config)")
     p.add_argument("--k", type=int, default=6, help="windows of history")
     p.add_argument("--hidden", type=int, default=0, help="0: logistic regression, else one tanh layer")
     p.add_argument("--switch-weight", type=float, default=1.0)

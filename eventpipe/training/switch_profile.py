@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     p.add_argument("--config", required=True, help="a synthetic_stream training TOML (its validation streams)")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--steps", type=int, default=14)
-    p.add_argument("--logits", default=None, help="keep the streams' logits in this .npz (reused if present)")
+    p.add_argument("--logits", default=None, help="keep the streams' logits in this .npz (reused when made from the same model and data config, else made again)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     cfg = load_train_config(args.config)

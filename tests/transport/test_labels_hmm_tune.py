@@ -117,8 +117,13 @@ def test_the_tool_searches_the_hmm_grid_on_cached_logits_and_stores_the_choice(t
     lg = np.full((len(tr), 12), np.log(0.01))
     lg[:, :3] = lg3
     path = tmp_path / "logits.npz"
-    np.savez(path, n=1, logits0=lg, truth0=tr, t_end0=te)
-    assert dt.main(["--config", str(root / "configs" / "train_synthetic_halves_switch.toml"),
+    import snn
+    from eventpipe.training.config import load_train_config
+
+    config = root / "configs" / "train_synthetic_halves_switch.toml"
+    key = dt.logits_key(load_train_config(str(config)), snn.load_checkpoint(str(ckpt))[0].float())
+    np.savez(path, n=1, logits0=lg, truth0=tr, t_end0=te, key=key)   # made from this model
+    assert dt.main(["--config", str(config),
                     "--checkpoint", str(ckpt), "--logits", str(path), "--rule", "hmm", "--store"]) == 0
     out = capsys.readouterr().out
     assert "at least 1 / 2 / 3 windows in a row: 3 / 3 / 3 of 3" in out
