@@ -1,0 +1,36 @@
+"""Edges a demanding user hits (session 12): sockets that cannot be opened, signals, damaged
+files of the commands not covered by test_bad_input.py -- each one clear line naming what was
+wrong, never a bare errno."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from eventpipe.errors import ExitStatus
+from tests.cli.conftest import assert_one_error_line
+
+
+@pytest.fixture
+def taken_udp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    yield s.getsockname()[1]
+    s.close()
+
+
+@pytest.mark.parametrize("command", ["record", "run"])
+@pytest.mark.parametrize("where", ["taken port", "host not on this machine"])
+def test_udp_source_that_cannot_bind_names_the_endpoint(cli, tmp_path, taken_udp_port, command,
+                                                        where):
+    """Before: ``eventpipe: error: [Errno 98] Address already in use`` (or ``[Errno 99] Cannot
+    assign requested address``), naming neither the host nor the port."""
+    uri = {"taken port": f"udp://127.0.0.1:{taken_udp_port}",
+           "host not on this machine": "udp://192.0.2.1:5000"}[where]  # TEST-NET-1
+    argv = (["record", uri, tmp_path / "o.h5", "--duration", "1"] if command == "record"
+            else ["run", "--source", uri, "--set", "source.sensor_size=[64,48]",
+                  "--duration", "1", "--quiet"])
+    line = assert_one_error_line(cli(argv), ExitStatus.RUNTIME, uri, "cannot bind")
+    assert "Errno" not in line
+    assert not (tmp_path / "o.h5").exists()
