@@ -85,6 +85,10 @@ def add_parser(subparsers):
 def _prepare_output(path) -> None:
     """Creates the output's folder (as `view`, `convert` and `eval` do) before any work starts (a
     fine-tune runs for minutes); a folder that cannot be made is one error line, at once."""
+    from eventpipe.errors import ConfigError
+
+    if Path(path).expanduser().is_dir():  # else minutes of work end in torch's 'enforce fail'
+        raise ConfigError(f"-o {path}: is a folder, expected a file")
     parent = Path(path).expanduser().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)

@@ -34,3 +34,14 @@ def test_udp_source_that_cannot_bind_names_the_endpoint(cli, tmp_path, taken_udp
     line = assert_one_error_line(cli(argv), ExitStatus.RUNTIME, uri, "cannot bind")
     assert "Errno" not in line
     assert not (tmp_path / "o.h5").exists()
+
+
+@pytest.mark.parametrize("command", ["compile", "snap", "finetune"])
+def test_chip_output_that_is_a_folder_is_refused_before_the_work(cli, tmp_path, command):
+    """Before: ``chip snap -o DIR`` calibrated, snapped and then printed torch's ``[enforce fail
+    at inline_container.cc:747] . open file failed with strerror: Is a directory`` (exit 1)."""
+    extra = {"compile": ["--calibration", "0"], "snap": ["--calibration", "0"],
+             "finetune": ["--steps", "1"]}[command]
+    res = cli(["chip", command, "-o", tmp_path, *extra])
+    assert_one_error_line(res, ExitStatus.CONFIG, f"-o {tmp_path}", "is a folder")
+    assert list(tmp_path.iterdir()) == []
