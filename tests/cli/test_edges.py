@@ -45,3 +45,29 @@ def test_chip_output_that_is_a_folder_is_refused_before_the_work(cli, tmp_path, 
     res = cli(["chip", command, "-o", tmp_path, *extra])
     assert_one_error_line(res, ExitStatus.CONFIG, f"-o {tmp_path}", "is a folder")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def chip_program(tmp_path_factory):
+    from tests.cli.conftest import run_cli
+
+    path = tmp_path_factory.mktemp("chip") / "p.npz"
+    res = run_cli(["chip", "compile", "-o", path, "--calibration", "0"])
+    assert res.rc == 0, res
+    return path
+
+
+@pytest.mark.parametrize("where", ["folder", "no folder", "no image suffix"])
+def test_chip_report_plot_path_is_checked_before_the_report(cli, tmp_path, chip_program, where):
+    """Before: ``--plot DIR`` printed the report and silently wrote ``DIR.png`` beside the
+    folder (matplotlib adds a suffix); ``--plot x.txt`` printed the report, then matplotlib's
+    'Format 'txt' is not supported'; a missing folder was found after the report too."""
+    target = tmp_path / "plots"
+    target.mkdir()
+    plot = {"folder": target, "no folder": tmp_path / "nope" / "r.png",
+            "no image suffix": target / "r.txt"}[where]
+    res = cli(["chip", "report", chip_program, "--clips", "1", "--plot", plot])
+    assert_one_error_line(res, ExitStatus.CONFIG, f"--plot {plot}")
+    assert res.out == ""  # nothing printed before the error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plots"]
+    assert list(target.iterdir()) == []
