@@ -71,3 +71,17 @@ def test_chip_report_plot_path_is_checked_before_the_report(cli, tmp_path, chip_
     assert res.out == ""  # nothing printed before the error
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plots"]
     assert list(target.iterdir()) == []
+
+
+@pytest.mark.parametrize("override", [
+    "optim.epochs=0", "optim.epochs=-1", "optim.batch_size=0", "optim.lr=-1",
+    "optim.warmup_epochs=-1", "num_workers=-1", "threads=0", "data.n_per_class=0", "data.T=0",
+])
+def test_training_values_out_of_range_are_config_errors(cli, override):
+    """Before: ``epochs=0`` or ``-1`` trained nothing and exited 0; ``batch_size=0``,
+    ``lr=-1``, ``num_workers=-1``, ``n_per_class=0`` started, then failed with torch's or
+    numpy's words (exit 1, 'need at least one array to stack') naming no key."""
+    key = override.split("=")[0]
+    res = cli(["train", "--print-config", "--set", override])
+    assert_one_error_line(res, ExitStatus.CONFIG, f"{key}: ", "out of range")
+    assert res.out == ""
