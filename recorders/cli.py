@@ -51,6 +51,9 @@ def run_record(args, out: TextIO, err: TextIO) -> int:
                   f"stream {res['stream']}\n")
     if res["source_dropped"]:
         out.write(f"the source dropped {res['source_dropped']:,} events (queue full)\n")
+    for line in res.get("advice", ()):  # what the source lost or never reached, and why
+        if "dropped: the source queue" not in line:  # (said on the line above)
+            out.write(f"  {line}\n")
     return EXIT_OK
 
 

@@ -90,10 +90,12 @@ def record_source(uri: str, out_path: str | os.PathLike, *, duration_s: float | 
     if progress is not None:
         progress.write("\n")
     stats = src.stats.as_dict() if hasattr(src, "stats") else {}
+    advice = src.drop_advice() if hasattr(src, "drop_advice") else []
     return {"path": os.fspath(out_path), "events": rec.events_written, "seconds": elapsed,
             "rate_hz": rec.events_written / max(elapsed, 1e-9), "mb": _mb(out_path),
             "compression": rec.compression, "stream": stream,
-            "other_stream_events": other_streams, "source_dropped": stats.get("dropped", 0)}
+            "other_stream_events": other_streams, "source_dropped": stats.get("dropped", 0),
+            "advice": advice}
 
 
 def replay_labels(path: str | os.PathLike, sink, *, speed: float | None = 1.0,

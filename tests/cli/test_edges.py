@@ -85,3 +85,17 @@ def test_training_values_out_of_range_are_config_errors(cli, override):
     res = cli(["train", "--print-config", "--set", override])
     assert_one_error_line(res, ExitStatus.CONFIG, f"{key}: ", "out of range")
     assert res.out == ""
+
+
+def test_record_from_a_dv_server_that_is_not_there_says_so(cli, tmp_path):
+    """Before: 'recorded 0 events in 1.01 s ...' and nothing else, exit 0: no word that the
+    server refused every connection."""
+    from tests.transport.helpers import free_tcp_port
+
+    port = free_tcp_port()
+    res = cli(["record", f"dv://127.0.0.1:{port}", tmp_path / "o.h5", "--duration", "0.5"])
+    assert res.rc == 0, res
+    lines = res.out.splitlines()
+    assert lines[0].startswith("recorded 0 events"), res
+    assert lines[1].startswith(f"  dv://127.0.0.1:{port}: never connected (retried every "), res
+    assert "refused" in lines[1] and "is the DV server running" in lines[1], res
