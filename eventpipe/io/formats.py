@@ -11,7 +11,7 @@ import importlib
 import os
 from pathlib import Path
 
-from eventpipe.errors import UnknownFormatError
+from eventpipe.errors import ConfigError, UnknownFormatError
 
 SNIFF_BYTES = 1 << 16
 
@@ -71,7 +71,7 @@ def get_format(name: str) -> FormatSpec:
         import difflib
         close = difflib.get_close_matches(str(name), list(_BY_NAME), n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ValueError(f"unknown format {name!r}{hint}; known: {', '.join(_BY_NAME)}") from None
+        raise ConfigError(f"unknown format {name!r}{hint}; known: {', '.join(_BY_NAME)}") from None
 
 
 def read_head(path: str | os.PathLike, n: int = SNIFF_BYTES) -> bytes:

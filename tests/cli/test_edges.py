@@ -99,3 +99,17 @@ def test_record_from_a_dv_server_that_is_not_there_says_so(cli, tmp_path):
     assert lines[0].startswith("recorded 0 events"), res
     assert lines[1].startswith(f"  dv://127.0.0.1:{port}: never connected (retried every "), res
     assert "refused" in lines[1] and "is the DV server running" in lines[1], res
+
+
+@pytest.mark.parametrize("command", ["info", "view", "convert"])
+def test_unknown_forced_format_is_a_config_error(cli, tmp_path, command):
+    """Before: ``--format nosuch`` exited 1 (RUNTIME) although it is a bad flag value."""
+    from tests.conftest import sample_path
+
+    src = sample_path("sample_ncars.dat")
+    argv = {"info": ["info", src], "view": ["view", src, "--out", tmp_path / "v.gif"],
+            "convert": ["convert", src, tmp_path / "o.csv"]}[command]
+    res = cli([*argv, "--format", "evt4"])
+    assert_one_error_line(res, ExitStatus.CONFIG, "unknown format 'evt4'", "did you mean")
+    assert list(tmp_path.iterdir()) == []
+
