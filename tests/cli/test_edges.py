@@ -113,3 +113,15 @@ def test_unknown_forced_format_is_a_config_error(cli, tmp_path, command):
     assert_one_error_line(res, ExitStatus.CONFIG, "unknown format 'evt4'", "did you mean")
     assert list(tmp_path.iterdir()) == []
 
+
+@pytest.mark.parametrize("command", ["info", "view", "convert"])
+def test_sensor_size_past_uint16_is_a_usage_error(cli, tmp_path, command):
+    """Before: ``view --sensor-size 99999x99999`` read the file, then failed with
+    'sensor_size must be positive and <= 65536' and exit 1; 0x0 was already a usage error."""
+    from tests.conftest import sample_path
+
+    src = sample_path("sample_ncars.dat")
+    argv = {"info": ["info", src], "view": ["view", src, "--out", tmp_path / "v.gif"],
+            "convert": ["convert", src, tmp_path / "o.csv"]}[command]
+    res = cli([*argv, "--sensor-size", "99999x99999"])
+    assert_one_error_line(res, ExitStatus.USAGE, "--sensor-size", "at most 65536x65536")
