@@ -125,3 +125,29 @@ def test_sensor_size_past_uint16_is_a_usage_error(cli, tmp_path, command):
             "convert": ["convert", src, tmp_path / "o.csv"]}[command]
     res = cli([*argv, "--sensor-size", "99999x99999"])
     assert_one_error_line(res, ExitStatus.USAGE, "--sensor-size", "at most 65536x65536")
+
+
+@pytest.fixture
+def huge_geometry_evt3(tmp_path):
+    """The real EVT3 sample with a header line claiming a 60000x60000 sensor."""
+    from tests.conftest import sample_path
+
+    raw = sample_path("evt3_sample.raw").read_bytes()
+    assert b"% evt 3.0\n" in raw and b"% geometry" not in raw
+    path = tmp_path / "huge.raw"
+    path.write_bytes(raw.replace(b"% evt 3.0\n", b"% evt 3.0\n% geometry 60000x60000\n", 1))
+    return path
+
+
+def test_view_of_a_file_claiming_a_huge_sensor_is_refused_before_allocating(
+        cli, tmp_path, huge_geometry_evt3):
+    """Before: 'eventpipe: error: out of memory (lower the sizes in the configuration)', exit
+    1, after trying to allocate a 60000x60000 RGB frame (10.8 GB; on a host that overcommits
+    it is allocated).  Now the header's claim is bounded like run's sensor sizes."""
+    out = tmp_path / "v.gif"
+    res = cli(["view", huge_geometry_evt3, "--out", out])
+    assert_one_error_line(res, ExitStatus.DATA, "huge.raw", "60000x60000 (file)",
+                          "more than view renders", "--sensor-size")
+    assert not out.exists()
+    res = cli(["view", huge_geometry_evt3, "--out", out, "--sensor-size", "1280x720"])
+    assert res.rc == 0 and out.stat().st_size > 0, res
