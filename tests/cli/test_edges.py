@@ -151,3 +151,18 @@ def test_view_of_a_file_claiming_a_huge_sensor_is_refused_before_allocating(
     assert not out.exists()
     res = cli(["view", huge_geometry_evt3, "--out", out, "--sensor-size", "1280x720"])
     assert res.rc == 0 and out.stat().st_size > 0, res
+
+
+def test_eval_stream_of_an_unlabelled_recording_is_a_data_error(cli, tmp_path):
+    """Before: exit 0 and 'windows 0, window accuracy -, switches 0, ...' -- dashes for a
+    recording that has no labels file, with no word of why."""
+    from tests.conftest import sample_path
+
+    src = tmp_path / "take.dat"
+    src.write_bytes(sample_path("sample_ncars.dat").read_bytes())
+    res = cli(["eval", "default", "--stream", f"file:{src}", "--max-speed"])
+    assert res.rc == ExitStatus.DATA and res.out == "", res
+    errors = [x for x in res.err_lines if x.startswith("eventpipe: error: ")]
+    assert len(errors) == 1 and errors[0] == res.err_lines[-1], res
+    assert f"file:{src}: no window carried a truth label" in errors[0], res
+    assert "labels.csv" in errors[0] and "Traceback" not in res.err
