@@ -84,7 +84,10 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         "(the shipped model)")
     _config_options(p, "clips: a training TOML whose [data] selects the dataset (default: the "
                        "checkpoint's training config); --stream: a run TOML (configs/)")
-    p.add_argument("--split", default="test")
+    # every dataset has these two (any other name read the test split, and the output said
+    # the other name)
+    p.add_argument("--split", default="test", choices=("train", "test"),
+                   help="clips: which split to score (default test)")
     p.add_argument("--png", default=None, help="write the confusion matrix here")
     p.add_argument("--batch-size", type=int, default=32)
     return p
