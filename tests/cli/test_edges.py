@@ -173,3 +173,16 @@ def test_eval_split_other_than_train_or_test_is_a_usage_error(cli):
     on 3432 clips (val)'."""
     res = cli(["eval", "default", "--split", "val"])
     assert_one_error_line(res, ExitStatus.USAGE, "--split", "invalid choice: 'val'")
+
+
+@pytest.mark.parametrize("source", ["synthetic:duration_s=0.2", "file"])
+def test_a_tiny_replay_speed_paces_instead_of_crashing(cli, tmp_path, source):
+    """Before: '--speed 1e-300' made the pacing wait longer than threading can wait: 'internal
+    error: OverflowError: timestamp out of range for platform time_t' (exit 1).  Now the source
+    waits (interruptibly) and --duration ends the recording."""
+    from tests.conftest import sample_path
+
+    uri = f"file:{sample_path('sample_ncars.dat')}" if source == "file" else source
+    res = cli(["record", uri, tmp_path / "o.h5", "--speed", "1e-300", "--duration", "0.5"])
+    assert res.rc == 0 and "error" not in res.err, res
+    assert res.out.startswith("recorded ") and not res.out.startswith("recorded 0 "), res
