@@ -58,6 +58,9 @@ FORMATS: tuple[FormatSpec, ...] = (
 )
 
 _BY_NAME = {f.name: f for f in FORMATS}
+#: a pipe (``<(cat f)``) or a device: the sniffing read would consume what a reader then reads
+NOT_A_FILE = ("not a regular file (a pipe or a device): recordings are read from files, more "
+              "than once (format detection, then the reader); save it to a file first")
 
 
 def format_names() -> list[str]:
@@ -86,6 +89,8 @@ def detect_format(path: str | os.PathLike) -> FormatSpec:
         raise FileNotFoundError(f"no such recording: {path}")
     if path.is_dir():
         raise UnknownFormatError("is a directory, not a recording", path=path)
+    if not path.is_file():
+        raise UnknownFormatError(NOT_A_FILE, path=path)
     head = read_head(path)
     for spec in FORMATS:
         cls = spec.load()

@@ -186,3 +186,18 @@ def test_a_tiny_replay_speed_paces_instead_of_crashing(cli, tmp_path, source):
     res = cli(["record", uri, tmp_path / "o.h5", "--speed", "1e-300", "--duration", "0.5"])
     assert res.rc == 0 and "error" not in res.err, res
     assert res.out.startswith("recorded ") and not res.out.startswith("recorded 0 "), res
+
+
+@pytest.mark.parametrize("device", ["/dev/null", "/dev/zero"])
+@pytest.mark.parametrize("command", ["info", "info --format evt3", "convert"])
+def test_a_pipe_or_device_is_refused_as_not_a_regular_file(cli, tmp_path, device, command):
+    """``eventpipe info <(cat take.raw)`` said 'empty file: no header and no events': format
+    detection read the pipe's first bytes, the reader found the rest.  A device (standing in
+    for the pipe here: a test FIFO would block) said 'unrecognised event file'."""
+    argv = command.split() + [device]
+    if command == "convert":
+        argv.append(tmp_path / "o.csv")
+    res = cli(argv)
+    assert_one_error_line(res, ExitStatus.DATA, f"{device}: not a regular file (a pipe or a "
+                          "device)", "save it to a file first")
+    assert list(tmp_path.iterdir()) == []
