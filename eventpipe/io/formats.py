@@ -101,5 +101,5 @@ def detect_format(path: str | os.PathLike) -> FormatSpec:
         if ext in spec.extensions:
             return spec
     raise UnknownFormatError(
-        f"unrecognised event file (first bytes {head[:16]!r}); pass format= one of "
-        f"{', '.join(format_names())}", path=path, offset=0)
+        f"unrecognised event file (first bytes {head[:16]!r}); force a format (--format, or "
+        f"format= in Python): one of {', '.join(format_names())}", path=path, offset=0)

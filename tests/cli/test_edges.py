@@ -201,3 +201,13 @@ def test_a_pipe_or_device_is_refused_as_not_a_regular_file(cli, tmp_path, device
     assert_one_error_line(res, ExitStatus.DATA, f"{device}: not a regular file (a pipe or a "
                           "device)", "save it to a file first")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unrecognised_file_points_at_the_format_flag(cli, tmp_path):
+    """Before: '... unrecognised event file (first bytes ...); pass format= one of ...' -- the
+    Python keyword, which a command-line user cannot pass."""
+    path = tmp_path / "take.xyz"
+    path.write_bytes(bytes(range(256)) * 4)
+    line = assert_one_error_line(cli(["info", path]), ExitStatus.DATA, "take.xyz",
+                                 "unrecognised event file", "--format")
+    assert "evt3" in line and "h5" in line
