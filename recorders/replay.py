@@ -47,6 +47,13 @@ def record_source(uri: str, out_path: str | os.PathLike, *, duration_s: float | 
         raise FileExistsError(f"{out_path}: already exists; refusing to overwrite it "
                               "(pass --overwrite)")
     src = open_source(uri, speed=speed, start=True)
+    if progress is not None:
+        from eventpipe.sources.uri import bound_port_note
+
+        note = bound_port_note(uri, src)  # port 0: say which port the senders must use
+        if note:
+            progress.write(f"eventpipe: recording from {uri}{note}\n")
+            progress.flush()
     rec = None
     stream = None
     other_streams = 0

@@ -211,3 +211,20 @@ def test_an_unrecognised_file_points_at_the_format_flag(cli, tmp_path):
     line = assert_one_error_line(cli(["info", path]), ExitStatus.DATA, "take.xyz",
                                  "unrecognised event file", "--format")
     assert "evt3" in line and "h5" in line
+
+
+@pytest.mark.parametrize("command", ["record", "run"])
+def test_port_0_says_which_port_was_bound(cli, tmp_path, command):
+    """Port 0 binds an ephemeral port; before, neither ``record`` nor ``run`` said which, so no
+    sender could be pointed at it (the start-up line repeated 'source udp://127.0.0.1:0')."""
+    import re
+
+    uri = "udp://127.0.0.1:0" if command == "record" else "zmq+tcp://127.0.0.1:0"
+    argv = (["record", uri, tmp_path / "o.h5", "--duration", "0.3"] if command == "record"
+            else ["run", "--source", uri, "--duration", "0.3", "--quiet"])
+    res = cli(argv)
+    assert res.rc == 0, res
+    want = (r"udp://127\.0\.0\.1:0 \(bound: udp://127\.0\.0\.1:(\d+)\)" if command == "record"
+            else r"zmq\+tcp://127\.0\.0\.1:0 \(bound: tcp://127\.0\.0\.1:(\d+)\)")
+    m = re.search(want, res.err)
+    assert m and int(m.group(1)) > 0, res
