@@ -59,7 +59,16 @@ def run_train(args, out=None) -> int:
 
 def _check_train_inputs(cfg) -> None:
     """The files training will read, checked before the (long) dataset preparation: a
-    resume state that is missing or not a training state, initial weights that are missing."""
+    resume state that is missing or not a training state, initial weights that are missing;
+    and the paths it will write (found after the training otherwise): an ``export`` that is a
+    folder, an ``out_dir`` that is a file."""
+    from eventpipe.errors import ConfigError
+
+    if cfg.export and Path(cfg.export).is_dir():
+        raise ConfigError(f"export {cfg.export}: is a folder, expected a file (the exported "
+                          "checkpoint)")
+    if Path(cfg.out_dir).exists() and not Path(cfg.out_dir).is_dir():
+        raise ConfigError(f"out_dir {cfg.out_dir}: is a file, expected a folder")
     if cfg.resume and cfg.resume != "auto":
         path = Path(cfg.resume)
         if not path.is_file():

@@ -228,3 +228,17 @@ def test_port_0_says_which_port_was_bound(cli, tmp_path, command):
             else r"zmq\+tcp://127\.0\.0\.1:0 \(bound: tcp://127\.0\.0\.1:(\d+)\)")
     m = re.search(want, res.err)
     assert m and int(m.group(1)) > 0, res
+
+
+@pytest.mark.parametrize("what", ["export is a folder", "out_dir is a file"])
+def test_train_output_paths_are_checked_before_training(cli, tmp_path, what):
+    """Before: '--set export=DIR' trained to the end, then failed with 'DIR.tmp: Is a
+    directory' (after leaving DIR.tmp beside it); an out_dir that is a file failed late too."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    extra = (["--set", f"export={tmp_path}", "--out-dir", tmp_path / "run"]
+             if what == "export is a folder" else ["--out-dir", blocker])
+    res = cli(["train", "--set", "data.n_per_class=1", "--set", "max_steps=1", *extra])
+    key = "export" if what == "export is a folder" else "out_dir"
+    assert_one_error_line(res, ExitStatus.CONFIG, f"{key} ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
