@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from eventpipe.errors import ConfigError
 from eventpipe.io import open_reader
 
 
@@ -84,8 +85,8 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
     writers = _writers()
     target = to or BY_SUFFIX.get(Path(dst).suffix.lower())
     if target not in writers:
-        raise ValueError(f"cannot write {'format ' + repr(to) if to else Path(dst).name!r}; "
-                         f"writable formats: {', '.join(writers)} (pass --to)")
+        raise ConfigError(f"cannot write {'format ' + repr(to) if to else Path(dst).name!r}; "
+                          f"writable formats: {', '.join(writers)} (pass --to)")
     reader = open_reader(src, format=format, sensor_size=sensor_size)
     events = reader.read()
     size = reader.info.sensor_size

@@ -13,6 +13,8 @@ import numpy as np
 from eventpipe.render import BACKGROUND_BGR, OFF_BGR, ON_BGR, VIDEO_SUFFIXES, render_events
 
 GIF_SUFFIX = ".gif"
+#: the largest sensor view renders (an RGB frame of 48 MiB): a header may claim any size
+MAX_VIEW_PIXELS = 4096 * 4096
 
 
 def check_out(out: str | os.PathLike) -> str:
@@ -95,6 +97,15 @@ def view_recording(path: str | os.PathLike, out: str | os.PathLike, *, window_us
     if size is None:
         raise EventFormatError(f"no events to render (decoded as {reader.info.format})",
                                path=path)
+    w, h = (int(v) for v in size)
+    if w * h > MAX_VIEW_PIXELS:  # before a frame of that size is allocated
+        what = (f"--sensor-size {w}x{h}" if sensor_size is not None
+                else f"the sensor size {w}x{h} ({reader.info.sensor_size_source or 'file'})")
+        msg = (f"{what} has {w * h:,} pixels, more than view renders ({MAX_VIEW_PIXELS:,})"
+               + ("" if sensor_size is not None else "; give the real one with --sensor-size WxH"))
+        if sensor_size is not None:
+            raise ConfigError(msg)
+        raise EventFormatError(msg, path=path, field="sensor size")
     chunks = open_reader(path, format=format, sensor_size=size).iter_events(chunk_us=window_us)
     if kind == "gif":
         with tempfile.TemporaryDirectory(prefix="eventpipe-gif-") as tmp:

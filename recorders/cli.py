@@ -3,17 +3,46 @@
 
 from __future__ import annotations
 
-from typing import TextIO
+import contextlib
+import signal
+import threading
+from typing import Iterator, TextIO
 
 EXIT_OK = 0
 
 
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
+    """While inside, the first SIGINT/SIGTERM sets ``stop``, a second raises
+    ``KeyboardInterrupt`` (main thread only; elsewhere a no-op)."""
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def run_record(args, out: TextIO, err: TextIO) -> int:
+    """Record until the source ends, ``--duration`` passes or the first SIGINT/SIGTERM: a
+    signal ends the recording as the end of the source does (the file is finalised, the
+    summary printed, exit 0); a second one gives up at once (``KeyboardInterrupt``)."""
     from recorders.replay import record_source
 
-    res = record_source(args.source, args.out, duration_s=args.duration,
-                        compression=args.compression, overwrite=args.overwrite, speed=args.speed,
-                        flush_every_us=int(args.flush_every * 1e6), progress=err)
+    stop = threading.Event()
+    with _stop_on_signals(stop):
+        res = record_source(args.source, args.out, duration_s=args.duration,
+                            compression=args.compression, overwrite=args.overwrite,
+                            speed=args.speed, flush_every_us=int(args.flush_every * 1e6),
+                            progress=err, stop=stop)
     out.write(f"recorded {res['events']:,} events in {res['seconds']:.2f} s "
               f"({res['rate_hz'] / 1e6:.2f} Mev/s) to {res['path']} ({res['mb']:.1f} MB, "
               f"{res['compression']})\n")
@@ -22,6 +51,9 @@ def run_record(args, out: TextIO, err: TextIO) -> int:
                   f"stream {res['stream']}\n")
     if res["source_dropped"]:
         out.write(f"the source dropped {res['source_dropped']:,} events (queue full)\n")
+    for line in res.get("advice", ()):  # what the source lost or never reached, and why
+        if "dropped: the source queue" not in line:  # (said on the line above)
+            out.write(f"  {line}\n")
     return EXIT_OK
 
 

@@ -47,6 +47,13 @@ def record_source(uri: str, out_path: str | os.PathLike, *, duration_s: float | 
         raise FileExistsError(f"{out_path}: already exists; refusing to overwrite it "
                               "(pass --overwrite)")
     src = open_source(uri, speed=speed, start=True)
+    if progress is not None:
+        from eventpipe.sources.uri import bound_port_note
+
+        note = bound_port_note(uri, src)  # port 0: say which port the senders must use
+        if note:
+            progress.write(f"eventpipe: recording from {uri}{note}\n")
+            progress.flush()
     rec = None
     stream = None
     other_streams = 0
@@ -90,10 +97,12 @@ def record_source(uri: str, out_path: str | os.PathLike, *, duration_s: float | 
     if progress is not None:
         progress.write("\n")
     stats = src.stats.as_dict() if hasattr(src, "stats") else {}
+    advice = src.drop_advice() if hasattr(src, "drop_advice") else []
     return {"path": os.fspath(out_path), "events": rec.events_written, "seconds": elapsed,
             "rate_hz": rec.events_written / max(elapsed, 1e-9), "mb": _mb(out_path),
             "compression": rec.compression, "stream": stream,
-            "other_stream_events": other_streams, "source_dropped": stats.get("dropped", 0)}
+            "other_stream_events": other_streams, "source_dropped": stats.get("dropped", 0),
+            "advice": advice}
 
 
 def replay_labels(path: str | os.PathLike, sink, *, speed: float | None = 1.0,
@@ -116,7 +125,7 @@ def replay_labels(path: str | os.PathLike, sink, *, speed: float | None = 1.0,
     for c, msg in zip(clock, messages_from_rows(rows)):
         if speed is not None:
             delay = wall0 + (c - clock[0]) / float(speed) - time.monotonic()
-            if delay > 0 and stop.wait(delay):
+            if delay > 0 and stop.wait(min(delay, threading.TIMEOUT_MAX)):
                 break
         elif stop.is_set():
             break

@@ -85,6 +85,10 @@ def add_parser(subparsers):
 def _prepare_output(path) -> None:
     """Creates the output's folder (as `view`, `convert` and `eval` do) before any work starts (a
     fine-tune runs for minutes); a folder that cannot be made is one error line, at once."""
+    from eventpipe.errors import ConfigError
+
+    if Path(path).expanduser().is_dir():  # else minutes of work end in torch's 'enforce fail'
+        raise ConfigError(f"-o {path}: is a folder, expected a file")
     parent = Path(path).expanduser().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -223,8 +227,14 @@ def _compile(args, out) -> int:
 def _report(args, out) -> int:
     import snn.chip
 
+    from eventpipe.cli.common import check_output
+
     if args.clips < 0:
         raise UsageError(f"--clips must be >= 0, got {args.clips}")
+    if args.plot:  # before the report is printed (matplotlib would write DIR.png for a folder)
+        if not args.clips:
+            raise UsageError("--plot needs per-step counts: give --clips N > 0")
+        check_output("--plot", args.plot, suffixes=(".png", ".pdf", ".svg", ".jpg"))
     prog = snn.chip.Program.load(args.program)
     frames = _clips(prog, args.clips, 0, "test") if args.clips else None
     rep = prog.report(frames)
@@ -233,8 +243,6 @@ def _report(args, out) -> int:
     else:
         out.write(rep.to_text() + "\n")
     if args.plot:
-        if frames is None:
-            raise UsageError("--plot needs per-step counts: give --clips N > 0")
         rep.plot(args.plot)
     return EXIT_OK
 

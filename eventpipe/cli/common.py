@@ -16,6 +16,8 @@ def sensor_size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"sensor size must look like 640x480, got {text!r}")
     if not (w >= 1 and h >= 1):
         raise argparse.ArgumentTypeError(f"sensor size must be positive, got {text!r}")
+    if max(w, h) > 65536:  # x and y are uint16
+        raise argparse.ArgumentTypeError(f"sensor size must be at most 65536x65536, got {text!r}")
     return w, h
 
 

@@ -48,6 +48,7 @@ def run(args, env) -> int:
     check_output("--json-out", args.json_out)
     check_flag("--settle-ms", args.settle_ms, ge=0)
     check_output("--confusion-png", args.confusion_png, suffixes=(".png", ".pdf", ".svg", ".jpg"))
+    from eventpipe.errors import DataError
     from eventpipe.runtime.config import load_run_config
     from eventpipe.labelling.truth import evaluate_recording, labelled_recording
     from eventpipe.runtime.stream_eval import combine, evaluate_stream
@@ -73,6 +74,10 @@ def run(args, env) -> int:
             res = evaluate_stream(cfg, duration_s=wall_limit,
                                   max_latency_us=int(args.max_latency_ms * 1e3),
                                   settle_us=int(args.settle_ms * 1e3), err=env.stderr)
+            if not res["windows"] and not stream.startswith("synthetic:"):
+                raise DataError(f"{uri}: no window carried a truth label, so there is nothing to "
+                                "score: a recording needs its labels file beside it "
+                                "(REC.labels.csv, written by `eventpipe label REC`)")
         results.append(res)
         env.stdout.write(_line(uri if len(args.stream) > 1 else "", res))
     total = results[0] if len(results) == 1 else combine(results)

@@ -49,6 +49,9 @@ class EventReader(abc.ABC):
             raise FileNotFoundError(f"no such recording: {self.path}")
         if self.path.is_dir():
             raise EventFormatError("is a directory, not a recording", path=self.path)
+        if not self.path.is_file():
+            from eventpipe.io.formats import NOT_A_FILE
+            raise EventFormatError(NOT_A_FILE, path=self.path)
         self.on_error = on_error
         self.block_bytes = int(block_bytes)
         self.data_offset = 0

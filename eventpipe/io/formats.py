@@ -11,7 +11,7 @@ import importlib
 import os
 from pathlib import Path
 
-from eventpipe.errors import UnknownFormatError
+from eventpipe.errors import ConfigError, UnknownFormatError
 
 SNIFF_BYTES = 1 << 16
 
@@ -58,6 +58,9 @@ FORMATS: tuple[FormatSpec, ...] = (
 )
 
 _BY_NAME = {f.name: f for f in FORMATS}
+#: a pipe (``<(cat f)``) or a device: the sniffing read would consume what a reader then reads
+NOT_A_FILE = ("not a regular file (a pipe or a device): recordings are read from files, more "
+              "than once (format detection, then the reader); save it to a file first")
 
 
 def format_names() -> list[str]:
@@ -71,7 +74,7 @@ def get_format(name: str) -> FormatSpec:
         import difflib
         close = difflib.get_close_matches(str(name), list(_BY_NAME), n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ValueError(f"unknown format {name!r}{hint}; known: {', '.join(_BY_NAME)}") from None
+        raise ConfigError(f"unknown format {name!r}{hint}; known: {', '.join(_BY_NAME)}") from None
 
 
 def read_head(path: str | os.PathLike, n: int = SNIFF_BYTES) -> bytes:
@@ -86,6 +89,8 @@ def detect_format(path: str | os.PathLike) -> FormatSpec:
         raise FileNotFoundError(f"no such recording: {path}")
     if path.is_dir():
         raise UnknownFormatError("is a directory, not a recording", path=path)
+    if not path.is_file():
+        raise UnknownFormatError(NOT_A_FILE, path=path)
     head = read_head(path)
     for spec in FORMATS:
         cls = spec.load()
@@ -96,5 +101,5 @@ def detect_format(path: str | os.PathLike) -> FormatSpec:
         if ext in spec.extensions:
             return spec
     raise UnknownFormatError(
-        f"unrecognised event file (first bytes {head[:16]!r}); pass format= one of "
-        f"{', '.join(format_names())}", path=path, offset=0)
+        f"unrecognised event file (first bytes {head[:16]!r}); force a format (--format, or "
+        f"format= in Python): one of {', '.join(format_names())}", path=path, offset=0)

@@ -25,6 +25,7 @@ from eventpipe.runtime.preflight import preflight
 from eventpipe.runtime.stopper import Stopper
 from eventpipe.runtime.warmup_notice import WarmUpNotice
 from eventpipe.sources import open_source
+from eventpipe.sources.uri import bound_port_note
 
 
 def input_recipe(cfg: RunConfig, loaded) -> InputRecipe:
@@ -161,7 +162,7 @@ def _run(cfg, out, err, on_label, stopper: Stopper, *, view, video, view_dump=No
         err.write(f"eventpipe: warning: {w.message}\n")
     err.write(f"eventpipe: model {pipe.loaded.source} ({len(pipe.loaded.class_names)} classes), "
               f"window {pipe.window_us} us, input {pipe.input_size[0]}x{pipe.input_size[1]}, "
-              f"source {cfg.source.uri}\n")
+              f"source {cfg.source.uri}{bound_port_note(cfg.source.uri, pipe.source)}\n")
     stopper.pipe = pipe
     try:
         if stopper.requested:

@@ -238,6 +238,18 @@ class DvSource(Source):
             self._put(Batch(sid, seq, ev, t_arrival), len(ev))
             seq += 1
 
+    def drop_advice(self) -> list[str]:
+        out = super().drop_advice()
+        if not self.connections and self.last_error is not None:
+            again = (f"retried every {self.retry_interval_s:g} s" if self.reconnect
+                     else "not retried")
+            out.append(f"{self.endpoint}: never connected ({again}; last error: "
+                       f"{self.last_error}): is the DV server running on that port?")
+        elif self.stats.malformed and self.last_error is not None:
+            out.append(f"{self.stats.malformed:,} malformed greetings or packets dropped; last: "
+                       f"{self.last_error}")
+        return out
+
     def wait_connected(self, timeout: float) -> bool:
         """Wait (up to ``timeout`` s) until a greeting has been parsed."""
         return self._connected.wait(timeout)

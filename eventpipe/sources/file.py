@@ -12,6 +12,7 @@ stays bounded whatever the file's timestamps say.
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import numpy as np
@@ -84,7 +85,8 @@ class FileSource(Source):
                         t0_ev = int(ev["t"][0])
                     delay = t0_wall + (int(ev["t"][0]) - t0_ev) * 1e-6 / self.speed \
                         - time.monotonic()
-                    if delay > 0 and self._stop.wait(delay):  # interruptible pacing
+                    # interruptible pacing (a tiny speed: a delay past what a wait takes)
+                    if delay > 0 and self._stop.wait(min(delay, threading.TIMEOUT_MAX)):
                         return
                 self.stats.received += len(ev)
                 self.stats.packets += 1

@@ -10,6 +10,7 @@ Opened through :func:`eventpipe.sources.open_source`.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Iterable, Iterator, NamedTuple
 
@@ -48,7 +49,8 @@ class GeneratorSource(Source):
                 t_last = int(events["t"][-1])
                 t0 = t_last if t0 is None else t0
                 delay = wall0 + (t_last - t0) * 1e-6 / self._speed - time.monotonic()
-                if delay > 0 and self._stop.wait(delay):
+                # (a tiny speed gives a delay past what a wait takes: OverflowError)
+                if delay > 0 and self._stop.wait(min(delay, threading.TIMEOUT_MAX)):
                     return
             self.stats.received += len(events)
             self.stats.packets += 1

@@ -9,6 +9,7 @@ connects to the receiving source, and packets go out paced by event time
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Iterable
 
@@ -150,7 +151,8 @@ def send_events(chunks: Iterable[np.ndarray], endpoint: str, *, speed: float | N
                     due = t0_wall + (int(part["t"][0]) - t0_ev) * 1e-6 / speed
                     delay = due - time.monotonic()
                     if delay > 0:
-                        time.sleep(delay)  # pacing: a deadline, not polling
+                        # pacing: a deadline, not polling (capped: a tiny speed overflows)
+                        time.sleep(min(delay, threading.TIMEOUT_MAX))
                 sender.send(part)
         ok = True
     finally:

@@ -170,9 +170,12 @@ class UdpSource(Source):
             except OSError:
                 self._ovfl = False
             self._sock.bind((host, int(port)))
-        except OSError:
+        except OSError as exc:
             self._sock.close()
-            raise
+            # name the endpoint: a bare '[Errno 99] Cannot assign requested address' does not
+            # say which host (one not on this machine) or port (taken) was wrong
+            raise OSError(exc.errno, f"cannot bind: {exc.strerror or exc}",
+                          f"udp://{host}:{int(port)}") from None
         self._sock.settimeout(0.1)
         self.host, self.port = self._sock.getsockname()[:2]
         self.endpoint = f"udp://{host}:{self.port}"

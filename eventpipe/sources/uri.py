@@ -102,3 +102,14 @@ def parse_tcp_endpoint(endpoint: str) -> tuple[str, int]:
     if u.scheme != "zmq+tcp":
         raise ConfigError(f"{endpoint!r}: expected tcp://HOST:PORT")
     return u.host, u.port
+
+
+def bound_port_note(uri: str, source) -> str:
+    """``" (bound: tcp://127.0.0.1:43211)"`` for a URI that asked for port 0 (an ephemeral
+    port: the sender must be told which), else ``""``."""
+    try:
+        port = parse_uri(uri).port
+    except ConfigError:
+        return ""
+    endpoint = getattr(source, "endpoint", None)
+    return f" (bound: {endpoint})" if port == 0 and endpoint else ""

@@ -10,6 +10,12 @@ in ``last_error``) and dropped, never fatal.  Sequence numbers are tracked per
 stream: a jump forward adds to ``stats.gaps``, a (repeated) seq 0 is a sender
 restart (``stats.restarts``), any other step back is ``stats.out_of_order``
 (the packet is still delivered).
+
+A message larger than ``max_message_bytes`` (``MAX_MESSAGE``, 64 MiB: 5 Mi events, 80 times
+the sender's 65,536-event packets) is refused by libzmq before it is allocated
+(``ZMQ_MAXMSGSIZE``): it closes that sender's connection (a PUSH sender reconnects and goes
+on), so what the socket holds is bounded by ``rcvhwm`` x ``max_message_bytes``, never by
+the size a peer claims.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from eventpipe.sources.base import Batch, Source
 from eventpipe.transport.wire import decode_packet
 
 SOCKET_TYPES = {"pull": zmq.PULL, "sub": zmq.SUB}
+#: the largest message the source accepts (libzmq refuses a larger one before allocating it)
+MAX_MESSAGE = 1 << 26
 MODES = ("bind", "connect")
 
 
@@ -51,6 +59,7 @@ class ZmqSource(Source):
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, mode: str = "bind",
                  socket: str = "pull", queue_size: int = 65536,
                  queue_events: int | None = 1 << 22, rcvhwm: int = 1000,
+                 max_message_bytes: int = MAX_MESSAGE,
                  sensor_size=None, context: zmq.Context | None = None):
         super().__init__(queue_size=queue_size, sensor_size=sensor_size,
                          queue_events=queue_events)
@@ -61,10 +70,13 @@ class ZmqSource(Source):
                              f"got {socket!r}")
         if mode == "connect" and int(port) == 0:
             raise ValueError("zmq source in connect mode needs a port")
+        if int(max_message_bytes) < 64:
+            raise ValueError(f"max_message_bytes must be >= 64, got {max_message_bytes}")
         self._ctx = context or zmq.Context.instance()
         self._sock = self._ctx.socket(SOCKET_TYPES[socket])
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.RCVHWM, int(rcvhwm))
+        self._sock.setsockopt(zmq.MAXMSGSIZE, int(max_message_bytes))
         if socket == "sub":
             self._sock.setsockopt(zmq.SUBSCRIBE, b"")
         addr = f"tcp://{host}:{int(port)}"

@@ -59,7 +59,16 @@ def run_train(args, out=None) -> int:
 
 def _check_train_inputs(cfg) -> None:
     """The files training will read, checked before the (long) dataset preparation: a
-    resume state that is missing or not a training state, initial weights that are missing."""
+    resume state that is missing or not a training state, initial weights that are missing;
+    and the paths it will write (found after the training otherwise): an ``export`` that is a
+    folder, an ``out_dir`` that is a file."""
+    from eventpipe.errors import ConfigError
+
+    if cfg.export and Path(cfg.export).is_dir():
+        raise ConfigError(f"export {cfg.export}: is a folder, expected a file (the exported "
+                          "checkpoint)")
+    if Path(cfg.out_dir).exists() and not Path(cfg.out_dir).is_dir():
+        raise ConfigError(f"out_dir {cfg.out_dir}: is a file, expected a folder")
     if cfg.resume and cfg.resume != "auto":
         path = Path(cfg.resume)
         if not path.is_file():
@@ -84,7 +93,10 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         "(the shipped model)")
     _config_options(p, "clips: a training TOML whose [data] selects the dataset (default: the "
                        "checkpoint's training config); --stream: a run TOML (configs/)")
-    p.add_argument("--split", default="test")
+    # every dataset has these two (any other name read the test split, and the output said
+    # the other name)
+    p.add_argument("--split", default="test", choices=("train", "test"),
+                   help="clips: which split to score (default test)")
     p.add_argument("--png", default=None, help="write the confusion matrix here")
     p.add_argument("--batch-size", type=int, default=32)
     return p

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from eventpipe.config import apply_overrides, from_dict, load_toml
+from eventpipe.config import apply_overrides, bounded, from_dict, load_toml
 from eventpipe.errors import ConfigError
 from eventpipe.represent import InputRecipe, RecipeError
 from eventpipe.training.robust import validate_noise
@@ -42,7 +42,7 @@ class DataConfig:
     root: str = ""                      # dataset root (not synthetic)
     cache_dir: str = ".cache/eventpipe/frames"   # synthetic frame cache
     # synthetic
-    n_per_class: int = 100
+    n_per_class: int = bounded(100, ge=1)
     n_test_per_class: int = 30
     seed: int = 0
     sensor_size: tuple[int, int] = (64, 64)     # (W, H) of the generated clips
@@ -64,8 +64,8 @@ class DataConfig:
     switch_run_lead: int = 6            # and 1..switch_run_lead more windows of the old action, then
                                         # the new one (stream_data.switch_offset)
     # clips
-    T: int = 8                          # windows per clip (model timesteps)
-    window_us: int = 100_000            # window length
+    T: int = bounded(8, ge=1)           # windows per clip (model timesteps)
+    window_us: int = bounded(100_000, ge=1)     # window length
     stride_us: int = 0                  # window start to start (0 = window_us); runtime default too
     # the model input (eventpipe.represent.InputRecipe, stored in the checkpoint; docs/represent.md)
     input_size: tuple[int, int] = (64, 64)      # (W, H) fed to the model
@@ -103,12 +103,12 @@ class ModelConfig:
 @dataclass
 class OptimConfig:
     optimizer: Literal["adamw", "lamb"] = "adamw"
-    lr: float = 2e-3
+    lr: float = bounded(2e-3, gt=0)
     weight_decay: float = 0.05
     betas: tuple[float, float] = (0.9, 0.999)
-    epochs: int = 12
-    batch_size: int = 16
-    warmup_epochs: float = 1.0
+    epochs: int = bounded(12, ge=1)
+    batch_size: int = bounded(16, ge=1)
+    warmup_epochs: float = bounded(1.0, ge=0)
     min_lr_ratio: float = 0.01
     label_smoothing: float = 0.1
     clip_grad: float = 1.0
@@ -133,7 +133,7 @@ class OptimConfig:
     direction_weight: float = 0.0       # stream data: the target's logit must lead its time
     direction_margin: float = 2.0       # reversal's (the other direction: clockwise <-> anticlockwise,
                                         # swipes) by this margin (decoded_loss.direction_loss)
-    aux_batch_size: int = 16
+    aux_batch_size: int = bounded(16, ge=1)
     noise_lif_std: float = 0.0          # robustness (eventpipe.training.robust; all 0 = off): Gaussian
                                         # noise on every LIF input, std in thresholds, per step
     noise_weight_std: float = 0.0       # relative Gaussian weight noise, drawn anew per batch
@@ -147,8 +147,8 @@ class OptimConfig:
 class TrainConfig:
     out_dir: str = "runs/synthetic"
     seed: int = 0
-    threads: int = 1                    # torch intra-op threads on CPU (1 is fastest on a loaded box)
-    num_workers: int = 0
+    threads: int = bounded(1, ge=1)     # torch intra-op threads on CPU (1 is fastest on a loaded box)
+    num_workers: int = bounded(0, ge=0)
     eval_every: int = 1                 # epochs
     log_every: int = 10                 # steps
     resume: str = ""                    # path to last.pt, or "auto" = <out_dir>/last.pt if present
@@ -160,7 +160,7 @@ class TrainConfig:
     export_best: bool = True
     device: str = "auto"                # auto | cpu | cuda
     progress: bool = True
-    max_steps: int = 0                  # stop after this many steps (0 = all epochs); for tests
+    max_steps: int = bounded(0, ge=0)   # stop after this many steps (0 = all epochs); for tests
     data: DataConfig = field(default_factory=DataConfig)
     # optional second training set, one batch of it per step added to the loss with
     # optim.aux_weight (e.g. clips while fine-tuning on streams, to keep clip accuracy)

@@ -71,8 +71,8 @@ def find_takes(root) -> List[Take]:
         seen[rec] = lp
         takes.append(Take(str(rec.relative_to(root).with_suffix("")), rec, lp))
     if not takes:
-        raise FileNotFoundError(2, "no labels files (NAME.labels.csv next to NAME.h5) under",
-                                str(root))
+        raise FileNotFoundError(2, "no labels files (NAME.labels.csv next to NAME.h5) in this "
+                                "folder or below", str(root))
     return takes
 
 

@@ -41,6 +41,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from eventpipe.errors import EventFormatError
 from eventpipe.sources.uri import parse_tcp_endpoint
+from eventpipe.sources.zmq_source import MAX_MESSAGE
 from eventpipe.transport.wire import peek_header
 
 DEFAULT_IN = "tcp://127.0.0.1:5555"
@@ -140,6 +141,9 @@ class Broker:
         host, port = parse_tcp_endpoint(in_ep)
         self._in = self._socket(zmq.PULL)
         self._in.setsockopt(zmq.RCVHWM, rcvhwm)
+        # a sender's oversized message is refused before it is allocated, as by the workers'
+        # own sources (docs/protocol.md, "Size bound")
+        self._in.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
         self.in_endpoint = self._bind(self._in, host, port)
         fhost, fport = parse_tcp_endpoint(fanout)
         self._slots, self._slot_mons, self.fanout_endpoints = [], [], []

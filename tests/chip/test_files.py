@@ -171,3 +171,34 @@ def test_not_a_program(tmp_path):
     p2.write_text("hello")
     with pytest.raises(ProgramFormatError):
         Program.load(p2)
+
+
+@pytest.mark.parametrize("op_kind, attr, value", [
+    ("conv", "kernel", "seven"), ("attn", "heads", [2]), ("lif", "in_shift", "x"),
+    ("pool", "shift", 1.5),
+])
+def test_non_integer_attribute_is_named(saved, tmp_path, op_kind, attr, value):
+    """Before: ``kernel = "seven"`` was Python's 'invalid literal for int()' (exit 1 from
+    ``chip report``, no file named); ``in_shift = "x"`` loaded and failed inside the executor."""
+    i = []
+
+    def edit(a):
+        d = _desc(a)
+        i.append(next(j for j, op in enumerate(d["ops"]) if op["kind"] == op_kind))
+        d["ops"][i[0]]["attrs"][attr] = value
+        _set_desc(a, d)
+    _rewrite(saved, tmp_path / "a.npz", edit)
+    with pytest.raises(ProgramFormatError, match=f"attribute '{attr}' = .* is not an integer") as e:
+        Program.load(tmp_path / "a.npz")
+    assert e.value.key == f"op{i[0]}" and "a.npz" in str(e.value)
+
+
+def test_non_finite_logit_scale_is_refused(saved, tmp_path):
+    def edit(a):
+        d = _desc(a)
+        d["logit_scale"] = "nan"  # float("nan") reads it
+        _set_desc(a, d)
+    _rewrite(saved, tmp_path / "n.npz", edit)
+    with pytest.raises(ProgramFormatError, match="logit_scale nan") as e:
+        Program.load(tmp_path / "n.npz")
+    assert e.value.key == "logit_scale"

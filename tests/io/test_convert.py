@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from eventpipe.cli import main
+from eventpipe.errors import ExitStatus
 from eventpipe.io import read_events
 from tests.conftest import expected_events, sample_path
 
@@ -25,8 +26,13 @@ def test_convert_round_trip(to, tmp_path):
     assert np.array_equal(back, exp)
 
 
-def test_convert_unknown_target_is_clear(tmp_path):
+@pytest.mark.parametrize("how", ["suffix", "--to"])
+def test_convert_unknown_target_is_clear(tmp_path, how):
+    """An output format we cannot write is a bad flag value (exit 4, as the runtime table in
+    docs/runtime.md says for flags), not a runtime failure (it was exit 1)."""
     err = io.StringIO()
-    rc = main(["convert", str(sample_path("sample_ncars.dat")), str(tmp_path / "x.xyz")],
-              out=io.StringIO(), err=err)
-    assert rc == 1 and "writable formats" in err.getvalue()
+    argv = ["convert", str(sample_path("sample_ncars.dat"))]
+    argv += [str(tmp_path / "x.xyz")] if how == "suffix" else [str(tmp_path / "x.h5"), "--to", "mp4"]
+    rc = main(argv, out=io.StringIO(), err=err)
+    assert rc == ExitStatus.CONFIG and "writable formats" in err.getvalue(), err.getvalue()
+    assert list(tmp_path.iterdir()) == []

@@ -64,7 +64,8 @@ def test_train_data_errors(tmp_path, takes):
     empty = tmp_path / "empty"
     empty.mkdir()
     res = run_cli(["train", "--data", str(empty)])
-    assert_one_error_line(res, ExitStatus.DATA, "no labels files")
+    line = assert_one_error_line(res, ExitStatus.DATA, f"{empty}: no labels files")
+    assert line.endswith("in this folder or below"), line  # it ended '... NAME.h5) under'
     (takes / "t1.labels.csv").write_text("start_s,end_s,label\n0,1,a\n1,9,b\n")
     res = run_cli(["train", "--data", str(takes), "--out-dir", str(tmp_path / "r")])
     assert_one_error_line(res, ExitStatus.DATA, "t1.labels.csv: line 3",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import signal
 import threading
 import time
 
@@ -205,3 +207,45 @@ def test_record_bad_options_are_config_errors_before_the_source_opens(tmp_path, 
     rc, _, err = cli("record", "udp://127.0.0.1:0?sensor_size=64x64", str(tmp_path / "r.h5"), *args)
     assert rc == 4 and err.count("\n") == 1 and text in err, err
     assert not (tmp_path / "r.h5").exists()
+
+
+class _Interrupted(Exception):
+    """What the test's own handler raises if a signal reaches it instead of the command's."""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_record_stopped_by_a_signal_finalises_the_file(tmp_path, monkeypatch, signum):
+    """Ctrl-C (or SIGTERM, e.g. from ``timeout`` or a service manager) ends ``record`` as the end
+    of the source does: exit 0, the summary line, a complete recording holding every event
+    written.  (Before, SIGINT was ``error: interrupted`` with exit 130 and no summary, and
+    SIGTERM killed the process with the file unfinalised: ``complete False``, the events since
+    the last flush lost.)"""
+    import recorders.replay as replay_mod
+
+    written = []
+
+    class SignalAfterFirstWrite(replay_mod.EventRecorder):
+        def write(self, events):
+            super().write(events)
+            written.append(events.copy())
+            if len(written) == 1:
+                os.kill(os.getpid(), signum)  # handled in this (the main) thread
+
+    def outside(signum_, frame):
+        raise _Interrupted(signum_)
+
+    monkeypatch.setattr(replay_mod, "EventRecorder", SignalAfterFirstWrite)
+    dst = tmp_path / "s.h5"
+    before = signal.signal(signum, outside)
+    try:
+        rc, out, err = cli("record", "synthetic:duration_s=600", str(dst))
+        assert signal.getsignal(signum) is outside  # the command put the handler back
+    finally:
+        signal.signal(signum, before)
+    assert rc == 0 and "error" not in err, (rc, err)
+    assert 1 <= len(written) <= 2, len(written)  # stopped at the next loop turn
+    want = np.concatenate(written)
+    assert f"recorded {len(want):,} events" in out, out
+    with open_recording(dst) as rec:
+        assert rec.info.complete
+        np.testing.assert_array_equal(rec.events(), want)

@@ -19,7 +19,7 @@ from eventpipe.errors import EventFormatError
 from eventpipe.sources import open_source
 from eventpipe.sources.dv import decode_event_packet, parse_greeting
 from tests.conftest import EVENTS_DIR, expected_events
-from tests.transport.helpers import collect, free_tcp_port, peer_module
+from tests.transport.helpers import collect, free_tcp_port, peer_module, wait_for
 
 SERVER = Path(__file__).with_name("dv_server.py")
 NPZ = EVENTS_DIR / "expected" / "sample.aedat4.npz"
@@ -119,6 +119,17 @@ def test_refused_without_reconnect_fails():
         assert src.state == "failed"
 
 
+def test_never_connected_says_so():
+    """A refused server was silent: the run or recording ended with 0 events and no reason."""
+    port = free_tcp_port()
+    with open_source(f"dv://127.0.0.1:{port}", retry_interval_s=0.05) as src:
+        assert wait_for(lambda: src.last_error is not None, timeout=10)
+        advice = src.drop_advice()
+    assert len(advice) == 1 and src.connections == 0
+    assert advice[0].startswith(f"dv://127.0.0.1:{port}: never connected (retried every 0.05 s; "
+                                "last error: ") and "refused" in advice[0], advice
+
+
 def fake_server(payload: bytes, hold: threading.Event | None = None):
     """Serve ``payload`` to one client, then close (after ``hold`` is set, if given)."""
     srv = socket.socket()
@@ -148,6 +159,8 @@ def test_foreign_greeting_is_counted_not_fatal():
         assert src.read(5) is None
         assert src.state == "finished" and src.stats.malformed == 1
         assert isinstance(src.last_error, EventFormatError)
+        assert src.drop_advice() == [f"1 malformed greetings or packets dropped; last: "
+                                     f"{src.last_error}"]
     t.join(5)
 
 

@@ -162,3 +162,46 @@ def test_bad_options():
         open_source("zmq+tcp://127.0.0.1:0?mode=connect")
     with pytest.raises(ValueError):
         send_events([], "tcp://127.0.0.1:1", speed=0)
+
+
+def test_a_message_over_the_size_bound_is_refused_before_it_is_allocated():
+    """A peer's message longer than ``max_message_bytes`` never reaches the source (libzmq's
+    ZMQ_MAXMSGSIZE closes that connection; the PUSH sender reconnects and later packets
+    arrive).  Before, any size was taken: what the socket held was bounded only by what
+    peers sent (rcvhwm messages of any size)."""
+    small = make_events([1, 2], [3, 4], [10, 20], [1, 0])
+    rng = np.random.default_rng(3)
+    big = make_events(rng.integers(0, 64, 2000), rng.integers(0, 64, 2000),
+                      np.arange(2000), rng.integers(0, 2, 2000))
+    big_msg = encode_packet(big, stream_id=1, seq=0)
+    assert len(big_msg) > 8192 > len(encode_packet(small, stream_id=2, seq=0))
+    with open_source("zmq+tcp://127.0.0.1:0", max_message_bytes=8192) as src:
+        ctx = zmq.Context()
+        push = ctx.socket(zmq.PUSH)
+        push.setsockopt(zmq.LINGER, 0)
+        push.connect(src.endpoint)
+        push.send(big_msg)
+        got, seq = [], [0]
+
+        def arrived():
+            # small packets until one arrives: the ones queued on the dropped connection are
+            # lost with it, the next go over the reconnected one
+            try:
+                push.send(encode_packet(small, stream_id=2, seq=seq[0]), zmq.NOBLOCK)
+                seq[0] += 1
+            except zmq.Again:  # no connection at this instant
+                pass
+            b = src.read(timeout=0.05)
+            if b is not None:
+                got.append(b)
+            return got
+
+        assert wait_for(arrived, timeout=20)
+        while (b := src.read(timeout=0.3)) is not None:
+            got.append(b)
+        assert {b.stream_id for b in got} == {2}  # the big one never came
+        for b in got:
+            np.testing.assert_array_equal(b.events, small)
+        assert src.stats.received == len(small) * len(got)
+        push.close(0)
+        ctx.term()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import zipfile
 from typing import Any, Dict, List, Optional, Tuple
@@ -42,6 +43,8 @@ _ATTRS = {
     "attn": ("heads",),
     "pool": ("shift",),
 }
+# the attributes above that are integers (the others are names)
+_INT_ATTRS = {"clip", "kernel", "stride", "pad", "groups", "in_shift", "heads", "shift"}
 
 
 @dataclasses.dataclass
@@ -155,6 +158,9 @@ class Program:
             for a in _ATTRS[op.kind]:
                 if a not in op.attrs:
                     bad(f"{op.kind} op {op.name!r} lacks attribute {a!r}", key)
+                v = op.attrs[a]
+                if a in _INT_ATTRS and (isinstance(v, bool) or not isinstance(v, (int, np.integer))):
+                    bad(f"{op.kind} op {op.name!r}: attribute {a!r} = {v!r} is not an integer", key)
             for a in _ARRAYS[op.kind]:
                 arr = op.arrays.get(a)
                 if not isinstance(arr, np.ndarray) or arr.dtype.kind != "i":
@@ -168,6 +174,8 @@ class Program:
             written.add(op.dst)
         if self.output not in written:
             bad("nothing writes the output buffer", "output")
+        if not math.isfinite(self.logit_scale):
+            bad(f"logit_scale {self.logit_scale} is not a finite number", "logit_scale")
         return self
 
     def _validate_shapes(self, op: Op, bad, key: str) -> None:

@@ -1,0 +1,244 @@
+"""Edges a demanding user hits (session 12): sockets that cannot be opened, signals, damaged
+files of the commands not covered by test_bad_input.py -- each one clear line naming what was
+wrong, never a bare errno."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from eventpipe.errors import ExitStatus
+from tests.cli.conftest import assert_one_error_line
+
+
+@pytest.fixture
+def taken_udp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    yield s.getsockname()[1]
+    s.close()
+
+
+@pytest.mark.parametrize("command", ["record", "run"])
+@pytest.mark.parametrize("where", ["taken port", "host not on this machine"])
+def test_udp_source_that_cannot_bind_names_the_endpoint(cli, tmp_path, taken_udp_port, command,
+                                                        where):
+    """Before: ``eventpipe: error: [Errno 98] Address already in use`` (or ``[Errno 99] Cannot
+    assign requested address``), naming neither the host nor the port."""
+    uri = {"taken port": f"udp://127.0.0.1:{taken_udp_port}",
+           "host not on this machine": "udp://192.0.2.1:5000"}[where]  # TEST-NET-1
+    argv = (["record", uri, tmp_path / "o.h5", "--duration", "1"] if command == "record"
+            else ["run", "--source", uri, "--set", "source.sensor_size=[64,48]",
+                  "--duration", "1", "--quiet"])
+    line = assert_one_error_line(cli(argv), ExitStatus.RUNTIME, uri, "cannot bind")
+    assert "Errno" not in line
+    assert not (tmp_path / "o.h5").exists()
+
+
+@pytest.mark.parametrize("command", ["compile", "snap", "finetune"])
+def test_chip_output_that_is_a_folder_is_refused_before_the_work(cli, tmp_path, command):
+    """Before: ``chip snap -o DIR`` calibrated, snapped and then printed torch's ``[enforce fail
+    at inline_container.cc:747] . open file failed with strerror: Is a directory`` (exit 1)."""
+    extra = {"compile": ["--calibration", "0"], "snap": ["--calibration", "0"],
+             "finetune": ["--steps", "1"]}[command]
+    res = cli(["chip", command, "-o", tmp_path, *extra])
+    assert_one_error_line(res, ExitStatus.CONFIG, f"-o {tmp_path}", "is a folder")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def chip_program(tmp_path_factory):
+    from tests.cli.conftest import run_cli
+
+    path = tmp_path_factory.mktemp("chip") / "p.npz"
+    res = run_cli(["chip", "compile", "-o", path, "--calibration", "0"])
+    assert res.rc == 0, res
+    return path
+
+
+@pytest.mark.parametrize("where", ["folder", "no folder", "no image suffix"])
+def test_chip_report_plot_path_is_checked_before_the_report(cli, tmp_path, chip_program, where):
+    """Before: ``--plot DIR`` printed the report and silently wrote ``DIR.png`` beside the
+    folder (matplotlib adds a suffix); ``--plot x.txt`` printed the report, then matplotlib's
+    'Format 'txt' is not supported'; a missing folder was found after the report too."""
+    target = tmp_path / "plots"
+    target.mkdir()
+    plot = {"folder": target, "no folder": tmp_path / "nope" / "r.png",
+            "no image suffix": target / "r.txt"}[where]
+    res = cli(["chip", "report", chip_program, "--clips", "1", "--plot", plot])
+    assert_one_error_line(res, ExitStatus.CONFIG, f"--plot {plot}")
+    assert res.out == ""  # nothing printed before the error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plots"]
+    assert list(target.iterdir()) == []
+
+
+@pytest.mark.parametrize("override", [
+    "optim.epochs=0", "optim.epochs=-1", "optim.batch_size=0", "optim.lr=-1",
+    "optim.warmup_epochs=-1", "num_workers=-1", "threads=0", "data.n_per_class=0", "data.T=0",
+])
+def test_training_values_out_of_range_are_config_errors(cli, override):
+    """Before: ``epochs=0`` or ``-1`` trained nothing and exited 0; ``batch_size=0``,
+    ``lr=-1``, ``num_workers=-1``, ``n_per_class=0`` started, then failed with torch's or
+    numpy's words (exit 1, 'need at least one array to stack') naming no key."""
+    key = override.split("=")[0]
+    res = cli(["train", "--print-config", "--set", override])
+    assert_one_error_line(res, ExitStatus.CONFIG, f"{key}: ", "out of range")
+    assert res.out == ""
+
+
+def test_record_from_a_dv_server_that_is_not_there_says_so(cli, tmp_path):
+    """Before: 'recorded 0 events in 1.01 s ...' and nothing else, exit 0: no word that the
+    server refused every connection."""
+    from tests.transport.helpers import free_tcp_port
+
+    port = free_tcp_port()
+    res = cli(["record", f"dv://127.0.0.1:{port}", tmp_path / "o.h5", "--duration", "0.5"])
+    assert res.rc == 0, res
+    lines = res.out.splitlines()
+    assert lines[0].startswith("recorded 0 events"), res
+    assert lines[1].startswith(f"  dv://127.0.0.1:{port}: never connected (retried every "), res
+    assert "refused" in lines[1] and "is the DV server running" in lines[1], res
+
+
+@pytest.mark.parametrize("command", ["info", "view", "convert"])
+def test_unknown_forced_format_is_a_config_error(cli, tmp_path, command):
+    """Before: ``--format nosuch`` exited 1 (RUNTIME) although it is a bad flag value."""
+    from tests.conftest import sample_path
+
+    src = sample_path("sample_ncars.dat")
+    argv = {"info": ["info", src], "view": ["view", src, "--out", tmp_path / "v.gif"],
+            "convert": ["convert", src, tmp_path / "o.csv"]}[command]
+    res = cli([*argv, "--format", "evt4"])
+    assert_one_error_line(res, ExitStatus.CONFIG, "unknown format 'evt4'", "did you mean")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["info", "view", "convert"])
+def test_sensor_size_past_uint16_is_a_usage_error(cli, tmp_path, command):
+    """Before: ``view --sensor-size 99999x99999`` read the file, then failed with
+    'sensor_size must be positive and <= 65536' and exit 1; 0x0 was already a usage error."""
+    from tests.conftest import sample_path
+
+    src = sample_path("sample_ncars.dat")
+    argv = {"info": ["info", src], "view": ["view", src, "--out", tmp_path / "v.gif"],
+            "convert": ["convert", src, tmp_path / "o.csv"]}[command]
+    res = cli([*argv, "--sensor-size", "99999x99999"])
+    assert_one_error_line(res, ExitStatus.USAGE, "--sensor-size", "at most 65536x65536")
+
+
+@pytest.fixture
+def huge_geometry_evt3(tmp_path):
+    """The real EVT3 sample with a header line claiming a 60000x60000 sensor."""
+    from tests.conftest import sample_path
+
+    raw = sample_path("evt3_sample.raw").read_bytes()
+    assert b"% evt 3.0\n" in raw and b"% geometry" not in raw
+    path = tmp_path / "huge.raw"
+    path.write_bytes(raw.replace(b"% evt 3.0\n", b"% evt 3.0\n% geometry 60000x60000\n", 1))
+    return path
+
+
+def test_view_of_a_file_claiming_a_huge_sensor_is_refused_before_allocating(
+        cli, tmp_path, huge_geometry_evt3):
+    """Before: 'eventpipe: error: out of memory (lower the sizes in the configuration)', exit
+    1, after trying to allocate a 60000x60000 RGB frame (10.8 GB; on a host that overcommits
+    it is allocated).  Now the header's claim is bounded like run's sensor sizes."""
+    out = tmp_path / "v.gif"
+    res = cli(["view", huge_geometry_evt3, "--out", out])
+    assert_one_error_line(res, ExitStatus.DATA, "huge.raw", "60000x60000 (file)",
+                          "more than view renders", "--sensor-size")
+    assert not out.exists()
+    res = cli(["view", huge_geometry_evt3, "--out", out, "--sensor-size", "1280x720"])
+    assert res.rc == 0 and out.stat().st_size > 0, res
+
+
+def test_eval_stream_of_an_unlabelled_recording_is_a_data_error(cli, tmp_path):
+    """Before: exit 0 and 'windows 0, window accuracy -, switches 0, ...' -- dashes for a
+    recording that has no labels file, with no word of why."""
+    from tests.conftest import sample_path
+
+    src = tmp_path / "take.dat"
+    src.write_bytes(sample_path("sample_ncars.dat").read_bytes())
+    res = cli(["eval", "default", "--stream", f"file:{src}", "--max-speed"])
+    assert res.rc == ExitStatus.DATA and res.out == "", res
+    errors = [x for x in res.err_lines if x.startswith("eventpipe: error: ")]
+    assert len(errors) == 1 and errors[0] == res.err_lines[-1], res
+    assert f"file:{src}: no window carried a truth label" in errors[0], res
+    assert "labels.csv" in errors[0] and "Traceback" not in res.err
+
+
+def test_eval_split_other_than_train_or_test_is_a_usage_error(cli):
+    """Before: '--split val' (or any typo) scored the test split and printed 'accuracy 0.8773
+    on 3432 clips (val)'."""
+    res = cli(["eval", "default", "--split", "val"])
+    assert_one_error_line(res, ExitStatus.USAGE, "--split", "invalid choice: 'val'")
+
+
+@pytest.mark.parametrize("source", ["synthetic:duration_s=0.2", "file"])
+def test_a_tiny_replay_speed_paces_instead_of_crashing(cli, tmp_path, source):
+    """Before: '--speed 1e-300' made the pacing wait longer than threading can wait: 'internal
+    error: OverflowError: timestamp out of range for platform time_t' (exit 1).  Now the source
+    waits (interruptibly) and --duration ends the recording."""
+    from tests.conftest import sample_path
+
+    uri = f"file:{sample_path('sample_ncars.dat')}" if source == "file" else source
+    res = cli(["record", uri, tmp_path / "o.h5", "--speed", "1e-300", "--duration", "0.5"])
+    assert res.rc == 0 and "error" not in res.err, res
+    assert res.out.startswith("recorded ") and not res.out.startswith("recorded 0 "), res
+
+
+@pytest.mark.parametrize("device", ["/dev/null", "/dev/zero"])
+@pytest.mark.parametrize("command", ["info", "info --format evt3", "convert"])
+def test_a_pipe_or_device_is_refused_as_not_a_regular_file(cli, tmp_path, device, command):
+    """``eventpipe info <(cat take.raw)`` said 'empty file: no header and no events': format
+    detection read the pipe's first bytes, the reader found the rest.  A device (standing in
+    for the pipe here: a test FIFO would block) said 'unrecognised event file'."""
+    argv = command.split() + [device]
+    if command == "convert":
+        argv.append(tmp_path / "o.csv")
+    res = cli(argv)
+    assert_one_error_line(res, ExitStatus.DATA, f"{device}: not a regular file (a pipe or a "
+                          "device)", "save it to a file first")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unrecognised_file_points_at_the_format_flag(cli, tmp_path):
+    """Before: '... unrecognised event file (first bytes ...); pass format= one of ...' -- the
+    Python keyword, which a command-line user cannot pass."""
+    path = tmp_path / "take.xyz"
+    path.write_bytes(bytes(range(256)) * 4)
+    line = assert_one_error_line(cli(["info", path]), ExitStatus.DATA, "take.xyz",
+                                 "unrecognised event file", "--format")
+    assert "evt3" in line and "h5" in line
+
+
+@pytest.mark.parametrize("command", ["record", "run"])
+def test_port_0_says_which_port_was_bound(cli, tmp_path, command):
+    """Port 0 binds an ephemeral port; before, neither ``record`` nor ``run`` said which, so no
+    sender could be pointed at it (the start-up line repeated 'source udp://127.0.0.1:0')."""
+    import re
+
+    uri = "udp://127.0.0.1:0" if command == "record" else "zmq+tcp://127.0.0.1:0"
+    argv = (["record", uri, tmp_path / "o.h5", "--duration", "0.3"] if command == "record"
+            else ["run", "--source", uri, "--duration", "0.3", "--quiet"])
+    res = cli(argv)
+    assert res.rc == 0, res
+    want = (r"udp://127\.0\.0\.1:0 \(bound: udp://127\.0\.0\.1:(\d+)\)" if command == "record"
+            else r"zmq\+tcp://127\.0\.0\.1:0 \(bound: tcp://127\.0\.0\.1:(\d+)\)")
+    m = re.search(want, res.err)
+    assert m and int(m.group(1)) > 0, res
+
+
+@pytest.mark.parametrize("what", ["export is a folder", "out_dir is a file"])
+def test_train_output_paths_are_checked_before_training(cli, tmp_path, what):
+    """Before: '--set export=DIR' trained to the end, then failed with 'DIR.tmp: Is a
+    directory' (after leaving DIR.tmp beside it); an out_dir that is a file failed late too."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    extra = (["--set", f"export={tmp_path}", "--out-dir", tmp_path / "run"]
+             if what == "export is a folder" else ["--out-dir", blocker])
+    res = cli(["train", "--set", "data.n_per_class=1", "--set", "max_steps=1", *extra])
+    key = "export" if what == "export is a folder" else "out_dir"
+    assert_one_error_line(res, ExitStatus.CONFIG, f"{key} ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
