@@ -2,7 +2,7 @@
 
 The reader re-reads the writer's commit record every ``poll_s`` (bounded polling: a file
 has no change notification that works across processes and filesystems) and yields the
-newly committed events.  It ends when the writer marks the file complete, when an event
+newly committed events.  It ends when the writer closes the file (complete or not), when an event
 reaches ``end_us``, or when nothing new is committed for ``idle_timeout_s`` (a writer
 that died); in the last case ``recording.follow_timed_out`` is set.
 """
@@ -44,7 +44,7 @@ def _follow_blocks(rec: "Recording", start_us, end_us, poll_s: float, idle_timeo
             if reached_end:
                 return
             continue
-        if rec.complete:
+        if rec.closed_by_writer:
             return
         if time.monotonic() - last_growth > idle_timeout_s:
             rec.follow_timed_out = True

@@ -59,6 +59,7 @@ class RecordingInfo:
     dropped_labels: int
     flushes: int
     streams: list[int]
+    ended_by_error: str = ""  # why the recording stopped early ("": it did not)
 
     @property
     def duration_us(self) -> int:
@@ -223,12 +224,13 @@ class Recording:
             raise RecordingError(f"status record has {len(s)} fields, expected {len(STATUS)}",
                                  path=self.path, field="status")
         self.status = {k: int(s[i]) for k, i in STATUS.items()}
-        self.complete = bool(self.status["closed"])
+        self.closed_by_writer = bool(self.status["closed"])
         committed = self.status["events"]
         # whole chunks are in the columns; the rest (until the file is closed) in a tail slot
-        self.n_main = committed if self.complete else committed - committed % self.chunk
+        closed = self.closed_by_writer
+        self.n_main = committed if closed else committed - committed % self.chunk
         self.n_main = min([self.n_main] + [self._cols[n].shape[0] for n, _ in EVENT_COLUMNS])
-        tail = committed - self.n_main if not self.complete and self._tails else 0
+        tail = committed - self.n_main if not self.closed_by_writer and self._tails else 0
         self.tail_slot = self.status["tail_slot"]
         if tail > self.chunk or self.tail_slot not in (0, 1):
             raise RecordingError(f"status record is inconsistent (events {committed}, "
@@ -237,7 +239,10 @@ class Recording:
         self.n_labels = min([self.status["labels"]] +
                             [ds.shape[0] for ds in self._labcols.values()])
         self.n_index = min([self.status["index"]] + [ds.shape[0] for ds in self._index.values()])
-        self.complete = bool(self.status["closed"])
+        # a writer that stopped because its source failed says why (written before `closed`)
+        self.ended_by_error = (str(self._f.attrs.get("ended_by_error", ""))
+                               if self.closed_by_writer else "")
+        self.complete = self.closed_by_writer and not self.ended_by_error
         return self
 
     @property
@@ -263,7 +268,7 @@ class Recording:
             index_period_us=self.index_period_us, complete=self.complete,
             dropped_events=self.status["dropped_events"],
             dropped_labels=self.status["dropped_labels"], flushes=self.status["flushes"],
-            streams=streams)
+            streams=streams, ended_by_error=self.ended_by_error)
 
     # -- events -----------------------------------------------------------------------------
     @_typed

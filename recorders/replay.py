@@ -57,6 +57,7 @@ def record_source(uri: str, out_path: str | os.PathLike, *, duration_s: float | 
     rec = None
     stream = None
     other_streams = 0
+    failure = None  # why the source failed: stored in the file, which is then not complete
     t0 = time.monotonic()
     next_progress = t0 + progress_every_s
     try:
@@ -87,12 +88,17 @@ def record_source(uri: str, out_path: str | os.PathLike, *, duration_s: float | 
             rec.write(batch.events)
         if getattr(src, "error", None) is not None:
             raise src.error
+    except Exception as exc:
+        failure = f"the source failed: {exc}"
+        raise
     finally:
         src.close()
+        if progress is not None and rec is not None and failure is not None:
+            progress.write("\n")  # end the progress line before the error message
         if rec is None:  # nothing arrived: an empty recording still says what was tried
             rec = EventRecorder(out_path, src.sensor_size, compression=compression,
                                 overwrite=overwrite, source_uri=uri)
-        rec.close()
+        rec.close(ended_by_error=failure)
     elapsed = time.monotonic() - t0
     if progress is not None:
         progress.write("\n")

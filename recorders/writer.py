@@ -317,13 +317,19 @@ class EventRecorder:
         return self._error
 
     # -- closing --------------------------------------------------------------------------
-    def close(self) -> None:
+    def close(self, *, ended_by_error: str | None = None) -> None:
         """Flush, mark the recording complete and close.  After a write error the file is
-        closed without marking it complete (it holds the data up to the last flush)."""
+        closed without marking it complete (it holds the data up to the last flush).
+
+        ``ended_by_error`` (the source failed, say): the file is finalised as usual but the
+        reason is stored in the root attribute ``ended_by_error`` before the final commit,
+        and readers report the recording as not complete."""
         if self.closed:
             return
         try:
             if self._error is None:
+                if ended_by_error:
+                    set_attrs(self._f, {"ended_by_error": str(ended_by_error)})
                 self.flush(_closing=True)
         finally:
             self.closed = True

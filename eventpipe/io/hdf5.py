@@ -65,7 +65,7 @@ class RecordingReader(EventReader):
             "index": f"{info.index_entries:,} entries, period {info.index_period_us} us",
             "complete": info.complete, "dropped_events": info.dropped_events,
             "dropped_labels": info.dropped_labels, "created_utc": info.created_utc})
-        for key in ("source_uri", "camera_serial"):
+        for key in ("source_uri", "camera_serial", "ended_by_error"):
             if getattr(info, key):
                 self.info.extras[key] = getattr(info, key)
 

@@ -242,3 +242,39 @@ def test_train_output_paths_are_checked_before_training(cli, tmp_path, what):
     key = "export" if what == "export is a folder" else "out_dir"
     assert_one_error_line(res, ExitStatus.CONFIG, f"{key} ")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
+
+
+@pytest.mark.parametrize("damage", ["cut mid-word", "garbage in the middle"])
+def test_a_recording_ended_by_a_failing_source_is_not_complete(cli, tmp_path, damage):
+    """Before: exit 3 but the partial OUT.h5 said ``complete True`` in ``info`` and to
+    ``open_recording`` -- indistinguishable from a recording of the whole source."""
+    from recorders import open_recording
+    from tests.conftest import sample_path
+
+    raw = sample_path("evt3_sample.raw").read_bytes()
+    half = len(raw) // 2
+    damaged = (raw[:half + 7] if damage == "cut mid-word"  # an odd cut: half a 2-byte word
+               else raw[:half] + bytes([0xAB, 0xDA]) * 2048 + raw[half:])  # word type 0xd
+    src, out = tmp_path / "damaged.raw", tmp_path / "o.h5"
+    src.write_bytes(damaged)
+    assert_one_error_line(cli(["record", f"file:{src}", out]), ExitStatus.DATA, "damaged.raw",
+                          "byte")
+    full = tmp_path / "full.h5"
+    assert cli(["record", f"file:{sample_path('evt3_sample.raw')}", full]).rc == 0
+    with open_recording(full) as rec:
+        assert rec.complete and rec.info.ended_by_error == ""
+        whole = rec.events()
+    with open_recording(out) as rec:
+        assert not rec.complete and not rec.info.complete
+        assert rec.info.ended_by_error.startswith("the source failed: ")
+        assert "damaged.raw" in rec.info.ended_by_error
+        part = rec.events()
+    assert 0 < len(part) < len(whole)
+    assert (part == whole[:len(part)]).all()  # what it holds is the source's events up to the damage
+    res = cli(["info", out])
+    assert res.rc == 0, res
+    lines = {ln.split(None, 1)[0]: ln.split(None, 1)[1] for ln in res.out.splitlines()
+             if len(ln.split(None, 1)) == 2}
+    assert lines["complete"] == "False"
+    assert lines["ended_by_error"].startswith("the source failed: ") and "damaged.raw" in \
+        lines["ended_by_error"]
