@@ -278,3 +278,12 @@ def test_a_recording_ended_by_a_failing_source_is_not_complete(cli, tmp_path, da
     assert lines["complete"] == "False"
     assert lines["ended_by_error"].startswith("the source failed: ") and "damaged.raw" in \
         lines["ended_by_error"]
+
+
+def test_run_of_a_file_claiming_a_huge_sensor_is_a_data_error(cli, huge_geometry_evt3):
+    """Before: exit 4 (config error) with 'sensor size of PATH: 60000x60000 has ... pixels',
+    as if the user had set it; ``view`` called the same file's claim a data error (exit 3)."""
+    res = cli(["run", "--source", f"file:{huge_geometry_evt3}", "--quiet"])
+    assert_one_error_line(res, ExitStatus.DATA, "huge.raw", "field 'sensor size'",
+                          "60000x60000 (file)", "3,600,000,000 pixels",
+                          "source.sensor_size=[W,H]")
