@@ -18,7 +18,8 @@ def add_parser(subparsers):
     sp.add_argument("--speed", type=float, default=None,
                     help="file/synthetic sources: replay speed (default: as fast as possible)")
     sp.add_argument("--flush-every", type=float, default=1.0, metavar="S",
-                    help="make the file crash-safe every S seconds of recording time")
+                    help="make the file crash-safe every S seconds of recording time "
+                         "(0.001 to 86400; default 1)")
     sp.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     return sp
 
@@ -33,6 +34,9 @@ def run(args, env) -> int:
     check_flag("--duration", args.duration, gt=0)
     check_flag("--speed", args.speed, gt=0)
     check_flag("--flush-every", args.flush_every, gt=0, optional=False)
+    # at least 1 ms (finer rounds to 0 us, and costs a flush per packet), at most a day
+    # (1e300 s meant never: a crash would lose the whole recording)
+    check_flag("--flush-every", args.flush_every, ge=0.001, le=86400.0)
     check_output("out", args.out)
     try:
         compression_args(args.compression)

@@ -287,3 +287,30 @@ def test_run_of_a_file_claiming_a_huge_sensor_is_a_data_error(cli, huge_geometry
     assert_one_error_line(res, ExitStatus.DATA, "huge.raw", "field 'sensor size'",
                           "60000x60000 (file)", "3,600,000,000 pixels",
                           "source.sensor_size=[W,H]")
+
+
+@pytest.mark.parametrize("value, text", [
+    ("1e300", "1e+300 is out of range (must be <= 86400.0)"),
+    ("86401", "86401.0 is out of range (must be <= 86400.0)"),
+    ("1e-9", "1e-09 is out of range (must be >= 0.001)"),
+    ("nan", "expected a finite number, got nan"),
+    ("inf", "expected a finite number, got inf"),
+    ("-1", "-1.0 is out of range (must be > 0)"),
+])
+def test_record_flush_every_out_of_range_names_the_flag(cli, tmp_path, value, text):
+    """Before: ``--flush-every 1e300`` recorded with no flush until the end (a crash lost
+    everything), and ``1e-9`` rounded to 0 us and failed with 'flush_every_us must be > 0 or
+    None, got 0', naming no flag.  (A UDP source nobody sends to: refused before waiting.)"""
+    out = tmp_path / "r.h5"
+    res = cli(["record", "udp://127.0.0.1:0?sensor_size=64x64", out, f"--flush-every={value}"])
+    assert_one_error_line(res, ExitStatus.CONFIG, f"--flush-every: {text}")
+    assert not out.exists()
+
+
+def test_record_flush_every_at_its_bounds_records(cli, tmp_path):
+    from tests.conftest import sample_path
+
+    for value in ("0.001", "86400"):
+        res = cli(["record", f"file:{sample_path('evt3_sample.raw')}", tmp_path / f"{value}.h5",
+                   "--flush-every", value])
+        assert res.rc == 0 and "recorded 219,596 events" in res.out, res
