@@ -25,7 +25,9 @@ def run(args, env) -> int:
     check_flag("--timeout", args.timeout, gt=0)
     check_endpoint("endpoint", args.endpoint)
     out = env.stdout
+    got = 0
     for msg in listen(args.endpoint, n=args.count, timeout=args.timeout):
+        got += 1
         if args.json:
             line = json.dumps(msg)
         elif msg.get("type") == "metrics":
@@ -34,4 +36,8 @@ def run(args, env) -> int:
             line = format_line(msg)
         out.write(line + "\n")
         out.flush()
+    if not got and args.timeout is not None:  # silence is not an error, but say so
+        env.stderr.write(f"eventpipe: nothing arrived on {args.endpoint} in {args.timeout:g} s "
+                         "(is `eventpipe run --publish` sending there?)\n")
+        env.stderr.flush()
     return ExitStatus.OK

@@ -314,3 +314,48 @@ def test_record_flush_every_at_its_bounds_records(cli, tmp_path):
         res = cli(["record", f"file:{sample_path('evt3_sample.raw')}", tmp_path / f"{value}.h5",
                    "--flush-every", value])
         assert res.rc == 0 and "recorded 219,596 events" in res.out, res
+
+
+@pytest.fixture
+def silent_port():
+    """A port on 127.0.0.1 that nobody publishes on (held bound, never listening)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    yield s.getsockname()[1]
+    s.close()
+
+
+def test_listen_timeout_with_nothing_received_says_so(cli, silent_port):
+    """Before: exit 0, nothing on stdout or stderr -- indistinguishable from a listener that
+    never ran.  Now one line says nothing arrived (exit 0 still: silence is no error)."""
+    endpoint = f"tcp://127.0.0.1:{silent_port}"
+    res = cli(["listen", endpoint, "--timeout", "0.3"])
+    assert res.rc == ExitStatus.OK and res.out == "", res
+    assert res.err_lines == [f"eventpipe: nothing arrived on {endpoint} in 0.3 s (is "
+                             "`eventpipe run --publish` sending there?)"], res
+
+
+def test_listen_that_received_something_prints_no_note(cli):
+    import threading
+
+    from eventpipe.sinks.zmq_pub import ZmqPubSink
+
+    sink = ZmqPubSink("tcp://127.0.0.1:0")
+    stop = threading.Event()
+
+    def publish():  # until the subscriber has joined (a PUB drops messages before that)
+        seq = 0
+        while not stop.wait(0.02):
+            sink.write({"stream": 0, "seq": seq, "t_us": seq, "label": "wave", "score": 0.5})
+            seq += 1
+
+    th = threading.Thread(target=publish, daemon=True)
+    th.start()
+    try:
+        res = cli(["listen", sink.endpoint, "--count", "2", "--timeout", "30"])
+    finally:
+        stop.set()
+        th.join()
+        sink.close()
+    assert res.rc == ExitStatus.OK and len(res.out.splitlines()) == 2, res
+    assert "wave 0.500" in res.out and res.err_lines == [], res
