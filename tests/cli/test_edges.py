@@ -359,3 +359,52 @@ def test_listen_that_received_something_prints_no_note(cli):
         sink.close()
     assert res.rc == ExitStatus.OK and len(res.out.splitlines()) == 2, res
     assert "wave 0.500" in res.out and res.err_lines == [], res
+
+
+def test_ctrl_c_during_train_leaves_a_resumable_state_and_no_final(tmp_path):
+    """What docs/training.md's training loop section says of Ctrl-C: exit 130 with one line,
+    no ``final.pt`` (nothing claims to be the finished model), ``last.pt`` the last finished
+    epoch, from which ``--resume auto`` goes on."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    from tests.conftest import REPO
+    from tests.training.conftest import tiny_overrides
+
+    def train(epochs, *more):
+        argv = [sys.executable, "-m", "eventpipe", "train", *more]
+        for o in tiny_overrides(tmp_path, **{"optim.epochs": epochs}):
+            argv += ["--set", o]
+        return argv
+
+    run = tmp_path / "run"
+    p = subprocess.Popen(train(1000), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         cwd=REPO)
+    try:
+        deadline = time.monotonic() + 240  # a bound, not a timing assert: the first epoch
+        while not (run / "last.pt").exists() and p.poll() is None and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert p.poll() is None, p.communicate()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130, (out, err)
+    assert [x for x in err.splitlines() if x.strip()] == ["eventpipe: error: interrupted"], err
+    assert not (run / "final.pt").exists()
+    state = torch.load(run / "last.pt", weights_only=False)
+    epoch = int(state["epoch"])
+    assert 1 <= epoch < 1000 and len(state["history"]) == epoch
+    res = subprocess.run(train(epoch + 1, "--resume", "auto"), capture_output=True, text=True,
+                         timeout=300, cwd=REPO)
+    assert res.returncode == 0, res.stderr
+    assert f"resumed from {run / 'last.pt'}: epoch {epoch}," in res.stdout + res.stderr
+    assert (run / "final.pt").is_file()
+    assert int(torch.load(run / "last.pt", weights_only=False)["epoch"]) == epoch + 1
