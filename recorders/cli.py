@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import threading
 from typing import Iterator, TextIO
 
@@ -20,15 +19,10 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
             raise KeyboardInterrupt
         stop.set()
 
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, handler)
-    try:
+    from eventpipe.runtime.stopper import handling
+
+    with handling(handler):
         yield stop
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def run_record(args, out: TextIO, err: TextIO) -> int:

@@ -32,12 +32,20 @@ class Stopper:
     @contextlib.contextmanager
     def installed(self) -> Iterator["Stopper"]:
         """Handle SIGINT/SIGTERM while inside (main thread only; elsewhere a no-op)."""
-        previous = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in SIGNALS:
-                previous[sig] = signal.signal(sig, self)
-        try:
+        with handling(self):
             yield self
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def handling(handler) -> Iterator[None]:
+    """``handler`` answers SIGINT/SIGTERM while inside, the previous handlers come back after
+    (main thread only, where Python delivers signals; elsewhere a no-op)."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in SIGNALS:
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
