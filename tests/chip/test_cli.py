@@ -68,6 +68,9 @@ def test_finetune_bad_inputs_are_one_line(tmp_path):
         (["chip", "finetune", "-o", out, "--margin", "nan"], 2, "--margin must be >= 0"),
         (["chip", "finetune", "-o", out, "--margin", "-1"], 2, "--margin must be >= 0"),
         (["chip", "finetune", "-o", out, "--margin-width", "0"], 2, "--margin-width > 0, got 0"),
+        (["chip", "finetune", "-o", out, "--seed", "-1"], 2, "--seed must be >= 0, got -1"),
+        (["chip", "finetune", "-o", out, "--runs", "0"], 2, "--runs must be >= 1, got 0"),
+        (["chip", "finetune", "-o", out, "--run-windows", "1"], 2, "--run-windows must be >= 2, got 1"),
         (["chip", "finetune", str(tmp_path / "none.pt"), "-o", out], 3, "none.pt"),
         (["chip", "finetune", "-o", str(tmp_path / "blocker" / "t.pt")], 3, "cannot create its folder"),
         (["chip", "compile", "-o", str(tmp_path / "x.npz"), "--calibration", "-1"], 2, "--calibration must be >= 0"),
@@ -75,4 +78,13 @@ def test_finetune_bad_inputs_are_one_line(tmp_path):
         rc, _, err = _run(argv)
         assert rc == code, (argv, err)
         assert text in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "t.pt").exists()
+
+
+def test_finetune_run_longer_than_a_training_stream_is_one_line(tmp_path):
+    """A 20 s training stream has 398 windows (100 ms every 50 ms); runs of 399 do not fit."""
+    rc, _, err = _run(["chip", "finetune", "-o", str(tmp_path / "t.pt"), "--clips", "1", "--streams", "1",
+                       "--run-windows", "399"])
+    assert rc == 2, err
+    assert "--run-windows 399 is longer than a 20 s training stream" in err and err.count("\n") == 1
     assert not (tmp_path / "t.pt").exists()
