@@ -4,8 +4,8 @@ weights to the chip's integers.
 
     eventpipe chip compile [CKPT] -o prog.npz [--profile NAME] [--calibration N] [--seed S]
     eventpipe chip report prog.npz [--json] [--plot PNG] [--clips N]
-    eventpipe chip finetune [CKPT] -o tuned.pt [--steps N] [--clips N] [--streams N] [--lr LR] [--distill W]
-        [--hard W] [--margin W] [--margin-width F] [--profile NAME]
+    eventpipe chip finetune [CKPT] -o tuned.pt [--steps N] [--clips N] [--streams N] [--runs N] [--run-windows N]
+        [--lr LR] [--distill W] [--hard W] [--margin W] [--margin-width F] [--profile NAME] [--seed S]
     eventpipe chip snap [CKPT] -o snapped.pt [--profile NAME] [--calibration N] [--seed S]
 
 ``compile`` calibrates on ``N`` synthetic training clips (integer counts at the model's input, made
