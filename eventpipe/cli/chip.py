@@ -4,8 +4,8 @@ weights to the chip's integers.
 
     eventpipe chip compile [CKPT] -o prog.npz [--profile NAME] [--calibration N] [--seed S]
     eventpipe chip report prog.npz [--json] [--plot PNG] [--clips N]
-    eventpipe chip finetune [CKPT] -o tuned.pt [--steps N] [--clips N] [--streams N] [--lr LR] [--distill W]
-        [--hard W] [--margin W] [--margin-width F] [--profile NAME]
+    eventpipe chip finetune [CKPT] -o tuned.pt [--steps N] [--clips N] [--streams N] [--runs N] [--run-windows N]
+        [--lr LR] [--distill W] [--hard W] [--margin W] [--margin-width F] [--profile NAME] [--seed S]
     eventpipe chip snap [CKPT] -o snapped.pt [--profile NAME] [--calibration N] [--seed S]
 
 ``compile`` calibrates on ``N`` synthetic training clips (integer counts at the model's input, made
@@ -30,7 +30,8 @@ from eventpipe.errors import UsageError
 
 EXIT_OK = 0
 # the best measured run on the halves model (docs/chip.md, "Fine-tunes of the halves model")
-STEPS, CLIPS, STREAMS, LR, CONSISTENCY, RUNS = 120, 192, 4, 1e-4, 3.0, 4
+STEPS, CLIPS, STREAMS, LR, CONSISTENCY, RUNS, RUN_WINDOWS = 120, 192, 4, 1e-4, 3.0, 4, 16
+STREAM_SECONDS = 20.0   # each synthetic training stream (100 ms windows every 50 ms: 398 windows)
 HARD, MARGIN, MARGIN_WIDTH = 0.5, 0.0, 0.02
 
 
@@ -58,6 +59,10 @@ def add_parser(subparsers):
     f.add_argument("--clips", type=int, default=CLIPS, help=f"synthetic training clips (default {CLIPS})")
     f.add_argument("--streams", type=int, default=STREAMS,
                    help=f"synthetic training streams of 20 s (default {STREAMS})")
+    f.add_argument("--runs", type=int, default=RUNS,
+                   help=f"stream runs per step (default {RUNS})")
+    f.add_argument("--run-windows", type=int, default=RUN_WINDOWS,
+                   help=f"windows per stream run, from rest (default {RUN_WINDOWS}: 0.8 s; at most a stream's 398)")
     f.add_argument("--lr", type=float, default=LR, help=f"learning rate (default {LR:g}, cosine to 0)")
     f.add_argument("--consistency", type=float, default=CONSISTENCY,
                    help=f"weight of the float/chip consistency term (default {CONSISTENCY:g})")
@@ -70,7 +75,7 @@ def add_parser(subparsers):
                    help=f"weight of the margin loss: chip membranes within --margin-width of V_th (default {MARGIN:g})")
     f.add_argument("--margin-width", type=float, default=MARGIN_WIDTH,
                    help=f"the margin band, in units of V_th (default {MARGIN_WIDTH:g})")
-    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--seed", type=int, default=0, help="seed of the data and the sampling (>= 0)")
     n = sub.add_parser("snap", help="write the checkpoint with its weights snapped to the chip's integers")
     n.add_argument("checkpoint", nargs="?", default="default", help="checkpoint (default: the shipped model)")
     n.add_argument("-o", "--output", required=True, help="checkpoint to write (.pt)")
@@ -151,9 +156,13 @@ def _finetune(args, out) -> int:
     from snn.backends.chip.finetune import finetune, save_finetuned, synthetic_data
     from eventpipe.runtime.chip_counts import checkpoint_channels
 
-    for k in ("steps", "clips"):
+    for k in ("steps", "clips", "runs"):
         if getattr(args, k) < 1:
             raise UsageError(f"--{k} must be >= 1, got {getattr(args, k)}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    if args.run_windows < 2:
+        raise UsageError(f"--run-windows must be >= 2, got {args.run_windows}")
     if (args.streams < 0 or not args.lr > 0 or not args.consistency >= 0 or not args.distill >= 0
             or not args.hard >= 0 or not math.isfinite(args.lr + args.consistency + args.distill + args.hard)):
         raise UsageError("--streams must be >= 0, --lr > 0 and --consistency, --distill, --hard >= 0 "
@@ -164,16 +173,19 @@ def _finetune(args, out) -> int:
     with reading_checkpoint(ckpt):
         _, meta = snn.load_checkpoint(ckpt)
     (W, H), sensor = _training_sizes(meta)
-    data = synthetic_data(args.clips, args.streams, 20.0, 16, seed=args.seed, input_size=(W, H),
+    data = synthetic_data(args.clips, args.streams, STREAM_SECONDS, args.run_windows, seed=args.seed, input_size=(W, H),
                           sensor_size=sensor, T=int(meta.get("T") or 8), progress=True,
                           channels=checkpoint_channels(meta))
-    settings = dict(steps=args.steps, lr=args.lr, batch=6, run_batch=RUNS if args.streams else 0,
+    if args.streams and data.runs is None:
+        raise UsageError(f"--run-windows {args.run_windows} is longer than a {STREAM_SECONDS:g} s training stream "
+                         f"(100 ms windows every 50 ms: 398)")
+    settings = dict(steps=args.steps, lr=args.lr, batch=6, run_batch=args.runs if args.streams else 0,
                     consistency=args.consistency, recompile_every=10, seed=args.seed, hard=args.hard,
                     distill=args.distill, margin=args.margin, margin_width=args.margin_width)
     t0 = time.perf_counter()
     model, hist = finetune(ckpt, data, profile=args.profile, compile_kw=dict(sensor_size=sensor),
                            log=lambda s: out.write(s + "\n"), progress=True, **settings)
-    settings.update(profile=args.profile, clips=args.clips, streams=args.streams)
+    settings.update(profile=args.profile, clips=args.clips, streams=args.streams, run_windows=args.run_windows)
     save_finetuned(args.output, model, dict(meta, source=str(ckpt)), hist, settings,
                    seconds=time.perf_counter() - t0)
     out.write(f"wrote {args.output}: twin clip agreement {hist['agree'][0][1]:.4f} -> {hist['agree'][-1][1]:.4f} "

@@ -68,6 +68,9 @@ def test_finetune_bad_inputs_are_one_line(tmp_path):
         (["chip", "finetune", "-o", out, "--margin", "nan"], 2, "--margin must be >= 0"),
         (["chip", "finetune", "-o", out, "--margin", "-1"], 2, "--margin must be >= 0"),
         (["chip", "finetune", "-o", out, "--margin-width", "0"], 2, "--margin-width > 0, got 0"),
+        (["chip", "finetune", "-o", out, "--seed", "-1"], 2, "--seed must be >= 0, got -1"),
+        (["chip", "finetune", "-o", out, "--runs", "0"], 2, "--runs must be >= 1, got 0"),
+        (["chip", "finetune", "-o", out, "--run-windows", "1"], 2, "--run-windows must be >= 2, got 1"),
         (["chip", "finetune", str(tmp_path / "none.pt"), "-o", out], 3, "none.pt"),
         (["chip", "finetune", "-o", str(tmp_path / "blocker" / "t.pt")], 3, "cannot create its folder"),
         (["chip", "compile", "-o", str(tmp_path / "x.npz"), "--calibration", "-1"], 2, "--calibration must be >= 0"),
@@ -76,3 +79,43 @@ def test_finetune_bad_inputs_are_one_line(tmp_path):
         assert rc == code, (argv, err)
         assert text in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "t.pt").exists()
+
+
+def test_finetune_run_longer_than_a_training_stream_is_one_line(tmp_path):
+    """A 20 s training stream has 398 windows (100 ms every 50 ms); runs of 399 do not fit."""
+    rc, _, err = _run(["chip", "finetune", "-o", str(tmp_path / "t.pt"), "--clips", "1", "--streams", "1",
+                       "--run-windows", "399"])
+    assert rc == 2, err
+    assert "--run-windows 399 is longer than a 20 s training stream" in err and err.count("\n") == 1
+    assert not (tmp_path / "t.pt").exists()
+
+
+def test_finetune_runs_and_run_windows_reach_the_data_and_the_steps(tmp_path, monkeypatch):
+    """``--runs`` is the number of stream runs per step, ``--run-windows`` their length; both are
+    recorded in the written checkpoint's settings (the training itself is stubbed: seconds)."""
+    import snn.backends.chip.finetune as ft
+
+    seen = {}
+
+    def fake_data(n_clips, n_streams, seconds, run_windows, **kw):
+        seen["data"] = (n_clips, n_streams, seconds, run_windows)
+        x = np.zeros((8, 1, 2, 4, 4), np.int32)
+        return ft.FinetuneData(x, np.zeros(1, int), np.zeros((run_windows, 3, 2, 4, 4), np.int32),
+                               np.zeros((run_windows, 3), int), x)
+
+    def fake_finetune(ckpt, data, **kw):
+        seen["run_batch"] = kw["run_batch"]
+        return None, {"agree": [(0, 1.0), (1, 1.0)]}
+
+    monkeypatch.setattr(ft, "synthetic_data", fake_data)
+    monkeypatch.setattr(ft, "finetune", fake_finetune)
+    monkeypatch.setattr(ft, "save_finetuned", lambda path, m, meta, h, settings, seconds: seen.update(settings=settings))
+    rc, out, err = _run(["chip", "finetune", "-o", str(tmp_path / "t.pt"), "--clips", "3", "--streams", "2",
+                         "--runs", "5", "--run-windows", "24"])
+    assert rc == 0, err
+    assert seen["data"] == (3, 2, 20.0, 24) and seen["run_batch"] == 5
+    assert seen["settings"]["run_windows"] == 24 and seen["settings"]["run_batch"] == 5
+    rc, _, err = _run(["chip", "finetune", "-o", str(tmp_path / "t.pt"), "--clips", "3", "--streams", "0",
+                       "--runs", "5"])
+    assert rc == 0, err
+    assert seen["run_batch"] == 0   # no streams: no runs, whatever --runs says

@@ -79,6 +79,7 @@ def test_finetune_cli_defaults_are_the_documented_ones():
     p = chip_cli.add_parser(sub)
     a = p.parse_args(["finetune", "-o", "t.pt"])
     assert (a.steps, a.clips, a.streams, a.lr) == (120, 192, 4, 1e-4)
+    assert (a.runs, a.run_windows, a.seed) == (4, 16, 0)
     assert (a.consistency, a.distill, a.hard, a.margin, a.margin_width) == (3.0, 1.0, 0.5, 0.0, 0.02)
     c = p.parse_args(["compile", "-o", "p.npz"])
     assert c.profile == "generic"

@@ -219,3 +219,18 @@ def test_save_finetuned_carries_the_source_metadata_over(tmp_path):
     assert rec["twin_clip_agreement"] == [[0, 0.5], [10, 0.75]]
     assert rec["loss"] == [4.5, 14.5] and rec["kl"] == [1.0, 1.0] and "near" not in rec
     assert rec["previous"] == {"settings": {"steps": 1}}
+
+
+def test_synthetic_data_cuts_runs_of_the_asked_length_half_overlapping():
+    """A 2 s stream cut by the runtime's windower (100 ms every 50 ms) has (2000 - 100) / 50 = 38
+    windows: runs of 12 start at 0, 6, ..., 24 (five of them, the next would end at 42); a run of
+    all 38 is one run; 39 windows do not fit - no runs."""
+    from snn.backends.chip.finetune import synthetic_data
+
+    kw = dict(input_size=(16, 16), sensor_size=(32, 32), channels="halves")
+    d = synthetic_data(1, 1, 2.0, 12, **kw)
+    assert d.runs.shape == (12, 5, 2, 16, 16) and d.run_targets.shape == (12, 5)
+    np.testing.assert_array_equal(d.runs[6:, 0], d.runs[:6, 1])   # half-overlapping
+    assert synthetic_data(1, 1, 2.0, 38, **kw).runs.shape[:2] == (38, 1)
+    d = synthetic_data(1, 1, 2.0, 39, **kw)
+    assert d.runs is None and d.run_targets is None and d.clips.shape == (8, 1, 2, 16, 16)
