@@ -20,7 +20,7 @@ def model(seed):
 def fake_validation(calls):
     def validation_streams(cfg, m):
         calls.append(m)
-        w = float(m.weight.sum())                # what this model "says"
+        w = float(m.weight.detach().sum())                # what this model "says"
         return [(np.full((4, 3), w), np.arange(4) % 3, 100_000 + 50_000 * np.arange(4))]
     return validation_streams
 
@@ -36,7 +36,7 @@ def test_the_validation_cache_is_reused_for_the_same_model_and_made_again_for_an
     assert len(calls) == 1 and np.array_equal(first[0][0], again[0][0])
     other = dt.cached_validation_streams(cfg, b, path)
     assert len(calls) == 2 and calls[-1] is b
-    assert np.array_equal(other[0][0], np.full((4, 3), float(b.weight.sum())))
+    assert np.array_equal(other[0][0], np.full((4, 3), float(b.weight.detach().sum())))
     assert "another model or data config" in capsys.readouterr().err
     # another data config with the same model is another set of streams
     dt.cached_validation_streams(SimpleNamespace(data=SimpleNamespace(seeds=(20001,))), b, path)
@@ -65,7 +65,7 @@ def test_training_logit_files_are_made_again_for_another_model(tmp_path, monkeyp
     monkeypatch.setattr(stream_data, "render_stream", lambda seed, d: rendered.append(seed) or dict(
         frames=np.zeros((4, 1)), scale=1.0, truth=np.arange(4) % 3, t_end=np.arange(4)))
     monkeypatch.setattr(dt, "stream_logits", lambda m, frames, recipe, scale: np.full(
-        (len(frames), 3), float(m.weight.sum())))
+        (len(frames), 3), float(m.weight.detach().sum())))
     cfg = SimpleNamespace(data=SimpleNamespace(n_streams=2))
     a, b = model(0), model(1)
     out_a = lt.training_logits(cfg, a, [10000, 10001], str(tmp_path))
@@ -75,4 +75,4 @@ def test_training_logit_files_are_made_again_for_another_model(tmp_path, monkeyp
     out_b = lt.training_logits(cfg, b, [10000], str(tmp_path))
     assert rendered == [10000, 10001, 10000]                           # made again
     assert not np.array_equal(out_a[0][0], out_b[0][0])
-    assert np.array_equal(out_b[0][0], np.full((4, 3), float(b.weight.sum())))
+    assert np.array_equal(out_b[0][0], np.full((4, 3), float(b.weight.detach().sum())))
