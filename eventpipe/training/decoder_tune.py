@@ -273,6 +273,8 @@ def main(argv=None) -> int:
                    help="write the chosen settings into the checkpoint (extra['decoder']): the "
                         "runtime's defaults for this model")
     args = p.parse_args(argv)
+    if not args.max_changes > 0:
+        p.error("--max-changes must be > 0")
     torch.set_num_threads(1)
     cfg = load_train_config(args.config)
     model, meta = snn.load_checkpoint(args.checkpoint)

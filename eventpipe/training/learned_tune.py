@@ -52,7 +52,11 @@ def parse_seeds(text: str) -> list[int]:
     seeds = []
     for part in text.split(","):
         a, _, b = part.strip().partition("-")
-        seeds += list(range(int(a), int(b or a) + 1))
+        try:
+            seeds += list(range(int(a), int(b or a) + 1))
+        except ValueError:
+            raise ValueError(f"--seeds: {part.strip()!r} is not a seed or a range A-B "
+                             f"(e.g. 10048-10079 or 10000,10001)") from None
     bad = [s for s in seeds if not TRAIN_SEED0 <= s < TEST_SEED0]
     if bad or not seeds:
         raise ValueError(f"--seeds: training seeds are {TRAIN_SEED0}-{TEST_SEED0 - 1}, got {bad or text!r}")
@@ -140,8 +144,18 @@ def main(argv=None) -> int:
     p.add_argument("--rows", action="store_true", help="print every grid row")
     p.add_argument("--store", action="store_true")
     args = p.parse_args(argv)
+    for bad, why in ((args.k < 1, "--k must be >= 1"), (args.hidden < 0, "--hidden must be >= 0"),
+                     (not args.switch_weight >= 0, "--switch-weight must be >= 0"),
+                     (not args.l2 >= 0, "--l2 must be >= 0"), (args.steps < 1, "--steps must be >= 1"),
+                     (args.seed < 0, "--seed must be >= 0"),
+                     (not args.max_changes > 0, "--max-changes must be > 0")):
+        if bad:
+            p.error(why)
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as exc:
+        p.error(str(exc))
     torch.set_num_threads(1)
-    seeds = parse_seeds(args.seeds)
     cfg = load_train_config(args.config)
     model, meta = snn.load_checkpoint(args.checkpoint)
     model = model.float().eval()

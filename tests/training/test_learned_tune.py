@@ -109,3 +109,32 @@ def test_fit_refuses_streams_without_a_known_truth():
     lg, tr, te = toy_stream(0, segments=2)
     with pytest.raises(ValueError, match="no window with a known truth"):
         fit([(lg, np.full_like(tr, -1), te)], 3, k=2)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seeds", "abc"], "--seeds: 'abc' is not a seed or a range"),
+    (["--seeds", "5-6"], "--seeds: training seeds are 10000-19999, got [5, 6]"),
+    (["--k", "0"], "--k must be >= 1"),
+    (["--hidden", "-2"], "--hidden must be >= 0"),
+    (["--switch-weight", "-1"], "--switch-weight must be >= 0"),
+    (["--switch-weight", "nan"], "--switch-weight must be >= 0"),
+    (["--l2=-1e-3"], "--l2 must be >= 0"),
+    (["--steps", "0"], "--steps must be >= 1"),
+    (["--seed", "-1"], "--seed must be >= 0"),
+    (["--max-changes", "0"], "--max-changes must be > 0"),
+])
+def test_bad_arguments_are_one_line_usage_errors_before_anything_loads(argv, message, capsys):
+    # the checkpoint does not exist: an argument error must come first, as a usage error
+    with pytest.raises(SystemExit) as e:
+        lt.main(["--config", "nope.toml", "--checkpoint", "nope.pt", *argv])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_decoder_tune_max_changes_must_be_positive(capsys):
+    from eventpipe.training import decoder_tune as dt
+
+    with pytest.raises(SystemExit) as e:
+        dt.main(["--config", "nope.toml", "--checkpoint", "nope.pt", "--max-changes", "-1"])
+    assert e.value.code == 2 and "--max-changes must be > 0" in capsys.readouterr().err
