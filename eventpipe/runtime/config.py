@@ -24,15 +24,23 @@ MAX_WINDOW_US = 60_000_000         # one minute
 MIN_WINDOW_US = 100                # 10 kHz of model steps is far beyond any model
 
 
-def check_sensor_size(size, key: str = "source.sensor_size") -> None:
-    """A (W, H) sensor size within the event contract and a bounded per-pixel state."""
-    if size is None:
-        return
+def sensor_size_problem(size, note: str = "") -> str | None:
+    """What is wrong with a (W, H) sensor size (``"WxH<note> has N pixels (at most M)"``, ...),
+    or None: within the event contract and a bounded per-pixel state."""
     w, h = size
     if not (1 <= w <= MAX_SENSOR_SIDE and 1 <= h <= MAX_SENSOR_SIDE):
-        raise ConfigError(f"{key}: {w}x{h} is out of range (each side 1..{MAX_SENSOR_SIDE})")
+        return f"{w}x{h}{note} is out of range (each side 1..{MAX_SENSOR_SIDE})"
     if w * h > MAX_SENSOR_PIXELS:
-        raise ConfigError(f"{key}: {w}x{h} has {w * h:,} pixels (at most {MAX_SENSOR_PIXELS:,})")
+        return f"{w}x{h}{note} has {w * h:,} pixels (at most {MAX_SENSOR_PIXELS:,})"
+    return None
+
+
+def check_sensor_size(size, key: str = "source.sensor_size") -> None:
+    """A user's (W, H) sensor size (``key``): a :class:`ConfigError` naming it when it has a
+    :func:`sensor_size_problem`."""
+    problem = None if size is None else sensor_size_problem(size)
+    if problem:
+        raise ConfigError(f"{key}: {problem}")
 
 
 @dataclasses.dataclass

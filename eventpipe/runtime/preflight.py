@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 from eventpipe.errors import CheckpointError, ConfigError, DataError, EventFormatError
-from eventpipe.runtime.config import RunConfig, check_sensor_size
+from eventpipe.runtime.config import RunConfig, check_sensor_size, sensor_size_problem
 
 
 def source_kind(uri: str) -> tuple[str, str]:
@@ -105,13 +105,10 @@ def preflight(cfg: RunConfig) -> RunConfig:
             raise ConfigError(f"source {uri!r}: no such file, and {path.partition(':')[0]!r} "
                               f"is not a source scheme (known schemes: {known_schemes()})")
         size = file_sensor_size(path)
-        try:
-            check_sensor_size(size, "the sensor size")
-        except ConfigError as exc:  # the file's claim, not the user's setting: a data error
-            detail = str(exc).removeprefix("the sensor size: ")
-            raise EventFormatError(
-                f"the sensor size {detail.replace(' ', ' (file) ', 1)}; give the real one with "
-                "--set source.sensor_size=[W,H]", path=path, field="sensor size") from None
+        problem = sensor_size_problem(size, " (file)")
+        if problem:  # the file's claim, not the user's setting: a data error
+            raise EventFormatError(f"the sensor size {problem}; give the real one with "
+                                   "--set source.sensor_size=[W,H]", path=path, field="sensor size")
     elif scheme == "udp" and size is None:
         raise ConfigError(f"source {uri!r}: UDP events carry no sensor size; set it with "
                           f"--set source.sensor_size=[W,H]")
