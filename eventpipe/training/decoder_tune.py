@@ -298,10 +298,10 @@ def main(argv=None) -> int:
     return 0
 
 
-def store_settings(checkpoint, settings: dict) -> None:
+def store_settings(checkpoint, settings: dict, also: dict | None = None) -> None:
     """Write decoder ``settings`` into ``checkpoint``'s ``extra["decoder"]`` (atomically; the
     weights and everything else stay as they are); ``challenger_ema`` and ``release*`` only when
-    set.  Settings of the HMM rule (``rule="hmm"``) are added to the EMA rule's settings the
+    set; ``also``: entries stored beside them as they are (the learned rule's network).  Settings of the HMM rule (``rule="hmm"``) are added to the EMA rule's settings the
     checkpoint already stores (``ema`` 0, ``hysteresis`` 0 where it stores none), so that
     ``decoder.rule = "ema"`` brings those back."""
     raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -321,6 +321,7 @@ def store_settings(checkpoint, settings: dict) -> None:
         for key in ("challenger_ema", "release", "release_hysteresis"):
             if settings.get(key) is not None:
                 stored[key] = float(settings[key])
+    stored.update(also or {})
     raw.setdefault("extra", {})["decoder"] = stored
     tmp = f"{checkpoint}.tmp"
     torch.save(raw, tmp)

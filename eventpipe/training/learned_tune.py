@@ -27,11 +27,10 @@ import numpy as np
 
 from eventpipe.learned_decoder import (LearnedParams, fit, forward, params_to_stored,
                                        stream_features)
+from eventpipe.training import decoder_tune as dt
 
-#: the EMA rule's grid after the network (dwell 1: a dwell delays every switch)
-GRID = dict(ema=(0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8), hysteresis=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
-            dwell=(1,), challenger_ema=(None, 0.0, 0.2, 0.4, 0.5),
-            release=(None, 0.1, 0.2, 0.3), release_hysteresis=(None, 0.1))
+#: the EMA rule's grid after the network: decoder_tune's with dwell 1 (a dwell delays every switch)
+GRID = {**dt.GRID, "dwell": (1,)}
 
 
 def network_streams(params: LearnedParams, streams: Sequence[tuple]) -> list[tuple]:
@@ -68,11 +67,10 @@ def training_logits(cfg, model, seeds: Sequence[int], cache_dir: str | None = No
     (one ``<cache_dir>/<seed>.npz`` each, reused when it was made from the same model and data
     config: :func:`~eventpipe.training.decoder_tune.logits_key`; made again otherwise)."""
     from eventpipe.training.config import data_recipe
-    from eventpipe.training.decoder_tune import logits_key, stream_logits
     from eventpipe.training.stream_data import render_stream
 
     recipe = data_recipe(cfg.data)
-    key = logits_key(cfg, model) if cache_dir else None
+    key = dt.logits_key(cfg, model) if cache_dir else None
     out = []
     for seed in seeds:
         path = os.path.join(cache_dir, f"{seed}.npz") if cache_dir else None
@@ -82,7 +80,7 @@ def training_logits(cfg, model, seeds: Sequence[int], cache_dir: str | None = No
                     out.append((z["logits"], z["truth"], z["t_end"]))
                     continue
         r = render_stream(int(seed), cfg.data)
-        item = (stream_logits(model, r["frames"], recipe, float(r["scale"])), r["truth"], r["t_end"])
+        item = (dt.stream_logits(model, r["frames"], recipe, float(r["scale"])), r["truth"], r["t_end"])
         if path:
             os.makedirs(cache_dir, exist_ok=True)
             np.savez(path + ".tmp.npz", logits=item[0], truth=item[1], t_end=item[2], key=key)
@@ -94,29 +92,17 @@ def training_logits(cfg, model, seeds: Sequence[int], cache_dir: str | None = No
 def tune(train: Sequence[tuple], val: Sequence[tuple], class_names, *, grid: dict = GRID,
          max_changes: float = 1.5, progress: bool = False, **fit_kw):
     """Fit on ``train``, grid the EMA rule on ``val``: ``(params, best row, rows)``."""
-    from eventpipe.training.decoder_tune import grid as run_grid
-    from eventpipe.training.decoder_tune import pick
-
     params = fit(train, len(class_names), **fit_kw)
-    rows = run_grid(network_streams(params, val), class_names, grid, progress=progress)
-    return params, pick(rows, max_changes), rows
+    rows = dt.grid(network_streams(params, val), class_names, grid, progress=progress)
+    return params, dt.pick(rows, max_changes), rows
 
 
 def store(checkpoint, params: LearnedParams, settings: dict) -> None:
     """Write ``rule = "learned"``, the network and the EMA ``settings`` into ``checkpoint``'s
     ``extra["decoder"]`` (atomically; the weights and every other ``extra`` entry kept)."""
-    import torch
-
-    from eventpipe.training.decoder_tune import store_settings
-
-    store_settings(checkpoint, settings)   # the EMA settings (challenger / release when set)
-    raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    dec = raw["extra"]["decoder"]
-    dec["rule"] = "learned"
-    dec["learned"] = params_to_stored(params)
-    tmp = f"{checkpoint}.tmp"
-    torch.save(raw, tmp)
-    os.replace(tmp, checkpoint)
+    # the EMA settings (challenger / release when set), the rule and the network: one write
+    dt.store_settings(checkpoint, settings,
+                      also={"rule": "learned", "learned": params_to_stored(params)})
 
 
 def main(argv=None) -> int:
@@ -124,8 +110,6 @@ def main(argv=None) -> int:
 
     import snn
     from eventpipe.training.config import load_train_config
-    from eventpipe.training.decoder_tune import (cached_validation_streams, format_rows,
-                                                 score_settings, setting_text)
 
     p = argparse.ArgumentParser(prog="python -m eventpipe.training.learned_tune",
                                 description=__doc__.split("\n")[0])
@@ -160,18 +144,18 @@ def main(argv=None) -> int:
     model, meta = snn.load_checkpoint(args.checkpoint)
     model = model.float().eval()
     names = meta["class_names"]
-    val = cached_validation_streams(cfg, model, args.val_logits)
+    val = dt.cached_validation_streams(cfg, model, args.val_logits)
     train = training_logits(cfg, model, seeds, args.logits_dir)
     params, best, rows = tune(train, val, names, k=args.k, hidden=args.hidden,
                               switch_weight=args.switch_weight, l2=args.l2, steps=args.steps,
                               seed=args.seed, max_changes=args.max_changes, progress=True)
     net = network_streams(params, val)
-    raw = score_settings(net, names, ema=0.0)
+    raw = dt.score_settings(net, names, ema=0.0)
     print(f"network alone (argmax per window, validation): settled {raw['settled_accuracy']:.4f}, "
           f"caught {raw['switch_catch_rate']:.4f}, {raw['label_changes_per_switch']:.2f} changes per switch")
     if args.rows:
-        print(format_rows(rows))
-    print(f"best (<= {args.max_changes} changes per switch): {setting_text(best)}: settled "
+        print(dt.format_rows(rows))
+    print(f"best (<= {args.max_changes} changes per switch): {dt.setting_text(best)}: settled "
           f"{best['settled_accuracy']:.4f}, caught {best['switch_catch_rate']:.4f}, "
           f"{best['label_changes_per_switch']:.2f} changes per switch")
     if args.store:
