@@ -12,12 +12,17 @@ from eventpipe.errors import ExitStatus
 from tests.cli.conftest import assert_one_error_line
 
 
-@pytest.fixture
-def taken_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+def _held_port(kind):
+    """A port on 127.0.0.1 held bound by a socket of ``kind`` (never listening) while inside."""
+    s = socket.socket(socket.AF_INET, kind)
     s.bind(("127.0.0.1", 0))
     yield s.getsockname()[1]
     s.close()
+
+
+@pytest.fixture
+def taken_udp_port():
+    yield from _held_port(socket.SOCK_DGRAM)
 
 
 @pytest.mark.parametrize("command", ["record", "run"])
@@ -319,10 +324,7 @@ def test_record_flush_every_at_its_bounds_records(cli, tmp_path):
 @pytest.fixture
 def silent_port():
     """A port on 127.0.0.1 that nobody publishes on (held bound, never listening)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    yield s.getsockname()[1]
-    s.close()
+    yield from _held_port(socket.SOCK_STREAM)
 
 
 def test_listen_timeout_with_nothing_received_says_so(cli, silent_port):
