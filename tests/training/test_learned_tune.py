@@ -138,3 +138,13 @@ def test_decoder_tune_max_changes_must_be_positive(capsys):
     with pytest.raises(SystemExit) as e:
         dt.main(["--config", "nope.toml", "--checkpoint", "nope.pt", "--max-changes", "-1"])
     assert e.value.code == 2 and "--max-changes must be > 0" in capsys.readouterr().err
+
+
+def test_the_grid_after_the_network_is_decoder_tunes_with_dwell_1():
+    """docs/training.md: ``learned_tune.GRID``, the ``decoder_tune`` grid with dwell 1, 1,050 settings."""
+    from eventpipe.training import decoder_tune as dt
+
+    settings = dt.grid_settings(lt.GRID)
+    assert len(settings) == 1050 and {s["dwell"] for s in settings} == {1}
+    full = dt.grid_settings(dt.GRID)
+    assert [s for s in full if s["dwell"] == 1] == settings
