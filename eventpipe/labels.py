@@ -197,32 +197,16 @@ class LabelDecoder:
         self.class_names = [str(c) for c in class_names]
         if not self.class_names:
             raise ValueError("class_names must not be empty")
-        if not 0.0 <= ema < 1.0:
-            raise ValueError(f"ema must be in [0, 1), got {ema}")
+        _check_unit_interval(ema=ema, threshold=threshold, hysteresis=hysteresis,
+                             challenger_ema=challenger_ema, release=release,
+                             release_hysteresis=release_hysteresis, hazard=hazard, floor=floor,
+                             min_posterior=min_posterior, margin=margin)
         if int(topk) < 1:
             raise ValueError(f"topk must be >= 1, got {topk}")
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-        if not 0.0 <= hysteresis <= 1.0:
-            raise ValueError(f"hysteresis must be in [0, 1], got {hysteresis}")
-        if challenger_ema is not None and not 0.0 <= challenger_ema < 1.0:
-            raise ValueError(f"challenger_ema must be in [0, 1), got {challenger_ema}")
-        if release is not None and not 0.0 <= release <= 1.0:
-            raise ValueError(f"release must be in [0, 1], got {release}")
-        if release_hysteresis is not None and not 0.0 <= release_hysteresis <= 1.0:
-            raise ValueError(f"release_hysteresis must be in [0, 1], got {release_hysteresis}")
         if rule not in RULES:
             raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
-        if _not_number(hazard) or not 0.0 <= hazard < 1.0:
-            raise ValueError(f"hazard must be in [0, 1), got {hazard!r}")
         if _not_number(temperature) or not 0.0 < temperature < float("inf"):
             raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-        if _not_number(floor) or not 0.0 <= floor < 1.0:
-            raise ValueError(f"floor must be in [0, 1), got {floor!r}")
-        if _not_number(min_posterior) or not 0.0 <= min_posterior <= 1.0:
-            raise ValueError(f"min_posterior must be in [0, 1], got {min_posterior!r}")
-        if _not_number(margin) or not 0.0 <= margin <= 1.0:
-            raise ValueError(f"margin must be in [0, 1], got {margin!r}")
         if isinstance(hazard_ramp, bool) or int(hazard_ramp) != hazard_ramp or int(hazard_ramp) < 0:
             raise ValueError(f"hazard_ramp must be an integer >= 0, got {hazard_ramp!r}")
         self.learned = None
@@ -348,6 +332,23 @@ class LabelDecoder:
                 self.class_names[int(truth)] if 0 <= int(truth) < len(self.class_names)
                 else int(truth))
         return msg
+
+
+# the settings that are fractions: name -> (right end open, None allowed)
+_UNIT_INTERVAL = {"ema": (True, False), "threshold": (False, False), "hysteresis": (False, False),
+                  "challenger_ema": (True, True), "release": (False, True),
+                  "release_hysteresis": (False, True), "hazard": (True, False),
+                  "floor": (True, False), "min_posterior": (False, False), "margin": (False, False)}
+
+
+def _check_unit_interval(**values) -> None:
+    """ValueError naming the first setting outside [0, 1] (or [0, 1) where the right end is open)."""
+    for name, v in values.items():
+        open_right, nullable = _UNIT_INTERVAL[name]
+        if v is None and nullable:
+            continue
+        if _not_number(v) or not (0.0 <= v < 1.0 if open_right else 0.0 <= v <= 1.0):
+            raise ValueError(f"{name} must be in [0, 1{')' if open_right else ']'}, got {v!r}")
 
 
 def _not_number(v) -> bool:

@@ -151,3 +151,16 @@ def test_challenger_must_beat_the_current_labels_fast_support_too(hysteresis, la
     smooth = np.array([0.25, 0.5, 0.25])
     fast = np.array([0.375, 0.5, 0.125])
     assert choose_label(smooth, 0, 0.0, hysteresis, fast) == label
+
+
+@pytest.mark.parametrize("key", ["ema", "threshold", "hysteresis", "challenger_ema", "release",
+                                 "release_hysteresis", "margin"])
+@pytest.mark.parametrize("bad", ["0.5", float("nan"), True, None])
+def test_fraction_settings_that_are_not_numbers_name_the_key(key, bad):
+    """A string, NaN or bool for a fraction is a ValueError naming the setting (a string was a
+    TypeError from the comparison); None is allowed only where the setting is optional."""
+    if bad is None and key in ("challenger_ema", "release", "release_hysteresis"):
+        assert getattr(LabelDecoder(NAMES, **{key: bad}), key) is None
+        return
+    with pytest.raises(ValueError, match=f"^{key} must be in \\[0, 1"):
+        LabelDecoder(NAMES, **{key: bad})
