@@ -95,3 +95,38 @@ def test_event_stream_atis_type_is_read(tmp_path):
     ref = np.concatenate([np.asarray(c) for c in faery.events_stream_from_file(str(path))])
     assert ev["t"].tolist() == ref["t"].tolist() and ev["x"].tolist() == ref["x"].tolist()
     assert ev["y"].tolist() == ref["y"].tolist() and ev["p"].tolist() == ref["on"].astype(int).tolist()
+
+
+def test_evt3_time_low_stepping_back_a_few_us_is_kept(tmp_path):
+    """"a TIME_LOW stepping back a few µs is kept" (openeb replaces the low 12 bits; no loop,
+    no drop): TIME_HIGH 1, TIME_LOW 10, event, TIME_LOW 7, event -> t = 4106 then 4103."""
+    hdr = b"% evt 3.0\n% format EVT3;height=480;width=640\n% end\n"
+    words = [0x8000 | 1, 0x6000 | 10, 0x0000 | 0, 0x2000 | 1, 0x6000 | 7, 0x2000 | 2]
+    path = tmp_path / "back.raw"
+    path.write_bytes(hdr + np.array(words, "<u2").tobytes())
+    ev = read_events(path, format="evt3")
+    assert ev["t"].tolist() == [(1 << 12) | 10, (1 << 12) | 7]
+    assert ev["x"].tolist() == [1, 2]
+
+
+def test_aedat4_other_streams_are_skipped_undecompressed(tmp_path):
+    """io.md's table: AEDAT 4.0 "other streams skipped undecompressed": the real sample's IMU and
+    trigger packets, overwritten with bytes that are no LZ4 frame, change nothing."""
+    import struct
+
+    src = sample_path("sample.aedat4")
+    reader = open_reader(src)
+    reader.read()
+    assert set(reader.info.extras["streams"].values()) > {"EVTS"}  # the sample has others
+    data = bytearray(src.read_bytes())
+    pos, end, spoiled = reader.data_offset, reader.data_table_position, 0
+    while pos < end:
+        sid, size = struct.unpack_from("<ii", data, pos)
+        if sid != reader.stream:
+            data[pos + 8:pos + 8 + size] = b"\xff" * size
+            spoiled += 1
+        pos += 8 + size
+    assert spoiled > 0
+    path = tmp_path / "spoiled.aedat4"
+    path.write_bytes(bytes(data))
+    np.testing.assert_array_equal(read_events(path), expected_events("sample.aedat4"))
