@@ -10,6 +10,7 @@ import struct
 import numpy as np
 import pytest
 
+from eventpipe.errors import EventFormatError
 from eventpipe.events import make_events
 from eventpipe.labels import LabelDecoder
 from eventpipe.sinks import JsonLinesSink
@@ -164,3 +165,46 @@ def test_source_lifecycle_and_close_that_cannot_join():
         release.set()
         busy.close(timeout=10)
     assert busy.state == "closed"
+
+
+@pytest.mark.parametrize("where,value,field", [
+    (14, "<H", "width"),   # height 0 with width 10: "only one of W, H is 0"
+    (24, "<q", "dt"),      # t_base near int64's top: a wide delta overflows int64
+])
+def test_decode_packet_names_width_and_dt(where, value, field):
+    """protocol.md's error table: `width` when only one of W, H is 0, `dt` for a wide delta
+    that overflows int64 (the rows the wire tests' parametrize does not hold)."""
+    ev = make_events([1, 2], [3, 4], [0, 1 << 33], [1, 0])  # wide deltas
+    buf = bytearray(encode_packet(ev, 1, 1, (10, 10), crc=False))
+    struct.pack_into(value, buf, where, 0 if field == "width" else (1 << 63) - 10)
+    with pytest.raises(EventFormatError) as ei:
+        decode_packet(bytes(buf))
+    assert ei.value.field == field and ei.value.offset is not None
+
+
+def test_a_topic_frame_before_the_packet_is_allowed():
+    """"A multipart message is decoded from its last frame, so a topic frame is allowed"."""
+    import zmq
+
+    ev = make_events([1, 2], [3, 4], [10, 20], [1, 0])
+    with open_source("zmq+tcp://127.0.0.1:0") as src:
+        ctx = zmq.Context.instance()
+        push = ctx.socket(zmq.PUSH)
+        try:
+            push.connect(f"tcp://127.0.0.1:{src.port}")
+            push.send_multipart([b"camera-7", encode_packet(ev, 3, 0)])
+            np.testing.assert_array_equal(collect(src, 2), ev)
+            assert src.stats.malformed == 0
+        finally:
+            push.close(linger=0)
+
+
+def test_a_bare_path_with_a_colon_needs_file(tmp_path):
+    """"A bare path with a colon in it needs `file:`": without it the part before the colon is
+    read as a scheme and the error says how to write it; with it the file opens."""
+    path = tmp_path / "a:b.npy"
+    np.save(path, make_events([1], [2], [3], [1]))
+    with pytest.raises(ValueError, match=r"unknown scheme.*a path with a colon: file:PATH"):
+        open_source(str(path))
+    with open_source(f"file:{path}") as src:
+        np.testing.assert_array_equal(collect(src, 1)["x"], [1])
