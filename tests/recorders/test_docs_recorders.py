@@ -100,3 +100,74 @@ def test_cli_defaults_the_table_states():
         assert src._speed is None  # not paced
     finally:
         src.close()
+
+
+class _TwoStreamSource:
+    """A finished source holding three batches: stream 3, stream 5, stream 3."""
+
+    live, sensor_size, error = False, (640, 480), None
+
+    def __init__(self, batches):
+        self._batches = list(batches)
+
+    def read(self, timeout=None):
+        return self._batches.pop(0) if self._batches else None
+
+    @property
+    def done(self):
+        return not self._batches
+
+    def close(self):
+        pass
+
+    def drop_advice(self):
+        return []
+
+
+def _batches():
+    from eventpipe.sources import Batch
+
+    parts = [random_events(s, 100 + 10 * s, t0=1000 * s) for s in range(3)]
+    return parts, [Batch(3, 0, parts[0], 0.0), Batch(5, 0, parts[1], 0.0),
+                   Batch(3, 1, parts[2], 0.0)]
+
+
+def test_record_keeps_the_first_stream_and_reports_the_others(tmp_path, monkeypatch):
+    """"The events are those of one stream: `record` and `run --record` keep the first stream
+    id they see and count (and report) the events of other streams they did not record"."""
+    import io
+    from types import SimpleNamespace
+
+    import eventpipe.sources
+    from recorders.cli import run_record
+
+    parts, batches = _batches()
+    monkeypatch.setattr(eventpipe.sources, "open_source",
+                        lambda uri, **kw: _TwoStreamSource(batches))
+    out, path = io.StringIO(), tmp_path / "r.h5"
+    args = SimpleNamespace(source="zmq+tcp://127.0.0.1:0", out=path, duration=None,
+                           compression="lzf", overwrite=False, speed=None, flush_every=1.0)
+    assert run_record(args, out, io.StringIO()) == 0
+    with open_recording(path) as rec:
+        np.testing.assert_array_equal(rec.events(), np.concatenate([parts[0], parts[2]]))
+    assert f"not recorded: {len(parts[1]):,} events of streams other than stream 3" \
+        in out.getvalue()
+
+
+def test_run_record_keeps_the_first_stream_and_reports_the_others(tmp_path):
+    import io
+
+    from recorders.tap import RecordingSink, RunRecording, TappedSource
+
+    parts, batches = _batches()
+    recording = RunRecording(tmp_path / "r.h5", sensor_size=(640, 480), source_uri="test:")
+    tapped, err = TappedSource(_TwoStreamSource(batches), recording), io.StringIO()
+    while tapped.read() is not None:
+        pass
+    sink = RecordingSink(recording, err)
+    sink.write(label_msg(0, stream=5))  # labels of every stream are recorded
+    sink.close()
+    with open_recording(tmp_path / "r.h5") as rec:
+        np.testing.assert_array_equal(rec.events(), np.concatenate([parts[0], parts[2]]))
+        assert rec.labels()["stream"].tolist() == [5]
+    assert f"; {len(parts[1]):,} events of other streams not recorded" in err.getvalue()
