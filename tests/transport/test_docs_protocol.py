@@ -208,3 +208,18 @@ def test_a_bare_path_with_a_colon_needs_file(tmp_path):
         open_source(str(path))
     with open_source(f"file:{path}") as src:
         np.testing.assert_array_equal(collect(src, 1)["x"], [1])
+
+
+def test_sender_seq_starts_at_0_and_counts_up_per_stream():
+    """The wire table: `seq` "u64, per stream, +1 per packet, starts at 0"; a zmq `Batch`
+    carries it."""
+    from eventpipe.sources.sender import Sender
+
+    ev = make_events([1], [2], [3], [1])
+    with open_source("zmq+tcp://127.0.0.1:0") as src, \
+            Sender(f"tcp://127.0.0.1:{src.port}") as tx:
+        for sid in (7, 7, 9, 7, 9):
+            tx.stream_id = sid
+            tx.send(ev)
+        got = [src.read(5) for _ in range(5)]
+    assert [(b.stream_id, b.seq) for b in got] == [(7, 0), (7, 1), (9, 0), (7, 2), (9, 1)]
