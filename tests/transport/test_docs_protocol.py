@@ -222,4 +222,5 @@ def test_sender_seq_starts_at_0_and_counts_up_per_stream():
             tx.stream_id = sid
             tx.send(ev)
         got = [src.read(5) for _ in range(5)]
+        assert src.stats.gaps == 0  # numbered globally, streams 7 and 9 showed false gaps
     assert [(b.stream_id, b.seq) for b in got] == [(7, 0), (7, 1), (9, 0), (7, 2), (9, 1)]
