@@ -224,3 +224,19 @@ def test_sender_seq_starts_at_0_and_counts_up_per_stream():
         got = [src.read(5) for _ in range(5)]
         assert src.stats.gaps == 0  # numbered globally, streams 7 and 9 showed false gaps
     assert [(b.stream_id, b.seq) for b in got] == [(7, 0), (7, 1), (9, 0), (7, 2), (9, 1)]
+
+
+def test_aestream_timestamps_are_unwrapped_across_2_32():
+    """aestream's `include_timestamp` mode: "The timestamp is unwrapped across 2^32" (also
+    from one datagram to the next)."""
+    from eventpipe.sources.udp import Unwrap32, decode_datagram
+
+    def datagram(ts):  # x 3, y 4, ON; bit 31 clear: a u32 timestamp word follows each event
+        word = (3 << 16) | 0x8000 | 4
+        return np.array([v for t in ts for v in (word, t)], "<u4").tobytes()
+
+    un = Unwrap32()
+    a = decode_datagram(datagram([(1 << 32) - 10, 5]), "aestream", 0, un)
+    b = decode_datagram(datagram([6]), "aestream", 0, un)
+    assert a["t"].tolist() == [(1 << 32) - 10, (1 << 32) + 5] and b["t"].tolist() == [(1 << 32) + 6]
+    assert a["x"].tolist() == [3, 3] and a["y"].tolist() == [4, 4] and a["p"].tolist() == [1, 1]
