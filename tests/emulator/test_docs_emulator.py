@@ -121,3 +121,16 @@ def test_shot_noise_obeys_the_refractory_rule_and_does_not_move_the_reference():
     free = make_params((8, 8), {**cfg, "refractory_us": 0}, seed=2)
     _, s = step(frame, 0, None, free)
     assert len(step(frame, 200_000, s, free)[0]) > len(ev)  # the rule suppressed some
+
+
+def test_lowpass_bandwidth_grows_with_intensity_so_dark_pixels_lag():
+    """Step 3: `eps = min(1, (I + 20)/275 * dt/tau)`: "the bandwidth grows with intensity, so
+    dark pixels lag": two pixels stepping by the same factor (x4), one dark (25 -> 100) and
+    one bright (60 -> 240), emit the same number of events, the dark one later."""
+    frames = [np.array([[25, 60]], np.uint8)] + [np.array([[100, 240]], np.uint8)] * 60
+    cfg = {"sigma_threshold": 0.0, "cutoff_hz": 5.0}
+    emu = DvsEmulator((2, 1), cfg, seed=0)
+    ev = np.concatenate([emu.push(f, 10_000 * i) for i, f in enumerate(frames)])
+    dark, bright = ev[ev["x"] == 0], ev[ev["x"] == 1]
+    assert len(dark) == len(bright) == math.floor(math.log(4) / 0.2)
+    assert np.all(dark["t"] > bright["t"])  # each crossing of the dark pixel comes later
