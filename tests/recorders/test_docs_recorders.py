@@ -257,3 +257,21 @@ def test_follow_polls_every_50_ms_by_default():
 
     for fn in (Recording.iter_events, follow_events, wait_for_recording):
         assert inspect.signature(fn).parameters["poll_s"].default == 0.05, fn
+
+
+def test_replay_labels_stream_option_and_max_speed(tmp_path):
+    """`replay-labels ... [--speed X | --max-speed] [--stream N]`: `--stream` re-publishes one
+    stream's labels in their recorded order; `--max-speed` (speed None) does not pace."""
+    from eventpipe.sinks import CallbackSink
+    from recorders.replay import replay_labels
+
+    path = tmp_path / "l.h5"
+    msgs = [label_msg(i, stream=i % 3) for i in range(9)]
+    for i, m in enumerate(msgs):
+        m["wall_s"] = 1000.0 + 3600.0 * i  # an hour apart: pacing would never finish
+    with EventRecorder(path, (8, 8)) as rec:
+        rec.write_labels(msgs)
+    got = []
+    n = replay_labels(path, CallbackSink(got.append), speed=None, stream=1)
+    assert n == 3 and [m["seq"] for m in got] == [1, 4, 7]
+    assert all(m["stream"] == 1 and "wall_s" not in m for m in got)
