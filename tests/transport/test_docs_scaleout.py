@@ -60,3 +60,20 @@ def test_the_pub_sink_lingers_1_s():
     from eventpipe.sinks.zmq_pub import ZmqPubSink
 
     assert inspect.signature(ZmqPubSink).parameters["linger_s"].default == 1.0
+
+
+def test_run_broker_prints_its_stats_every_s_seconds_and_at_the_end():
+    """`eventpipe broker ... --stats-every S`: "its stats every `S` seconds and at the end"
+    (stderr), after the endpoints and one worker command per slot."""
+    import io
+
+    from eventpipe.transport.scaleout import run_broker
+
+    err = io.StringIO()
+    out = run_broker(LOOP, 2, LOOP, LOOP, duration_s=1.0, stats_every_s=0.2, err=err)
+    lines = err.getvalue().splitlines()
+    stats = [i for i, line in enumerate(lines) if line.startswith("eventpipe broker: received")]
+    assert lines[0].startswith("eventpipe broker: senders -> tcp://127.0.0.1:")
+    assert sum("worker" in line and "eventpipe run --source" in line for line in lines) == 2
+    assert len(stats) >= 2 and stats[-1] == len(lines) - 1  # periodic, then the final line
+    assert out["n_workers"] == 2 and out["received"] == 0
