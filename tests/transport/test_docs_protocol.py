@@ -240,3 +240,13 @@ def test_aestream_timestamps_are_unwrapped_across_2_32():
     b = decode_datagram(datagram([6]), "aestream", 0, un)
     assert a["t"].tolist() == [(1 << 32) - 10, (1 << 32) + 5] and b["t"].tolist() == [(1 << 32) + 6]
     assert a["x"].tolist() == [3, 3] and a["y"].tolist() == [4, 4] and a["p"].tolist() == [1, 1]
+
+
+def test_zmq_source_size_bound_defaults_to_64_mib():
+    """"a message longer than `max_message_bytes` (64 MiB by default ...)" is refused by libzmq
+    (`ZMQ_MAXMSGSIZE` on the socket); what the socket holds is at most `rcvhwm` of them."""
+    import zmq
+
+    with open_source("zmq+tcp://127.0.0.1:0") as src:
+        assert src._sock.getsockopt(zmq.MAXMSGSIZE) == 64 << 20
+        assert src._sock.getsockopt(zmq.RCVHWM) == 1000
