@@ -295,3 +295,17 @@ def test_the_lowest_evts_stream_or_the_stream_id_option(option, want):
     finally:
         hold.set()
         t.join(5)
+
+
+@pytest.mark.parametrize("size", [0, -5, (64 << 20) + 1])
+def test_a_packet_size_out_of_range_ends_the_connection(size):
+    """protocol.md: "a packet size out of range ... ends the connection" (counted in
+    `malformed`, never allocated): with `reconnect=False` the source then finishes."""
+    greeting = _ioheader(0)
+    payload = struct.pack("<I", len(greeting)) + greeting + struct.pack("<ii", 0, size)
+    port, t = fake_server(payload + bytes(64))
+    with open_source(f"dv://127.0.0.1:{port}", reconnect=False) as src:
+        assert src.read(5) is None
+        assert src.state == "finished" and src.stats.malformed == 1
+        assert "packet size" in str(src.last_error) and str(size) in str(src.last_error)
+    t.join(5)
