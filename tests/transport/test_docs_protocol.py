@@ -250,3 +250,18 @@ def test_zmq_source_size_bound_defaults_to_64_mib():
     with open_source("zmq+tcp://127.0.0.1:0") as src:
         assert src._sock.getsockopt(zmq.MAXMSGSIZE) == 64 << 20
         assert src._sock.getsockopt(zmq.RCVHWM) == 1000
+
+
+def test_dv_and_video_sources_say_whether_they_are_live(tmp_path):
+    """"`live` is True for sources whose sender does not wait for us (zmq, udp, dv, dvcam,
+    camera) and False for files and generators": the two the dispatch test leaves out."""
+    from tests.emulator.test_sources import bar_frames, write_video
+
+    dv = open_source("dv://127.0.0.1:9", start=False)
+    video = open_source(f"video:{write_video(tmp_path, bar_frames())}", start=False)
+    try:
+        assert (dv.live, dv.policy) == (True, "drop_oldest")
+        assert (video.live, video.policy) == (False, "block")
+    finally:
+        dv.close()
+        video.close()
