@@ -275,3 +275,23 @@ def test_replay_labels_stream_option_and_max_speed(tmp_path):
     n = replay_labels(path, CallbackSink(got.append), speed=None, stream=1)
     assert n == 3 and [m["seq"] for m in got] == [1, 4, 7]
     assert all(m["stream"] == 1 and "wall_s" not in m for m in got)
+
+
+def test_info_shows_completeness_and_drop_counts(tmp_path):
+    """`eventpipe info OUT.h5`: "... completeness and drop counts" (the AsyncRecorder's drops
+    are written into `/status`, "`info` shows them")."""
+    import json
+
+    from tests.recorders.test_cli import cli
+
+    path = tmp_path / "r.h5"
+    with EventRecorder(path, (64, 48)) as rec:
+        rec.write(random_events(2, 100, size=(64, 48)))
+        rec.set_dropped(3000, 2)
+    rc, out, err = cli("info", str(path), "--json")
+    assert rc == 0, err
+    extras = json.loads(out)["extras"]
+    assert (extras["complete"], extras["dropped_events"], extras["dropped_labels"]) == (True, 3000, 2)
+    rc, out, _ = cli("info", str(path))
+    text = dict(line.split(None, 1) for line in out.splitlines() if line.strip())
+    assert (text["complete"], text["dropped_events"], text["dropped_labels"]) == ("True", "3000", "2")
