@@ -85,9 +85,11 @@ class DatReader(WordStreamReader):
         h = split_header(head)
         if not h.lines or declared_encoding(h) is not None:
             return False
-        if not (h.lines[0].startswith("Data file containing") or h.get("Version") is not None):
+        if h.lines[0].startswith("Data file containing"):
+            return True  # a DAT whatever its type/size bytes say: they get a typed error
+        if h.get("Version") is None:
             return False
-        rest = head[h.data_offset:h.data_offset + 2]
+        rest = head[h.data_offset:h.data_offset + 2]  # "% Version" alone: also old RAW headers
         return len(rest) < 2 or rest[1] == EVENT_SIZE
 
     def _parse_header(self) -> None:

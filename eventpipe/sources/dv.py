@@ -214,9 +214,9 @@ class DvSource(Source):
         if sid not in info["events"]:
             raise EventFormatError(f"no EVTS stream {sid} (offered: {ids})", field="stream_id")
         self.stream_id, self.compression = sid, info["compression"]
-        self._connected.set()
         if self._sensor_size is None and info["events"][sid]:
             self._sensor_size = info["events"][sid]
+        self._connected.set()  # after the size: wait_connected() then sensor_size holds
         seq = 0
         while True:
             psid, psize = _PKT.unpack(self._recv_exact(8))

@@ -24,7 +24,9 @@ SOCKETS = {"push": zmq.PUSH, "pub": zmq.PUB}
 
 
 class Sender:
-    """One wire stream out: ``send(events)`` encodes with the next sequence number.
+    """Wire packets out: ``send(events)`` encodes with the next sequence number of the
+    current ``stream_id`` (each stream id counts from 0 on its own, as receivers track
+    them; set ``stream_id`` between sends to interleave streams).
 
     ``socket="push"`` blocks (up to ``send_timeout_s``, then ``TimeoutError``)
     when the receiver is gone and the high-water mark is reached; ``"pub"``
@@ -46,7 +48,7 @@ class Sender:
         host, port = parse_tcp_endpoint(endpoint)
         self.stream_id = int(stream_id)
         self.sensor_size = None if sensor_size is None else tuple(int(v) for v in sensor_size)
-        self.seq = 0
+        self._next_seq: dict[int, int] = {}  # per stream id
         self.crc = crc
         self.counts = {"packets": 0, "events": 0, "bytes": 0}
         self.confirm = bool(confirm)
@@ -70,12 +72,17 @@ class Sender:
             self._sock.connect(addr)
             self.endpoint = addr
 
+    @property
+    def seq(self) -> int:
+        """The sequence number the next packet of ``stream_id`` gets."""
+        return self._next_seq.get(self.stream_id, 0)
+
     def send(self, events) -> int:
         """Send one packet; returns its sequence number."""
-        msg = encode_packet(events, self.stream_id, self.seq, self.sensor_size, crc=self.crc)
-        self.send_raw(msg)
         seq = self.seq
-        self.seq += 1
+        msg = encode_packet(events, self.stream_id, seq, self.sensor_size, crc=self.crc)
+        self.send_raw(msg)
+        self._next_seq[self.stream_id] = seq + 1
         self.counts["packets"] += 1
         self.counts["events"] += len(events)
         return seq

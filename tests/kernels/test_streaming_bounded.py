@@ -211,3 +211,19 @@ def test_halves_are_not_paired_across_a_jump():
     counts, ends = s.push(make_events([1, 1], [1, 1], [HOUR_US + 60, HOUR_US + 110], [1, 1]))
     assert ends == [HOUR_US + 100]  # [HOUR, HOUR+100): halves from after the jump only
     assert counts[0, 0].sum() == 1 and counts[0, 1].sum() == 1
+
+
+@pytest.mark.parametrize("max_gap_us", [0, 500, 1000])
+def test_the_gap_bound_is_at_least_one_window(max_gap_us):
+    """docs/runtime.md: a jump of more than `window.max_gap_us` "(default 1 s; at least one
+    window)" is a discontinuity: a bound below the window acts as the window (a jump of one
+    window is not a discontinuity, one microsecond more is)."""
+    for dt, jumps in ((900, 0), (1000, 0), (1001, 1)):
+        b = StreamingBinner((4, 4), 1000, max_gap_us=max_gap_us)
+        b.push(make_events([1], [1], [0], [1]))
+        b.push(make_events([1], [1], [dt], [1]))
+        assert b.discontinuities == jumps, dt
+    b = StreamingBinner((4, 4), 1000, max_gap_us=2000)
+    b.push(make_events([1], [1], [0], [1]))
+    b.push(make_events([1], [1], [1500], [1]))
+    assert b.discontinuities == 0  # a bound above the window is the bound

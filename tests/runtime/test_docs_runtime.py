@@ -170,3 +170,54 @@ def test_the_shipped_model_is_what_the_doc_says():
     dec = meta["extra"]["decoder"]
     assert (dec["ema"], dec["hysteresis"], dec["dwell"], dec["challenger_ema"], dec["release"]) == (
         0.6, 0.4, 1, 0.4, 0.2)
+
+
+def test_flags_that_stand_for_a_key_win_over_the_file_and_set(tmp_path):
+    """"`--set` overrides ... a bare word is a string. The flags that stand for a key win over
+    both: `--source` (`source.uri`), `--model`, `--speed`/`--max-speed`, `--duration`,
+    `--publish`, `--jsonl`, `--loop`, `--quiet` (`sinks.console=false`)"."""
+    import argparse
+
+    from eventpipe.cli.run import add_parser, flag_values
+
+    path = tmp_path / "run.toml"
+    path.write_text('[source]\nuri = "file:a.npy"\nspeed = 2.0\n[runtime]\nduration_s = 9.0\n'
+                    '[sinks]\nconsole = true\njsonl = "from_file.jsonl"\n')
+    sets = ["source.uri=synthetic:", "runtime.duration_s=8", "model.name=meta_spikeformer_tiny"]
+    cfg = load_run_config(path, sets)
+    assert cfg.source.uri == "synthetic:"  # a bare word (not TOML) is a string
+    assert (cfg.runtime.duration_s, cfg.source.speed, cfg.sinks.jsonl) == (8, 2.0, "from_file.jsonl")
+    sub = argparse.ArgumentParser().add_subparsers()
+    args = add_parser(sub).parse_args([
+        "--source", "udp://127.0.0.1:0", "--model", "default", "--max-speed", "--duration", "3",
+        "--publish", "tcp://127.0.0.1:0", "--jsonl", "flag.jsonl", "--loop", "--quiet"])
+    cfg = load_run_config(path, sets, flag_values(args))
+    assert cfg.source.uri == "udp://127.0.0.1:0" and cfg.model.name == "default"
+    assert cfg.source.speed is None and cfg.runtime.duration_s == 3 and cfg.source.loop is True
+    assert cfg.sinks.publish == "tcp://127.0.0.1:0" and cfg.sinks.jsonl == "flag.jsonl"
+    assert cfg.sinks.console is False
+    args = add_parser(argparse.ArgumentParser().add_subparsers()).parse_args(["--speed", "0.5"])
+    assert load_run_config(path, sets, flag_values(args)).source.speed == 0.5
+
+
+@pytest.mark.parametrize("frame_queue,at_once", [(4, 16), (40, 40)])
+def test_one_packet_gives_at_most_max_16_frame_queue_frames_at_once(frame_queue, at_once):
+    """"One packet never produces more than `max(16, runtime.frame_queue)` frames at once: the
+    rest of the packet waits in the windower (`pending`) and is queued a chunk at a time"."""
+    from types import SimpleNamespace
+
+    from eventpipe.events import make_events
+    from eventpipe.represent import InputRecipe
+    from eventpipe.runtime.pipeline import Pipeline
+
+    owner = SimpleNamespace(preps={}, source=SimpleNamespace(sensor_size=(64, 64)),
+                            cfg=load_run_config(None, [f"runtime.frame_queue={frame_queue}"]),
+                            recipe=InputRecipe(size=(32, 32), window_us=1000))
+    prep = Pipeline._prep(owner, 0)  # the pipeline's own wiring of a stream
+    n = 2000  # one event every 500 us: 1000 windows of 1 ms in one packet
+    ev = make_events(np.zeros(n, int), np.zeros(n, int), np.arange(n) * 500, np.ones(n, int))
+    chunks = [prep.push(ev, 0.0)]
+    while prep.pending:
+        chunks.append(prep.more())
+    assert len(chunks[0]) == at_once and max(len(c) for c in chunks) == at_once
+    assert sum(len(c) for c in chunks) == 999  # every closed window, none lost: 0..998 ms

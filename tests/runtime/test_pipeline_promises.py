@@ -295,6 +295,33 @@ def _resets_within(pipe, seconds, already=0):
     return False
 
 
+def test_a_silent_stream_gets_its_last_window_closed_then_stays_quiet_and_is_reset():
+    """docs/runtime.md: "a window holding events is also closed after `window.timeout_s` of
+    wall-clock silence, and a stream with nothing new stays quiet", and "A stream with no
+    frame for `runtime.idle_reset_s` has its membranes and label state reset".  The binner's
+    timeout runs on the real clock (50 ms here), the idle reset on the fake one.  (The binner
+    alone closes one more empty window at each further timeout; `StreamingInput` polls it
+    only when something arrived since its last window.)"""
+    clock = FakeClock(100.0)
+    pipe, src, model, _, _ = make_pipeline("drop_oldest", clock=clock,
+                                           **{"runtime.idle_reset_s": 10.0,
+                                              "runtime.metrics_every_s": 0})
+    pipe.cfg.window.timeout_s = 0.05
+    pipe.start()
+    src.window(1, 0, n=3)                      # window 0 of stream 1 holds 3 events
+    wait_until(lambda: pipe.metrics.frames == 1)  # closed by the timeout alone
+    assert model.calls == [(1, None)]
+    quiet = threading.Event()
+    assert not quiet.wait(0.6)                 # 12 timeouts of silence: no empty frames
+    assert pipe.metrics.frames == 1 and pipe.metrics.streams_reset == 0
+    clock.t = 110.5                            # silent for more than idle_reset_s
+    wait_until(lambda: pipe.metrics.streams_reset == 1)
+    src.window(1, 1)
+    wait_until(lambda: pipe.metrics.frames == 2)  # its window 1 (timeout): from rest
+    finish(pipe, src)
+    assert model.calls[1] == (1, None)
+
+
 def test_idle_reset_off_never_resets():
     clock = FakeClock(0.0)
     pipe, src, model, _, _ = make_pipeline("block", clock=clock, **{"runtime.idle_reset_s": 0})

@@ -10,6 +10,7 @@ import struct
 import numpy as np
 import pytest
 
+from eventpipe.errors import EventFormatError
 from eventpipe.events import make_events
 from eventpipe.labels import LabelDecoder
 from eventpipe.sinks import JsonLinesSink
@@ -164,3 +165,103 @@ def test_source_lifecycle_and_close_that_cannot_join():
         release.set()
         busy.close(timeout=10)
     assert busy.state == "closed"
+
+
+@pytest.mark.parametrize("where,value,field", [
+    (14, "<H", "width"),   # height 0 with width 10: "only one of W, H is 0"
+    (24, "<q", "dt"),      # t_base near int64's top: a wide delta overflows int64
+])
+def test_decode_packet_names_width_and_dt(where, value, field):
+    """protocol.md's error table: `width` when only one of W, H is 0, `dt` for a wide delta
+    that overflows int64 (the rows the wire tests' parametrize does not hold)."""
+    ev = make_events([1, 2], [3, 4], [0, 1 << 33], [1, 0])  # wide deltas
+    buf = bytearray(encode_packet(ev, 1, 1, (10, 10), crc=False))
+    struct.pack_into(value, buf, where, 0 if field == "width" else (1 << 63) - 10)
+    with pytest.raises(EventFormatError) as ei:
+        decode_packet(bytes(buf))
+    assert ei.value.field == field and ei.value.offset is not None
+
+
+def test_a_topic_frame_before_the_packet_is_allowed():
+    """"A multipart message is decoded from its last frame, so a topic frame is allowed"."""
+    import zmq
+
+    ev = make_events([1, 2], [3, 4], [10, 20], [1, 0])
+    with open_source("zmq+tcp://127.0.0.1:0") as src:
+        ctx = zmq.Context.instance()
+        push = ctx.socket(zmq.PUSH)
+        try:
+            push.connect(f"tcp://127.0.0.1:{src.port}")
+            push.send_multipart([b"camera-7", encode_packet(ev, 3, 0)])
+            np.testing.assert_array_equal(collect(src, 2), ev)
+            assert src.stats.malformed == 0
+        finally:
+            push.close(linger=0)
+
+
+def test_a_bare_path_with_a_colon_needs_file(tmp_path):
+    """"A bare path with a colon in it needs `file:`": without it the part before the colon is
+    read as a scheme and the error says how to write it; with it the file opens."""
+    path = tmp_path / "a:b.npy"
+    np.save(path, make_events([1], [2], [3], [1]))
+    with pytest.raises(ValueError, match=r"unknown scheme.*a path with a colon: file:PATH"):
+        open_source(str(path))
+    with open_source(f"file:{path}") as src:
+        np.testing.assert_array_equal(collect(src, 1)["x"], [1])
+
+
+def test_sender_seq_starts_at_0_and_counts_up_per_stream():
+    """The wire table: `seq` "u64, per stream, +1 per packet, starts at 0"; a zmq `Batch`
+    carries it."""
+    from eventpipe.sources.sender import Sender
+
+    ev = make_events([1], [2], [3], [1])
+    with open_source("zmq+tcp://127.0.0.1:0") as src, \
+            Sender(f"tcp://127.0.0.1:{src.port}") as tx:
+        for sid in (7, 7, 9, 7, 9):
+            tx.stream_id = sid
+            tx.send(ev)
+        got = [src.read(5) for _ in range(5)]
+        assert src.stats.gaps == 0  # numbered globally, streams 7 and 9 showed false gaps
+    assert [(b.stream_id, b.seq) for b in got] == [(7, 0), (7, 1), (9, 0), (7, 2), (9, 1)]
+
+
+def test_aestream_timestamps_are_unwrapped_across_2_32():
+    """aestream's `include_timestamp` mode: "The timestamp is unwrapped across 2^32" (also
+    from one datagram to the next)."""
+    from eventpipe.sources.udp import Unwrap32, decode_datagram
+
+    def datagram(ts):  # x 3, y 4, ON; bit 31 clear: a u32 timestamp word follows each event
+        word = (3 << 16) | 0x8000 | 4
+        return np.array([v for t in ts for v in (word, t)], "<u4").tobytes()
+
+    un = Unwrap32()
+    a = decode_datagram(datagram([(1 << 32) - 10, 5]), "aestream", 0, un)
+    b = decode_datagram(datagram([6]), "aestream", 0, un)
+    assert a["t"].tolist() == [(1 << 32) - 10, (1 << 32) + 5] and b["t"].tolist() == [(1 << 32) + 6]
+    assert a["x"].tolist() == [3, 3] and a["y"].tolist() == [4, 4] and a["p"].tolist() == [1, 1]
+
+
+def test_zmq_source_size_bound_defaults_to_64_mib():
+    """"a message longer than `max_message_bytes` (64 MiB by default ...)" is refused by libzmq
+    (`ZMQ_MAXMSGSIZE` on the socket); what the socket holds is at most `rcvhwm` of them."""
+    import zmq
+
+    with open_source("zmq+tcp://127.0.0.1:0") as src:
+        assert src._sock.getsockopt(zmq.MAXMSGSIZE) == 64 << 20
+        assert src._sock.getsockopt(zmq.RCVHWM) == 1000
+
+
+def test_dv_and_video_sources_say_whether_they_are_live(tmp_path):
+    """"`live` is True for sources whose sender does not wait for us (zmq, udp, dv, dvcam,
+    camera) and False for files and generators": the two the dispatch test leaves out."""
+    from tests.emulator.test_sources import bar_frames, write_video
+
+    dv = open_source("dv://127.0.0.1:9", start=False)
+    video = open_source(f"video:{write_video(tmp_path, bar_frames())}", start=False)
+    try:
+        assert (dv.live, dv.policy) == (True, "drop_oldest")
+        assert (video.live, video.policy) == (False, "block")
+    finally:
+        dv.close()
+        video.close()

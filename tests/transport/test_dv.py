@@ -207,13 +207,17 @@ def test_recorded_packet_and_its_mutations():
 
 # -- compression bombs ------------------------------------------------------------------
 
-def _ioheader(compression: int) -> bytes:
+def _ioheader(compression: int, streams=((0, 346, 260),)) -> bytes:
     """A minimal IOHeader FlatBuffer (root offset, "IOHE", vtable, table, infoNode string)
-    offering one EVTS stream 0 of 346x260, built by hand from the schema."""
+    offering the EVTS ``streams`` ``(id, sizeX, sizeY)`` (one stream 0 of 346x260 unless
+    told), built by hand from the schema."""
+    nodes = b"".join(
+        b'<node name="%d" path="/%d/"><attr key="typeIdentifier" type="string">EVTS</attr>'
+        b'<node name="info" path="/%d/info/"><attr key="sizeX" type="int">%d</attr>'
+        b'<attr key="sizeY" type="int">%d</attr></node></node>' % (i, i, i, w, h)
+        for i, w, h in streams)
     xml = (b'<dv version="2.0"><node name="outInfo" path="/mainloop/output/outInfo/">'
-           b'<node name="0" path="/0/"><attr key="typeIdentifier" type="string">EVTS</attr>'
-           b'<node name="info" path="/0/info/"><attr key="sizeX" type="int">346</attr>'
-           b'<attr key="sizeY" type="int">260</attr></node></node></node></dv>')
+           + nodes + b'</node></dv>')
     vtable = struct.pack("<HHHHH", 10, 12, 4, 0, 8)            # fields 0 and 2
     buf = struct.pack("<I", 20) + b"IOHE" + vtable + b"\0\0"   # table at 20
     buf += struct.pack("<iiI", 20 - 8, compression, 4)         # soffset, compression, ->str
@@ -274,4 +278,34 @@ def test_zstd_bomb_from_a_server_is_counted_and_skipped():
             assert f"{MAX_PACKET:,}-byte packet limit" in str(src.last_error)
     finally:
         hold.set()
+    t.join(5)
+
+
+@pytest.mark.parametrize("option,want", [(None, (2, (64, 48))), (5, (5, (320, 240)))])
+def test_the_lowest_evts_stream_or_the_stream_id_option(option, want):
+    """protocol.md: the sensor size "comes from the chosen EVTS stream's `sizeX` and `sizeY`.
+    The source uses the lowest EVTS id, or the `stream_id=` option"."""
+    greeting = _ioheader(0, streams=((5, 320, 240), (2, 64, 48)))
+    hold = threading.Event()
+    port, t = fake_server(struct.pack("<I", len(greeting)) + greeting, hold)
+    try:
+        with open_source(f"dv://127.0.0.1:{port}", reconnect=False, stream_id=option) as src:
+            assert src.wait_connected(5)
+            assert (src.stream_id, src.sensor_size) == want
+    finally:
+        hold.set()
+        t.join(5)
+
+
+@pytest.mark.parametrize("size", [0, -5, (64 << 20) + 1])
+def test_a_packet_size_out_of_range_ends_the_connection(size):
+    """protocol.md: "a packet size out of range ... ends the connection" (counted in
+    `malformed`, never allocated): with `reconnect=False` the source then finishes."""
+    greeting = _ioheader(0)
+    payload = struct.pack("<I", len(greeting)) + greeting + struct.pack("<ii", 0, size)
+    port, t = fake_server(payload + bytes(64))
+    with open_source(f"dv://127.0.0.1:{port}", reconnect=False) as src:
+        assert src.read(5) is None
+        assert src.state == "finished" and src.stats.malformed == 1
+        assert "packet size" in str(src.last_error) and str(size) in str(src.last_error)
     t.join(5)

@@ -104,6 +104,7 @@ def test_label_proxy_forwards_tagged_labels_from_connecting_pub_sinks():
         try:
             assert [s.worker for s in sinks] == ["0", "1"] and all(s.connected for s in sinks)
             assert broker._wait(lambda: broker.stats.publisher_handshakes == 2, 5)
+            assert broker.stats.publishers == 2  # scaleout.md's counters: `publishers`
             got, stop, stats = [], threading.Event(), {}
             t = threading.Thread(target=lambda: got.extend(
                 listen(broker.listen_endpoint(), stop=stop, timeout=10, stats=stats)),
