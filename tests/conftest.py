@@ -52,3 +52,19 @@ def expected_meta(name: str) -> dict:
 @pytest.fixture(params=sorted(SAMPLES))
 def sample_name(request) -> str:
     return request.param
+
+
+@pytest.fixture(autouse=True)
+def _seeded_global_rngs():
+    """docs/testing.md: "Randomness is seeded". Each test starts the global generators
+    (``random``, NumPy's legacy one, and torch's when the test imported torch) from seed 0,
+    so a draw without an explicit generator is the same in every run and every order."""
+    import random
+    import sys
+
+    random.seed(0)
+    np.random.seed(0)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(0)
+    yield
