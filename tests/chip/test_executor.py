@@ -193,12 +193,13 @@ def test_graded_conv_takes_int64_sums_where_the_inputs_are_large():
 
 
 def test_threads_split_large_ops_only():
-    """With threads > 1, ops below the thresholds stay on the calling thread; parallel_min=0 splits all."""
+    """With threads > 1, ops below the thresholds stay on the calling thread; parallel_min=0 splits all
+    (a LIF fused into its conv runs on that conv's threads)."""
     rng = np.random.default_rng(2)
     prog = random_program(rng)
     assert not any(p.get("par") for p in Executor(prog, threads=2)._prep)
     par = [p.get("par") for op, p in zip(prog.ops, Executor(prog, threads=2, parallel_min=0)._prep)
-           if op.kind in ("conv", "lif") and np.prod(prog.buffers[op.dst][1:]) > 1]
+           if op.kind in ("conv", "lif") and np.prod(prog.buffers[op.dst][1:]) > 1 and not p.get("fused")]
     assert par and all(par)
     assert not any(p.get("par") for p in Executor(prog, threads=1, parallel_min=0)._prep)
     with pytest.raises(ValueError, match="threads"):

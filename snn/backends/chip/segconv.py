@@ -23,6 +23,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .fusedlif import emit_lif
 from .kernels import _JIT, _emit_range
 from .spikeconv import _row_offsets as row_offsets
 from .wide import wide_vectors
@@ -135,8 +136,9 @@ def _chunks(seg, ns, flush, cseg, cend):  # pragma: no cover - jitted
 
 @numba.njit(**_JIT)
 def _conv_segs_at(npos, b, q0, qstep, H, W, Ci, wt, stride, pad, flush, shift, rnd, bias, dst, add, lo, hi,
-                  blocked, t16, tacc, tzero, offs, seg, cseg, cend):  # pragma: no cover - jitted
-    """Output rows ``q0, q0 + qstep, ...`` of batch row ``b`` (one group); returns ``(accumulates, saturations)``."""
+                  blocked, t16, tacc, tzero, offs, seg, cseg, cend, lif, flag, lcnt):  # pragma: no cover - jitted
+    """Output rows ``q0, q0 + qstep, ...`` of batch row ``b`` (one group); returns ``(accumulates, saturations)``.
+    ``lif``: ``None``, or the LIF fused into the finish (:mod:`~snn.backends.chip.fusedlif`)."""
     wide_vectors()
     _, Ho, Wo, Co = dst.shape
     K = wt.shape[1]
@@ -176,8 +178,12 @@ def _conv_segs_at(npos, b, q0, qstep, H, W, Ci, wt, stride, pad, flush, shift, r
                     for jb in range(g0, g1, BLOCKS):
                         _segs_k(t16, wf, offs, seg, 0, ns, jb * LANES, min(BLOCKS, g1 - jb))
                     j0 = g0 * LANES
-                    n_sat += _emit_range(t16, tzero, dst, b, oy, ox, j0, min(g1 * LANES, Co), shift, rnd, bias,
-                                         add, lo, hi)
+                    if lif is None:
+                        n_sat += _emit_range(t16, tzero, dst, b, oy, ox, j0, min(g1 * LANES, Co), shift, rnd, bias,
+                                             add, lo, hi)
+                    else:
+                        n_sat += emit_lif(t16, tzero, b, oy, ox, j0, min(g1 * LANES, Co), shift, rnd, bias, lo, hi,
+                                          lif, flag, lcnt)
                 else:  # more rows than the int16 sums hold: chunks of flush rows, each into the exact row
                     nc = _chunks(seg, ns, flush, cseg, cend)
                     j0 = g0 * LANES
@@ -190,7 +196,12 @@ def _conv_segs_at(npos, b, q0, qstep, H, W, Ci, wt, stride, pad, flush, shift, r
                         for j in range(j0, j1):
                             tacc[j] += t16[j]
                         c0 = cend[c]
-                    n_sat += _emit_range(tacc, tzero, dst, b, oy, ox, j0, min(j1, Co), shift, rnd, bias, add, lo, hi)
+                    if lif is None:
+                        n_sat += _emit_range(tacc, tzero, dst, b, oy, ox, j0, min(j1, Co), shift, rnd, bias, add, lo,
+                                             hi)
+                    else:
+                        n_sat += emit_lif(tacc, tzero, b, oy, ox, j0, min(j1, Co), shift, rnd, bias, lo, hi, lif, flag,
+                                          lcnt)
     return n, n_sat
 
 
@@ -205,21 +216,23 @@ def _scratch(K, Ci, cog, flush, acc_proto):  # pragma: no cover - jitted
 
 @numba.njit(**_JIT)
 def conv_segs(chan, npos, H, W, Ci, wt, stride, pad, flush, shift, rnd, bias, dst, add, lo, hi, acc_proto, offs,
-              blocked):  # pragma: no cover - jitted
+              blocked, lif, lcnt):  # pragma: no cover - jitted
     """A one-group conv on spikes into ``dst [B, Ho, Wo, Co]`` (set or residual add) on the calling
     thread; ``wt [Ci, K, K, cog]`` (``cog``: ``Co`` padded to a multiple of LANES); ``acc_proto``: the
-    exact accumulator's dtype; ``offs``: scratch of ``H * W * Ci`` row offsets.  Returns
-    ``(accumulates, saturations)``."""
+    exact accumulator's dtype; ``offs``: scratch of ``H * W * Ci`` row offsets; ``lif``: ``None``, or
+    the LIF fused into the finish (``dst`` is then not written; its saturations and spikes are added
+    into ``lcnt``).  Returns ``(accumulates, saturations)``."""
     wide_vectors()
     K = wt.shape[1]
     cog = wt.shape[3]
     t16, tacc, tzero, seg, cseg, cend = _scratch(K, Ci, cog, flush, acc_proto)
+    flag = np.zeros(dst.shape[3] + LANES, np.uint8)
     n = 0
     n_sat = 0
     for b in range(dst.shape[0]):
         row_offsets(chan, npos, b, Ci, K * K * cog, offs)
         a, s = _conv_segs_at(npos, b, np.int64(0), np.int64(1), H, W, Ci, wt, stride, pad, flush, shift, rnd, bias,
-                             dst, add, lo, hi, blocked, t16, tacc, tzero, offs, seg, cseg, cend)
+                             dst, add, lo, hi, blocked, t16, tacc, tzero, offs, seg, cseg, cend, lif, flag, lcnt)
         n += a
         n_sat += s
     return n, n_sat
@@ -227,21 +240,25 @@ def conv_segs(chan, npos, H, W, Ci, wt, stride, pad, flush, shift, rnd, bias, ds
 
 @numba.njit(parallel=True, **_JIT)
 def conv_segs_par(chan, npos, H, W, Ci, wt, stride, pad, flush, shift, rnd, bias, dst, add, lo, hi, acc_proto,
-                  offs, blocked, parts):  # pragma: no cover - jitted
+                  offs, blocked, lif, lcnt, parts):  # pragma: no cover - jitted
     """:func:`conv_segs` with the output rows interleaved over ``parts`` threads."""
     wide_vectors()
     K = wt.shape[1]
     cog = wt.shape[3]
     ns = np.zeros(parts, np.int64)
     sats = np.zeros(parts, np.int64)
+    lcs = np.zeros((parts, 2), np.int64)
     for b in range(dst.shape[0]):
         row_offsets(chan, npos, b, Ci, K * K * cog, offs)
         for part_u in numba.prange(parts):
             part = np.int64(part_u)  # one int64 signature per callee (tests/test_kernel_signatures.py)
             wide_vectors()
             t16, tacc, tzero, seg, cseg, cend = _scratch(K, Ci, cog, flush, acc_proto)
+            flag = np.zeros(dst.shape[3] + LANES, np.uint8)
             a, s = _conv_segs_at(npos, b, part, parts, H, W, Ci, wt, stride, pad, flush, shift, rnd, bias, dst,
-                                 add, lo, hi, blocked, t16, tacc, tzero, offs, seg, cseg, cend)
+                                 add, lo, hi, blocked, t16, tacc, tzero, offs, seg, cseg, cend, lif, flag, lcs[part])
             ns[part] += a
             sats[part] += s
+    lcnt[0] += lcs[:, 0].sum()
+    lcnt[1] += lcs[:, 1].sum()
     return ns.sum(), sats.sum()

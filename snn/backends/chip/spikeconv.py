@@ -26,6 +26,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from .fusedlif import emit_lif
 from .kernels import _JIT, _emit, _emit_range
 from .wide import wide_vectors
 
@@ -156,12 +157,13 @@ def _rows_k(t16, w, rl, r0, r1, j0, k):  # pragma: no cover - jitted
 
 @numba.njit(**_JIT)
 def _conv_spikes_dense_at(npos, b, q0, qstep, H, W, Ci, wt, stride, pad, flush, shift, rnd, bias, dst, add,
-                          lo, hi, t16, tacc, offs, rl):  # pragma: no cover - jitted
+                          lo, hi, t16, tacc, offs, rl, lif, flag, lcnt):  # pragma: no cover - jitted
     """One group: output rows ``q0, q0 + qstep, ...`` of batch row ``b``.  The outputs are taken in
     blocks of up to ``BLOCKS * LANES`` (outermost, so that a block's weight columns stay in L2 while
     every position reads them); per output position, the row offsets of all its (spike, tap) pairs
     are listed in ``rl`` and summed in one pass with the block's sums in registers (flushed into
-    the exact ``tacc`` every ``flush`` rows).  Returns ``(accumulates, saturations)``."""
+    the exact ``tacc`` every ``flush`` rows).  ``lif``: ``None``, or the LIF fused into the finish
+    (:mod:`~snn.backends.chip.fusedlif`).  Returns ``(accumulates, saturations)``."""
     wide_vectors()
     _, Ho, Wo, Co = dst.shape
     K = wt.shape[1]
@@ -210,16 +212,20 @@ def _conv_spikes_dense_at(npos, b, q0, qstep, H, W, Ci, wt, stride, pad, flush, 
                             ta[j] += ts[j]
                             ts[j] = 0
                     r0 = r1
-                n_sat += _emit_range(tacc, t16, dst, b, oy, ox, j0, o1, shift, rnd, bias, add, lo, hi)
+                if lif is None:
+                    n_sat += _emit_range(tacc, t16, dst, b, oy, ox, j0, o1, shift, rnd, bias, add, lo, hi)
+                else:
+                    n_sat += emit_lif(tacc, t16, b, oy, ox, j0, o1, shift, rnd, bias, lo, hi, lif, flag, lcnt)
     return n, n_sat
 
 
 @numba.njit(**_JIT)
 def _conv_spikes_at(chan, npos, b, q0, qstep, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst, add,
-                    lo, hi, t16, tacc, offs):  # pragma: no cover - jitted
+                    lo, hi, t16, tacc, offs, lif, flag, lcnt):  # pragma: no cover - jitted
     """Output rows ``q0, q0 + qstep, ...`` of batch row ``b`` from spikes; returns
     ``(accumulates, saturations)``.  ``wt [Ci, K, K, cog]``; ``og[ci]``: first output of ``ci``'s group;
-    ``offs``: the spikes' row offsets (:func:`_row_offsets`; one group only)."""
+    ``offs``: the spikes' row offsets (:func:`_row_offsets`; one group only); ``lif``: ``None``, or
+    the LIF fused into the finish (:mod:`~snn.backends.chip.fusedlif`)."""
     wide_vectors()
     _, Ho, Wo, Co = dst.shape
     K = wt.shape[1]
@@ -282,17 +288,22 @@ def _conv_spikes_at(chan, npos, b, q0, qstep, H, W, Ci, wt, og, stride, pad, flu
                                     tacc[j] += t16[j]
                                     t16[j] = 0
                                 rows = 0
-            n_sat += _emit(tacc, t16, dst, b, oy, ox, shift, rnd, bias, add, lo, hi)
+            if lif is None:
+                n_sat += _emit(tacc, t16, dst, b, oy, ox, shift, rnd, bias, add, lo, hi)
+            else:
+                n_sat += emit_lif(tacc, t16, b, oy, ox, 0, Co, shift, rnd, bias, lo, hi, lif, flag, lcnt)
     return n, n_sat
 
 
 @numba.njit(**_JIT)
 def conv_spikes(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst, add, lo, hi,
-                acc_proto, offs, blocked):  # pragma: no cover - jitted
+                acc_proto, offs, blocked, lif, lcnt):  # pragma: no cover - jitted
     """A conv on spikes into ``dst [B, Ho, Wo, Co]`` (set or residual add), on the calling thread;
     ``acc_proto``: a 1-element array of the exact accumulator's dtype; ``offs``: scratch of
     ``H * W * Ci`` row offsets; ``blocked``: one group, output blocks outermost
-    (:func:`_conv_spikes_dense_at`; for weights larger than L2).  Returns ``(accumulates, saturations)``."""
+    (:func:`_conv_spikes_dense_at`; for weights larger than L2); ``lif``: ``None``, or the LIF fused
+    into the finish (``dst`` is then not written; its saturations and spikes are added into
+    ``lcnt``).  Returns ``(accumulates, saturations)``."""
     wide_vectors()
     B, Ho, Wo, Co = dst.shape
     t16 = np.zeros(max(Co, wt.shape[3]), np.int16)
@@ -300,16 +311,17 @@ def conv_spikes(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bi
     step = wt.shape[1] * wt.shape[2] * wt.shape[3]
     dense = blocked and wt.shape[3] >= Co
     rl = np.empty(wt.shape[1] * wt.shape[2] * Ci if dense else 0, offs.dtype)
+    flag = np.zeros(Co + LANES, np.uint8)
     n = 0
     n_sat = 0
     for b in range(B):
         _row_offsets(chan, npos, b, Ci, step, offs)
         if dense:
             a, s = _conv_spikes_dense_at(npos, b, np.int64(0), np.int64(1), H, W, Ci, wt, stride, pad, flush, shift,
-                                         rnd, bias, dst, add, lo, hi, t16, tacc, offs, rl)
+                                         rnd, bias, dst, add, lo, hi, t16, tacc, offs, rl, lif, flag, lcnt)
         else:
             a, s = _conv_spikes_at(chan, npos, b, np.int64(0), np.int64(1), H, W, Ci, wt, og, stride, pad, flush,
-                                   shift, rnd, bias, dst, add, lo, hi, t16, tacc, offs)
+                                   shift, rnd, bias, dst, add, lo, hi, t16, tacc, offs, lif, flag, lcnt)
         n += a
         n_sat += s
     return n, n_sat
@@ -317,7 +329,7 @@ def conv_spikes(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bi
 
 @numba.njit(parallel=True, **_JIT)
 def conv_spikes_par(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd, bias, dst, add, lo, hi,
-                    acc_proto, offs, blocked, parts):  # pragma: no cover - jitted
+                    acc_proto, offs, blocked, lif, lcnt, parts):  # pragma: no cover - jitted
     """:func:`conv_spikes` with the output rows interleaved over ``parts`` threads."""
     wide_vectors()
     B, Ho, Wo, Co = dst.shape
@@ -326,6 +338,7 @@ def conv_spikes_par(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd
     nrl = wt.shape[1] * wt.shape[2] * Ci if dense else 0
     ns = np.zeros(parts, np.int64)
     sats = np.zeros(parts, np.int64)
+    lcs = np.zeros((parts, 2), np.int64)
     for b in range(B):
         _row_offsets(chan, npos, b, Ci, step, offs)
         for part_u in numba.prange(parts):
@@ -333,13 +346,16 @@ def conv_spikes_par(chan, npos, H, W, Ci, wt, og, stride, pad, flush, shift, rnd
             wide_vectors()
             t16 = np.zeros(max(Co, wt.shape[3]), np.int16)
             tacc = np.zeros(max(Co, wt.shape[3]), acc_proto.dtype)
+            flag = np.zeros(Co + LANES, np.uint8)
             if dense:
                 rl = np.empty(nrl, offs.dtype)
                 a, s = _conv_spikes_dense_at(npos, b, part, parts, H, W, Ci, wt, stride, pad, flush, shift, rnd,
-                                             bias, dst, add, lo, hi, t16, tacc, offs, rl)
+                                             bias, dst, add, lo, hi, t16, tacc, offs, rl, lif, flag, lcs[part])
             else:
                 a, s = _conv_spikes_at(chan, npos, b, part, parts, H, W, Ci, wt, og, stride, pad, flush, shift,
-                                       rnd, bias, dst, add, lo, hi, t16, tacc, offs)
+                                       rnd, bias, dst, add, lo, hi, t16, tacc, offs, lif, flag, lcs[part])
             ns[part] += a
             sats[part] += s
+    lcnt[0] += lcs[:, 0].sum()
+    lcnt[1] += lcs[:, 1].sum()
     return ns.sum(), sats.sum()
