@@ -229,8 +229,9 @@ def test_threaded_step_leaves_numbas_thread_count_as_it_was():
                                                (600, 64, 1, 0.95)])
 def test_spike_conv_register_blocks_and_int16_rows_are_exact(threads, co, ci, stride, rate, blocked, segs,
                                                              monkeypatch):
-    """Dense spike convs whose rows span one lane, a padded block, 8 blocks plus a remainder (300 ->
-    320 lanes: 256 in registers, then 64) and more than two register groups (520, 600), weights at
+    """Dense spike convs whose rows span one lane (padded to a 16-lane block), a block and a 16-lane
+    one (33 -> 48), 8 blocks plus a remainder (300 -> 304 lanes: 256 in registers, then 32 + 16) and
+    more than two register groups (520 -> 528: the third a 16-lane block alone; 600), weights at
     both 8-bit extremes, random spikes, stride 1 and 2, and rows beyond the int16 flush bound (600:
     576 rows per position): equal to the reference on 1 and 2 threads - per tap, or (``blocked``)
     with the output blocks outermost and all taps of a position in one pass; ``segs``: all taps of
@@ -246,7 +247,7 @@ def test_spike_conv_register_blocks_and_int16_rows_are_exact(threads, co, ci, st
         w[:300] = 127                               # sums up to 73152: the int16 rows must be flushed
     prog = _wide_conv_program(w.astype(np.int8), ci, hw=(7, 9), stride=stride)
     ex = Executor(prog, threads=threads, parallel_min=0)
-    assert ex._prep[-1]["wt"].dtype == np.int8 and ex._prep[-1]["wt"].shape[-1] == -(-co // 32) * 32
+    assert ex._prep[-1]["wt"].dtype == np.int8 and ex._prep[-1]["wt"].shape[-1] == -(-co // 16) * 16
     assert ex._prep[-1]["blocked"] == blocked and ex._prep[-1]["segs"] == segs
     frames = [np.where(rng.random((2,) + prog.input_shape) < rate, 3, 0) for _ in range(2)]
     _same(prog, frames, None, threads=threads, parallel_min=0)

@@ -82,6 +82,9 @@ class Executor:
     #: a spike conv (set mode) whose map only the next op, a LIF, reads runs that LIF in its finish
     #: (:mod:`~snn.backends.chip.fusedlif`: the int32 map is neither written nor read)
     FUSE_LIF = True
+    #: a dense spike conv's rows are padded with zero weights to a multiple of this many outputs
+    #: (16: a last register block of 16 int16 lanes where the outputs are an odd multiple of 16)
+    ROW_LANES = 16
 
     def __init__(self, program: Program, *, threads: int = 1, parallel_min: Optional[int] = None,
                  tune: bool = True):
@@ -116,7 +119,7 @@ class Executor:
                 w = op.arrays["weight"]
                 g = int(op.attrs["groups"])
                 if op.attrs["src_kind"] == "spike":
-                    p["wt"] = _row_weights(w, g, SC.LANES)
+                    p["wt"] = _row_weights(w, g, self.ROW_LANES)
                 else:  # products in int32 lanes: rows widened once, here (one group: padded to 16 lanes)
                     p["wt"] = _row_weights(w, g, 16 if g == 1 else 1).astype(np.int32)
                 cig, cog = w.shape[1], w.shape[0] // g

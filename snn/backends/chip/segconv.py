@@ -25,7 +25,7 @@ from numba.extending import intrinsic
 
 from .fusedlif import emit_lif
 from .kernels import _JIT, _emit_range
-from .spikeconv import _row_offsets as row_offsets
+from .spikeconv import _row_offsets as row_offsets, block_types
 from .wide import wide_vectors
 
 #: int16 lanes of one 512-bit vector: a dense spike conv's rows are padded to a multiple of this
@@ -34,10 +34,11 @@ LANES = 32
 BLOCKS = 8
 
 
-def _make_segs_add(nb: int):
-    """An intrinsic ``segs_add(t16, w, offs, seg, s0, s1, j0)``: for ``j`` in ``[0, nb * LANES)``,
-    ``t16[j0 + j] = sum over segments s in [s0, s1), e in [seg[3s], seg[3s+1]) of
-    w[offs[e] + seg[3s+2] + j0 + j]`` (int8 or int16 rows, int16 sums; ``t16`` is overwritten)."""
+def _make_segs_add(nb: int, half: bool = False):
+    """An intrinsic ``segs_add(t16, w, offs, seg, s0, s1, j0)``: for ``j`` in ``[0, nb * LANES)``
+    (``+ LANES / 2`` with ``half``: a last block of 16 lanes), ``t16[j0 + j] = sum over segments s in
+    [s0, s1), e in [seg[3s], seg[3s+1]) of w[offs[e] + seg[3s+2] + j0 + j]`` (int8 or int16 rows,
+    int16 sums; ``t16`` is overwritten)."""
 
     @intrinsic
     def segs_add(typingctx, t16, w, offs, seg, s0, s1, j0):
@@ -50,11 +51,10 @@ def _make_segs_add(nb: int):
             op = context.make_array(signature.args[2])(context, builder, o_arr).data
             sp = context.make_array(signature.args[3])(context, builder, s_arr).data
             i64 = ir.IntType(64)
-            v16 = ir.VectorType(ir.IntType(16), LANES)
             bits = signature.args[1].dtype.bitwidth  # int8 rows (int16 where a weight is -128)
-            vw = ir.VectorType(ir.IntType(bits), LANES)
-            acc = [cgutils.alloca_once(builder, v16) for _ in range(nb)]  # promoted to registers by LLVM
-            for a in acc:
+            blk = block_types(nb, half, bits)
+            acc = [cgutils.alloca_once(builder, v16) for _, v16, _ in blk]  # promoted to registers by LLVM
+            for a, (_, v16, _) in zip(acc, blk):
                 builder.store(ir.Constant(v16, None), a)
             with cgutils.for_range_slice(builder, s0v, s1v, i64(1), intp=i64) as (s, _):
                 s3 = builder.mul(s, i64(3))
@@ -66,15 +66,13 @@ def _make_segs_add(nb: int):
                     if signature.args[2].dtype.bitwidth < 64:
                         o = builder.sext(o, i64)
                     base = builder.add(o, add)
-                    for k in range(nb):
-                        wv = builder.load(builder.bitcast(builder.gep(wp, [builder.add(base, i64(k * LANES))],
+                    for a, (j, v16, vw) in zip(acc, blk):
+                        wv = builder.load(builder.bitcast(builder.gep(wp, [builder.add(base, i64(j))],
                                                                       inbounds=True), vw.as_pointer()), align=1)
-                        builder.store(builder.add(builder.load(acc[k]), builder.sext(wv, v16) if bits < 16 else wv),
-                                      acc[k])
-            for k in range(nb):
-                at = builder.bitcast(builder.gep(tp, [builder.add(j0v, i64(k * LANES))], inbounds=True),
-                                     v16.as_pointer())
-                builder.store(builder.load(acc[k]), at, align=2)
+                        builder.store(builder.add(builder.load(a), builder.sext(wv, v16) if bits < 16 else wv), a)
+            for a, (j, v16, _) in zip(acc, blk):
+                at = builder.bitcast(builder.gep(tp, [builder.add(j0v, i64(j))], inbounds=True), v16.as_pointer())
+                builder.store(builder.load(a), at, align=2)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -83,12 +81,16 @@ def _make_segs_add(nb: int):
 
 
 _segs1, _segs2, _segs3, _segs4, _segs5, _segs6, _segs7, _segs8 = (_make_segs_add(k) for k in range(1, BLOCKS + 1))
+_half0, _half1, _half2, _half3, _half4, _half5, _half6, _half7 = (_make_segs_add(k, True) for k in range(BLOCKS))
 
 
 @numba.njit(inline="always", **_JIT)
-def _segs_k(t16, w, offs, seg, s0, s1, j0, k):  # pragma: no cover - jitted
-    """:func:`segs_add` with ``k`` (1..BLOCKS) blocks of sums in registers."""
-    if k == 8:
+def _segs_k(t16, w, offs, seg, s0, s1, j0, k, half):  # pragma: no cover - jitted
+    """:func:`segs_add` with ``k`` (1..BLOCKS) blocks of sums in registers, the last of them a
+    16-lane one where ``half``."""
+    if half:
+        _segs_half(t16, w, offs, seg, s0, s1, j0, k - 1)
+    elif k == 8:
         _segs8(t16, w, offs, seg, s0, s1, j0)
     elif k == 7:
         _segs7(t16, w, offs, seg, s0, s1, j0)
@@ -104,6 +106,27 @@ def _segs_k(t16, w, offs, seg, s0, s1, j0, k):  # pragma: no cover - jitted
         _segs2(t16, w, offs, seg, s0, s1, j0)
     else:
         _segs1(t16, w, offs, seg, s0, s1, j0)
+
+
+@numba.njit(inline="always", **_JIT)
+def _segs_half(t16, w, offs, seg, s0, s1, j0, k):  # pragma: no cover - jitted
+    """:func:`segs_add` with ``k`` (0..BLOCKS - 1) blocks of 32 sums and one of 16 in registers."""
+    if k == 7:
+        _half7(t16, w, offs, seg, s0, s1, j0)
+    elif k == 6:
+        _half6(t16, w, offs, seg, s0, s1, j0)
+    elif k == 5:
+        _half5(t16, w, offs, seg, s0, s1, j0)
+    elif k == 4:
+        _half4(t16, w, offs, seg, s0, s1, j0)
+    elif k == 3:
+        _half3(t16, w, offs, seg, s0, s1, j0)
+    elif k == 2:
+        _half2(t16, w, offs, seg, s0, s1, j0)
+    elif k == 1:
+        _half1(t16, w, offs, seg, s0, s1, j0)
+    else:
+        _half0(t16, w, offs, seg, s0, s1, j0)
 
 
 @numba.njit(**_JIT)
@@ -145,7 +168,8 @@ def _conv_segs_at(npos, b, q0, qstep, H, W, Ci, wt, stride, pad, flush, shift, r
     cog = wt.shape[3]
     wf = wt.reshape(-1)
     nb = npos[b]
-    nblk = cog // LANES
+    nblk = -(-cog // LANES)  # the last one a 16-lane block where cog is an odd multiple of 16
+    half = cog % LANES != 0
     grp = BLOCKS if blocked else nblk  # blocks per pass over the positions
     n = 0
     n_sat = 0
@@ -176,7 +200,8 @@ def _conv_segs_at(npos, b, q0, qstep, H, W, Ci, wt, stride, pad, flush, shift, r
                     n += nr * Co
                 if nr <= flush:
                     for jb in range(g0, g1, BLOCKS):
-                        _segs_k(t16, wf, offs, seg, 0, ns, jb * LANES, min(BLOCKS, g1 - jb))
+                        k = min(BLOCKS, g1 - jb)
+                        _segs_k(t16, wf, offs, seg, 0, ns, jb * LANES, k, half and jb + k == nblk)
                     j0 = g0 * LANES
                     if lif is None:
                         n_sat += _emit_range(t16, tzero, dst, b, oy, ox, j0, min(g1 * LANES, Co), shift, rnd, bias,
@@ -187,12 +212,13 @@ def _conv_segs_at(npos, b, q0, qstep, H, W, Ci, wt, stride, pad, flush, shift, r
                 else:  # more rows than the int16 sums hold: chunks of flush rows, each into the exact row
                     nc = _chunks(seg, ns, flush, cseg, cend)
                     j0 = g0 * LANES
-                    j1 = g1 * LANES
+                    j1 = min(g1 * LANES, cog)
                     tacc[j0:j1] = 0
                     c0 = 0
                     for c in range(nc):
                         for jb in range(g0, g1, BLOCKS):
-                            _segs_k(t16, wf, offs, cseg, c0, cend[c], jb * LANES, min(BLOCKS, g1 - jb))
+                            k = min(BLOCKS, g1 - jb)
+                            _segs_k(t16, wf, offs, cseg, c0, cend[c], jb * LANES, k, half and jb + k == nblk)
                         for j in range(j0, j1):
                             tacc[j] += t16[j]
                         c0 = cend[c]

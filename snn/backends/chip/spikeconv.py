@@ -30,15 +30,25 @@ from .fusedlif import emit_lif
 from .kernels import _JIT, _emit, _emit_range
 from .wide import wide_vectors
 
-#: int16 lanes of one 512-bit vector: a dense spike conv's rows are padded to a multiple of this
+#: int16 lanes of one 512-bit vector (a dense spike conv's rows are padded to a multiple of LANES
+#: / 2: a 16-lane last block where the outputs are an odd multiple of 16)
 LANES = 32
 #: blocks of LANES sums that one pass over the rows keeps in registers
 BLOCKS = 8
 
 
-def _make_rows_add(nb: int):
-    """An intrinsic ``rows_add(t16, w, off, r0, r1, j0, jw)``: for ``j`` in ``[0, nb * LANES)``,
-    ``t16[j0 + j] += sum(w[off[r] + jw + j] for r in range(r0, r1))`` (int8 or int16 rows, int16 sums)."""
+def block_types(nb: int, half: bool, bits: int):
+    """The register blocks of one pass: ``(first lane, int16 sums' vector type, weights' vector
+    type)`` for ``nb`` blocks of LANES, then (``half``) one of LANES / 2 (rows padded to 16 lanes)."""
+    lanes = [LANES] * nb + ([LANES // 2] if half else [])
+    return [(k * LANES, ir.VectorType(ir.IntType(16), n), ir.VectorType(ir.IntType(bits), n))
+            for k, n in enumerate(lanes)]
+
+
+def _make_rows_add(nb: int, half: bool = False):
+    """An intrinsic ``rows_add(t16, w, off, r0, r1, j0, jw)``: for ``j`` in ``[0, nb * LANES)`` (``+ LANES
+    / 2`` with ``half``), ``t16[j0 + j] += sum(w[off[r] + jw + j] for r in range(r0, r1))`` (int8 or
+    int16 rows, int16 sums)."""
 
     @intrinsic
     def rows_add(typingctx, t16, w, off, r0, r1, j0, jw):
@@ -50,11 +60,11 @@ def _make_rows_add(nb: int):
             wp = context.make_array(signature.args[1])(context, builder, w_arr).data
             op = context.make_array(signature.args[2])(context, builder, o_arr).data
             i64 = ir.IntType(64)
-            v16 = ir.VectorType(ir.IntType(16), LANES)
             bits = signature.args[1].dtype.bitwidth  # int8 rows (int16 where a weight is -128)
-            vw = ir.VectorType(ir.IntType(bits), LANES)
-            at = [builder.bitcast(builder.gep(tp, [builder.add(j0v, i64(k * LANES))], inbounds=True),
-                                  v16.as_pointer()) for k in range(nb)]
+            blk = block_types(nb, half, bits)
+            nv = len(blk)
+            at = [builder.bitcast(builder.gep(tp, [builder.add(j0v, i64(j))], inbounds=True), v16.as_pointer())
+                  for j, v16, _ in blk]
             acc0 = [builder.load(a, align=2) for a in at]
             entry = builder.block
             loop = builder.append_basic_block("rows.loop")
@@ -62,29 +72,29 @@ def _make_rows_add(nb: int):
             builder.cbranch(builder.icmp_signed("<", r0v, r1v), loop, done)
             builder.position_at_end(loop)
             r = builder.phi(i64)
-            acc = [builder.phi(v16) for _ in range(nb)]
+            acc = [builder.phi(v16) for _, v16, _ in blk]
             o = builder.load(builder.gep(op, [r], inbounds=True))
             if signature.args[2].dtype.bitwidth < 64:
                 o = builder.sext(o, i64)
             base = builder.add(o, jwv)
             new = []
-            for k in range(nb):
-                wv = builder.load(builder.bitcast(builder.gep(wp, [builder.add(base, i64(k * LANES))], inbounds=True),
+            for k, (j, v16, vw) in enumerate(blk):
+                wv = builder.load(builder.bitcast(builder.gep(wp, [builder.add(base, i64(j))], inbounds=True),
                                                   vw.as_pointer()), align=1)
                 new.append(builder.add(acc[k], builder.sext(wv, v16) if bits < 16 else wv))
             rn = builder.add(r, i64(1))
             builder.cbranch(builder.icmp_signed("<", rn, r1v), loop, done)
             r.add_incoming(r0v, entry)
             r.add_incoming(rn, loop)
-            for k in range(nb):
+            for k in range(nv):
                 acc[k].add_incoming(acc0[k], entry)
                 acc[k].add_incoming(new[k], loop)
             builder.position_at_end(done)
-            fin = [builder.phi(v16) for _ in range(nb)]  # phis first: LLVM wants them at the top
-            for k in range(nb):
+            fin = [builder.phi(v16) for _, v16, _ in blk]  # phis first: LLVM wants them at the top
+            for k in range(nv):
                 fin[k].add_incoming(acc0[k], entry)
                 fin[k].add_incoming(new[k], loop)
-            for k in range(nb):
+            for k in range(nv):
                 builder.store(fin[k], at[k], align=2)
             return context.get_dummy_value()
 
@@ -94,19 +104,23 @@ def _make_rows_add(nb: int):
 
 
 _rows1, _rows2, _rows3, _rows4, _rows5, _rows6, _rows7, _rows8 = (_make_rows_add(k) for k in range(1, BLOCKS + 1))
+_half0, _half1, _half2, _half3, _half4, _half5, _half6, _half7 = (_make_rows_add(k, True) for k in range(BLOCKS))
 
 
 @numba.njit(inline="always", **_JIT)  # inlined: a call would cost more than a tap's rows (array refcounts)
 def _rows_add(t16, w, off, r0, r1, cog, tap):  # pragma: no cover - jitted
     """``t16[:cog] += sum of the rows w[o:o + cog]``, ``o = off[r] + tap`` for ``r`` in ``[r0, r1)``;
-    ``cog`` a multiple of LANES, up to BLOCKS blocks of sums in registers per pass over the rows."""
+    ``cog`` a multiple of LANES / 2, up to BLOCKS blocks of sums in registers per pass over the rows
+    (the last a 16-lane one where ``cog`` is an odd multiple of 16)."""
     j0 = 0
     while j0 + BLOCKS * LANES <= cog:
         _rows8(t16, w, off, r0, r1, j0, tap + j0)
         j0 += BLOCKS * LANES
     k = (cog - j0) // LANES
     jw = tap + j0
-    if k == 1:
+    if (cog - j0) % LANES:
+        _rows_half(t16, w, off, r0, r1, j0, jw, k)
+    elif k == 1:
         _rows1(t16, w, off, r0, r1, j0, jw)
     elif k == 2:
         _rows2(t16, w, off, r0, r1, j0, jw)
@@ -122,6 +136,27 @@ def _rows_add(t16, w, off, r0, r1, cog, tap):  # pragma: no cover - jitted
         _rows7(t16, w, off, r0, r1, j0, jw)
 
 
+@numba.njit(inline="always", **_JIT)
+def _rows_half(t16, w, off, r0, r1, j0, jw, k):  # pragma: no cover - jitted
+    """:func:`rows_add` with ``k`` (0..BLOCKS - 1) blocks of 32 sums and one of 16 in registers."""
+    if k == 7:
+        _half7(t16, w, off, r0, r1, j0, jw)
+    elif k == 6:
+        _half6(t16, w, off, r0, r1, j0, jw)
+    elif k == 5:
+        _half5(t16, w, off, r0, r1, j0, jw)
+    elif k == 4:
+        _half4(t16, w, off, r0, r1, j0, jw)
+    elif k == 3:
+        _half3(t16, w, off, r0, r1, j0, jw)
+    elif k == 2:
+        _half2(t16, w, off, r0, r1, j0, jw)
+    elif k == 1:
+        _half1(t16, w, off, r0, r1, j0, jw)
+    else:
+        _half0(t16, w, off, r0, r1, j0, jw)
+
+
 @numba.njit(**_JIT)
 def _row_offsets(chan, npos, b, Ci, step, offs):  # pragma: no cover - jitted
     """``offs[e] = chan[b, e] * step`` for the spikes of batch row ``b``: where each spike's rows start
@@ -134,10 +169,13 @@ def _row_offsets(chan, npos, b, Ci, step, offs):  # pragma: no cover - jitted
 
 
 @numba.njit(inline="always", **_JIT)
-def _rows_k(t16, w, rl, r0, r1, j0, k):  # pragma: no cover - jitted
+def _rows_k(t16, w, rl, r0, r1, j0, k, half):  # pragma: no cover - jitted
     """``t16[j0:j0 + k * LANES] += sum of the rows w[rl[r] + j0 :][:k * LANES]``, ``r`` in ``[r0, r1)``:
-    ``k`` (1..BLOCKS) blocks of sums held in registers over the whole row list."""
-    if k == 8:
+    ``k`` (1..BLOCKS) blocks of sums held in registers over the whole row list, the last of them a
+    16-lane one where ``half``."""
+    if half:
+        _rows_half(t16, w, rl, r0, r1, j0, j0, k - 1)
+    elif k == 8:
         _rows8(t16, w, rl, r0, r1, j0, j0)
     elif k == 7:
         _rows7(t16, w, rl, r0, r1, j0, j0)
@@ -170,13 +208,14 @@ def _conv_spikes_dense_at(npos, b, q0, qstep, H, W, Ci, wt, stride, pad, flush, 
     cog = wt.shape[3]
     wf = wt.reshape(-1)
     nb = npos[b]
-    nblk = cog // LANES
+    nblk = -(-cog // LANES)  # the last one a 16-lane block where cog is an odd multiple of 16
+    half = cog % LANES != 0
     n = 0
     n_sat = 0
     for jb in range(0, nblk, BLOCKS):
         k = min(BLOCKS, nblk - jb)
         j0 = jb * LANES
-        j1 = j0 + k * LANES
+        j1 = min(j0 + k * LANES, cog)
         o1 = min(j1, Co)
         for oy in range(q0, Ho, qstep):
             for ox in range(Wo):
@@ -206,7 +245,7 @@ def _conv_spikes_dense_at(npos, b, q0, qstep, H, W, Ci, wt, stride, pad, flush, 
                 r0 = 0
                 while r0 < nr:
                     r1 = min(nr, r0 + flush)
-                    _rows_k(t16, wf, rl, r0, r1, j0, k)
+                    _rows_k(t16, wf, rl, r0, r1, j0, k, half and jb + k == nblk)
                     if r1 < nr:
                         for j in range(ts.shape[0]):
                             ta[j] += ts[j]
