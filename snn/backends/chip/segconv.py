@@ -34,45 +34,27 @@ LANES = 32
 BLOCKS = 8
 
 
-def _make_segs_add(nb: int, half: bool = False):
-    """An intrinsic ``segs_add(t16, w, offs, seg, s0, s1, j0)``: for ``j`` in ``[0, nb * LANES)``
-    (``+ LANES / 2`` with ``half``: a last block of 16 lanes), ``t16[j0 + j] = sum over segments s in
-    [s0, s1), e in [seg[3s], seg[3s+1]) of w[offs[e] + seg[3s+2] + j0 + j]`` (int8 or int16 rows,
-    int16 sums; ``t16`` is overwritten)."""
+def _make_segs_add(nb: int):
+    """An intrinsic ``segs_add(t16, w, offs, seg, s0, s1, j0, half)``: for ``j`` in ``[0, nb * LANES)``
+    (``- LANES / 2`` with ``half``: the last block one of 16 lanes), ``t16[j0 + j] = sum over segments
+    s in [s0, s1), e in [seg[3s], seg[3s+1]) of w[offs[e] + seg[3s+2] + j0 + j]`` (int8 or int16
+    rows, int16 sums; ``t16`` is overwritten).  Both loops are generated, ``half`` picks one."""
 
     @intrinsic
-    def segs_add(typingctx, t16, w, offs, seg, s0, s1, j0):
-        sig = types.void(t16, w, offs, seg, types.int64, types.int64, types.int64)
+    def segs_add(typingctx, t16, w, offs, seg, s0, s1, j0, half):
+        sig = types.void(t16, w, offs, seg, types.int64, types.int64, types.int64, types.boolean)
 
         def codegen(context, builder, signature, args):
-            t_arr, w_arr, o_arr, s_arr, s0v, s1v, j0v = args
-            tp = context.make_array(signature.args[0])(context, builder, t_arr).data
-            wp = context.make_array(signature.args[1])(context, builder, w_arr).data
-            op = context.make_array(signature.args[2])(context, builder, o_arr).data
-            sp = context.make_array(signature.args[3])(context, builder, s_arr).data
-            i64 = ir.IntType(64)
+            t_arr, w_arr, o_arr, s_arr, s0v, s1v, j0v, halfv = args
+            arrs = [context.make_array(signature.args[k])(context, builder, a).data
+                    for k, a in enumerate((t_arr, w_arr, o_arr, s_arr))]
             bits = signature.args[1].dtype.bitwidth  # int8 rows (int16 where a weight is -128)
-            blk = block_types(nb, half, bits)
-            acc = [cgutils.alloca_once(builder, v16) for _, v16, _ in blk]  # promoted to registers by LLVM
-            for a, (_, v16, _) in zip(acc, blk):
-                builder.store(ir.Constant(v16, None), a)
-            with cgutils.for_range_slice(builder, s0v, s1v, i64(1), intp=i64) as (s, _):
-                s3 = builder.mul(s, i64(3))
-                e0 = builder.load(builder.gep(sp, [s3], inbounds=True))
-                e1 = builder.load(builder.gep(sp, [builder.add(s3, i64(1))], inbounds=True))
-                add = builder.add(builder.load(builder.gep(sp, [builder.add(s3, i64(2))], inbounds=True)), j0v)
-                with cgutils.for_range_slice(builder, e0, e1, i64(1), intp=i64) as (e, _):
-                    o = builder.load(builder.gep(op, [e], inbounds=True))
-                    if signature.args[2].dtype.bitwidth < 64:
-                        o = builder.sext(o, i64)
-                    base = builder.add(o, add)
-                    for a, (j, v16, vw) in zip(acc, blk):
-                        wv = builder.load(builder.bitcast(builder.gep(wp, [builder.add(base, i64(j))],
-                                                                      inbounds=True), vw.as_pointer()), align=1)
-                        builder.store(builder.add(builder.load(a), builder.sext(wv, v16) if bits < 16 else wv), a)
-            for a, (j, v16, _) in zip(acc, blk):
-                at = builder.bitcast(builder.gep(tp, [builder.add(j0v, i64(j))], inbounds=True), v16.as_pointer())
-                builder.store(builder.load(a), at, align=2)
+            wide = signature.args[2].dtype.bitwidth < 64
+            with builder.if_else(halfv) as (then, otherwise):
+                with then:
+                    _segs_loop(builder, block_types(nb - 1, True, bits), *arrs, wide, s0v, s1v, j0v)
+                with otherwise:
+                    _segs_loop(builder, block_types(nb, False, bits), *arrs, wide, s0v, s1v, j0v)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -80,53 +62,54 @@ def _make_segs_add(nb: int, half: bool = False):
     return segs_add
 
 
+def _segs_loop(builder, blk, tp, wp, op, sp, wide, s0v, s1v, j0v):
+    """The LLVM loops of ``segs_add`` for the register blocks ``blk`` (:func:`block_types`)."""
+    i64 = ir.IntType(64)
+    acc = [cgutils.alloca_once(builder, v16) for _, v16, _ in blk]  # promoted to registers by LLVM
+    for a, (_, v16, _) in zip(acc, blk):
+        builder.store(ir.Constant(v16, None), a)
+    with cgutils.for_range_slice(builder, s0v, s1v, i64(1), intp=i64) as (s, _):
+        s3 = builder.mul(s, i64(3))
+        e0 = builder.load(builder.gep(sp, [s3], inbounds=True))
+        e1 = builder.load(builder.gep(sp, [builder.add(s3, i64(1))], inbounds=True))
+        add = builder.add(builder.load(builder.gep(sp, [builder.add(s3, i64(2))], inbounds=True)), j0v)
+        with cgutils.for_range_slice(builder, e0, e1, i64(1), intp=i64) as (e, _):
+            o = builder.load(builder.gep(op, [e], inbounds=True))
+            if wide:
+                o = builder.sext(o, i64)
+            base = builder.add(o, add)
+            for a, (j, v16, vw) in zip(acc, blk):
+                wv = builder.load(builder.bitcast(builder.gep(wp, [builder.add(base, i64(j))], inbounds=True),
+                                                  vw.as_pointer()), align=1)
+                builder.store(builder.add(builder.load(a), builder.sext(wv, v16) if vw.element.width < 16 else wv), a)
+    for a, (j, v16, _) in zip(acc, blk):
+        at = builder.bitcast(builder.gep(tp, [builder.add(j0v, i64(j))], inbounds=True), v16.as_pointer())
+        builder.store(builder.load(a), at, align=2)
+
+
 _segs1, _segs2, _segs3, _segs4, _segs5, _segs6, _segs7, _segs8 = (_make_segs_add(k) for k in range(1, BLOCKS + 1))
-_half0, _half1, _half2, _half3, _half4, _half5, _half6, _half7 = (_make_segs_add(k, True) for k in range(BLOCKS))
 
 
 @numba.njit(inline="always", **_JIT)
 def _segs_k(t16, w, offs, seg, s0, s1, j0, k, half):  # pragma: no cover - jitted
     """:func:`segs_add` with ``k`` (1..BLOCKS) blocks of sums in registers, the last of them a
     16-lane one where ``half``."""
-    if half:
-        _segs_half(t16, w, offs, seg, s0, s1, j0, k - 1)
-    elif k == 8:
-        _segs8(t16, w, offs, seg, s0, s1, j0)
+    if k == 8:
+        _segs8(t16, w, offs, seg, s0, s1, j0, half)
     elif k == 7:
-        _segs7(t16, w, offs, seg, s0, s1, j0)
+        _segs7(t16, w, offs, seg, s0, s1, j0, half)
     elif k == 6:
-        _segs6(t16, w, offs, seg, s0, s1, j0)
+        _segs6(t16, w, offs, seg, s0, s1, j0, half)
     elif k == 5:
-        _segs5(t16, w, offs, seg, s0, s1, j0)
+        _segs5(t16, w, offs, seg, s0, s1, j0, half)
     elif k == 4:
-        _segs4(t16, w, offs, seg, s0, s1, j0)
+        _segs4(t16, w, offs, seg, s0, s1, j0, half)
     elif k == 3:
-        _segs3(t16, w, offs, seg, s0, s1, j0)
+        _segs3(t16, w, offs, seg, s0, s1, j0, half)
     elif k == 2:
-        _segs2(t16, w, offs, seg, s0, s1, j0)
+        _segs2(t16, w, offs, seg, s0, s1, j0, half)
     else:
-        _segs1(t16, w, offs, seg, s0, s1, j0)
-
-
-@numba.njit(inline="always", **_JIT)
-def _segs_half(t16, w, offs, seg, s0, s1, j0, k):  # pragma: no cover - jitted
-    """:func:`segs_add` with ``k`` (0..BLOCKS - 1) blocks of 32 sums and one of 16 in registers."""
-    if k == 7:
-        _half7(t16, w, offs, seg, s0, s1, j0)
-    elif k == 6:
-        _half6(t16, w, offs, seg, s0, s1, j0)
-    elif k == 5:
-        _half5(t16, w, offs, seg, s0, s1, j0)
-    elif k == 4:
-        _half4(t16, w, offs, seg, s0, s1, j0)
-    elif k == 3:
-        _half3(t16, w, offs, seg, s0, s1, j0)
-    elif k == 2:
-        _half2(t16, w, offs, seg, s0, s1, j0)
-    elif k == 1:
-        _half1(t16, w, offs, seg, s0, s1, j0)
-    else:
-        _half0(t16, w, offs, seg, s0, s1, j0)
+        _segs1(t16, w, offs, seg, s0, s1, j0, half)
 
 
 @numba.njit(**_JIT)

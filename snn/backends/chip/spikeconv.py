@@ -45,57 +45,28 @@ def block_types(nb: int, half: bool, bits: int):
             for k, n in enumerate(lanes)]
 
 
-def _make_rows_add(nb: int, half: bool = False):
-    """An intrinsic ``rows_add(t16, w, off, r0, r1, j0, jw)``: for ``j`` in ``[0, nb * LANES)`` (``+ LANES
-    / 2`` with ``half``), ``t16[j0 + j] += sum(w[off[r] + jw + j] for r in range(r0, r1))`` (int8 or
-    int16 rows, int16 sums)."""
+def _make_rows_add(nb: int):
+    """An intrinsic ``rows_add(t16, w, off, r0, r1, j0, jw, half)``: for ``j`` in ``[0, nb * LANES)``
+    (``- LANES / 2`` with ``half``: the last block one of 16 lanes), ``t16[j0 + j] += sum(w[off[r] +
+    jw + j] for r in range(r0, r1))`` (int8 or int16 rows, int16 sums).  Both loops are generated,
+    ``half`` picks one before the rows."""
 
     @intrinsic
-    def rows_add(typingctx, t16, w, off, r0, r1, j0, jw):
-        sig = types.void(t16, w, off, types.int64, types.int64, types.int64, types.int64)
+    def rows_add(typingctx, t16, w, off, r0, r1, j0, jw, half):
+        sig = types.void(t16, w, off, types.int64, types.int64, types.int64, types.int64, types.boolean)
 
         def codegen(context, builder, signature, args):
-            t_arr, w_arr, o_arr, r0v, r1v, j0v, jwv = args
+            t_arr, w_arr, o_arr, r0v, r1v, j0v, jwv, halfv = args
             tp = context.make_array(signature.args[0])(context, builder, t_arr).data
             wp = context.make_array(signature.args[1])(context, builder, w_arr).data
             op = context.make_array(signature.args[2])(context, builder, o_arr).data
-            i64 = ir.IntType(64)
             bits = signature.args[1].dtype.bitwidth  # int8 rows (int16 where a weight is -128)
-            blk = block_types(nb, half, bits)
-            nv = len(blk)
-            at = [builder.bitcast(builder.gep(tp, [builder.add(j0v, i64(j))], inbounds=True), v16.as_pointer())
-                  for j, v16, _ in blk]
-            acc0 = [builder.load(a, align=2) for a in at]
-            entry = builder.block
-            loop = builder.append_basic_block("rows.loop")
-            done = builder.append_basic_block("rows.done")
-            builder.cbranch(builder.icmp_signed("<", r0v, r1v), loop, done)
-            builder.position_at_end(loop)
-            r = builder.phi(i64)
-            acc = [builder.phi(v16) for _, v16, _ in blk]
-            o = builder.load(builder.gep(op, [r], inbounds=True))
-            if signature.args[2].dtype.bitwidth < 64:
-                o = builder.sext(o, i64)
-            base = builder.add(o, jwv)
-            new = []
-            for k, (j, v16, vw) in enumerate(blk):
-                wv = builder.load(builder.bitcast(builder.gep(wp, [builder.add(base, i64(j))], inbounds=True),
-                                                  vw.as_pointer()), align=1)
-                new.append(builder.add(acc[k], builder.sext(wv, v16) if bits < 16 else wv))
-            rn = builder.add(r, i64(1))
-            builder.cbranch(builder.icmp_signed("<", rn, r1v), loop, done)
-            r.add_incoming(r0v, entry)
-            r.add_incoming(rn, loop)
-            for k in range(nv):
-                acc[k].add_incoming(acc0[k], entry)
-                acc[k].add_incoming(new[k], loop)
-            builder.position_at_end(done)
-            fin = [builder.phi(v16) for _, v16, _ in blk]  # phis first: LLVM wants them at the top
-            for k in range(nv):
-                fin[k].add_incoming(acc0[k], entry)
-                fin[k].add_incoming(new[k], loop)
-            for k in range(nv):
-                builder.store(fin[k], at[k], align=2)
+            wide = signature.args[2].dtype.bitwidth < 64
+            with builder.if_else(halfv) as (then, otherwise):
+                with then:
+                    _rows_loop(builder, block_types(nb - 1, True, bits), tp, wp, op, wide, r0v, r1v, j0v, jwv)
+                with otherwise:
+                    _rows_loop(builder, block_types(nb, False, bits), tp, wp, op, wide, r0v, r1v, j0v, jwv)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -103,8 +74,46 @@ def _make_rows_add(nb: int, half: bool = False):
     return rows_add
 
 
+def _rows_loop(builder, blk, tp, wp, op, wide, r0v, r1v, j0v, jwv):
+    """The LLVM loop of ``rows_add`` for the register blocks ``blk`` (:func:`block_types`)."""
+    i64 = ir.IntType(64)
+    nv = len(blk)
+    at = [builder.bitcast(builder.gep(tp, [builder.add(j0v, i64(j))], inbounds=True), v16.as_pointer())
+          for j, v16, _ in blk]
+    acc0 = [builder.load(a, align=2) for a in at]
+    entry = builder.block
+    loop = builder.append_basic_block("rows.loop")
+    done = builder.append_basic_block("rows.done")
+    builder.cbranch(builder.icmp_signed("<", r0v, r1v), loop, done)
+    builder.position_at_end(loop)
+    r = builder.phi(i64)
+    acc = [builder.phi(v16) for _, v16, _ in blk]
+    o = builder.load(builder.gep(op, [r], inbounds=True))
+    if wide:
+        o = builder.sext(o, i64)
+    base = builder.add(o, jwv)
+    new = []
+    for k, (j, v16, vw) in enumerate(blk):
+        wv = builder.load(builder.bitcast(builder.gep(wp, [builder.add(base, i64(j))], inbounds=True),
+                                          vw.as_pointer()), align=1)
+        new.append(builder.add(acc[k], builder.sext(wv, v16) if vw.element.width < 16 else wv))
+    rn = builder.add(r, i64(1))
+    builder.cbranch(builder.icmp_signed("<", rn, r1v), loop, done)
+    r.add_incoming(r0v, entry)
+    r.add_incoming(rn, loop)
+    for k in range(nv):
+        acc[k].add_incoming(acc0[k], entry)
+        acc[k].add_incoming(new[k], loop)
+    builder.position_at_end(done)
+    fin = [builder.phi(v16) for _, v16, _ in blk]  # phis first: LLVM wants them at the top
+    for k in range(nv):
+        fin[k].add_incoming(acc0[k], entry)
+        fin[k].add_incoming(new[k], loop)
+    for k in range(nv):
+        builder.store(fin[k], at[k], align=2)
+
+
 _rows1, _rows2, _rows3, _rows4, _rows5, _rows6, _rows7, _rows8 = (_make_rows_add(k) for k in range(1, BLOCKS + 1))
-_half0, _half1, _half2, _half3, _half4, _half5, _half6, _half7 = (_make_rows_add(k, True) for k in range(BLOCKS))
 
 
 @numba.njit(inline="always", **_JIT)  # inlined: a call would cost more than a tap's rows (array refcounts)
@@ -114,47 +123,10 @@ def _rows_add(t16, w, off, r0, r1, cog, tap):  # pragma: no cover - jitted
     (the last a 16-lane one where ``cog`` is an odd multiple of 16)."""
     j0 = 0
     while j0 + BLOCKS * LANES <= cog:
-        _rows8(t16, w, off, r0, r1, j0, tap + j0)
+        _rows8(t16, w, off, r0, r1, j0, tap + j0, False)
         j0 += BLOCKS * LANES
-    k = (cog - j0) // LANES
-    jw = tap + j0
-    if (cog - j0) % LANES:
-        _rows_half(t16, w, off, r0, r1, j0, jw, k)
-    elif k == 1:
-        _rows1(t16, w, off, r0, r1, j0, jw)
-    elif k == 2:
-        _rows2(t16, w, off, r0, r1, j0, jw)
-    elif k == 3:
-        _rows3(t16, w, off, r0, r1, j0, jw)
-    elif k == 4:
-        _rows4(t16, w, off, r0, r1, j0, jw)
-    elif k == 5:
-        _rows5(t16, w, off, r0, r1, j0, jw)
-    elif k == 6:
-        _rows6(t16, w, off, r0, r1, j0, jw)
-    elif k == 7:
-        _rows7(t16, w, off, r0, r1, j0, jw)
-
-
-@numba.njit(inline="always", **_JIT)
-def _rows_half(t16, w, off, r0, r1, j0, jw, k):  # pragma: no cover - jitted
-    """:func:`rows_add` with ``k`` (0..BLOCKS - 1) blocks of 32 sums and one of 16 in registers."""
-    if k == 7:
-        _half7(t16, w, off, r0, r1, j0, jw)
-    elif k == 6:
-        _half6(t16, w, off, r0, r1, j0, jw)
-    elif k == 5:
-        _half5(t16, w, off, r0, r1, j0, jw)
-    elif k == 4:
-        _half4(t16, w, off, r0, r1, j0, jw)
-    elif k == 3:
-        _half3(t16, w, off, r0, r1, j0, jw)
-    elif k == 2:
-        _half2(t16, w, off, r0, r1, j0, jw)
-    elif k == 1:
-        _half1(t16, w, off, r0, r1, j0, jw)
-    else:
-        _half0(t16, w, off, r0, r1, j0, jw)
+    if j0 < cog:
+        _rows_k(t16, w, off, r0, r1, j0, tap + j0, -(-(cog - j0) // LANES), (cog - j0) % LANES != 0)
 
 
 @numba.njit(**_JIT)
@@ -169,28 +141,26 @@ def _row_offsets(chan, npos, b, Ci, step, offs):  # pragma: no cover - jitted
 
 
 @numba.njit(inline="always", **_JIT)
-def _rows_k(t16, w, rl, r0, r1, j0, k, half):  # pragma: no cover - jitted
-    """``t16[j0:j0 + k * LANES] += sum of the rows w[rl[r] + j0 :][:k * LANES]``, ``r`` in ``[r0, r1)``:
+def _rows_k(t16, w, rl, r0, r1, j0, jw, k, half):  # pragma: no cover - jitted
+    """``t16[j0:j0 + k * LANES] += sum of the rows w[rl[r] + jw :][:k * LANES]``, ``r`` in ``[r0, r1)``:
     ``k`` (1..BLOCKS) blocks of sums held in registers over the whole row list, the last of them a
     16-lane one where ``half``."""
-    if half:
-        _rows_half(t16, w, rl, r0, r1, j0, j0, k - 1)
-    elif k == 8:
-        _rows8(t16, w, rl, r0, r1, j0, j0)
+    if k == 8:
+        _rows8(t16, w, rl, r0, r1, j0, jw, half)
     elif k == 7:
-        _rows7(t16, w, rl, r0, r1, j0, j0)
+        _rows7(t16, w, rl, r0, r1, j0, jw, half)
     elif k == 6:
-        _rows6(t16, w, rl, r0, r1, j0, j0)
+        _rows6(t16, w, rl, r0, r1, j0, jw, half)
     elif k == 5:
-        _rows5(t16, w, rl, r0, r1, j0, j0)
+        _rows5(t16, w, rl, r0, r1, j0, jw, half)
     elif k == 4:
-        _rows4(t16, w, rl, r0, r1, j0, j0)
+        _rows4(t16, w, rl, r0, r1, j0, jw, half)
     elif k == 3:
-        _rows3(t16, w, rl, r0, r1, j0, j0)
+        _rows3(t16, w, rl, r0, r1, j0, jw, half)
     elif k == 2:
-        _rows2(t16, w, rl, r0, r1, j0, j0)
+        _rows2(t16, w, rl, r0, r1, j0, jw, half)
     else:
-        _rows1(t16, w, rl, r0, r1, j0, j0)
+        _rows1(t16, w, rl, r0, r1, j0, jw, half)
 
 
 @numba.njit(**_JIT)
@@ -245,7 +215,7 @@ def _conv_spikes_dense_at(npos, b, q0, qstep, H, W, Ci, wt, stride, pad, flush, 
                 r0 = 0
                 while r0 < nr:
                     r1 = min(nr, r0 + flush)
-                    _rows_k(t16, wf, rl, r0, r1, j0, k, half and jb + k == nblk)
+                    _rows_k(t16, wf, rl, r0, r1, j0, j0, k, half and jb + k == nblk)
                     if r1 < nr:
                         for j in range(ts.shape[0]):
                             ta[j] += ts[j]
