@@ -1,7 +1,7 @@
 """Where the chip executor's step time goes: wall time per op, grouped by op kind.
 
 Run:  python benchmarks/chip_profile.py [--size 128] [--threads 1] [--repeats 10] [--top 15]
-      python benchmarks/chip_profile.py --ab FUSE_LIF=False [--rounds 6]
+      python benchmarks/chip_profile.py --ab FUSE_LIF=False,ROW_LANES=32 [--rounds 6]
 
 The workload is ``benchmarks/chip.py``'s hardvs_18m one (random weights, BatchNorm calibrated to
 firing rates ~0.1, Bernoulli(0.1) count frames, seeded; ``--shipped``: the shipped model on a
@@ -10,8 +10,9 @@ minimum over repeats after warm-up, state carried; kinds: ``spike conv`` (dense,
 ``graded conv`` (the first layer and the SepConv pointwise convs: MACs), ``depthwise``, ``lif``,
 ``attn``, ``input``, ``pool``.  On a loaded machine compare shares, not absolute times.
 
-``--ab NAME=VALUE`` compares the executor as it is (``A``) with one whose class attribute ``NAME``
-is set to ``VALUE`` (``B``; a Python literal, e.g. ``FUSE_LIF=False``) in this process: rounds of
+``--ab NAME=VALUE[,NAME=VALUE...]`` compares the executor as it is (``A``) with one whose class
+attributes ``NAME`` are set to ``VALUE`` (``B``; Python literals, e.g. ``FUSE_LIF=False,ROW_LANES=32``)
+in this process: rounds of
 ``--repeats`` steps of each, interleaved, the same program and frames, each op's minimum over all
 rounds; every step's logits, membranes and counters must be equal.  A LIF fused into its conv
 shows as 0 (its time is the conv's).
@@ -116,8 +117,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--cache", default="", help="save/load the compiled program here (npz)")
-    ap.add_argument("--ab", default="", metavar="NAME=VALUE",
-                    help="compare with an executor whose class attribute NAME is VALUE (interleaved rounds)")
+    ap.add_argument("--ab", default="", metavar="NAME=VALUE[,...]",
+                    help="compare with an executor whose class attributes NAME are VALUE (interleaved rounds)")
     ap.add_argument("--rounds", type=int, default=6, help="--ab: interleaved rounds")
     args = ap.parse_args()
     if args.cache and os.path.exists(args.cache):
@@ -130,10 +131,13 @@ def main():
             np.save(args.cache + ".counts.npy", counts)
     ex = snn.chip.Executor(prog, threads=args.threads)
     if args.ab:
-        name, _, value = args.ab.partition("=")
-        if not hasattr(snn.chip.Executor, name):
-            raise SystemExit(f"--ab: the executor has no attribute {name!r}")
-        ex_b = type("ExecutorB", (snn.chip.Executor,), {name: ast.literal_eval(value)})(prog, threads=args.threads)
+        attrs = {}
+        for item in args.ab.split(","):
+            name, _, value = item.partition("=")
+            if not hasattr(snn.chip.Executor, name):
+                raise SystemExit(f"--ab: the executor has no attribute {name!r}")
+            attrs[name] = ast.literal_eval(value)
+        ex_b = type("ExecutorB", (snn.chip.Executor,), attrs)(prog, threads=args.threads)
         best, walls, _ = profile_rounds([ex, ex_b], counts, args.repeats, args.rounds)
         kinds = [kind_of(op, p) for op, p in zip(prog.ops, ex._prep)]
         print_ab(prog, kinds, best, walls, args.threads, args.ab, args.top)
