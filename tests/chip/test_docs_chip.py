@@ -52,6 +52,7 @@ def test_executor_constants_are_the_documented_ones():
     assert Executor.SEGMENTS_MAX_FAN_IN == 2048
     assert Executor.BLOCK_OUTER_MIN_BYTES == 2 << 20
     assert Executor.TUNE_STEPS == 6 and Executor.TUNE_GAIN == 0.9
+    assert Executor.FUSE_LIF is True and Executor.ROW_LANES == 16
 
 
 def test_program_file_is_json_plus_integer_arrays_without_pickle(tmp_path):

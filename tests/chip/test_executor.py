@@ -193,12 +193,13 @@ def test_graded_conv_takes_int64_sums_where_the_inputs_are_large():
 
 
 def test_threads_split_large_ops_only():
-    """With threads > 1, ops below the thresholds stay on the calling thread; parallel_min=0 splits all."""
+    """With threads > 1, ops below the thresholds stay on the calling thread; parallel_min=0 splits all
+    (a LIF fused into its conv runs on that conv's threads)."""
     rng = np.random.default_rng(2)
     prog = random_program(rng)
     assert not any(p.get("par") for p in Executor(prog, threads=2)._prep)
     par = [p.get("par") for op, p in zip(prog.ops, Executor(prog, threads=2, parallel_min=0)._prep)
-           if op.kind in ("conv", "lif") and np.prod(prog.buffers[op.dst][1:]) > 1]
+           if op.kind in ("conv", "lif") and np.prod(prog.buffers[op.dst][1:]) > 1 and not p.get("fused")]
     assert par and all(par)
     assert not any(p.get("par") for p in Executor(prog, threads=1, parallel_min=0)._prep)
     with pytest.raises(ValueError, match="threads"):
@@ -228,8 +229,9 @@ def test_threaded_step_leaves_numbas_thread_count_as_it_was():
                                                (600, 64, 1, 0.95)])
 def test_spike_conv_register_blocks_and_int16_rows_are_exact(threads, co, ci, stride, rate, blocked, segs,
                                                              monkeypatch):
-    """Dense spike convs whose rows span one lane, a padded block, 8 blocks plus a remainder (300 ->
-    320 lanes: 256 in registers, then 64) and more than two register groups (520, 600), weights at
+    """Dense spike convs whose rows span one lane (padded to a 16-lane block), a block and a 16-lane
+    one (33 -> 48), 8 blocks plus a remainder (300 -> 304 lanes: 256 in registers, then 32 + 16) and
+    more than two register groups (520 -> 528: the third a 16-lane block alone; 600), weights at
     both 8-bit extremes, random spikes, stride 1 and 2, and rows beyond the int16 flush bound (600:
     576 rows per position): equal to the reference on 1 and 2 threads - per tap, or (``blocked``)
     with the output blocks outermost and all taps of a position in one pass; ``segs``: all taps of
@@ -245,7 +247,7 @@ def test_spike_conv_register_blocks_and_int16_rows_are_exact(threads, co, ci, st
         w[:300] = 127                               # sums up to 73152: the int16 rows must be flushed
     prog = _wide_conv_program(w.astype(np.int8), ci, hw=(7, 9), stride=stride)
     ex = Executor(prog, threads=threads, parallel_min=0)
-    assert ex._prep[-1]["wt"].dtype == np.int8 and ex._prep[-1]["wt"].shape[-1] == -(-co // 32) * 32
+    assert ex._prep[-1]["wt"].dtype == np.int8 and ex._prep[-1]["wt"].shape[-1] == -(-co // 16) * 16
     assert ex._prep[-1]["blocked"] == blocked and ex._prep[-1]["segs"] == segs
     frames = [np.where(rng.random((2,) + prog.input_shape) < rate, 3, 0) for _ in range(2)]
     _same(prog, frames, None, threads=threads, parallel_min=0)

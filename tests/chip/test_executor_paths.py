@@ -155,3 +155,40 @@ def test_pointwise_conv_on_int16_bounded_depthwise_maps_takes_pairs_and_is_exact
     frames = [np.where(rng.random((2,) + prog.input_shape) < 0.5, rng.integers(0, 9, (2,) + prog.input_shape), 0)
               for _ in range(3)]
     _steps(ex, prog, frames, random_state(rng, prog, 2))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("mode", ["set", "add"])
+def test_depthwise_conv_finishes_channel_rows_exactly(mode, threads):
+    """The depthwise spike conv (7x7 and 3x3, stride 1) finishes its channel-major scratch a channel's
+    row at a time - set, or added into a residual map (``add``), with a bias near the top of the
+    accumulator so that sums saturate: equal to the reference, saturations counted."""
+    from snn.backends.chip.program import Op, Program
+
+    from .programs import conv, lif, profile
+
+    rng = np.random.default_rng(31 if mode == "set" else 32)
+    C, H, W = 12, 9, 11
+    bias = rng.integers(-500, 500, C)
+    bias[0] = (1 << 15) - 300                        # channel 0 passes the 16-bit accumulator
+    w7 = rng.integers(-127, 128, (C, 1, 7, 7))
+    w7[0] = 127
+    shift = rng.integers(0, 3, C)
+    shift[0] = 0
+    ops = [Op("input", "input", "frame", "input", {"clip": 3}, {"lut": np.arange(4, dtype=np.int32)}),
+           conv("stem", "input", "s", rng.integers(1, 60, (C, 2, 1, 1)), np.zeros(C), mode="set", src_kind="graded"),
+           lif("l", "s", rng.integers(1, 30, C)),
+           conv("dw7", "l", "s" if mode == "add" else "d", w7, bias, pad=3, groups=C, mode=mode, shift=shift),
+           lif("l2", "s" if mode == "add" else "d", rng.integers(1, 30, C)),
+           conv("dw3", "l2", "d3", rng.integers(-127, 128, (C, 1, 3, 3)), rng.integers(-9, 9, C), pad=1, groups=C),
+           lif("l3", "d3", rng.integers(1, 30, C)),
+           conv("head", "l3", "logits", rng.integers(-127, 128, (4, C, 1, 1)), np.zeros(4))]
+    buffers = {"frame": (2, H, W), "input": (2, H, W), "s": (C, H, W), "d": (C, H, W), "l": (C, H, W),
+               "l2": (C, H, W), "d3": (C, H, W), "l3": (C, H, W), "logits": (4, H, W)}
+    prog = Program(ops, buffers, "logits", 1.0, profile(accumulator_bits=16), {"class_names": None}).validate()
+    ex = Executor(prog, threads=threads, parallel_min=0, tune=False)
+    assert "dw" in ex._prep[3] and "dw" in ex._prep[5]
+    frames = [np.where(rng.random((2, 2, H, W)) < 0.5, rng.integers(1, 4, (2, 2, H, W)), 0) for _ in range(3)]
+    _steps(ex, prog, frames, random_state(rng, prog, 2))
+    _, _, st = reference_step(prog, frames[0], None)
+    assert st.layer("dw7")["saturations"] > 0

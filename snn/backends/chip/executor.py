@@ -16,6 +16,7 @@ import time
 import numba
 import numpy as np
 
+from . import fusedlif as FL
 from . import kernels as K
 from . import scatter as GS
 from . import pairconv as PC
@@ -78,6 +79,12 @@ class Executor:
     #: position in one register pass (segconv); wider ones, whose positions mostly pass the int16
     #: flush bound, go tap by tap (spikeconv: measured faster there)
     SEGMENTS_MAX_FAN_IN = 2048
+    #: a spike conv (set mode) whose map only the next op, a LIF, reads runs that LIF in its finish
+    #: (:mod:`~snn.backends.chip.fusedlif`: the int32 map is neither written nor read)
+    FUSE_LIF = True
+    #: a dense spike conv's rows are padded with zero weights to a multiple of this many outputs
+    #: (16: a last register block of 16 int16 lanes where the outputs are an odd multiple of 16)
+    ROW_LANES = 16
 
     def __init__(self, program: Program, *, threads: int = 1, parallel_min: Optional[int] = None,
                  tune: bool = True):
@@ -112,7 +119,7 @@ class Executor:
                 w = op.arrays["weight"]
                 g = int(op.attrs["groups"])
                 if op.attrs["src_kind"] == "spike":
-                    p["wt"] = _row_weights(w, g, SC.LANES)
+                    p["wt"] = _row_weights(w, g, self.ROW_LANES)
                 else:  # products in int32 lanes: rows widened once, here (one group: padded to 16 lanes)
                     p["wt"] = _row_weights(w, g, 16 if g == 1 else 1).astype(np.int32)
                 cig, cog = w.shape[1], w.shape[0] // g
@@ -166,12 +173,37 @@ class Executor:
                 bound[op.dst] = self.acc_hi
                 self.kinds[op.dst] = "map"
             self._prep.append(p)
+        if self.FUSE_LIF:
+            self._fuse_lifs()
         self._arena: Dict[int, Dict[str, np.ndarray]] = {}
         # the thread plan, chosen by measurement: ops that may split run alternately split and on the
         # calling thread for TUNE_STEPS steps after a warm-up step; then each keeps the faster
         self._tune = {i: [np.inf, np.inf] for i, p in enumerate(self._prep) if p.get("par")}
         self._tune_left = self.TUNE_STEPS + 1 if self._tune and tune else 0
         self.weight_bits = nb.weight_bits
+
+    def _fuse_lifs(self) -> None:
+        """Marks each spike conv (not depthwise, ``set`` mode) whose output buffer is written by it
+        alone and read only by the next op, a LIF (which does not write the conv's input), as
+        running that LIF (``p["lif"]``: the LIF's index); the LIF op is then skipped."""
+        ops = self.program.ops
+        readers: Dict[str, int] = {}
+        writers: Dict[str, int] = {}
+        for op in ops:
+            readers[op.src] = readers.get(op.src, 0) + 1
+            writers[op.dst] = writers.get(op.dst, 0) + 1
+        for i, (op, p) in enumerate(zip(ops[:-1], self._prep)):
+            nxt = ops[i + 1]
+            if (op.kind == "conv" and p["spike"] and "dw" not in p and op.attrs["mode"] == "set"
+                    and nxt.kind == "lif" and nxt.src == op.dst and nxt.dst != op.src
+                    and readers.get(op.dst) == 1 and writers[op.dst] == 1 and op.dst != self.program.output):
+                p["lif"] = i + 1
+                self._prep[i + 1]["fused"] = True
+                self._prep[i + 1]["par"] = False  # runs inside the conv, on the conv's threads
+
+    def fused_lifs(self) -> int:
+        """How many LIF ops run inside the conv before them (:attr:`FUSE_LIF`)."""
+        return sum(1 for p in self._prep if p.get("fused"))
 
     # ------------------------------------------------------------------ buffers
     def _buffers(self, B: int) -> Dict[str, np.ndarray]:
@@ -280,14 +312,18 @@ class Executor:
                     cnt[i, IDX["ac"]] = n
                 elif p.get("segs"):
                     ci, h, w = prog.buffers[op.src]
+                    lif, lcnt = self._lif_args(p, state, buf, new_state)
                     args = (buf[op.src], buf[op.src + "#n"], h, w, ci, p["wt"], s, pad, p["flush"], p["shift"],
-                            p["rnd"], p["bias"], buf[op.dst], add, acc_lo, acc_hi, p["acc"], buf["#offs"], p["blocked"])
+                            p["rnd"], p["bias"], buf[op.dst], add, acc_lo, acc_hi, p["acc"], buf["#offs"], p["blocked"],
+                            lif, lcnt)
                     n, n_sat = SG.conv_segs_par(*args, parts) if p["par"] else SG.conv_segs(*args)
                     cnt[i, IDX["ac"]] = n
                 elif p["spike"]:
                     ci, h, w = prog.buffers[op.src]
+                    lif, lcnt = self._lif_args(p, state, buf, new_state)
                     args = (buf[op.src], buf[op.src + "#n"], h, w, ci, p["wt"], p["og"], s, pad, p["flush"],
-                            p["shift"], p["rnd"], p["bias"], buf[op.dst], add, acc_lo, acc_hi, p["acc"], buf["#offs"], p["blocked"])
+                            p["shift"], p["rnd"], p["bias"], buf[op.dst], add, acc_lo, acc_hi, p["acc"], buf["#offs"],
+                            p["blocked"], lif, lcnt)
                     n, n_sat = SC.conv_spikes_par(*args, parts) if p["par"] else SC.conv_spikes(*args)
                     cnt[i, IDX["ac"]] = n
                 else:
@@ -314,11 +350,15 @@ class Executor:
                 cnt[i, IDX["saturations"]] = n_sat
             elif op.kind == "lif":
                 key = op.attrs["state"]
-                v_new = np.empty_like(state[key])
-                args = (buf[op.src], state[key], p["theta"], int(op.attrs["in_shift"]), np.int64(self.mem_lo),
-                        np.int64(self.mem_hi), hu, v_new, buf[op.dst], buf[op.dst + "#n"])
-                n_sat, n_spk = K.lif_par(*args, parts) if p["par"] else K.lif(*args)
-                new_state[key] = v_new
+                if p.get("fused"):  # ran in the conv before it (lcnt: that conv's)
+                    v_new = new_state[key]
+                    n_sat, n_spk = int(lcnt[0]), int(lcnt[1])
+                else:
+                    v_new = np.empty_like(state[key])
+                    args = (buf[op.src], state[key], p["theta"], int(op.attrs["in_shift"]), np.int64(self.mem_lo),
+                            np.int64(self.mem_hi), hu, v_new, buf[op.dst], buf[op.dst + "#n"])
+                    n_sat, n_spk = K.lif_par(*args, parts) if p["par"] else K.lif(*args)
+                    new_state[key] = v_new
                 cnt[i, IDX["saturations"]] = n_sat
                 cnt[i, IDX["spikes"]] = n_spk
                 cnt[i, IDX["neuron_updates"]] = v_new.size
@@ -341,6 +381,18 @@ class Executor:
             times[len(prog.ops) - 1] += clock() - t0
         logits = buf[prog.output].reshape(B, -1).astype(np.int64)
         return logits, new_state, stats
+
+    def _lif_args(self, p, state, buf, new_state):
+        """``(lif, lcnt)`` for a spike conv: the arrays of the LIF fused into it, with its new
+        membranes put in ``new_state`` (``None`` where none is), and its counters ``[saturations, spikes]``."""
+        lcnt = np.zeros(2, np.int64)
+        if "lif" not in p:
+            return None, lcnt
+        op = self.program.ops[p["lif"]]
+        key = op.attrs["state"]
+        v_new = new_state[key] = np.empty_like(state[key])
+        return FL.lif_args(state[key], self._prep[p["lif"]]["theta"], op.attrs["in_shift"], self.mem_lo, self.mem_hi,
+                           self.half_up, v_new, buf[op.dst], buf[op.dst + "#n"]), lcnt
 
     def spike_map(self, name: str, B: int) -> np.ndarray:
         """The spikes of LIF buffer ``name`` after the last step, as ``[B, C, H, W]`` uint8."""

@@ -269,7 +269,7 @@ def _dw_span(chan, npos, b, H, W, C, wr, pad, fx, c0, c1, shift, rnd, bias, dst,
     """Depthwise conv (stride 1, K <= 8) on spikes, channels ``[c0, c1)`` of batch row ``b``: each
     spike adds its K reversed taps ``wr[c, ky, :8]`` into K contiguous columns of a channel-major
     scratch ``cm [C, Ho, W + 2 pad + 8]`` (one 8-lane add per kernel row), then the outputs are
-    finished from it.  Returns ``(accumulates, saturations)``."""
+    finished from it, a channel's row at a time.  Returns ``(accumulates, saturations)``."""
     wide_vectors()
     _, Ho, Wo, _ = dst.shape
     K = wr.shape[1]
@@ -295,15 +295,18 @@ def _dw_span(chan, npos, b, H, W, C, wr, pad, fx, c0, c1, shift, rnd, bias, dst,
                 add8(cmf, (c * Ho + oy) * Wc + x + pad, wrf, (c * K + ky) * 8)  # column ox + K - 1: output ox
             n += fx[x] * (ky1 - ky0)
     n_sat = 0
-    for oy in range(Ho):
-        for ox in range(Wo):
-            out = dst[b, oy, ox]
-            for c in range(c0, c1):
-                v = ((np.int64(cm[c, oy, ox + K - 1]) + rnd[c]) >> shift[c]) + bias[c]
+    for oy in range(Ho):  # finished a channel's row at a time: contiguous reads of the scratch
+        for c in range(c0, c1):
+            row = cm[c, oy]
+            sh = shift[c]
+            rd = rnd[c]
+            bs = bias[c]
+            for ox in range(Wo):
+                v = ((np.int64(row[ox + K - 1]) + rd) >> sh) + bs
                 if add:
-                    v += out[c]
+                    v += dst[b, oy, ox, c]
                 n_sat += (v < lo) + (v > hi)
-                out[c] = min(max(v, lo), hi)
+                dst[b, oy, ox, c] = min(max(v, lo), hi)
     return n, n_sat
 
 

@@ -23,8 +23,9 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .fusedlif import emit_lif
 from .kernels import _JIT, _emit_range
-from .spikeconv import _row_offsets as row_offsets
+from .spikeconv import _row_offsets as row_offsets, block_types
 from .wide import wide_vectors
 
 #: int16 lanes of one 512-bit vector: a dense spike conv's rows are padded to a multiple of this
@@ -34,46 +35,26 @@ BLOCKS = 8
 
 
 def _make_segs_add(nb: int):
-    """An intrinsic ``segs_add(t16, w, offs, seg, s0, s1, j0)``: for ``j`` in ``[0, nb * LANES)``,
-    ``t16[j0 + j] = sum over segments s in [s0, s1), e in [seg[3s], seg[3s+1]) of
-    w[offs[e] + seg[3s+2] + j0 + j]`` (int8 or int16 rows, int16 sums; ``t16`` is overwritten)."""
+    """An intrinsic ``segs_add(t16, w, offs, seg, s0, s1, j0, half)``: for ``j`` in ``[0, nb * LANES)``
+    (``- LANES / 2`` with ``half``: the last block one of 16 lanes), ``t16[j0 + j] = sum over segments
+    s in [s0, s1), e in [seg[3s], seg[3s+1]) of w[offs[e] + seg[3s+2] + j0 + j]`` (int8 or int16
+    rows, int16 sums; ``t16`` is overwritten).  Both loops are generated, ``half`` picks one."""
 
     @intrinsic
-    def segs_add(typingctx, t16, w, offs, seg, s0, s1, j0):
-        sig = types.void(t16, w, offs, seg, types.int64, types.int64, types.int64)
+    def segs_add(typingctx, t16, w, offs, seg, s0, s1, j0, half):
+        sig = types.void(t16, w, offs, seg, types.int64, types.int64, types.int64, types.boolean)
 
         def codegen(context, builder, signature, args):
-            t_arr, w_arr, o_arr, s_arr, s0v, s1v, j0v = args
-            tp = context.make_array(signature.args[0])(context, builder, t_arr).data
-            wp = context.make_array(signature.args[1])(context, builder, w_arr).data
-            op = context.make_array(signature.args[2])(context, builder, o_arr).data
-            sp = context.make_array(signature.args[3])(context, builder, s_arr).data
-            i64 = ir.IntType(64)
-            v16 = ir.VectorType(ir.IntType(16), LANES)
+            t_arr, w_arr, o_arr, s_arr, s0v, s1v, j0v, halfv = args
+            arrs = [context.make_array(signature.args[k])(context, builder, a).data
+                    for k, a in enumerate((t_arr, w_arr, o_arr, s_arr))]
             bits = signature.args[1].dtype.bitwidth  # int8 rows (int16 where a weight is -128)
-            vw = ir.VectorType(ir.IntType(bits), LANES)
-            acc = [cgutils.alloca_once(builder, v16) for _ in range(nb)]  # promoted to registers by LLVM
-            for a in acc:
-                builder.store(ir.Constant(v16, None), a)
-            with cgutils.for_range_slice(builder, s0v, s1v, i64(1), intp=i64) as (s, _):
-                s3 = builder.mul(s, i64(3))
-                e0 = builder.load(builder.gep(sp, [s3], inbounds=True))
-                e1 = builder.load(builder.gep(sp, [builder.add(s3, i64(1))], inbounds=True))
-                add = builder.add(builder.load(builder.gep(sp, [builder.add(s3, i64(2))], inbounds=True)), j0v)
-                with cgutils.for_range_slice(builder, e0, e1, i64(1), intp=i64) as (e, _):
-                    o = builder.load(builder.gep(op, [e], inbounds=True))
-                    if signature.args[2].dtype.bitwidth < 64:
-                        o = builder.sext(o, i64)
-                    base = builder.add(o, add)
-                    for k in range(nb):
-                        wv = builder.load(builder.bitcast(builder.gep(wp, [builder.add(base, i64(k * LANES))],
-                                                                      inbounds=True), vw.as_pointer()), align=1)
-                        builder.store(builder.add(builder.load(acc[k]), builder.sext(wv, v16) if bits < 16 else wv),
-                                      acc[k])
-            for k in range(nb):
-                at = builder.bitcast(builder.gep(tp, [builder.add(j0v, i64(k * LANES))], inbounds=True),
-                                     v16.as_pointer())
-                builder.store(builder.load(acc[k]), at, align=2)
+            wide = signature.args[2].dtype.bitwidth < 64
+            with builder.if_else(halfv) as (then, otherwise):
+                with then:
+                    _segs_loop(builder, block_types(nb - 1, True, bits), *arrs, wide, s0v, s1v, j0v)
+                with otherwise:
+                    _segs_loop(builder, block_types(nb, False, bits), *arrs, wide, s0v, s1v, j0v)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -81,28 +62,54 @@ def _make_segs_add(nb: int):
     return segs_add
 
 
+def _segs_loop(builder, blk, tp, wp, op, sp, wide, s0v, s1v, j0v):
+    """The LLVM loops of ``segs_add`` for the register blocks ``blk`` (:func:`block_types`)."""
+    i64 = ir.IntType(64)
+    acc = [cgutils.alloca_once(builder, v16) for _, v16, _ in blk]  # promoted to registers by LLVM
+    for a, (_, v16, _) in zip(acc, blk):
+        builder.store(ir.Constant(v16, None), a)
+    with cgutils.for_range_slice(builder, s0v, s1v, i64(1), intp=i64) as (s, _):
+        s3 = builder.mul(s, i64(3))
+        e0 = builder.load(builder.gep(sp, [s3], inbounds=True))
+        e1 = builder.load(builder.gep(sp, [builder.add(s3, i64(1))], inbounds=True))
+        add = builder.add(builder.load(builder.gep(sp, [builder.add(s3, i64(2))], inbounds=True)), j0v)
+        with cgutils.for_range_slice(builder, e0, e1, i64(1), intp=i64) as (e, _):
+            o = builder.load(builder.gep(op, [e], inbounds=True))
+            if wide:
+                o = builder.sext(o, i64)
+            base = builder.add(o, add)
+            for a, (j, v16, vw) in zip(acc, blk):
+                wv = builder.load(builder.bitcast(builder.gep(wp, [builder.add(base, i64(j))], inbounds=True),
+                                                  vw.as_pointer()), align=1)
+                builder.store(builder.add(builder.load(a), builder.sext(wv, v16) if vw.element.width < 16 else wv), a)
+    for a, (j, v16, _) in zip(acc, blk):
+        at = builder.bitcast(builder.gep(tp, [builder.add(j0v, i64(j))], inbounds=True), v16.as_pointer())
+        builder.store(builder.load(a), at, align=2)
+
+
 _segs1, _segs2, _segs3, _segs4, _segs5, _segs6, _segs7, _segs8 = (_make_segs_add(k) for k in range(1, BLOCKS + 1))
 
 
 @numba.njit(inline="always", **_JIT)
-def _segs_k(t16, w, offs, seg, s0, s1, j0, k):  # pragma: no cover - jitted
-    """:func:`segs_add` with ``k`` (1..BLOCKS) blocks of sums in registers."""
+def _segs_k(t16, w, offs, seg, s0, s1, j0, k, half):  # pragma: no cover - jitted
+    """:func:`segs_add` with ``k`` (1..BLOCKS) blocks of sums in registers, the last of them a
+    16-lane one where ``half``."""
     if k == 8:
-        _segs8(t16, w, offs, seg, s0, s1, j0)
+        _segs8(t16, w, offs, seg, s0, s1, j0, half)
     elif k == 7:
-        _segs7(t16, w, offs, seg, s0, s1, j0)
+        _segs7(t16, w, offs, seg, s0, s1, j0, half)
     elif k == 6:
-        _segs6(t16, w, offs, seg, s0, s1, j0)
+        _segs6(t16, w, offs, seg, s0, s1, j0, half)
     elif k == 5:
-        _segs5(t16, w, offs, seg, s0, s1, j0)
+        _segs5(t16, w, offs, seg, s0, s1, j0, half)
     elif k == 4:
-        _segs4(t16, w, offs, seg, s0, s1, j0)
+        _segs4(t16, w, offs, seg, s0, s1, j0, half)
     elif k == 3:
-        _segs3(t16, w, offs, seg, s0, s1, j0)
+        _segs3(t16, w, offs, seg, s0, s1, j0, half)
     elif k == 2:
-        _segs2(t16, w, offs, seg, s0, s1, j0)
+        _segs2(t16, w, offs, seg, s0, s1, j0, half)
     else:
-        _segs1(t16, w, offs, seg, s0, s1, j0)
+        _segs1(t16, w, offs, seg, s0, s1, j0, half)
 
 
 @numba.njit(**_JIT)
@@ -135,15 +142,17 @@ def _chunks(seg, ns, flush, cseg, cend):  # pragma: no cover - jitted
 
 @numba.njit(**_JIT)
 def _conv_segs_at(npos, b, q0, qstep, H, W, Ci, wt, stride, pad, flush, shift, rnd, bias, dst, add, lo, hi,
-                  blocked, t16, tacc, tzero, offs, seg, cseg, cend):  # pragma: no cover - jitted
-    """Output rows ``q0, q0 + qstep, ...`` of batch row ``b`` (one group); returns ``(accumulates, saturations)``."""
+                  blocked, t16, tacc, tzero, offs, seg, cseg, cend, lif, flag, lcnt):  # pragma: no cover - jitted
+    """Output rows ``q0, q0 + qstep, ...`` of batch row ``b`` (one group); returns ``(accumulates, saturations)``.
+    ``lif``: ``None``, or the LIF fused into the finish (:mod:`~snn.backends.chip.fusedlif`)."""
     wide_vectors()
     _, Ho, Wo, Co = dst.shape
     K = wt.shape[1]
     cog = wt.shape[3]
     wf = wt.reshape(-1)
     nb = npos[b]
-    nblk = cog // LANES
+    nblk = -(-cog // LANES)  # the last one a 16-lane block where cog is an odd multiple of 16
+    half = cog % LANES != 0
     grp = BLOCKS if blocked else nblk  # blocks per pass over the positions
     n = 0
     n_sat = 0
@@ -174,23 +183,34 @@ def _conv_segs_at(npos, b, q0, qstep, H, W, Ci, wt, stride, pad, flush, shift, r
                     n += nr * Co
                 if nr <= flush:
                     for jb in range(g0, g1, BLOCKS):
-                        _segs_k(t16, wf, offs, seg, 0, ns, jb * LANES, min(BLOCKS, g1 - jb))
+                        k = min(BLOCKS, g1 - jb)
+                        _segs_k(t16, wf, offs, seg, 0, ns, jb * LANES, k, half and jb + k == nblk)
                     j0 = g0 * LANES
-                    n_sat += _emit_range(t16, tzero, dst, b, oy, ox, j0, min(g1 * LANES, Co), shift, rnd, bias,
-                                         add, lo, hi)
+                    if lif is None:
+                        n_sat += _emit_range(t16, tzero, dst, b, oy, ox, j0, min(g1 * LANES, Co), shift, rnd, bias,
+                                             add, lo, hi)
+                    else:
+                        n_sat += emit_lif(t16, tzero, b, oy, ox, j0, min(g1 * LANES, Co), shift, rnd, bias, lo, hi,
+                                          lif, flag, lcnt)
                 else:  # more rows than the int16 sums hold: chunks of flush rows, each into the exact row
                     nc = _chunks(seg, ns, flush, cseg, cend)
                     j0 = g0 * LANES
-                    j1 = g1 * LANES
+                    j1 = min(g1 * LANES, cog)
                     tacc[j0:j1] = 0
                     c0 = 0
                     for c in range(nc):
                         for jb in range(g0, g1, BLOCKS):
-                            _segs_k(t16, wf, offs, cseg, c0, cend[c], jb * LANES, min(BLOCKS, g1 - jb))
+                            k = min(BLOCKS, g1 - jb)
+                            _segs_k(t16, wf, offs, cseg, c0, cend[c], jb * LANES, k, half and jb + k == nblk)
                         for j in range(j0, j1):
                             tacc[j] += t16[j]
                         c0 = cend[c]
-                    n_sat += _emit_range(tacc, tzero, dst, b, oy, ox, j0, min(j1, Co), shift, rnd, bias, add, lo, hi)
+                    if lif is None:
+                        n_sat += _emit_range(tacc, tzero, dst, b, oy, ox, j0, min(j1, Co), shift, rnd, bias, add, lo,
+                                             hi)
+                    else:
+                        n_sat += emit_lif(tacc, tzero, b, oy, ox, j0, min(j1, Co), shift, rnd, bias, lo, hi, lif, flag,
+                                          lcnt)
     return n, n_sat
 
 
@@ -205,21 +225,23 @@ def _scratch(K, Ci, cog, flush, acc_proto):  # pragma: no cover - jitted
 
 @numba.njit(**_JIT)
 def conv_segs(chan, npos, H, W, Ci, wt, stride, pad, flush, shift, rnd, bias, dst, add, lo, hi, acc_proto, offs,
-              blocked):  # pragma: no cover - jitted
+              blocked, lif, lcnt):  # pragma: no cover - jitted
     """A one-group conv on spikes into ``dst [B, Ho, Wo, Co]`` (set or residual add) on the calling
     thread; ``wt [Ci, K, K, cog]`` (``cog``: ``Co`` padded to a multiple of LANES); ``acc_proto``: the
-    exact accumulator's dtype; ``offs``: scratch of ``H * W * Ci`` row offsets.  Returns
-    ``(accumulates, saturations)``."""
+    exact accumulator's dtype; ``offs``: scratch of ``H * W * Ci`` row offsets; ``lif``: ``None``, or
+    the LIF fused into the finish (``dst`` is then not written; its saturations and spikes are added
+    into ``lcnt``).  Returns ``(accumulates, saturations)``."""
     wide_vectors()
     K = wt.shape[1]
     cog = wt.shape[3]
     t16, tacc, tzero, seg, cseg, cend = _scratch(K, Ci, cog, flush, acc_proto)
+    flag = np.zeros(dst.shape[3] + LANES, np.uint8)
     n = 0
     n_sat = 0
     for b in range(dst.shape[0]):
         row_offsets(chan, npos, b, Ci, K * K * cog, offs)
         a, s = _conv_segs_at(npos, b, np.int64(0), np.int64(1), H, W, Ci, wt, stride, pad, flush, shift, rnd, bias,
-                             dst, add, lo, hi, blocked, t16, tacc, tzero, offs, seg, cseg, cend)
+                             dst, add, lo, hi, blocked, t16, tacc, tzero, offs, seg, cseg, cend, lif, flag, lcnt)
         n += a
         n_sat += s
     return n, n_sat
@@ -227,21 +249,25 @@ def conv_segs(chan, npos, H, W, Ci, wt, stride, pad, flush, shift, rnd, bias, ds
 
 @numba.njit(parallel=True, **_JIT)
 def conv_segs_par(chan, npos, H, W, Ci, wt, stride, pad, flush, shift, rnd, bias, dst, add, lo, hi, acc_proto,
-                  offs, blocked, parts):  # pragma: no cover - jitted
+                  offs, blocked, lif, lcnt, parts):  # pragma: no cover - jitted
     """:func:`conv_segs` with the output rows interleaved over ``parts`` threads."""
     wide_vectors()
     K = wt.shape[1]
     cog = wt.shape[3]
     ns = np.zeros(parts, np.int64)
     sats = np.zeros(parts, np.int64)
+    lcs = np.zeros((parts, 2), np.int64)
     for b in range(dst.shape[0]):
         row_offsets(chan, npos, b, Ci, K * K * cog, offs)
         for part_u in numba.prange(parts):
             part = np.int64(part_u)  # one int64 signature per callee (tests/test_kernel_signatures.py)
             wide_vectors()
             t16, tacc, tzero, seg, cseg, cend = _scratch(K, Ci, cog, flush, acc_proto)
+            flag = np.zeros(dst.shape[3] + LANES, np.uint8)
             a, s = _conv_segs_at(npos, b, part, parts, H, W, Ci, wt, stride, pad, flush, shift, rnd, bias, dst,
-                                 add, lo, hi, blocked, t16, tacc, tzero, offs, seg, cseg, cend)
+                                 add, lo, hi, blocked, t16, tacc, tzero, offs, seg, cseg, cend, lif, flag, lcs[part])
             ns[part] += a
             sats[part] += s
+    lcnt[0] += lcs[:, 0].sum()
+    lcnt[1] += lcs[:, 1].sum()
     return ns.sum(), sats.sum()
