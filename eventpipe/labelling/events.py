@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from eventpipe.errors import DataError
+
 RECORDING_PREFERENCE = (".h5", ".hdf5")
 
 
@@ -33,3 +35,14 @@ def recording_events(path: Path):
 
     t = ev["t"]
     return read, size, (int(t.min()) if len(t) else None), (int(t.max()) if len(t) else None)
+
+
+def take_events(path: Path):
+    """:func:`recording_events` of a recording to label, train on or score: one that holds
+    no events or has no sensor size is a ``DataError`` naming it (exit status 3)."""
+    read, size, t_first, t_last = recording_events(Path(path))
+    if t_first is None:
+        raise DataError(f"{path}: the recording holds no events")
+    if size is None:
+        raise DataError(f"{path}: the recording has no sensor size")
+    return read, tuple(int(v) for v in size[:2]), int(t_first), int(t_last)

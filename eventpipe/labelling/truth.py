@@ -36,12 +36,10 @@ def labelled_recording(uri: str) -> Optional[tuple[Path, Path]]:
 
 def recording_span(path: Path) -> tuple[int, int]:
     """``(t_first, t_last)`` of a recording's events."""
-    from eventpipe.labelling.events import recording_events
+    from eventpipe.labelling.events import take_events
 
-    _, _, t_first, t_last = recording_events(path)
-    if t_first is None:
-        raise ValueError(f"{path}: the recording holds no events")
-    return int(t_first), int(t_last)
+    _, _, t_first, t_last = take_events(path)
+    return t_first, t_last
 
 
 def tag_truth(labels: list[dict], segments, t_first: int) -> int:

@@ -65,14 +65,9 @@ class RecordingFrames:
     into one OFF/ON count frame at the sensor's resolution."""
 
     def __init__(self, path):
-        from eventpipe.labelling.events import recording_events
+        from eventpipe.labelling.events import take_events
 
-        self.read, size, self.t_first, t_last = recording_events(Path(path))
-        if self.t_first is None:
-            raise ValueError(f"{path}: the recording holds no events")
-        if size is None:
-            raise ValueError(f"{path}: the recording has no sensor size")
-        self.size = (int(size[0]), int(size[1]))
+        self.read, self.size, self.t_first, t_last = take_events(Path(path))
         self.duration_us = int(t_last - self.t_first)
 
     def frame(self, a_us: int, b_us: int) -> np.ndarray:

@@ -23,6 +23,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from eventpipe.errors import DataError
 from eventpipe.labelling.files import label_at
 from eventpipe.represent import counts_dtype, normalise
 from eventpipe.training.augment import flip_label_map, thin_counts
@@ -33,7 +34,7 @@ from eventpipe.training.stream_data import IGNORE, StreamRuns
 CHUNK_US = 10_000   # the events go to the windower in packets of this much event time
 
 
-def take_windows(read, size, t_first: int, t_last: int, recipe):
+def take_windows(read, size, t_first: int, t_last: int, recipe, path="the take"):
     """``(counts (N, C, H, W), window ends (N,), scale)`` of one take through
     :class:`~eventpipe.represent.StreamingInput`, fed in ``CHUNK_US`` packets."""
     from eventpipe.represent import StreamingInput
@@ -53,13 +54,12 @@ def take_windows(read, size, t_first: int, t_last: int, recipe):
             while win.pending:
                 take(win.more())
     if not frames:
-        raise ValueError("no windows in the take")
+        raise DataError(f"{path}: no whole window ({recipe.window_us} us) in the take")
     return np.stack(frames), np.array(ends, np.int64), float(win.scale)
 
 
 class RecordingStreamFrames(StreamRuns):
     def __init__(self, d: DataConfig, split: str = "train", train: Optional[bool] = None):
-        from eventpipe.labelling.events import recording_events
         from eventpipe.labelling.files import read_labels
 
         self.cfg = d
@@ -74,18 +74,18 @@ class RecordingStreamFrames(StreamRuns):
         index = {n: i for i, n in enumerate(self.class_names)}
         frames, truth, lengths = [], [], []
         for t in chosen:
-            read, size, t0, segs = take_segments(t, self.class_names)
-            _, _, _, t_last = recording_events(t.recording)
-            f, ends, self.scale = take_windows(read, size, t0, t_last, self.recipe)
+            read, size, t0, t_last, segs = take_segments(t, self.class_names)
+            f, ends, self.scale = take_windows(read, size, t0, t_last, self.recipe, t.recording)
+            if len(f) < d.run_windows:
+                raise DataError(f"{t.recording}: {len(f)} windows, shorter than a run "
+                                f"(data.run_windows={d.run_windows}): record longer takes or "
+                                "lower data.run_windows")
             lab = [label_at(segs, (int(e) - 1 - t0) / 1e6) for e in ends]
             truth.append(np.array([IGNORE if x is None else index[x] for x in lab], np.int64))
             frames.append(f)
             lengths.append(len(f))
         self.frames = np.concatenate(frames)
         self.truth = np.concatenate(truth)
-        if min(lengths) < d.run_windows:
-            raise ValueError(f"a take of {min(lengths)} windows is shorter than "
-                             f"data.run_windows={d.run_windows}")
         self.hmap = flip_label_map(self.class_names, "h")
         self._cut(lengths)
 

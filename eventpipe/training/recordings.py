@@ -27,7 +27,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from eventpipe.labelling.events import RECORDING_PREFERENCE, recording_events
+from eventpipe.labelling.events import RECORDING_PREFERENCE, take_events
 from eventpipe.labelling.files import SUFFIXES, LabelFileError, read_labels
 
 
@@ -109,15 +109,11 @@ def _segment_load(read, size, a_us: int, b_us: int):
 
 
 def take_segments(take: Take, classes: Optional[Sequence[str]] = None):
-    """``(read, sensor_size, t_first, segments)`` of a take, the labels checked against
-    the recording's length."""
-    read, size, t_first, t_last = recording_events(take.recording)
-    if t_first is None:
-        raise LabelFileError(take.recording, "", "the recording holds no events")
-    if size is None:
-        raise LabelFileError(take.recording, "", "the recording has no sensor size")
+    """``(read, sensor_size, t_first, t_last, segments)`` of a take, the labels checked
+    against the recording's length."""
+    read, size, t_first, t_last = take_events(take.recording)
     segs = read_labels(take.labels, duration_s=(t_last - t_first) / 1e6 + 1e-6, classes=classes)
-    return read, tuple(int(v) for v in size), int(t_first), segs
+    return read, size, t_first, t_last, segs
 
 
 def recording_items(d, split: str, *, train: bool, seed: int = 0
@@ -137,7 +133,7 @@ def recording_items(d, split: str, *, train: bool, seed: int = 0
     index = {n: i for i, n in enumerate(names)}
     items = []
     for take in chosen:
-        read, size, t0, segs = take_segments(take, names)
+        read, size, t0, _, segs = take_segments(take, names)
         for s in segs:
             a, b = t0 + int(round(s.start_s * 1e6)), t0 + int(round(s.end_s * 1e6))
             n = max(1, (b - a) // span)

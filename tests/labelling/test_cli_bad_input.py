@@ -87,3 +87,55 @@ def test_eval_stream_with_a_bad_labels_file(takes):
     (takes / "t0.labels.csv").write_text("start_s,end_s,label\n0,1,a\nx,2,b\n")
     res = run_cli(["eval", "--stream", str(takes / "t0.h5")])
     assert_one_error_line(res, ExitStatus.DATA, "t0.labels.csv: line 3", "start_s: expected seconds")
+
+
+
+def _empty_take(d, name="empty", size=(48, 32)):
+    from recorders import EventRecorder
+
+    with EventRecorder(d / f"{name}.h5", size):
+        pass
+    (d / f"{name}.labels.csv").write_text("start_s,end_s,label\n")
+    return d / f"{name}.h5"
+
+
+def test_a_recording_without_events_is_a_data_error_everywhere(takes, monkeypatch):
+    """``label``, ``eval --stream`` and ``train --data`` of a take with no events (a camera
+    that saw nothing, a video that did not move): exit 3 naming the recording."""
+    rec = _empty_take(takes)
+    monkeypatch.setenv("DISPLAY", ":9999")     # never reached: the recording is checked first
+    res = run_cli(["label", str(rec), "--classes", "a"])
+    assert_one_error_line(res, ExitStatus.DATA, str(rec), "holds no events")
+    res = run_cli(["eval", "--stream", str(rec)])
+    assert_one_error_line(res, ExitStatus.DATA, str(rec), "holds no events")
+    res = run_cli(["train", "--data", str(takes), "--set", "data.test_takes=['t0']"])
+    assert_one_error_line(res, ExitStatus.DATA, str(rec), "holds no events")
+
+
+def test_a_recording_without_a_sensor_size_is_a_data_error(tmp_path, monkeypatch):
+    from recorders import EventRecorder, open_recording
+
+    src = write_recording(tmp_path / "src.h5", seconds=1.0)
+    rec = tmp_path / "nosize.h5"
+    with open_recording(src) as r, EventRecorder(rec, None) as w:
+        w.write(r.events())
+    monkeypatch.setenv("DISPLAY", ":9999")
+    res = run_cli(["label", str(rec), "--classes", "a"])
+    assert_one_error_line(res, ExitStatus.DATA, str(rec), "no sensor size")
+
+
+def test_stream_takes_shorter_than_a_run_name_the_take(takes):
+    """``recordings_stream`` with ``data.run_windows`` longer than a take, or a take shorter
+    than one window: exit 3 naming the take and the setting, not a bare ValueError (exit 1)."""
+    stream = ["--set", "data.dataset='recordings_stream'", "--set", "data.test_takes=['t0']"]
+    res = run_cli(["train", "--data", str(takes), *stream, "--set", "data.run_windows=1000"])
+    assert_one_error_line(res, ExitStatus.DATA, str(takes / "t1.h5"), "20 windows",
+                          "data.run_windows=1000")
+    short = takes / "short"
+    short.mkdir()
+    for k in range(2):
+        write_recording(short / f"s{k}.h5", seconds=0.05, seed=k)
+        (short / f"s{k}.labels.csv").write_text("start_s,end_s,label\n0,0.05,a\n")
+    res = run_cli(["train", "--data", str(short), "--set", "data.dataset='recordings_stream'",
+                   "--set", "data.test_takes=['s0']"])
+    assert_one_error_line(res, ExitStatus.DATA, str(short / "s1.h5"), "no whole window")
