@@ -249,3 +249,39 @@ def test_record_stopped_by_a_signal_finalises_the_file(tmp_path, monkeypatch, si
     with open_recording(dst) as rec:
         assert rec.info.complete
         np.testing.assert_array_equal(rec.events(), want)
+
+
+def _labelled(path, streams=(0, 1), n=4):
+    with EventRecorder(path, (64, 48)) as rec:
+        rec.write_labels([label_msg(i, stream=streams[i % len(streams)]) for i in range(n)])
+    return path
+
+
+@pytest.mark.parametrize("args, status, text", [
+    (["--speed", "0"], 4, "--speed: 0.0 is out of range (must be > 0)"),
+    (["--speed", "-2"], 4, "--speed: -2.0 is out of range (must be > 0)"),
+    (["--speed", "nan"], 4, "--speed: expected a finite number, got nan"),
+    (["--speed", "inf"], 4, "--speed: expected a finite number, got inf"),
+    (["--wait-subscribers", "-1"], 4, "--wait-subscribers: -1.0 is out of range (must be >= 0)"),
+    (["--wait-subscribers", "nan"], 4, "--wait-subscribers: expected a finite number, got nan"),
+    (["--speed", "2", "--max-speed"], 2, "--speed and --max-speed exclude each other"),
+    (["--stream", "7"], 3, "no labels of stream 7 (its label streams: [0, 1])"),
+])
+def test_replay_labels_bad_options_before_the_endpoint_is_bound(tmp_path, args, status, text):
+    path = _labelled(tmp_path / "r.h5")
+    rc, out, err = cli("replay-labels", str(path), "--publish", "tcp://127.0.0.1:0",
+                       "--wait-subscribers", "0", *args)
+    assert rc == status and err.count("\n") == 1 and text in err, err
+    assert "publishing labels" not in err and out == ""
+
+
+def test_replay_labels_of_a_recording_without_labels(tmp_path):
+    """``eventpipe record`` records events only: nothing to replay is said, not a silent
+    'published 0 labels' after waiting for subscribers."""
+    path = tmp_path / "events_only.h5"
+    with EventRecorder(path, (64, 48)) as rec:
+        rec.write(random_events(1, 100))
+    rc, out, err = cli("replay-labels", str(path), "--publish", "tcp://127.0.0.1:0",
+                       "--wait-subscribers", "0")
+    assert rc == 3 and err.count("\n") == 1 and out == "", err
+    assert "events_only.h5" in err and "holds no labels" in err and "run --record" in err
