@@ -128,6 +128,8 @@ def _rows_json(path, text: str):
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise LabelFileError(path, f"line {e.lineno}", f"not JSON: {e.msg}") from None
+    except RecursionError:
+        raise LabelFileError(path, "", "not JSON: nested too deep") from None
     if isinstance(data, dict):
         extra = set(data) - {"segments", "classes"}
         if "segments" not in data or extra:

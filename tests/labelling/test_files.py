@@ -83,6 +83,7 @@ def test_touching_segments_are_fine_and_range_is_checked(tmp_path):
     ('[{"start_s": 0, "end_s": 1, "label": "a"}, {"start_s": true, "end_s": 1, "label": "a"}]',
      "segment 1", "start_s: expected seconds"),
     ('[{"start_s": 0, "end_s": 1, "label": 5}]', "segment 0", "label: expected a non-empty name"),
+    ("[" * 100_000 + "]" * 100_000, "", "not JSON: nested too deep"),   # RecursionError
 ])
 def test_bad_json_names_entry_and_field(tmp_path, doc, where, words):
     p = write(tmp_path, doc, "t.labels.json")
