@@ -42,6 +42,23 @@ def recording_span(path: Path) -> tuple[int, int]:
     return t_first, t_last
 
 
+def model_classes(cfg) -> list[str]:
+    """The class names the run's model outputs (loaded as the run will load it, its
+    warnings left to the run): a truth outside them could never be scored right."""
+    import contextlib
+    import warnings
+
+    from eventpipe.errors import reading_checkpoint
+    from eventpipe.runtime.model_loader import load_model, resolve_checkpoint
+
+    path = resolve_checkpoint(cfg.model.name)
+    with warnings.catch_warnings(), (reading_checkpoint(path) if path.is_file()
+                                     else contextlib.nullcontext()):
+        warnings.simplefilter("ignore")
+        return load_model(cfg.model.name, num_classes=cfg.model.num_classes,
+                          class_names=cfg.model.class_names).class_names
+
+
 def tag_truth(labels: list[dict], segments, t_first: int) -> int:
     """Set each message's ``truth`` from the segments (by its window end ``t_us``);
     returns the number of windows outside every segment (their ``truth`` stays unset)."""
@@ -66,7 +83,8 @@ def evaluate_recording(cfg, recording: Path, labels_path: Path, *,
     from eventpipe.runtime.stream_eval import summarise
 
     t_first, t_last = recording_span(recording)
-    segments = read_labels(labels_path, duration_s=(t_last - t_first) / 1e6 + 1e-6)
+    segments = read_labels(labels_path, duration_s=(t_last - t_first) / 1e6 + 1e-6,
+                           classes=model_classes(cfg))
     cfg.source.uri = f"file:{recording}"
     cfg.source.speed = None
     cfg.decoder.emit_every = 1

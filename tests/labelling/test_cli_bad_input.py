@@ -84,7 +84,7 @@ def test_train_data_errors(tmp_path, takes):
 
 
 def test_eval_stream_with_a_bad_labels_file(takes):
-    (takes / "t0.labels.csv").write_text("start_s,end_s,label\n0,1,a\nx,2,b\n")
+    (takes / "t0.labels.csv").write_text("start_s,end_s,label\n0,1,clap\nx,2,jump\n")
     res = run_cli(["eval", "--stream", str(takes / "t0.h5")])
     assert_one_error_line(res, ExitStatus.DATA, "t0.labels.csv: line 3", "start_s: expected seconds")
 
@@ -139,3 +139,13 @@ def test_stream_takes_shorter_than_a_run_name_the_take(takes):
     res = run_cli(["train", "--data", str(short), "--set", "data.dataset='recordings_stream'",
                    "--set", "data.test_takes=['s0']"])
     assert_one_error_line(res, ExitStatus.DATA, str(short / "s1.h5"), "no whole window")
+
+
+def test_eval_stream_with_a_label_the_model_does_not_know(takes):
+    """Scored against a class the checkpoint cannot output, every window of that segment
+    would count as wrong: the labels file's line is named before the run, exit 3."""
+    (takes / "t0.labels.csv").write_text("start_s,end_s,label\n0,1,clap\n1,2,wave\n")
+    res = run_cli(["eval", "--stream", str(takes / "t0.h5")])
+    assert_one_error_line(res, ExitStatus.DATA, "t0.labels.csv: line 3",
+                          "'wave' is not one of the classes ['wave_left_hand'")
+    assert "eventpipe: model" not in res.err          # refused before the model ran
