@@ -55,7 +55,9 @@ def test_label_without_a_display(recording, monkeypatch):
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
     res = run_cli(["label", str(recording), "--classes", "a"])
-    assert_one_error_line(res, ExitStatus.RUNTIME, "needs a display")
+    assert_one_error_line(res, ExitStatus.RUNTIME, "eventpipe label needs a display",
+                          "xvfb-run eventpipe label")
+    assert "--view" not in res.err and "--video" not in res.err    # run --view's advice
 
 
 def test_train_data_errors(tmp_path, takes):
@@ -149,3 +151,23 @@ def test_eval_stream_with_a_label_the_model_does_not_know(takes):
     assert_one_error_line(res, ExitStatus.DATA, "t0.labels.csv: line 3",
                           "'wave' is not one of the classes ['wave_left_hand'")
     assert "eventpipe: model" not in res.err          # refused before the model ran
+
+
+def test_label_picture_size_is_bounded_before_it_is_allocated(tmp_path, monkeypatch):
+    """The picture is the sensor size (from the file's header) times --scale: a header
+    claiming 60000 x 60000 (a 29 GB frame) is a data error naming the file, a --scale that
+    makes the window too large a config error naming --scale; both before any window."""
+    import h5py
+
+    from eventpipe.view import MAX_VIEW_PIXELS
+
+    monkeypatch.setenv("DISPLAY", ":9999")
+    rec = write_recording(tmp_path / "big.h5")
+    with h5py.File(rec, "r+") as f:
+        f["events"].attrs["sensor_size"] = [60000, 60000]
+    res = run_cli(["label", str(rec), "--classes", "a"])
+    assert_one_error_line(res, ExitStatus.DATA, str(rec), "60000x60000",
+                          f"more than the label window shows ({MAX_VIEW_PIXELS:,})")
+    rec = write_recording(tmp_path / "small.h5")       # 48 x 32
+    res = run_cli(["label", str(rec), "--classes", "a", "--scale", "1000"])
+    assert_one_error_line(res, ExitStatus.CONFIG, "--scale 1000", "48000x32000")
