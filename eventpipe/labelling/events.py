@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from eventpipe.errors import DataError
+from eventpipe.runtime.config import sensor_size_problem
 
 RECORDING_PREFERENCE = (".h5", ".hdf5")
 
@@ -45,4 +46,21 @@ def take_events(path: Path):
         raise DataError(f"{path}: the recording holds no events")
     if size is None:
         raise DataError(f"{path}: the recording has no sensor size")
-    return read, tuple(int(v) for v in size[:2]), int(t_first), int(t_last)
+    size = tuple(int(v) for v in size[:2])
+    problem = sensor_size_problem(size)  # frames are allocated at the sensor's size
+    if problem:
+        raise DataError(f"{path}: the sensor size {problem}")
+    return read, size, int(t_first), int(t_last)
+
+
+def sensor_size_of(path: Path):
+    """The (W, H) a recording's header states (None: it states none), without reading
+    its events."""
+    if path.suffix.lower() in RECORDING_PREFERENCE:
+        from recorders.reader import open_recording
+
+        with open_recording(path) as rec:
+            return rec.info.sensor_size
+    from eventpipe.io import open_reader
+
+    return open_reader(path).info.sensor_size

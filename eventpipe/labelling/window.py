@@ -18,7 +18,7 @@ from typing import Optional, Sequence, TextIO
 
 import numpy as np
 
-from eventpipe.errors import ConfigError, DataError
+from eventpipe.errors import ConfigError
 from eventpipe.labelling.files import Segment, labels_path_for, read_labels, write_labels
 from eventpipe.labelling.state import QUIT, SAVE, LabelState
 from eventpipe.view import MAX_VIEW_PIXELS
@@ -70,10 +70,6 @@ class RecordingFrames:
         from eventpipe.labelling.events import take_events
 
         self.read, self.size, self.t_first, t_last = take_events(Path(path))
-        w, h = self.size
-        if w * h > MAX_VIEW_PIXELS:  # a frame is allocated at the sensor's size
-            raise DataError(f"{path}: the sensor size {w}x{h} has {w * h:,} pixels, more than "
-                            f"the label window shows ({MAX_VIEW_PIXELS:,})")
         self.duration_us = int(t_last - self.t_first)
 
     def frame(self, a_us: int, b_us: int) -> np.ndarray:

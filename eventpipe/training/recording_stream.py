@@ -28,7 +28,8 @@ from eventpipe.labelling.files import label_at
 from eventpipe.represent import counts_dtype, normalise
 from eventpipe.training.augment import flip_label_map, thin_counts
 from eventpipe.training.config import DataConfig, data_recipe
-from eventpipe.training.recordings import find_takes, split_takes, take_segments
+from eventpipe.training.recordings import (check_sensor_sizes, find_takes, split_takes,
+                                            take_segments)
 from eventpipe.training.stream_data import IGNORE, StreamRuns
 
 CHUNK_US = 10_000   # the events go to the windower in packets of this much event time
@@ -66,6 +67,7 @@ class RecordingStreamFrames(StreamRuns):
         self.recipe = data_recipe(d)
         self.train = (split == "train") if train is None else bool(train)
         takes = find_takes(d.root)
+        check_sensor_sizes(takes)
         self.class_names = list(d.class_names) or sorted(
             {s.label for t in takes for s in read_labels(t.labels)})
         chosen = split_takes(takes, d.root, split, test_takes=list(d.test_takes),

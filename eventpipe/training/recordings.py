@@ -27,7 +27,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from eventpipe.labelling.events import RECORDING_PREFERENCE, take_events
+from eventpipe.labelling.events import RECORDING_PREFERENCE, sensor_size_of, take_events
 from eventpipe.labelling.files import SUFFIXES, LabelFileError, read_labels
 
 
@@ -74,6 +74,23 @@ def find_takes(root) -> List[Take]:
         raise FileNotFoundError(2, "no labels files (NAME.labels.csv next to NAME.h5) in this "
                                 "folder or below", str(root))
     return takes
+
+
+def check_sensor_sizes(takes: Sequence[Take]) -> None:
+    """Every take from one sensor size (the size a checkpoint's recipe and the runtime
+    expect): a take whose header states another is an error naming both takes."""
+    first = None
+    for t in takes:
+        size = sensor_size_of(t.recording)
+        if size is None:
+            continue
+        size = tuple(int(v) for v in size[:2])
+        if first is None:
+            first = (t, size)
+        elif size != first[1]:
+            raise LabelFileError(t.recording, "", f"sensor size {size[0]}x{size[1]}, but "
+                                 f"{first[0].recording} is {first[1][0]}x{first[1][1]}: record "
+                                 "every take with one sensor (or convert the odd one out)")
 
 
 def split_takes(takes: Sequence[Take], root, split: str, *, test_takes: Sequence[str] = (),
@@ -124,6 +141,7 @@ def recording_items(d, split: str, *, train: bool, seed: int = 0
     from eventpipe.training.config import data_recipe
 
     takes = find_takes(d.root)
+    check_sensor_sizes(takes)
     given = list(d.class_names) or None
     names = given or sorted({s.label for t in takes for s in read_labels(t.labels)})
     chosen = split_takes(takes, d.root, split, test_takes=list(getattr(d, "test_takes", [])),

@@ -167,7 +167,26 @@ def test_label_picture_size_is_bounded_before_it_is_allocated(tmp_path, monkeypa
         f["events"].attrs["sensor_size"] = [60000, 60000]
     res = run_cli(["label", str(rec), "--classes", "a"])
     assert_one_error_line(res, ExitStatus.DATA, str(rec), "60000x60000",
-                          f"more than the label window shows ({MAX_VIEW_PIXELS:,})")
+                          f"(at most {MAX_VIEW_PIXELS:,})")
     rec = write_recording(tmp_path / "small.h5")       # 48 x 32
     res = run_cli(["label", str(rec), "--classes", "a", "--scale", "1000"])
     assert_one_error_line(res, ExitStatus.CONFIG, "--scale 1000", "48000x32000")
+
+
+def test_takes_from_different_sensor_sizes(takes):
+    """Takes whose headers state different sensor sizes (another camera, a header claiming
+    60000 x 60000): exit 3 naming both takes, for clips and for the stream form; a take
+    whose sensor is too large to bin is named before anything is allocated."""
+    import h5py
+
+    with h5py.File(takes / "t1.h5", "r+") as f:
+        f["events"].attrs["sensor_size"] = [96, 64]
+    for extra in ([], ["--set", "data.dataset='recordings_stream'"]):
+        res = run_cli(["train", "--data", str(takes), "--set", "data.test_takes=['t0']", *extra])
+        assert_one_error_line(res, ExitStatus.DATA, str(takes / "t1.h5"), "sensor size 96x64",
+                              f"but {takes / 't0.h5'} is 48x32")
+    for k in range(2):
+        with h5py.File(takes / f"t{k}.h5", "r+") as f:
+            f["events"].attrs["sensor_size"] = [60000, 60000]
+    res = run_cli(["train", "--data", str(takes), "--set", "data.test_takes=['t0']"])
+    assert_one_error_line(res, ExitStatus.DATA, str(takes / "t1.h5"), "60000x60000 has")
