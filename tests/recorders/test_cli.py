@@ -285,3 +285,12 @@ def test_replay_labels_of_a_recording_without_labels(tmp_path):
                        "--wait-subscribers", "0")
     assert rc == 3 and err.count("\n") == 1 and out == "", err
     assert "events_only.h5" in err and "holds no labels" in err and "run --record" in err
+
+
+def test_record_into_a_folder_that_does_not_exist_says_how_to_make_it(tmp_path):
+    """docs/own_actions.md's first command records into ``takes/``: without the folder the
+    one line says what to run."""
+    out = tmp_path / "my takes" / "take1.h5"
+    rc, _, err = cli("record", "synthetic:seed=1", str(out), "--duration", "1")
+    assert rc == 4 and err.count("\n") == 1, err
+    assert "does not exist (mkdir -p '" + str(out.parent) + "' first)" in err
