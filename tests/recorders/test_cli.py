@@ -294,3 +294,23 @@ def test_record_into_a_folder_that_does_not_exist_says_how_to_make_it(tmp_path):
     rc, _, err = cli("record", "synthetic:seed=1", str(out), "--duration", "1")
     assert rc == 4 and err.count("\n") == 1, err
     assert "does not exist (mkdir -p '" + str(out.parent) + "' first)" in err
+
+
+@pytest.mark.parametrize("args, text", [
+    (["--start", "3", "--end", "2"], "--end 2.0 must be after --start 3.0"),
+    (["--start", "2", "--end", "2"], "--end 2.0 must be after --start 2.0"),
+    (["--start", "-1"], "--start: -1.0 is out of range (must be >= 0)"),
+    (["--start", "nan"], "--start: expected a finite number, got nan"),
+    (["--end", "inf"], "--end: expected a finite number, got inf"),
+    (["--end", "0"], "--end: 0.0 is out of range (must be > 0)"),
+    (["--start", "1e300"], "--start: 1e+300 is out of range (must be <= 1000000000.0)"),
+])
+def test_run_slice_options_are_config_errors_before_anything_loads(tmp_path, args, text):
+    """``run --start/--end`` (seconds after the recording's first event): one line naming the
+    flag, exit 4, before the model loads (were exit 1, an OverflowError for inf, a 300-digit
+    microsecond count for 1e300, and -1 silently taken as 0)."""
+    path = tmp_path / "r.h5"
+    with EventRecorder(path, (64, 48)) as rec:
+        rec.write(random_events(1, 1000))
+    rc, _, err = cli("run", "--source", f"file:{path}", "--max-speed", "--quiet", *args)
+    assert rc == 4 and err.count("\n") == 1 and text in err, err
