@@ -72,8 +72,7 @@ def run_replay_labels(args, out: TextIO, err: TextIO) -> int:
         if args.wait_subscribers > 0 and not sink.wait_subscribers(1, args.wait_subscribers):
             err.write(f"eventpipe: no subscriber after {args.wait_subscribers:g} s; "
                       "sending anyway\n")
-        speed = None if args.max_speed else (1.0 if args.speed is None else args.speed)
-        n = replay_labels(args.file, sink, speed=speed,
+        n = replay_labels(args.file, sink, speed=None if args.max_speed else args.speed,
                           stream=args.stream)
     finally:
         sink.close()

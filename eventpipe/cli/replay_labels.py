@@ -20,6 +20,13 @@ def add_parser(subparsers):
     return sp
 
 
+def replay_speed(args) -> float | None:
+    """The timing factor: None (no pacing) for ``--max-speed``, else ``--speed`` (default 1)."""
+    if args.max_speed:
+        return None
+    return 1.0 if args.speed is None else args.speed
+
+
 def run(args, env) -> int:
     from eventpipe.cli.common import check_endpoint, check_flag
     from eventpipe.errors import UsageError
@@ -30,5 +37,6 @@ def run(args, env) -> int:
     check_flag("--speed", args.speed, gt=0)
     check_flag("--wait-subscribers", args.wait_subscribers, ge=0, optional=False)
     check_endpoint("--publish", args.publish)
+    args.speed = replay_speed(args)
     run_replay_labels(args, env.stdout, env.stderr)
     return ExitStatus.OK
