@@ -58,6 +58,7 @@ def run_replay_labels(args, out: TextIO, err: TextIO) -> int:
 
     with open_recording(args.file) as rec:  # a bad file fails before the endpoint is bound
         streams = rec.info.streams
+        rec.labels()  # its rows checked (damaged text)
     if not streams:
         raise RecordingError("the recording holds no labels (eventpipe record records events "
                              "only; run --record records the labels too)", path=args.file,

@@ -432,6 +432,7 @@ class Recording:
         out = np.empty(n, label_row_dtype(self.label_bytes, self.topk))
         for name in label_dtypes(self.label_bytes, self.topk):
             out[name] = self._labcols[name][:n]
+        self._check_rows(out)
         keep = np.ones(n, bool)
         if start_us is not None:
             keep &= out["t_us"] >= int(start_us)
@@ -440,6 +441,29 @@ class Recording:
         if stream is not None:
             keep &= out["stream"] == int(stream)
         return out[keep]
+
+    def _check_rows(self, rows: np.ndarray) -> None:
+        """Every label name of ``rows`` UTF-8 and every score and latency a finite number or
+        NaN (unknown), a listed top-k score finite: the writer stores nothing else, and a
+        message with an infinite number cannot be sent as JSON."""
+        listed = rows["topk_label"] != b""
+        for name, bad in (("score", np.isinf(rows["score"])),
+                          ("latency_ms", np.isinf(rows["latency_ms"])),
+                          ("topk_score", (listed & ~np.isfinite(rows["topk_score"])).any(1))):
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise RecordingError(f"label row {row}: {name} is not a finite number "
+                                     "(damaged)", path=self.path, field=f"labels/{name}")
+        for name in ("label", "truth", "topk_label"):
+            col = rows[name]
+            for value in np.unique(col):
+                try:
+                    value.decode("utf-8")
+                except UnicodeDecodeError:
+                    row = int(np.flatnonzero((col == value).reshape(len(rows), -1).any(1))[0])
+                    raise RecordingError(f"label row {row}: {name} is not UTF-8 text ({value!r}; "
+                                         "damaged)", path=self.path,
+                                         field=f"labels/{name}") from None
 
     def label_messages(self, **kwargs) -> list[dict]:
         """The labels as the pipeline's messages (dicts), see :meth:`labels` for filters."""

@@ -139,3 +139,52 @@ def test_honest_recordings_still_read(tmp_path, monkeypatch):
             assert len(rec.labels()) == 300
     finally:
         w.close()
+
+
+@pytest.mark.parametrize("column", ["label", "truth", "topk_label"])
+def test_label_text_that_is_not_utf8(tmp_path, column):
+    """Damaged bytes in a label name (a mutated file: fuzzing found 'utf-8 codec can't
+    decode', exit 1): a RecordingError naming the file, the row and the column, exit 3 in
+    replay-labels before the endpoint is bound."""
+    from tests.recorders.test_cli import cli
+
+    path = tmp_path / "text.h5"
+    _recording(path, labels=20)
+    with h5py.File(path, "r+") as f:
+        ds = f["labels"][column]
+        if ds.ndim == 2:
+            ds[7, 1] = b"\xe3\x81"
+        else:
+            ds[7] = b"\xe3\x81"
+    with open_recording(path) as rec:
+        with pytest.raises(RecordingError, match=rf"text\.h5.*label row 7: {column} is not "
+                                                 "UTF-8") as ei:
+            rec.label_messages()
+    assert ei.value.field == f"labels/{column}"
+    rc, out, err = cli("replay-labels", str(path), "--publish", "tcp://127.0.0.1:0",
+                       "--wait-subscribers", "0", "--max-speed")
+    assert rc == 3 and err.count("\n") == 1 and "label row 7" in err and out == "", err
+
+
+@pytest.mark.parametrize("column, value", [("score", np.inf), ("latency_ms", -np.inf),
+                                           ("topk_score", np.nan)])
+def test_label_numbers_that_cannot_be_sent(tmp_path, column, value):
+    """A damaged score (inf) made replay-labels fail with 'Out of range float values are not
+    JSON compliant' (exit 1) after binding: a RecordingError naming the row, exit 3."""
+    from tests.recorders.test_cli import cli
+
+    path = tmp_path / "num.h5"
+    _recording(path, labels=20)
+    with h5py.File(path, "r+") as f:
+        ds = f["labels"][column]
+        if ds.ndim == 2:
+            ds[4, 0] = value
+        else:
+            ds[4] = value
+    with open_recording(path) as rec:
+        with pytest.raises(RecordingError, match=rf"num\.h5.*label row 4: {column} is not a "
+                                                 "finite number"):
+            rec.labels()
+    rc, out, err = cli("replay-labels", str(path), "--publish", "tcp://127.0.0.1:0",
+                       "--wait-subscribers", "0", "--max-speed")
+    assert rc == 3 and err.count("\n") == 1 and "label row 4" in err and out == "", err
