@@ -15,7 +15,7 @@ import io
 from pathlib import Path
 from typing import Optional
 
-from eventpipe.labelling.files import find_labels_file, label_at, read_labels
+from eventpipe.labelling.files import LabelFileError, find_labels_file, label_at, read_labels
 
 
 def labelled_recording(uri: str) -> Optional[tuple[Path, Path]]:
@@ -85,6 +85,8 @@ def evaluate_recording(cfg, recording: Path, labels_path: Path, *,
     t_first, t_last = recording_span(recording)
     segments = read_labels(labels_path, duration_s=(t_last - t_first) / 1e6 + 1e-6,
                            classes=model_classes(cfg))
+    if not segments:
+        raise LabelFileError(labels_path, "", "no segments: nothing to score")
     cfg.source.uri = f"file:{recording}"
     cfg.source.speed = None
     cfg.decoder.emit_every = 1
@@ -92,6 +94,10 @@ def evaluate_recording(cfg, recording: Path, labels_path: Path, *,
     msgs: list[dict] = []
     metrics = run(cfg, out=io.StringIO(), err=err or io.StringIO(), on_label=msgs.append)
     unlabelled = tag_truth(msgs, segments, t_first)
+    if unlabelled == len(msgs):
+        raise LabelFileError(labels_path, "", f"no window ends inside a segment ({len(msgs)} "
+                             "windows, all unlabelled): nothing to score (segments shorter "
+                             "than a window?)")
     res = summarise(msgs, max_latency_us)
     res["unlabelled_windows"] = unlabelled
     res["labels_file"] = str(labels_path)

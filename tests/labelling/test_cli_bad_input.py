@@ -190,3 +190,18 @@ def test_takes_from_different_sensor_sizes(takes):
             f["events"].attrs["sensor_size"] = [60000, 60000]
     res = run_cli(["train", "--data", str(takes), "--set", "data.test_takes=['t0']"])
     assert_one_error_line(res, ExitStatus.DATA, str(takes / "t1.h5"), "60000x60000 has")
+
+
+def test_eval_stream_with_nothing_to_score(takes):
+    """A labels file without segments, or with segments no window ends in: nothing to score
+    is exit 3 naming the labels file (was a line of dashes and exit 0)."""
+    labels = takes / "t0.labels.csv"
+    labels.write_text("start_s,end_s,label\n")
+    res = run_cli(["eval", "--stream", str(takes / "t0.h5")])
+    assert_one_error_line(res, ExitStatus.DATA, str(labels), "no segments")
+    assert "eventpipe: model" not in res.err                      # before the model ran
+    labels.write_text("start_s,end_s,label\n0,0.01,clap\n")       # shorter than any window
+    res = run_cli(["eval", "--stream", str(takes / "t0.h5")])
+    assert res.rc == ExitStatus.DATA and res.out == "", res
+    assert res.err_lines[-1].startswith("eventpipe: error: ") and str(labels) in res.err_lines[-1]
+    assert "no window ends inside a segment" in res.err_lines[-1], res
