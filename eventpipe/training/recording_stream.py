@@ -28,8 +28,8 @@ from eventpipe.labelling.files import label_at
 from eventpipe.represent import counts_dtype, normalise
 from eventpipe.training.augment import flip_label_map, thin_counts
 from eventpipe.training.config import DataConfig, data_recipe
-from eventpipe.training.recordings import (check_sensor_sizes, find_takes, split_takes,
-                                            take_segments)
+from eventpipe.training.recordings import (check_sensor_sizes, class_names, find_takes,
+                                            split_takes, take_segments)
 from eventpipe.training.stream_data import IGNORE, StreamRuns
 
 CHUNK_US = 10_000   # the events go to the windower in packets of this much event time
@@ -61,15 +61,12 @@ def take_windows(read, size, t_first: int, t_last: int, recipe, path="the take")
 
 class RecordingStreamFrames(StreamRuns):
     def __init__(self, d: DataConfig, split: str = "train", train: Optional[bool] = None):
-        from eventpipe.labelling.files import read_labels
-
         self.cfg = d
         self.recipe = data_recipe(d)
         self.train = (split == "train") if train is None else bool(train)
         takes = find_takes(d.root)
         check_sensor_sizes(takes)
-        self.class_names = list(d.class_names) or sorted(
-            {s.label for t in takes for s in read_labels(t.labels)})
+        self.class_names = class_names(d, takes)
         chosen = split_takes(takes, d.root, split, test_takes=list(d.test_takes),
                              test_fraction=d.test_fraction, seed=d.seed)
         self.takes = [t.name for t in chosen]

@@ -93,6 +93,21 @@ def check_sensor_sizes(takes: Sequence[Take]) -> None:
                                  "every take with one sensor (or convert the odd one out)")
 
 
+def class_names(d, takes: Sequence[Take]) -> List[str]:
+    """``data.class_names``, else the sorted labels of all labels files; at least two."""
+    if d.class_names:
+        return list(d.class_names)
+    names = sorted({s.label for t in takes for s in read_labels(t.labels)})
+    if not names:
+        raise LabelFileError(d.root, "", "no segments in any labels file: label the takes "
+                             "first (eventpipe label TAKE.h5)")
+    if len(names) == 1:
+        raise LabelFileError(d.root, "", f"one class ({names[0]}) in the labels files: a "
+                             "classifier needs at least two (label other actions, or idle "
+                             "time as a class of its own)")
+    return names
+
+
 def split_takes(takes: Sequence[Take], root, split: str, *, test_takes: Sequence[str] = (),
                 test_fraction: float = 0.2, seed: int = 0) -> List[Take]:
     """The takes of ``split`` ("train" or anything else = held out); see the module doc."""
@@ -142,8 +157,7 @@ def recording_items(d, split: str, *, train: bool, seed: int = 0
 
     takes = find_takes(d.root)
     check_sensor_sizes(takes)
-    given = list(d.class_names) or None
-    names = given or sorted({s.label for t in takes for s in read_labels(t.labels)})
+    names = class_names(d, takes)
     chosen = split_takes(takes, d.root, split, test_takes=list(getattr(d, "test_takes", [])),
                          test_fraction=d.test_fraction, seed=d.seed)
     recipe = data_recipe(d)

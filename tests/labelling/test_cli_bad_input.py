@@ -137,7 +137,7 @@ def test_stream_takes_shorter_than_a_run_name_the_take(takes):
     short.mkdir()
     for k in range(2):
         write_recording(short / f"s{k}.h5", seconds=0.05, seed=k)
-        (short / f"s{k}.labels.csv").write_text("start_s,end_s,label\n0,0.05,a\n")
+        (short / f"s{k}.labels.csv").write_text("start_s,end_s,label\n0,0.02,a\n0.02,0.05,b\n")
     res = run_cli(["train", "--data", str(short), "--set", "data.dataset='recordings_stream'",
                    "--set", "data.test_takes=['s0']"])
     assert_one_error_line(res, ExitStatus.DATA, str(short / "s1.h5"), "no whole window")
@@ -205,3 +205,20 @@ def test_eval_stream_with_nothing_to_score(takes):
     assert res.rc == ExitStatus.DATA and res.out == "", res
     assert res.err_lines[-1].startswith("eventpipe: error: ") and str(labels) in res.err_lines[-1]
     assert "no window ends inside a segment" in res.err_lines[-1], res
+
+
+@pytest.mark.parametrize("dataset", ["recordings", "recordings_stream"])
+def test_train_with_fewer_than_two_classes(takes, dataset):
+    """Labels files without segments (a torch 'num_samples=0' error, exit 1), or with one
+    class only (a one-class model 'trained' to accuracy 1.0, exit 0): exit 3 naming the
+    folder and what the labels hold."""
+    stream = ["--set", f"data.dataset='{dataset}'", "--set", "data.test_takes=['t0']"]
+    for k in range(2):
+        (takes / f"t{k}.labels.csv").write_text("start_s,end_s,label\n")
+    res = run_cli(["train", "--data", str(takes), *stream])
+    assert_one_error_line(res, ExitStatus.DATA, str(takes), "no segments in any labels file")
+    for k in range(2):
+        (takes / f"t{k}.labels.csv").write_text("start_s,end_s,label\n0,2,wave\n")
+    res = run_cli(["train", "--data", str(takes), *stream])
+    assert_one_error_line(res, ExitStatus.DATA, str(takes), "one class (wave)",
+                          "at least two")
