@@ -27,6 +27,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from eventpipe.errors import ConfigError
 from eventpipe.labelling.events import RECORDING_PREFERENCE, sensor_size_of, take_events
 from eventpipe.labelling.files import SUFFIXES, LabelFileError, read_labels
 
@@ -96,6 +97,9 @@ def check_sensor_sizes(takes: Sequence[Take]) -> None:
 def class_names(d, takes: Sequence[Take]) -> List[str]:
     """``data.class_names``, else the sorted labels of all labels files; at least two."""
     if d.class_names:
+        twice = sorted({n for n in d.class_names if list(d.class_names).count(n) > 1})
+        if twice:
+            raise ConfigError(f"data.class_names: {twice} named twice")
         return list(d.class_names)
     names = sorted({s.label for t in takes for s in read_labels(t.labels)})
     if not names:

@@ -222,3 +222,7 @@ def test_train_with_fewer_than_two_classes(takes, dataset):
     res = run_cli(["train", "--data", str(takes), *stream])
     assert_one_error_line(res, ExitStatus.DATA, str(takes), "one class (wave)",
                           "at least two")
+
+    res = run_cli(["train", "--data", str(takes), *stream,
+                   "--set", "data.class_names=['wave', 'clap', 'wave']"])
+    assert_one_error_line(res, ExitStatus.CONFIG, "data.class_names: ['wave'] named twice")
