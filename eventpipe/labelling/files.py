@@ -187,7 +187,7 @@ def read_labels(path, *, duration_s: Optional[float] = None,
     if not p.is_file():
         raise FileNotFoundError(2, "no such labels file", str(p))
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark is no text
     except UnicodeDecodeError as e:
         raise LabelFileError(p, f"byte {e.start}", "not UTF-8 text") from None
     kind = "json" if p.suffix.lower() == ".json" else "csv"

@@ -116,3 +116,14 @@ def test_label_at_boundaries():
     segs = [Segment(0.5, 1.0, "a"), Segment(1.0, 2.0, "b"), Segment(3.0, 4.0, "c")]
     got = [label_at(segs, t) for t in (0.0, 0.5, 0.999, 1.0, 1.999, 2.0, 2.5, 3.0, 4.0)]
     assert got == [None, "a", "a", "b", "b", None, None, "c", None]
+
+
+def test_csv_from_a_spreadsheet(tmp_path):
+    """Excel and LibreOffice save 'CSV UTF-8' with a byte-order mark and CRLF line ends:
+    read as the same segments (the mark made the header 'wrong')."""
+    p = tmp_path / "x.labels.csv"
+    p.write_bytes("start_s,end_s,label\r\n0.5,3,wave\r\n3,6.2,clap\r\n".encode("utf-8-sig"))
+    assert read_labels(p) == [Segment(0.5, 3.0, "wave"), Segment(3.0, 6.2, "clap")]
+    j = tmp_path / "x.labels.json"
+    j.write_bytes(b"\xef\xbb\xbf" + b'[{"start_s": 0, "end_s": 1, "label": "a"}]')
+    assert read_labels(j) == [Segment(0.0, 1.0, "a")]
