@@ -68,6 +68,18 @@ def check_output(flag: str, path, *, suffixes: tuple[str, ...] | None = None) ->
                           f"expected one of {', '.join(suffixes)}")
 
 
+def check_not_input(flag: str, out, source) -> None:
+    """An output that is the input file (also through a link) would be overwritten while
+    it is read: a ``ConfigError`` naming both."""
+    import os
+
+    if out is None or source is None or not os.path.exists(out) or not os.path.exists(source):
+        return
+    if os.path.samefile(out, source):
+        raise ConfigError(f"{flag} {out} is the input {source}: writing it would destroy what "
+                          "is being read; choose another output")
+
+
 def check_endpoint(flag: str, endpoint) -> None:
     """A ZeroMQ endpoint such as ``tcp://127.0.0.1:5556`` (a query string may follow)."""
     if endpoint is None:

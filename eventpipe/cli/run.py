@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 
-from eventpipe.cli.common import add_config_options, check_endpoint, check_flag, check_output
+from eventpipe.cli.common import (add_config_options, check_endpoint, check_flag,
+                                  check_not_input, check_output)
 from eventpipe.errors import ConfigError, ExitStatus, UsageError
 
 
@@ -97,6 +98,9 @@ def run(args, env) -> int:
         cfg = load_run_config(args.config, args.set, flag_values(args))
         check_output("sinks.jsonl", cfg.sinks.jsonl)
         check_endpoint("sinks.publish", cfg.sinks.publish)
+        from eventpipe.sources.uri import source_file
+
+        check_not_input("--record", args.record, source_file(cfg.source.uri))
         for key, value in (("start_s", args.start), ("end_s", args.end)):
             if value is not None:
                 cfg.source.options[key] = value

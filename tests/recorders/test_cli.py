@@ -314,3 +314,27 @@ def test_run_slice_options_are_config_errors_before_anything_loads(tmp_path, arg
         rec.write(random_events(1, 1000))
     rc, _, err = cli("run", "--source", f"file:{path}", "--max-speed", "--quiet", *args)
     assert rc == 4 and err.count("\n") == 1 and text in err, err
+
+
+def test_record_or_convert_over_its_own_input_is_refused(tmp_path):
+    """`record file:X X --overwrite` destroyed the recording it was reading (left with 0
+    events), `record video:V V --overwrite` the video; `convert X X` worked by luck. The
+    output being the input is a config error naming both, and the input is untouched."""
+    import shutil
+
+    rec = tmp_path / "take.h5"
+    with EventRecorder(rec, (64, 48)) as w:
+        w.write(random_events(1, 5000, size=(64, 48)))
+    before = rec.read_bytes()
+    link = tmp_path / "alias.h5"
+    link.symlink_to(rec)
+    video = tmp_path / "clip.avi"
+    shutil.copy(sample_path("sample_ncars.dat"), video)   # any bytes: refused before reading
+    for argv in (["record", f"file:{rec}", str(rec), "--overwrite"],
+                 ["record", str(rec), str(link), "--overwrite"],
+                 ["record", f"video:{video}", str(video), "--overwrite"],
+                 ["convert", str(rec), str(link)],
+                 ["run", "--source", f"file:{rec}", "--record", str(rec), "--max-speed"]):
+        rc, out, err = cli(*argv)
+        assert rc == 4 and err.count("\n") == 1 and "is the input" in err, (argv, err)
+    assert rec.read_bytes() == before
