@@ -231,7 +231,13 @@ class Recording:
         """``n`` rows claimed by ``/status`` must lie in chunks the file stores: an extent
         grows without storage, so a damaged status could otherwise size an allocation."""
         for ds in columns:
-            most = ds.id.get_num_chunks() * ds.chunks[0]
+            if ds.chunks is None:  # contiguous: stored whole, n is within its shape
+                continue
+            try:
+                most = ds.id.get_num_chunks() * ds.chunks[0]
+            except (OSError, RuntimeError) as exc:
+                raise RecordingError(f"damaged recording: {exc}", path=self.path,
+                                     field="status") from None
             if n > most:
                 raise RecordingError(f"status claims {n:,} {what}, but the columns store at "
                                      f"most {most:,} (damaged)", path=self.path, field="status")
