@@ -226,3 +226,16 @@ def test_train_with_fewer_than_two_classes(takes, dataset):
     res = run_cli(["train", "--data", str(takes), *stream,
                    "--set", "data.class_names=['wave', 'clap', 'wave']"])
     assert_one_error_line(res, ExitStatus.CONFIG, "data.class_names: ['wave'] named twice")
+
+
+def test_label_into_a_second_labels_file_is_refused(recording, monkeypatch):
+    """`label take.h5 --labels take.labels.json` beside a take.labels.csv opened empty,
+    saved a second labels file, and `train --data` then refused the pair: refused up front,
+    naming the file that already labels the recording (exit 3)."""
+    monkeypatch.setenv("DISPLAY", ":9999")      # never reached
+    csv = recording.with_name("take.labels.csv")
+    csv.write_text("start_s,end_s,label\n0,1,a\n")
+    res = run_cli(["label", str(recording), "--classes", "a,b", "--labels",
+                   str(recording.with_name("take.labels.json"))])
+    assert_one_error_line(res, ExitStatus.DATA, str(csv), "already labels")
+    assert not recording.with_name("take.labels.json").exists()
