@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from eventpipe.errors import ConfigError
+from eventpipe.errors import ConfigError, EventFormatError
 from eventpipe.io import open_reader
 
 
@@ -94,5 +94,23 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
         raise ValueError(f"{target} needs a sensor size: pass --sensor-size WxH")
     if np.any(events["t"] < 0) and target in ("evt2", "evt3", "dat", "atis_bin", "es"):
         raise ValueError(f"{target} cannot hold negative timestamps")
+    if size is not None and target not in SIZELESS:
+        _check_inside(src, events, size, target)
     writers[target](dst, events, size)
     return len(events)
+
+
+#: targets that state no sensor size (h5 keeps the source's, events and all)
+SIZELESS = ("npy", "csv", "h5", "aedat3", "atis_bin")
+
+
+def _check_inside(src, events, size, target: str) -> None:
+    """Events outside the sensor size cannot be written to a format that states it."""
+    w, h = (int(v) for v in size[:2])
+    out = np.flatnonzero((events["x"] >= w) | (events["y"] >= h))
+    if len(out):
+        i = int(out[0])
+        raise EventFormatError(f"event {i} (x={int(events['x'][i])}, y={int(events['y'][i])}) "
+                               f"and {len(out) - 1:,} more lie outside the sensor size {w}x{h}: "
+                               f"{target} cannot hold them (give the real size with "
+                               "--sensor-size WxH)", path=src)

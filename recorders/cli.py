@@ -53,11 +53,19 @@ def run_record(args, out: TextIO, err: TextIO) -> int:
 
 def run_replay_labels(args, out: TextIO, err: TextIO) -> int:
     from eventpipe.sinks.zmq_pub import ZmqPubSink
-    from recorders.reader import open_recording
+    from recorders.reader import RecordingError, open_recording
     from recorders.replay import replay_labels
 
-    with open_recording(args.file):  # a bad file fails before the endpoint is bound
-        pass
+    with open_recording(args.file) as rec:  # a bad file fails before the endpoint is bound
+        streams = rec.info.streams
+        rec.labels()  # its rows checked (damaged text)
+    if not streams:
+        raise RecordingError("the recording holds no labels (eventpipe record records events "
+                             "only; run --record records the labels too)", path=args.file,
+                             field="labels")
+    if args.stream is not None and args.stream not in streams:
+        raise RecordingError(f"no labels of stream {args.stream} (its label streams: "
+                             f"{streams})", path=args.file, field="labels")
     sink = ZmqPubSink(args.publish)
     try:
         err.write(f"eventpipe: publishing labels on {sink.endpoint}\n")

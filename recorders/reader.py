@@ -100,6 +100,11 @@ def _open_h5(path: Path) -> h5py.File:
                              f"damaged?): {first}", path=path) from None
 
 
+#: reads of more events than this (13 MiB) first check that ``/status``'s count lies in
+#: stored chunks (``Recording._check_stored``); shorter reads are bounded by this alone
+CHECKED_READ = 1 << 20
+
+
 def _set_read_attempts(fapl, attempts: int) -> None:
     """Bound HDF5's SWMR metadata re-reads (default 100, with growing sleeps: minutes on a
     damaged file).  ``H5Pset_metadata_read_attempts`` is not wrapped by h5py: it is called
@@ -155,8 +160,6 @@ class Recording:
             self._ev = self._f["events"]
             self._lab = self._f["labels"]
             self._status_ds = self._f["status"]
-            self.topk = int(self._lab.attrs["topk"])
-            self.label_bytes = int(self._lab.attrs["label_bytes"])
             self.compression = str(self._ev.attrs["compression"])
             self.index_period_us = int(self._ev.attrs["index_period_us"])
             self.chunk = int(self._ev.attrs["chunk_events"])
@@ -170,9 +173,11 @@ class Recording:
             # dataset through one handle and then serves stale chunks to the others
             self._index = {name: self._ev[name] for name in ("index_t", "index_offset")}
             self._labcols = dict(self._lab.items())
+            self.label_bytes, self.topk = self._label_shape()
             self._handles = [*self._cols.values(), *self._tails.values(),
                              *self._index.values(), *self._labcols.values()]
             self.plugin_missing = False
+            self._checked_events = 0
             if needs_plugin(self.compression):
                 try:
                     load_hdf5plugin()  # registers the blosc/zstd filters with HDF5
@@ -208,6 +213,34 @@ class Recording:
         if version < 1:
             raise RecordingError(f"bad schema_version {version}", path=self.path,
                                  field="schema_version")
+
+    def _label_shape(self) -> tuple[int, int]:
+        """``label_bytes`` and ``topk`` as the attributes say, checked against the label
+        table's own columns (a row's size is never taken from an attribute alone)."""
+        attrs = self._lab.attrs
+        stored = {"label_bytes": self._labcols["label"].dtype.itemsize,
+                  "topk": self._labcols["topk_label"].shape[1]}
+        for key, value in stored.items():
+            if int(attrs[key]) != value:
+                raise RecordingError(f"labels attribute {key} {int(attrs[key])} does not match "
+                                     f"the label table ({value}): damaged", path=self.path,
+                                     field=f"labels/{key}")
+        return stored["label_bytes"], stored["topk"]
+
+    def _check_stored(self, what: str, n: int, columns) -> None:
+        """``n`` rows claimed by ``/status`` must lie in chunks the file stores: an extent
+        grows without storage, so a damaged status could otherwise size an allocation."""
+        for ds in columns:
+            if ds.chunks is None:  # contiguous: stored whole, n is within its shape
+                continue
+            try:
+                most = ds.id.get_num_chunks() * ds.chunks[0]
+            except (OSError, RuntimeError) as exc:
+                raise RecordingError(f"damaged recording: {exc}", path=self.path,
+                                     field="status") from None
+            if n > most:
+                raise RecordingError(f"status claims {n:,} {what}, but the columns store at "
+                                     f"most {most:,} (damaged)", path=self.path, field="status")
 
     # -- state ------------------------------------------------------------------------------
     @_typed
@@ -254,6 +287,7 @@ class Recording:
         if self.n_events:
             t_first = int(self._read_t(0, 1)[0])
             t_last = int(self._read_t(self.n_events - 1, self.n_events)[0])
+        self._check_stored("labels", self.n_labels, self._labcols.values())
         streams = (sorted(set(np.unique(self._labcols["stream"][:self.n_labels]).tolist()))
                    if self.n_labels else [])
         return RecordingInfo(
@@ -283,6 +317,9 @@ class Recording:
         return np.concatenate([self._cols[name][a:m], tail[self.tail_slot, :b - m]])
 
     def _read(self, a: int, b: int) -> np.ndarray:
+        if b - a > CHECKED_READ and self._checked_events != self.n_main:
+            self._check_stored("events", self.n_main, self._cols.values())
+            self._checked_events = self.n_main
         out = np.empty(max(0, b - a), EVENT_DTYPE)
         if b <= a:
             return out
@@ -397,9 +434,11 @@ class Recording:
         """Label rows (structured; see ``layout.label_dtypes``) with ``start_us <= t_us <
         end_us``, optionally of one stream, in the order they were recorded."""
         n = self.n_labels
+        self._check_stored("labels", n, self._labcols.values())
         out = np.empty(n, label_row_dtype(self.label_bytes, self.topk))
         for name in label_dtypes(self.label_bytes, self.topk):
             out[name] = self._labcols[name][:n]
+        self._check_rows(out)
         keep = np.ones(n, bool)
         if start_us is not None:
             keep &= out["t_us"] >= int(start_us)
@@ -408,6 +447,29 @@ class Recording:
         if stream is not None:
             keep &= out["stream"] == int(stream)
         return out[keep]
+
+    def _check_rows(self, rows: np.ndarray) -> None:
+        """Every label name of ``rows`` UTF-8 and every score and latency a finite number or
+        NaN (unknown), a listed top-k score finite: the writer stores nothing else, and a
+        message with an infinite number cannot be sent as JSON."""
+        listed = rows["topk_label"] != b""
+        for name, bad in (("score", np.isinf(rows["score"])),
+                          ("latency_ms", np.isinf(rows["latency_ms"])),
+                          ("topk_score", (listed & ~np.isfinite(rows["topk_score"])).any(1))):
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise RecordingError(f"label row {row}: {name} is not a finite number "
+                                     "(damaged)", path=self.path, field=f"labels/{name}")
+        for name in ("label", "truth", "topk_label"):
+            col = rows[name]
+            for value in np.unique(col):
+                try:
+                    value.decode("utf-8")
+                except UnicodeDecodeError:
+                    row = int(np.flatnonzero((col == value).reshape(len(rows), -1).any(1))[0])
+                    raise RecordingError(f"label row {row}: {name} is not UTF-8 text ({value!r}; "
+                                         "damaged)", path=self.path,
+                                         field=f"labels/{name}") from None
 
     def label_messages(self, **kwargs) -> list[dict]:
         """The labels as the pipeline's messages (dicts), see :meth:`labels` for filters."""

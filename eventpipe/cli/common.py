@@ -52,6 +52,7 @@ def check_output(flag: str, path, *, suffixes: tuple[str, ...] | None = None) ->
     """An output file we will write later (after a long run): its folder must exist and the
     path must not be a folder; with ``suffixes``, its suffix must be one of them.  Checked
     before the work starts, as a ``ConfigError`` naming the flag."""
+    import shlex
     from pathlib import Path
 
     if path is None or str(path) == "-":
@@ -60,10 +61,23 @@ def check_output(flag: str, path, *, suffixes: tuple[str, ...] | None = None) ->
     if p.is_dir():
         raise ConfigError(f"{flag} {path}: is a folder, expected a file")
     if not p.parent.is_dir():
-        raise ConfigError(f"{flag} {path}: the folder {str(p.parent)!r} does not exist")
+        raise ConfigError(f"{flag} {path}: the folder {str(p.parent)!r} does not exist "
+                          f"(mkdir -p {shlex.quote(str(p.parent))} first)")
     if suffixes is not None and p.suffix.lower() not in suffixes:
         raise ConfigError(f"{flag} {path}: unknown extension {p.suffix!r}; "
                           f"expected one of {', '.join(suffixes)}")
+
+
+def check_not_input(flag: str, out, source) -> None:
+    """An output that is the input file (also through a link) would be overwritten while
+    it is read: a ``ConfigError`` naming both."""
+    import os
+
+    if out is None or source is None or not os.path.exists(out) or not os.path.exists(source):
+        return
+    if os.path.samefile(out, source):
+        raise ConfigError(f"{flag} {out} is the input {source}: writing it would destroy what "
+                          "is being read; choose another output")
 
 
 def check_endpoint(flag: str, endpoint) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eventpipe.cli.common import add_reading_options, check_output
+from eventpipe.cli.common import add_reading_options, check_not_input, check_output
 from eventpipe.errors import ExitStatus
 
 
@@ -23,6 +23,7 @@ def run(args, env) -> int:
     from eventpipe.info import recognised_by_content
 
     check_output("dst", args.dst)
+    check_not_input("dst", args.dst, args.src)
     if Path(args.src).is_file() and Path(args.src).stat().st_size == 0:
         raise EventFormatError("empty file (0 bytes), not a recording", path=args.src, offset=0)
     n = convert(args.src, args.dst, to=args.to, format=args.format, sensor_size=args.sensor_size)

@@ -46,7 +46,8 @@ def parse_classes(text):
 def run(args, env) -> int:
     from pathlib import Path
 
-    from eventpipe.labelling.files import labels_path_for, read_labels
+    from eventpipe.labelling.files import (SUFFIXES, LabelFileError, find_labels_file,
+                                           labels_path_for, read_labels)
 
     classes = parse_classes(args.classes)
     check_flag("--window-ms", args.window_ms, gt=0)
@@ -56,6 +57,12 @@ def run(args, env) -> int:
         raise FileNotFoundError(2, "no such recording", args.recording)
     labels = Path(args.labels) if args.labels else labels_path_for(args.recording)
     check_output("--labels", str(labels), suffixes=(".csv", ".json"))
+    other = find_labels_file(args.recording)  # the file train --data and eval will read
+    if other is not None and labels.resolve() != other.resolve() and \
+            labels.name.endswith(SUFFIXES) and labels.parent.resolve() == other.parent.resolve():
+        raise LabelFileError(other, "", f"already labels {args.recording}: a second labels file "
+                             f"({labels.name}) would be refused by train --data; pass --labels "
+                             f"{other} (or remove it)")
     if labels.is_file():  # labels already there join the classes (a bad file fails here)
         classes += [s.label for s in read_labels(labels) if s.label not in classes]
         classes = list(dict.fromkeys(classes))

@@ -17,25 +17,45 @@ def add_parser(subparsers):
     return sp
 
 
-def run(args, env) -> int:
+def _print(msg: dict, as_json: bool, out) -> None:
     from eventpipe.runtime.metrics import format_summary
-    from eventpipe.sinks import format_line, listen
+    from eventpipe.sinks import format_line
+
+    if as_json:
+        line = json.dumps(msg)
+    elif msg.get("type") == "metrics":
+        line = "[metrics] " + format_summary(msg)
+    else:
+        line = format_line(msg)
+    out.write(line + "\n")
+    out.flush()
+
+
+def run(args, env) -> int:
+    from eventpipe.sinks import listen
+    from eventpipe.sinks.zmq_pub import MAX_LABEL_MESSAGE
 
     check_flag("--count", args.count, ge=1)
     check_flag("--timeout", args.timeout, gt=0)
     check_endpoint("endpoint", args.endpoint)
     out = env.stdout
     got = 0
-    for msg in listen(args.endpoint, n=args.count, timeout=args.timeout):
-        got += 1
-        if args.json:
-            line = json.dumps(msg)
-        elif msg.get("type") == "metrics":
-            line = "[metrics] " + format_summary(msg)
-        else:
-            line = format_line(msg)
-        out.write(line + "\n")
-        out.flush()
+    stats: dict = {}
+    try:
+        for msg in listen(args.endpoint, n=args.count, timeout=args.timeout, stats=stats):
+            got += 1
+            _print(msg, args.json, out)
+    finally:  # also after Ctrl-C: what was skipped is said
+        if stats.get("malformed"):
+            env.stderr.write(f"eventpipe: skipped {stats['malformed']:,} malformed messages from "
+                             f"{args.endpoint} (not JSON objects)\n")
+            env.stderr.flush()
+        if stats.get("dropped_connections"):
+            env.stderr.write(f"eventpipe: the connection to {args.endpoint} dropped "
+                             f"{stats['dropped_connections']:,} times and was made again (the "
+                             f"publisher stopped, or sent a message over {MAX_LABEL_MESSAGE:,} "
+                             "bytes, which is refused)\n")
+            env.stderr.flush()
     if not got and args.timeout is not None:  # silence is not an error, but say so
         env.stderr.write(f"eventpipe: nothing arrived on {args.endpoint} in {args.timeout:g} s "
                          "(is `eventpipe run --publish` sending there?)\n")

@@ -25,7 +25,8 @@ def add_parser(subparsers):
 
 
 def run(args, env) -> int:
-    from eventpipe.cli.common import check_flag, check_output
+    from eventpipe.cli.common import check_flag, check_not_input, check_output
+    from eventpipe.sources.uri import source_file
     from eventpipe.errors import ConfigError
     from recorders.cli import run_record
     from recorders.layout import compression_args
@@ -38,6 +39,7 @@ def run(args, env) -> int:
     # (1e300 s meant never: a crash would lose the whole recording)
     check_flag("--flush-every", args.flush_every, ge=0.001, le=86400.0)
     check_output("out", args.out)
+    check_not_input("out", args.out, source_file(args.source))
     try:
         compression_args(args.compression)
     except ValueError as e:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 
-from eventpipe.cli.common import add_config_options, check_endpoint, check_output
-from eventpipe.errors import ExitStatus, UsageError
+from eventpipe.cli.common import (add_config_options, check_endpoint, check_flag,
+                                  check_not_input, check_output)
+from eventpipe.errors import ConfigError, ExitStatus, UsageError
 
 
 def add_parser(subparsers):
@@ -70,6 +71,18 @@ def flag_values(args) -> dict:
     return values
 
 
+#: the largest --start/--end (seconds after the first event): 31 years
+MAX_SLICE_S = 1e9
+
+
+def check_slice(start, end) -> None:
+    """``--start`` >= 0 and ``--end`` > 0 finite seconds, ``--end`` after ``--start``."""
+    check_flag("--start", start, ge=0, le=MAX_SLICE_S)
+    check_flag("--end", end, gt=0, le=MAX_SLICE_S)
+    if start is not None and end is not None and end <= start:
+        raise ConfigError(f"--end {end} must be after --start {start}")
+
+
 def run(args, env) -> int:
     from eventpipe.render import VIDEO_SUFFIXES
     from eventpipe.runtime.config import load_run_config
@@ -77,6 +90,7 @@ def run(args, env) -> int:
 
     check_output("--metrics-json", args.metrics_json)
     check_output("--video", args.video, suffixes=tuple(VIDEO_SUFFIXES))
+    check_slice(args.start, args.end)
 
     # the signal handlers first: a SIGTERM while torch and the model load still ends with
     # a summary
@@ -84,6 +98,9 @@ def run(args, env) -> int:
         cfg = load_run_config(args.config, args.set, flag_values(args))
         check_output("sinks.jsonl", cfg.sinks.jsonl)
         check_endpoint("sinks.publish", cfg.sinks.publish)
+        from eventpipe.sources.uri import source_file
+
+        check_not_input("--record", args.record, source_file(cfg.source.uri))
         for key, value in (("start_s", args.start), ("end_s", args.end)):
             if value is not None:
                 cfg.source.options[key] = value

@@ -17,6 +17,7 @@ import numpy as np
 
 from eventpipe.emulator.config import EmulatorConfig
 from eventpipe.emulator.emulator import DvsEmulator
+from eventpipe.errors import EventFormatError
 from eventpipe.events import check_sensor_size
 
 
@@ -79,14 +80,26 @@ def video_source(path, sensor_size=None, config: EmulatorConfig | Mapping | None
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
         cap.release()
-        raise ValueError(f"OpenCV cannot open video {path!r}")
+        raise EventFormatError("OpenCV cannot decode it as a video", path=path)
     if fps is None:
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     if not fps or fps <= 0 or not np.isfinite(fps):
         cap.release()
-        raise ValueError(f"video {path!r} reports no frame rate; pass fps=")
+        raise EventFormatError("the video reports no frame rate; pass fps=", path=path)
     return _release_after(cap, frames_source(_video_frames(cap, float(fps), max_frames),
                                              sensor_size, config, seed))
+
+
+def count_frames(path, most: int = 2) -> int:
+    """How many frames OpenCV decodes from the video at ``path``, counting to ``most``."""
+    cap = cv2.VideoCapture(os.fspath(path))
+    try:
+        n = 0
+        while n < most and cap.read()[0]:
+            n += 1
+        return n
+    finally:
+        cap.release()
 
 
 def _camera_frames(cap, clock: Callable[[], int], max_frames: int | None):

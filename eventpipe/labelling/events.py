@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from eventpipe.errors import DataError
+from eventpipe.runtime.config import sensor_size_problem
+
 RECORDING_PREFERENCE = (".h5", ".hdf5")
 
 
@@ -33,3 +36,31 @@ def recording_events(path: Path):
 
     t = ev["t"]
     return read, size, (int(t.min()) if len(t) else None), (int(t.max()) if len(t) else None)
+
+
+def take_events(path: Path):
+    """:func:`recording_events` of a recording to label, train on or score: one that holds
+    no events or has no sensor size is a ``DataError`` naming it (exit status 3)."""
+    read, size, t_first, t_last = recording_events(Path(path))
+    if t_first is None:
+        raise DataError(f"{path}: the recording holds no events")
+    if size is None:
+        raise DataError(f"{path}: the recording has no sensor size")
+    size = tuple(int(v) for v in size[:2])
+    problem = sensor_size_problem(size)  # frames are allocated at the sensor's size
+    if problem:
+        raise DataError(f"{path}: the sensor size {problem}")
+    return read, size, int(t_first), int(t_last)
+
+
+def sensor_size_of(path: Path):
+    """The (W, H) a recording's header states (None: it states none), without reading
+    its events."""
+    if path.suffix.lower() in RECORDING_PREFERENCE:
+        from recorders.reader import open_recording
+
+        with open_recording(path) as rec:
+            return rec.info.sensor_size
+    from eventpipe.io import open_reader
+
+    return open_reader(path).info.sensor_size

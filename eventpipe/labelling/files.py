@@ -128,6 +128,8 @@ def _rows_json(path, text: str):
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise LabelFileError(path, f"line {e.lineno}", f"not JSON: {e.msg}") from None
+    except RecursionError:
+        raise LabelFileError(path, "", "not JSON: nested too deep") from None
     if isinstance(data, dict):
         extra = set(data) - {"segments", "classes"}
         if "segments" not in data or extra:
@@ -185,7 +187,7 @@ def read_labels(path, *, duration_s: Optional[float] = None,
     if not p.is_file():
         raise FileNotFoundError(2, "no such labels file", str(p))
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark is no text
     except UnicodeDecodeError as e:
         raise LabelFileError(p, f"byte {e.start}", "not UTF-8 text") from None
     kind = "json" if p.suffix.lower() == ".json" else "csv"

@@ -15,7 +15,7 @@ import io
 from pathlib import Path
 from typing import Optional
 
-from eventpipe.labelling.files import find_labels_file, label_at, read_labels
+from eventpipe.labelling.files import LabelFileError, find_labels_file, label_at, read_labels
 
 
 def labelled_recording(uri: str) -> Optional[tuple[Path, Path]]:
@@ -36,12 +36,27 @@ def labelled_recording(uri: str) -> Optional[tuple[Path, Path]]:
 
 def recording_span(path: Path) -> tuple[int, int]:
     """``(t_first, t_last)`` of a recording's events."""
-    from eventpipe.labelling.events import recording_events
+    from eventpipe.labelling.events import take_events
 
-    _, _, t_first, t_last = recording_events(path)
-    if t_first is None:
-        raise ValueError(f"{path}: the recording holds no events")
-    return int(t_first), int(t_last)
+    _, _, t_first, t_last = take_events(path)
+    return t_first, t_last
+
+
+def model_classes(cfg) -> list[str]:
+    """The class names the run's model outputs (loaded as the run will load it, its
+    warnings left to the run): a truth outside them could never be scored right."""
+    import contextlib
+    import warnings
+
+    from eventpipe.errors import reading_checkpoint
+    from eventpipe.runtime.model_loader import load_model, resolve_checkpoint
+
+    path = resolve_checkpoint(cfg.model.name)
+    with warnings.catch_warnings(), (reading_checkpoint(path) if path.is_file()
+                                     else contextlib.nullcontext()):
+        warnings.simplefilter("ignore")
+        return load_model(cfg.model.name, num_classes=cfg.model.num_classes,
+                          class_names=cfg.model.class_names).class_names
 
 
 def tag_truth(labels: list[dict], segments, t_first: int) -> int:
@@ -68,7 +83,10 @@ def evaluate_recording(cfg, recording: Path, labels_path: Path, *,
     from eventpipe.runtime.stream_eval import summarise
 
     t_first, t_last = recording_span(recording)
-    segments = read_labels(labels_path, duration_s=(t_last - t_first) / 1e6 + 1e-6)
+    segments = read_labels(labels_path, duration_s=(t_last - t_first) / 1e6 + 1e-6,
+                           classes=model_classes(cfg))
+    if not segments:
+        raise LabelFileError(labels_path, "", "no segments: nothing to score")
     cfg.source.uri = f"file:{recording}"
     cfg.source.speed = None
     cfg.decoder.emit_every = 1
@@ -76,6 +94,10 @@ def evaluate_recording(cfg, recording: Path, labels_path: Path, *,
     msgs: list[dict] = []
     metrics = run(cfg, out=io.StringIO(), err=err or io.StringIO(), on_label=msgs.append)
     unlabelled = tag_truth(msgs, segments, t_first)
+    if unlabelled == len(msgs):
+        raise LabelFileError(labels_path, "", f"no window ends inside a segment ({len(msgs)} "
+                             "windows, all unlabelled): nothing to score (segments shorter "
+                             "than a window?)")
     res = summarise(msgs, max_latency_us)
     res["unlabelled_windows"] = unlabelled
     res["labels_file"] = str(labels_path)

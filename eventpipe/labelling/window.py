@@ -18,8 +18,10 @@ from typing import Optional, Sequence, TextIO
 
 import numpy as np
 
+from eventpipe.errors import ConfigError
 from eventpipe.labelling.files import Segment, labels_path_for, read_labels, write_labels
 from eventpipe.labelling.state import QUIT, SAVE, LabelState
+from eventpipe.view import MAX_VIEW_PIXELS
 
 TITLE = "eventpipe label"
 PANEL_BGR = (32, 32, 32)
@@ -65,14 +67,9 @@ class RecordingFrames:
     into one OFF/ON count frame at the sensor's resolution."""
 
     def __init__(self, path):
-        from eventpipe.labelling.events import recording_events
+        from eventpipe.labelling.events import take_events
 
-        self.read, size, self.t_first, t_last = recording_events(Path(path))
-        if self.t_first is None:
-            raise ValueError(f"{path}: the recording holds no events")
-        if size is None:
-            raise ValueError(f"{path}: the recording has no sensor size")
-        self.size = (int(size[0]), int(size[1]))
+        self.read, self.size, self.t_first, t_last = take_events(Path(path))
         self.duration_us = int(t_last - self.t_first)
 
     def frame(self, a_us: int, b_us: int) -> np.ndarray:
@@ -85,6 +82,14 @@ class RecordingFrames:
             idx = (ev["p"].astype(np.int64) * H + ev["y"]) * W + ev["x"]
             out.reshape(-1)[:] = np.bincount(idx, minlength=2 * H * W)[: 2 * H * W]
         return out
+
+
+def check_picture(size, scale: int) -> None:
+    """The window's picture (the sensor size times ``scale``) within ``MAX_VIEW_PIXELS``."""
+    w, h = size[0] * scale, size[1] * scale
+    if w * h > MAX_VIEW_PIXELS:
+        raise ConfigError(f"--scale {scale}: a {w}x{h} picture of the {size[0]}x{size[1]} "
+                          f"sensor, more than {MAX_VIEW_PIXELS:,} pixels; lower --scale")
 
 
 def draw(state: LabelState, frame: np.ndarray, *, scale: int) -> np.ndarray:
@@ -181,7 +186,9 @@ def run_label_window(recording, classes: Sequence[str], *, labels: Optional[str]
                      else "p plays; 1-9 picks a class; space starts and ends a segment")
     if scale is None:
         scale = max(1, min(8, 512 // max(frames.size)))
-    release = _check_display()
+    check_picture(frames.size, scale)
+    release = _check_display(("eventpipe label", "is the X server running? (Xvfb :N)",
+                              "run it under Xvfb (xvfb-run eventpipe label REC)"))
     try:
         cv2.namedWindow(TITLE, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
     except cv2.error as exc:

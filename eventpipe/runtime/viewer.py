@@ -42,16 +42,22 @@ KEY_PAUSE = {ord(" ")}
 KEY_QUIT = {ord("q"), ord("Q"), 27}
 
 
-def _check_display() -> Callable[[], None]:
+VIEW_ADVICE = ("--view", "use --video out.mp4 instead",
+               "use --video out.mp4 instead, or run under Xvfb (xvfb-run eventpipe run --view)")
+
+
+def _check_display(who: tuple[str, str, str] = VIEW_ADVICE) -> Callable[[], None]:
     """Qt aborts the whole process when it cannot reach the X server: check first.
+    ``who``: (what needs it, advice when the display cannot be opened, advice when none
+    is set), for the messages.
 
     Returns a function that closes the probe's connection; call it once Qt has connected
     (an X server with no client left resets, and refuses connections while it does)."""
+    what, cannot_open, none_set = who
     if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
         return lambda: None
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        raise RuntimeError("--view needs a display and DISPLAY is not set; use --video "
-                           "out.mp4 instead, or run under Xvfb (xvfb-run eventpipe run --view)")
+        raise RuntimeError(f"{what} needs a display and DISPLAY is not set; {none_set}")
     if os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         try:
             x11 = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
@@ -62,8 +68,8 @@ def _check_display() -> Callable[[], None]:
         x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
         d = x11.XOpenDisplay(None)
         if not d:
-            raise RuntimeError(f"--view cannot open the display {os.environ['DISPLAY']!r}; use "
-                               "--video out.mp4 instead")
+            raise RuntimeError(f"{what} cannot open the display {os.environ['DISPLAY']!r}; "
+                               f"{cannot_open}")
         return lambda: x11.XCloseDisplay(d)
     return lambda: None
 

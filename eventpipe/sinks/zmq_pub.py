@@ -31,6 +31,10 @@ from eventpipe.sources.uri import parse_tcp_endpoint
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 PUBLISH_OPTIONS = ("mode", "worker")
 MODES = ("bind", "connect")
+#: the longest label or metrics message ``listen`` accepts (ours are a few hundred bytes,
+#: a top-k of 1,000 classes ~40 KB): libzmq refuses a longer one before allocating it
+#: (``ZMQ_MAXMSGSIZE``) and drops that connection, which the SUB socket makes again
+MAX_LABEL_MESSAGE = 1 << 20
 
 
 def parse_publish_endpoint(endpoint: str) -> tuple[str, int, dict]:
@@ -125,50 +129,74 @@ def listen(endpoint: str = DEFAULT_ENDPOINT, n: int | None = None, timeout: floa
     Stops after ``n`` messages, when no message came for ``timeout`` seconds
     (``None``: wait forever), or once ``stop`` is set (messages already queued
     are still yielded; the socket is checked at least every 0.1 s).  ``topics``
-    limits to some stream ids.  Messages that are not JSON objects are skipped
-    and counted in ``stats["malformed"]``.
+    limits to some stream ids.  Messages that are not JSON objects (or nest too
+    deep to decode) are skipped and counted in ``stats["malformed"]``; one longer
+    than ``MAX_LABEL_MESSAGE`` never arrives (libzmq refuses it unallocated).
     """
     host, port = parse_tcp_endpoint(endpoint)
     ctx = context or zmq.Context.instance()
     sock = ctx.socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_LABEL_MESSAGE)
     for t in (topics if topics is not None else [""]):
         sock.setsockopt(zmq.SUBSCRIBE, str(t).encode())
     stats = {} if stats is None else stats
     stats.setdefault("received", 0)
     stats.setdefault("malformed", 0)
     got = 0
+    addr = f"tcp://{host}:{port}"
+    mon = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
     try:
-        sock.connect(f"tcp://{host}:{port}")
+        sock.connect(addr)
         while n is None or got < n:
-            if not _poll(sock, timeout, stop):
+            if not _poll(sock, timeout, stop, lambda: _rejoin(sock, mon, addr, stats)):
                 return
             frames = sock.recv_multipart()
             try:
                 msg = json.loads(frames[-1])
                 if not isinstance(msg, dict):
                     raise ValueError("not an object")
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deep
                 stats["malformed"] += 1
                 continue
             stats["received"] += 1
             got += 1
             yield msg
     finally:
+        sock.disable_monitor()
+        mon.close(0)
         sock.close(0)
 
 
-def _poll(sock, timeout: float | None, stop: threading.Event | None) -> bool:
+def _rejoin(sock, mon, addr: str, stats: dict) -> None:
+    """Connect again after a dropped connection: libzmq does so itself when the publisher
+    went away, but not after a protocol error such as a message over ``ZMQ_MAXMSGSIZE``
+    (it ends that session for good).  Counted in ``stats["dropped_connections"]``."""
+    from zmq.utils.monitor import recv_monitor_message
+
+    dropped = 0
+    while mon.poll(0):
+        dropped += recv_monitor_message(mon)["event"] == zmq.EVENT_DISCONNECTED
+    if dropped:
+        stats["dropped_connections"] = stats.get("dropped_connections", 0) + dropped
+        try:
+            sock.disconnect(addr)
+        except zmq.ZMQError:  # the session already ended
+            pass
+        sock.connect(addr)
+
+
+def _poll(sock, timeout: float | None, stop: threading.Event | None, tick=None) -> bool:
     """Wait for a message; False after ``timeout`` s of silence or once ``stop`` is set
-    and nothing is queued."""
-    if stop is None:
-        return bool(sock.poll(None if timeout is None else int(timeout * 1000), zmq.POLLIN))
+    and nothing is queued.  ``tick()`` runs between waits of at most 0.1 s."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        if stop.is_set():
+        if stop is not None and stop.is_set():
             return bool(sock.poll(0, zmq.POLLIN))
         slice_s = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
         if slice_s <= 0:
             return False
         if sock.poll(max(1, int(slice_s * 1000)), zmq.POLLIN):
             return True
+        if tick is not None:
+            tick()

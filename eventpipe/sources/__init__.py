@@ -17,6 +17,7 @@ lazily.
 
 from __future__ import annotations
 
+from eventpipe.errors import ConfigError
 from eventpipe.sources.base import Batch, BoundedQueue, Source, SourceStats
 from eventpipe.sources.uri import SCHEMES, SourceURI, known_schemes, parse_uri
 
@@ -57,6 +58,9 @@ def _dvcam(u: SourceURI, o: dict):
 
 def _camera(u: SourceURI, o: dict):
     from eventpipe.sources.generated import emulated_source
+    if u.path and not u.path.isdigit():
+        raise ConfigError(f"'camera:{u.path}': the camera index must be a number "
+                          "(camera:0 is the first webcam)")
     o.pop("queue_events", None)
     return emulated_source("camera", u.path, **o)
 

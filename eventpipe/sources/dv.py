@@ -34,54 +34,18 @@ import numpy as np
 
 from eventpipe.errors import EventFormatError
 from eventpipe.events import EVENT_DTYPE
+from eventpipe.io.aedat4 import COMPRESSION, MAX_PACKET, decompress  # noqa: F401 (re-exported)
 from eventpipe.io.flatbuffers import FlatBufferError, root_table
 from eventpipe.sources.base import Batch, Source
 
-COMPRESSION = {0: "NONE", 1: "LZ4", 2: "LZ4_HIGH", 3: "ZSTD", 4: "ZSTD_HIGH"}
 DV_EVENT = np.dtype({"names": ["t", "x", "y", "on"], "formats": ["<i8", "<i2", "<i2", "u1"],
                      "offsets": [0, 8, 10, 12], "itemsize": 16})
 MAX_HEADER = 1 << 20
-#: the largest packet dv:// accepts, compressed or decompressed: 4 Mi events of 16 bytes
-#: (dv-processing sends one packet per ``writeEvents`` call; cameras send ~1 ms of events)
-MAX_PACKET = 1 << 26
 _PKT = struct.Struct("<ii")
 
 
 class _Closed(Exception):
     """The peer closed the connection."""
-
-
-def decompress(kind: int, raw: bytes, max_size: int = MAX_PACKET) -> bytes:
-    """Decompress one packet, never to more than ``max_size`` bytes: a small packet that
-    would inflate past it (a compression bomb) is an ``EventFormatError`` after at most
-    ``max_size`` bytes of output were made."""
-    if kind == 0:
-        return raw
-    try:
-        if kind in (1, 2):
-            import lz4.frame
-            d = lz4.frame.LZ4FrameDecompressor()
-            out = d.decompress(raw, max_length=max_size + 1)
-        else:
-            import io
-
-            import zstandard
-            parts, n = [], 0
-            with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw)) as r:
-                while n <= max_size:
-                    chunk = r.read(min(1 << 20, max_size + 1 - n))
-                    if not chunk:
-                        break
-                    parts.append(chunk)
-                    n += len(chunk)
-            out = b"".join(parts)
-    except Exception as exc:  # lz4/zstd raise assorted types
-        raise EventFormatError(f"{COMPRESSION[kind]} decompression failed: {exc}",
-                               field="packet") from None
-    if len(out) > max_size:
-        raise EventFormatError(f"{COMPRESSION[kind]} packet of {len(raw):,} bytes inflates past "
-                               f"the {max_size:,}-byte packet limit", field="packet")
-    return out
 
 
 def parse_greeting(buf: bytes) -> dict:

@@ -140,6 +140,13 @@ def emulated_source(kind: str, target: str, *, sensor_size, speed: float | None 
     else:
         gen = video_source(target, sensor_size=sensor_size)
     first = next(gen, None)
+    if first is None and not live:  # events are changes between frames: two at least
+        from eventpipe.emulator.sources import count_frames
+        from eventpipe.errors import EventFormatError
+
+        n = count_frames(target)
+        raise EventFormatError(("no frames" if n == 0 else "1 frame") + " that OpenCV can "
+                               "decode; the emulator needs two to see a change", path=target)
     if first is None:
         raise ValueError(f"{kind}:{target} delivered no frames")
     items = ((ev, None) for ev in itertools.chain([first], gen))

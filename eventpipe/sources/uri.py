@@ -96,6 +96,16 @@ def parse_uri(uri: str) -> SourceURI:
     return SourceURI("file", None, None, uri, {})  # a bare path
 
 
+def source_file(uri: str) -> str | None:
+    """The file a ``file:``/``video:`` URI (or a bare path) reads, else None (a bad URI
+    too: opening the source says what is wrong with it)."""
+    try:
+        u = parse_uri(uri)
+    except ConfigError:
+        return None
+    return u.path if u.scheme in ("file", "video") else None
+
+
 def parse_tcp_endpoint(endpoint: str) -> tuple[str, int]:
     """``tcp://HOST:PORT`` or ``zmq+tcp://HOST:PORT`` -> (host, port)."""
     u = parse_uri(endpoint)

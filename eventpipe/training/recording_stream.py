@@ -23,17 +23,19 @@ from typing import Optional
 import numpy as np
 import torch
 
+from eventpipe.errors import DataError
 from eventpipe.labelling.files import label_at
 from eventpipe.represent import counts_dtype, normalise
 from eventpipe.training.augment import flip_label_map, thin_counts
 from eventpipe.training.config import DataConfig, data_recipe
-from eventpipe.training.recordings import find_takes, split_takes, take_segments
+from eventpipe.training.recordings import (check_sensor_sizes, class_names, find_takes,
+                                            split_takes, take_segments)
 from eventpipe.training.stream_data import IGNORE, StreamRuns
 
 CHUNK_US = 10_000   # the events go to the windower in packets of this much event time
 
 
-def take_windows(read, size, t_first: int, t_last: int, recipe):
+def take_windows(read, size, t_first: int, t_last: int, recipe, path="the take"):
     """``(counts (N, C, H, W), window ends (N,), scale)`` of one take through
     :class:`~eventpipe.represent.StreamingInput`, fed in ``CHUNK_US`` packets."""
     from eventpipe.represent import StreamingInput
@@ -53,39 +55,36 @@ def take_windows(read, size, t_first: int, t_last: int, recipe):
             while win.pending:
                 take(win.more())
     if not frames:
-        raise ValueError("no windows in the take")
+        raise DataError(f"{path}: no whole window ({recipe.window_us} us) in the take")
     return np.stack(frames), np.array(ends, np.int64), float(win.scale)
 
 
 class RecordingStreamFrames(StreamRuns):
     def __init__(self, d: DataConfig, split: str = "train", train: Optional[bool] = None):
-        from eventpipe.labelling.events import recording_events
-        from eventpipe.labelling.files import read_labels
-
         self.cfg = d
         self.recipe = data_recipe(d)
         self.train = (split == "train") if train is None else bool(train)
         takes = find_takes(d.root)
-        self.class_names = list(d.class_names) or sorted(
-            {s.label for t in takes for s in read_labels(t.labels)})
+        check_sensor_sizes(takes)
+        self.class_names = class_names(d, takes)
         chosen = split_takes(takes, d.root, split, test_takes=list(d.test_takes),
                              test_fraction=d.test_fraction, seed=d.seed)
         self.takes = [t.name for t in chosen]
         index = {n: i for i, n in enumerate(self.class_names)}
         frames, truth, lengths = [], [], []
         for t in chosen:
-            read, size, t0, segs = take_segments(t, self.class_names)
-            _, _, _, t_last = recording_events(t.recording)
-            f, ends, self.scale = take_windows(read, size, t0, t_last, self.recipe)
+            read, size, t0, t_last, segs = take_segments(t, self.class_names)
+            f, ends, self.scale = take_windows(read, size, t0, t_last, self.recipe, t.recording)
+            if len(f) < d.run_windows:
+                raise DataError(f"{t.recording}: {len(f)} windows, shorter than a run "
+                                f"(data.run_windows={d.run_windows}): record longer takes or "
+                                "lower data.run_windows")
             lab = [label_at(segs, (int(e) - 1 - t0) / 1e6) for e in ends]
             truth.append(np.array([IGNORE if x is None else index[x] for x in lab], np.int64))
             frames.append(f)
             lengths.append(len(f))
         self.frames = np.concatenate(frames)
         self.truth = np.concatenate(truth)
-        if min(lengths) < d.run_windows:
-            raise ValueError(f"a take of {min(lengths)} windows is shorter than "
-                             f"data.run_windows={d.run_windows}")
         self.hmap = flip_label_map(self.class_names, "h")
         self._cut(lengths)
 

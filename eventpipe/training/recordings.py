@@ -27,7 +27,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from eventpipe.labelling.events import RECORDING_PREFERENCE, recording_events
+from eventpipe.errors import ConfigError
+from eventpipe.labelling.events import RECORDING_PREFERENCE, sensor_size_of, take_events
 from eventpipe.labelling.files import SUFFIXES, LabelFileError, read_labels
 
 
@@ -76,6 +77,41 @@ def find_takes(root) -> List[Take]:
     return takes
 
 
+def check_sensor_sizes(takes: Sequence[Take]) -> None:
+    """Every take from one sensor size (the size a checkpoint's recipe and the runtime
+    expect): a take whose header states another is an error naming both takes."""
+    first = None
+    for t in takes:
+        size = sensor_size_of(t.recording)
+        if size is None:
+            continue
+        size = tuple(int(v) for v in size[:2])
+        if first is None:
+            first = (t, size)
+        elif size != first[1]:
+            raise LabelFileError(t.recording, "", f"sensor size {size[0]}x{size[1]}, but "
+                                 f"{first[0].recording} is {first[1][0]}x{first[1][1]}: record "
+                                 "every take with one sensor (or convert the odd one out)")
+
+
+def class_names(d, takes: Sequence[Take]) -> List[str]:
+    """``data.class_names``, else the sorted labels of all labels files; at least two."""
+    if d.class_names:
+        twice = sorted({n for n in d.class_names if list(d.class_names).count(n) > 1})
+        if twice:
+            raise ConfigError(f"data.class_names: {twice} named twice")
+        return list(d.class_names)
+    names = sorted({s.label for t in takes for s in read_labels(t.labels)})
+    if not names:
+        raise LabelFileError(d.root, "", "no segments in any labels file: label the takes "
+                             "first (eventpipe label TAKE.h5)")
+    if len(names) == 1:
+        raise LabelFileError(d.root, "", f"one class ({names[0]}) in the labels files: a "
+                             "classifier needs at least two (label other actions, or idle "
+                             "time as a class of its own)")
+    return names
+
+
 def split_takes(takes: Sequence[Take], root, split: str, *, test_takes: Sequence[str] = (),
                 test_fraction: float = 0.2, seed: int = 0) -> List[Take]:
     """The takes of ``split`` ("train" or anything else = held out); see the module doc."""
@@ -109,15 +145,11 @@ def _segment_load(read, size, a_us: int, b_us: int):
 
 
 def take_segments(take: Take, classes: Optional[Sequence[str]] = None):
-    """``(read, sensor_size, t_first, segments)`` of a take, the labels checked against
-    the recording's length."""
-    read, size, t_first, t_last = recording_events(take.recording)
-    if t_first is None:
-        raise LabelFileError(take.recording, "", "the recording holds no events")
-    if size is None:
-        raise LabelFileError(take.recording, "", "the recording has no sensor size")
+    """``(read, sensor_size, t_first, t_last, segments)`` of a take, the labels checked
+    against the recording's length."""
+    read, size, t_first, t_last = take_events(take.recording)
     segs = read_labels(take.labels, duration_s=(t_last - t_first) / 1e6 + 1e-6, classes=classes)
-    return read, tuple(int(v) for v in size), int(t_first), segs
+    return read, size, t_first, t_last, segs
 
 
 def recording_items(d, split: str, *, train: bool, seed: int = 0
@@ -128,8 +160,8 @@ def recording_items(d, split: str, *, train: bool, seed: int = 0
     from eventpipe.training.config import data_recipe
 
     takes = find_takes(d.root)
-    given = list(d.class_names) or None
-    names = given or sorted({s.label for t in takes for s in read_labels(t.labels)})
+    check_sensor_sizes(takes)
+    names = class_names(d, takes)
     chosen = split_takes(takes, d.root, split, test_takes=list(getattr(d, "test_takes", [])),
                          test_fraction=d.test_fraction, seed=d.seed)
     recipe = data_recipe(d)
@@ -137,7 +169,7 @@ def recording_items(d, split: str, *, train: bool, seed: int = 0
     index = {n: i for i, n in enumerate(names)}
     items = []
     for take in chosen:
-        read, size, t0, segs = take_segments(take, names)
+        read, size, t0, _, segs = take_segments(take, names)
         for s in segs:
             a, b = t0 + int(round(s.start_s * 1e6)), t0 + int(round(s.end_s * 1e6))
             n = max(1, (b - a) // span)

@@ -114,3 +114,36 @@ def test_camera_source_unavailable():
             return False
     with pytest.raises(RuntimeError, match="cannot open camera"):
         camera_source(3, capture=Closed([]))
+
+
+def test_bad_videos_and_camera_uris_on_the_command_line(tmp_path):
+    """`record video:...` of a file that is not a video, of a video with no frames or only
+    one (events need two), is a data error naming the file (exit 3); `camera:abc` a config
+    error naming the URI (exit 4); one line each, no recording left behind."""
+    import io
+
+    from eventpipe.cli import main
+
+    def cli(*argv):
+        out, err = io.StringIO(), io.StringIO()
+        return main(list(argv), out=out, err=err), err.getvalue()
+
+    junk = tmp_path / "junk.avi"
+    junk.write_bytes(b"not a video at all")
+    videos = {"empty": 0, "one": 1}
+    for name, n in videos.items():
+        w = cv2.VideoWriter(str(tmp_path / f"{name}.avi"), cv2.VideoWriter_fourcc(*"MJPG"), FPS,
+                            (W, H))
+        for f in bar_frames(n):
+            w.write(f)
+        w.release()
+    for src, words in ((junk, "cannot decode it as a video"),
+                       (tmp_path / "empty.avi", "no frames"),
+                       (tmp_path / "one.avi", "1 frame")):
+        out = tmp_path / f"{src.stem}.h5"
+        rc, err = cli("record", f"video:{src}", str(out))
+        assert rc == 3 and err.count("\n") == 1, err
+        assert str(src) in err and words in err, err
+    rc, err = cli("record", "camera:abc", str(tmp_path / "cam.h5"))
+    assert rc == 4 and err.count("\n") == 1 and "camera:abc" in err and "index" in err, err
+    assert not (tmp_path / "cam.h5").exists() and not (tmp_path / "junk.h5").exists()

@@ -36,3 +36,24 @@ def test_convert_unknown_target_is_clear(tmp_path, how):
     rc = main(argv, out=io.StringIO(), err=err)
     assert rc == ExitStatus.CONFIG and "writable formats" in err.getvalue(), err.getvalue()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("to", ["evt3", "dat"])
+def test_convert_events_outside_the_sensor_name_the_source(tmp_path, to):
+    """A recording holding events outside its sensor size (a source that sent them; the
+    recorder keeps what it saw) converted to a format that cannot hold them: one line naming
+    the source, the first such event and the remedy, exit 3 (was 'encode_evt3: coordinates
+    must be < 2048 and inside sensor_size', exit 1), and no output file."""
+    from eventpipe.events import make_events
+    from recorders import EventRecorder
+
+    src = tmp_path / "wide.h5"
+    with EventRecorder(src, (64, 48)) as rec:
+        rec.write(make_events([1, 2, 100, 3], [1, 2, 3, 4], [10, 20, 30, 40], [1, 0, 1, 0]))
+    dst = tmp_path / f"out.{to}"
+    err = io.StringIO()
+    rc = main(["convert", str(src), str(dst), "--to", to], out=io.StringIO(), err=err)
+    assert rc == ExitStatus.DATA and err.getvalue().count("\n") == 1, err.getvalue()
+    assert str(src) in err.getvalue() and "event 2 (x=100, y=3)" in err.getvalue()
+    assert "outside the sensor size 64x48" in err.getvalue() and "--sensor-size" in err.getvalue()
+    assert not dst.exists()

@@ -83,6 +83,7 @@ def test_touching_segments_are_fine_and_range_is_checked(tmp_path):
     ('[{"start_s": 0, "end_s": 1, "label": "a"}, {"start_s": true, "end_s": 1, "label": "a"}]',
      "segment 1", "start_s: expected seconds"),
     ('[{"start_s": 0, "end_s": 1, "label": 5}]', "segment 0", "label: expected a non-empty name"),
+    ("[" * 100_000 + "]" * 100_000, "", "not JSON: nested too deep"),   # RecursionError
 ])
 def test_bad_json_names_entry_and_field(tmp_path, doc, where, words):
     p = write(tmp_path, doc, "t.labels.json")
@@ -115,3 +116,14 @@ def test_label_at_boundaries():
     segs = [Segment(0.5, 1.0, "a"), Segment(1.0, 2.0, "b"), Segment(3.0, 4.0, "c")]
     got = [label_at(segs, t) for t in (0.0, 0.5, 0.999, 1.0, 1.999, 2.0, 2.5, 3.0, 4.0)]
     assert got == [None, "a", "a", "b", "b", None, None, "c", None]
+
+
+def test_csv_from_a_spreadsheet(tmp_path):
+    """Excel and LibreOffice save 'CSV UTF-8' with a byte-order mark and CRLF line ends:
+    read as the same segments (the mark made the header 'wrong')."""
+    p = tmp_path / "x.labels.csv"
+    p.write_bytes("start_s,end_s,label\r\n0.5,3,wave\r\n3,6.2,clap\r\n".encode("utf-8-sig"))
+    assert read_labels(p) == [Segment(0.5, 3.0, "wave"), Segment(3.0, 6.2, "clap")]
+    j = tmp_path / "x.labels.json"
+    j.write_bytes(b"\xef\xbb\xbf" + b'[{"start_s": 0, "end_s": 1, "label": "a"}]')
+    assert read_labels(j) == [Segment(0.0, 1.0, "a")]

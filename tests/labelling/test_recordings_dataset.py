@@ -91,12 +91,12 @@ def test_held_out_clips_tile_the_segment_exactly(tmp_path):
 
 
 def test_training_clips_stay_inside_their_segment(tmp_path):
-    take(tmp_path, "a", "1,1.5,wave\n")
+    take(tmp_path, "a", "1,1.5,wave\n2,2.15,clap\n")    # (two classes at least)
     take(tmp_path, "b", "0,1,wave\n", seed=2)
     d = cfg(tmp_path, test_takes=["b"])
     d.augment.enabled = False
     tr = build_dataset(d, "train")
-    assert len(tr) == 3   # 0.5 s / 150 ms
+    assert len(tr) == 3 + 1   # 0.5 s / 150 ms, and the clap
     with open_recording(tmp_path / "a.h5") as rec:
         t_first = rec.info.t_first
     for epoch in range(3):

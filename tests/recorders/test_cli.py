@@ -249,3 +249,92 @@ def test_record_stopped_by_a_signal_finalises_the_file(tmp_path, monkeypatch, si
     with open_recording(dst) as rec:
         assert rec.info.complete
         np.testing.assert_array_equal(rec.events(), want)
+
+
+def _labelled(path, streams=(0, 1), n=4):
+    with EventRecorder(path, (64, 48)) as rec:
+        rec.write_labels([label_msg(i, stream=streams[i % len(streams)]) for i in range(n)])
+    return path
+
+
+@pytest.mark.parametrize("args, status, text", [
+    (["--speed", "0"], 4, "--speed: 0.0 is out of range (must be > 0)"),
+    (["--speed", "-2"], 4, "--speed: -2.0 is out of range (must be > 0)"),
+    (["--speed", "nan"], 4, "--speed: expected a finite number, got nan"),
+    (["--speed", "inf"], 4, "--speed: expected a finite number, got inf"),
+    (["--wait-subscribers", "-1"], 4, "--wait-subscribers: -1.0 is out of range (must be >= 0)"),
+    (["--wait-subscribers", "nan"], 4, "--wait-subscribers: expected a finite number, got nan"),
+    (["--speed", "2", "--max-speed"], 2, "--speed and --max-speed exclude each other"),
+    (["--stream", "7"], 3, "no labels of stream 7 (its label streams: [0, 1])"),
+])
+def test_replay_labels_bad_options_before_the_endpoint_is_bound(tmp_path, args, status, text):
+    path = _labelled(tmp_path / "r.h5")
+    rc, out, err = cli("replay-labels", str(path), "--publish", "tcp://127.0.0.1:0",
+                       "--wait-subscribers", "0", *args)
+    assert rc == status and err.count("\n") == 1 and text in err, err
+    assert "publishing labels" not in err and out == ""
+
+
+def test_replay_labels_of_a_recording_without_labels(tmp_path):
+    """``eventpipe record`` records events only: nothing to replay is said, not a silent
+    'published 0 labels' after waiting for subscribers."""
+    path = tmp_path / "events_only.h5"
+    with EventRecorder(path, (64, 48)) as rec:
+        rec.write(random_events(1, 100))
+    rc, out, err = cli("replay-labels", str(path), "--publish", "tcp://127.0.0.1:0",
+                       "--wait-subscribers", "0")
+    assert rc == 3 and err.count("\n") == 1 and out == "", err
+    assert "events_only.h5" in err and "holds no labels" in err and "run --record" in err
+
+
+def test_record_into_a_folder_that_does_not_exist_says_how_to_make_it(tmp_path):
+    """docs/own_actions.md's first command records into ``takes/``: without the folder the
+    one line says what to run."""
+    out = tmp_path / "my takes" / "take1.h5"
+    rc, _, err = cli("record", "synthetic:seed=1", str(out), "--duration", "1")
+    assert rc == 4 and err.count("\n") == 1, err
+    assert "does not exist (mkdir -p '" + str(out.parent) + "' first)" in err
+
+
+@pytest.mark.parametrize("args, text", [
+    (["--start", "3", "--end", "2"], "--end 2.0 must be after --start 3.0"),
+    (["--start", "2", "--end", "2"], "--end 2.0 must be after --start 2.0"),
+    (["--start", "-1"], "--start: -1.0 is out of range (must be >= 0)"),
+    (["--start", "nan"], "--start: expected a finite number, got nan"),
+    (["--end", "inf"], "--end: expected a finite number, got inf"),
+    (["--end", "0"], "--end: 0.0 is out of range (must be > 0)"),
+    (["--start", "1e300"], "--start: 1e+300 is out of range (must be <= 1000000000.0)"),
+])
+def test_run_slice_options_are_config_errors_before_anything_loads(tmp_path, args, text):
+    """``run --start/--end`` (seconds after the recording's first event): one line naming the
+    flag, exit 4, before the model loads (were exit 1, an OverflowError for inf, a 300-digit
+    microsecond count for 1e300, and -1 silently taken as 0)."""
+    path = tmp_path / "r.h5"
+    with EventRecorder(path, (64, 48)) as rec:
+        rec.write(random_events(1, 1000))
+    rc, _, err = cli("run", "--source", f"file:{path}", "--max-speed", "--quiet", *args)
+    assert rc == 4 and err.count("\n") == 1 and text in err, err
+
+
+def test_record_or_convert_over_its_own_input_is_refused(tmp_path):
+    """`record file:X X --overwrite` destroyed the recording it was reading (left with 0
+    events), `record video:V V --overwrite` the video; `convert X X` worked by luck. The
+    output being the input is a config error naming both, and the input is untouched."""
+    import shutil
+
+    rec = tmp_path / "take.h5"
+    with EventRecorder(rec, (64, 48)) as w:
+        w.write(random_events(1, 5000, size=(64, 48)))
+    before = rec.read_bytes()
+    link = tmp_path / "alias.h5"
+    link.symlink_to(rec)
+    video = tmp_path / "clip.avi"
+    shutil.copy(sample_path("sample_ncars.dat"), video)   # any bytes: refused before reading
+    for argv in (["record", f"file:{rec}", str(rec), "--overwrite"],
+                 ["record", str(rec), str(link), "--overwrite"],
+                 ["record", f"video:{video}", str(video), "--overwrite"],
+                 ["convert", str(rec), str(link)],
+                 ["run", "--source", f"file:{rec}", "--record", str(rec), "--max-speed"]):
+        rc, out, err = cli(*argv)
+        assert rc == 4 and err.count("\n") == 1 and "is the input" in err, (argv, err)
+    assert rec.read_bytes() == before

@@ -94,7 +94,8 @@ def test_cli_defaults_the_table_states():
     rec = record.add_parser(sub).parse_args(["synthetic:", "o.h5"])
     assert rec.speed is None and rec.compression == "lzf" and rec.flush_every == 1.0
     rep = replay_labels.add_parser(sub).parse_args(["o.h5", "--publish", "tcp://127.0.0.1:0"])
-    assert rep.speed == 1.0 and not rep.max_speed and rep.wait_subscribers == 5.0
+    assert not rep.max_speed and rep.wait_subscribers == 5.0
+    assert replay_labels.replay_speed(rep) == 1.0   # no --speed given: the recorded spacing
     src = open_source("synthetic:duration_s=0.05,size=16x16", speed=rec.speed, start=False)
     try:
         assert src._speed is None  # not paced

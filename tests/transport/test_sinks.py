@@ -93,3 +93,71 @@ def test_listen_skips_and_counts_malformed():
     finally:
         pub.close()
     assert out == [MSG] and stats == {"received": 1, "malformed": 3}
+
+
+def _xpub():
+    pub = zmq.Context.instance().socket(zmq.XPUB)
+    pub.setsockopt(zmq.LINGER, 1000)
+    pub.bind("tcp://127.0.0.1:0")
+    return pub, pub.getsockopt(zmq.LAST_ENDPOINT).decode()
+
+
+def test_listen_survives_deep_and_oversized_messages():
+    """A publisher's JSON nested 200,000 deep (RecursionError in json.loads) is malformed, not
+    the end of the listener; a message over ``MAX_LABEL_MESSAGE`` is refused by libzmq before
+    it is allocated (the connection is dropped and made again) and the next ones arrive."""
+    from eventpipe.sinks.zmq_pub import MAX_LABEL_MESSAGE
+
+    pub, ep = _xpub()
+    try:
+        stats: dict = {}
+        out: list = []
+        t = threading.Thread(target=lambda: out.extend(listen(ep, n=2, timeout=10, stats=stats)),
+                             name="listener")
+        t.start()
+        assert pub.poll(5000)
+        pub.recv()                                # the subscription
+        pub.send_multipart([b"0", b"[" * 200_000 + b"]" * 200_000])
+        pub.send_multipart([b"0", json.dumps(MSG).encode()])
+        pub.send_multipart([b"0", b" " * (MAX_LABEL_MESSAGE + 1)])
+        while True:                               # dropped: unsubscribed, then again subscribed
+            assert pub.poll(10_000), "the listener did not subscribe again"
+            if pub.recv()[:1] == b"\x01":
+                break
+        pub.send_multipart([b"0", json.dumps({**MSG, "seq": 5}).encode()])
+        t.join(20)
+        assert not t.is_alive()
+    finally:
+        pub.close()
+    assert [m["seq"] for m in out] == [4, 5]
+    assert stats == {"received": 2, "malformed": 1, "dropped_connections": 1}
+
+
+def test_listen_command_says_how_many_messages_it_skipped():
+    from eventpipe.cli import main
+
+    pub, ep = _xpub()
+    try:
+        out, err = io.StringIO(), io.StringIO()
+        res = {}
+        t = threading.Thread(target=lambda: res.setdefault("rc", main(
+            ["listen", ep, "--count", "1", "--timeout", "10"], out=out, err=err)))
+        t.start()
+        assert pub.poll(20_000)
+        pub.recv()
+        for frames in ([b"0", b"not json"], [b"0", b"[" * 200_000], [b"0", b" " * (2 << 20)]):
+            pub.send_multipart(frames)
+        while True:                               # dropped: unsubscribed, then again subscribed
+            assert pub.poll(10_000), "the listener did not subscribe again"
+            if pub.recv()[:1] == b"\x01":
+                break
+        pub.send_multipart([b"0", json.dumps(MSG).encode()])
+        t.join(30)
+        assert not t.is_alive()
+    finally:
+        pub.close()
+    assert res["rc"] == 0 and out.getvalue() == format_line(MSG) + "\n"
+    assert err.getvalue() == (
+        f"eventpipe: skipped 2 malformed messages from {ep} (not JSON objects)\n"
+        f"eventpipe: the connection to {ep} dropped 1 times and was made again (the publisher "
+        "stopped, or sent a message over 1,048,576 bytes, which is refused)\n")
