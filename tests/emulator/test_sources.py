@@ -77,7 +77,7 @@ def test_video_source_errors(tmp_path):
         video_source(tmp_path / "missing.mp4")
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"not a video at all")
-    with pytest.raises(ValueError, match="cannot open video"):
+    with pytest.raises(ValueError, match="OpenCV cannot decode it as a video"):
         video_source(junk)  # at call time (emulator.md), not when first iterated
 
 
