@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from eventpipe.synthetic import CLASS_NAMES, SyntheticStream, make_clip
+from eventpipe.synthetic import SyntheticStream, make_clip
 from eventpipe.synthetic import stream as stream_mod
 from eventpipe.synthetic.actors import hand_position, sample_actor
 from eventpipe.synthetic.clips import sample_clip, sample_emulator_config
