@@ -162,6 +162,8 @@ def load_toml(path: str | Path) -> dict:
         raise ConfigError(f"{path}: not a TOML text file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per nesting level of arrays and tables
+        raise ConfigError(f"{path}: invalid TOML: nested too deep") from None
 
 
 def set_key(data: dict, key: str, value) -> dict:
@@ -200,6 +202,8 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw  # bare words are strings
+        except RecursionError:
+            raise ConfigError(f"override {item!r}: value nested too deep") from None
         node = data
         parts = key.strip().split(".")
         for p in parts[:-1]:

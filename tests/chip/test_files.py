@@ -202,3 +202,23 @@ def test_non_finite_logit_scale_is_refused(saved, tmp_path):
     with pytest.raises(ProgramFormatError, match="logit_scale nan") as e:
         Program.load(tmp_path / "n.npz")
     assert e.value.key == "logit_scale"
+
+
+def test_profile_nested_too_deep_is_a_profile_error(tmp_path):
+    """A profile TOML nested thousands of levels deep (tomllib's RecursionError) is a ProfileError
+    naming the file and the key ``toml``, like any other invalid TOML."""
+    p = _write(tmp_path, "a = " + "[" * 3000 + "]" * 3000 + "\n")
+    with pytest.raises(ProfileError, match="nested too deep") as e:
+        load_profile(p)
+    assert e.value.key == "toml" and "p.toml" in str(e.value)
+
+
+def test_description_nested_too_deep_is_a_program_format_error(saved, tmp_path):
+    """A description JSON nested 100,000 levels deep (json's RecursionError; was a traceback, exit
+    1) is a ProgramFormatError naming the file and the ``__program__`` entry."""
+    bad = tmp_path / "deep.npz"
+    _rewrite(saved, bad, lambda a: a.__setitem__(
+        "__program__", np.frombuffer(("[" * 100_000 + "]" * 100_000).encode(), np.uint8)))
+    with pytest.raises(ProgramFormatError, match="nested too deep") as e:
+        Program.load(bad)
+    assert "deep.npz" in str(e.value) and "__program__" in str(e.value)

@@ -61,3 +61,33 @@ def test_shipped_run_config_is_valid_and_complete():
 
     path = Path(__file__).resolve().parents[2] / "configs" / "run_default.toml"
     assert load_run_config(path) == RunConfig()  # the file documents the defaults
+
+
+def _deep(n: int) -> str:
+    return "[" * n + "]" * n
+
+
+def test_toml_nested_too_deep_is_a_config_error_naming_the_file(tmp_path):
+    """tomllib recurses once per nesting level: a config file (or a --set value) nested a few
+    thousand levels deep was a RecursionError (exit 1, 'maximum recursion depth exceeded', no
+    file named); it is a ConfigError naming the file (the command's exit 4)."""
+    from eventpipe.config import load_toml
+
+    p = tmp_path / "deep.toml"
+    p.write_text(f"a = {_deep(3000)}\n")
+    with pytest.raises(ConfigError, match=r"deep\.toml: invalid TOML: nested too deep"):
+        load_toml(p)
+    with pytest.raises(ConfigError, match=r"override 'a=\[\[\[.*nested too deep"):
+        apply_overrides({}, [f"a={_deep(3000)}"])
+    # a nesting tomllib can take is still read
+    assert apply_overrides({}, [f"a={_deep(20)}"])["a"] == eval(_deep(20))
+
+
+def test_run_with_a_config_nested_too_deep_exits_4_with_one_line(tmp_path, capsys):
+    from eventpipe.cli import main
+
+    p = tmp_path / "deep.toml"
+    p.write_text(f"a = {_deep(3000)}\n")
+    assert main(["run", "--config", str(p), "--duration", "1"]) == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "deep.toml: invalid TOML: nested too deep" in err[0]

@@ -174,4 +174,6 @@ def load_profile(profile: "str | Path | Profile | Mapping") -> Profile:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ProfileError(str(p), "toml", f"not valid TOML: {e}") from None
+    except RecursionError:  # tomllib recurses once per nesting level
+        raise ProfileError(str(p), "toml", "not valid TOML: nested too deep") from None
     return profile_from_dict(raw, str(p))

@@ -248,6 +248,8 @@ class Program:
                     desc = json.loads(z["__program__"].tobytes().decode("utf-8"))
                 except (UnicodeDecodeError, json.JSONDecodeError) as e:
                     raise ProgramFormatError(where, f"description is not JSON: {e}", "__program__") from None
+                except RecursionError:  # json recurses once per nesting level
+                    raise ProgramFormatError(where, "description is not JSON: nested too deep", "__program__") from None
                 if not isinstance(desc, dict) or desc.get("format") != FORMAT:
                     raise ProgramFormatError(where, f"format is {desc.get('format') if isinstance(desc, dict) else None!r}, "
                                              f"expected {FORMAT!r}", "format")
