@@ -88,8 +88,9 @@ def add_parser(subparsers):
 
 
 def _prepare_output(path) -> None:
-    """Creates the output's folder (as `view`, `convert` and `eval` do) before any work starts (a
-    fine-tune runs for minutes); a folder that cannot be made is one error line, at once."""
+    """Creates the output's folder before any work starts (a fine-tune runs for minutes); a folder
+    that cannot be made is one error line, at once.  (The other commands' outputs refuse a missing
+    folder instead, `common.check_output`; the chip commands' tests rely on this one.)"""
     from eventpipe.errors import ConfigError
 
     if Path(path).expanduser().is_dir():  # else minutes of work end in torch's 'enforce fail'
