@@ -36,6 +36,11 @@ def _us(s: float) -> int:
     return int(round(s * 1e6))
 
 
+def n_segments(n: int) -> str:
+    """``"1 segment"``, ``"2 segments"``: the count the window's messages show."""
+    return f"{n} segment{'s' * (n != 1)}"
+
+
 @dataclass
 class LabelState:
     duration_us: int
@@ -153,8 +158,7 @@ class LabelState:
 
     def saved(self, where: str = "") -> None:
         self.dirty = False
-        n = len(self.segments)
-        self.message = f"saved {n} segment{'s' * (n != 1)}" + (f" to {where}" if where else "") \
+        self.message = f"saved {n_segments(len(self.segments))}" + (f" to {where}" if where else "") \
             + ("; the open segment is not saved" if self.open_start_us is not None else "")
 
     # -- keys ------------------------------------------------------------------------------

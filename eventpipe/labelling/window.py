@@ -20,7 +20,7 @@ import numpy as np
 
 from eventpipe.errors import ConfigError
 from eventpipe.labelling.files import Segment, labels_path_for, read_labels, write_labels
-from eventpipe.labelling.state import QUIT, SAVE, LabelState
+from eventpipe.labelling.state import QUIT, SAVE, LabelState, n_segments
 from eventpipe.view import MAX_VIEW_PIXELS
 
 TITLE = "eventpipe label"
@@ -182,7 +182,7 @@ def run_label_window(recording, classes: Sequence[str], *, labels: Optional[str]
     labels_path = Path(labels) if labels else labels_path_for(recording)
     segs = initial_segments(labels_path, classes, frames.duration_us)
     state = LabelState(frames.duration_us, classes, segs, speed=speed, step_us=window_us)
-    state.message = (f"{len(segs)} segments from {labels_path.name}" if segs
+    state.message = (f"{n_segments(len(segs))} from {labels_path.name}" if segs
                      else "p plays; 1-9 picks a class; space starts and ends a segment")
     if scale is None:
         scale = max(1, min(8, 512 // max(frames.size)))
@@ -223,7 +223,7 @@ def run_label_window(recording, classes: Sequence[str], *, labels: Optional[str]
                     write_labels(labels_path, state.segments)
                     state.saved(labels_path.name)
                     saved_any = True
-                    err.write(f"eventpipe: saved {len(state.segments)} segments to "
+                    err.write(f"eventpipe: saved {n_segments(len(state.segments))} to "
                               f"{labels_path}\n")
                     err.flush()
                 if echo_keys:

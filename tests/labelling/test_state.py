@@ -171,3 +171,14 @@ def test_recording_frames_count_the_events_before_the_cursor(recording):
     np.add.at(want, (sel["p"].astype(int), sel["y"].astype(int), sel["x"].astype(int)), 1)
     assert len(sel) > 100
     np.testing.assert_array_equal(got, want)
+
+
+def test_counts_of_one_segment_are_singular():
+    """The window's messages and its stderr line say "1 segment" (they said "1 segments")."""
+    from eventpipe.labelling.state import n_segments
+
+    assert [n_segments(n) for n in (0, 1, 2)] == ["0 segments", "1 segment", "2 segments"]
+    s = new()
+    feed(s, "2", "space", "right", "space")
+    s.saved("x.labels.csv")
+    assert s.message == "saved 1 segment to x.labels.csv"
