@@ -270,17 +270,6 @@ def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
         torch.cuda.set_device(device)
     distributed = init_distributed(device)
     is_main = rank == 0
-    out = Path(cfg.out_dir)
-    if is_main:
-        out.mkdir(parents=True, exist_ok=True)
-    logf = open(out / "train.log", "a") if is_main else None
-
-    def say(msg):
-        if is_main:
-            log(msg)
-            logf.write(msg + "\n")
-            logf.flush()
-
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     # build the caches on rank 0 first so the others only read them
@@ -298,6 +287,18 @@ def train(cfg: TrainConfig, log=print) -> Dict[str, Any]:
         torch.distributed.barrier()
     class_names = list(train_ds.class_names)
     nc = len(class_names)
+    # out_dir and its log only once the data has loaded: a data error leaves nothing behind
+    out = Path(cfg.out_dir)
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    logf = open(out / "train.log", "a") if is_main else None
+
+    def say(msg):
+        if is_main:
+            log(msg)
+            logf.write(msg + "\n")
+            logf.flush()
+
     partner = torch.from_numpy(time_reverse_map(class_names))
 
     model = build_model(cfg, nc).to(device)

@@ -212,11 +212,14 @@ def test_train_with_fewer_than_two_classes(takes, dataset):
     """Labels files without segments (a torch 'num_samples=0' error, exit 1), or with one
     class only (a one-class model 'trained' to accuracy 1.0, exit 0): exit 3 naming the
     folder and what the labels hold."""
-    stream = ["--set", f"data.dataset='{dataset}'", "--set", "data.test_takes=['t0']"]
+    out_dir = takes.parent / "out"
+    stream = ["--set", f"data.dataset='{dataset}'", "--set", "data.test_takes=['t0']",
+              "--set", f"out_dir='{out_dir}'"]
     for k in range(2):
         (takes / f"t{k}.labels.csv").write_text("start_s,end_s,label\n")
     res = run_cli(["train", "--data", str(takes), *stream])
     assert_one_error_line(res, ExitStatus.DATA, str(takes), "no segments in any labels file")
+    assert not out_dir.exists()  # the run's folder and train.log come only once the data loads
     for k in range(2):
         (takes / f"t{k}.labels.csv").write_text("start_s,end_s,label\n0,2,wave\n")
     res = run_cli(["train", "--data", str(takes), *stream])
