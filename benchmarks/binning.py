@@ -33,6 +33,7 @@ from eventpipe.kernels import (  # noqa: E402
     to_timesurface,
     to_voxel_grid,
 )
+from benchmarks._args import at_least  # noqa: E402
 from benchmarks._timeline import timeline  # noqa: E402
 from tests.conftest import expected_events, expected_meta  # noqa: E402
 
@@ -423,17 +424,6 @@ def stream(ev, wh, window, packet, n_events=None):
     return n
 
 
-
-def _at_least_one(text: str) -> int:
-    """``--repeat``: an integer >= 1 (best-of-N needs one run at least)."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
-    return n
-
 def parse_args(argv=None) -> argparse.Namespace:
     """The command line; ``--repeat`` defaults to 3, or to ``WORKLOAD_ROUNDS`` with
     ``--workloads``."""
@@ -442,7 +432,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--recording", default="evt2_sample.raw")
     ap.add_argument("--window-us", type=int, default=10_000)
     ap.add_argument("--packet", type=int, default=10_000)
-    ap.add_argument("--repeat", type=_at_least_one, default=None,
+    ap.add_argument("--repeat", type=at_least(1), default=None,
                     help="runs (rounds with --workloads) per measurement; default 3, "
                          f"{WORKLOAD_ROUNDS} with --workloads")
     ap.add_argument("--plot", default=str(REPO / "docs" / "img" / "binning_packet_size.png"))

@@ -35,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._args import at_least  # noqa: E402
 from eventpipe.emulator import DvsEmulator  # noqa: E402
 from eventpipe.emulator.kernel import lin_log_reference  # noqa: E402
 from eventpipe.events import EVENT_DTYPE  # noqa: E402
@@ -55,17 +56,6 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"width and height must be >= 1, got {text!r}")
     return w, h
 
-
-def _at_least(low: int):
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-        if v < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {v}")
-        return v
-    return parse
 
 
 def scrolling_frames(size, n: int, seed: int = 0) -> list[np.ndarray]:
@@ -155,8 +145,8 @@ def measure(size, frames, config, repeat: int, compare: bool) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one timed run per workload")
-    ap.add_argument("--frames", type=_at_least(2), default=100)
-    ap.add_argument("--repeat", type=_at_least(1), default=3)
+    ap.add_argument("--frames", type=at_least(2), default=100)
+    ap.add_argument("--repeat", type=at_least(1), default=3)
     ap.add_argument("--sizes", type=_size, nargs="+", default=[_size(s) for s in SIZES])
     args = ap.parse_args(argv)
     repeat = 1 if args.quick else args.repeat

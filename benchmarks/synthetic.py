@@ -25,20 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._args import positive_seconds  # noqa: E402
 from eventpipe.synthetic import CLASS_NAMES, SyntheticStream, make_clip, render_clip  # noqa: E402
 
 SIZE = (128, 128)
 CLIP_US = 1_000_000
 
-
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return v
 
 
 def timed(fn) -> float:
@@ -57,7 +49,7 @@ def summary(name: str, secs: list[float], span_s: float) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="4 classes and 3 s of stream")
-    ap.add_argument("--stream-s", type=_positive, default=9.0, help="seconds of stream")
+    ap.add_argument("--stream-s", type=positive_seconds, default=9.0, help="seconds of stream")
     ap.add_argument("--size", type=int, default=SIZE[0], help="square sensor side (px)")
     ap.add_argument("--clip-ms", type=int, default=CLIP_US // 1000, help="clip length (ms)")
     args = ap.parse_args(argv)

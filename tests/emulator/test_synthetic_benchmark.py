@@ -29,6 +29,7 @@ def test_tiny_run_prints_each_workload_against_real_time(capsys):
 @pytest.mark.parametrize("args,says", [
     (["--stream-s", "0"], "argument --stream-s: must be > 0, got 0"),
     (["--stream-s", "x"], "argument --stream-s: invalid number: 'x'"),
+    (["--stream-s", "inf"], "argument --stream-s: must be a finite number, got inf"),
     (["--size", "0"], "--size and --clip-ms must be >= 1")])
 def test_bad_arguments_are_one_usage_line(args, says):
     proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
