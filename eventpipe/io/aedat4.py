@@ -94,6 +94,9 @@ def decompress(kind: int, raw: bytes, max_size: int = MAX_PACKET) -> bytes:
             import io
 
             import zstandard
+            declared = zstandard.frame_content_size(raw)  # -1: the frame does not say
+            if 0 <= declared <= max_size:  # the common case: one call, no chunk list
+                return zstandard.ZstdDecompressor().decompress(raw)
             parts, n = [], 0
             with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw)) as r:
                 while n <= max_size:
