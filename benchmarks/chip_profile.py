@@ -109,6 +109,24 @@ def print_ab(prog, kinds, best, walls, threads, attr, top):
         print(f"  {d[i] * 1e3:+7.3f} ms  A {best[0][i] * 1e3:6.3f}  B {best[1][i] * 1e3:6.3f}  {kinds[i]:11s} {prog.ops[i].name}")
 
 
+def _ab_attrs(text: str) -> dict:
+    """``--ab NAME=VALUE[,...]``: executor class attributes and Python literals, checked before the
+    workload is built (a bad one is one usage line)."""
+    attrs = {}
+    for item in text.split(","):
+        name, eq, value = item.partition("=")
+        if not eq:
+            raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {item!r}")
+        if not hasattr(snn.chip.Executor, name):
+            raise argparse.ArgumentTypeError(f"the executor has no attribute {name!r}")
+        try:
+            attrs[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise argparse.ArgumentTypeError(f"{name}: {value!r} is not a Python literal "
+                                             "(True, 16, 'x')") from None
+    return attrs
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=128)
@@ -117,7 +135,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--cache", default="", help="save/load the compiled program here (npz)")
-    ap.add_argument("--ab", default="", metavar="NAME=VALUE[,...]",
+    ap.add_argument("--ab", type=_ab_attrs, default={}, metavar="NAME=VALUE[,...]",
                     help="compare with an executor whose class attributes NAME are VALUE (interleaved rounds)")
     ap.add_argument("--rounds", type=int, default=6, help="--ab: interleaved rounds")
     args = ap.parse_args()
@@ -131,13 +149,7 @@ def main():
             np.save(args.cache + ".counts.npy", counts)
     ex = snn.chip.Executor(prog, threads=args.threads)
     if args.ab:
-        attrs = {}
-        for item in args.ab.split(","):
-            name, _, value = item.partition("=")
-            if not hasattr(snn.chip.Executor, name):
-                raise SystemExit(f"--ab: the executor has no attribute {name!r}")
-            attrs[name] = ast.literal_eval(value)
-        ex_b = type("ExecutorB", (snn.chip.Executor,), attrs)(prog, threads=args.threads)
+        ex_b = type("ExecutorB", (snn.chip.Executor,), args.ab)(prog, threads=args.threads)
         best, walls, _ = profile_rounds([ex, ex_b], counts, args.repeats, args.rounds)
         kinds = [kind_of(op, p) for op, p in zip(prog.ops, ex._prep)]
         print_ab(prog, kinds, best, walls, args.threads, args.ab, args.top)

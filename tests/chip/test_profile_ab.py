@@ -43,3 +43,17 @@ def test_ab_rounds_time_both_and_check_them_equal():
 
     with pytest.raises(SystemExit, match="differ at step 1"):
         chip_profile.profile_rounds([a, Wrong(prog)], _frames(rng, prog), repeats=2, rounds=2)
+
+
+@pytest.mark.parametrize("text,says", [
+    ("FUSE_LIF", "expected NAME=VALUE, got 'FUSE_LIF'"),
+    ("nosuch=1", "the executor has no attribute 'nosuch'"),
+    ("FUSE_LIF=maybe", "FUSE_LIF: 'maybe' is not a Python literal"),
+    ("FUSE_LIF=(", "FUSE_LIF: '(' is not a Python literal")])
+def test_bad_ab_is_a_usage_error_before_any_work(text, says):
+    """A bad --ab was a SyntaxError / ValueError traceback after the workload was built."""
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError, match=says.replace("(", r"\(")):
+        chip_profile._ab_attrs(text)
+    assert chip_profile._ab_attrs("FUSE_LIF=False,ROW_LANES=32") == {"FUSE_LIF": False, "ROW_LANES": 32}
