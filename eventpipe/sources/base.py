@@ -175,6 +175,9 @@ class Source(abc.ABC):
         """The queue's overflow policy, from ``live``."""
         return "drop_oldest" if self.live else "block"
 
+    #: drop_advice's line for ``stats.malformed`` (with the source's ``last_error``, if it keeps one)
+    MALFORMED = "{n:,} malformed messages dropped"
+
     def drop_advice(self) -> list[str]:
         """One line per kind of loss so far: what was lost, why, and what to change."""
         st, q = self.stats, self._queue
@@ -188,6 +191,9 @@ class Source(abc.ABC):
         if st.unread:
             out.append(f"{st.unread:,} events were still queued when the run stopped (received, "
                        f"never stepped)")
+        err = getattr(self, "last_error", None)
+        if st.malformed and err is not None:
+            out.append(f"{self.MALFORMED.format(n=st.malformed)}; last: {err}")
         return out
 
     @property

@@ -101,6 +101,8 @@ def decode_event_packet(data: bytes, sensor_size=None) -> np.ndarray:
 
 
 class DvSource(Source):
+    MALFORMED = "{n:,} malformed greetings or packets dropped"
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, reconnect: bool = True,
                  retry_interval_s: float = 0.2, connect_timeout_s: float = 2.0,
                  stream_id: int | None = None, queue_size: int = 65536,
@@ -209,9 +211,6 @@ class DvSource(Source):
                      else "not retried")
             out.append(f"{self.endpoint}: never connected ({again}; last error: "
                        f"{self.last_error}): is the DV server running on that port?")
-        elif self.stats.malformed and self.last_error is not None:
-            out.append(f"{self.stats.malformed:,} malformed greetings or packets dropped; last: "
-                       f"{self.last_error}")
         return out
 
     def wait_connected(self, timeout: float) -> bool:

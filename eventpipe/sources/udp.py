@@ -148,6 +148,7 @@ def decode_datagram(data: bytes, fmt: str, arrival_us: int, unwrap: Unwrap32,
 
 
 class UdpSource(Source):
+    MALFORMED = "{n:,} datagrams rejected as malformed"
     read_limit = 256  # datagrams decoded per read()
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, format: str = "aestream",
@@ -236,9 +237,6 @@ class UdpSource(Source):
                    if self.rcvbuf_capped else "the receive thread fell behind the sender")
             out.append(f"{k:,} datagrams dropped by the kernel before we saw them: receive "
                        f"buffer {self.rcvbuf:,} bytes ({why})")
-        if self.stats.malformed and self.last_error is not None:
-            out.append(f"{self.stats.malformed:,} datagrams rejected as malformed; last: "
-                       f"{self.last_error}")
         return out
 
     def _release(self) -> None:

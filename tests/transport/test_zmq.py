@@ -72,6 +72,8 @@ def test_garbage_truncated_foreign_are_counted_and_dropped():
         assert wait_for(lambda: src.stats.malformed == 5)
         assert src.stats.packets == 1
         assert isinstance(src.last_error, EventFormatError)
+        # the end-of-run advice says so, as dv:// and udp:// do (the zmq source said nothing)
+        assert src.drop_advice()[-1] == f"5 malformed messages dropped; last: {src.last_error}"
 
 
 def test_sequence_gaps_restarts_out_of_order():
