@@ -228,6 +228,8 @@ def main(argv=None):
     ap.add_argument("--attribute", action="store_true",
                     help="instead: which rounding moves the labels (the chip's twin, one rounding at a time)")
     args = ap.parse_args(argv)
+    if not os.path.isfile(args.checkpoint):  # else a traceback after the imports
+        ap.error(f"--checkpoint {args.checkpoint}: no such file")
     torch.set_num_threads(1)
     if args.attribute:
         attribute(args.checkpoint, out=lambda s: print(s, flush=True))

@@ -124,3 +124,18 @@ def test_agreement_counts_hand_made_clips():
     b.clips([clips])
     assert (b.labels_same, b.labels) == (0, 3)
     assert [f for _, f in b.clip_labels] == [f for _, f in a.clip_labels]
+
+
+def test_benchmark_missing_checkpoint_is_one_usage_line(tmp_path):
+    """``benchmarks/chip_agreement.py --checkpoint MISSING`` (with or without ``--attribute``)
+    was a FileNotFoundError traceback; it is one argparse error line, exit 2."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "chip_agreement.py"
+    for extra in ([], ["--attribute"]):
+        proc = subprocess.run([sys.executable, str(script), "--checkpoint", str(tmp_path / "no.pt"), *extra],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].endswith(f"--checkpoint {tmp_path / 'no.pt'}: no such file")
