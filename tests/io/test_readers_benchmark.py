@@ -1,0 +1,59 @@
+"""benchmarks/readers.py: a tiny run prints every format on its three shapes against its anchor
+and reports the worst ratio; bad arguments are one argparse usage line (exit 2)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+SCRIPT = REPO / "benchmarks" / "readers.py"
+ANCHORS = {"aedat2": "tonic read_d", "aedat3": "tonic read_dvs_ibm",
+           "atis_bin": "tonic read_mnist_file", "es": "faery", "csv": "np.loadtxt"}
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("bench_readers", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_tiny_run_prints_each_shape_against_its_anchor_and_the_worst(capsys):
+    pytest.importorskip("tonic")
+    pytest.importorskip("faery")
+    assert _load().main(["--events", "1000", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("readers benchmark") and ">= 1,000 events per file" in out[0]
+    worst_all = []
+    for fmt, anchor in ANCHORS.items():
+        lines = [ln for ln in out if ln.split()[0] == fmt]
+        shapes, worst = lines[:-1], lines[-1]
+        assert len(shapes) == 3, lines
+        ratios = []
+        for ln in shapes:
+            assert anchor in ln, ln
+            n = int(re.search(r"events +([\d,]+)", ln).group(1).replace(",", ""))
+            assert n >= 1000, ln
+            ratios.append(float(re.search(r"ratio +([\d.]+)x", ln).group(1)))
+        got = float(re.search(r"worst ratio +([\d.]+)x", worst).group(1))
+        assert got == min(ratios), (lines, ratios)
+        worst_all.append(got)
+    assert out[-1].startswith(f"worst over all: {min(worst_all):.2f}x")
+
+
+@pytest.mark.parametrize("args,says", [
+    (["--repeat", "0"], "argument --repeat: must be >= 1, got 0"),
+    (["--events", "10"], "argument --events: must be >= 1000, got 10"),
+    (["--events", "many"], "argument --events: invalid int value: 'many'"),
+    (["--only", "evt9"], "argument --only: invalid choice: 'evt9'")])
+def test_bad_arguments_are_one_usage_line(args, says):
+    proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"readers.py: error: {says}")
