@@ -57,3 +57,22 @@ def test_bad_arguments_are_one_usage_line(args, says):
                           timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(f"readers.py: error: {says}")
+
+
+def test_tonic_remarks_in_docs_io():
+    """docs/io.md: tonic 1.7's read_dvs_128 / read_dvs_ibm fail on their own header call (so the
+    benchmark runs their arithmetic itself), and tonic's AEDAT readers keep every word where ours
+    skip the APS and IMU words of the DAVIS sample."""
+    tio = pytest.importorskip("tonic.io")
+    from eventpipe.io import read_events
+    from tests.conftest import sample_path
+
+    path = str(sample_path("IMU_translBoxes.aedat"))
+    for reader in (tio.read_dvs_128, tio.read_dvs_ibm):
+        with pytest.raises(ValueError, match="too many values to unpack"):
+            reader(path)
+    bench, data = _load(), sample_path("IMU_translBoxes.aedat").read_bytes()
+    n_tonic = bench.tonic_aedat(path, "davis")
+    assert n_tonic == len(tio.read_davis_346(path)[2])  # the copy does what tonic's reader does
+    assert n_tonic == (len(data) - bench.aedat2_header_end(data)) // 8  # every 8-byte word
+    assert len(read_events(path)) == 162_771 < n_tonic
