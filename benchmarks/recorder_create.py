@@ -1,4 +1,4 @@
-"""Recording creation cost: ``EventRecorder(...)`` against h5py's high-level calls making the same file.
+"""Recording creation cost: ``EventRecorder(...)`` against h5py's high-level calls, same file.
 
 A recording starts with 21 datasets and 15 attributes (docs/recorders.md); ``recorders/create.py``
 makes them through h5py's low-level API.  The anchor, measured in the same run, makes the same
@@ -39,7 +39,7 @@ SIZE = (1280, 720)
 def compressions() -> list[str]:
     out = ["none", "lzf", "gzip:1"]
     try:
-        import hdf5plugin  # noqa: F401
+        import hdf5plugin  # noqa: F401  (blosc and zstd need it)
         out += ["blosc:lz4", "zstd:1"]
     except ImportError:
         pass

@@ -48,7 +48,9 @@ def free_udp_port() -> int:
         return s.getsockname()[1]
 
 
-def pipeline(uri: str, size, extra: list[str]):
+def pipeline(uri: str, size, *extra: str):
+    """``build_pipeline`` for ``uri`` with the shipped settings (plus ``extra`` overrides), a
+    small random model, warmed up and started (tests/runtime/test_udp_defaults.py uses it)."""
     from eventpipe.runtime.config import load_run_config
     from eventpipe.runtime.run import build_pipeline
 
@@ -82,7 +84,7 @@ def burst(sender: str, extra: list[str]) -> dict:
     port = free_udp_port()
     if sender == "aestream":
         n, size = 219_600, (1280, 720)
-        pipe = pipeline(f"udp://127.0.0.1:{port}", size, extra)
+        pipe = pipeline(f"udp://127.0.0.1:{port}", size, *extra)
         exe = shutil.which("aestream") or shutil.which(
             "aestream", path=os.path.dirname(sys.executable))
         subprocess.run([exe, "input", "file", str(EVT3), "output", "udp", "127.0.0.1", str(port)],
@@ -90,7 +92,7 @@ def burst(sender: str, extra: list[str]) -> dict:
     else:
         import faery
         n, size = 539_481, (640, 480)
-        pipe = pipeline(f"udp://127.0.0.1:{port}?format={sender}", size, extra)
+        pipe = pipeline(f"udp://127.0.0.1:{port}?format={sender}", size, *extra)
         faery.events_stream_from_file(str(EVT2)).to_udp(("127.0.0.1", port), format=sender)
     settle(pipe, n)
     pipe.stop()
@@ -119,7 +121,7 @@ def main(argv=None) -> int:
             "aestream", path=os.path.dirname(sys.executable))):
         senders.append("aestream")
     try:
-        import faery  # noqa: F401
+        import faery  # noqa: F401  (the faery senders need it)
         senders += [s for s in args.only if s != "aestream"]
     except ImportError:
         pass

@@ -3,31 +3,20 @@ and reports the worst ratio; bad arguments are one argparse usage line (exit 2).
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.benchmark_script import load, usage_error
 
-SCRIPT = REPO / "benchmarks" / "readers.py"
 ANCHORS = {"aedat2": "tonic read_d", "aedat3": "tonic read_dvs_ibm",
            "atis_bin": "tonic read_mnist_file", "es": "faery", "csv": "np.loadtxt"}
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_readers", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_tiny_run_prints_each_shape_against_its_anchor_and_the_worst(capsys):
     pytest.importorskip("tonic")
     pytest.importorskip("faery")
-    assert _load().main(["--events", "1000", "--repeat", "1"]) == 0
+    assert load("readers").main(["--events", "1000", "--repeat", "1"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("readers benchmark") and ">= 1,000 events per file" in out[0]
     worst_all = []
@@ -53,10 +42,7 @@ def test_tiny_run_prints_each_shape_against_its_anchor_and_the_worst(capsys):
     (["--events", "many"], "argument --events: invalid int value: 'many'"),
     (["--only", "evt9"], "argument --only: invalid choice: 'evt9'")])
 def test_bad_arguments_are_one_usage_line(args, says):
-    proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith(f"readers.py: error: {says}")
+    assert usage_error("readers", args).startswith(f"readers.py: error: {says}")
 
 
 def test_tonic_remarks_in_docs_io():
@@ -71,7 +57,7 @@ def test_tonic_remarks_in_docs_io():
     for reader in (tio.read_dvs_128, tio.read_dvs_ibm):
         with pytest.raises(ValueError, match="too many values to unpack"):
             reader(path)
-    bench, data = _load(), sample_path("IMU_translBoxes.aedat").read_bytes()
+    bench, data = load("readers"), sample_path("IMU_translBoxes.aedat").read_bytes()
     n_tonic = bench.tonic_aedat(path, "davis")
     assert n_tonic == len(tio.read_davis_346(path)[2])  # the copy does what tonic's reader does
     assert n_tonic == (len(data) - bench.aedat2_header_end(data)) // 8  # every 8-byte word

@@ -4,25 +4,13 @@ arguments are one argparse usage line (exit 2)."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import subprocess
-import sys
 
 import h5py
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
-
-SCRIPT = REPO / "benchmarks" / "recorder_create.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_recorder_create", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from tests.benchmark_script import load, usage_error
 
 
 def _describe(path) -> dict:
@@ -44,7 +32,7 @@ def _describe(path) -> dict:
 
 @pytest.mark.parametrize("compression", ["none", "lzf", "gzip:1"])
 def test_the_anchor_makes_the_recorders_file(tmp_path, compression):
-    bench = _load()
+    bench = load("recorder_create")
     ours = tmp_path / "ours.h5"
     bench.ours(ours, compression).close()
     theirs = tmp_path / "theirs.h5"
@@ -59,7 +47,7 @@ def test_the_anchor_makes_the_recorders_file(tmp_path, compression):
 
 
 def test_quick_run_prints_each_compression_and_the_worst(capsys):
-    assert _load().main(["--quick", "--repeat", "2"]) == 0
+    assert load("recorder_create").main(["--quick", "--repeat", "2"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("recorder_create benchmark") and "best of 2" in out[0]
     lines = [ln for ln in out if ln.startswith("create")]
@@ -74,7 +62,4 @@ def test_quick_run_prints_each_compression_and_the_worst(capsys):
     (["--repeat", "0"], "argument --repeat: must be >= 1, got 0"),
     (["--events", "x"], "argument --events: invalid int value: 'x'")])
 def test_bad_arguments_are_one_usage_line(args, says):
-    proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == f"recorder_create.py: error: {says}"
+    assert usage_error("recorder_create", args) == f"recorder_create.py: error: {says}"

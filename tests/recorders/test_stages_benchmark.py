@@ -4,29 +4,17 @@ back as the events; bad arguments are one argparse usage line (exit 2)."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import subprocess
-import sys
 
 import h5py
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
-
-SCRIPT = REPO / "benchmarks" / "recorder_stages.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_recorder_stages", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from tests.benchmark_script import load, usage_error
 
 
 def test_tiny_run_prints_the_stages_and_the_worst_shape(capsys):
-    assert _load().main(["--events", "40000", "--repeat", "1"]) == 0
+    assert load("recorder_stages").main(["--events", "40000", "--repeat", "1"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("recorder_stages benchmark") and "40,000 events" in out[0]
     got = {}
@@ -44,7 +32,7 @@ def test_tiny_run_prints_the_stages_and_the_worst_shape(capsys):
 
 def test_the_direct_chunks_are_the_events(tmp_path, monkeypatch):
     """The stage times real lzf chunks: what it writes reads back through plain h5py."""
-    bench = _load()
+    bench = load("recorder_stages")
     rng = np.random.default_rng(0)
     from eventpipe.events import EVENT_DTYPE
     ev = np.zeros(3 * 1024, EVENT_DTYPE)
@@ -64,7 +52,4 @@ def test_the_direct_chunks_are_the_events(tmp_path, monkeypatch):
     (["--repeat", "0"], "argument --repeat: must be >= 1, got 0"),
     (["--events", "100"], "argument --events: must be >= 16384, got 100")])
 def test_bad_arguments_are_one_usage_line(args, says):
-    proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == f"recorder_stages.py: error: {says}"
+    assert usage_error("recorder_stages", args) == f"recorder_stages.py: error: {says}"

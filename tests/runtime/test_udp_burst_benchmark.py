@@ -4,25 +4,18 @@ line (exit 2)."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import REPO
-
-SCRIPT = REPO / "benchmarks" / "udp_burst.py"
+from tests.benchmark_script import load, usage_error
 
 
 @pytest.mark.filterwarnings("ignore::ResourceWarning",
                             "ignore::pytest.PytestUnraisableExceptionWarning")
 def test_one_sender_prints_both_settings_and_the_worst_share(capsys):
     pytest.importorskip("faery")
-    spec = importlib.util.spec_from_file_location("bench_udp_burst", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load("udp_burst")
     assert mod.main(["--only", "t32_x16_y15_on1"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("udp_burst benchmark") and "source.queue_size=256" in out[0]
@@ -41,7 +34,4 @@ def test_one_sender_prints_both_settings_and_the_worst_share(capsys):
     (["--repeat", "0"], "argument --repeat: must be >= 1, got 0"),
     (["--only", "zmq"], "argument --only: invalid choice: 'zmq'")])
 def test_bad_arguments_are_one_usage_line(args, says):
-    proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith(f"udp_burst.py: error: {says}")
+    assert usage_error("udp_burst", args).startswith(f"udp_burst.py: error: {says}")

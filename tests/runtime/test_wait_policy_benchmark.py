@@ -5,28 +5,16 @@ usage line (exit 2)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import subprocess
-import sys
 import types
 
 import pytest
 
-from tests.conftest import REPO
-
-SCRIPT = REPO / "benchmarks" / "wait_policy.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_wait_policy", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from tests.benchmark_script import load, usage_error
 
 
 def test_children_get_their_variables_and_the_worst_ratio_is_reported(monkeypatch, capsys):
-    bench = _load()
+    bench = load("wait_policy")
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the parent's own setting must not leak
     monkeypatch.setenv("GOMP_SPINCOUNT", "7")
     seen, hogs = [], []
@@ -46,7 +34,8 @@ def test_children_get_their_variables_and_the_worst_ratio_is_reported(monkeypatc
 
     def fake_run(cmd, env, **kw):
         policy = env.get("OMP_WAIT_POLICY")
-        name = {None: "spin", "PASSIVE": "bounded" if "GOMP_SPINCOUNT" in env else "PASSIVE"}[policy]
+        passive = "bounded" if "GOMP_SPINCOUNT" in env else "PASSIVE"
+        name = {None: "spin", "PASSIVE": passive}[policy]
         busy = bool(hogs) and not hogs[-1].killed
         seen.append((name, busy, env.get("GOMP_SPINCOUNT")))
         out = json.dumps({"min_ms": 1.0, "median_ms": median[(name, busy)]})
@@ -59,14 +48,12 @@ def test_children_get_their_variables_and_the_worst_ratio_is_reported(monkeypatc
                     ("PASSIVE", True, None), ("spin", True, None), ("bounded", True, "30000")]
     assert len(hogs) == 3 and all(h.killed and h.waited for h in hogs)
     out = capsys.readouterr().out.splitlines()
-    assert out[-1] == "worst  spin x1.50 of PASSIVE; PASSIVE + GOMP_SPINCOUNT=30000 x2.50 of PASSIVE"
+    assert out[-1] == ("worst  spin x1.50 of PASSIVE; "
+                       "PASSIVE + GOMP_SPINCOUNT=30000 x2.50 of PASSIVE")
 
 
 @pytest.mark.parametrize("args,says", [
     (["--steps", "0"], "argument --steps: must be >= 1, got 0"),
     (["--steps", "ten"], "argument --steps: invalid int value: 'ten'")])
 def test_bad_arguments_are_one_usage_line(args, says):
-    proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == f"wait_policy.py: error: {says}"
+    assert usage_error("wait_policy", args) == f"wait_policy.py: error: {says}"
