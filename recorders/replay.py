@@ -131,9 +131,9 @@ def replay_labels(path: str | os.PathLike, sink, *, speed: float | None = 1.0,
     for c, msg in zip(clock, messages_from_rows(rows)):
         if speed is not None:
             delay = wall0 + (c - clock[0]) / float(speed) - time.monotonic()
-            if delay > 0 and stop.wait(min(delay, threading.TIMEOUT_MAX)):
-                break
-        elif stop.is_set():
+            if delay > 0:
+                stop.wait(min(delay, threading.TIMEOUT_MAX))
+        if stop.is_set():
             break
         msg.pop("wall_s", None)
         sink.write(msg)

@@ -338,3 +338,53 @@ def test_record_or_convert_over_its_own_input_is_refused(tmp_path):
         rc, out, err = cli(*argv)
         assert rc == 4 and err.count("\n") == 1 and "is the input" in err, (argv, err)
     assert rec.read_bytes() == before
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_replay_labels_stopped_by_a_signal_says_what_it_sent(tmp_path, monkeypatch, signum):
+    """Ctrl-C (or SIGTERM) during ``replay-labels`` stops the sending and ends as the end of
+    the recording does: exit 0 and the summary, saying how many labels were not sent.
+    (Before: ``error: interrupted``, exit 130, and no word of what was published.)"""
+    from eventpipe.sinks import zmq_pub
+
+    path = _labelled(tmp_path / "r.h5", n=4)  # labels recorded 10 ms apart
+    sent = []
+    real_write = zmq_pub.ZmqPubSink.write
+
+    def write_then_signal(self, msg):
+        real_write(self, msg)
+        sent.append(msg)
+        if len(sent) == 1:
+            os.kill(os.getpid(), signum)  # handled in this (the main) thread
+
+    def outside(signum_, frame):
+        raise _Interrupted(signum_)
+
+    monkeypatch.setattr(zmq_pub.ZmqPubSink, "write", write_then_signal)
+    before = signal.signal(signum, outside)
+    try:
+        rc, out, err = cli("replay-labels", str(path), "--publish", "tcp://127.0.0.1:0",
+                           "--wait-subscribers", "0")
+        assert signal.getsignal(signum) is outside  # the command put the handler back
+    finally:
+        signal.signal(signum, before)
+    assert rc == 0 and "error" not in err, (rc, err)
+    assert len(sent) == 1
+    assert out == f"published 1 labels from {path} (stopped by a signal; 3 of 4 not sent)\n"
+
+
+def test_replay_labels_signal_while_waiting_for_a_subscriber(tmp_path):
+    """A signal during ``--wait-subscribers`` ends the wait at once and sends nothing (before:
+    the wait went on, then every label was sent)."""
+    path = _labelled(tmp_path / "r.h5", n=4)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    t0 = time.monotonic()
+    timer.start()
+    try:
+        rc, out, err = cli("replay-labels", str(path), "--publish", "tcp://127.0.0.1:0",
+                           "--wait-subscribers", "60")
+    finally:
+        timer.cancel()
+    assert rc == 0 and time.monotonic() - t0 < 30, (rc, err)
+    assert "no subscriber" not in err and "error" not in err, err
+    assert out == f"published 0 labels from {path} (stopped by a signal; 4 of 4 not sent)\n"
