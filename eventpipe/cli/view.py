@@ -19,9 +19,10 @@ def add_parser(subparsers):
 
 
 def run(args, env) -> int:
+    from eventpipe.kernels.streaming import MAX_SPAN_US
     from eventpipe.view import check_out, view_recording
 
-    check_flag("--window-us", args.window_us, ge=1)
+    check_flag("--window-us", args.window_us, ge=1, le=MAX_SPAN_US)
     check_flag("--fps", args.fps, gt=0)
     check_flag("--max-frames", args.max_frames, ge=1)
     check_out(args.out)

@@ -196,6 +196,9 @@ def test_eval_set_reaches_the_dataset_config(cli, monkeypatch):
 
 @pytest.mark.parametrize("argv,flag", [
     (["view", "X", "--out", "o", "--window-us", "0"], "--window-us"),
+    # past the binner's int64 time arithmetic: hung / an OverflowError, exit 1
+    (["view", "X", "--out", "o", "--window-us", "9223372036854775807"], "--window-us"),
+    (["view", "X", "--out", "o", "--window-us", "99999999999999999999"], "--window-us"),
     (["view", "X", "--out", "o", "--fps", "nan"], "--fps"),
     (["view", "X", "--out", "o", "--max-frames", "0"], "--max-frames"),
     (["listen", "--timeout", "0"], "--timeout"),
