@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eventpipe.cli.common import add_reading_options, check_flag
+from eventpipe.cli.common import add_reading_options, check_flag, check_output
 from eventpipe.errors import ExitStatus
 
 
@@ -25,7 +25,8 @@ def run(args, env) -> int:
     check_flag("--window-us", args.window_us, ge=1, le=MAX_SPAN_US)
     check_flag("--fps", args.fps, gt=0)
     check_flag("--max-frames", args.max_frames, ge=1)
-    check_out(args.out)
+    if check_out(args.out) != "png":  # a file (a PNG folder is made, with its parents)
+        check_output("--out", args.out)  # its folder exists, as for every output file
     result = view_recording(args.file, args.out, window_us=args.window_us, fps=args.fps,
                             max_frames=args.max_frames, format=args.format,
                             sensor_size=args.sensor_size)
