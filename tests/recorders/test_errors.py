@@ -234,3 +234,37 @@ def test_lost_directory_is_a_clear_error(tmp_path):
 def test_missing_directory_at_start(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         EventRecorder(tmp_path / "nope" / "r.h5", (8, 8))
+
+
+@pytest.mark.parametrize("remove, name", [("labels", "labels"), ("status", "status"),
+                                          ("events/x", "x"),
+                                          ("attr events compression", "attribute compression")])
+def test_a_missing_part_is_named_once_not_as_h5py_text(tmp_path, remove, name):
+    """A recording missing a group, dataset or attribute names it (before: the field and the
+    message were h5py's whole sentence, "field \\"Unable to synchronously open object (object
+    'labels' doesn't exist)\\": recording is missing \\"Unable to ...\\"")."""
+    path = tmp_path / "part.h5"
+    make(path, n=100)
+    with h5py.File(path, "a") as f:
+        if remove.startswith("attr "):
+            _, group, attr = remove.split()
+            del f[group].attrs[attr]
+        else:
+            del f[remove]
+    with pytest.raises(RecordingError) as info:
+        open_recording(path)
+    assert str(info.value) == (f"{path}, field {name!r}: recording is missing {name!r} "
+                               "(damaged or written by something else)")
+    assert info.value.field == name and "Unable to" not in str(info.value)
+
+
+def test_a_damaged_object_header_is_damage_not_a_missing_field():
+    """h5py raises KeyError for an object whose header fails its checksum too: that is
+    damage, said as such, not 'recording is missing <h5py's sentence>'."""
+    from recorders.reader import _missing_name
+
+    damaged = KeyError("Unable to synchronously open object (incorrect metadata checksum "
+                       "after all read attempts)")
+    assert _missing_name(damaged) is None
+    assert _missing_name(KeyError("Unable to synchronously open object (object 'labels' "
+                                  "doesn't exist)")) == "labels"
