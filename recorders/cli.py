@@ -3,26 +3,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from typing import Iterator, TextIO
+from typing import TextIO
+
+from eventpipe.runtime.stopper import stop_on_signals as _stop_on_signals
 
 EXIT_OK = 0
-
-
-@contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
-    """While inside, the first SIGINT/SIGTERM sets ``stop``, a second raises
-    ``KeyboardInterrupt`` (main thread only; elsewhere a no-op)."""
-    def handler(signum, frame):
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    from eventpipe.runtime.stopper import handling
-
-    with handling(handler):
-        yield stop
 
 
 def run_record(args, out: TextIO, err: TextIO) -> int:

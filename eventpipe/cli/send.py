@@ -38,8 +38,15 @@ def run(args, env) -> int:
         parse_tcp_endpoint(args.to)
     except ValueError as exc:
         raise ConfigError(f"--to: {exc}") from None
+    import threading
+
+    from eventpipe.runtime.stopper import stop_on_signals
+
     open_reader(args.file)  # a bad file is a data error before any socket opens
-    res = send_recording(args.file, args.to, speed=args.speed, stream_id=args.stream,
-                         confirm=True, send_timeout_s=args.timeout, linger_s=args.timeout)
+    # Ctrl-C/SIGTERM: stop sending; what was sent is delivered and counted ("stopped": true)
+    with stop_on_signals(threading.Event()) as stop:
+        res = send_recording(args.file, args.to, speed=args.speed, stream_id=args.stream,
+                             confirm=True, send_timeout_s=args.timeout, linger_s=args.timeout,
+                             stop=stop)
     env.stdout.write(json.dumps({"to": args.to, **res}) + "\n")
     return ExitStatus.OK

@@ -83,3 +83,37 @@ def test_confirming_sender_fails_when_the_receiver_goes_away():
         except TimeoutError:
             pass
     assert tx.counts["packets"] >= 1
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_send_stopped_by_a_signal_prints_what_was_delivered(cli, monkeypatch, signame):
+    """Ctrl-C (or SIGTERM) during ``send`` stops before the next packet: what was sent is
+    delivered, the counts are printed with ``"stopped": true``, exit 0 (before: ``error:
+    interrupted``, exit 130, and no word of what had been sent)."""
+    import os
+    import signal
+
+    from eventpipe.sources import sender as sender_mod
+
+    signum = getattr(signal, signame)
+    real_send = sender_mod.Sender.send
+
+    def send_then_signal(self, events):
+        seq = real_send(self, events)
+        if self.counts["packets"] == 1:
+            os.kill(os.getpid(), signum)  # handled in this (the main) thread
+        return seq
+
+    monkeypatch.setattr(sender_mod.Sender, "send", send_then_signal)
+    want = expected_events("sample_ncars.dat")
+    before = signal.getsignal(signum)
+    with open_source("zmq+tcp://127.0.0.1:0") as src:
+        res = cli(["send", sample_path("sample_ncars.dat"), "--to",
+                   f"tcp://127.0.0.1:{src.port}", "--speed", "1"])
+        assert signal.getsignal(signum) is before  # the command put the handler back
+        assert res.rc == 0 and res.err == "", res
+        counts = json.loads(res.out)
+        assert counts["stopped"] is True and counts["packets"] == 1
+        assert 0 < counts["events"] < len(want)
+        got = collect(src, counts["events"], timeout=10)
+    assert np.array_equal(got, want[:counts["events"]])
