@@ -100,7 +100,12 @@ def run(args, env) -> int:
         check_endpoint("sinks.publish", cfg.sinks.publish)
         from eventpipe.sources.uri import source_file
 
-        check_not_input("--record", args.record, source_file(cfg.source.uri))
+        source = source_file(cfg.source.uri)
+        # every file the run writes: --jsonl and --metrics-json had overwritten the recording
+        # being read (left as JSON lines / the metrics) without a word
+        for flag, out in (("--record", args.record), ("sinks.jsonl", cfg.sinks.jsonl),
+                          ("--metrics-json", args.metrics_json)):
+            check_not_input(flag, out, source)
         for key, value in (("start_s", args.start), ("end_s", args.end)):
             if value is not None:
                 cfg.source.options[key] = value

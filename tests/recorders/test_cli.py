@@ -334,7 +334,11 @@ def test_record_or_convert_over_its_own_input_is_refused(tmp_path):
                  ["record", str(rec), str(link), "--overwrite"],
                  ["record", f"video:{video}", str(video), "--overwrite"],
                  ["convert", str(rec), str(link)],
-                 ["run", "--source", f"file:{rec}", "--record", str(rec), "--max-speed"]):
+                 ["run", "--source", f"file:{rec}", "--record", str(rec), "--max-speed"],
+                 # the run's other outputs: these had replaced the recording with JSON
+                 ["run", "--source", f"file:{rec}", "--jsonl", str(link), "--max-speed"],
+                 ["run", "--source", f"file:{rec}", "--set", f"sinks.jsonl='{rec}'"],
+                 ["run", "--source", f"file:{rec}", "--metrics-json", str(rec)]):
         rc, out, err = cli(*argv)
         assert rc == 4 and err.count("\n") == 1 and "is the input" in err, (argv, err)
     assert rec.read_bytes() == before
