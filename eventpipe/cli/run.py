@@ -10,6 +10,7 @@ anything loads.
 from __future__ import annotations
 
 import json
+import os
 
 from eventpipe.cli.common import (add_config_options, check_endpoint, check_flag,
                                   check_not_input, check_output)
@@ -89,6 +90,7 @@ def run(args, env) -> int:
     from eventpipe.runtime.stopper import Stopper
 
     check_output("--metrics-json", args.metrics_json)
+    check_output("--record", args.record)
     check_output("--video", args.video, suffixes=tuple(VIDEO_SUFFIXES))
     check_slice(args.start, args.end)
 
@@ -106,6 +108,9 @@ def run(args, env) -> int:
         for flag, out in (("--record", args.record), ("sinks.jsonl", cfg.sinks.jsonl),
                           ("--metrics-json", args.metrics_json)):
             check_not_input(flag, out, source)
+        if args.record is not None and os.path.exists(args.record):  # run has no --overwrite
+            raise ConfigError(f"--record {args.record}: exists; a recording is never "
+                              "overwritten (choose another name, or delete it first)")
         for key, value in (("start_s", args.start), ("end_s", args.end)):
             if value is not None:
                 cfg.source.options[key] = value

@@ -392,3 +392,29 @@ def test_replay_labels_signal_while_waiting_for_a_subscriber(tmp_path):
     assert rc == 0 and time.monotonic() - t0 < 30, (rc, err)
     assert "no subscriber" not in err and "error" not in err, err
     assert out == f"published 0 labels from {path} (stopped by a signal; 4 of 4 not sent)\n"
+
+
+@pytest.mark.parametrize("what", ["folder", "missing folder", "existing file"])
+def test_run_record_output_is_checked_before_anything_loads(tmp_path, monkeypatch, what):
+    """``run --record OUT`` where OUT is a folder, in a folder that does not exist, or an
+    existing file: one line naming ``--record``, exit 4, before the model loads (were: exit 1
+    after the model loaded, 'already exists; ... (pass overwrite=True)', a Python argument
+    the command line does not have, or the folders made silently)."""
+    import eventpipe.runtime.run as runtime_run
+
+    monkeypatch.setattr(runtime_run, "run", lambda *a, **k: pytest.fail("the run started"))
+    src = tmp_path / "src.h5"
+    with EventRecorder(src, (64, 48)) as rec:
+        rec.write(random_events(1, 100))
+    out = {"folder": tmp_path, "missing folder": tmp_path / "nope" / "r.h5",
+           "existing file": tmp_path / "old.h5"}[what]
+    if what == "existing file":
+        out.write_bytes(b"keep me")
+    rc, _, err = cli("run", "--source", f"file:{src}", "--max-speed", "--quiet",
+                     "--record", str(out))
+    assert rc == 4 and err.count("\n") == 1 and f"--record {out}" in err, err
+    assert {"folder": "is a folder", "missing folder": "does not exist (mkdir -p",
+            "existing file": "exists; a recording is never overwritten"}[what] in err
+    assert not (tmp_path / "nope").exists()
+    if what == "existing file":
+        assert out.read_bytes() == b"keep me"
