@@ -91,6 +91,9 @@ def run(args, env) -> int:
 
     check_output("--metrics-json", args.metrics_json)
     check_output("--record", args.record)
+    if args.view_dump is not None and os.path.exists(args.view_dump) and \
+            not os.path.isdir(args.view_dump):  # a folder, made if missing
+        raise ConfigError(f"--view-dump {args.view_dump}: exists and is not a folder")
     check_output("--video", args.video, suffixes=tuple(VIDEO_SUFFIXES))
     check_slice(args.start, args.end)
 

@@ -418,3 +418,16 @@ def test_run_record_output_is_checked_before_anything_loads(tmp_path, monkeypatc
     assert not (tmp_path / "nope").exists()
     if what == "existing file":
         assert out.read_bytes() == b"keep me"
+
+
+def test_view_dump_onto_a_file_is_refused_before_anything_loads(tmp_path, monkeypatch):
+    import eventpipe.runtime.run as runtime_run
+
+    monkeypatch.setattr(runtime_run, "run", lambda *a, **k: pytest.fail("the run started"))
+    src = tmp_path / "src.h5"
+    with EventRecorder(src, (64, 48)) as rec:
+        rec.write(random_events(1, 100))
+    rc, _, err = cli("run", "--source", f"file:{src}", "--max-speed", "--quiet",
+                     "--view-dump", str(src))
+    assert rc == 4 and err.count("\n") == 1, err
+    assert f"--view-dump {src}: exists and is not a folder" in err
