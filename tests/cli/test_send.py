@@ -106,14 +106,21 @@ def test_send_stopped_by_a_signal_prints_what_was_delivered(cli, monkeypatch, si
 
     monkeypatch.setattr(sender_mod.Sender, "send", send_then_signal)
     want = expected_events("sample_ncars.dat")
-    before = signal.getsignal(signum)
-    with open_source("zmq+tcp://127.0.0.1:0") as src:
-        res = cli(["send", sample_path("sample_ncars.dat"), "--to",
-                   f"tcp://127.0.0.1:{src.port}", "--speed", "1"])
-        assert signal.getsignal(signum) is before  # the command put the handler back
-        assert res.rc == 0 and res.err == "", res
-        counts = json.loads(res.out)
-        assert counts["stopped"] is True and counts["packets"] == 1
-        assert 0 < counts["events"] < len(want)
-        got = collect(src, counts["events"], timeout=10)
+
+    def outside(signum_, frame):  # a signal reaching the test instead of the command
+        raise RuntimeError(f"signal {signum_} was not handled by the command")
+
+    before = signal.signal(signum, outside)
+    try:
+        with open_source("zmq+tcp://127.0.0.1:0") as src:
+            res = cli(["send", sample_path("sample_ncars.dat"), "--to",
+                       f"tcp://127.0.0.1:{src.port}", "--speed", "1"])
+            assert signal.getsignal(signum) is outside  # the command put the handler back
+            counts = json.loads(res.out)
+            got = collect(src, counts["events"], timeout=10)
+    finally:
+        signal.signal(signum, before)
+    assert res.rc == 0 and res.err == "", res
+    assert counts["stopped"] is True and counts["packets"] == 1
+    assert 0 < counts["events"] < len(want)
     assert np.array_equal(got, want[:counts["events"]])
