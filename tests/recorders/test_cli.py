@@ -431,3 +431,16 @@ def test_view_dump_onto_a_file_is_refused_before_anything_loads(tmp_path, monkey
                      "--view-dump", str(src))
     assert rc == 4 and err.count("\n") == 1, err
     assert f"--view-dump {src}: exists and is not a folder" in err
+
+
+def test_run_on_a_recording_of_no_events_says_so(tmp_path):
+    """A recording of zero events with no sensor size (``record`` of a socket that sent
+    nothing): the one line says the recording is empty (before: 'no events decoded as h5, so
+    no sensor size (not a recording?)', doubting a file our own recorder wrote)."""
+    path = tmp_path / "nothing.h5"
+    with EventRecorder(path, None):
+        pass
+    rc, _, err = cli("run", "--source", f"file:{path}", "--max-speed", "--quiet")
+    assert rc == 3 and err.count("\n") == 1, err
+    assert "the h5 recording holds no events and states no sensor size: nothing to run" in err
+    assert "not a recording" not in err
