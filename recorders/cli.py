@@ -29,6 +29,9 @@ def run_record(args, out: TextIO, err: TextIO) -> int:
     if res["other_stream_events"]:
         out.write(f"not recorded: {res['other_stream_events']:,} events of streams other than "
                   f"stream {res['stream']}\n")
+    if res["back_in_time"]:
+        out.write(f"time went backwards: {res['back_in_time']:,} events earlier than an event "
+                  "before them (recorded as they came; slices follow the running maximum)\n")
     if res["source_dropped"]:
         out.write(f"the source dropped {res['source_dropped']:,} events (queue full)\n")
     for line in res.get("advice", ()):  # what the source lost or never reached, and why

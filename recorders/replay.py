@@ -108,6 +108,7 @@ def record_source(uri: str, out_path: str | os.PathLike, *, duration_s: float | 
             "rate_hz": rec.events_written / max(elapsed, 1e-9), "mb": _mb(out_path),
             "compression": rec.compression, "stream": stream,
             "other_stream_events": other_streams, "source_dropped": stats.get("dropped", 0),
+            "back_in_time": rec.events_back_in_time,
             "advice": advice}
 
 

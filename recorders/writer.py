@@ -157,6 +157,12 @@ class EventRecorder:
         if self.closed:
             raise ValueError(f"{self.path}: recorder is closed")
 
+    @property
+    def events_back_in_time(self) -> int:
+        """Events written so far that are earlier than an event before them (kept as they
+        came; slices follow the running maximum of t)."""
+        return self._index.back_in_time
+
     def write(self, events) -> None:
         """Append events (any array :func:`eventpipe.events.as_events` accepts)."""
         self._check_open()

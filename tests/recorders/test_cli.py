@@ -444,3 +444,45 @@ def test_run_on_a_recording_of_no_events_says_so(tmp_path):
     assert rc == 3 and err.count("\n") == 1, err
     assert "the h5 recording holds no events and states no sensor size: nothing to run" in err
     assert "not a recording" not in err
+
+
+def _back_in_time(t) -> int:
+    """Events earlier than the largest time before them, one event at a time."""
+    count, top = 0, None
+    for v in t.tolist():
+        count += top is not None and v < top
+        top = v if top is None else max(top, v)
+    return count
+
+
+def test_record_counts_time_going_backwards(tmp_path):
+    """``record`` says how many events came earlier than an event before them (before: time
+    going backwards was recorded without a word); a sorted source prints no such line."""
+    ev = random_events(4, 20_000, size=(64, 48), sorted_t=False)
+    src = tmp_path / "unsorted.npy"
+    np.save(src, ev)
+    want = _back_in_time(ev["t"])
+    assert want > 1000
+    rc, out, err = cli("record", f"file:{src}", str(tmp_path / "u.h5"))
+    assert rc == 0, err
+    assert (f"time went backwards: {want:,} events earlier than an event before them (recorded "
+            "as they came; slices follow the running maximum)\n") in out
+    np.testing.assert_array_equal(read_events(tmp_path / "u.h5"), ev)
+    rc, out, err = cli("record", f"file:{sample_path('evt3_sample.raw')}", str(tmp_path / "s.h5"))
+    assert rc == 0 and "time went backwards" not in out, (out, err)
+
+
+def test_index_builder_counts_back_in_time_across_batches():
+    from recorders.index import IndexBuilder
+
+    rng = np.random.default_rng(9)
+    t = np.cumsum(rng.integers(-30, 50, 5000)).astype(np.int64)
+    for cuts in ([], [1, 2, 3], sorted(rng.integers(1, 5000, 40).tolist())):
+        b, i = IndexBuilder(100), 0
+        for j in [*cuts, len(t)]:
+            b.add(t[i:j], i)
+            i = j
+        assert b.back_in_time == _back_in_time(t), cuts
+    b = IndexBuilder(100)
+    b.add(np.arange(1000, dtype=np.int64), 0)  # sorted: nothing counted
+    assert b.back_in_time == 0
