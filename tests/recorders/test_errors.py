@@ -268,3 +268,25 @@ def test_a_damaged_object_header_is_damage_not_a_missing_field():
     assert _missing_name(damaged) is None
     assert _missing_name(KeyError("Unable to synchronously open object (object 'labels' "
                                   "doesn't exist)")) == "labels"
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt(), ValueError("bad batch")])
+def test_a_with_block_that_raises_leaves_a_recording_that_is_not_complete(tmp_path, exc):
+    """``with EventRecorder(...)`` left by an exception (Ctrl-C during ``convert X OUT.h5``)
+    finalised the file as complete: ``info`` said ``complete True`` of a recording cut short.
+    Now the events written are kept and the reason is stored in ``ended_by_error``."""
+    path = tmp_path / "cut.h5"
+    ev = random_events(3, 1000)
+    with pytest.raises(type(exc)):
+        with EventRecorder(path, (640, 480)) as rec:
+            rec.write(ev)
+            raise exc
+    with open_recording(path) as r:
+        assert not r.info.complete
+        want = f"stopped by {type(exc).__name__}" + (f": {exc}" if str(exc) else "")
+        assert r.info.ended_by_error == want
+        np.testing.assert_array_equal(r.events(), ev)
+    with EventRecorder(tmp_path / "ok.h5", (640, 480)) as rec:
+        rec.write(ev)
+    with open_recording(tmp_path / "ok.h5") as r:
+        assert r.info.complete and r.info.ended_by_error == ""
