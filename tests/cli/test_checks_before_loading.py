@@ -204,6 +204,10 @@ def test_eval_set_reaches_the_dataset_config(cli, monkeypatch):
     (["listen", "--timeout", "0"], "--timeout"),
     (["listen", "--count", "0"], "--count"),
     (["broker", "--workers", "0"], "--workers"),
+    # past libzmq's int / the last slot's port past 65535: were exit 1 (an OverflowError
+    # 'internal error'; 'Invalid argument (addr=tcp://127.0.0.1:65536)')
+    (["broker", "--hwm", "99999999999999"], "--hwm"),
+    (["broker", "--fanout", "tcp://127.0.0.1:65534", "--workers", "4"], "--fanout"),
     (["broker", "--duration", "-1"], "--duration"),
     (["eval", "--stream", "synthetic:", "--duration", "0"], "--duration"),
     (["eval", "--batch-size", "0"], "--batch-size"),
