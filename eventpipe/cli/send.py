@@ -32,7 +32,8 @@ def run(args, env) -> int:
     from eventpipe.sources.uri import parse_tcp_endpoint
 
     check_flag("--speed", args.speed, gt=0)
-    check_flag("--timeout", args.timeout, gt=0)
+    # libzmq takes it in int milliseconds: at most ~24 days (1e6 s, 11.6 days, is plenty)
+    check_flag("--timeout", args.timeout, gt=0, le=1e6)
     check_flag("--stream", args.stream, ge=0, le=0xFFFFFFFF)
     try:
         parse_tcp_endpoint(args.to)

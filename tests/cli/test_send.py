@@ -48,6 +48,7 @@ def test_send_bad_endpoint_is_a_config_error(cli):
 def test_send_flags_out_of_range(cli):
     path = sample_path("sample_ncars.dat")
     for flag, value in (("--speed", "0"), ("--speed", "nan"), ("--timeout", "-1"),
+                        ("--timeout", "1e300"),  # was an OverflowError 'internal error'
                         ("--stream", "-3")):
         res = cli(["send", path, "--to", "tcp://127.0.0.1:9", flag, value])
         assert_one_error_line(res, ExitStatus.CONFIG, flag)
