@@ -58,6 +58,7 @@ _MONITOR_EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT
 #: sender cycling through them grew the broker without bound; later keys are counted in
 #: ``streams_uncounted`` / ``topics_uncounted`` (their messages are forwarded all the same)
 MAX_COUNTED_KEYS = 4096
+SOCKETS_PER_SLOT = 3  # PUSH, and its monitor's two PAIR ends
 MAX_TOPIC_BYTES = 64
 
 
@@ -137,6 +138,9 @@ class Broker:
         self._pub_fds: set = set()
         self.error: BaseException | None = None
         self._ctx = zmq.Context()
+        # each slot is a PUSH socket and a monitor pair: past ~340 workers libzmq's default
+        # of 1023 sockets per context ran out ("Too many open files")
+        self._ctx.set(zmq.MAX_SOCKETS, max(1024, SOCKETS_PER_SLOT * self.n_workers + 64))
         self._socks: list[zmq.Socket] = []
         try:
             self._bind_all(in_endpoint, fanout, labels_in, labels_out, int(hwm), int(rcvhwm),

@@ -382,3 +382,10 @@ def test_per_key_counters_are_bounded_whatever_ids_arrive(monkeypatch):
             assert broker.stats.topics_uncounted == 3
     finally:
         ctx.term()
+
+
+def test_a_broker_of_many_workers_starts():
+    """``--workers`` goes to 1024, but each slot is three ZeroMQ sockets and libzmq's default
+    of 1023 per context ran out at ~340 workers ("Too many open files", exit 1)."""
+    with Broker(LOOP, 400, LOOP, LOOP) as broker:
+        assert len(set(broker.fanout_ports)) == 400
