@@ -36,11 +36,20 @@ def _aedat2(path, events, sensor_size):
 
 
 def _recording(path, events, sensor_size):
-    """An eventpipe recording (HDF5, ``recorders``), lzf-compressed, replacing ``path``."""
+    """An eventpipe recording (HDF5, ``recorders``), lzf-compressed, replacing ``path`` only
+    once it is whole: written beside it first, so a conversion stopped half-way (Ctrl-C, a
+    full disk) leaves no partial file and an existing ``path`` untouched, as the formats
+    written in one piece do."""
     from recorders import EventRecorder
 
-    with EventRecorder(path, sensor_size, overwrite=True, flush_every_us=None) as rec:
-        rec.write(events)
+    path = Path(path)
+    part = path.with_name(f".{path.name}.part")
+    try:
+        with EventRecorder(part, sensor_size, overwrite=True, flush_every_us=None) as rec:
+            rec.write(events)
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
 
 
 def _writers() -> dict[str, Callable]:

@@ -136,6 +136,15 @@ class RecordingInfo:
         return d
 
 
+def _back_in_time(t: np.ndarray, before_max: int | None) -> int:
+    """How many of ``t`` are below the largest time before them (``before_max``: the largest
+    of earlier chunks, None for the first)."""
+    before = np.empty_like(t)  # the largest time before each event
+    before[0] = t[0] if before_max is None else before_max
+    before[1:] = t[:-1]
+    return int(np.count_nonzero(t < np.maximum.accumulate(before)))
+
+
 @dataclasses.dataclass
 class EventStats:
     """Summary of an event array or stream, as ``eventpipe info`` prints it."""
@@ -148,11 +157,14 @@ class EventStats:
     on_events: int = 0
     x_max: int = -1
     y_max: int = -1
+    #: events earlier than an event before them (time going backwards; 0 for sorted input)
+    back_in_time: int = 0
 
     def update(self, ev: np.ndarray) -> None:
         if len(ev) == 0:
             return
         t = ev["t"]
+        self.back_in_time += _back_in_time(t, self.t_max)
         if self.t_first is None:
             self.t_first = int(t[0])
             self.t_min = int(t.min())

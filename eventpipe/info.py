@@ -52,6 +52,7 @@ def recording_summary(path: str | os.PathLike, *, format: str | None = None, sen
         "duration_us": st.duration_us,
         "rate_hz": st.rate_hz,
         "on_fraction": st.on_fraction,
+        "back_in_time": st.back_in_time,
         "extras": {k: v for k, v in info.extras.items() if _jsonable(v)},
     }
 

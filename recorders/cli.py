@@ -3,26 +3,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from typing import Iterator, TextIO
+from typing import TextIO
+
+from eventpipe.runtime.stopper import stop_on_signals as _stop_on_signals
 
 EXIT_OK = 0
-
-
-@contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
-    """While inside, the first SIGINT/SIGTERM sets ``stop``, a second raises
-    ``KeyboardInterrupt`` (main thread only; elsewhere a no-op)."""
-    def handler(signum, frame):
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    from eventpipe.runtime.stopper import handling
-
-    with handling(handler):
-        yield stop
 
 
 def run_record(args, out: TextIO, err: TextIO) -> int:
@@ -43,6 +29,9 @@ def run_record(args, out: TextIO, err: TextIO) -> int:
     if res["other_stream_events"]:
         out.write(f"not recorded: {res['other_stream_events']:,} events of streams other than "
                   f"stream {res['stream']}\n")
+    if res["back_in_time"]:
+        out.write(f"time went backwards: {res['back_in_time']:,} events earlier than an event "
+                  "before them (recorded as they came; slices follow the running maximum)\n")
     if res["source_dropped"]:
         out.write(f"the source dropped {res['source_dropped']:,} events (queue full)\n")
     for line in res.get("advice", ()):  # what the source lost or never reached, and why
@@ -58,7 +47,7 @@ def run_replay_labels(args, out: TextIO, err: TextIO) -> int:
 
     with open_recording(args.file) as rec:  # a bad file fails before the endpoint is bound
         streams = rec.info.streams
-        rec.labels()  # its rows checked (damaged text)
+        rows = rec.labels(stream=args.stream)  # its rows checked (damaged text)
     if not streams:
         raise RecordingError("the recording holds no labels (eventpipe record records events "
                              "only; run --record records the labels too)", path=args.file,
@@ -66,16 +55,21 @@ def run_replay_labels(args, out: TextIO, err: TextIO) -> int:
     if args.stream is not None and args.stream not in streams:
         raise RecordingError(f"no labels of stream {args.stream} (its label streams: "
                              f"{streams})", path=args.file, field="labels")
-    sink = ZmqPubSink(args.publish)
-    try:
-        err.write(f"eventpipe: publishing labels on {sink.endpoint}\n")
-        err.flush()
-        if args.wait_subscribers > 0 and not sink.wait_subscribers(1, args.wait_subscribers):
-            err.write(f"eventpipe: no subscriber after {args.wait_subscribers:g} s; "
-                      "sending anyway\n")
-        n = replay_labels(args.file, sink, speed=None if args.max_speed else args.speed,
-                          stream=args.stream)
-    finally:
-        sink.close()
-    out.write(f"published {n:,} labels from {args.file}\n")
+    stop = threading.Event()
+    with _stop_on_signals(stop):  # Ctrl-C/SIGTERM: stop sending, then the summary
+        sink = ZmqPubSink(args.publish)
+        try:
+            err.write(f"eventpipe: publishing labels on {sink.endpoint}\n")
+            err.flush()
+            if (args.wait_subscribers > 0 and not sink.wait_subscribers(
+                    1, args.wait_subscribers, stop=stop) and not stop.is_set()):
+                err.write(f"eventpipe: no subscriber after {args.wait_subscribers:g} s; "
+                          "sending anyway\n")
+            n = replay_labels(args.file, sink, speed=None if args.max_speed else args.speed,
+                              stream=args.stream, stop=stop)
+        finally:
+            sink.close()
+    stopped = (f" (stopped by a signal; {len(rows) - n:,} of {len(rows):,} not sent)"
+               if n < len(rows) else "")
+    out.write(f"published {n:,} labels from {args.file}{stopped}\n")
     return EXIT_OK

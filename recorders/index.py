@@ -90,6 +90,7 @@ class IndexBuilder:
         self.period_us = int(period_us)
         self.running_max: int | None = None
         self.last_k: int | None = None
+        self.back_in_time = 0  # events earlier than an event before them (counted when unsorted)
 
     def add(self, t: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
         """Entries for events ``t`` stored from position ``offset``: ``(index_t, index_offset)``."""
@@ -110,6 +111,8 @@ class IndexBuilder:
         cm = np.maximum.accumulate(t)
         if self.running_max is not None:
             np.maximum(cm, self.running_max, out=cm)
+            self.back_in_time += int(t[0] < self.running_max)
+        self.back_in_time += int(np.count_nonzero(t[1:] < cm[:-1]))
         k = cm // P
         # positions where the period of the running maximum changes (or the very first event)
         new = np.empty(len(k), bool)

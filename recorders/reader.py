@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import time
 from pathlib import Path
 from typing import Iterator
@@ -131,6 +132,20 @@ def _open_swmr(path: Path) -> h5py.File:
     return h5py.File(fid)
 
 
+def _key_text(exc: KeyError) -> str:
+    return str(exc.args[0]) if exc.args else "KeyError"
+
+
+def _missing_name(exc: KeyError) -> str | None:
+    """The object or attribute an h5py ``KeyError`` says does not exist (h5py words it
+    "Unable to synchronously open object (object 'labels' doesn't exist)"), else None."""
+    found = re.search(r"object '([^']*)' doesn't exist|can't locate attribute:? '([^']*)'",
+                      _key_text(exc))
+    if found is None:
+        return None
+    return found.group(1) if found.group(1) is not None else f"attribute {found.group(2)}"
+
+
 def _typed(method):
     """HDF5 errors while reading (damaged metadata or data) -> RecordingError naming the file."""
     import functools
@@ -186,9 +201,12 @@ class Recording:
             self.refresh()
         except KeyError as exc:
             self._f.close()
-            raise RecordingError(f"recording is missing {exc.args[0]!r} (damaged or written "
-                                 "by something else)", path=self.path, field=str(exc.args[0])
-                                 ) from None
+            missing = _missing_name(exc)
+            if missing is None:  # h5py's KeyError for a damaged object header, say
+                raise RecordingError(f"damaged recording: {_key_text(exc)}", path=self.path
+                                     ) from None
+            raise RecordingError(f"recording is missing {missing!r} (damaged or written by "
+                                 "something else)", path=self.path, field=missing) from None
         except (OSError, RuntimeError, TypeError, AttributeError) as exc:
             self._f.close()
             raise RecordingError(f"damaged recording: {exc}", path=self.path) from None

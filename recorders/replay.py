@@ -108,6 +108,7 @@ def record_source(uri: str, out_path: str | os.PathLike, *, duration_s: float | 
             "rate_hz": rec.events_written / max(elapsed, 1e-9), "mb": _mb(out_path),
             "compression": rec.compression, "stream": stream,
             "other_stream_events": other_streams, "source_dropped": stats.get("dropped", 0),
+            "back_in_time": rec.events_back_in_time,
             "advice": advice}
 
 
@@ -131,9 +132,9 @@ def replay_labels(path: str | os.PathLike, sink, *, speed: float | None = 1.0,
     for c, msg in zip(clock, messages_from_rows(rows)):
         if speed is not None:
             delay = wall0 + (c - clock[0]) / float(speed) - time.monotonic()
-            if delay > 0 and stop.wait(min(delay, threading.TIMEOUT_MAX)):
-                break
-        elif stop.is_set():
+            if delay > 0:
+                stop.wait(min(delay, threading.TIMEOUT_MAX))
+        if stop.is_set():
             break
         msg.pop("wall_s", None)
         sink.write(msg)

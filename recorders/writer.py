@@ -157,6 +157,12 @@ class EventRecorder:
         if self.closed:
             raise ValueError(f"{self.path}: recorder is closed")
 
+    @property
+    def events_back_in_time(self) -> int:
+        """Events written so far that are earlier than an event before them (kept as they
+        came; slices follow the running maximum of t)."""
+        return self._index.back_in_time
+
     def write(self, events) -> None:
         """Append events (any array :func:`eventpipe.events.as_events` accepts)."""
         self._check_open()
@@ -361,8 +367,15 @@ class EventRecorder:
     def __enter__(self) -> "EventRecorder":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """Closes; when the ``with`` block raised (Ctrl-C in it, say), the recording is
+        finalised with the reason in ``ended_by_error``, so readers do not report it complete."""
+        if exc_type is None:
+            self.close()
+        else:
+            text = str(exc)
+            self.close(ended_by_error=f"stopped by {exc_type.__name__}" + (f": {text}" if text
+                                                                             else ""))
 
     def __repr__(self) -> str:
         return (f"EventRecorder({str(self.path)!r}, events={self.events_written}, "

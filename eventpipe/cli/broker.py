@@ -24,16 +24,28 @@ def add_parser(subparsers):
     return sp
 
 
+def _check_fanout_ports(fanout: str, workers: int) -> None:
+    """``--fanout HOST:P`` binds slot i at P + i: the last slot's port must exist."""
+    from eventpipe.errors import ConfigError
+
+    port = fanout.partition("?")[0].rpartition(":")[2]
+    if port.isdigit() and int(port) and int(port) + workers - 1 > 65535:
+        raise ConfigError(f"--fanout {fanout}: {workers} slots bind ports {port}.."
+                          f"{int(port) + workers - 1}, past 65535 (use a lower port, or 0 for "
+                          "ephemeral ones)")
+
+
 def run(args, env) -> int:
     from eventpipe.transport.scaleout import run_broker
 
     check_flag("--workers", args.workers, ge=1, le=1024)
-    check_flag("--hwm", args.hwm, ge=1)
+    check_flag("--hwm", args.hwm, ge=1, le=2**31 - 1)  # a C int in libzmq
     check_flag("--stats-every", args.stats_every, gt=0)
     check_flag("--duration", args.duration, gt=0)
     for flag, endpoint in (("--in", args.in_endpoint), ("--fanout", args.fanout),
                            ("--labels-in", args.labels_in), ("--labels-out", args.labels_out)):
         check_endpoint(flag, endpoint)
+    _check_fanout_ports(args.fanout, args.workers)
     run_broker(args.in_endpoint, args.workers, args.labels_in, args.labels_out,
                fanout=args.fanout, hwm=args.hwm, stats_every_s=args.stats_every,
                duration_s=args.duration, err=env.stderr)

@@ -48,6 +48,12 @@ def run(args, env) -> int:
     check_output("--json-out", args.json_out)
     check_flag("--settle-ms", args.settle_ms, ge=0)
     check_output("--confusion-png", args.confusion_png, suffixes=(".png", ".pdf", ".svg", ".jpg"))
+    from eventpipe.cli.common import check_not_input
+    from eventpipe.sources.uri import source_file
+
+    for uri in args.stream:  # written after the evaluation: never over a stream being read
+        for flag, out in (("--json-out", args.json_out), ("--confusion-png", args.confusion_png)):
+            check_not_input(flag, out, source_file(uri))
     from eventpipe.errors import DataError
     from eventpipe.runtime.config import load_run_config
     from eventpipe.labelling.truth import evaluate_recording, labelled_recording

@@ -45,6 +45,9 @@ def run(args, env) -> int:
         ("mean rate", f"{summary['rate_hz'] / 1e6:.3f} Mev/s"),
         ("ON fraction", f"{summary['on_fraction']:.4f}"),
     ]
+    if summary["back_in_time"]:  # said only where time goes backwards
+        rows.append(("back in time", f"{summary['back_in_time']:,} events earlier than an "
+                                     "event before them"))
     for k, v in sorted(summary["extras"].items()):
         rows.append((k, str(v)))
     width = max(len(k) for k, _ in rows)

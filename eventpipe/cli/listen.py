@@ -38,13 +38,21 @@ def run(args, env) -> int:
     check_flag("--count", args.count, ge=1)
     check_flag("--timeout", args.timeout, gt=0)
     check_endpoint("endpoint", args.endpoint)
+    import threading
+
+    from eventpipe.runtime.stopper import stop_on_signals
+
     out = env.stdout
     got = 0
     stats: dict = {}
+    stop = threading.Event()
     try:
-        for msg in listen(args.endpoint, n=args.count, timeout=args.timeout, stats=stats):
-            got += 1
-            _print(msg, args.json, out)
+        # Ctrl-C/SIGTERM: the ordinary end of a listener (exit 0, what arrived is said)
+        with stop_on_signals(stop):
+            for msg in listen(args.endpoint, n=args.count, timeout=args.timeout, stats=stats,
+                              stop=stop):
+                got += 1
+                _print(msg, args.json, out)
     finally:  # also after Ctrl-C: what was skipped is said
         if stats.get("malformed"):
             env.stderr.write(f"eventpipe: skipped {stats['malformed']:,} malformed messages from "
@@ -56,7 +64,11 @@ def run(args, env) -> int:
                              f"publisher stopped, or sent a message over {MAX_LABEL_MESSAGE:,} "
                              "bytes, which is refused)\n")
             env.stderr.flush()
-    if not got and args.timeout is not None:  # silence is not an error, but say so
+    if stop.is_set():
+        env.stderr.write(f"eventpipe: stopped by a signal after {got:,} messages from "
+                         f"{args.endpoint}\n")
+        env.stderr.flush()
+    elif not got and args.timeout is not None:  # silence is not an error, but say so
         env.stderr.write(f"eventpipe: nothing arrived on {args.endpoint} in {args.timeout:g} s "
                          "(is `eventpipe run --publish` sending there?)\n")
         env.stderr.flush()

@@ -10,6 +10,7 @@ anything loads.
 from __future__ import annotations
 
 import json
+import os
 
 from eventpipe.cli.common import (add_config_options, check_endpoint, check_flag,
                                   check_not_input, check_output)
@@ -89,6 +90,10 @@ def run(args, env) -> int:
     from eventpipe.runtime.stopper import Stopper
 
     check_output("--metrics-json", args.metrics_json)
+    check_output("--record", args.record)
+    if args.view_dump is not None and os.path.exists(args.view_dump) and \
+            not os.path.isdir(args.view_dump):  # a folder, made if missing
+        raise ConfigError(f"--view-dump {args.view_dump}: exists and is not a folder")
     check_output("--video", args.video, suffixes=tuple(VIDEO_SUFFIXES))
     check_slice(args.start, args.end)
 
@@ -100,7 +105,15 @@ def run(args, env) -> int:
         check_endpoint("sinks.publish", cfg.sinks.publish)
         from eventpipe.sources.uri import source_file
 
-        check_not_input("--record", args.record, source_file(cfg.source.uri))
+        source = source_file(cfg.source.uri)
+        # every file the run writes: --jsonl and --metrics-json had overwritten the recording
+        # being read (left as JSON lines / the metrics) without a word
+        for flag, out in (("--record", args.record), ("sinks.jsonl", cfg.sinks.jsonl),
+                          ("--metrics-json", args.metrics_json)):
+            check_not_input(flag, out, source)
+        if args.record is not None and os.path.exists(args.record):  # run has no --overwrite
+            raise ConfigError(f"--record {args.record}: exists; a recording is never "
+                              "overwritten (choose another name, or delete it first)")
         for key, value in (("start_s", args.start), ("end_s", args.end)):
             if value is not None:
                 cfg.source.options[key] = value

@@ -32,14 +32,22 @@ def run(args, env) -> int:
     from eventpipe.sources.uri import parse_tcp_endpoint
 
     check_flag("--speed", args.speed, gt=0)
-    check_flag("--timeout", args.timeout, gt=0)
+    # libzmq takes it in int milliseconds: at most ~24 days (1e6 s, 11.6 days, is plenty)
+    check_flag("--timeout", args.timeout, gt=0, le=1e6)
     check_flag("--stream", args.stream, ge=0, le=0xFFFFFFFF)
     try:
         parse_tcp_endpoint(args.to)
     except ValueError as exc:
         raise ConfigError(f"--to: {exc}") from None
+    import threading
+
+    from eventpipe.runtime.stopper import stop_on_signals
+
     open_reader(args.file)  # a bad file is a data error before any socket opens
-    res = send_recording(args.file, args.to, speed=args.speed, stream_id=args.stream,
-                         confirm=True, send_timeout_s=args.timeout, linger_s=args.timeout)
+    # Ctrl-C/SIGTERM: stop sending; what was sent is delivered and counted ("stopped": true)
+    with stop_on_signals(threading.Event()) as stop:
+        res = send_recording(args.file, args.to, speed=args.speed, stream_id=args.stream,
+                             confirm=True, send_timeout_s=args.timeout, linger_s=args.timeout,
+                             stop=stop)
     env.stdout.write(json.dumps({"to": args.to, **res}) + "\n")
     return ExitStatus.OK

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from eventpipe.cli.common import add_reading_options, check_flag
+from eventpipe.cli.common import add_reading_options, check_flag, check_output
 from eventpipe.errors import ExitStatus
+
+
+#: the ``--fps`` range (the run's ``--video`` rates, 1e6 / stride_us, lie inside it too)
+MIN_FPS, MAX_FPS = 0.01, 10_000.0
 
 
 def add_parser(subparsers):
@@ -19,12 +23,16 @@ def add_parser(subparsers):
 
 
 def run(args, env) -> int:
+    from eventpipe.kernels.streaming import MAX_SPAN_US
     from eventpipe.view import check_out, view_recording
 
-    check_flag("--window-us", args.window_us, ge=1)
-    check_flag("--fps", args.fps, gt=0)
+    check_flag("--window-us", args.window_us, ge=1, le=MAX_SPAN_US)
+    # what every writer takes: OpenCV's video writers fail to open far outside it, and a GIF
+    # frame lasts at most 655 s
+    check_flag("--fps", args.fps, ge=MIN_FPS, le=MAX_FPS)
     check_flag("--max-frames", args.max_frames, ge=1)
-    check_out(args.out)
+    if check_out(args.out) != "png":  # a file (a PNG folder is made, with its parents)
+        check_output("--out", args.out)  # its folder exists, as for every output file
     result = view_recording(args.file, args.out, window_us=args.window_us, fps=args.fps,
                             max_frames=args.max_frames, format=args.format,
                             sensor_size=args.sensor_size)

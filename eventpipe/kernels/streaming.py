@@ -77,6 +77,11 @@ from eventpipe.kernels._streaming_core import (
     _push_single,
 )
 
+#: the longest window or stride: 10^15 us (31 years).  The kernels add them to event times
+#: in int64; far longer ones overflowed there (a window of 2^63 - 1 us never closed: the
+#: call looped forever)
+MAX_SPAN_US = 10**15
+
 
 class StreamingBinner:
     """Incremental ``to_frames`` over time windows (see module docstring).
@@ -121,6 +126,9 @@ class StreamingBinner:
         self.stride = int(stride_us) if stride_us is not None else self.window
         if self.window <= 0 or self.stride <= 0:
             raise ValueError("window_us and stride_us must be > 0")
+        if max(self.window, self.stride) > MAX_SPAN_US:
+            raise ValueError(f"window_us and stride_us must be at most {MAX_SPAN_US:,} us, got "
+                             f"{self.window:,} and {self.stride:,}")
         if max_gap_us is not None and int(max_gap_us) < 0:
             raise ValueError(f"max_gap_us must be >= 0 or None, got {max_gap_us}")
         self.dtype = np.dtype(dtype)

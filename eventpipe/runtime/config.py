@@ -135,6 +135,8 @@ class SinkConfig:
 @dataclasses.dataclass
 class RuntimeConfig:
     max_batch: int = bounded(8, ge=1, le=4096)       # streams stepped together
+    # stream ids a run keeps state for; packets of further ones are dropped and counted
+    max_streams: int = bounded(256, ge=1, le=65536)
     frame_queue: int = bounded(64, ge=1, le=100_000)  # frames between ingest and inference
     idle_reset_s: float = bounded(5.0, ge=0)         # reset a silent stream's membranes (0: never)
     duration_s: float | None = bounded(None, gt=0)   # None: until the source ends

@@ -23,6 +23,7 @@ class Metrics:
     labels: int = 0
     streams_reset: int = 0
     gap_resets: int = 0     # streams reset at an event-time discontinuity
+    events_over_max_streams: int = 0   # events of stream ids past runtime.max_streams: dropped
     started: float = dataclasses.field(default_factory=time.monotonic)
     _latencies: collections.deque = dataclasses.field(
         default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW), repr=False)

@@ -156,6 +156,8 @@ class Pipeline:
                         break
                     continue
                 self.metrics.events_in += len(batch.events)
+                if self._over_max_streams(batch):
+                    continue
                 prep = self._prep(batch.stream_id)
                 self._put_frames(prep, prep.push(batch.events, batch.t_arrival,
                                                  getattr(batch, "truth", None)))
@@ -167,6 +169,15 @@ class Pipeline:
             self.abort_event.set()
         finally:
             self.frames.close()
+
+    def _over_max_streams(self, batch) -> bool:
+        """A batch of a new stream id once ``runtime.max_streams`` streams have state: dropped
+        and counted (each stream's windower and filters cost memory: a sender cycling through
+        stream ids would otherwise grow the run without bound)."""
+        if batch.stream_id in self.preps or len(self.preps) < self.cfg.runtime.max_streams:
+            return False
+        self.metrics.events_over_max_streams += len(batch.events)
+        return True
 
     def _put_frames(self, prep: StreamPrep, frames: list[ClosedFrame]) -> None:
         """Queue a packet's frames, a bounded chunk at a time (tiny windows: many chunks);
@@ -307,6 +318,12 @@ class Pipeline:
         snap["events_filtered"] = sum(p.removed for p in self.preps.values())
         snap["events_out_of_bounds"] = sum(p.out_of_bounds for p in self.preps.values())
         snap["advice"] = self.source.drop_advice()  # what was lost, why, what to change
+        if self.metrics.events_over_max_streams:
+            cap = self.cfg.runtime.max_streams
+            snap["advice"].append(
+                f"{self.metrics.events_over_max_streams:,} events dropped: their stream ids came "
+                f"after the first {cap:,} (runtime.max_streams; raise it with --set "
+                f"runtime.max_streams=N)")
         snap["time_jumps"] = sum(p.binner.discontinuities for p in self.preps.values())
         snap["windows_skipped"] = sum(p.binner.windows_skipped for p in self.preps.values())
         return snap

@@ -46,6 +46,11 @@ def file_sensor_size(path: str) -> tuple[int, int]:
         reader.stats()  # one streaming pass infers the size from the coordinates
         size = reader.info.sensor_size
     if size is None:
+        from eventpipe.info import recognised_by_content
+
+        if recognised_by_content(path) is not None:  # a recording, of no events (and no size)
+            raise EventFormatError(f"the {reader.info.format} recording holds no events and "
+                                   "states no sensor size: nothing to run", path=path, offset=0)
         raise EventFormatError(f"no events decoded as {reader.info.format}, so no sensor size "
                                f"(not a recording?)", path=path, offset=0)
     return tuple(int(v) for v in size)

@@ -49,3 +49,17 @@ def handling(handler) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
+    """While inside, the first SIGINT/SIGTERM sets ``stop`` (the command ends as at the end
+    of its input, with its summary), a second raises ``KeyboardInterrupt`` (main thread only;
+    elsewhere a no-op)."""
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    with handling(handler):
+        yield stop

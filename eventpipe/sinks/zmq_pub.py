@@ -94,14 +94,16 @@ class ZmqPubSink(Sink):
                 self.subscribers -= 1
             timeout_ms = 0
 
-    def wait_subscribers(self, n: int = 1, timeout: float = 5.0) -> bool:
-        """Wait until ``n`` subscriptions arrived (True) or ``timeout`` s passed."""
+    def wait_subscribers(self, n: int = 1, timeout: float = 5.0,
+                         stop: threading.Event | None = None) -> bool:
+        """Wait until ``n`` subscriptions arrived (True) or ``timeout`` s passed, or
+        ``stop`` is set (False; checked at least every 0.1 s)."""
         deadline = time.monotonic() + timeout
         while self.subscribers < n:
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or (stop is not None and stop.is_set()):
                 return False
-            self._drain_subscriptions(int(left * 1000) + 1)
+            self._drain_subscriptions(int(min(left, 0.1) * 1000) + 1)
         return True
 
     def write(self, msg: dict) -> None:

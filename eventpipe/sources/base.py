@@ -190,7 +190,7 @@ class Source(abc.ABC):
                        f"sender; raise source.queue_events / source.queue_size, or send slower")
         if st.unread:
             out.append(f"{st.unread:,} events were still queued when the run stopped (received, "
-                       f"never stepped)")
+                       f"never read)")
         err = getattr(self, "last_error", None)
         if st.malformed and err is not None:
             out.append(f"{self.MALFORMED.format(n=st.malformed)}; last: {err}")

@@ -45,7 +45,12 @@ _PKT = struct.Struct("<ii")
 
 
 class _Closed(Exception):
-    """The peer closed the connection."""
+    """The peer closed the connection; ``cut``: in the middle of a greeting or packet (what
+    had arrived of it is lost, counted in ``stats.malformed``)."""
+
+    def __init__(self, message: str, cut: bool = False, got: int = 0):
+        super().__init__(message)
+        self.cut, self.got = cut, got
 
 
 def parse_greeting(buf: bytes) -> dict:
@@ -144,7 +149,7 @@ class DvSource(Source):
                 self._session()
             except (_Closed, ConnectionError, EventFormatError) as exc:
                 self.last_error = exc
-                if isinstance(exc, EventFormatError):
+                if isinstance(exc, EventFormatError) or getattr(exc, "cut", False):
                     self.stats.malformed += 1
             finally:
                 self._sock.close()
@@ -163,7 +168,9 @@ class DvSource(Source):
             except socket.timeout:
                 continue
             if k == 0:
-                raise _Closed("server closed the connection")
+                raise _Closed("server closed the connection"
+                              + (f" {got:,} bytes into a {n:,}-byte read" if got else ""),
+                              cut=got > 0, got=got)
             got += k
         return bytes(buf)
 
@@ -188,7 +195,13 @@ class DvSource(Source):
             psid, psize = _PKT.unpack(self._recv_exact(8))
             if not 0 < psize <= MAX_PACKET:
                 raise EventFormatError(f"packet size {psize} out of range", field="packet size")
-            raw = self._recv_exact(psize)
+            try:
+                raw = self._recv_exact(psize)
+            except _Closed as exc:
+                if self._stop.is_set():
+                    raise
+                raise _Closed(f"server closed the connection {exc.got:,} bytes into a "
+                              f"{psize:,}-byte packet", cut=True) from None
             t_arrival = time.monotonic()
             if psid != sid:
                 continue

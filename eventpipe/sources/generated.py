@@ -10,6 +10,7 @@ Opened through :func:`eventpipe.sources.open_source`.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Any, Iterable, Iterator, NamedTuple
@@ -75,25 +76,40 @@ def _size(text: str) -> tuple[int, int]:
         size = int(w), int(h)
     except ValueError:
         size = (0, 0)
-    if min(size) < 1:
-        raise ConfigError(f"synthetic: option size={text!r} must be WIDTHxHEIGHT in pixels (e.g. 128x128)")
+    if min(size) < 1 or max(size) > 65536:  # x and y are uint16
+        raise ConfigError(f"synthetic: option size={text!r} must be WIDTHxHEIGHT in pixels, "
+                          "each 1 to 65536 (e.g. 128x128)")
     return size
 
 
-def _number(opts: dict, key: str, cast, default):
-    """Option ``key`` of a ``synthetic:`` spec as ``cast`` (int or float), or ``default``."""
+def _number(opts: dict, key: str, cast, default, *, above=None, least=None, most=None):
+    """Option ``key`` of a ``synthetic:`` spec as ``cast`` (int or float), or ``default``;
+    finite, ``> above``, ``>= least`` and ``<= most`` where given, else a ``ConfigError``
+    naming the option."""
     if key not in opts:
         return default
     try:
-        return cast(opts[key])
+        value = cast(opts[key])
     except ValueError:
         kind = "an integer" if cast is int else "a number"
         raise ConfigError(f"synthetic: option {key}={opts[key]!r} is not {kind}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"synthetic: option {key}={opts[key]!r} is not a finite number")
+    for bound, ok, text in ((above, lambda b: value > b, ">"), (least, lambda b: value >= b, ">="),
+                            (most, lambda b: value <= b, "<=")):
+        if bound is not None and not ok(bound):
+            raise ConfigError(f"synthetic: option {key}={opts[key]!r} must be {text} {bound:,}")
+    return value
+
+
+#: ``synthetic:packet_us`` at most 1 s: a packet is rendered whole before it is sent
+MAX_PACKET_US = 1_000_000
 
 
 def synthetic_source(spec: str, *, speed: float | None = 1.0,
                      queue_size: int = 256) -> GeneratorSource:
     from eventpipe.synthetic import SyntheticStream
+    from eventpipe.synthetic.stream import DEFAULT_CROSSFADE_S
 
     opts = _options(spec)
     known = {"seed", "switch_s", "size", "duration_s", "packet_us"}
@@ -101,10 +117,13 @@ def synthetic_source(spec: str, *, speed: float | None = 1.0,
     if unknown:
         raise ConfigError(f"unknown synthetic: option(s) {sorted(unknown)}; known {sorted(known)}")
     size = _size(opts.get("size", "128x128"))
-    stream = SyntheticStream(seed=_number(opts, "seed", int, 0),
-                             switch_every_s=_number(opts, "switch_s", float, 3.0),
-                             sensor_size=size, packet_us=_number(opts, "packet_us", int, 10_000),
-                             duration_s=_number(opts, "duration_s", float, None))
+    stream = SyntheticStream(
+        seed=_number(opts, "seed", int, 0, least=0),
+        # a switch cross-fades over DEFAULT_CROSSFADE_S, so segments are longer than that
+        switch_every_s=_number(opts, "switch_s", float, 3.0, above=DEFAULT_CROSSFADE_S),
+        sensor_size=size,
+        packet_us=_number(opts, "packet_us", int, 10_000, least=1, most=MAX_PACKET_US),
+        duration_s=_number(opts, "duration_s", float, None, above=0))
 
     # The first packet is made here, as for camera:/video:, so the emulator's kernels are
     # compiled (on a first run: seconds to minutes on a busy machine) before the pipeline and

@@ -134,8 +134,11 @@ def _split(events: np.ndarray, max_events: int) -> Iterable[np.ndarray]:
 
 def send_events(chunks: Iterable[np.ndarray], endpoint: str, *, speed: float | None = None,
                 stream_id: int = 0, sensor_size=None, max_events: int = 65536,
-                sender: Sender | None = None, **sender_options) -> dict:
-    """Send an iterable of event arrays; pacing as :func:`send_recording`."""
+                sender: Sender | None = None, stop: threading.Event | None = None,
+                **sender_options) -> dict:
+    """Send an iterable of event arrays; pacing as :func:`send_recording`.  ``stop`` (an
+    Event) ends the sending before the next packet, as the end of ``chunks`` does (what was
+    sent is still delivered and counted; ``stopped`` True in the counts)."""
     if speed is not None and not speed > 0:
         raise ValueError(f"speed must be > 0 or None, got {speed}")
     if int(max_events) < 1:
@@ -145,6 +148,7 @@ def send_events(chunks: Iterable[np.ndarray], endpoint: str, *, speed: float | N
         sender = Sender(endpoint, stream_id=stream_id, sensor_size=sensor_size, **sender_options)
     t0_wall = time.monotonic()
     t0_ev = None
+    stop = stop or threading.Event()
     ok = False
     try:
         for chunk in chunks:
@@ -159,8 +163,12 @@ def send_events(chunks: Iterable[np.ndarray], endpoint: str, *, speed: float | N
                     delay = due - time.monotonic()
                     if delay > 0:
                         # pacing: a deadline, not polling (capped: a tiny speed overflows)
-                        time.sleep(min(delay, threading.TIMEOUT_MAX))
+                        stop.wait(min(delay, threading.TIMEOUT_MAX))
+                if stop.is_set():
+                    break
                 sender.send(part)
+            if stop.is_set():
+                break
         ok = True
     finally:
         if own:
@@ -171,6 +179,8 @@ def send_events(chunks: Iterable[np.ndarray], endpoint: str, *, speed: float | N
                     raise
     out = dict(sender.counts)
     out["duration_s"] = time.monotonic() - t0_wall
+    if stop.is_set():
+        out["stopped"] = True
     return out
 
 

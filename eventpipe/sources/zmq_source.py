@@ -32,6 +32,10 @@ SOCKET_TYPES = {"pull": zmq.PULL, "sub": zmq.SUB}
 #: the largest message the source accepts (libzmq refuses a larger one before allocating it)
 MAX_MESSAGE = 1 << 26
 MODES = ("bind", "connect")
+#: stream ids whose sequence numbers and sensor size a source keeps (as many as a run may
+#: keep state for, ``runtime.max_streams``): ids come from the network, and one table entry
+#: per distinct id grew the source without bound; later ids' packets are delivered untracked
+MAX_TRACKED_STREAMS = 65536
 
 
 class SequenceTracker:
@@ -40,6 +44,10 @@ class SequenceTracker:
     def __init__(self):
         self.last: dict[int, int] = {}
         self.gaps: dict[int, int] = {}  # missing packets per stream
+
+    def tracks(self, stream: int) -> bool:
+        """Whether ``stream`` has (or may get) an entry: at most ``MAX_TRACKED_STREAMS``."""
+        return stream in self.last or len(self.last) < MAX_TRACKED_STREAMS
 
     def update(self, stream: int, seq: int, stats) -> None:
         prev = self.last.get(stream)
@@ -97,6 +105,15 @@ class ZmqSource(Source):
         self.last_error: EventFormatError | None = None
         self.seq = SequenceTracker()
         self.stream_sizes: dict[int, tuple[int, int] | None] = {}
+        self.untracked_packets = 0  # of stream ids past MAX_TRACKED_STREAMS
+
+    def drop_advice(self) -> list[str]:
+        out = super().drop_advice()
+        if self.untracked_packets:
+            out.append(f"{self.untracked_packets:,} packets of stream ids after the first "
+                       f"{MAX_TRACKED_STREAMS:,}: delivered, but their sequence gaps and sensor "
+                       "sizes were not tracked")
+        return out
 
     def _run(self) -> None:
         poller = zmq.Poller()
@@ -123,11 +140,14 @@ class ZmqSource(Source):
         st.received += len(pk.events)
         st.packets += 1
         st.bytes += len(msg)
-        self.seq.update(pk.stream_id, pk.seq, st)
-        if pk.sensor_size is not None:
-            self.stream_sizes[pk.stream_id] = pk.sensor_size
-            if self._sensor_size is None:
-                self._sensor_size = pk.sensor_size
+        if self.seq.tracks(pk.stream_id):
+            self.seq.update(pk.stream_id, pk.seq, st)
+            if pk.sensor_size is not None:
+                self.stream_sizes[pk.stream_id] = pk.sensor_size
+        else:
+            self.untracked_packets += 1
+        if pk.sensor_size is not None and self._sensor_size is None:
+            self._sensor_size = pk.sensor_size
         self._put(Batch(pk.stream_id, pk.seq, pk.events, t_arrival), len(pk.events))
 
     def _release(self) -> None:

@@ -21,6 +21,9 @@ from eventpipe.synthetic.actors import CLASS_NAMES, Actor, label_index, sample_a
 from eventpipe.synthetic.clips import DEFAULT_FPS, render_frame
 from eventpipe.synthetic.scene import sample_scene
 
+#: a new performer fades in over this long at each switch
+DEFAULT_CROSSFADE_S = 0.2
+
 #: sensor settings of the stream unless given: a clean-ish modern sensor
 STREAM_CONFIG = EmulatorConfig(refractory_us=100, shot_noise_rate_hz=0.05, leak_rate_hz=0.02)
 
@@ -46,11 +49,11 @@ class SyntheticStream:
 
     def __init__(self, seed: int = 0, switch_every_s: float = 3.0, sensor_size=(128, 128),
                  packet_us: int = 10_000, fps: float = DEFAULT_FPS, classes=CLASS_NAMES,
-                 crossfade_s: float = 0.2, duration_s: float | None = None,
+                 crossfade_s: float = DEFAULT_CROSSFADE_S, duration_s: float | None = None,
                  config: EmulatorConfig | Mapping[str, Any] | None = None, realtime: bool = False):
         self.seed = int(seed)
         self.sensor_size = check_sensor_size(sensor_size)
-        if switch_every_s <= 0 or packet_us <= 0 or fps <= 0:
+        if not (switch_every_s > 0 and packet_us > 0 and fps > 0):  # NaN too
             raise ValueError("switch_every_s, packet_us and fps must be > 0")
         if not 0 <= crossfade_s < switch_every_s:
             raise ValueError(f"crossfade_s must be in [0, switch_every_s), got {crossfade_s}")

@@ -53,6 +53,23 @@ DRAIN_MAX = 1000    # messages handled per wake-up before re-checking stop
 _MONITOR_EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
 
 
+#: the per-key counters (packets per stream id, messages per topic) hold at most this many
+#: keys, and a topic key at most MAX_TOPIC_BYTES: ids and topics come from the network, and a
+#: sender cycling through them grew the broker without bound; later keys are counted in
+#: ``streams_uncounted`` / ``topics_uncounted`` (their messages are forwarded all the same)
+MAX_COUNTED_KEYS = 4096
+SOCKETS_PER_SLOT = 3  # PUSH, and its monitor's two PAIR ends
+MAX_TOPIC_BYTES = 64
+
+
+def _count(table: dict, key) -> int:
+    """One more for ``key`` in ``table``; 1 (uncounted) when the table is full without it."""
+    if key in table or len(table) < MAX_COUNTED_KEYS:
+        table[key] = table.get(key, 0) + 1
+        return 0
+    return 1
+
+
 @dataclasses.dataclass
 class BrokerStats:
     """Counters (written by the broker threads; plain ints, read them any time)."""
@@ -70,6 +87,9 @@ class BrokerStats:
     publisher_handshakes: int = 0
     messages: int = 0                    # messages forwarded to labels_out (labels, metrics)
     by_topic: dict[str, int] = dataclasses.field(default_factory=dict)  # stream id or "metrics"
+    # packets / messages of keys past MAX_COUNTED_KEYS (forwarded all the same, not per key)
+    streams_uncounted: int = 0
+    topics_uncounted: int = 0
     subscriptions: int = 0               # net subscriptions seen on labels_out
 
     def __post_init__(self):
@@ -118,6 +138,9 @@ class Broker:
         self._pub_fds: set = set()
         self.error: BaseException | None = None
         self._ctx = zmq.Context()
+        # each slot is a PUSH socket and a monitor pair: past ~340 workers libzmq's default
+        # of 1023 sockets per context ran out ("Too many open files")
+        self._ctx.set(zmq.MAX_SOCKETS, max(1024, SOCKETS_PER_SLOT * self.n_workers + 64))
         self._socks: list[zmq.Socket] = []
         try:
             self._bind_all(in_endpoint, fanout, labels_in, labels_out, int(hwm), int(rcvhwm),
@@ -293,7 +316,7 @@ class Broker:
                     st.last_error = str(exc)
                     continue
                 slot = sid % n
-                st.streams[sid] = st.streams.get(sid, 0) + 1
+                st.streams_uncounted += _count(st.streams, sid)
                 try:
                     self._slots[slot].send_multipart(frames, zmq.NOBLOCK, copy=False)
                     st.forwarded[slot] += 1
@@ -331,8 +354,9 @@ class Broker:
                     except zmq.Again:
                         break
                     xpub.send_multipart(frames)  # XPUB never blocks: slow listeners drop
-                    topic = frames[0].decode("ascii", "replace") if len(frames) > 1 else ""
-                    st.by_topic[topic] = st.by_topic.get(topic, 0) + 1
+                    topic = (frames[0][:MAX_TOPIC_BYTES].decode("ascii", "replace")
+                             if len(frames) > 1 else "")
+                    st.topics_uncounted += _count(st.by_topic, topic)
                     st.messages += 1
                     got += 1
                 if got:

@@ -168,6 +168,16 @@ def test_unknown_model_name_suggests_close_names(cli, command):
     ("synthetic:size=0x64", "size='0x64' must be WIDTHxHEIGHT"),
     ("synthetic:bogus=1", "unknown synthetic: option(s) ['bogus']"),
     ("synthetic:seed", "must look like key=value"),
+    # in range too (were exit 1 with the stream's ValueError not naming the option, a NaN's
+    # 'cannot convert float NaN to integer', and packet_us=1e14 rendered forever)
+    ("synthetic:seed=-1", "seed='-1' must be >= 0"),
+    ("synthetic:switch_s=0", "switch_s='0' must be > 0.2"),
+    ("synthetic:switch_s=nan", "switch_s='nan' is not a finite number"),
+    ("synthetic:packet_us=0", "packet_us='0' must be >= 1"),
+    ("synthetic:packet_us=99999999999999", "packet_us='99999999999999' must be <= 1,000,000"),
+    ("synthetic:duration_s=nan", "duration_s='nan' is not a finite number"),
+    ("synthetic:duration_s=-1", "duration_s='-1' must be > 0"),
+    ("synthetic:size=100000x64", "size='100000x64' must be WIDTHxHEIGHT in pixels, each 1 to 65536"),
 ])
 @pytest.mark.parametrize("command", ["run", "eval"])
 def test_bad_synthetic_options_are_config_errors(cli, spec, needle, command):

@@ -196,17 +196,28 @@ def test_eval_set_reaches_the_dataset_config(cli, monkeypatch):
 
 @pytest.mark.parametrize("argv,flag", [
     (["view", "X", "--out", "o", "--window-us", "0"], "--window-us"),
+    # past the binner's int64 time arithmetic: hung / an OverflowError, exit 1
+    (["view", "X", "--out", "o", "--window-us", "9223372036854775807"], "--window-us"),
+    (["view", "X", "--out", "o", "--window-us", "99999999999999999999"], "--window-us"),
     (["view", "X", "--out", "o", "--fps", "nan"], "--fps"),
+    # outside what the writers take: were exit 1 (a GIF's OverflowError 'internal error',
+    # OpenCV's 'cannot open a video writer' after its own error lines)
+    (["view", "X", "--out", "o.gif", "--fps", "0.001"], "--fps"),
+    (["view", "X", "--out", "o.mp4", "--fps", "100000"], "--fps"),
     (["view", "X", "--out", "o", "--max-frames", "0"], "--max-frames"),
     (["listen", "--timeout", "0"], "--timeout"),
     (["listen", "--count", "0"], "--count"),
     (["broker", "--workers", "0"], "--workers"),
+    # past libzmq's int / the last slot's port past 65535: were exit 1 (an OverflowError
+    # 'internal error'; 'Invalid argument (addr=tcp://127.0.0.1:65536)')
+    (["broker", "--hwm", "99999999999999"], "--hwm"),
+    (["broker", "--fanout", "tcp://127.0.0.1:65534", "--workers", "4"], "--fanout"),
     (["broker", "--duration", "-1"], "--duration"),
     (["eval", "--stream", "synthetic:", "--duration", "0"], "--duration"),
     (["eval", "--batch-size", "0"], "--batch-size"),
 ], ids=lambda v: " ".join(v) if isinstance(v, list) else v)
 def test_flags_out_of_range_are_config_errors(cli, tmp_path, argv, flag):
     argv = [str(sample_path("sample_ncars.dat")) if a == "X" else a for a in argv]
-    argv = [str(tmp_path / "o") if a == "o" else a for a in argv]
+    argv = [str(tmp_path / a) if a == "o" or a.startswith("o.") else a for a in argv]
     assert_one_error_line(cli(argv), ExitStatus.CONFIG, flag)
     assert not (tmp_path / "o").exists()

@@ -2,7 +2,7 @@
 
 * ``eventpipe info FILE [--json]``: "format, sensor size (and where it came from), events,
   first/last timestamp, duration, rate, ON fraction" -- checked on every real recording against
-  the independent decoders' ``expected/`` events.
+  the independent decoders' ``expected/`` events; with the events back in time counted.
 * ``eventpipe view FILE --out DIR|OUT.mp4|OUT.gif``: "ON/OFF coloured frames ... PNGs in a folder,
   a video (.mp4/.avi/.mkv)" -- the colours of a hand-made recording, and every video suffix.
 """
@@ -50,6 +50,7 @@ def test_info_json_reports_what_the_readme_lists_against_the_expected_decoders(n
     assert info["duration_us"] == int(ref["t"].max()) - int(ref["t"].min())
     assert info["rate_hz"] == pytest.approx(len(ref) / (info["duration_us"] * 1e-6), rel=1e-9)
     assert info["on_fraction"] == pytest.approx(float(np.mean(ref["p"] == 1)), abs=1e-12)
+    assert info["back_in_time"] == _back_in_time(ref["t"])
     assert info["sensor_size_source"] in SIZE_SOURCE[name]
     W, H = info["sensor_size"]
     assert W > int(ref["x"].max()) and H > int(ref["y"].max())  # every event fits, (W, H) order
@@ -62,6 +63,40 @@ def test_info_json_reports_what_the_readme_lists_against_the_expected_decoders(n
     assert rows["events"].replace(",", "") == str(len(ref))
     assert rows["first t"] == f"{info['t_first']} us" and rows["last t"] == f"{info['t_last']} us"
     assert rows["sensor size"].startswith(f"{W} x {H} ({info['sensor_size_source']}")
+
+
+def _back_in_time(t) -> int:
+    """Events earlier than the largest time before them, one event at a time."""
+    count, top = 0, None
+    for v in t.tolist():
+        if top is not None and v < top:
+            count += 1
+        top = v if top is None else max(top, v)
+    return count
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1000])
+def test_info_counts_events_back_in_time_across_chunks(tmp_path, chunk, monkeypatch):
+    """Time going backwards is counted, not only hidden in first/last t (before: ``info``
+    of a recording whose time runs backwards said nothing of it; ``last t`` merely below
+    ``first t``), also where it crosses the reader's chunks."""
+    from eventpipe.io import base
+
+    rng = np.random.default_rng(5)
+    t = np.cumsum(rng.integers(-40, 60, 500))
+    path = tmp_path / "unsorted.npy"
+    np.save(path, make_events(rng.integers(0, 10, 500), rng.integers(0, 8, 500), t,
+                              rng.integers(0, 2, 500)))
+    real_stats = base.EventReader.stats
+    monkeypatch.setattr(base.EventReader, "stats",
+                        lambda self, chunk_events=chunk: real_stats(self, chunk_events))
+    want = _back_in_time(t)
+    assert want > 100
+    rc, out, err = _run(["info", "--json", str(path)])
+    assert rc == 0 and json.loads(out)["back_in_time"] == want, err
+    rc, text, err = _run(["info", str(path)])
+    rows = dict(line.split("  ", 1) for line in text.splitlines())
+    assert rows["back in time"].strip() == f"{want:,} events earlier than an event before them"
 
 
 def _tiny_recording(tmp_path):

@@ -410,3 +410,29 @@ def test_ctrl_c_during_train_leaves_a_resumable_state_and_no_final(tmp_path):
     assert f"resumed from {run / 'last.pt'}: epoch {epoch}," in res.stdout + res.stderr
     assert (run / "final.pt").is_file()
     assert int(torch.load(run / "last.pt", weights_only=False)["epoch"]) == epoch + 1
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_listen_stopped_by_a_signal_ends_with_what_arrived(cli, silent_port, signame):
+    """Ctrl-C is how a listener is usually ended: exit 0 and one line saying how many
+    messages arrived (before: ``error: interrupted``, exit 130, as for a failure)."""
+    import os
+    import signal
+    import threading
+
+    signum = getattr(signal, signame)
+    endpoint = f"tcp://127.0.0.1:{silent_port}"
+    def outside(signum_, frame):  # a signal reaching the test instead of the command
+        raise RuntimeError(f"signal {signum_} was not handled by the command")
+
+    before = signal.signal(signum, outside)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signum))
+    timer.start()
+    try:
+        res = cli(["listen", endpoint])
+        assert signal.getsignal(signum) is outside  # the command put the handler back
+    finally:
+        timer.cancel()
+        signal.signal(signum, before)
+    assert res.rc == ExitStatus.OK and res.out == "", res
+    assert res.err_lines == [f"eventpipe: stopped by a signal after 0 messages from {endpoint}"]

@@ -48,6 +48,7 @@ def test_send_bad_endpoint_is_a_config_error(cli):
 def test_send_flags_out_of_range(cli):
     path = sample_path("sample_ncars.dat")
     for flag, value in (("--speed", "0"), ("--speed", "nan"), ("--timeout", "-1"),
+                        ("--timeout", "1e300"),  # was an OverflowError 'internal error'
                         ("--stream", "-3")):
         res = cli(["send", path, "--to", "tcp://127.0.0.1:9", flag, value])
         assert_one_error_line(res, ExitStatus.CONFIG, flag)
@@ -83,3 +84,44 @@ def test_confirming_sender_fails_when_the_receiver_goes_away():
         except TimeoutError:
             pass
     assert tx.counts["packets"] >= 1
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_send_stopped_by_a_signal_prints_what_was_delivered(cli, monkeypatch, signame):
+    """Ctrl-C (or SIGTERM) during ``send`` stops before the next packet: what was sent is
+    delivered, the counts are printed with ``"stopped": true``, exit 0 (before: ``error:
+    interrupted``, exit 130, and no word of what had been sent)."""
+    import os
+    import signal
+
+    from eventpipe.sources import sender as sender_mod
+
+    signum = getattr(signal, signame)
+    real_send = sender_mod.Sender.send
+
+    def send_then_signal(self, events):
+        seq = real_send(self, events)
+        if self.counts["packets"] == 1:
+            os.kill(os.getpid(), signum)  # handled in this (the main) thread
+        return seq
+
+    monkeypatch.setattr(sender_mod.Sender, "send", send_then_signal)
+    want = expected_events("sample_ncars.dat")
+
+    def outside(signum_, frame):  # a signal reaching the test instead of the command
+        raise RuntimeError(f"signal {signum_} was not handled by the command")
+
+    before = signal.signal(signum, outside)
+    try:
+        with open_source("zmq+tcp://127.0.0.1:0") as src:
+            res = cli(["send", sample_path("sample_ncars.dat"), "--to",
+                       f"tcp://127.0.0.1:{src.port}", "--speed", "1"])
+            assert signal.getsignal(signum) is outside  # the command put the handler back
+            counts = json.loads(res.out)
+            got = collect(src, counts["events"], timeout=10)
+    finally:
+        signal.signal(signum, before)
+    assert res.rc == 0 and res.err == "", res
+    assert counts["stopped"] is True and counts["packets"] == 1
+    assert 0 < counts["events"] < len(want)
+    assert np.array_equal(got, want[:counts["events"]])

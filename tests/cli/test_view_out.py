@@ -63,3 +63,15 @@ def test_gif_is_written_one_frame_at_a_time(tmp_path, monkeypatch):
             got = np.asarray(gif.convert("RGB")).astype(int)
             # saturation 3: counts 0..3 are the levels 0, 5, 10, 15 of 15, all in the palette
             assert np.abs(got - ims[i][..., ::-1]).max() <= 1
+
+
+@pytest.mark.parametrize("name", ["x.gif", "x.mp4"])
+def test_a_video_or_gif_in_a_missing_folder_is_refused_like_every_output(cli, tmp_path, name):
+    """``--out`` a .gif/.mp4 in a folder that does not exist: one line saying how to make
+    it, exit 4, before anything is read (was: the folders made silently, e.g. a typo'd
+    ``/tmp/ouput/x.gif`` became a new folder tree)."""
+    out = tmp_path / "missing" / "deeper" / name
+    res = cli(["view", sample_path("sample_ncars.dat"), "--out", out])
+    assert_one_error_line(res, ExitStatus.CONFIG, f"--out {out}",
+                          f"does not exist (mkdir -p {tmp_path / 'missing' / 'deeper'} first)")
+    assert not (tmp_path / "missing").exists()

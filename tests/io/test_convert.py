@@ -57,3 +57,32 @@ def test_convert_events_outside_the_sensor_name_the_source(tmp_path, to):
     assert str(src) in err.getvalue() and "event 2 (x=100, y=3)" in err.getvalue()
     assert "outside the sensor size 64x48" in err.getvalue() and "--sensor-size" in err.getvalue()
     assert not dst.exists()
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_convert_to_h5_stopped_half_way_leaves_no_partial_file(tmp_path, monkeypatch, existing):
+    """Ctrl-C during ``convert X OUT.h5`` left OUT.h5 holding part of the events (it said
+    ``complete True``), and had already destroyed an existing OUT.h5; the formats written in
+    one piece leave nothing.  Now the recording is written beside OUT.h5 and moved there
+    whole: an interrupt leaves no file, and an existing one untouched."""
+    import recorders
+
+    dst = tmp_path / "out.h5"
+    if existing:
+        dst.write_bytes(b"the old recording")
+
+    def interrupted(self, events):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(recorders.EventRecorder, "write", interrupted)
+    rc = main(["convert", str(sample_path("sample_ncars.dat")), str(dst)], out=io.StringIO(),
+              err=io.StringIO())
+    assert rc == ExitStatus.INTERRUPTED
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["out.h5"] if existing else [])
+    if existing:
+        assert dst.read_bytes() == b"the old recording"
+    monkeypatch.undo()
+    assert main(["convert", str(sample_path("sample_ncars.dat")), str(dst)], out=io.StringIO(),
+                err=io.StringIO()) == 0
+    assert np.array_equal(read_events(dst), expected_events("sample_ncars.dat"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5"]

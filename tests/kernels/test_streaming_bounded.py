@@ -128,6 +128,19 @@ def test_bad_bounds_are_rejected():
         StreamingBinner((4, 4), 100, max_frames=0)
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("window, stride", [(2**63 - 1, None), (100, 2**63 - 1), (10**20, None)])
+def test_windows_past_the_int64_time_range_are_refused(window, stride):
+    """A window of 2^63 - 1 us overflowed the kernels' window end: ``push`` looped forever
+    (``eventpipe view --window-us 9223372036854775807`` hung); past int64 it was an
+    ``OverflowError``.  Both are refused, naming the bound."""
+    with pytest.raises(ValueError, match="must be at most 1,000,000,000,000,000 us"):
+        StreamingBinner((4, 4), window, stride)
+    b = StreamingBinner((4, 4), 10**15)  # the longest one still bins
+    ev = make_events([1, 2], [1, 1], [10, 10**12], [1, 0])
+    assert b.push(ev).shape[0] == 0 and b.flush().sum() == 2
+
+
 def test_last_closed_end_names_the_frames_before_a_jump():
     b = StreamingBinner((4, 4), 100, max_gap_us=1000)
     assert b.last_closed_end is None

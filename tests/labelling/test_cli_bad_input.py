@@ -242,3 +242,19 @@ def test_label_into_a_second_labels_file_is_refused(recording, monkeypatch):
                    str(recording.with_name("take.labels.json"))])
     assert_one_error_line(res, ExitStatus.DATA, str(csv), "already labels")
     assert not recording.with_name("take.labels.json").exists()
+
+
+@pytest.mark.parametrize("flag", ["--json-out", "--confusion-png"])
+def test_eval_output_over_the_labelled_take_is_refused(takes, flag):
+    """``eval CKPT --stream take.h5 --json-out take.h5``: the result would be written over the
+    take it scores (after the whole evaluation); refused first, exit 4 naming both."""
+    take = takes / "t0.h5"
+    before = take.read_bytes()
+    out = take if flag == "--json-out" else takes / "t1.h5"
+    if flag == "--confusion-png":  # through a link with a suffix the flag accepts
+        (takes / "c.png").symlink_to(out)
+        out = takes / "c.png"
+    res = run_cli(["eval", "default", "--stream", take, "--stream", takes / "t1.h5",
+                   flag, out])
+    assert_one_error_line(res, ExitStatus.CONFIG, f"{flag} {out} is the input")
+    assert take.read_bytes() == before

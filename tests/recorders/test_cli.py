@@ -334,7 +334,155 @@ def test_record_or_convert_over_its_own_input_is_refused(tmp_path):
                  ["record", str(rec), str(link), "--overwrite"],
                  ["record", f"video:{video}", str(video), "--overwrite"],
                  ["convert", str(rec), str(link)],
-                 ["run", "--source", f"file:{rec}", "--record", str(rec), "--max-speed"]):
+                 ["run", "--source", f"file:{rec}", "--record", str(rec), "--max-speed"],
+                 # the run's other outputs: these had replaced the recording with JSON
+                 ["run", "--source", f"file:{rec}", "--jsonl", str(link), "--max-speed"],
+                 ["run", "--source", f"file:{rec}", "--set", f"sinks.jsonl='{rec}'"],
+                 ["run", "--source", f"file:{rec}", "--metrics-json", str(rec)]):
         rc, out, err = cli(*argv)
         assert rc == 4 and err.count("\n") == 1 and "is the input" in err, (argv, err)
     assert rec.read_bytes() == before
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_replay_labels_stopped_by_a_signal_says_what_it_sent(tmp_path, monkeypatch, signum):
+    """Ctrl-C (or SIGTERM) during ``replay-labels`` stops the sending and ends as the end of
+    the recording does: exit 0 and the summary, saying how many labels were not sent.
+    (Before: ``error: interrupted``, exit 130, and no word of what was published.)"""
+    from eventpipe.sinks import zmq_pub
+
+    path = _labelled(tmp_path / "r.h5", n=4)  # labels recorded 10 ms apart
+    sent = []
+    real_write = zmq_pub.ZmqPubSink.write
+
+    def write_then_signal(self, msg):
+        real_write(self, msg)
+        sent.append(msg)
+        if len(sent) == 1:
+            os.kill(os.getpid(), signum)  # handled in this (the main) thread
+
+    def outside(signum_, frame):
+        raise _Interrupted(signum_)
+
+    monkeypatch.setattr(zmq_pub.ZmqPubSink, "write", write_then_signal)
+    before = signal.signal(signum, outside)
+    try:
+        rc, out, err = cli("replay-labels", str(path), "--publish", "tcp://127.0.0.1:0",
+                           "--wait-subscribers", "0")
+        assert signal.getsignal(signum) is outside  # the command put the handler back
+    finally:
+        signal.signal(signum, before)
+    assert rc == 0 and "error" not in err, (rc, err)
+    assert len(sent) == 1
+    assert out == f"published 1 labels from {path} (stopped by a signal; 3 of 4 not sent)\n"
+
+
+def test_replay_labels_signal_while_waiting_for_a_subscriber(tmp_path):
+    """A signal during ``--wait-subscribers`` ends the wait at once and sends nothing (before:
+    the wait went on, then every label was sent)."""
+    path = _labelled(tmp_path / "r.h5", n=4)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    t0 = time.monotonic()
+    timer.start()
+    try:
+        rc, out, err = cli("replay-labels", str(path), "--publish", "tcp://127.0.0.1:0",
+                           "--wait-subscribers", "60")
+    finally:
+        timer.cancel()
+    assert rc == 0 and time.monotonic() - t0 < 30, (rc, err)
+    assert "no subscriber" not in err and "error" not in err, err
+    assert out == f"published 0 labels from {path} (stopped by a signal; 4 of 4 not sent)\n"
+
+
+@pytest.mark.parametrize("what", ["folder", "missing folder", "existing file"])
+def test_run_record_output_is_checked_before_anything_loads(tmp_path, monkeypatch, what):
+    """``run --record OUT`` where OUT is a folder, in a folder that does not exist, or an
+    existing file: one line naming ``--record``, exit 4, before the model loads (were: exit 1
+    after the model loaded, 'already exists; ... (pass overwrite=True)', a Python argument
+    the command line does not have, or the folders made silently)."""
+    import eventpipe.runtime.run as runtime_run
+
+    monkeypatch.setattr(runtime_run, "run", lambda *a, **k: pytest.fail("the run started"))
+    src = tmp_path / "src.h5"
+    with EventRecorder(src, (64, 48)) as rec:
+        rec.write(random_events(1, 100))
+    out = {"folder": tmp_path, "missing folder": tmp_path / "nope" / "r.h5",
+           "existing file": tmp_path / "old.h5"}[what]
+    if what == "existing file":
+        out.write_bytes(b"keep me")
+    rc, _, err = cli("run", "--source", f"file:{src}", "--max-speed", "--quiet",
+                     "--record", str(out))
+    assert rc == 4 and err.count("\n") == 1 and f"--record {out}" in err, err
+    assert {"folder": "is a folder", "missing folder": "does not exist (mkdir -p",
+            "existing file": "exists; a recording is never overwritten"}[what] in err
+    assert not (tmp_path / "nope").exists()
+    if what == "existing file":
+        assert out.read_bytes() == b"keep me"
+
+
+def test_view_dump_onto_a_file_is_refused_before_anything_loads(tmp_path, monkeypatch):
+    import eventpipe.runtime.run as runtime_run
+
+    monkeypatch.setattr(runtime_run, "run", lambda *a, **k: pytest.fail("the run started"))
+    src = tmp_path / "src.h5"
+    with EventRecorder(src, (64, 48)) as rec:
+        rec.write(random_events(1, 100))
+    rc, _, err = cli("run", "--source", f"file:{src}", "--max-speed", "--quiet",
+                     "--view-dump", str(src))
+    assert rc == 4 and err.count("\n") == 1, err
+    assert f"--view-dump {src}: exists and is not a folder" in err
+
+
+def test_run_on_a_recording_of_no_events_says_so(tmp_path):
+    """A recording of zero events with no sensor size (``record`` of a socket that sent
+    nothing): the one line says the recording is empty (before: 'no events decoded as h5, so
+    no sensor size (not a recording?)', doubting a file our own recorder wrote)."""
+    path = tmp_path / "nothing.h5"
+    with EventRecorder(path, None):
+        pass
+    rc, _, err = cli("run", "--source", f"file:{path}", "--max-speed", "--quiet")
+    assert rc == 3 and err.count("\n") == 1, err
+    assert "the h5 recording holds no events and states no sensor size: nothing to run" in err
+    assert "not a recording" not in err
+
+
+def _back_in_time(t) -> int:
+    """Events earlier than the largest time before them, one event at a time."""
+    count, top = 0, None
+    for v in t.tolist():
+        count += top is not None and v < top
+        top = v if top is None else max(top, v)
+    return count
+
+
+def test_record_counts_time_going_backwards(tmp_path):
+    """``record`` says how many events came earlier than an event before them (before: time
+    going backwards was recorded without a word); a sorted source prints no such line."""
+    ev = random_events(4, 20_000, size=(64, 48), sorted_t=False)
+    src = tmp_path / "unsorted.npy"
+    np.save(src, ev)
+    want = _back_in_time(ev["t"])
+    assert want > 1000
+    rc, out, err = cli("record", f"file:{src}", str(tmp_path / "u.h5"))
+    assert rc == 0, err
+    assert (f"time went backwards: {want:,} events earlier than an event before them (recorded "
+            "as they came; slices follow the running maximum)\n") in out
+    np.testing.assert_array_equal(read_events(tmp_path / "u.h5"), ev)
+    rc, out, err = cli("record", f"file:{sample_path('evt3_sample.raw')}", str(tmp_path / "s.h5"))
+    assert rc == 0 and "time went backwards" not in out, (out, err)
+
+
+def test_index_builder_counts_back_in_time_across_batches():
+    from recorders.index import IndexBuilder
+
+    rng = np.random.default_rng(9)
+    t = np.cumsum(rng.integers(-30, 50, 5000)).astype(np.int64)
+    for cuts in ([], [1, 2, 3], sorted(rng.integers(1, 5000, 40).tolist())):
+        b, i = IndexBuilder(100), 0
+        for j in [*cuts, len(t)]:
+            b.add(t[i:j], i)
+            i = j
+        assert b.back_in_time == _back_in_time(t), cuts
+    b = IndexBuilder(100)
+    b.add(np.arange(1000, dtype=np.int64), 0)  # sorted: nothing counted
+    assert b.back_in_time == 0

@@ -234,3 +234,59 @@ def test_lost_directory_is_a_clear_error(tmp_path):
 def test_missing_directory_at_start(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         EventRecorder(tmp_path / "nope" / "r.h5", (8, 8))
+
+
+@pytest.mark.parametrize("remove, name", [("labels", "labels"), ("status", "status"),
+                                          ("events/x", "x"),
+                                          ("attr events compression", "attribute compression")])
+def test_a_missing_part_is_named_once_not_as_h5py_text(tmp_path, remove, name):
+    """A recording missing a group, dataset or attribute names it (before: the field and the
+    message were h5py's whole sentence, "field \\"Unable to synchronously open object (object
+    'labels' doesn't exist)\\": recording is missing \\"Unable to ...\\"")."""
+    path = tmp_path / "part.h5"
+    make(path, n=100)
+    with h5py.File(path, "a") as f:
+        if remove.startswith("attr "):
+            _, group, attr = remove.split()
+            del f[group].attrs[attr]
+        else:
+            del f[remove]
+    with pytest.raises(RecordingError) as info:
+        open_recording(path)
+    assert str(info.value) == (f"{path}, field {name!r}: recording is missing {name!r} "
+                               "(damaged or written by something else)")
+    assert info.value.field == name and "Unable to" not in str(info.value)
+
+
+def test_a_damaged_object_header_is_damage_not_a_missing_field():
+    """h5py raises KeyError for an object whose header fails its checksum too: that is
+    damage, said as such, not 'recording is missing <h5py's sentence>'."""
+    from recorders.reader import _missing_name
+
+    damaged = KeyError("Unable to synchronously open object (incorrect metadata checksum "
+                       "after all read attempts)")
+    assert _missing_name(damaged) is None
+    assert _missing_name(KeyError("Unable to synchronously open object (object 'labels' "
+                                  "doesn't exist)")) == "labels"
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt(), ValueError("bad batch")])
+def test_a_with_block_that_raises_leaves_a_recording_that_is_not_complete(tmp_path, exc):
+    """``with EventRecorder(...)`` left by an exception (Ctrl-C during ``convert X OUT.h5``)
+    finalised the file as complete: ``info`` said ``complete True`` of a recording cut short.
+    Now the events written are kept and the reason is stored in ``ended_by_error``."""
+    path = tmp_path / "cut.h5"
+    ev = random_events(3, 1000)
+    with pytest.raises(type(exc)):
+        with EventRecorder(path, (640, 480)) as rec:
+            rec.write(ev)
+            raise exc
+    with open_recording(path) as r:
+        assert not r.info.complete
+        want = f"stopped by {type(exc).__name__}" + (f": {exc}" if str(exc) else "")
+        assert r.info.ended_by_error == want
+        np.testing.assert_array_equal(r.events(), ev)
+    with EventRecorder(tmp_path / "ok.h5", (640, 480)) as rec:
+        rec.write(ev)
+    with open_recording(tmp_path / "ok.h5") as r:
+        assert r.info.complete and r.info.ended_by_error == ""

@@ -233,3 +233,25 @@ def test_video_source_through_the_emulator_to_labels(tmp_path):
     s = pipe.summary()
     assert s["events_in"] > 1000 and s["frames"] >= 25  # 0.58 s of video in 20 ms windows
     assert len(labels) == s["frames"]
+
+
+def test_stream_ids_past_max_streams_are_dropped_counted_and_said():
+    """Each stream id that arrives gets a windower and filters (~0.6 MB at 640x480): a sender
+    cycling through stream ids grew a run without bound (300 ids: +176 MB).  Past
+    ``runtime.max_streams`` a new id's events are dropped, counted and said; the streams
+    admitted first run on."""
+    ev = expected_events("evt2_sample.raw")[:20_000]
+    cfg = make_cfg(**{"runtime.max_streams": 3, "decoder.emit_every": 1})
+    with open_source("zmq+tcp://127.0.0.1:0", queue_size=4096) as src:
+        pipe, labels = run_pipeline(cfg, src, small_model())
+        for sid in range(8):
+            send_events([ev], f"tcp://127.0.0.1:{src.port}", stream_id=sid,
+                        sensor_size=(640, 480))
+        drain_when_all_in(pipe, 8 * len(ev))
+    summary = pipe.summary()
+    assert sorted(pipe.preps) == [0, 1, 2]
+    assert {m["stream"] for m in labels} == {0, 1, 2}
+    assert summary["events_in"] == 8 * len(ev)
+    assert summary["events_over_max_streams"] == 5 * len(ev)
+    assert (f"{5 * len(ev):,} events dropped: their stream ids came after the first 3 "
+            "(runtime.max_streams; raise it with --set runtime.max_streams=N)") in summary["advice"]

@@ -309,3 +309,35 @@ def test_a_packet_size_out_of_range_ends_the_connection(size):
         assert src.state == "finished" and src.stats.malformed == 1
         assert "packet size" in str(src.last_error) and str(size) in str(src.last_error)
     t.join(5)
+
+
+@pytest.mark.parametrize("cut", [0, 50, 111])
+def test_a_packet_cut_by_the_server_closing_is_counted(cut):
+    """A server that closes in the middle of a packet: the events before it are delivered,
+    the cut packet is counted in ``malformed`` and said (before: lost without a word, the
+    source ending as if the stream had simply ended)."""
+    greeting = _ioheader(0)
+    whole = struct.pack("<ii", 0, len(EVTS_PACKET)) + EVTS_PACKET
+    payload = struct.pack("<I", len(greeting)) + greeting + whole + whole[:8 + cut]
+    port, t = fake_server(payload)
+    with open_source(f"dv://127.0.0.1:{port}", reconnect=False) as src:
+        got = collect(src, 5, timeout=10)
+        assert src.read(5) is None and src.state == "finished"
+        assert got["t"].tolist() == [1000, 1001, 1002, 1003, 1004]
+        assert src.stats.packets == 1 and src.stats.malformed == 1
+        want = f"server closed the connection {cut} bytes into a {len(EVTS_PACKET)}-byte packet"
+        assert str(src.last_error) == want
+        assert src.drop_advice() == [f"1 malformed greetings or packets dropped; last: {want}"]
+    t.join(5)
+
+
+def test_a_server_closing_between_packets_is_no_loss():
+    greeting = _ioheader(0)
+    payload = (struct.pack("<I", len(greeting)) + greeting
+               + struct.pack("<ii", 0, len(EVTS_PACKET)) + EVTS_PACKET)
+    port, t = fake_server(payload)
+    with open_source(f"dv://127.0.0.1:{port}", reconnect=False) as src:
+        assert len(collect(src, 5, timeout=10)) == 5
+        assert src.read(5) is None and src.state == "finished"
+        assert src.stats.malformed == 0 and src.drop_advice() == []
+    t.join(5)

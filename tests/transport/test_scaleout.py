@@ -343,3 +343,49 @@ def test_broker_cli_runs_and_stops():
                "--labels-in", "tcp://127.0.0.1:0", "--labels-out", "tcp://127.0.0.1:0",
                "--duration", "0.3"], out=_io.StringIO(), err=err)
     assert rc == 0
+
+
+def test_per_key_counters_are_bounded_whatever_ids_arrive(monkeypatch):
+    """Stream ids and label topics come from the network: ``stats.streams`` and
+    ``stats.by_topic`` had one entry per distinct key, so a sender cycling through ids grew
+    the broker without bound.  Past ``MAX_COUNTED_KEYS`` keys the packets are forwarded all the
+    same and counted in ``streams_uncounted`` / ``topics_uncounted``; a topic key is cut to
+    ``MAX_TOPIC_BYTES``."""
+    from eventpipe.transport import broker as broker_mod
+
+    monkeypatch.setattr(broker_mod, "MAX_COUNTED_KEYS", 3)
+    ctx = zmq.Context()
+    try:
+        with Broker(LOOP, 1, LOOP, LOOP, hwm=100) as broker:
+            pull = _pull(ctx, broker.fanout_endpoints[0])
+            assert broker._wait(lambda: broker.stats.slot_peers == [1], 5)
+            with Sender(broker.sender_endpoint(), sensor_size=(64, 48), context=ctx) as tx:
+                for sid in range(10):
+                    tx.stream_id = sid
+                    tx.send(_events(5))
+            got = _recv_all(pull, 10)
+            assert len(got) == 10  # every packet forwarded
+            st = broker.stats
+            assert st.streams == {0: 1, 1: 1, 2: 1} and st.streams_uncounted == 7
+            pull.close()
+            sink = ZmqPubSink(broker.worker_publish(0))
+            try:
+                assert broker._wait(lambda: broker.stats.publisher_handshakes == 1, 5)
+                assert sink.wait_subscribers(1, timeout=5)
+                long_topic = "9" * 1000
+                for k in range(6):
+                    sink.write({"stream": long_topic if k == 0 else k, "seq": k})
+                assert broker.wait_messages(6, timeout=5)
+            finally:
+                sink.close()
+            assert broker.stats.by_topic == {"9" * broker_mod.MAX_TOPIC_BYTES: 1, "1": 1, "2": 1}
+            assert broker.stats.topics_uncounted == 3
+    finally:
+        ctx.term()
+
+
+def test_a_broker_of_many_workers_starts():
+    """``--workers`` goes to 1024, but each slot is three ZeroMQ sockets and libzmq's default
+    of 1023 per context ran out at ~340 workers ("Too many open files", exit 1)."""
+    with Broker(LOOP, 400, LOOP, LOOP) as broker:
+        assert len(set(broker.fanout_ports)) == 400

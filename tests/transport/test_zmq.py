@@ -89,6 +89,27 @@ def test_sequence_gaps_restarts_out_of_order():
         assert src.seq.last == {0: 1, 1: 15} and src.seq.gaps == {0: 2, 1: 3}
 
 
+def test_per_stream_tables_are_bounded_whatever_ids_arrive(monkeypatch):
+    """The source kept sequence numbers, gaps and a sensor size per distinct stream id that
+    arrived: a sender cycling through ids grew it without bound.  Past
+    ``MAX_TRACKED_STREAMS`` ids the packets are delivered untracked, counted and said."""
+    from eventpipe.sources import zmq_source
+
+    monkeypatch.setattr(zmq_source, "MAX_TRACKED_STREAMS", 3)
+    ev = make_events([1], [1], [1], [1])
+    with open_source("zmq+tcp://127.0.0.1:0") as src, \
+            Sender(f"tcp://127.0.0.1:{src.port}") as tx:
+        for sid in range(10):
+            tx.send_raw(encode_packet(ev, sid, 5, sensor_size=(64, 48)))
+        tx.send_raw(encode_packet(ev, 1, 8, sensor_size=(64, 48)))  # a tracked stream: gap 2
+        assert len(collect(src, 11)) == 11  # every packet delivered
+        assert src.seq.last == {0: 5, 1: 8, 2: 5} and src.seq.gaps == {1: 2}
+        assert sorted(src.stream_sizes) == [0, 1, 2] and src.untracked_packets == 7
+        assert src.stats.gaps == 2
+        assert ("7 packets of stream ids after the first 3: delivered, but their sequence gaps "
+                "and sensor sizes were not tracked") in src.drop_advice()
+
+
 def test_sender_disconnects_and_comes_back():
     ev = make_events(np.arange(10), np.arange(10), np.arange(10), np.arange(10) % 2)
     with open_source("zmq+tcp://127.0.0.1:0") as src:
