@@ -189,7 +189,7 @@ class Program:
             k, s, p, g = (int(op.attrs[a]) for a in ("kernel", "stride", "pad", "groups"))
             w = op.arrays["weight"]
             if g < 1 or ci % g or co % g or w.shape != (co, ci // g, k, k) or op.arrays["bias"].shape != (co,) \
-                    or op.arrays["shift"].shape != (co,) or int(op.arrays["shift"].min(initial=0)) < 0 \
+                    or op.arrays["shift"].shape != (co,) or int(op.arrays["shift"].min(initial=0)) < -40 \
                     or int(op.arrays["shift"].max(initial=0)) > 40 \
                     or conv_out_hw(hi, wi, k, s, p) != (ho, wo) or s < 1 or p < 0:
                 bad(f"conv op {op.name!r}: weight {w.shape} does not fit {self.buffers[op.src]} -> "

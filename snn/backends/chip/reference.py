@@ -19,9 +19,11 @@ def shr(x: np.ndarray, k, half_up: bool) -> np.ndarray:
     """Arithmetic shift right by ``k`` (array or int), rounding down or half up."""
     x = np.asarray(x, np.int64)
     k = np.asarray(k, np.int64)
+    left = x << np.maximum(-k, 0)  # a negative k shifts left (exact)
+    r = np.maximum(k, 0)
     if half_up:
-        return np.where(k > 0, (x + (np.int64(1) << np.maximum(k - 1, 0))) >> k, x)
-    return x >> k
+        return np.where(k > 0, (x + (np.int64(1) << np.maximum(k - 1, 0))) >> r, left)
+    return np.where(k >= 0, x >> r, left)
 
 
 def _saturate(x: np.ndarray, bits: int) -> Tuple[np.ndarray, int]:
