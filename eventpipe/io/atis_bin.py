@@ -63,6 +63,22 @@ def _decode_block(buf, out_x, out_y, out_t, out_p, state):
     return n
 
 
+@numba.njit(cache=True, nogil=True)
+def _events_all_below(buf, limit):
+    """True when ``buf`` holds at least one event (a record whose y is not the overflow
+    marker) and every event's x and y is below ``limit``; one pass, stops at the first
+    coordinate at or above it (a bigger sensor is found in its first records)."""
+    seen = False
+    for i in range(buf.shape[0] // 5):
+        y = buf[i * 5 + 1]
+        if y == 240:
+            continue
+        if buf[i * 5] >= limit or y >= limit:
+            return False
+        seen = True
+    return seen
+
+
 def _plausible(head: bytes) -> bool:
     """Whole records, y bytes <= 240 and non-decreasing timestamps."""
     n = len(head) // RECORD
@@ -121,13 +137,7 @@ class AtisBinReader(EventReader):
             self.info.extras["dataset"] = "N-Caltech101 (or other ATIS .bin)"
 
     def _all_below(self, limit: int) -> bool:
-        raw = np.fromfile(self.path, dtype=np.uint8)
-        n = raw.size // RECORD
-        if n == 0:
-            return False
-        rec = raw[: n * RECORD].reshape(n, RECORD)
-        ev = rec[rec[:, 1] != OVERFLOW_Y]
-        return bool(ev.size) and int(ev[:, 0].max()) < limit and int(ev[:, 1].max()) < limit
+        return _events_all_below(np.fromfile(self.path, dtype=np.uint8), limit)
 
     def _decode(self) -> Iterator[np.ndarray]:
         state = np.zeros(1, dtype=np.int64)

@@ -106,6 +106,29 @@ def test_bin_overflow_markers_follow_tonic(tmp_path):
     assert r.info.sensor_size_source == "inferred" and "Caltech" in r.info.extras["dataset"]
 
 
+def test_bin_nmnist_table_only_when_every_event_fits_34x34(tmp_path):
+    """The N-MNIST size comes from the table only when every event (not the overflow markers,
+    whose x is anything) is below 34 in x and y; one event at 34, even the last, makes the
+    size inferred; a file of markers only is not N-MNIST."""
+    ev = expected_events("sample_nmnist.bin")
+    base = encode_atis_bin(ev)
+
+    def info(data: bytes):
+        q = tmp_path / "q.bin"
+        q.write_bytes(data)
+        r = AtisBinReader(q)
+        r.read()
+        return r.info.sensor_size_source, r.info.extras["dataset"]
+
+    marker = bytes([200, 240, 0, 0, 0])  # x = 200 on an overflow marker: not an event
+    assert info(marker + base + marker) == ("table", "N-MNIST")
+    for field in ("x", "y"):
+        late = ev.copy()
+        late[field][-1] = 34
+        assert info(encode_atis_bin(late))[0] == "inferred", field
+    assert info(marker * 3)[1].startswith("N-Caltech101")
+
+
 def test_bin_truncation_and_damage(tmp_path):
     data = sample_path("sample_nmnist.bin").read_bytes()
     exp = expected_events("sample_nmnist.bin")

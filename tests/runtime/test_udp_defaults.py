@@ -10,37 +10,21 @@ with the cause and the fix in the summary.
 
 from __future__ import annotations
 
-import io
 import socket
 import struct
 import subprocess
-import warnings
 
 import numpy as np
 import pytest
 
-from eventpipe.runtime.config import load_run_config
 from eventpipe.runtime.metrics import format_summary
-from eventpipe.runtime.run import build_pipeline
+from tests.benchmark_script import load
 from tests.conftest import expected_events, sample_path
 from tests.transport.helpers import peer_command, peer_module, wait_for
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pipeline(uri: str, size, *extra: str):
-    cfg = load_run_config(None, [f"source.uri={uri}", f"source.sensor_size=[{size[0]}, {size[1]}]",
-                                 "model.name=meta_spikeformer_tiny", "model.num_classes=4",
-                                 "input.size=[32, 32]", "sinks.console=false", *extra])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # random weights
-        pipe = build_pipeline(cfg, io.StringIO())
-    pipe.warm_up()
-    return pipe.start()
+_bench = load("udp_burst")
+_free_udp_port, _pipeline = _bench.free_udp_port, _bench.pipeline
 
 
 def _finish(pipe, n: int) -> dict:
