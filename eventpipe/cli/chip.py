@@ -84,6 +84,9 @@ def add_parser(subparsers):
                    help="synthetic training clips to calibrate on, as `eventpipe run --backend chip` does "
                         "(0: weights alone; default 2)")
     n.add_argument("--seed", type=int, default=0, help="seed of the calibration clips")
+    n.add_argument("--input-frac-bits", type=int, default=6, metavar="N",
+                   help="profile on the pow2 grid (exact): a log1p input becomes qlog1p:N, log1p rounded to N "
+                        "fractional bits, the table the chip reads (0-16; default 6)")
     return p
 
 
@@ -127,6 +130,8 @@ def _snap(args, out) -> int:
 
     if args.calibration < 0:
         raise UsageError(f"--calibration must be >= 0, got {args.calibration}")
+    if not 0 <= args.input_frac_bits <= 16:
+        raise UsageError(f"--input-frac-bits must be in [0, 16], got {args.input_frac_bits}")
     ckpt = _source_and_output(args)
     t0 = time.perf_counter()
     with reading_checkpoint(ckpt):
@@ -138,7 +143,7 @@ def _snap(args, out) -> int:
             cal = [count_clips(args.calibration, seed=args.seed, split="train", sensor_size=sensor, input_size=(W, H),
                                T=int(meta.get("T") or 8), clip=min(clip, 65535), progress=False,
                                channels=checkpoint_channels(meta)).transpose(1, 0, 2, 3, 4)]
-        res = snap(ckpt, profile=args.profile, calibration=cal, sensor_size=sensor)
+        res = snap(ckpt, profile=args.profile, calibration=cal, sensor_size=sensor, input_frac_bits=args.input_frac_bits)
     res.record["calibration"] = {"clips": args.calibration, "seed": args.seed, "sensor_size": list(sensor)}
     save_snapped(args.output, res)
     same = "the same program" if not res.recompile_differences else \
@@ -219,6 +224,8 @@ def _compile(args, out) -> int:
 
     if args.calibration < 0:
         raise UsageError(f"--calibration must be >= 0, got {args.calibration}")
+    if not 0 <= args.input_frac_bits <= 16:
+        raise UsageError(f"--input-frac-bits must be in [0, 16], got {args.input_frac_bits}")
     ckpt = _source_and_output(args)
     with reading_checkpoint(ckpt):
         prog = snn.chip.compile(ckpt, profile=args.profile)
