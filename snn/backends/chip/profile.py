@@ -69,7 +69,7 @@ class Profile:
 
 
 _RANGES = {  # integer keys: inclusive bounds
-    "weight_bits": (2, 8), "membrane_bits": (8, 24), "accumulator_bits": (16, 32),
+    "weight_bits": (2, 8), "membrane_bits": (8, 32), "accumulator_bits": (16, 32),
     "input_bits": (1, 16), "attn_frac_bits": (0, 8), "lif_frac_bits": (0, 8),
     "count": (0, 1 << 20), "neurons_per_core": (0, 1 << 40), "max_fan_in": (0, 1 << 40),
     "max_fan_out": (0, 1 << 20),
