@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Tuple
 
-import numba
 import numpy as np
 from numba import types
 from numba.extending import overload
@@ -44,26 +43,22 @@ def scaled_bound(bound: np.ndarray, k: np.ndarray) -> np.ndarray:
     return np.where(k >= 0, (bound >> np.maximum(k, 0)) + 1, bound << np.maximum(-k, 0))
 
 
-def _weigh(a, r, l, wide):  # pragma: no cover - the numba overload below is what runs
-    raise NotImplementedError("weigh is compiled by numba only")
+def weigh(a, right, left, wide):  # pragma: no cover - numba compiles the overload below
+    """``(a >> right) << left`` (int64 ``a``: the sum plus its rounding term), in jitted code only.  ``wide``:
+    an element of the accumulator the sum came from - its type alone matters (a compile-time
+    choice): from a 64-bit one the value is held to ``+-2^62`` before the left shift (see the
+    module docstring)."""
+    raise NotImplementedError("weigh runs in numba-compiled kernels only")
 
 
-@overload(_weigh)
-def _weigh_impl(a, r, l, wide):
+@overload(weigh)
+def _weigh_impl(a, right, left, wide):
     if isinstance(wide, types.Integer) and wide.bitwidth >= 64:
-        def held(a, r, l, wide):
-            lim = np.int64(1) << (62 - l)
-            return min(max(a >> r, -lim), lim) << l
+        def held(a, right, left, wide):
+            lim = np.int64(1) << (62 - left)
+            return min(max(a >> right, -lim), lim) << left
         return held
 
-    def plain(a, r, l, wide):
-        return (a >> r) << l
+    def plain(a, right, left, wide):
+        return (a >> right) << left
     return plain
-
-
-@numba.njit(cache=True, nogil=True)
-def weigh(a, r, l, wide):  # pragma: no cover - jitted
-    """``(a >> r) << l`` (int64 ``a``: the sum plus its rounding term); ``wide``: an element of the
-    accumulator the sum came from - its type alone matters: from a 64-bit one the value is held to
-    ``+-2^62`` before the left shift (see the module docstring)."""
-    return _weigh(a, r, l, wide)

@@ -33,8 +33,8 @@ def lif_args(v, theta, in_shift, mem_lo, mem_hi, half_up, v_new, chan, npos):
 @numba.njit(inline="always", **_JIT)
 def emit_lif(tacc, tlo, b, oy, ox, o0, o1, shift, rnd, bias, lo, hi, lif, flag, lcnt):  # pragma: no cover
     """Outputs ``o`` in ``[o0, o1)`` of position ``(oy, ox)``: ``x = sat(bias + (tacc + tlo + rnd) >> shift)``
-    (as :func:`~snn.backends.chip.kernels._emit_range` with ``add`` off: signed weight exponents), then the LIF of ``lif``
-    on ``x``; the spiking channels are appended to the position's address list (started afresh
+    (as :func:`~snn.backends.chip.kernels._emit_range` with ``add`` off; signed weight exponents),
+    then the LIF of ``lif`` on ``x``; the spiking channels are appended to the position's address list (started afresh
     where ``o0 == 0``: blocks of outputs come in increasing order, each a multiple of ``LANES``
     from the start).  ``flag``: ``C + LANES`` uint8 scratch.  Returns the conv's saturations."""
     v, theta, in_shift, mlo, mhi, half_up, v_new, chan, npos = lif

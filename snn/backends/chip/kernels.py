@@ -146,8 +146,8 @@ def _emit_range(tacc, tlo, dst, b, oy, ox, o0, o1, shift, rnd, bias, add, lo, hi
     """``dst[b, oy, ox, o] = sat((add ? dst : 0) + bias + (tacc + tlo + rnd) >> shift)`` for outputs
     ``o`` in ``[o0, o1)``, branch-free (``shift [2, Co]``: the signed weight exponents as right and
     left shifts, :func:`~snn.backends.chip.exponent.split`; ``rnd``: 0, or half a step for rounding
-    half up); returns saturations.  Inlined, unsigned output indices, no array views (a view per array and output
-    position cost more than the outputs of a short row)."""
+    half up); returns saturations.  Inlined, unsigned output indices, no array views (a view per
+    array and output position cost more than the outputs of a short row)."""
     wide_vectors()
     n_sat = 0
     uo = np.uint64(o0)
@@ -305,7 +305,7 @@ def _dw_span(chan, npos, b, H, W, C, wr, pad, fx, c0, c1, shift, rnd, bias, dst,
             rd = rnd[c]
             bs = bias[c]
             for ox in range(Wo):
-                v = weigh(np.int64(row[ox + K - 1]) + rd, sr, sl, row[ox]) + bs
+                v = weigh(np.int64(row[ox + K - 1]) + rd, sr, sl, row[0]) + bs
                 if add:
                     v += dst[b, oy, ox, c]
                 n_sat += (v < lo) + (v > hi)

@@ -196,7 +196,8 @@ class Program:
                     or conv_out_hw(hi, wi, k, s, p) != (ho, wo) or s < 1 or p < 0:
                 bad(f"conv op {op.name!r}: weight {w.shape} does not fit {self.buffers[op.src]} -> "
                     f"{self.buffers[op.dst]}", key)
-            out = np.flatnonzero(np.abs(op.arrays["shift"].astype(np.int64)) > MAX_EXPONENT)
+            ks = op.arrays["shift"].astype(np.int64)
+            out = np.flatnonzero((ks < -MAX_EXPONENT) | (ks > MAX_EXPONENT))
             if out.size:
                 bad(f"conv op {op.name!r}: weight exponent (shift) {int(op.arrays['shift'][out[0]])} of output "
                     f"channel {int(out[0])} is outside [-{MAX_EXPONENT}, {MAX_EXPONENT}]", f"{key}.shift")
