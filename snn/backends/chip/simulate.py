@@ -69,7 +69,8 @@ def round_ste(x: Tensor) -> Tensor:
 
 
 def shr(x: Tensor, k: Tensor, half_up: bool, exact: bool = False) -> Tensor:
-    """``x >> k`` on integer-valued float64 (``k`` broadcastable, >= 0): floor or half-up."""
+    """``x >> k`` on integer-valued float64 (``k`` broadcastable): floor or half-up; a negative ``k``
+    (a signed weight exponent) is ``x * 2^-k``, exact, nothing to round (``exact`` changes nothing there)."""
     p = torch.pow(2.0, k.to(torch.float64))
     if exact:
         return x / p
