@@ -11,12 +11,12 @@ from snn.backends.chip.program import Op, Program, conv_out_hw
 
 
 def profile(weight_bits=8, membrane_bits=16, accumulator_bits=24, input_bits=8, rounding="floor", attn_frac_bits=0,
-            lif_frac_bits=0):
+            lif_frac_bits=0, scale_grid="fitted"):
     return profile_from_dict({
         "name": "test", "description": "test",
         "numerics": dict(weight_bits=weight_bits, membrane_bits=membrane_bits, accumulator_bits=accumulator_bits,
                          input_bits=input_bits, rounding=rounding, attn_frac_bits=attn_frac_bits,
-                         lif_frac_bits=lif_frac_bits),
+                         lif_frac_bits=lif_frac_bits, scale_grid=scale_grid),
         "cores": dict(count=0, neurons_per_core=0, kernel_memory_per_core=[0], neuron_memory_per_core=[0],
                       memory_formula="dense", one_layer_per_core=False, max_fan_in=0, max_fan_out=0,
                       supports_attention=True, supports_graded_input=True),

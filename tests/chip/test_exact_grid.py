@@ -10,7 +10,7 @@ from eventpipe.represent.apply import normalise as recipe_normalise
 from eventpipe.represent.recipe import InputRecipe, RecipeError
 from snn.backends.chip.agreement import Agreement
 from snn.backends.chip.compile import compile as chip_compile, normalise
-from snn.backends.chip.errors import CompileError, ProfileError
+from snn.backends.chip.errors import ProfileError
 from snn.backends.chip.profile import load_profile
 from snn.backends.chip.quantise import input_table
 from snn.backends.chip.reference import reference_step
@@ -147,9 +147,14 @@ def test_a_bad_qlog1p_is_a_recipe_error_naming_the_field(bad):
         InputRecipe(size=(16, 16), normalisation=bad)
 
 
-def test_qlog1p_codes_must_fit_the_input_width():
-    with pytest.raises(CompileError, match="does not fit 8-bit input codes"):
-        input_table({"norm": "qlog1p:8", "scale": 1.0, "clip": 255}, 8, pow2=True)
+def test_qlog1p_codes_wider_than_the_input_width_are_coded_coarser():
+    """speck's 8-bit codes cannot hold qlog1p:6 (codes up to 267): the table's values are coded to
+    the width, to half a (power-of-two) step, as log1p is - not exact, and the program says its step."""
+    enc = {"norm": "qlog1p:6", "scale": 0.25, "clip": 255}
+    lut, u = input_table(enc, 8, pow2=True)
+    want = normalise(np.arange(256), enc).numpy().astype(np.float64)
+    assert lut.max() <= 255 and u == 2.0 ** -5
+    assert np.max(np.abs(lut * u - want)) <= u / 2 and not np.array_equal(lut * u, want)
 
 
 def test_dense_attention_models_fold_and_run_the_fast_path_as_defined():

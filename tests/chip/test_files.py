@@ -124,12 +124,25 @@ def saved(tmp_path):
 def test_other_version_is_refused(saved, tmp_path):
     def edit(a):
         d = _desc(a)
-        d["version"] = 2
+        d["version"] = 3
         _set_desc(a, d)
-    _rewrite(saved, tmp_path / "v2.npz", edit)
-    with pytest.raises(ProgramFormatError, match="version 2") as e:
-        Program.load(tmp_path / "v2.npz")
+    _rewrite(saved, tmp_path / "v3.npz", edit)
+    with pytest.raises(ProgramFormatError, match="version 3") as e:
+        Program.load(tmp_path / "v3.npz")
     assert e.value.key == "version"
+
+
+def test_version_1_files_are_read_on_the_fitted_grid(saved, tmp_path):
+    """Version 1 (before signed exponents and the profile's ``scale_grid``): read as it was."""
+    def edit(a):
+        d = _desc(a)
+        assert d["version"] == 2 and d["profile"]["numerics"].pop("scale_grid") == "fitted"
+        d["version"] = 1
+        _set_desc(a, d)
+    _rewrite(saved, tmp_path / "v1.npz", edit)
+    old, new = Program.load(tmp_path / "v1.npz"), Program.load(saved)
+    assert old.profile == new.profile and old.profile.numerics.scale_grid == "fitted"
+    assert [op.name for op in old.ops] == [op.name for op in new.ops]
 
 
 def test_other_format_is_refused(saved, tmp_path):

@@ -34,7 +34,10 @@ from .exponent import MAX_EXPONENT
 from .profile import Profile, profile_from_dict
 
 FORMAT = "eventpipe.snn.chip.program"
-VERSION = 1
+#: 2: signed weight exponents and the profile's scale_grid; version 1 files (unsigned exponents, the
+#: fitted grid) are read as before
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 OP_KINDS = ("input", "conv", "lif", "attn", "pool")
 # arrays each op kind must carry, with their dtype kind ('i': signed int)
@@ -262,9 +265,13 @@ class Program:
                 if not isinstance(desc, dict) or desc.get("format") != FORMAT:
                     raise ProgramFormatError(where, f"format is {desc.get('format') if isinstance(desc, dict) else None!r}, "
                                              f"expected {FORMAT!r}", "format")
-                if desc.get("version") != VERSION:
+                if desc.get("version") not in READABLE_VERSIONS:
                     raise ProgramFormatError(where, f"format version {desc.get('version')!r}; this eventpipe reads "
-                                             f"version {VERSION} (recompile the program)", "version")
+                                             f"versions {', '.join(map(str, READABLE_VERSIONS))} (recompile the program)",
+                                             "version")
+                if desc["version"] == 1 and isinstance(desc.get("profile"), dict) \
+                        and isinstance(desc["profile"].get("numerics"), dict):
+                    desc["profile"]["numerics"].setdefault("scale_grid", "fitted")
                 ops = []
                 for i, d in enumerate(desc["ops"]):
                     arrays = {}

@@ -75,10 +75,12 @@ def input_table(encoding: Mapping, input_bits: int, pow2: bool = False):
     q = _qlog1p_bits(norm)
     if q is not None:
         lut = qlog1p_codes(np.arange(clip + 1), scale, q)
-        if lut[-1] > top:
-            raise CompileError("input", f"{norm!r}: the largest code {int(lut[-1])} does not fit "
-                                        f"{input_bits}-bit input codes")
-        return lut.astype(np.int32), 2.0 ** -q
+        if lut[-1] <= top:
+            return lut.astype(np.int32), 2.0 ** -q
+        # narrower codes (speck's 8 bits): the table's values coded coarser, as log1p is (not exact)
+        f = lut * 2.0 ** -q
+        u = float(step(f[-1] / top))
+        return np.round(f / u).astype(np.int32), u
     if str(norm).startswith("clip:"):
         cap = float(norm[5:])
         c = np.arange(clip + 1, dtype=np.float64)
