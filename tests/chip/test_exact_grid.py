@@ -215,3 +215,8 @@ def test_an_exact_snapped_checkpoint_compiles_to_its_program(tmp_path, exact_sna
     assert meta["args"]["attn_conv"] == "dense"
     prog = chip_compile(path, profile="exact", input_size=(16, 16), encoding=res.program.meta["encoding"])
     assert prog.meta["pinned"] is True and same_program(prog, res.program) == []
+
+
+def test_an_unknown_attention_conv_is_a_value_error():
+    with pytest.raises(ValueError, match="unknown attention conv 'sparse'"):
+        small_model(attn_conv="sparse")
