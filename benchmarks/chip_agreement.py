@@ -6,7 +6,8 @@ Run:  python benchmarks/chip_agreement.py [--checkpoint CKPT] [--clips 120] [--s
 The measurement (``docs/chip.md``, "Agreement with the float model"; code in
 ``snn/backends/chip/agreement.py``):
 
-* the program is compiled as ``eventpipe run --backend chip`` compiles it: profile ``generic``,
+* the program is compiled as ``eventpipe run --backend chip`` compiles it: the profile the checkpoint
+  was snapped for (else ``generic``),
   calibrated on 2 synthetic training clips (seed 0) - a snapped checkpoint (``eventpipe chip snap``)
   on its pinned scales; the float model is the ``float`` backend (the unfolded definition,
   ``model.run``);
@@ -43,13 +44,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CHECKPOINT = os.path.join(HERE, "..", "snn", "weights", "meta_spikeformer_tiny_synthetic.pt")
 
 
-def runtime_program(checkpoint, profile="generic", calibration_clips=2):
-    """The program ``eventpipe run --backend chip`` runs for a 128x128 synthetic source."""
+def runtime_program(checkpoint, profile="auto", calibration_clips=2):
+    """The program ``eventpipe run --backend chip`` runs for a 128x128 synthetic source (``auto``:
+    the profile the checkpoint was snapped for, else generic)."""
     import snn.chip
+    from eventpipe.runtime.chip import snapped_profile
     from eventpipe.runtime.chip_counts import checkpoint_channels, count_clips
 
-    prog = snn.chip.compile(checkpoint, profile=profile, sensor_size=(128, 128))
     _, meta = snn.load_checkpoint(checkpoint)
+    if profile == "auto":
+        profile = snapped_profile(meta.get("extra")) or "generic"
+    prog = snn.chip.compile(checkpoint, profile=profile, sensor_size=(128, 128))
     W, H = prog.meta["input_size"]
     T = int(prog.meta.get("T") or 8)
     cal = count_clips(calibration_clips, seed=0, split="train", sensor_size=(128, 128), input_size=(W, H), T=T,
@@ -114,7 +119,7 @@ def float_floor(model, enc, clips, streams, decoder):
     return same_c / max(n_c, 1), raw / max(n, 1), dec / max(n, 1)
 
 
-def measure(checkpoint=CHECKPOINT, n_clips=120, seconds=20.0, seeds=(20000, 20001), profile="generic",
+def measure(checkpoint=CHECKPOINT, n_clips=120, seconds=20.0, seeds=(20000, 20001), profile="auto",
             floor=True, out=print, decoder_overrides=None, differences=False):
     import snn
     from eventpipe.runtime.chip_counts import checkpoint_channels, count_clips, count_stream
@@ -134,7 +139,7 @@ def measure(checkpoint=CHECKPOINT, n_clips=120, seconds=20.0, seeds=(20000, 2000
     chip_lab = np.array([c for c, _ in a.clip_labels])
     float_lab = np.array([f for _, f in a.clip_labels])
     tag = os.path.basename(str(checkpoint))
-    lines = [f"agreement [{tag}, profile {profile}]: {n_clips} held-out synthetic test clips (8 steps from rest, "
+    lines = [f"agreement [{tag}, profile {prog.profile.name}]: {n_clips} held-out synthetic test clips (8 steps from rest, "
              f"label = argmax of the mean logits): chip = float on {a.top1:.4f} ({a.labels_same}/{a.labels}); "
              f"accuracy float {np.mean(float_lab == truth):.4f}, chip {np.mean(chip_lab == truth):.4f}"]
     made = [count_stream(s, seconds=seconds, channels=ch) for s in seeds]
@@ -216,7 +221,8 @@ def attribute(checkpoint=CHECKPOINT, n_clips=120, steps=200, seeds=(20000, 20001
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", default=CHECKPOINT)
-    ap.add_argument("--profile", default="generic")
+    ap.add_argument("--profile", default="auto",
+                    help="hardware profile (default auto: the one the checkpoint was snapped for, else generic)")
     ap.add_argument("--clips", type=int, default=120)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--no-floor", action="store_true", help="skip the float-vs-noisy-float floor")
@@ -230,6 +236,14 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if not os.path.isfile(args.checkpoint):  # else a traceback after the imports
         ap.error(f"--checkpoint {args.checkpoint}: no such file")
+    if args.profile != "auto":
+        from snn.backends.chip.errors import ProfileError
+        from snn.backends.chip.profile import load_profile
+
+        try:
+            load_profile(args.profile)
+        except ProfileError as e:
+            ap.error(f"--profile: {e}")
     torch.set_num_threads(1)
     if args.attribute:
         attribute(args.checkpoint, out=lambda s: print(s, flush=True))

@@ -41,7 +41,8 @@ def add_parser(subparsers):
     c = sub.add_parser("compile", help="compile a checkpoint into an integer chip program (.npz)")
     c.add_argument("checkpoint", nargs="?", default="default", help="checkpoint (default: the shipped model)")
     c.add_argument("-o", "--output", required=True, help="program file to write (.npz)")
-    c.add_argument("--profile", default="generic", help="hardware profile: a name in configs/chip or a .toml")
+    c.add_argument("--profile", default="auto", help="hardware profile: a name in configs/chip or a .toml "
+                                                       "(default auto: the one the checkpoint was snapped for, else generic)")
     c.add_argument("--calibration", type=int, default=4, metavar="N",
                    help="synthetic clips to calibrate on (0: weights alone; default 4)")
     c.add_argument("--seed", type=int, default=0, help="seed of the calibration clips")
@@ -79,11 +80,15 @@ def add_parser(subparsers):
     n = sub.add_parser("snap", help="write the checkpoint with its weights snapped to the chip's integers")
     n.add_argument("checkpoint", nargs="?", default="default", help="checkpoint (default: the shipped model)")
     n.add_argument("-o", "--output", required=True, help="checkpoint to write (.pt)")
-    n.add_argument("--profile", default="generic", help="hardware profile: a name in configs/chip or a .toml")
+    n.add_argument("--profile", default="auto", help="hardware profile: a name in configs/chip or a .toml "
+                                                       "(default auto: the one the checkpoint was snapped for, else generic)")
     n.add_argument("--calibration", type=int, default=2, metavar="N",
                    help="synthetic training clips to calibrate on, as `eventpipe run --backend chip` does "
                         "(0: weights alone; default 2)")
     n.add_argument("--seed", type=int, default=0, help="seed of the calibration clips")
+    n.add_argument("--input-frac-bits", type=int, default=6, metavar="N",
+                   help="profile on the pow2 grid (exact): a log1p input becomes qlog1p:N, log1p rounded to N "
+                        "fractional bits, the table the chip reads (0-16; default 6)")
     return p
 
 
@@ -127,10 +132,16 @@ def _snap(args, out) -> int:
 
     if args.calibration < 0:
         raise UsageError(f"--calibration must be >= 0, got {args.calibration}")
+    if not 0 <= args.input_frac_bits <= 16:
+        raise UsageError(f"--input-frac-bits must be in [0, 16], got {args.input_frac_bits}")
     ckpt = _source_and_output(args)
     t0 = time.perf_counter()
     with reading_checkpoint(ckpt):
         _, meta = snn.load_checkpoint(ckpt)
+        if args.profile == "auto":
+            from eventpipe.runtime.chip import snapped_profile
+
+            args.profile = snapped_profile(meta.get("extra")) or "generic"
         (W, H), sensor = _training_sizes(meta)
         cal = None
         if args.calibration:
@@ -138,7 +149,7 @@ def _snap(args, out) -> int:
             cal = [count_clips(args.calibration, seed=args.seed, split="train", sensor_size=sensor, input_size=(W, H),
                                T=int(meta.get("T") or 8), clip=min(clip, 65535), progress=False,
                                channels=checkpoint_channels(meta)).transpose(1, 0, 2, 3, 4)]
-        res = snap(ckpt, profile=args.profile, calibration=cal, sensor_size=sensor)
+        res = snap(ckpt, profile=args.profile, calibration=cal, sensor_size=sensor, input_frac_bits=args.input_frac_bits)
     res.record["calibration"] = {"clips": args.calibration, "seed": args.seed, "sensor_size": list(sensor)}
     save_snapped(args.output, res)
     same = "the same program" if not res.recompile_differences else \
@@ -221,6 +232,10 @@ def _compile(args, out) -> int:
         raise UsageError(f"--calibration must be >= 0, got {args.calibration}")
     ckpt = _source_and_output(args)
     with reading_checkpoint(ckpt):
+        if args.profile == "auto":  # the profile the checkpoint was snapped for, as the runtime takes it
+            from eventpipe.runtime.chip import snapped_profile
+
+            args.profile = snapped_profile(snn.load_checkpoint(ckpt)[1].get("extra")) or "generic"
         prog = snn.chip.compile(ckpt, profile=args.profile)
         channels = (snn.load_checkpoint(ckpt)[1].get("recipe") or {}).get("channels", "polarity")
         prog.meta["channels"] = channels   # the calibration clips are made as the model was trained

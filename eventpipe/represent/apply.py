@@ -24,7 +24,7 @@ import torch
 
 from eventpipe.events import as_events
 from eventpipe.kernels import SpatialMap, to_frames
-from eventpipe.represent.recipe import InputRecipe, RecipeError, normalisation_clip
+from eventpipe.represent.recipe import InputRecipe, RecipeError, normalisation_clip, normalisation_qbits
 
 
 def spatial_map(recipe: InputRecipe, sensor_size) -> SpatialMap:
@@ -196,6 +196,9 @@ def normalise(recipe: InputRecipe, counts, scale: float = 1.0) -> torch.Tensor:
         return (x > 0).to(torch.float32)
     if norm == "log1p":
         return torch.log1p(x)
+    q = normalisation_qbits(norm)
+    if q is not None:  # the chip's input table (snn.backends.chip.quantise.qlog1p_codes) times 2^-q
+        return torch.round(torch.log1p(x) * float(2 ** q)) / float(2 ** q)
     return x.clamp_(max=normalisation_clip(norm))
 
 

@@ -5,7 +5,7 @@ model steps on: the sensor -> model geometry (``size`` (W, H), ``policy`` pad | 
 ``roi``, ``flip_x`` / ``flip_y``), the windows (``window_us``, ``stride_us``), the
 channels (``polarity`` | ``halves``), the count ceiling (``clip_count``), how a model
 pixel combines the sensor pixels it covers (``pooling`` sum | mean) and the
-normalisation (``counts`` | ``binary`` | ``log1p`` | ``clip:N``).  Training builds one
+normalisation (``counts`` | ``binary`` | ``log1p`` | ``qlog1p:N`` | ``clip:N``).  Training builds one
 from its config and stores it in the checkpoint; the runtime reads it back and lays its
 ``[input]`` / ``[window]`` overrides on top.  Sizes are ``(W, H)`` like the rest of the
 event contract.
@@ -30,7 +30,7 @@ RECIPE_VERSION = 2
 CHANNELS = ("polarity", "halves")
 POLICIES = ("pad", "crop")
 POOLINGS = ("sum", "mean")
-NORMALISATIONS = ("counts", "binary", "log1p", "clip:N")
+NORMALISATIONS = ("counts", "binary", "log1p", "qlog1p:N", "clip:N")
 
 #: counts are held in int16 counters: the ceiling when ``clip_count`` is None
 MAX_COUNT = 32767
@@ -88,6 +88,11 @@ def normalisation_clip(norm: str) -> float | None:
     return float(norm[5:]) if norm.startswith("clip:") else None
 
 
+def normalisation_qbits(norm: str) -> int | None:
+    """``N`` of ``qlog1p:N`` (None for the other normalisations)."""
+    return int(norm[7:]) if norm.startswith("qlog1p:") else None
+
+
 def _normalisation(v: Any) -> str:
     if not isinstance(v, str):
         raise RecipeError("normalisation", f"expected a string, got {v!r}")
@@ -98,6 +103,10 @@ def _normalisation(v: Any) -> str:
             n = math.nan
         if not (math.isfinite(n) and n > 0):
             raise RecipeError("normalisation", f"clip:N needs a number N > 0, got {v!r}")
+        return v
+    if v.startswith("qlog1p:"):
+        if not (v[7:].isdigit() and int(v[7:]) <= 16):
+            raise RecipeError("normalisation", f"qlog1p:N needs an integer N in [0, 16], got {v!r}")
         return v
     return _choice("normalisation", v, NORMALISATIONS)
 
@@ -118,7 +127,9 @@ class InputRecipe:
     the counts of the ``f x f`` sensor pixels add up; ``mean`` = divided by ``f**2``
     (density independent of the sensor's resolution).  ``normalisation``: ``counts``;
     ``binary`` = 1 where the model pixel saw at least one event; ``log1p``;
-    ``clip:N`` = counts capped at ``N`` (after pooling)."""
+    ``qlog1p:N`` = ``log1p`` rounded to ``N`` fractional bits (``round(log1p(x) 2^N) / 2^N``:
+    the input table a chip reads, so that a model snapped to the chip's exact grid computes its
+    integers); ``clip:N`` = counts capped at ``N`` (after pooling)."""
 
     size: tuple[int, int] | None = None
     window_us: int = 50_000

@@ -13,13 +13,24 @@ import math
 
 
 
-def use_chip(loaded, recipe, sensor_size, profile: str = "generic", calibration_clips: int = 2):
+def snapped_profile(extra) -> str | None:
+    """The profile a snapped checkpoint was snapped for (``extra["chip_snap"]["profile"]``), if any."""
+    rec = extra.get("chip_snap") if isinstance(extra, dict) else None
+    name = rec.get("profile") if isinstance(rec, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
+def use_chip(loaded, recipe, sensor_size, profile: str = "auto", calibration_clips: int = 2):
     """``(loaded, recipe)`` with ``loaded.model`` a :class:`snn.chip.ChipStepper` and the recipe
-    handing it counts; ``loaded.backend = "chip"``."""
+    handing it counts; ``loaded.backend = "chip"``.  ``profile="auto"``: the profile the checkpoint
+    was snapped for (:func:`snapped_profile`), else ``generic``."""
     import snn.chip
     from eventpipe.runtime.chip_counts import count_clips
     from eventpipe.errors import ConfigError
 
+    if profile == "auto":
+        profile = snapped_profile(getattr(loaded, "extra", None)) or "generic"
+    loaded.profile = profile
     try:
         snn.chip.load_profile(profile)
     except snn.chip.ProfileError as e:

@@ -63,7 +63,8 @@ class ModelConfig:
     device: str = "cpu"
     threads: int = bounded(1, ge=1, le=1024)  # torch intra-op threads; ingest runs on another core
     fold: bool = True                  # older switch: false = backend "float"
-    profile: str = "generic"           # backend chip: hardware profile (configs/chip/NAME.toml)
+    profile: str = "auto"              # backend chip: hardware profile (configs/chip/NAME.toml); auto: the
+                                       # one the checkpoint was snapped for, else generic
     backend: str | None = None         # float (exact, unfolded) | cpu (folded fast path); None: cpu if fold
     num_classes: int | None = bounded(None, ge=1, le=100_000)  # registry names (random weights)
     class_names: list[str] | None = None

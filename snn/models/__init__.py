@@ -2,7 +2,7 @@
 official-checkpoint loader.  How a model is folded (:mod:`snn.compile`) or run fast
 (:mod:`snn.backends`) is not known here."""
 
-from .attention import ATTN_MODES, SpikeDrivenSelfAttention
+from .attention import ATTN_CONVS, ATTN_MODES, SpikeDrivenSelfAttention
 from .blocks import ChannelMLP, ConvBlock, Downsampling, SepConv, TransformerBlock
 from .layers import BNAndPad, RepConv, per_frame
 from .metaspikeformer import HEAD_INPUTS, STAGES, MetaSpikeFormer
@@ -10,6 +10,7 @@ from .official import infer_config, load_official, unwrap_state_dict
 from .registry import create_model, list_models, recipe, register_model
 
 __all__ = [
+    "ATTN_CONVS",
     "ATTN_MODES",
     "BNAndPad",
     "ChannelMLP",

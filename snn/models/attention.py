@@ -24,30 +24,42 @@ from ..state import StepContext
 from .layers import NeuronFactory, RepConv, per_frame
 
 ATTN_MODES = ("sdsa1", "sdsa2", "sdsa3")
+#: the Q/K/V and projection convs: ``repconv`` (official: 1x1 -> BN-padded depthwise 3x3 -> 1x1,
+#: then BN) or ``dense`` (one 3x3 conv, then BN: RepConv's re-parameterised deployment form, which
+#: holds any 3x3 kernel - what a chip snapped to its integer grid needs, ``docs/chip.md``)
+ATTN_CONVS = ("repconv", "dense")
 
-__all__ = ["ATTN_MODES", "SpikeDrivenSelfAttention"]
+__all__ = ["ATTN_CONVS", "ATTN_MODES", "SpikeDrivenSelfAttention"]
+
+
+def _attn_conv(dim: int, kind: str) -> nn.Sequential:
+    if kind == "dense":
+        return nn.Sequential(nn.Conv2d(dim, dim, 3, padding=1, bias=False), nn.BatchNorm2d(dim))
+    return nn.Sequential(RepConv(dim, dim), nn.BatchNorm2d(dim))
 
 
 class SpikeDrivenSelfAttention(nn.Module):
     """Token mixer ``[T, B, C, H, W] -> [T, B, C, H, W]`` (membrane in, membrane out)."""
 
     def __init__(self, dim: int, num_heads: int, neuron: NeuronFactory, mode: str = "sdsa3",
-                 scale: float = 0.125) -> None:
+                 scale: float = 0.125, conv: str = "repconv") -> None:
         super().__init__()
         if mode not in ATTN_MODES:
             raise ValueError(f"unknown attention mode {mode!r}; choose one of {ATTN_MODES}")
+        if conv not in ATTN_CONVS:
+            raise ValueError(f"unknown attention conv {conv!r}; choose one of {ATTN_CONVS}")
         if dim % num_heads:
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
         self.dim, self.num_heads, self.mode, self.scale = dim, num_heads, mode, scale
         self.head_lif = neuron()
-        self.q_conv = nn.Sequential(RepConv(dim, dim), nn.BatchNorm2d(dim))
-        self.k_conv = nn.Sequential(RepConv(dim, dim), nn.BatchNorm2d(dim))
-        self.v_conv = nn.Sequential(RepConv(dim, dim), nn.BatchNorm2d(dim))
+        self.q_conv = _attn_conv(dim, conv)
+        self.k_conv = _attn_conv(dim, conv)
+        self.v_conv = _attn_conv(dim, conv)
         self.q_lif = neuron()
         self.k_lif = neuron()
         self.v_lif = neuron()
         self.attn_lif = neuron(attention=True) if mode != "sdsa2" else None
-        self.proj_conv = nn.Sequential(RepConv(dim, dim), nn.BatchNorm2d(dim))
+        self.proj_conv = _attn_conv(dim, conv)
 
     def _heads(self, s: Tensor) -> Tensor:
         # [T, B, C, H, W] spikes -> [T, B, heads, N, d]

@@ -61,6 +61,7 @@ class MetaSpikeFormer(nn.Module):
         kd: bool = False,
         T: int = 4,
         attn_mode: str = "sdsa3",
+        attn_conv: str = "repconv",
         neuron: str = "lif",
         tau: float = 2.0,
         v_threshold: float = 1.0,
@@ -106,7 +107,7 @@ class MetaSpikeFormer(nn.Module):
         self.downsample3 = Downsampling(c1, c2, 3, 2, 1, make_neuron)
 
         def transformer_block(dim: int) -> TransformerBlock:
-            mixer = SpikeDrivenSelfAttention(dim, num_heads, make_neuron, mode=attn_mode)
+            mixer = SpikeDrivenSelfAttention(dim, num_heads, make_neuron, mode=attn_mode, conv=attn_conv)
             return TransformerBlock(mixer, ChannelMLP(dim, int(dim * mlp_ratio), make_neuron))
 
         self.block3 = nn.ModuleList([transformer_block(c2) for _ in range(self.depths[0])])

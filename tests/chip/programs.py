@@ -11,12 +11,12 @@ from snn.backends.chip.program import Op, Program, conv_out_hw
 
 
 def profile(weight_bits=8, membrane_bits=16, accumulator_bits=24, input_bits=8, rounding="floor", attn_frac_bits=0,
-            lif_frac_bits=0):
+            lif_frac_bits=0, scale_grid="fitted"):
     return profile_from_dict({
         "name": "test", "description": "test",
         "numerics": dict(weight_bits=weight_bits, membrane_bits=membrane_bits, accumulator_bits=accumulator_bits,
                          input_bits=input_bits, rounding=rounding, attn_frac_bits=attn_frac_bits,
-                         lif_frac_bits=lif_frac_bits),
+                         lif_frac_bits=lif_frac_bits, scale_grid=scale_grid),
         "cores": dict(count=0, neurons_per_core=0, kernel_memory_per_core=[0], neuron_memory_per_core=[0],
                       memory_formula="dense", one_layer_per_core=False, max_fan_in=0, max_fan_out=0,
                       supports_attention=True, supports_graded_input=True),
@@ -40,10 +40,12 @@ def lif(name, src, theta, in_shift=0):
 
 def random_program(rng: np.random.Generator, *, weight_bits=8, membrane_bits=16, accumulator_bits=24,
                    rounding="floor", attention=True, depthwise=True, hw=(5, 6), channels=4, heads=2,
-                   stride=1, big=False) -> Program:
+                   stride=1, big=False, signed=False) -> Program:
     """A random program using every op kind: input -> conv (graded) -> stream; a spiking conv block
     writing back into the stream; optionally a depthwise -> pointwise (graded) pair and an SDSA
-    block; pool -> LIF -> head.  ``big``: weights, biases and thresholds that force saturations."""
+    block; pool -> LIF -> head.  ``big``: weights, biases and thresholds that force saturations.
+    ``signed``: weight exponents of either sign per channel (``-6..3``: left shifts too), on every
+    conv (the depthwise conv and the head too); else ``0..3`` (depthwise and head: 0)."""
     qmax = (1 << (weight_bits - 1)) - 1
     prof = profile(weight_bits, membrane_bits, accumulator_bits, 8, rounding, int(rng.integers(0, 3)))
     cin = int(rng.integers(1, 3))
@@ -62,7 +64,10 @@ def random_program(rng: np.random.Generator, *, weight_bits=8, membrane_bits=16,
         return rng.integers(1, tmax + 1, n)
 
     def sh(n):
-        return rng.integers(0, 4, n)
+        return rng.integers(-6 if signed else 0, 4, n)
+
+    def sh0(n):  # the depthwise conv's and the head's: 0 unless signed
+        return sh(n) if signed else None
 
     clip = int(rng.integers(3, 30))
     lut = np.sort(rng.integers(0, 256, clip + 1)).astype(np.int32)
@@ -86,7 +91,7 @@ def random_program(rng: np.random.Generator, *, weight_bits=8, membrane_bits=16,
         buffers["l3"] = (C, ho, wo)
         ops.append(lif("l3", "s", th(C)))
         buffers["dw"] = (C, ho, wo)
-        ops.append(conv("dw", "l3", "dw", w(C, 1, 3, 3), np.zeros(C), 1, 1, C, "set", "spike"))
+        ops.append(conv("dw", "l3", "dw", w(C, 1, 3, 3), np.zeros(C), 1, 1, C, "set", "spike", sh0(C)))
         ops.append(conv("pw", "dw", "s", w(C, C, 1, 1), b(C), 1, 0, 1, "add", "graded", sh(C)))
     if attention:
         buffers["hl"] = (C, ho, wo)
@@ -106,7 +111,7 @@ def random_program(rng: np.random.Generator, *, weight_bits=8, membrane_bits=16,
     ops.append(lif("hlif", "pool", th(C)))
     ncls = int(rng.integers(2, 6))
     buffers["logits"] = (ncls, 1, 1)
-    ops.append(conv("head", "hlif", "logits", w(ncls, C, 1, 1), b(ncls), 1, 0, 1, "set", "spike"))
+    ops.append(conv("head", "hlif", "logits", w(ncls, C, 1, 1), b(ncls), 1, 0, 1, "set", "spike", sh0(ncls)))
     return Program(ops, buffers, "logits", 1.0, prof, {"class_names": None}).validate()
 
 

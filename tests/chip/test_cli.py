@@ -21,14 +21,14 @@ def test_compile_then_report(tmp_path):
     assert rc == 0, err
     assert "calibrated on 1 clips" in out and "0 violation(s)" in out
     p = snn.chip.Program.load(prog)
-    assert p.meta["calibrated"] and p.profile.name == "generic"
+    assert p.meta["calibrated"] and p.profile.name == "exact"   # the one the shipped model was snapped for
     rc, out, err = _run(["chip", "report", str(prog), "--clips", "1", "--plot", str(tmp_path / "r.png")])
     assert rc == 0, err
     assert "energy per step: paper convention" in out
     assert (tmp_path / "r.png").stat().st_size > 0
     rc, out, err = _run(["chip", "report", str(prog), "--json", "--clips", "0"])
     d = json.loads(out)
-    assert d["profile"] == "generic" and d["per_step"] is None and len(d["layers"]) == len(p.ops)
+    assert d["profile"] == "exact" and d["per_step"] is None and len(d["layers"]) == len(p.ops)
 
 
 def test_speck_compile_reports_violations(tmp_path):

@@ -66,7 +66,7 @@ def test_program_file_is_json_plus_integer_arrays_without_pickle(tmp_path):
         desc = json.loads(z["__program__"].tobytes().decode("utf-8"))
         arrays = [k for k in z.files if k != "__program__"]
         assert arrays and all(z[k].dtype.kind in "iu" for k in arrays)
-    assert desc["format"] == "eventpipe.snn.chip.program" and desc["version"] == 1
+    assert desc["format"] == "eventpipe.snn.chip.program" and desc["version"] == 2
 
 
 def test_finetune_cli_defaults_are_the_documented_ones():
@@ -83,4 +83,4 @@ def test_finetune_cli_defaults_are_the_documented_ones():
     assert (a.runs, a.run_windows, a.seed) == (4, 16, 0)
     assert (a.consistency, a.distill, a.hard, a.margin, a.margin_width) == (3.0, 1.0, 0.5, 0.0, 0.02)
     c = p.parse_args(["compile", "-o", "p.npz"])
-    assert c.profile == "generic"
+    assert c.profile == "auto"   # "the profile the checkpoint was snapped for, else generic"

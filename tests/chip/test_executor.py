@@ -35,17 +35,20 @@ def _same(program, frames, state, record=True, threads=1, parallel_min=None):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), weight_bits=st.integers(4, 8), membrane_bits=st.sampled_from([8, 12, 16]),
-       accumulator_bits=st.sampled_from([16, 20, 32]), rounding=st.sampled_from(["floor", "half_up"]),
-       attention=st.booleans(), depthwise=st.booleans(), big=st.booleans(), stride=st.sampled_from([1, 2]),
-       batch=st.integers(1, 3), warm=st.booleans(), threads=st.sampled_from([1, 2]))
+@given(seed=st.integers(0, 2**32 - 1), weight_bits=st.integers(4, 8),
+       membrane_bits=st.sampled_from([8, 12, 16, 24, 32]), accumulator_bits=st.sampled_from([16, 20, 32]),
+       rounding=st.sampled_from(["floor", "half_up"]), attention=st.booleans(), depthwise=st.booleans(),
+       big=st.booleans(), stride=st.sampled_from([1, 2]), batch=st.integers(1, 3), warm=st.booleans(),
+       threads=st.sampled_from([1, 2]), signed=st.booleans())
 def test_random_programs(seed, weight_bits, membrane_bits, accumulator_bits, rounding, attention, depthwise, big,
-                         stride, batch, warm, threads):
+                         stride, batch, warm, threads, signed):
+    """Random programs (``signed``: weight exponents of both signs, left shifts on every conv path;
+    membranes up to 32 bits; ``big``: saturations forced, after left shifts too)."""
     rng = np.random.default_rng(seed)
     prog = random_program(rng, weight_bits=weight_bits, membrane_bits=membrane_bits,
                           accumulator_bits=accumulator_bits, rounding=rounding, attention=attention,
                           depthwise=depthwise, big=big, stride=stride, hw=tuple(rng.integers(3, 8, 2)),
-                          channels=int(rng.choice([2, 4, 6])), heads=int(rng.choice([1, 2])))
+                          channels=int(rng.choice([2, 4, 6])), heads=int(rng.choice([1, 2])), signed=signed)
     clip = prog.ops[0].attrs["clip"]
     shape = (batch,) + prog.input_shape
     # counts beyond the clip and negative ones (clamped and counted), mostly zeros (events are sparse)
@@ -58,6 +61,19 @@ def test_random_programs(seed, weight_bits, membrane_bits, accumulator_bits, rou
 def test_forced_saturation_is_counted_and_equal():
     rng = np.random.default_rng(7)
     prog = random_program(rng, membrane_bits=8, accumulator_bits=16, big=True)
+    shape = (2,) + prog.input_shape
+    frames = [rng.integers(0, 40, shape) for _ in range(3)]
+    sats = _same(prog, frames, random_state(rng, prog, 2))
+    assert sats > 0
+
+
+@pytest.mark.parametrize("membrane_bits", [16, 32])
+def test_forced_saturation_after_left_shifts_is_counted_and_equal(membrane_bits):
+    """Every conv with weight exponents of both signs (left shifts up to 6), big weights and biases
+    on a 16-bit accumulator: sums shifted left pass it and saturate; counted, equal to the reference."""
+    rng = np.random.default_rng(11)
+    prog = random_program(rng, membrane_bits=membrane_bits, accumulator_bits=16, big=True, signed=True)
+    assert min(int(op.arrays["shift"].min()) for op in prog.ops if op.kind == "conv") < 0
     shape = (2,) + prog.input_shape
     frames = [rng.integers(0, 40, shape) for _ in range(3)]
     sats = _same(prog, frames, random_state(rng, prog, 2))
@@ -164,9 +180,12 @@ def test_wide_spike_conv_flushes_the_int16_row_and_stays_exact(threads, sign):
     _same(prog, [frame, frame], None, threads=threads, parallel_min=0)
 
 
-def test_graded_conv_takes_int64_sums_where_the_inputs_are_large():
+@pytest.mark.parametrize("shift", [[0, 5, 9], [0, -30, -3]])
+def test_graded_conv_takes_int64_sums_where_the_inputs_are_large(shift):
     """A graded conv whose inputs reach 2^29 accumulates in int64 (this step's largest input times
-    the weight bound passes 2^31) and equals the reference; with small inputs it takes int32 sums."""
+    the weight bound passes 2^31) and equals the reference; with small inputs it takes int32 sums.
+    Weight exponents -30 and -3: the int64 sums (up to ~2^38) shifted left pass int64 itself - the
+    executor holds them to +-2^62 first, the reference shifts Python integers; both saturate alike."""
     from snn.backends.chip import kernels as K
     from snn.backends.chip.program import Op, Program
 
@@ -179,12 +198,15 @@ def test_graded_conv_takes_int64_sums_where_the_inputs_are_large():
            lif("l", "s", np.ones(C)),
            conv("dw", "l", "dw", rng.integers(-127, 128, (C, 1, 3, 3)), np.full(C, 1 << 29), pad=1, groups=C),
            conv("pw", "dw", "out", rng.integers(-127, 128, (3, C, 1, 1)), np.zeros(3), mode="set", src_kind="graded",
-                shift=[0, 5, 9])]
+                shift=shift)]
     buffers = {"frame": (1, H, W), "input": (1, H, W), "s": (C, H, W), "l": (C, H, W), "dw": (C, H, W),
                "out": (3, H, W)}
     prog = Program(ops, buffers, "out", 1.0, profile(accumulator_bits=32), {"class_names": None}).validate()
     frames = [rng.integers(0, 4, (2, 1, H, W)) for _ in range(2)]
     _same(prog, frames, None)
+    if min(shift) < 0:  # channel 1 (k = -30): every non-zero sum saturates the 32-bit accumulator
+        out = reference_step(prog, frames[0])[0].reshape(2, 3, H, W)[:, 1]
+        assert np.isin(out, [-(1 << 31), (1 << 31) - 1]).mean() > 0.9
     _same(prog, frames, None, threads=2, parallel_min=0)
     ex = Executor(prog)
     ex.step(frames[0])

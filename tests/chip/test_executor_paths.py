@@ -137,18 +137,22 @@ def test_pair_weights_interleave_two_channels_per_output_by_hand():
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("seed", range(3))
-@pytest.mark.parametrize("wide", [False, True])
+@pytest.mark.parametrize("wide", [False, True, "left"])
 def test_pointwise_conv_on_int16_bounded_depthwise_maps_takes_pairs_and_is_exact(seed, threads, wide):
     """Random programs with a depthwise -> pointwise pair: where the depthwise map's static bound
     (sum |w| >> shift + 1 + |bias|) fits int16, the pointwise conv multiplies two channels per
-    instruction (pairconv); with depthwise biases of +-40000 (``wide``) it does not fit and the
-    graded path runs.  Both equal the reference, on one and two threads."""
+    instruction (pairconv); with depthwise biases of +-40000 (``wide``), or weight exponents of -8
+    (``left``: the bound is sum |w| << 8), it does not fit and the graded path runs.  All equal the
+    reference, on one and two threads."""
     rng = np.random.default_rng(500 + seed)
     prog = random_program(rng, depthwise=True, attention=False, hw=(6, 7), channels=int(rng.choice([2, 4, 6])),
                           accumulator_bits=32)
-    if wide:
-        dw = next(op for op in prog.ops if op.name == "dw")
+    dw = next(op for op in prog.ops if op.name == "dw")
+    if wide is True:
         dw.arrays["bias"] = np.where(rng.random(dw.arrays["bias"].shape) < 0.5, -40000, 40000).astype(np.int32)
+    elif wide == "left":
+        dw.arrays["shift"] = np.full_like(dw.arrays["shift"], -8)
+        assert int(np.abs(dw.arrays["weight"].astype(np.int64)).sum((1, 2, 3)).max()) << 8 > 32767
     ex = Executor(prog, threads=threads, parallel_min=0, tune=False)
     pairs = [op.name for op, p in zip(prog.ops, ex._prep) if "pairs" in p]
     assert pairs == ([] if wide else ["pw"])

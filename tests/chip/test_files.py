@@ -47,6 +47,7 @@ def test_profile_unknown_key_suggests(tmp_path):
 @pytest.mark.parametrize("old, new, key", [
     ('rounding = "floor"', 'rounding = "nearest"', "numerics.rounding"),
     ("weight_bits = 8", "weight_bits = 12", "numerics.weight_bits"),
+    ("membrane_bits = 16", "membrane_bits = 33", "numerics.membrane_bits"),
     ("e_ac_pj = 0.9", 'e_ac_pj = "cheap"', "energy.e_ac_pj"),
     ("supports_attention = true", "supports_attention = 1", "cores.supports_attention"),
 ])
@@ -58,14 +59,25 @@ def test_profile_bad_values_are_named(tmp_path, old, new, key):
     assert e.value.key == key
 
 
+def test_membranes_up_to_32_bits_are_a_valid_profile(tmp_path):
+    text = open(load_profile.__globals__["PROFILE_DIR"] / "generic.toml").read()
+    assert load_profile(_write(tmp_path, text.replace("membrane_bits = 16", "membrane_bits = 32"))
+                        ).numerics.membrane_bits == 32
+
+
 def test_unknown_profile_name():
     with pytest.raises(ProfileError, match="did you mean 'speck'"):
         load_profile("spek")
 
 
-def test_program_roundtrip(tmp_path):
+@pytest.mark.parametrize("signed", [False, True])
+def test_program_roundtrip(tmp_path, signed):
+    """Saved and loaded: the same description, arrays, dtypes and results (``signed``: weight
+    exponents of both signs, 32-bit membranes)."""
     rng = np.random.default_rng(1)
-    prog = random_program(rng)
+    prog = random_program(rng, signed=signed, membrane_bits=32 if signed else 16)
+    if signed:
+        assert min(int(op.arrays["shift"].min()) for op in prog.ops if op.kind == "conv") < 0
     path = tmp_path / "prog.npz"
     prog.save(path)
     back = Program.load(path)
@@ -79,6 +91,8 @@ def test_program_roundtrip(tmp_path):
     l1, s1, _ = Executor(prog).step(f)
     l2, s2, _ = Executor(back).step(f)
     np.testing.assert_array_equal(l1, l2)
+    for k in s1:
+        np.testing.assert_array_equal(s1[k], s2[k])
     # no pickle anywhere in the file
     with zipfile.ZipFile(path) as z:
         for name in z.namelist():
@@ -110,12 +124,25 @@ def saved(tmp_path):
 def test_other_version_is_refused(saved, tmp_path):
     def edit(a):
         d = _desc(a)
-        d["version"] = 2
+        d["version"] = 3
         _set_desc(a, d)
-    _rewrite(saved, tmp_path / "v2.npz", edit)
-    with pytest.raises(ProgramFormatError, match="version 2") as e:
-        Program.load(tmp_path / "v2.npz")
+    _rewrite(saved, tmp_path / "v3.npz", edit)
+    with pytest.raises(ProgramFormatError, match="version 3") as e:
+        Program.load(tmp_path / "v3.npz")
     assert e.value.key == "version"
+
+
+def test_version_1_files_are_read_on_the_fitted_grid(saved, tmp_path):
+    """Version 1 (before signed exponents and the profile's ``scale_grid``): read as it was."""
+    def edit(a):
+        d = _desc(a)
+        assert d["version"] == 2 and d["profile"]["numerics"].pop("scale_grid") == "fitted"
+        d["version"] = 1
+        _set_desc(a, d)
+    _rewrite(saved, tmp_path / "v1.npz", edit)
+    old, new = Program.load(tmp_path / "v1.npz"), Program.load(saved)
+    assert old.profile == new.profile and old.profile.numerics.scale_grid == "fitted"
+    assert [op.name for op in old.ops] == [op.name for op in new.ops]
 
 
 def test_other_format_is_refused(saved, tmp_path):
@@ -141,6 +168,39 @@ def test_weights_beyond_the_profile_bits_are_refused(saved, tmp_path):
     _rewrite(saved, tmp_path / "w.npz", edit)
     with pytest.raises(ProgramFormatError, match="exceed 8 bits"):
         Program.load(tmp_path / "w.npz")
+
+
+@pytest.mark.parametrize("k, ok", [(-30, True), (30, True), (-31, False), (31, False), (-1000, False)])
+def test_weight_exponents_outside_plus_minus_30_are_refused(saved, tmp_path, k, ok):
+    """A conv's weight exponent may be negative (a left shift) down to -30; beyond +-30 the file is
+    refused, naming the op, its output channel and the entry."""
+    def edit(a):
+        a["op1.shift"] = a["op1.shift"].astype(np.int32)
+        a["op1.shift"][1] = k
+    _rewrite(saved, tmp_path / "k.npz", edit)
+    if ok:
+        assert int(Program.load(tmp_path / "k.npz").ops[1].arrays["shift"][1]) == k
+        return
+    with pytest.raises(ProgramFormatError, match=rf"conv op 'stem': weight exponent \(shift\) {k} of output "
+                                                 r"channel 1 is outside \[-30, 30\]") as e:
+        Program.load(tmp_path / "k.npz")
+    assert e.value.key == "op1.shift" and "k.npz" in str(e.value)
+
+
+@pytest.mark.parametrize("in_shift", [-1, 31])
+def test_lif_input_shift_outside_0_to_30_is_refused(saved, tmp_path, in_shift):
+    """Before: a negative ``in_shift`` loaded and shifted by a negative count in the kernels."""
+    i = []
+
+    def edit(a):
+        d = _desc(a)
+        i.append(next(j for j, op in enumerate(d["ops"]) if op["kind"] == "lif"))
+        d["ops"][i[0]]["attrs"]["in_shift"] = in_shift
+        _set_desc(a, d)
+    _rewrite(saved, tmp_path / "s.npz", edit)
+    with pytest.raises(ProgramFormatError, match=rf"in_shift {in_shift} is outside \[0, 30\]") as e:
+        Program.load(tmp_path / "s.npz")
+    assert e.value.key == f"op{i[0]}"
 
 
 @pytest.mark.parametrize("cut", [0.3, 0.6, 0.95])

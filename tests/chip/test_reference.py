@@ -86,3 +86,67 @@ def test_shr_rounds_like_integer_division():
     np.testing.assert_array_equal(shr(x, 1, False), np.floor(x / 2))
     np.testing.assert_array_equal(shr(x, 1, True), np.floor(x / 2 + 0.5))
     np.testing.assert_array_equal(shr(x, 0, True), x)
+
+
+def _one_conv(w, bias, shift, accumulator_bits=24, rounding="floor"):
+    """frame (1, 3, 3) -> identity codes -> LIF (theta 1: a count of 2 spikes, 0 does not) -> one 3x3
+    spike conv, no padding, ``w [Co, 1, 3, 3]`` -> output ``(Co, 1, 1)``."""
+    co = len(bias)
+    ops = [Op("input", "input", "frame", "input", {"clip": 3}, {"lut": np.arange(4, dtype=np.int32)}),
+           conv("stem", "input", "s", np.ones((1, 1, 1, 1)), [0], src_kind="graded"),
+           lif("l", "s", [1]),
+           conv("c", "l", "out", w, bias, shift=shift)]
+    bufs = {"frame": (1, 3, 3), "input": (1, 3, 3), "s": (1, 3, 3), "l": (1, 3, 3), "out": (co, 1, 1)}
+    return Program(ops, bufs, "out", 1.0, profile(accumulator_bits=accumulator_bits, rounding=rounding), {}).validate()
+
+
+@pytest.mark.parametrize("rounding, ch1", [("floor", 10 - 3), ("half_up", 10 - 2)])
+def test_signed_weight_exponents_by_hand(rounding, ch1):
+    """Spikes at (0, 0), (1, 1), (2, 1).  Channel 0, k = -2: its weights there sum to 1 + 5 + 8 = 14,
+    shifted left: 14 * 4 = 56, + bias 3 = 59.  Channel 1, k = +1: 3 - 2 - 6 = -5, shifted right:
+    floor(-5 / 2) = -3 (half up: (-5 + 1) >> 1 = -2), + bias 10.  Channel 2, k = -12 on a 16-bit
+    accumulator: 14 << 12 = 57344 saturates at 32767 (counted).  Reference and executor alike."""
+    w = np.zeros((3, 1, 3, 3), np.int64)
+    w[0, 0] = [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    w[1, 0] = [[3, 0, 0], [9, -2, 9], [9, -6, 9]]
+    w[2, 0] = w[0, 0]
+    prog = _one_conv(w, [3, 10, 0], [-2, 1, -12], accumulator_bits=16, rounding=rounding)
+    frame = np.zeros((1, 1, 3, 3), np.int64)
+    frame[0, 0, 0, 0] = frame[0, 0, 1, 1] = frame[0, 0, 2, 1] = 2
+    for step in (reference_step, Executor(prog).step):
+        logits, _, stats = step(prog, frame, None) if step is reference_step else step(frame, None)
+        assert logits.tolist() == [[59, ch1, 32767]]
+        assert stats.layer("c")["saturations"] == 1
+        assert stats.layer("c")["ac"] == 3 * 3
+
+
+def test_shr_with_a_negative_exponent_shifts_left_exactly():
+    x = np.array([-5, -1, 0, 3, 1 << 40])
+    np.testing.assert_array_equal(shr(x, -3, False), x * 8)
+    np.testing.assert_array_equal(shr(x, -3, True), x * 8)     # nothing to round
+    np.testing.assert_array_equal(shr(x, np.array([-1, 0, 1, 2, -2]), False), [-10, -1, 0, 0, 1 << 42])
+    big = shr(np.array([1 << 40, -(1 << 40)]), -30, False)     # passes int64: Python integers
+    assert big.tolist() == [1 << 70, -(1 << 70)]
+
+
+def test_32_bit_membranes_saturate_at_the_int32_limits():
+    """membrane_bits = 32: h = (v + (x << 2)) >> 1 with v = 2^31 - 1 and x = 2^30 + c is ~2^32 -
+    it saturates at 2^31 - 1 (and spikes: theta 2^31 - 1); with x = -2^31 + 64 + c, h ~ -1.5 * 2^31
+    saturates at -2^31 (no spike).
+    Every neuron counted; the executor stores the same int32 membranes."""
+    prog = _small()
+    prog.profile = profile(membrane_bits=32, accumulator_bits=32)
+    assert prog.membrane_dtype == np.int32
+    prog.ops[2].attrs["in_shift"] = 2
+    lim = (1 << 31) - 1
+    prog.ops[2].arrays["theta"] = np.array([lim, lim], np.int32)
+    prog.ops[1].arrays["bias"] = np.array([1 << 30, -(1 << 31) + 64], np.int32)
+    frame = np.full((1, 1, 4, 4), 3, np.int64)
+    state = {"l0": np.full((1, 4, 4, 2), lim, np.int32)}
+    for step in (reference_step, Executor(prog.validate()).step):
+        _, new, stats = step(prog, frame, state) if step is reference_step else step(frame, state)
+        assert new["l0"].dtype == np.int32
+        assert (new["l0"][..., 0] == 0).all()                   # saturated at 2^31 - 1: spiked, reset
+        assert (new["l0"][..., 1] == -lim - 1).all()
+        assert stats.layer("l0")["saturations"] == 32
+        assert stats.layer("l0")["spikes"] == 16

@@ -31,14 +31,30 @@ def _compare(prog, frames, state=None):
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), rounding=st.sampled_from(["floor", "half_up"]), big=st.booleans())
-def test_twin_equals_reference_on_random_programs(seed, rounding, big):
+@given(seed=st.integers(0, 2**31 - 1), rounding=st.sampled_from(["floor", "half_up"]), big=st.booleans(),
+       signed=st.booleans())
+def test_twin_equals_reference_on_random_programs(seed, rounding, big, signed):
+    """``signed``: weight exponents of both signs (left shifts: ``x * 2^-k``), membranes up to 32 bits."""
     rng = np.random.default_rng(seed)
-    prog = random_program(rng, rounding=rounding, big=big, membrane_bits=int(rng.integers(8, 17)),
+    prog = random_program(rng, rounding=rounding, big=big, signed=signed,
+                          membrane_bits=int(rng.integers(8, 33 if signed else 17)),
                           accumulator_bits=int(rng.choice([16, 24, 32])))
     c, h, w = prog.input_shape
     frames = rng.integers(-2, 40, (3, 2, c, h, w))        # beyond the clip and negative, as the executor's tests
     _compare(prog, frames, random_state(rng, prog, 2) if rng.random() < 0.5 else None)
+
+
+@pytest.mark.parametrize("membrane_bits", [16, 32])
+def test_twin_equals_reference_with_left_shifts(membrane_bits):
+    """Weight exponents of both signs on every conv (left shifts up to 6), big weights, biases and
+    thresholds (saturations after the left shifts), membranes of 16 and 32 bits."""
+    rng = np.random.default_rng(21)
+    prog = random_program(rng, signed=True, big=True, membrane_bits=membrane_bits, accumulator_bits=24)
+    assert min(int(op.arrays["shift"].min()) for op in prog.ops if op.kind == "conv") < 0
+    c, h, w = prog.input_shape
+    frames = rng.integers(0, 40, (3, 2, c, h, w))
+    _compare(prog, frames, random_state(rng, prog, 2))
+    assert sum(snn.chip.reference_step(prog, f)[2].total["saturations"] for f in frames) > 0
 
 
 def test_twin_catches_a_wrong_rounding():

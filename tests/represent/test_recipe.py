@@ -34,7 +34,7 @@ FULL = InputRecipe(size=(48, 32), window_us=40_000, stride_us=20_000, channels="
     ("clip_count", 0, "in 1..32767"),
     ("clip_count", 40_000, "in 1..32767"),
     ("pooling", "max", "sum, mean"),
-    ("normalisation", "log", "counts, binary, log1p, clip:N"),
+    ("normalisation", "log", "counts, binary, log1p, qlog1p:N, clip:N"),
     ("normalisation", "clip:", "clip:N needs a number"),
     ("normalisation", "clip:-1", "clip:N needs a number"),
     ("normalisation", "clip:nan", "clip:N needs a number"),

@@ -156,7 +156,7 @@ def test_synthetic_source_makes_its_first_packet_before_it_starts(monkeypatch):
 
 def test_the_shipped_model_is_what_the_doc_says():
     """"With no `--model`, the shipped `snn/weights/meta_spikeformer_tiny_synthetic.pt` runs
-    (100 ms windows, 64x64, log counts)"; "the shipped model carries ema 0.6, hysteresis 0.4,
+    (100 ms windows, 64x64, log counts rounded to 6 fractional bits: `qlog1p:6`)"; "the shipped model carries ema 0.6, hysteresis 0.4,
     dwell 1, challenger_ema 0.4, release 0.2" (if the shipped weights are replaced, update
     docs/runtime.md with this test)."""
     import snn
@@ -166,7 +166,7 @@ def test_the_shipped_model_is_what_the_doc_says():
     assert str(DEFAULT_WEIGHTS).endswith("snn/weights/meta_spikeformer_tiny_synthetic.pt")
     _, meta = snn.load_checkpoint(DEFAULT_WEIGHTS)
     r = recipe_from_checkpoint(meta)
-    assert (r.window_us, r.size, r.normalisation) == (100_000, (64, 64), "log1p")
+    assert (r.window_us, r.size, r.normalisation) == (100_000, (64, 64), "qlog1p:6")
     dec = meta["extra"]["decoder"]
     assert (dec["ema"], dec["hysteresis"], dec["dwell"], dec["challenger_ema"], dec["release"]) == (
         0.6, 0.4, 1, 0.4, 0.2)

@@ -52,7 +52,7 @@ def encoding_from_meta(meta: Mapping[str, Any], input_size: Tuple[int, int], sen
         mean = extra.get("resize") == "area"
         clip = int(min(extra.get("clip_count", 255), 255))
         sensor_size = sensor_size or extra.get("sensor_size")
-    if not (norm in ("counts", "binary", "log1p") or str(norm).startswith("clip:")):
+    if not (norm in ("counts", "binary", "log1p") or str(norm).startswith(("clip:", "qlog1p:"))):
         raise CompileError("input", f"input normalisation {norm!r} is not expressible on the chip")
     scale = 1.0
     if mean:
@@ -70,6 +70,9 @@ def normalise(counts: np.ndarray, encoding: Mapping[str, Any]) -> torch.Tensor:
     x = x * float(encoding["scale"])
     if encoding["norm"] == "log1p":
         return torch.log1p(x)
+    if str(encoding["norm"]).startswith("qlog1p:"):
+        q = float(2 ** int(encoding["norm"][7:]))
+        return torch.round(torch.log1p(x) * q) / q
     if encoding["norm"] == "binary":
         return (x > 0).to(torch.float32)
     if str(encoding["norm"]).startswith("clip:"):

@@ -16,6 +16,7 @@ import time
 import numba
 import numpy as np
 
+from . import exponent as EXP
 from . import fusedlif as FL
 from . import kernels as K
 from . import scatter as GS
@@ -124,9 +125,8 @@ class Executor:
                     p["wt"] = _row_weights(w, g, 16 if g == 1 else 1).astype(np.int32)
                 cig, cog = w.shape[1], w.shape[0] // g
                 p["og"] = (np.arange(cig * g, dtype=np.int64) // cig) * cog
-                sh = np.maximum(op.arrays["shift"].astype(np.int64), 0)  # a shift <= 0 leaves the sum as it is
-                p["shift"] = sh
-                p["rnd"] = np.where(sh > 0, np.left_shift(1, np.maximum(sh - 1, 0)), 0) if self.half_up else 0 * sh
+                k_exp = op.arrays["shift"].astype(np.int64)  # signed weight exponents: >> k, or << -k
+                p["shift"], p["rnd"] = EXP.split(k_exp, self.half_up)
                 p["bias"] = op.arrays["bias"].astype(np.int64)
                 p["spike"] = op.attrs["src_kind"] == "spike"
                 src_max = 1 if p["spike"] else bound.get(op.src, self.acc_hi)
@@ -156,8 +156,8 @@ class Executor:
                         and src_max <= 32767 and p["wsum"] * src_max < (1 << 31)):  # int16 pairs (pairconv)
                     p["pairs"] = PC.pair_weights(w)
                 bound[op.dst] = self.acc_hi
-                if p["spike"] and g > 1 and op.attrs["mode"] == "set":  # a depthwise map: |x| <= sum |w| >> s + |b|
-                    b = (np.abs(w.astype(np.int64)).reshape(co, -1).sum(1) >> sh) + 1 + np.abs(p["bias"])  # +1: rounding
+                if p["spike"] and g > 1 and op.attrs["mode"] == "set":  # a depthwise map: |x| <= sum |w| >> k + |b|
+                    b = EXP.scaled_bound(np.abs(w.astype(np.int64)).reshape(co, -1).sum(1), k_exp) + np.abs(p["bias"])
                     bound[op.dst] = int(min(self.acc_hi, b.max(initial=0)))
                 self.kinds[op.dst] = "map"
             elif op.kind == "lif":

@@ -18,6 +18,7 @@ import numba
 import numpy as np
 
 from .compress import LANES, compress32
+from .exponent import weigh
 from .kernels import _JIT, _shr
 
 
@@ -32,8 +33,8 @@ def lif_args(v, theta, in_shift, mem_lo, mem_hi, half_up, v_new, chan, npos):
 @numba.njit(inline="always", **_JIT)
 def emit_lif(tacc, tlo, b, oy, ox, o0, o1, shift, rnd, bias, lo, hi, lif, flag, lcnt):  # pragma: no cover
     """Outputs ``o`` in ``[o0, o1)`` of position ``(oy, ox)``: ``x = sat(bias + (tacc + tlo + rnd) >> shift)``
-    (as :func:`~snn.backends.chip.kernels._emit_range` with ``add`` off), then the LIF of ``lif``
-    on ``x``; the spiking channels are appended to the position's address list (started afresh
+    (as :func:`~snn.backends.chip.kernels._emit_range` with ``add`` off; signed weight exponents),
+    then the LIF of ``lif`` on ``x``; the spiking channels are appended to the position's address list (started afresh
     where ``o0 == 0``: blocks of outputs come in increasing order, each a multiple of ``LANES``
     from the start).  ``flag``: ``C + LANES`` uint8 scratch.  Returns the conv's saturations."""
     v, theta, in_shift, mlo, mhi, half_up, v_new, chan, npos = lif
@@ -43,7 +44,7 @@ def emit_lif(tacc, tlo, b, oy, ox, o0, o1, shift, rnd, bias, lo, hi, lif, flag, 
     uo = np.uint64(o0)
     for k in range(np.uint64(o1 - o0)):
         o = uo + k
-        x = ((np.int64(tacc[o]) + np.int64(tlo[o]) + rnd[o]) >> shift[o]) + bias[o]
+        x = weigh(np.int64(tacc[o]) + np.int64(tlo[o]) + rnd[o], shift[0, o], shift[1, o], tacc[o]) + bias[o]
         n_sat += (x < lo) + (x > hi)
         x = min(max(x, lo), hi)
         h = _shr(np.int64(v[b, oy, ox, o]) + (x << in_shift), 1, half_up)

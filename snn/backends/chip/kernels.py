@@ -26,6 +26,7 @@ import numba
 import numpy as np
 
 from .compress import LANES, compress32
+from .exponent import weigh
 from .vecmac import add8, mac_store
 from .wide import wide_vectors
 
@@ -143,15 +144,16 @@ def lif_par(x, v, theta, in_shift, lo, hi, half_up, v_new, chan, npos, parts):  
 @numba.njit(inline="always", **_JIT)
 def _emit_range(tacc, tlo, dst, b, oy, ox, o0, o1, shift, rnd, bias, add, lo, hi):  # pragma: no cover
     """``dst[b, oy, ox, o] = sat((add ? dst : 0) + bias + (tacc + tlo + rnd) >> shift)`` for outputs
-    ``o`` in ``[o0, o1)``, branch-free (``rnd``: 0, or half a step for rounding half up); returns
-    saturations.  Inlined, unsigned output indices, no array views (a view per array and output
-    position cost more than the outputs of a short row)."""
+    ``o`` in ``[o0, o1)``, branch-free (``shift [2, Co]``: the signed weight exponents as right and
+    left shifts, :func:`~snn.backends.chip.exponent.split`; ``rnd``: 0, or half a step for rounding
+    half up); returns saturations.  Inlined, unsigned output indices, no array views (a view per
+    array and output position cost more than the outputs of a short row)."""
     wide_vectors()
     n_sat = 0
     uo = np.uint64(o0)
     for k in range(np.uint64(o1 - o0)):
         o = uo + k
-        v = ((np.int64(tacc[o]) + np.int64(tlo[o]) + rnd[o]) >> shift[o]) + bias[o]
+        v = weigh(np.int64(tacc[o]) + np.int64(tlo[o]) + rnd[o], shift[0, o], shift[1, o], tacc[o]) + bias[o]
         if add:
             v += dst[b, oy, ox, o]
         n_sat += (v < lo) + (v > hi)
@@ -298,11 +300,12 @@ def _dw_span(chan, npos, b, H, W, C, wr, pad, fx, c0, c1, shift, rnd, bias, dst,
     for oy in range(Ho):  # finished a channel's row at a time: contiguous reads of the scratch
         for c in range(c0, c1):
             row = cm[c, oy]
-            sh = shift[c]
+            sr = shift[0, c]
+            sl = shift[1, c]
             rd = rnd[c]
             bs = bias[c]
             for ox in range(Wo):
-                v = ((np.int64(row[ox + K - 1]) + rd) >> sh) + bs
+                v = weigh(np.int64(row[ox + K - 1]) + rd, sr, sl, row[0]) + bs
                 if add:
                     v += dst[b, oy, ox, c]
                 n_sat += (v < lo) + (v > hi)

@@ -21,7 +21,7 @@ from ...models.attention import SpikeDrivenSelfAttention
 from ...models.blocks import ConvBlock, Downsampling, SepConv, TransformerBlock
 from ...models.metaspikeformer import STAGES
 from ...neurons import LIFNode, SpikingNeuron
-from ._fold import fold_conv_bn, fold_repconv
+from ._fold import fold_attn_conv, fold_conv_bn
 from .errors import CompileError
 from .program import Op, conv_out_hw
 
@@ -167,7 +167,7 @@ def _transformer(lw: _Lowerer, m, name: str, stream: str) -> None:
     if getattr(a, "qkv_conv", None) is not None or not hasattr(a, "q_conv"):
         raise CompileError(p, "the attention is already folded; pass the unfolded model")
     s = lw.lif([a.head_lif], f"{p}.head_lif", stream)
-    convs = [fold_repconv(seq[0], seq[1]) for seq in (a.q_conv, a.k_conv, a.v_conv)]
+    convs = [fold_attn_conv(seq) for seq in (a.q_conv, a.k_conv, a.v_conv)]
     w = np.concatenate([_f64(c.weight) for c in convs])
     b = np.concatenate([_f64(c.bias) for c in convs])
     cur = lw.conv(f"{p}.qkv_conv", s, f"{p}.qkv_conv", w, b, 1, 1, 1, "set")
@@ -176,7 +176,7 @@ def _transformer(lw: _Lowerer, m, name: str, stream: str) -> None:
     y = lw.buf(f"{p}.attn", (c, h, wd), "graded")
     lw.ops.append(Op("attn", f"{p}.attn", qkv, y, {"heads": a.num_heads, "scale": float(a.scale)}, {}))
     s = lw.lif([a.attn_lif], f"{p}.attn_lif", y)
-    proj = fold_repconv(a.proj_conv[0], a.proj_conv[1])
+    proj = fold_attn_conv(a.proj_conv)
     lw.conv(f"{p}.proj_conv", s, stream, _f64(proj.weight), _f64(proj.bias), 1, 1, 1, "add")
     mlp = m.mlp
     q = f"{name}.mlp"

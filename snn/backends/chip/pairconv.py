@@ -1,10 +1,10 @@
 """1x1 convs on graded maps bounded in int16: two input channels per multiply-add.
 
 The SepConv's pointwise conv reads the depthwise conv's map, which is graded and mostly non-zero,
-but small: the compiler's bound (``sum |w| >> shift + |bias|`` of the depthwise kernel) is a few
-thousand.  Where that bound fits int16, the values of two input channels are packed into one 32-bit
-word, broadcast, and multiplied with the two channels' int16 weights interleaved per output - the
-pattern of ``vpmaddwd`` / ``vpdpwssd`` (16 outputs x 2 channels per instruction), written as plain
+but small: the compiler's bound (``sum |w| >> k + |bias|`` of the depthwise kernel, ``<< -k`` for a
+negative weight exponent: :func:`~snn.backends.chip.exponent.scaled_bound`) is a few thousand.
+Where that bound fits int16, the values of two input channels are packed into one 32-bit word,
+broadcast, and multiplied with the two channels' int16 weights interleaved per output - the pattern of ``vpmaddwd`` / ``vpdpwssd`` (16 outputs x 2 channels per instruction), written as plain
 LLVM vector IR (sign-extend, multiply, add the even and odd products) so that LLVM picks those
 instructions where the CPU has them and something equivalent elsewhere.  Sums are int32, exact where
 ``sum |w| * bound < 2^31`` (the executor checks).  A pair with both values zero is skipped; the MACs

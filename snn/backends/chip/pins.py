@@ -17,7 +17,8 @@ def pins_for(extra: Optional[Mapping], profile: Profile) -> Optional[dict]:
     pins = rec.get("pins") if isinstance(rec, Mapping) else None
     if not isinstance(pins, Mapping):
         return None
-    if dict(pins.get("numerics") or {}) != dataclasses.asdict(profile.numerics):
+    # pins written before the scale grid was a setting are for the fitted grid
+    if dict({"scale_grid": "fitted"}, **dict(pins.get("numerics") or {})) != dataclasses.asdict(profile.numerics):
         return None
     return dict(pins)
 

@@ -18,6 +18,11 @@ PROFILE_DIR = Path(__file__).resolve().parents[3] / "configs" / "chip"
 
 ROUNDING = ("floor", "half_up")
 MEMORY_FORMULAS = ("dense", "speck")
+#: "fitted": every scale fitted to its values (the coarsest writer sets a residual stream's scale,
+#: finer writers shift their sums right: floors); "pow2": every scale a power of two and a stream
+#: at its finest writer's scale (coarser writers shift left): a float model snapped to this grid
+#: computes the chip's integers exactly (``docs/chip.md``, "The exact grid")
+SCALE_GRIDS = ("fitted", "pow2")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +34,7 @@ class Numerics:
     rounding: str
     attn_frac_bits: int
     lif_frac_bits: int
+    scale_grid: str = "fitted"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +75,7 @@ class Profile:
 
 
 _RANGES = {  # integer keys: inclusive bounds
-    "weight_bits": (2, 8), "membrane_bits": (8, 24), "accumulator_bits": (16, 32),
+    "weight_bits": (2, 8), "membrane_bits": (8, 32), "accumulator_bits": (16, 32),
     "input_bits": (1, 16), "attn_frac_bits": (0, 8), "lif_frac_bits": (0, 8),
     "count": (0, 1 << 20), "neurons_per_core": (0, 1 << 40), "max_fan_in": (0, 1 << 40),
     "max_fan_out": (0, 1 << 20),
@@ -122,7 +128,7 @@ def _check(src: str, dotted: str, key: str, v: Any, typ: str) -> Any:
     if typ == "str":
         if not isinstance(v, str):
             raise ProfileError(src, dotted, f"must be a string, got {v!r}")
-        allowed = {"rounding": ROUNDING, "memory_formula": MEMORY_FORMULAS}.get(key)
+        allowed = {"rounding": ROUNDING, "memory_formula": MEMORY_FORMULAS, "scale_grid": SCALE_GRIDS}.get(key)
         if allowed and v not in allowed:
             raise ProfileError(src, dotted, f"{v!r} is not one of {allowed}")
         return v

@@ -5,7 +5,9 @@ Ops (all integer; buffers are ``(C, H, W)`` maps, held per batch row as ``[H, W,
 ``input``  frame counts ``c`` (clamped to ``[0, len(lut) - 1]``) -> codes ``lut[c]`` (graded);
 ``conv``   ``dst (=|+=) bias + (sum_i w[:, i] * src[i]) >> shift`` over the non-zero inputs -
            accumulates for spike inputs, multiply-accumulates for graded ones - then saturated to
-           the accumulator (sums are exact, in 64 bits; ``>>`` rounds per the profile);
+           the accumulator (sums are exact, in 64 bits; ``>>`` rounds per the profile; ``shift``,
+           the weight exponent per output channel, is signed: ``k < 0`` shifts left by ``-k``,
+           exactly, :mod:`~snn.backends.chip.exponent`);
 ``lif``    ``h = (v + (x << in_shift)) >> 1`` (rounding per profile), saturated to the membrane,
            spike ``h >= theta``, hard reset ``v = 0`` on a spike;
 ``attn``   SDSA-3 on binary Q, K, V (channels ``[0,C)``, ``[C,2C)``, ``[2C,3C)`` of ``src``): per head
@@ -28,10 +30,14 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from .errors import ProgramFormatError
+from .exponent import MAX_EXPONENT
 from .profile import Profile, profile_from_dict
 
 FORMAT = "eventpipe.snn.chip.program"
-VERSION = 1
+#: 2: signed weight exponents and the profile's scale_grid; version 1 files (unsigned exponents, the
+#: fitted grid) are read as before
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 OP_KINDS = ("input", "conv", "lif", "attn", "pool")
 # arrays each op kind must carry, with their dtype kind ('i': signed int)
@@ -189,11 +195,15 @@ class Program:
             k, s, p, g = (int(op.attrs[a]) for a in ("kernel", "stride", "pad", "groups"))
             w = op.arrays["weight"]
             if g < 1 or ci % g or co % g or w.shape != (co, ci // g, k, k) or op.arrays["bias"].shape != (co,) \
-                    or op.arrays["shift"].shape != (co,) or int(op.arrays["shift"].min(initial=0)) < 0 \
-                    or int(op.arrays["shift"].max(initial=0)) > 40 \
+                    or op.arrays["shift"].shape != (co,) \
                     or conv_out_hw(hi, wi, k, s, p) != (ho, wo) or s < 1 or p < 0:
                 bad(f"conv op {op.name!r}: weight {w.shape} does not fit {self.buffers[op.src]} -> "
                     f"{self.buffers[op.dst]}", key)
+            ks = op.arrays["shift"].astype(np.int64)
+            out = np.flatnonzero((ks < -MAX_EXPONENT) | (ks > MAX_EXPONENT))
+            if out.size:
+                bad(f"conv op {op.name!r}: weight exponent (shift) {int(op.arrays['shift'][out[0]])} of output "
+                    f"channel {int(out[0])} is outside [-{MAX_EXPONENT}, {MAX_EXPONENT}]", f"{key}.shift")
             lim = (1 << (nb.weight_bits - 1)) - 1
             if w.size and int(np.abs(w.astype(np.int64)).max()) > lim:
                 bad(f"conv op {op.name!r}: weights exceed {nb.weight_bits} bits", f"{key}.weight")
@@ -202,6 +212,8 @@ class Program:
         elif op.kind == "lif":
             if (ci, hi, wi) != (co, ho, wo) or op.arrays["theta"].shape != (co,):
                 bad(f"lif op {op.name!r}: shapes do not match", key)
+            if not 0 <= int(op.attrs["in_shift"]) <= MAX_EXPONENT:
+                bad(f"lif op {op.name!r}: in_shift {int(op.attrs['in_shift'])} is outside [0, {MAX_EXPONENT}]", key)
         elif op.kind == "attn":
             h = int(op.attrs["heads"])
             if (hi, wi) != (ho, wo) or ci != 3 * co or h < 1 or co % h:
@@ -253,9 +265,13 @@ class Program:
                 if not isinstance(desc, dict) or desc.get("format") != FORMAT:
                     raise ProgramFormatError(where, f"format is {desc.get('format') if isinstance(desc, dict) else None!r}, "
                                              f"expected {FORMAT!r}", "format")
-                if desc.get("version") != VERSION:
+                if desc.get("version") not in READABLE_VERSIONS:
                     raise ProgramFormatError(where, f"format version {desc.get('version')!r}; this eventpipe reads "
-                                             f"version {VERSION} (recompile the program)", "version")
+                                             f"versions {', '.join(map(str, READABLE_VERSIONS))} (recompile the program)",
+                                             "version")
+                if desc["version"] == 1 and isinstance(desc.get("profile"), dict) \
+                        and isinstance(desc["profile"].get("numerics"), dict):
+                    desc["profile"]["numerics"].setdefault("scale_grid", "fitted")
                 ops = []
                 for i, d in enumerate(desc["ops"]):
                     arrays = {}

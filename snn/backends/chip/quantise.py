@@ -38,22 +38,56 @@ from .program import Op, Program
 NORMS = ("counts", "binary", "log1p")
 
 
-def input_table(encoding: Mapping, input_bits: int):
+def _qlog1p_bits(norm) -> Optional[int]:
+    """``N`` of a ``qlog1p:N`` normalisation (``round(log1p(x) 2^N) / 2^N``), else None."""
+    if isinstance(norm, str) and norm.startswith("qlog1p:"):
+        try:
+            n = int(norm[7:])
+        except ValueError:
+            n = -1
+        if not 0 <= n <= 16:
+            raise CompileError("input", f"input normalisation {norm!r}: N must be an integer in [0, 16]")
+        return n
+    return None
+
+
+def qlog1p_codes(counts, scale: float, bits: int):
+    """Integer codes ``round(log1p(count * scale) * 2^bits)`` computed as the float model's input is
+    (float32 torch: the codes times ``2^-bits`` ARE the float model's input values)."""
+    import torch
+
+    x = torch.as_tensor(np.asarray(counts), dtype=torch.float32) * float(scale)
+    return torch.round(torch.log1p(x) * float(2 ** bits)).to(torch.int64).numpy()
+
+
+def input_table(encoding: Mapping, input_bits: int, pow2: bool = False):
     """``(lut, u_in)``: integer codes of the counts ``0..clip`` and the real value of one code step.
 
     The float model reads ``norm(count * scale)``; the chip reads ``lut[count] * u_in``.  ``log1p``
     is not an integer function, but over integer counts it is a table: the chip's first layer reads
-    the counts and looks up a ``input_bits``-bit code (exact up to the code step).
+    the counts and looks up a ``input_bits``-bit code (exact up to the code step).  ``qlog1p:N`` is
+    that table already (the float model reads ``round(log1p(x) 2^N) / 2^N``): exact, ``u_in = 2^-N``.
+    ``pow2``: the code step is a power of two.
     """
     norm, scale, clip = encoding["norm"], float(encoding["scale"]), int(encoding["clip"])
+    step = _pow2_up if pow2 else (lambda v: v)
+    top = (1 << input_bits) - 1
+    q = _qlog1p_bits(norm)
+    if q is not None:
+        lut = qlog1p_codes(np.arange(clip + 1), scale, q)
+        if lut[-1] <= top:
+            return lut.astype(np.int32), 2.0 ** -q
+        # narrower codes (speck's 8 bits): the table's values coded coarser, as log1p is (not exact)
+        f = lut * 2.0 ** -q
+        u = float(step(f[-1] / top))
+        return np.round(f / u).astype(np.int32), u
     if str(norm).startswith("clip:"):
         cap = float(norm[5:])
         c = np.arange(clip + 1, dtype=np.float64)
         f = np.minimum(c * scale, cap)
-        top = (1 << input_bits) - 1
         if np.allclose(f, np.round(f)) and f[-1] <= top:
             return np.round(f).astype(np.int32), 1.0
-        u = float(f[-1] / top) if f[-1] > 0 else 1.0
+        u = float(step(f[-1] / top)) if f[-1] > 0 else 1.0
         return np.round(f / u).astype(np.int32), u
     if norm not in NORMS:
         raise CompileError("input", f"input normalisation {norm!r} is not one of {NORMS}")
@@ -62,16 +96,15 @@ def input_table(encoding: Mapping, input_bits: int):
     if not scale > 0:
         raise CompileError("input", f"count scale {scale} must be > 0")
     c = np.arange(clip + 1, dtype=np.float64)
-    top = (1 << input_bits) - 1
     if norm == "binary":
         return (c * scale > 0).astype(np.int32), 1.0
     if norm == "counts":
-        if clip <= top:
+        if clip <= top and not pow2:
             return c.astype(np.int32), scale
-        u = clip * scale / top
+        u = float(step(max(clip * scale / top, scale) if pow2 else clip * scale / top))
         return np.round(c * scale / u).astype(np.int32), u
     f = np.log1p(c * scale)
-    u = float(f[-1] / top)
+    u = float(step(f[-1] / top))
     return np.round(f / u).astype(np.int32), u
 
 
@@ -87,6 +120,62 @@ def _src_scale_matrix(op: Op, u_src: np.ndarray) -> np.ndarray:
     g = op.attrs["groups"]
     group = np.arange(co) // (co // g)
     return u_src[group[:, None] * cig + np.arange(cig)[None, :]]
+
+
+def _pow2_up(x: np.ndarray) -> np.ndarray:
+    """The smallest power of two >= x (x > 0; 0 where x <= 0)."""
+    x = np.asarray(x, np.float64)
+    with np.errstate(divide="ignore"):
+        return np.where(x > 0, 2.0 ** np.ceil(np.log2(np.where(x > 0, x, 1.0))), 0.0)
+
+
+def _conv_buffer_scale(c: int, writers, rng, th, is_output: bool, pow2: bool, qmax: int, mem_lim: int,
+                       acc_lim: int) -> np.ndarray:
+    """Per-channel scale of a buffer the convs ``writers`` (``[(op, u_src)]``) add into.
+
+    Fitted grid: the coarsest writer's natural scale (``max|W u| / qmax``); pow2 grid: the finest
+    writer's, rounded up to a power of two.  Either is raised where the calibrated LIF inputs
+    ``rng`` would not fit the membrane, where the LIF threshold ``th`` would not fit with room
+    above it (``theta <= 2^(m-2)``) or where a bias would not fit the accumulator.  The logits
+    share one scale so that the integer argmax is the label."""
+    nat_all = []
+    floor = np.zeros(c)
+    for w, u_src in writers:
+        u = _src_scale_matrix(w, u_src)
+        nat_all.append(np.abs(w.arrays["weight"] * u[:, :, None, None]).reshape(c, -1).max(1) / qmax)
+        floor = np.maximum(floor, 4.0 * np.abs(w.arrays["bias"]) / acc_lim)
+    if rng is not None:
+        floor = np.maximum(floor, rng / mem_lim)
+    if th is not None:  # the threshold itself must fit with room above it: theta <= 2^(m-2)
+        floor = np.maximum(floor, th / (mem_lim // 2))
+    if not pow2:
+        s = np.maximum(np.max(nat_all, 0), floor)
+        if is_output:
+            s = np.full(c, s.max())
+        return np.where(s > 0, s, 1.0)
+    nat = np.stack([_pow2_up(n) for n in nat_all])
+    s = np.where(nat > 0, nat, np.inf).min(0)  # the finest writer with any weight
+    s = np.where(np.isfinite(s), s, 0.0)
+    s = np.maximum(s, _pow2_up(floor))
+    if is_output:
+        s = np.full(c, s[s > 0].min() if np.any(s > 0) else 1.0)
+    return np.where(s > 0, s, 1.0)
+
+
+def _exact_in_shift(threshold: np.ndarray, s_src: np.ndarray) -> Optional[int]:
+    """pow2 grid: the fewest fractional membrane bits ``f`` with ``V_th / (s_src 2^-f)`` an integer
+    for every channel (so the chip's ``theta`` is the float threshold exactly), or None when a
+    threshold is not a short binary fraction (then the bits are chosen as on the fitted grid)."""
+    f = 0
+    for t, s in zip(np.broadcast_to(np.asarray(threshold, np.float64), np.shape(s_src)), np.asarray(s_src, np.float64)):
+        for b in range(0, 41):
+            v = t / s * 2.0 ** b
+            if v == np.round(v):
+                f = max(f, b)
+                break
+        else:
+            return None
+    return f
 
 
 def quantise(graph: Graph, profile: Profile, encoding: Mapping, ranges: Optional[Mapping[str, np.ndarray]] = None,
@@ -109,7 +198,8 @@ def quantise(graph: Graph, profile: Profile, encoding: Mapping, ranges: Optional
     for op in graph.ops:
         writers.setdefault(op.dst, []).append(op)
         readers.setdefault(op.src, []).append(op)
-    lut, u_in = input_table(encoding, nb.input_bits)
+    pow2 = nb.scale_grid == "pow2"
+    lut, u_in = input_table(encoding, nb.input_bits, pow2)
     scale: Dict[str, np.ndarray] = {"input": np.full(graph.buffers["input"][0], u_in)}
     extra: Dict[str, dict] = {}
     for b, v in (pins.get("scales") or {}).items():
@@ -154,33 +244,22 @@ def quantise(graph: Graph, profile: Profile, encoding: Mapping, ranges: Optional
             src = resolve(ws[0].src)
             n = ws[0].attrs["n"]
             rng = lif_range(buf)
-            if rng is not None:
+            if pow2:  # no shift: the token sum is exact (the head LIF's threshold absorbs 1/n)
+                shift = 0
+            elif rng is not None:
                 peak = float(np.max(rng * n / src))
                 shift = max(0, math.ceil(math.log2(max(peak, 1.0) / (mem_lim / 2))))
             else:
                 shift = max(0, round(math.log2(n)))
             th = lif_threshold(buf)
-            if th is not None:  # the head threshold must fit too
+            if th is not None and not pow2:  # the head threshold must fit too
                 need = float(np.max(th * n / (src * (mem_lim // 2))))
                 shift = max(shift, math.ceil(math.log2(max(need, 1.0))))
             extra[ws[0].name] = {"shift": shift}
             s = src * (2.0 ** shift) / n
         elif ws and all(w.kind == "conv" for w in ws):
-            s = np.zeros(c)
-            for w in ws:
-                u = _src_scale_matrix(w, resolve(w.src))
-                nat = np.abs(w.arrays["weight"] * u[:, :, None, None]).reshape(c, -1).max(1) / qmax
-                s = np.maximum(s, nat)
-                s = np.maximum(s, 4.0 * np.abs(w.arrays["bias"]) / acc_lim)
-            rng = lif_range(buf)
-            if rng is not None:
-                s = np.maximum(s, rng / mem_lim)
-            th = lif_threshold(buf)
-            if th is not None:  # the threshold itself must fit with room above it: theta <= 2^(m-2)
-                s = np.maximum(s, th / (mem_lim // 2))
-            if buf == graph.output:  # one scale for all logits: the integer argmax is the label
-                s = np.full(c, s.max())
-            s = np.where(s > 0, s, 1.0)
+            s = _conv_buffer_scale(c, [(w, resolve(w.src)) for w in ws], lif_range(buf), lif_threshold(buf),
+                                   buf == graph.output, pow2, qmax, mem_lim, acc_lim)
         else:
             raise CompileError(buf, f"buffer written by {[w.kind for w in ws]} has no scale rule")
         scale[buf] = s
@@ -199,7 +278,12 @@ def quantise(graph: Graph, profile: Profile, encoding: Mapping, ranges: Optional
             # resolution; the sum is shifted right by k before it is added (a weight exponent)
             with np.errstate(divide="ignore"):
                 k = np.floor(np.log2(qmax * s_dst / np.where(peak > 0, peak, np.inf)) + 1e-9)
-            k = np.clip(np.nan_to_num(k, nan=0.0, posinf=0.0, neginf=0.0), 0, 30).astype(np.int32)
+            # fitted grid: k >= 0 (finer writers shift right); pow2 grid: k <= 0 (a writer coarser
+            # than its buffer shifts left, exact; one finer than the buffer - raised by calibration -
+            # rounds its weights to the buffer's grid instead of flooring its sums)
+            k = np.nan_to_num(k, nan=0.0, posinf=0.0, neginf=0.0)
+            k = np.clip(k, -30, 0) if pow2 else np.clip(k, 0, 30)
+            k = k.astype(np.int32)
             if op.name in (pins.get("shift") or {}):
                 k = np.asarray(pins["shift"][op.name], np.int32).reshape(-1)
             wf = w_eff * (2.0 ** k / s_dst)[:, None, None, None]
@@ -220,12 +304,16 @@ def quantise(graph: Graph, profile: Profile, encoding: Mapping, ranges: Optional
             # the leak's rounding and the membrane are finer than the synaptic sums (as many bits
             # as the threshold and the inputs seen in calibration leave room for)
             shift += nb.attn_frac_bits if writer is not None and writer.kind == "attn" else nb.lif_frac_bits
-            rng = lif_range(op.src)
+            exact_shift = _exact_in_shift(op.arrays["threshold"], s_src) if pow2 else None
+            if exact_shift is not None:  # pow2 grid: the bits that make theta = V_th / unit an integer
+                shift = max(int(op.attrs["in_shift"]), exact_shift)
+            rng = lif_range(op.src) if exact_shift is None else None
             if rng is not None:  # inputs seen in calibration must fit the membrane with the extra bits
                 peak = float(np.max(rng / s_src))
                 while shift > 0 and peak * 2 ** shift > mem_lim / 2:
                     shift -= 1
-            while shift > 0 and float(np.max(op.arrays["threshold"] / s_src)) * 2 ** shift > mem_lim // 2:
+            while exact_shift is None and shift > 0 and \
+                    float(np.max(op.arrays["threshold"] / s_src)) * 2 ** shift > mem_lim // 2:
                 shift -= 1
             if op.name in (pins.get("in_shift") or {}):
                 shift = int(pins["in_shift"][op.name])

@@ -16,18 +16,29 @@ from .stats import Stats, weight_bytes
 
 
 def shr(x: np.ndarray, k, half_up: bool) -> np.ndarray:
-    """Arithmetic shift right by ``k`` (array or int), rounding down or half up."""
+    """Arithmetic shift right by ``k`` (array or int), rounding down or half up; a negative ``k``
+    (a signed weight exponent) shifts left by ``-k``, exactly: where that could pass int64 the
+    result holds Python integers (an object array)."""
     x = np.asarray(x, np.int64)
     k = np.asarray(k, np.int64)
+    r, left = np.maximum(k, 0), np.maximum(-k, 0)
     if half_up:
-        return np.where(k > 0, (x + (np.int64(1) << np.maximum(k - 1, 0))) >> k, x)
-    return x >> k
+        x = np.where(r > 0, (x + (np.int64(1) << np.maximum(r - 1, 0))) >> r, x)
+    else:
+        x = x >> r
+    if not left.any():
+        return x
+    if int(np.abs(x).max(initial=0)) << int(left.max()) >= 1 << 62:
+        return x.astype(object) << left.astype(object)
+    return x << left
 
 
 def _saturate(x: np.ndarray, bits: int) -> Tuple[np.ndarray, int]:
+    """``x`` (int64, or Python integers) clipped to a signed ``bits``-bit range, as int64; and how
+    many values were clipped."""
     lim = (1 << (bits - 1)) - 1
     y = np.clip(x, -lim - 1, lim)
-    return y, int(np.count_nonzero(y != x))
+    return y.astype(np.int64), int(np.count_nonzero(y != x))
 
 
 def _fanout(h: int, w: int, k: int, s: int, p: int, ho: int, wo: int) -> np.ndarray:

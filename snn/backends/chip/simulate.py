@@ -69,7 +69,8 @@ def round_ste(x: Tensor) -> Tensor:
 
 
 def shr(x: Tensor, k: Tensor, half_up: bool, exact: bool = False) -> Tensor:
-    """``x >> k`` on integer-valued float64 (``k`` broadcastable, >= 0): floor or half-up."""
+    """``x >> k`` on integer-valued float64 (``k`` broadcastable): floor or half-up; a negative ``k``
+    (a signed weight exponent) is ``x * 2^-k``, exact, nothing to round (``exact`` changes nothing there)."""
     p = torch.pow(2.0, k.to(torch.float64))
     if exact:
         return x / p
@@ -111,7 +112,10 @@ def _conv_bn(conv, bn) -> Tuple[Tensor, Tensor]:
 
 def _repconv(rep, bn) -> Tuple[Tensor, Tensor]:
     from snn.compile.fold import _repconv_terms
+    from snn.models import RepConv
 
+    if not isinstance(rep, RepConv):  # a dense attention conv (attn_conv="dense")
+        return _conv_bn(rep, bn)
     a, s1, b1, d, p, s2, b2 = _repconv_terms(rep, bn)
     w = torch.einsum("oc,ckl,ci->oikl", p * s2[:, None], d, s1[:, None] * a)
     bias = s2 * (p @ (b1 * d.sum((1, 2)))) + b2

@@ -67,7 +67,7 @@ def grid_values(program: Program) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
 
 
 # ---------------------------------------------------------------------------- writing back
-def _set_conv_bn(name: str, conv, bn) -> Callable[[np.ndarray, np.ndarray], None]:
+def _set_conv_bn_scaled(name: str, conv, bn) -> Callable[[np.ndarray, np.ndarray], None]:
     def put(w: np.ndarray, b: np.ndarray) -> None:
         if not getattr(bn, "affine", False) or bn.running_var is None:
             raise CompileError(name, "a BatchNorm without affine parameters and running statistics cannot be snapped")
@@ -81,6 +81,45 @@ def _set_conv_bn(name: str, conv, bn) -> Callable[[np.ndarray, np.ndarray], None
             conv.bias.zero_()
         bn.running_mean.zero_()
         bn.bias.copy_(torch.from_numpy(b).float())
+    return put
+
+
+#: a BatchNorm running variance whose ``var + eps`` is 1.0 in float32 and float64 rounding for the
+#: default eps (1e-5): with weight 1 and mean 0 the BN is exactly ``x + beta`` (``identity_bn``)
+def _unit_var(eps: float) -> float:
+    v = np.float32(1.0 - eps)
+    for cand in (v, np.nextafter(v, np.float32(1)), np.nextafter(v, np.float32(0))):
+        if np.float32(cand) + np.float32(eps) == np.float32(1.0):
+            return float(cand)
+    raise CompileError("BatchNorm", f"no float32 variance makes var + eps == 1 for eps {eps}")
+
+
+def _set_conv_identity_bn(name: str, conv, bn) -> Callable[[np.ndarray, np.ndarray], None]:
+    """Exact grid: the conv takes ``W`` itself and its BN becomes ``x + b`` (weight 1, mean 0,
+    ``var + eps == 1`` in float32), so that the float model computes ``W * x + b`` with no
+    rounding of its own (``W``, ``b`` are powers of two times integers)."""
+    def put(w: np.ndarray, b: np.ndarray) -> None:
+        if not getattr(bn, "affine", False) or bn.running_var is None:
+            raise CompileError(name, "a BatchNorm without affine parameters and running statistics cannot be snapped")
+        wt = torch.from_numpy(w)
+        if conv.weight.dim() == 3:
+            wt = wt[..., 0]
+        conv.weight.copy_(wt.reshape(conv.weight.shape).float())
+        if conv.bias is not None:
+            conv.bias.zero_()
+        bn.weight.fill_(1.0)
+        bn.running_mean.zero_()
+        bn.running_var.fill_(_unit_var(bn.eps))
+        bn.bias.copy_(torch.from_numpy(b).float())
+    return put
+
+
+def _set_split(parts) -> Callable[[np.ndarray, np.ndarray], None]:
+    """One fused op (Q/K/V) into its convs: rows ``[i C, (i + 1) C)`` to setter ``i``."""
+    def put(w: np.ndarray, b: np.ndarray) -> None:
+        n = w.shape[0] // len(parts)
+        for i, p in enumerate(parts):
+            p(w[i * n:(i + 1) * n], b[i * n:(i + 1) * n])
     return put
 
 
@@ -112,14 +151,17 @@ def _set_head(model, kind: str) -> Callable[[np.ndarray, np.ndarray], None]:
     return put
 
 
-def setters(model) -> Tuple[Dict[str, Callable], List[str]]:
+def setters(model, exact: bool = False) -> Tuple[Dict[str, Callable], List[str]]:
     """``({conv op name: put(W, b)}, [conv ops that cannot be snapped])`` for an unfolded
-    Meta-SpikeFormer, with the op names of :func:`~snn.backends.chip.lower.lower`."""
+    Meta-SpikeFormer, with the op names of :func:`~snn.backends.chip.lower.lower`.  ``exact``: every
+    BN becomes ``x + b`` (:func:`_set_conv_identity_bn`) and dense attention convs are snapped too."""
+    from ...models import RepConv
     from ...models.blocks import ConvBlock
     from ...models.metaspikeformer import STAGES
 
     out: Dict[str, Callable] = {}
     skipped: List[str] = []
+    _set_conv_bn = _set_conv_identity_bn if exact else _set_conv_bn_scaled
     for stage in STAGES:
         mod = getattr(model, stage)
         if not isinstance(mod, torch.nn.ModuleList):
@@ -135,8 +177,13 @@ def setters(model) -> Tuple[Dict[str, Callable], List[str]]:
                 out[f"{n}.conv1"] = _set_conv_bn(f"{n}.conv1", blk.conv1, blk.bn1)
                 out[f"{n}.conv2"] = _set_conv_bn(f"{n}.conv2", blk.conv2, blk.bn2)
             else:
-                mlp = blk.mlp
-                skipped += [f"{n}.attn.qkv_conv", f"{n}.attn.proj_conv"]
+                mlp, a = blk.mlp, blk.attn
+                if isinstance(a.q_conv[0], RepConv):
+                    skipped += [f"{n}.attn.qkv_conv", f"{n}.attn.proj_conv"]
+                else:
+                    out[f"{n}.attn.qkv_conv"] = _set_split([_set_conv_bn(f"{n}.attn.{q}_conv", getattr(a, f"{q}_conv")[0],
+                                                                         getattr(a, f"{q}_conv")[1]) for q in "qkv"])
+                    out[f"{n}.attn.proj_conv"] = _set_conv_bn(f"{n}.attn.proj_conv", a.proj_conv[0], a.proj_conv[1])
                 out[f"{n}.mlp.fc1_conv"] = _set_conv_bn(f"{n}.mlp.fc1_conv", mlp.fc1_conv, mlp.fc1_bn)
                 out[f"{n}.mlp.fc2_conv"] = _set_conv_bn(f"{n}.mlp.fc2_conv", mlp.fc2_conv, mlp.fc2_bn)
     out["head"] = _set_head(model, "head")
@@ -185,22 +232,92 @@ def file_sha256(path) -> str:
     return h.hexdigest()
 
 
+#: exact grid: the thresholds move off every grid a neuron's input can lie on (by 2^-22, a
+#: fraction of a float32 step near 1), so that no input held constant converges on a threshold
+#: (float32 would round its way across it after ~20 steps; the chip's integers never do)
+THRESHOLD_OFFSET = 2.0 ** -22
+
+
+def _off_grid(v: float) -> float:
+    return float(np.float32(np.round(v * 2.0 ** 20) / 2.0 ** 20 + THRESHOLD_OFFSET))
+
+
+@torch.no_grad()
+def exact_model(model):
+    """The model a snap to the exact grid starts from, the same function in eval mode up to float
+    rounding and a 2^-22 threshold move: dense attention convs (``attn_conv="dense"``: each RepConv
+    -> BN becomes its collapsed 3x3 kernel -> BN ``x + b``) and thresholds off the input grids
+    (:data:`THRESHOLD_OFFSET`)."""
+    from ...compile import fold_attn_conv
+    from ...models import RepConv, create_model
+    from ...models.attention import SpikeDrivenSelfAttention
+
+    rec = dict(getattr(model, "recipe", None) or {})
+    args = dict(rec.get("args") or {})
+    v_th = float(model.lif.v_threshold)
+    attns = [(n, m) for n, m in model.named_modules() if isinstance(m, SpikeDrivenSelfAttention)]
+    a_th = float(attns[0][1].attn_lif.v_threshold) if attns and attns[0][1].attn_lif is not None else 0.5
+    new_args = dict(args, attn_conv="dense", v_threshold=_off_grid(v_th), attn_threshold=_off_grid(a_th))
+    try:
+        dense = create_model(rec.get("name"), **dict(new_args, T=model.T))
+    except (KeyError, TypeError) as e:
+        raise CompileError("model", f"cannot rebuild {rec.get('name')!r} with dense attention convs: {e}") from None
+    dense.recipe = dict(rec, args=new_args)
+    dense.input_size = getattr(model, "input_size", None)
+    own = dense.state_dict()
+    dense.load_state_dict({k: v for k, v in model.state_dict().items() if k in own and own[k].shape == v.shape},
+                          strict=False)
+    for (name, m), d in zip(attns, [m for m in dense.modules() if isinstance(m, SpikeDrivenSelfAttention)]):
+        if not isinstance(m.q_conv[0], RepConv):
+            continue
+        for q in ("q", "k", "v", "proj"):
+            c = fold_attn_conv(getattr(m, f"{q}_conv"))
+            _set_conv_identity_bn(f"{name}.{q}_conv", getattr(d, f"{q}_conv")[0], getattr(d, f"{q}_conv")[1])(
+                c.weight.double().numpy(), c.bias.double().numpy())
+    return dense.eval()
+
+
+def exact_encoding(encoding: Dict[str, Any], input_frac_bits: int) -> Dict[str, Any]:
+    """The input encoding of a model snapped to the exact grid: ``log1p`` becomes ``qlog1p:N``
+    (the input table the chip reads); the others are kept."""
+    enc = dict(encoding)
+    if enc["norm"] == "log1p":
+        enc["norm"] = f"qlog1p:{int(input_frac_bits)}"
+    return enc
+
+
 @torch.no_grad()
 def snap(model_or_checkpoint, *, profile="generic", calibration=None, sensor_size=None, input_size=None,
-         encoding=None) -> SnapResult:
+         encoding=None, input_frac_bits: int = 6) -> SnapResult:
     """Snap a Meta-SpikeFormer (or checkpoint path) to the program it compiles to (module docstring).
 
     The compile arguments are :func:`~snn.backends.chip.compile.compile`'s; use those the runtime
-    uses (``eventpipe chip snap`` does: 2 synthetic training clips, the source's sensor size)."""
-    from .compile import compile as chip_compile, load_model
+    uses (``eventpipe chip snap`` does: 2 synthetic training clips, the source's sensor size).
+
+    A profile on the ``pow2`` scale grid (``exact``) snaps exactly: the attention convs become dense
+    and its thresholds move off the input grids (:func:`exact_model`), every BN ``x + b``, a ``log1p`` input ``qlog1p:input_frac_bits``
+    (:func:`exact_encoding`); the snapped float model then computes the chip's integers."""
+    from .compile import compile as chip_compile, encoding_from_meta, load_model
     from .lower import lower
 
     prof = load_profile(profile)
     model, meta = load_model(model_or_checkpoint)
-    prog = chip_compile(model_or_checkpoint, profile=prof, calibration=calibration, sensor_size=sensor_size,
-                        input_size=input_size, encoding=encoding)
+    exact = prof.numerics.scale_grid == "pow2"
+    size = input_size
+    if exact:
+        if size is None:
+            size = (meta.get("recipe") or {}).get("size") or meta.get("input_size")
+        if encoding is None:
+            encoding = encoding_from_meta(meta, tuple(size), sensor_size)
+        encoding = exact_encoding(encoding, input_frac_bits)
+        model = exact_model(model)
+        meta = dict(meta, args=dict(model.recipe.get("args") or {}))
+        if isinstance(meta.get("recipe"), dict):
+            meta["recipe"] = dict(meta["recipe"], normalisation=encoding["norm"])
+    prog = chip_compile(model if exact else model_or_checkpoint, profile=prof, calibration=calibration,
+                        sensor_size=sensor_size, input_size=size, encoding=encoding)
     snapped = copy.deepcopy(model).eval()
-    put, skipped = setters(snapped)
+    put, skipped = setters(snapped, exact=exact)
     targets = grid_values(prog)
     source_w = {op.name: op.arrays["weight"] for op in lower(model.eval(), tuple(prog.meta["input_size"])).ops
                 if op.kind == "conv"}
