@@ -113,7 +113,9 @@ def test_signed_weight_exponents_by_hand(rounding, ch1):
     prog = _one_conv(w, [3, 10, 0], [-2, 1, -12], accumulator_bits=16, rounding=rounding)
     frame = np.zeros((1, 1, 3, 3), np.int64)
     frame[0, 0, 0, 0] = frame[0, 0, 1, 1] = frame[0, 0, 2, 1] = 2
-    for step in (reference_step, Executor(prog).step):
+    ex = Executor(prog)
+    assert ex._prep[3]["shift"].tolist() == [[0, 1, 0], [2, 0, 12]]  # right over left shifts
+    for step in (reference_step, ex.step):
         logits, _, stats = step(prog, frame, None) if step is reference_step else step(frame, None)
         assert logits.tolist() == [[59, ch1, 32767]]
         assert stats.layer("c")["saturations"] == 1

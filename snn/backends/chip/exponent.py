@@ -8,7 +8,10 @@ it left by ``-k``, exactly.  Bias, residual add and saturation to the accumulato
 
 The executor's kernels take the exponents as a pair of non-negative shifts (:func:`split`: row 0
 right, row 1 left; one of them 0 per channel) and apply them with :func:`weigh`: ``(a >> r) << l``,
-no branch.  A left shift cannot overflow int64 where the sum came from a 32-bit (or narrower)
+no branch (measured against main's right shift alone on programs without negative exponents:
+within about 1-2% of the spike convs' time, ``benchmarks/chip_profile.py`` workloads; a form kept
+for unsigned exponents, chosen by a numba overload, measured no faster: the overloads numba would
+inline lose values in the fused LIF's finish, and those it does not inline cost a call per output).  A left shift cannot overflow int64 where the sum came from a 32-bit (or narrower)
 accumulator (``|a| < 2^32``, ``l <= 30``); from a 64-bit one the shifted value is held to
 ``+-2^62`` first - beyond the accumulator either way, so it saturates just as the exact value does.
 """
