@@ -220,3 +220,24 @@ def test_an_exact_snapped_checkpoint_compiles_to_its_program(tmp_path, exact_sna
 def test_an_unknown_attention_conv_is_a_value_error():
     with pytest.raises(ValueError, match="unknown attention conv 'sparse'"):
         small_model(attn_conv="sparse")
+
+
+def test_training_from_the_snapped_file_with_a_repconv_config_says_it_does_not_fit(tmp_path):
+    """docs/training.md: the stage configs build RepConvs; the shipped (snapped, dense) file does not
+    fit them, and ``train`` says so instead of loading it partly."""
+    from eventpipe.training.config import load_train_config
+    from eventpipe.training.trainer import train
+
+    from .conftest import SHIPPED
+
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    # the stage-1 config's [model] (the shipped architecture with its RepConvs), on a tiny clip set
+    cfg = load_train_config(str(root / "configs" / "train_synthetic_halves.toml"), [
+        f'init="{SHIPPED}"', f'out_dir="{tmp_path / "run"}"', "progress=false", 'export=""',
+        "data.n_per_class=1", "data.n_test_per_class=1", "data.sensor_size=[32, 32]", "data.duration_us=300000",
+        "data.T=2", "data.window_us=100000", "data.input_size=[16, 16]", f'data.cache_dir="{tmp_path / "cache"}"',
+        "data.gen_workers=1", "optim.epochs=1"])
+    with pytest.raises(ValueError, match="its weights do not fit the \\[model\\] of this config"):
+        train(cfg)
