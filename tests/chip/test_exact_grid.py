@@ -241,3 +241,26 @@ def test_training_from_the_snapped_file_with_a_repconv_config_says_it_does_not_f
         "data.gen_workers=1", "optim.epochs=1"])
     with pytest.raises(ValueError, match="its weights do not fit the \\[model\\] of this config"):
         train(cfg)
+
+
+def test_the_shipped_model_is_snapped_as_the_docs_say():
+    """docs/chip.md "The exact grid" and docs/training.md (stage 6): snapped to ``exact`` from the
+    stage-5 file (weights moved by at most 1.22 % of a layer's largest), dense attention, 1,110,932
+    parameters, a 4.6 MB file, ``qlog1p:6``, thresholds 0.5 + 2^-22; its program's thresholds are
+    2^21-2^23 membrane units and it is the pinned program."""
+    import os
+
+    from .conftest import SHIPPED
+
+    model, meta = snn.load_checkpoint(SHIPPED)
+    rec = meta["extra"]["chip_snap"]
+    assert rec["profile"] == "exact" and rec["unsnapped"] == []
+    assert round(100 * rec["max_relative_weight_change"], 2) == 1.22
+    assert meta["args"]["attn_conv"] == "dense" and meta["recipe"]["normalisation"] == "qlog1p:6"
+    assert model.lif.v_threshold == model.block3[0].attn.attn_lif.v_threshold == np.float32(0.5 + THRESHOLD_OFFSET)
+    assert sum(p.numel() for p in model.parameters()) == 1_110_932
+    assert 4.5e6 < os.path.getsize(SHIPPED) < 4.7e6
+    prog = chip_compile(SHIPPED, profile="exact", sensor_size=(128, 128))
+    assert prog.meta["pinned"] is True
+    theta = np.concatenate([op.arrays["theta"] for op in prog.ops if op.kind == "lif"])
+    assert theta.min() >= 2 ** 21 and theta.max() < 2 ** 24
