@@ -4,7 +4,8 @@ Run:  python benchmarks/chip.py [--quick] [--no-hardvs]
 
 * shipped model (``snn/weights/meta_spikeformer_tiny_synthetic.pt``, 64x64): frames are the
   runtime's integer counts of a seeded synthetic stream (the chip reads them; the float model reads
-  their normalisation), calibrated on synthetic training clips;
+  their normalisation), calibrated on synthetic training clips, for the profile the runtime takes
+  (the one the checkpoint was snapped for: ``exact`` for the shipped model);
 * hardvs_18m (128x128): random weights with BatchNorm calibrated as ``benchmarks/model_step.py``
   does (firing rates ~0.1), Bernoulli(0.1) count frames (seeded), input normalisation ``counts``;
 * each figure: minimum (and median) wall time per step over repeats after warm-up, state carried
@@ -147,11 +148,15 @@ def shipped(repeats, clip_repeats, lines):
     model, meta = snn.load_checkpoint(CHECKPOINT)
     ch = checkpoint_channels(meta)                                # the input the model was trained on
     cal = count_clips(4, seed=0, split="train", channels=ch).transpose(1, 0, 2, 3, 4)
-    prog = snn.chip.compile(CHECKPOINT, calibration=[cal])
+    from eventpipe.runtime.chip import snapped_profile
+
+    # the profile the runtime takes: the one the checkpoint was snapped for (the shipped: exact)
+    prog = snn.chip.compile(CHECKPOINT, profile=snapped_profile(meta.get("extra")) or "generic", calibration=[cal])
     counts, _ = count_stream(20000, seconds=3.0, channels=ch)
     counts = counts[:, None].astype(np.int32)                    # [N, 1, 2, 64, 64]
     float_frames = normalise(counts, prog.meta["encoding"])      # [N, 1, 2, 64, 64]
-    compare("shipped tiny 64x64", model, prog, counts, float_frames, repeats, clip_repeats, lines)
+    compare(f"shipped tiny 64x64 ({prog.profile.name})", model, prog, counts, float_frames, repeats, clip_repeats,
+            lines)
 
 
 def hardvs(repeats, clip_repeats, lines, gamma=1.5):
