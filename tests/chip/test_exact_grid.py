@@ -264,3 +264,15 @@ def test_the_shipped_model_is_snapped_as_the_docs_say():
     assert prog.meta["pinned"] is True
     theta = np.concatenate([op.arrays["theta"] for op in prog.ops if op.kind == "lif"])
     assert theta.min() >= 2 ** 21 and theta.max() < 2 ** 24
+
+
+def test_a_threshold_that_is_no_short_binary_fraction_compiles_on_the_fitted_rule():
+    """An unsnapped model with V_th = 0.1 (no integer theta fits a 32-bit membrane) still compiles
+    for ``exact``: its LIFs take the fitted grid's fractional bits and ``ceil``, as on ``generic``."""
+    model = with_trained_batchnorms(small_model(v_threshold=0.1))
+    cal = [np.random.default_rng(0).poisson(1.5, (3, 4, 2, 16, 16)).astype(np.int32)]
+    prog = chip_compile(model, profile="exact", calibration=cal, input_size=(16, 16), encoding=ENC)
+    lifs = [op for op in prog.ops if op.kind == "lif" and "attn_lif" not in op.name]
+    assert lifs and all(0 < op.arrays["theta"].max() <= 2 ** 30 for op in lifs)
+    unit = np.asarray(prog.meta["scales"][lifs[0].src]) / 2.0 ** lifs[0].attrs["in_shift"]
+    assert not np.array_equal(lifs[0].arrays["theta"] * unit, np.asarray(lifs[0].attrs["v_threshold"]))

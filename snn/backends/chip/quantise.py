@@ -109,7 +109,10 @@ def input_table(encoding: Mapping, input_bits: int, pow2: bool = False):
 
 
 def _limits(profile: Profile):
-    nb = profile.numerics
+    return _limits_of(profile.numerics)
+
+
+def _limits_of(nb):
     return (1 << (nb.weight_bits - 1)) - 1, (1 << (nb.membrane_bits - 1)) - 1, (1 << (nb.accumulator_bits - 1)) - 1
 
 
@@ -162,20 +165,77 @@ def _conv_buffer_scale(c: int, writers, rng, th, is_output: bool, pow2: bool, qm
     return np.where(s > 0, s, 1.0)
 
 
-def _exact_in_shift(threshold: np.ndarray, s_src: np.ndarray) -> Optional[int]:
+def _exact_in_shift(threshold: np.ndarray, s_src: np.ndarray, mem_lim: int) -> Optional[int]:
     """pow2 grid: the fewest fractional membrane bits ``f`` with ``V_th / (s_src 2^-f)`` an integer
-    for every channel (so the chip's ``theta`` is the float threshold exactly), or None when a
-    threshold is not a short binary fraction (then the bits are chosen as on the fitted grid)."""
+    that fits the membrane with room above it (``<= 2^(m-2)``) for every channel - the chip's
+    ``theta`` is then the float threshold exactly - or None when a threshold is no such binary
+    fraction (e.g. 0.1; the bits are then chosen as on the fitted grid)."""
     f = 0
     for t, s in zip(np.broadcast_to(np.asarray(threshold, np.float64), np.shape(s_src)), np.asarray(s_src, np.float64)):
-        for b in range(0, 41):
-            v = t / s * 2.0 ** b
-            if v == np.round(v):
-                f = max(f, b)
-                break
-        else:
-            return None
+        b = 0
+        while t / s * 2.0 ** b != np.round(t / s * 2.0 ** b):
+            b += 1
+            if t / s * 2.0 ** b > mem_lim // 2:
+                return None
+        f = max(f, b)
     return f
+
+
+def _quantise_conv(op: Op, s_dst: np.ndarray, s_src: np.ndarray, pinned_shift, nb, pow2: bool):
+    """``(integer conv op, distance of its scaled weights and bias from the grid)``: per output
+    channel the weights use the full int-b range at ``2^k`` times the buffer's resolution and the
+    sum is shifted by ``k`` before it is added (a weight exponent).  Fitted grid: ``k >= 0`` (finer
+    writers shift right); pow2 grid: ``k <= 0`` (a writer coarser than its buffer shifts left,
+    exact; one finer than the buffer - raised by calibration - rounds its weights to the buffer's
+    grid instead of flooring its sums)."""
+    qmax, _, acc_lim = _limits_of(nb)
+    u = _src_scale_matrix(op, s_src)
+    w_eff = op.arrays["weight"] * u[:, :, None, None]
+    peak = np.abs(w_eff).reshape(len(s_dst), -1).max(1)
+    with np.errstate(divide="ignore"):
+        k = np.floor(np.log2(qmax * s_dst / np.where(peak > 0, peak, np.inf)) + 1e-9)
+    k = np.nan_to_num(k, nan=0.0, posinf=0.0, neginf=0.0)
+    k = (np.clip(k, -30, 0) if pow2 else np.clip(k, 0, 30)).astype(np.int32)
+    if pinned_shift is not None:
+        k = np.asarray(pinned_shift, np.int32).reshape(-1)
+    wf = w_eff * (2.0 ** k / s_dst)[:, None, None, None]
+    bf = op.arrays["bias"] / s_dst
+    wq = np.round(wf)
+    off_grid = max(float(np.max(np.abs(wf - wq), initial=0.0)), float(np.max(np.abs(bf - np.round(bf)), initial=0.0)),
+                   float(np.max(np.abs(wq), initial=0.0)) - qmax)
+    wq = np.clip(wq, -qmax, qmax).astype(np.int8 if nb.weight_bits <= 8 else np.int16)
+    bq = np.clip(np.round(bf), -acc_lim, acc_lim).astype(np.int32)
+    return Op("conv", op.name, op.src, op.dst, dict(op.attrs), {"weight": wq, "bias": bq, "shift": k}), off_grid
+
+
+def _quantise_lif(op: Op, s_src: np.ndarray, after_attention: bool, rng: Optional[np.ndarray],
+                  pinned_shift: Optional[int], nb, pow2: bool) -> Op:
+    """The integer LIF op reading a buffer of scale ``s_src``: its input shift ``f`` (fractional
+    membrane bits: the input is shifted left before the leak, so the threshold, the leak's rounding
+    and the membrane are finer than the synaptic sums - as many bits as the threshold and the inputs
+    seen in calibration ``rng`` leave room for; on the pow2 grid exactly those that make ``theta``
+    an integer) and its threshold ``theta = ceil(V_th / (s_src 2^-f))``."""
+    mem_lim = (1 << (nb.membrane_bits - 1)) - 1
+    th = op.arrays["threshold"]
+    shift = int(op.attrs["in_shift"]) + (nb.attn_frac_bits if after_attention else nb.lif_frac_bits)
+    exact_shift = _exact_in_shift(th, s_src, mem_lim) if pow2 else None
+    if exact_shift is not None:
+        shift = max(int(op.attrs["in_shift"]), exact_shift)
+    else:
+        if rng is not None:  # inputs seen in calibration must fit the membrane with the extra bits
+            peak = float(np.max(rng / s_src))
+            while shift > 0 and peak * 2 ** shift > mem_lim / 2:
+                shift -= 1
+        while shift > 0 and float(np.max(th / s_src)) * 2 ** shift > mem_lim // 2:
+            shift -= 1
+    if pinned_shift is not None:
+        shift = int(pinned_shift)
+    theta = np.ceil(th / (s_src / 2.0 ** shift) - 1e-9)
+    if theta.max() > mem_lim:
+        raise CompileError(op.name, f"threshold {int(theta.max())} does not fit {nb.membrane_bits}-bit "
+                                    "membranes (weights too small for the threshold at this width)")
+    attrs = dict(op.attrs, in_shift=shift, v_threshold=[float(t) for t in th])
+    return Op("lif", op.name, op.src, op.dst, attrs, {"theta": np.maximum(theta, 1).astype(np.int32)})
 
 
 def quantise(graph: Graph, profile: Profile, encoding: Mapping, ranges: Optional[Mapping[str, np.ndarray]] = None,
@@ -270,60 +330,15 @@ def quantise(graph: Graph, profile: Profile, encoding: Mapping, ranges: Optional
         if op.kind == "input":
             ops.append(Op("input", op.name, op.src, op.dst, {"clip": int(encoding["clip"])}, {"lut": lut}))
         elif op.kind == "conv":
-            s_dst = resolve(op.dst)
-            u = _src_scale_matrix(op, resolve(op.src))
-            w_eff = op.arrays["weight"] * u[:, :, None, None]
-            peak = np.abs(w_eff).reshape(len(s_dst), -1).max(1)
-            # per output channel, the weights use the full int-b range at 2^k times the buffer's
-            # resolution; the sum is shifted right by k before it is added (a weight exponent)
-            with np.errstate(divide="ignore"):
-                k = np.floor(np.log2(qmax * s_dst / np.where(peak > 0, peak, np.inf)) + 1e-9)
-            # fitted grid: k >= 0 (finer writers shift right); pow2 grid: k <= 0 (a writer coarser
-            # than its buffer shifts left, exact; one finer than the buffer - raised by calibration -
-            # rounds its weights to the buffer's grid instead of flooring its sums)
-            k = np.nan_to_num(k, nan=0.0, posinf=0.0, neginf=0.0)
-            k = np.clip(k, -30, 0) if pow2 else np.clip(k, 0, 30)
-            k = k.astype(np.int32)
-            if op.name in (pins.get("shift") or {}):
-                k = np.asarray(pins["shift"][op.name], np.int32).reshape(-1)
-            wf = w_eff * (2.0 ** k / s_dst)[:, None, None, None]
-            bf = op.arrays["bias"] / s_dst
-            wq = np.round(wf)
+            q, off_grid = _quantise_conv(op, resolve(op.dst), resolve(op.src), (pins.get("shift") or {}).get(op.name),
+                                         nb, pow2)
             if op.name in (pins.get("ops") or ()):  # off the grid, or clipped: the pins do not fit
-                residual = max(residual, float(np.max(np.abs(wf - wq), initial=0.0)),
-                               float(np.max(np.abs(bf - np.round(bf)), initial=0.0)),
-                               float(np.max(np.abs(wq), initial=0.0)) - qmax)
-            wq = np.clip(wq, -qmax, qmax).astype(np.int8 if nb.weight_bits <= 8 else np.int16)
-            bq = np.clip(np.round(bf), -acc_lim, acc_lim).astype(np.int32)
-            ops.append(Op("conv", op.name, op.src, op.dst, dict(op.attrs), {"weight": wq, "bias": bq, "shift": k}))
+                residual = max(residual, off_grid)
+            ops.append(q)
         elif op.kind == "lif":
-            s_src = resolve(op.src)
-            shift = int(op.attrs["in_shift"])
             writer = writers.get(op.src, [None])[0]
-            # fractional membrane bits: the input is shifted left before the leak, so the threshold,
-            # the leak's rounding and the membrane are finer than the synaptic sums (as many bits
-            # as the threshold and the inputs seen in calibration leave room for)
-            shift += nb.attn_frac_bits if writer is not None and writer.kind == "attn" else nb.lif_frac_bits
-            exact_shift = _exact_in_shift(op.arrays["threshold"], s_src) if pow2 else None
-            if exact_shift is not None:  # pow2 grid: the bits that make theta = V_th / unit an integer
-                shift = max(int(op.attrs["in_shift"]), exact_shift)
-            rng = lif_range(op.src) if exact_shift is None else None
-            if rng is not None:  # inputs seen in calibration must fit the membrane with the extra bits
-                peak = float(np.max(rng / s_src))
-                while shift > 0 and peak * 2 ** shift > mem_lim / 2:
-                    shift -= 1
-            while exact_shift is None and shift > 0 and \
-                    float(np.max(op.arrays["threshold"] / s_src)) * 2 ** shift > mem_lim // 2:
-                shift -= 1
-            if op.name in (pins.get("in_shift") or {}):
-                shift = int(pins["in_shift"][op.name])
-            m_scale = s_src / 2.0 ** shift
-            theta = np.ceil(op.arrays["threshold"] / m_scale - 1e-9)
-            if theta.max() > mem_lim:
-                raise CompileError(op.name, f"threshold {int(theta.max())} does not fit {nb.membrane_bits}-bit "
-                                            "membranes (weights too small for the threshold at this width)")
-            attrs = dict(op.attrs, in_shift=shift, v_threshold=[float(t) for t in op.arrays["threshold"]])
-            ops.append(Op("lif", op.name, op.src, op.dst, attrs, {"theta": np.maximum(theta, 1).astype(np.int32)}))
+            ops.append(_quantise_lif(op, resolve(op.src), writer is not None and writer.kind == "attn",
+                                     lif_range(op.src), (pins.get("in_shift") or {}).get(op.name), nb, pow2))
         elif op.kind == "attn":
             resolve(op.dst)
             ops.append(Op("attn", op.name, op.src, op.dst, dict(op.attrs), {}))

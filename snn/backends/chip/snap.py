@@ -286,6 +286,25 @@ def exact_encoding(encoding: Dict[str, Any], input_frac_bits: int) -> Dict[str, 
     return enc
 
 
+def _exact_start(model, meta, input_size, encoding, sensor_size, input_frac_bits):
+    """``(model, meta, input_size, encoding)`` a snap to the exact grid starts from: the model of
+    :func:`exact_model`, its metadata saying so (args, the recipe's normalisation) and the input
+    encoding of :func:`exact_encoding`."""
+    from .compile import encoding_from_meta
+
+    size = input_size or (meta.get("recipe") or {}).get("size") or meta.get("input_size")
+    if size is None:
+        raise CompileError("input", "the model does not say its input size; pass input_size=(W, H)")
+    if encoding is None:
+        encoding = encoding_from_meta(meta, tuple(size), sensor_size)
+    encoding = exact_encoding(encoding, input_frac_bits)
+    model = exact_model(model)
+    meta = dict(meta, args=dict(model.recipe.get("args") or {}))
+    if isinstance(meta.get("recipe"), dict):
+        meta["recipe"] = dict(meta["recipe"], normalisation=encoding["norm"])
+    return model, meta, tuple(size), encoding
+
+
 @torch.no_grad()
 def snap(model_or_checkpoint, *, profile="generic", calibration=None, sensor_size=None, input_size=None,
          encoding=None, input_frac_bits: int = 6) -> SnapResult:
@@ -297,7 +316,7 @@ def snap(model_or_checkpoint, *, profile="generic", calibration=None, sensor_siz
     A profile on the ``pow2`` scale grid (``exact``) snaps exactly: the attention convs become dense
     and its thresholds move off the input grids (:func:`exact_model`), every BN ``x + b``, a ``log1p`` input ``qlog1p:input_frac_bits``
     (:func:`exact_encoding`); the snapped float model then computes the chip's integers."""
-    from .compile import compile as chip_compile, encoding_from_meta, load_model
+    from .compile import compile as chip_compile, load_model
     from .lower import lower
 
     prof = load_profile(profile)
@@ -305,15 +324,7 @@ def snap(model_or_checkpoint, *, profile="generic", calibration=None, sensor_siz
     exact = prof.numerics.scale_grid == "pow2"
     size = input_size
     if exact:
-        if size is None:
-            size = (meta.get("recipe") or {}).get("size") or meta.get("input_size")
-        if encoding is None:
-            encoding = encoding_from_meta(meta, tuple(size), sensor_size)
-        encoding = exact_encoding(encoding, input_frac_bits)
-        model = exact_model(model)
-        meta = dict(meta, args=dict(model.recipe.get("args") or {}))
-        if isinstance(meta.get("recipe"), dict):
-            meta["recipe"] = dict(meta["recipe"], normalisation=encoding["norm"])
+        model, meta, size, encoding = _exact_start(model, meta, input_size, encoding, sensor_size, input_frac_bits)
     prog = chip_compile(model if exact else model_or_checkpoint, profile=prof, calibration=calibration,
                         sensor_size=sensor_size, input_size=size, encoding=encoding)
     snapped = copy.deepcopy(model).eval()
