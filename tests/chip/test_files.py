@@ -203,6 +203,25 @@ def test_lif_input_shift_outside_0_to_30_is_refused(saved, tmp_path, in_shift):
     assert e.value.key == f"op{i[0]}"
 
 
+@pytest.mark.parametrize("shift, ok", [(0, True), (30, True), (-1, False), (31, False), (1 << 40, False)])
+def test_pool_shift_outside_0_to_30_is_refused(saved, tmp_path, shift, ok):
+    """Before: any ``shift >= 0`` loaded, and a huge one was an undefined shift count in the kernels."""
+    i = []
+
+    def edit(a):
+        d = _desc(a)
+        i.append(next(j for j, op in enumerate(d["ops"]) if op["kind"] == "pool"))
+        d["ops"][i[0]]["attrs"]["shift"] = shift
+        _set_desc(a, d)
+    _rewrite(saved, tmp_path / "p.npz", edit)
+    if ok:
+        assert Program.load(tmp_path / "p.npz").ops[i[0]].attrs["shift"] == shift
+        return
+    with pytest.raises(ProgramFormatError, match=rf"pool op 'pool': shift {shift} is outside \[0, 30\]") as e:
+        Program.load(tmp_path / "p.npz")
+    assert e.value.key == f"op{i[0]}" and "p.npz" in str(e.value)
+
+
 @pytest.mark.parametrize("cut", [0.3, 0.6, 0.95])
 def test_truncated_file(saved, tmp_path, cut):
     data = saved.read_bytes()

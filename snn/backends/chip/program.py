@@ -219,8 +219,10 @@ class Program:
             if (hi, wi) != (ho, wo) or ci != 3 * co or h < 1 or co % h:
                 bad(f"attn op {op.name!r}: shapes do not match", key)
         elif op.kind == "pool":
-            if ci != co or (ho, wo) != (1, 1) or int(op.attrs["shift"]) < 0:
+            if ci != co or (ho, wo) != (1, 1):
                 bad(f"pool op {op.name!r}: shapes do not match", key)
+            if not 0 <= int(op.attrs["shift"]) <= MAX_EXPONENT:
+                bad(f"pool op {op.name!r}: shift {int(op.attrs['shift'])} is outside [0, {MAX_EXPONENT}]", key)
 
     # ------------------------------------------------------------------ files
     def to_json(self) -> dict:
