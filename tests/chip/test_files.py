@@ -187,6 +187,25 @@ def test_weight_exponents_outside_plus_minus_30_are_refused(saved, tmp_path, k, 
     assert e.value.key == "op1.shift" and "k.npz" in str(e.value)
 
 
+@pytest.mark.parametrize("bias, ok", [((1 << 23) - 1, True), (-(1 << 23) + 1, True), (1 << 23, False),
+                                      (-(1 << 23), False), (1 << 62, False), (-(1 << 63), False)])
+def test_biases_wider_than_the_accumulator_are_refused(saved, tmp_path, bias, ok):
+    """The profile's accumulator is 24 bits: a bias up to +-(2^23 - 1) (what the compiler clips to)
+    loads; a wider one is refused, naming the op, its output channel and the entry. Before: any
+    int64 bias loaded, and the executor's +-2^62 cap on left-shifted sums assumed |bias| < 2^61."""
+    def edit(a):
+        a["op1.bias"] = a["op1.bias"].astype(np.int64)
+        a["op1.bias"][1] = bias
+    _rewrite(saved, tmp_path / "b.npz", edit)
+    if ok:
+        assert int(Program.load(tmp_path / "b.npz").ops[1].arrays["bias"][1]) == bias
+        return
+    with pytest.raises(ProgramFormatError, match=rf"conv op 'stem': bias {bias} of output channel 1 does not "
+                                                 r"fit the 24-bit accumulator \(\|bias\| <= 8388607\)") as e:
+        Program.load(tmp_path / "b.npz")
+    assert e.value.key == "op1.bias" and "b.npz" in str(e.value)
+
+
 @pytest.mark.parametrize("in_shift", [-1, 31])
 def test_lif_input_shift_outside_0_to_30_is_refused(saved, tmp_path, in_shift):
     """Before: a negative ``in_shift`` loaded and shifted by a negative count in the kernels."""

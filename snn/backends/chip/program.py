@@ -207,6 +207,12 @@ class Program:
             lim = (1 << (nb.weight_bits - 1)) - 1
             if w.size and int(np.abs(w.astype(np.int64)).max()) > lim:
                 bad(f"conv op {op.name!r}: weights exceed {nb.weight_bits} bits", f"{key}.weight")
+            acc = (1 << (nb.accumulator_bits - 1)) - 1
+            bias = op.arrays["bias"].astype(np.int64)
+            wide = np.flatnonzero((bias < -acc) | (bias > acc))  # not abs: -2^63 has none in int64
+            if wide.size:
+                bad(f"conv op {op.name!r}: bias {int(op.arrays['bias'][wide[0]])} of output channel {int(wide[0])} "
+                    f"does not fit the {nb.accumulator_bits}-bit accumulator (|bias| <= {acc})", f"{key}.bias")
             if op.attrs["mode"] not in ("set", "add") or op.attrs["src_kind"] not in ("spike", "graded"):
                 bad(f"conv op {op.name!r}: bad mode/src_kind", key)
         elif op.kind == "lif":
