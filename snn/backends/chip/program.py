@@ -12,7 +12,10 @@ Ops (all integer; buffers are ``(C, H, W)`` maps, held per batch row as ``[H, W,
            spike ``h >= theta``, hard reset ``v = 0`` on a spike;
 ``attn``   SDSA-3 on binary Q, K, V (channels ``[0,C)``, ``[C,2C)``, ``[2C,3C)`` of ``src``): per head
            ``M = K^T V`` (counts), ``y = Q M`` (row sums of M), graded;
-``pool``   ``dst[c] = (sum over positions of src[c]) >> shift``, saturated to the accumulator.
+``pool``   ``dst[c] = (sum over positions of src[c]) >> shift`` (``0 <= shift <= 30``), saturated to
+           the accumulator.
+
+A conv's ``bias`` fits the accumulator (``|bias| <= 2^(a-1) - 1``, as the compiler clips it).
 
 Files are an ``.npz`` (no pickle): the JSON description under ``__program__`` (format, version,
 profile, ops with attributes, metadata) and one array per op parameter (``op<i>.<name>``).
