@@ -146,6 +146,24 @@ def _missing_name(exc: KeyError) -> str | None:
     return found.group(1) if found.group(1) is not None else f"attribute {found.group(2)}"
 
 
+def _label_columns(group: h5py.Group, path: Path) -> dict[str, h5py.Dataset]:
+    """The label table's columns, each a dataset: a missing column, a broken (soft or external)
+    link - h5py's ``Group.get`` gives None for one - or another kind of object is named."""
+    columns = {}
+    for name in label_dtypes(1, 1):
+        field = f"labels/{name}"
+        if group.get(name, getlink=True) is None:
+            raise RecordingError(f"recording is missing {field!r} (damaged or written by "
+                                 "something else)", path=path, field=field)
+        ds = group.get(name)
+        if not isinstance(ds, h5py.Dataset):
+            what = "a link to nothing" if ds is None else f"a {type(ds).__name__}, not a dataset"
+            raise RecordingError(f"label column {field!r} is {what} (damaged)", path=path,
+                                 field=field)
+        columns[name] = ds
+    return columns
+
+
 def _typed(method):
     """HDF5 errors while reading (damaged metadata or data) -> RecordingError naming the file."""
     import functools
@@ -187,7 +205,7 @@ class Recording:
             # one handle per dataset, refreshed and read through: HDF5 SWMR refreshes a
             # dataset through one handle and then serves stale chunks to the others
             self._index = {name: self._ev[name] for name in ("index_t", "index_offset")}
-            self._labcols = dict(self._lab.items())
+            self._labcols = _label_columns(self._lab, self.path)
             self.label_bytes, self.topk = self._label_shape()
             self._handles = [*self._cols.values(), *self._tails.values(),
                              *self._index.values(), *self._labcols.values()]

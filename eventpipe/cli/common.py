@@ -80,12 +80,19 @@ def check_not_input(flag: str, out, source) -> None:
                           "is being read; choose another output")
 
 
+#: the ZeroMQ transports the label sinks, ``listen``, ``send`` and the broker speak (they parse
+#: HOST:PORT; ZeroMQ's ipc:// and inproc:// are not supported)
+ENDPOINT_SCHEMES = ("tcp", "zmq+tcp")
+
+
 def check_endpoint(flag: str, endpoint) -> None:
     """A ZeroMQ endpoint such as ``tcp://127.0.0.1:5556`` (a query string may follow)."""
     if endpoint is None:
         return
     scheme, sep, rest = str(endpoint).partition("://")
+    if sep and scheme.lower() not in ENDPOINT_SCHEMES:
+        raise ConfigError(f"{flag} {endpoint!r}: scheme {scheme!r} is not supported (supported: "
+                          f"{', '.join(ENDPOINT_SCHEMES)}; e.g. tcp://127.0.0.1:5556)")
     host, colon, port = rest.partition("?")[0].rpartition(":")
-    if not sep or scheme not in ("tcp", "zmq+tcp", "ipc", "inproc") or (
-            scheme.endswith("tcp") and not (colon and host and port.isdigit())):
+    if not sep or not (colon and host and port.isdigit()):
         raise ConfigError(f"{flag} {endpoint!r}: expected an endpoint like tcp://127.0.0.1:5556")

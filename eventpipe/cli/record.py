@@ -25,6 +25,8 @@ def add_parser(subparsers):
 
 
 def run(args, env) -> int:
+    import os
+
     from eventpipe.cli.common import check_flag, check_not_input, check_output
     from eventpipe.sources.uri import source_file
     from eventpipe.errors import ConfigError
@@ -40,6 +42,9 @@ def run(args, env) -> int:
     check_flag("--flush-every", args.flush_every, ge=0.001, le=86400.0)
     check_output("out", args.out)
     check_not_input("out", args.out, source_file(args.source))
+    if not args.overwrite and os.path.exists(args.out):  # as run --record: a flag's value
+        raise ConfigError(f"out {args.out}: already exists; refusing to overwrite it (pass "
+                          "--overwrite, or choose another name)")
     try:
         compression_args(args.compression)
     except ValueError as e:

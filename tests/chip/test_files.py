@@ -114,6 +114,36 @@ def _set_desc(arrays, d):
     arrays["__program__"] = np.frombuffer(json.dumps(d).encode(), np.uint8)
 
 
+def _with_attr(saved, dst, kind, attr, value) -> int:
+    """Write ``dst``: ``saved`` with attribute ``attr`` of its first ``kind`` op set to
+    ``value``; returns that op's index."""
+    i = []
+
+    def edit(a):
+        d = _desc(a)
+        i.append(next(j for j, op in enumerate(d["ops"]) if op["kind"] == kind))
+        d["ops"][i[0]]["attrs"][attr] = value
+        _set_desc(a, d)
+    _rewrite(saved, dst, edit)
+    return i[0]
+
+
+def _entry_loads_or_is_refused(saved, dst, array, value, ok, match) -> None:
+    """``saved`` with output channel 1 of the stem conv's (op1) ``array`` set to ``value``
+    (int64): it loads holding ``value`` if ``ok``, else the error matches ``match`` and names
+    the entry and the file."""
+    def edit(a):
+        a[f"op1.{array}"] = a[f"op1.{array}"].astype(np.int64)
+        a[f"op1.{array}"][1] = value
+    _rewrite(saved, dst, edit)
+    if ok:
+        assert int(Program.load(dst).ops[1].arrays[array][1]) == value
+        return
+    with pytest.raises(ProgramFormatError, match=match) as e:
+        Program.load(dst)
+    assert e.value.key == f"op1.{array}" and dst.name in str(e.value)
+
+
 @pytest.fixture
 def saved(tmp_path):
     path = tmp_path / "prog.npz"
@@ -174,33 +204,41 @@ def test_weights_beyond_the_profile_bits_are_refused(saved, tmp_path):
 def test_weight_exponents_outside_plus_minus_30_are_refused(saved, tmp_path, k, ok):
     """A conv's weight exponent may be negative (a left shift) down to -30; beyond +-30 the file is
     refused, naming the op, its output channel and the entry."""
-    def edit(a):
-        a["op1.shift"] = a["op1.shift"].astype(np.int32)
-        a["op1.shift"][1] = k
-    _rewrite(saved, tmp_path / "k.npz", edit)
-    if ok:
-        assert int(Program.load(tmp_path / "k.npz").ops[1].arrays["shift"][1]) == k
-        return
-    with pytest.raises(ProgramFormatError, match=rf"conv op 'stem': weight exponent \(shift\) {k} of output "
-                                                 r"channel 1 is outside \[-30, 30\]") as e:
-        Program.load(tmp_path / "k.npz")
-    assert e.value.key == "op1.shift" and "k.npz" in str(e.value)
+    _entry_loads_or_is_refused(saved, tmp_path / "k.npz", "shift", k, ok,
+                               rf"conv op 'stem': weight exponent \(shift\) {k} of output channel 1 is "
+                               r"outside \[-30, 30\]")
+
+
+@pytest.mark.parametrize("bias, ok", [((1 << 23) - 1, True), (-(1 << 23) + 1, True), (1 << 23, False),
+                                      (-(1 << 23), False), (1 << 62, False), (-(1 << 63), False)])
+def test_biases_wider_than_the_accumulator_are_refused(saved, tmp_path, bias, ok):
+    """The profile's accumulator is 24 bits: a bias up to +-(2^23 - 1) (what the compiler clips to)
+    loads; a wider one is refused, naming the op, its output channel and the entry. Before: any
+    int64 bias loaded, and the executor's +-2^62 cap on left-shifted sums assumed |bias| < 2^61."""
+    _entry_loads_or_is_refused(saved, tmp_path / "b.npz", "bias", bias, ok,
+                               rf"conv op 'stem': bias {bias} of output channel 1 does not fit the "
+                               r"24-bit accumulator \(\|bias\| <= 8388607\)")
 
 
 @pytest.mark.parametrize("in_shift", [-1, 31])
 def test_lif_input_shift_outside_0_to_30_is_refused(saved, tmp_path, in_shift):
     """Before: a negative ``in_shift`` loaded and shifted by a negative count in the kernels."""
-    i = []
-
-    def edit(a):
-        d = _desc(a)
-        i.append(next(j for j, op in enumerate(d["ops"]) if op["kind"] == "lif"))
-        d["ops"][i[0]]["attrs"]["in_shift"] = in_shift
-        _set_desc(a, d)
-    _rewrite(saved, tmp_path / "s.npz", edit)
+    i = _with_attr(saved, tmp_path / "s.npz", "lif", "in_shift", in_shift)
     with pytest.raises(ProgramFormatError, match=rf"in_shift {in_shift} is outside \[0, 30\]") as e:
         Program.load(tmp_path / "s.npz")
-    assert e.value.key == f"op{i[0]}"
+    assert e.value.key == f"op{i}"
+
+
+@pytest.mark.parametrize("shift, ok", [(0, True), (30, True), (-1, False), (31, False), (1 << 40, False)])
+def test_pool_shift_outside_0_to_30_is_refused(saved, tmp_path, shift, ok):
+    """Before: any ``shift >= 0`` loaded, and a huge one was an undefined shift count in the kernels."""
+    i = _with_attr(saved, tmp_path / "p.npz", "pool", "shift", shift)
+    if ok:
+        assert Program.load(tmp_path / "p.npz").ops[i].attrs["shift"] == shift
+        return
+    with pytest.raises(ProgramFormatError, match=rf"pool op 'pool': shift {shift} is outside \[0, 30\]") as e:
+        Program.load(tmp_path / "p.npz")
+    assert e.value.key == f"op{i}" and "p.npz" in str(e.value)
 
 
 @pytest.mark.parametrize("cut", [0.3, 0.6, 0.95])
@@ -240,17 +278,10 @@ def test_not_a_program(tmp_path):
 def test_non_integer_attribute_is_named(saved, tmp_path, op_kind, attr, value):
     """Before: ``kernel = "seven"`` was Python's 'invalid literal for int()' (exit 1 from
     ``chip report``, no file named); ``in_shift = "x"`` loaded and failed inside the executor."""
-    i = []
-
-    def edit(a):
-        d = _desc(a)
-        i.append(next(j for j, op in enumerate(d["ops"]) if op["kind"] == op_kind))
-        d["ops"][i[0]]["attrs"][attr] = value
-        _set_desc(a, d)
-    _rewrite(saved, tmp_path / "a.npz", edit)
+    i = _with_attr(saved, tmp_path / "a.npz", op_kind, attr, value)
     with pytest.raises(ProgramFormatError, match=f"attribute '{attr}' = .* is not an integer") as e:
         Program.load(tmp_path / "a.npz")
-    assert e.value.key == f"op{i[0]}" and "a.npz" in str(e.value)
+    assert e.value.key == f"op{i}" and "a.npz" in str(e.value)
 
 
 def test_non_finite_logit_scale_is_refused(saved, tmp_path):

@@ -153,6 +153,16 @@ OUTPUT_CASES = {
     "publish not an endpoint": (["run", "--publish", "bogus"], "sinks.publish"),
     "listen not an endpoint": (["listen", "bogus", "--timeout", "0.2"], "endpoint"),
     "broker not an endpoint": (["broker", "--in", "x", "--duration", "0.2"], "--in"),
+    # ipc:// and inproc:// passed the flag check, then parsing said "unknown scheme 'ipc' for
+    # SCHEME://HOST:PORT (known schemes: file, ..., synthetic)" - the source schemes
+    "listen ipc": (["listen", "ipc:///tmp/labels", "--timeout", "0.2"],
+                   "endpoint 'ipc:///tmp/labels': scheme 'ipc' is not supported (supported: tcp, zmq+tcp"),
+    "broker ipc": (["broker", "--labels-out", "ipc:///tmp/out", "--duration", "0.2"],
+                   "--labels-out 'ipc:///tmp/out': scheme 'ipc' is not supported (supported: tcp"),
+    "broker inproc": (["broker", "--in", "inproc://events", "--duration", "0.2"],
+                      "--in 'inproc://events': scheme 'inproc' is not supported"),
+    "publish ipc": (["run", "--publish", "ipc:///tmp/labels"], "sinks.publish 'ipc:///tmp/labels': scheme"),
+    "listen udp": (["listen", "udp://127.0.0.1:5556", "--timeout", "0.2"], "scheme 'udp' is not supported"),
     "eval json-out folder": (["eval", "--stream", "synthetic:", "--json-out", "/no/dir/r.json"],
                              "--json-out"),
 }

@@ -44,7 +44,23 @@ def test_record_a_file_source(tmp_path):
         assert rec.info.source_uri == f"file:{src}" and rec.info.complete
     before = dst.read_bytes()
     rc, out, err = cli("record", f"file:{src}", str(dst))  # exists: refused, untouched
-    assert rc == 1 and "refusing to overwrite" in err and dst.read_bytes() == before
+    assert rc == 4 and "refusing to overwrite" in err and dst.read_bytes() == before
+
+
+def test_record_over_an_existing_out_is_exit_4_before_the_source_opens(tmp_path, monkeypatch):
+    """``record SOURCE OUT`` where OUT exists, without ``--overwrite``: one line naming OUT,
+    exit 4 (a flag's value, as ``run --record`` over an existing file), before the source
+    opens; the file untouched.  Before: exit 1 (RUNTIME), from inside the recorder."""
+    import recorders.replay as replay
+
+    monkeypatch.setattr(replay, "record_source", lambda *a, **k: pytest.fail("recording started"))
+    dst = tmp_path / "old.h5"
+    dst.write_bytes(b"keep me")
+    rc, out, err = cli("record", "synthetic:", str(dst), "--duration", "0.1")
+    assert rc == 4 and out == "" and err.count("\n") == 1, (rc, err)
+    assert err == (f"eventpipe: error: out {dst}: already exists; refusing to overwrite it "
+                   "(pass --overwrite, or choose another name)\n")
+    assert dst.read_bytes() == b"keep me"
 
 
 def test_record_progress_line_and_duration(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import gc
+import io
 import os
 import shutil
 import subprocess
@@ -256,6 +257,40 @@ def test_a_missing_part_is_named_once_not_as_h5py_text(tmp_path, remove, name):
     assert str(info.value) == (f"{path}, field {name!r}: recording is missing {name!r} "
                                "(damaged or written by something else)")
     assert info.value.field == name and "Unable to" not in str(info.value)
+
+
+@pytest.mark.parametrize("damage, said", [
+    ("soft", "label column 'labels/{c}' is a link to nothing (damaged)"),
+    ("external", "label column 'labels/{c}' is a link to nothing (damaged)"),
+    ("group", "label column 'labels/{c}' is a Group, not a dataset (damaged)"),
+    ("delete", "recording is missing 'labels/{c}' (damaged or written by something else)"),
+])
+@pytest.mark.parametrize("column", ["topk_label", "label", "score"])
+def test_a_damaged_label_column_is_named(tmp_path, damage, said, column):
+    """A label column that is a broken link (h5py's ``Group.get`` gives None for one), another
+    kind of object or absent is named, and ``eventpipe info`` exits 3 saying so.  Before:
+    "damaged recording: 'NoneType' object has no attribute 'shape'" (or 'dtype'); an absent
+    ``score`` opened and failed later, in ``labels()``."""
+    from eventpipe.cli import main
+
+    path = tmp_path / "lab.h5"
+    with EventRecorder(path, (640, 480)) as rec:
+        rec.write(random_events(3, 100))
+    with h5py.File(path, "a") as f:
+        del f["labels"][column]
+        if damage == "soft":
+            f["labels"][column] = h5py.SoftLink("/labels/nowhere")
+        elif damage == "external":
+            f["labels"][column] = h5py.ExternalLink(str(tmp_path / "absent.h5"), "/x")
+        elif damage == "group":
+            f["labels"].create_group(column)
+    with pytest.raises(RecordingError) as info:
+        open_recording(path)
+    assert str(info.value) == f"{path}, field 'labels/{column}': " + said.format(c=column)
+    assert info.value.field == f"labels/{column}"
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["info", str(path)], out=out, err=err) == 3
+    assert said.format(c=column) in err.getvalue() and "NoneType" not in err.getvalue()
 
 
 def test_a_damaged_object_header_is_damage_not_a_missing_field():

@@ -12,7 +12,10 @@ Ops (all integer; buffers are ``(C, H, W)`` maps, held per batch row as ``[H, W,
            spike ``h >= theta``, hard reset ``v = 0`` on a spike;
 ``attn``   SDSA-3 on binary Q, K, V (channels ``[0,C)``, ``[C,2C)``, ``[2C,3C)`` of ``src``): per head
            ``M = K^T V`` (counts), ``y = Q M`` (row sums of M), graded;
-``pool``   ``dst[c] = (sum over positions of src[c]) >> shift``, saturated to the accumulator.
+``pool``   ``dst[c] = (sum over positions of src[c]) >> shift`` (``0 <= shift <= 30``), saturated to
+           the accumulator.
+
+A conv's ``bias`` fits the accumulator (``|bias| <= 2^(a-1) - 1``, as the compiler clips it).
 
 Files are an ``.npz`` (no pickle): the JSON description under ``__program__`` (format, version,
 profile, ops with attributes, metadata) and one array per op parameter (``op<i>.<name>``).
@@ -207,6 +210,12 @@ class Program:
             lim = (1 << (nb.weight_bits - 1)) - 1
             if w.size and int(np.abs(w.astype(np.int64)).max()) > lim:
                 bad(f"conv op {op.name!r}: weights exceed {nb.weight_bits} bits", f"{key}.weight")
+            acc = (1 << (nb.accumulator_bits - 1)) - 1
+            bias = op.arrays["bias"].astype(np.int64)
+            wide = np.flatnonzero((bias < -acc) | (bias > acc))  # not abs: -2^63 has none in int64
+            if wide.size:
+                bad(f"conv op {op.name!r}: bias {int(op.arrays['bias'][wide[0]])} of output channel {int(wide[0])} "
+                    f"does not fit the {nb.accumulator_bits}-bit accumulator (|bias| <= {acc})", f"{key}.bias")
             if op.attrs["mode"] not in ("set", "add") or op.attrs["src_kind"] not in ("spike", "graded"):
                 bad(f"conv op {op.name!r}: bad mode/src_kind", key)
         elif op.kind == "lif":
@@ -219,8 +228,10 @@ class Program:
             if (hi, wi) != (ho, wo) or ci != 3 * co or h < 1 or co % h:
                 bad(f"attn op {op.name!r}: shapes do not match", key)
         elif op.kind == "pool":
-            if ci != co or (ho, wo) != (1, 1) or int(op.attrs["shift"]) < 0:
+            if ci != co or (ho, wo) != (1, 1):
                 bad(f"pool op {op.name!r}: shapes do not match", key)
+            if not 0 <= int(op.attrs["shift"]) <= MAX_EXPONENT:
+                bad(f"pool op {op.name!r}: shift {int(op.attrs['shift'])} is outside [0, {MAX_EXPONENT}]", key)
 
     # ------------------------------------------------------------------ files
     def to_json(self) -> dict:
