@@ -97,30 +97,6 @@ def fold_attn_conv(seq: nn.Sequential) -> nn.Conv2d:
     return fold_conv_bn(seq[0], seq[1])
 
 
-def _dense_as_chain(convs) -> nn.Sequential:
-    """Dense 3x3 convs sharing their input (``[Co, Ci, 3, 3]`` each, with bias) as the chain the CPU
-    fast path runs (1x1 -> depthwise 3x3 -> grouped 1x1): the 1x1 copies each input channel to 9
-    taps, the depthwise conv picks tap ``t`` of copy ``t`` (weights 0 or 1), the grouped 1x1 holds
-    the kernel.  Exact (the first two stages only copy values); ~9C^2 multiply-adds per pixel."""
-    ci = convs[0].weight.shape[1]
-    g = len(convs)
-    dtype = convs[0].weight.dtype
-    eye = torch.eye(ci, dtype=torch.float64).repeat_interleave(9, 0)  # [9 ci, ci]: channel i -> taps of i
-    a = eye.repeat(g, 1)
-    d = torch.eye(9, dtype=torch.float64).repeat(g * ci, 1).view(g * 9 * ci, 3, 3)  # copy (i, t) picks tap t
-    p = torch.cat([c.weight.double().reshape(c.weight.shape[0], ci * 9) for c in convs])  # [g co, ci*9]
-    bias = torch.cat([c.bias.double() for c in convs])
-    mid = 9 * ci
-    c1 = nn.Conv2d(ci, g * mid, 1, bias=False)
-    c1.weight = nn.Parameter(a[:, :, None, None].to(dtype), requires_grad=False)
-    dw = nn.Conv2d(g * mid, g * mid, 3, padding=1, groups=g * mid, bias=False)
-    dw.weight = nn.Parameter(d[:, None].to(dtype), requires_grad=False)
-    pw = nn.Conv2d(g * mid, p.shape[0], 1, groups=g, bias=True)
-    pw.weight = nn.Parameter(p[:, :, None, None].to(dtype), requires_grad=False)
-    pw.bias = nn.Parameter(bias.to(dtype), requires_grad=False)
-    return nn.Sequential(c1, dw, pw)
-
-
 def fold_repconv_chain(reps, outer_bns) -> nn.Sequential:
     """``outer_bn(rep(x))`` for one or more RepConvs sharing the input, as a BN-free chain:
     1x1 conv -> depthwise 3x3 (zero padding 1) -> grouped 1x1 conv with bias.
@@ -149,15 +125,12 @@ def fold_repconv_chain(reps, outer_bns) -> nn.Sequential:
 def _fold_attention(attn: SpikeDrivenSelfAttention, repconv: str) -> FusedQKVAttention:
     pairs = [(attn.q_conv[0], attn.q_conv[1]), (attn.k_conv[0], attn.k_conv[1]), (attn.v_conv[0], attn.v_conv[1])]
     dense_model = not isinstance(attn.q_conv[0], RepConv)
-    if repconv == "dense":
+    if repconv == "dense" or dense_model:  # a dense-conv model keeps its kernels in either mode
         convs = [fold_attn_conv(seq) for seq in (attn.q_conv, attn.k_conv, attn.v_conv)]
         qkv = nn.Conv2d(convs[0].in_channels, 3 * convs[0].out_channels, 3, padding=1, bias=True)
         qkv.weight = nn.Parameter(torch.cat([c.weight for c in convs]), requires_grad=False)
         qkv.bias = nn.Parameter(torch.cat([c.bias for c in convs]), requires_grad=False)
         proj = fold_attn_conv(attn.proj_conv)
-    elif dense_model:  # a dense-conv model on the chain path: the kernels as copy -> pick -> 1x1
-        qkv = _dense_as_chain([fold_attn_conv(seq) for seq in (attn.q_conv, attn.k_conv, attn.v_conv)])
-        proj = _dense_as_chain([fold_attn_conv(attn.proj_conv)])
     else:
         qkv = fold_repconv_chain([r for r, _ in pairs], [b for _, b in pairs])
         proj = fold_repconv_chain([attn.proj_conv[0]], [attn.proj_conv[1]])

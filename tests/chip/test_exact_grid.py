@@ -159,8 +159,9 @@ def test_qlog1p_codes_wider_than_the_input_width_are_coded_coarser():
 
 def test_dense_attention_models_fold_and_run_the_fast_path_as_defined():
     """A dense-attention model (``attn_conv="dense"``): the folded forms and the CPU fast path
-    (which runs the dense kernels as a copy -> pick -> 1x1 chain) give the definition's spikes."""
+    (which gathers the dense kernels on the spikes, :class:`DenseKernels`) give the definition's logits."""
     from snn.backends.cpu import build
+    from snn.backends.cpu.runners import DenseKernels
     from snn.compile import fold_model
 
     model = with_trained_batchnorms(small_model(attn_conv="dense", v_threshold=0.05))
@@ -168,7 +169,10 @@ def test_dense_attention_models_fold_and_run_the_fast_path_as_defined():
     with torch.no_grad():
         want, _ = model.forward_sequence(x)
         assert want.abs().max() > 0
-        for form in (fold_model(model, repconv="chain"), fold_model(model, repconv="dense"), build(model)):
+        fast = build(model)
+        runners = [getattr(m, "runner", None) for m in fast.modules()]
+        assert sum(isinstance(getattr(r, "qkv", None), DenseKernels) for r in runners) == 2  # block3, block4
+        for form in (fold_model(model, repconv="chain"), fold_model(model, repconv="dense"), fast):
             got, _ = form.forward_sequence(x)
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 

@@ -70,7 +70,7 @@ def _runner(m: nn.Module, weights: str, sync: ThreadSync):
         return FastConvBlock(m, weights, sync)
     if isinstance(m, TransformerBlock):
         a = m.attn
-        if isinstance(a, FusedQKVAttention) and a.mode == "sdsa3" and isinstance(a.qkv_conv, nn.Sequential):
+        if isinstance(a, FusedQKVAttention) and a.mode == "sdsa3" and isinstance(a.qkv_conv, (nn.Sequential, nn.Conv2d)):
             return FastTransformerBlock(m, weights, sync)
     return None
 

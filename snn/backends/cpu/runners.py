@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ...neurons import LIFNode, LIFState
 from .dense_kernels import depthwise, sdsa3_lif
@@ -298,6 +298,31 @@ class Chain:
         return [y[j].numpy() for j in range(G)]
 
 
+class DenseKernels:
+    """Folded dense 3x3 attention convs (``attn_conv="dense"`` models): each group (Q, K, V; or the
+    projection) gathered on the spikes like the conv blocks' 3x3 convs; the same call shape as
+    :class:`Chain` (a list of one ``[T*B*P, co]`` array per group)."""
+
+    def __init__(self, conv: nn.Conv2d, groups: int, name: str, precision: str = "fp32") -> None:
+        co = conv.out_channels // groups
+        self.name, self.co = name, co
+        self.gs = []
+        for j in range(groups):
+            part = nn.Conv2d(conv.in_channels, co, 3, padding=1, bias=True)
+            part.weight = nn.Parameter(conv.weight[j * co:(j + 1) * co].detach().clone(), requires_grad=False)
+            part.bias = nn.Parameter(conv.bias[j * co:(j + 1) * co].detach().clone(), requires_grad=False)
+            self.gs.append(Gather(part, 1, 1, precision))
+        self.g = self.gs[0]  # the spikes' block size (.cs) is the same for every group
+
+    def __call__(self, s: Spikes, T: int, B: int, ws: Workspace, nth: int, res: Optional[np.ndarray] = None):
+        P = s.H * s.W
+        outs = []
+        for j, g in enumerate(self.gs):
+            out, _ = run_gather(g, s, T, B, res=res, nth=nth, out=ws.get(f"{self.name}.{j}", (T, B, P, self.co)))
+            outs.append(out.reshape(-1, self.co))
+        return outs
+
+
 class FastTransformerBlock:
     """MS_Block with sdsa3: x + proj(SN(Q (K^T V) / 8)); x + MLP(x); Q/K/V from one fused chain."""
 
@@ -310,8 +335,12 @@ class FastTransformerBlock:
         self.lif_h = Neuron(a.head_lif)
         self.lif_q, self.lif_k, self.lif_v = Neuron(a.q_lif), Neuron(a.k_lif), Neuron(a.v_lif)
         self.lif_attn = Neuron(a.attn_lif)
-        self.qkv = Chain(a.qkv_conv, "qkv", precision)
-        self.proj = Chain(a.proj_conv, "proj", precision)
+        if isinstance(a.qkv_conv, nn.Conv2d):  # dense attention convs (attn_conv="dense")
+            self.qkv, self.proj = DenseKernels(a.qkv_conv, 3, "qkv", precision), DenseKernels(a.proj_conv, 1, "proj",
+                                                                                             precision)
+        else:
+            self.qkv = Chain(a.qkv_conv, "qkv", precision)
+            self.proj = Chain(a.proj_conv, "proj", precision)
         mlp = m.mlp
         self.lif_f1, self.lif_f2 = Neuron(mlp.fc1_lif), Neuron(mlp.fc2_lif)
         self.fc1 = Gather(mlp.fc1_conv, precision=precision)
