@@ -139,3 +139,17 @@ def test_benchmark_missing_checkpoint_is_one_usage_line(tmp_path):
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert proc.stderr.strip().splitlines()[-1].endswith(f"--checkpoint {tmp_path / 'no.pt'}: no such file")
+
+
+def test_benchmark_unknown_profile_is_one_usage_line():
+    """``--profile spek``: one argparse error line naming the closest profile, exit 2, before any work
+    (the default ``auto`` is the profile the checkpoint was snapped for)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "chip_agreement.py"
+    proc = subprocess.run([sys.executable, str(script), "--profile", "spek"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "--profile" in proc.stderr and "did you mean 'speck'" in proc.stderr
