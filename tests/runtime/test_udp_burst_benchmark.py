@@ -25,7 +25,9 @@ def test_one_sender_prints_both_settings_and_the_worst_share(capsys):
     for ln in lines:
         share = float(re.search(r" in +([\d.]+)% of 539,481", ln).group(1))
         dropped = int(re.search(r"queue dropped ([\d,]+) events", ln).group(1).replace(",", ""))
-        assert share / 100 * 539_481 + dropped <= 539_481 + 1, ln
+        # the share is printed to 0.1 %: events in (at least share - 0.05 %) and dropped add up to at
+        # most the burst (a 99.1 % line may stand for 99.05 %)
+        assert (share - 0.05) / 100 * 539_481 + dropped <= 539_481 + 1, ln
         shares.append(share)
     assert out[-1].startswith(f"worst share with the shipped settings: {shares[0]:.1f}%")
 
