@@ -152,3 +152,25 @@ def test_32_bit_membranes_saturate_at_the_int32_limits():
         assert (new["l0"][..., 1] == -lim - 1).all()
         assert stats.layer("l0")["saturations"] == 32
         assert stats.layer("l0")["spikes"] == 16
+
+
+def test_weigh_in_python_and_in_the_kernels_is_the_exact_shift():
+    """``exponent.weigh`` (was a NotImplementedError stub outside numba): ``(a >> r) << l`` in exact
+    integers, held to +-2^62 before the left shift for a 64-bit accumulator; the compiled overload
+    the kernels use gives the same."""
+    import numba
+
+    from snn.backends.chip.exponent import weigh
+
+    @numba.njit
+    def jitted(a, r, lft, wide):
+        return weigh(a, r, lft, wide)
+
+    rng = np.random.default_rng(5)
+    for a in rng.integers(-2 ** 31, 2 ** 31, 50):
+        for r, lft in ((0, 0), (3, 0), (0, 12), (0, 30)):
+            want = (int(a) >> r) << lft  # Python integers: the exact value
+            assert weigh(a, r, lft, np.int32(0)) == want == jitted(np.int64(a), r, lft, np.int32(0))
+    big = np.int64(2 ** 61 + 12345)
+    assert weigh(big, 0, 4, np.int64(0)) == jitted(big, 0, 4, np.int64(0)) == (1 << 58) << 4  # held
+    assert weigh(-big, 0, 4, np.int64(0)) == -(1 << 58) << 4

@@ -46,12 +46,17 @@ def scaled_bound(bound: np.ndarray, k: np.ndarray) -> np.ndarray:
     return np.where(k >= 0, (bound >> np.maximum(k, 0)) + 1, bound << np.maximum(-k, 0))
 
 
-def weigh(a, right, left, wide):  # pragma: no cover - numba compiles the overload below
-    """``(a >> right) << left`` (int64 ``a``: the sum plus its rounding term), in jitted code only.  ``wide``:
-    an element of the accumulator the sum came from - its type alone matters (a compile-time
-    choice): from a 64-bit one the value is held to ``+-2^62`` before the left shift (see the
-    module docstring)."""
-    raise NotImplementedError("weigh runs in numba-compiled kernels only")
+def weigh(a, right, left, wide):
+    """``(a >> right) << left`` (int64 ``a``: the sum plus its rounding term).  ``wide``: an element of
+    the accumulator the sum came from - its type alone matters (in jitted code a compile-time choice,
+    the overload below): from a 64-bit one the value is held to ``+-2^62`` before the left shift (see
+    the module docstring).  Called from Python (tests, tools) it computes the same in Python
+    integers and returns an ``np.int64``."""
+    v = int(a) >> int(right)
+    if np.asarray(wide).dtype.itemsize >= 8:
+        lim = 1 << (62 - int(left))
+        v = min(max(v, -lim), lim)
+    return np.int64(v << int(left))
 
 
 @overload(weigh)
