@@ -148,10 +148,10 @@ def shipped(repeats, clip_repeats, lines):
     model, meta = snn.load_checkpoint(CHECKPOINT)
     ch = checkpoint_channels(meta)                                # the input the model was trained on
     cal = count_clips(4, seed=0, split="train", channels=ch).transpose(1, 0, 2, 3, 4)
-    from eventpipe.runtime.chip import snapped_profile
+    from eventpipe.runtime.chip import resolve_profile
 
     # the profile the runtime takes: the one the checkpoint was snapped for (the shipped: exact)
-    prog = snn.chip.compile(CHECKPOINT, profile=snapped_profile(meta.get("extra")) or "generic", calibration=[cal])
+    prog = snn.chip.compile(CHECKPOINT, profile=resolve_profile("auto", meta.get("extra")), calibration=[cal])
     counts, _ = count_stream(20000, seconds=3.0, channels=ch)
     counts = counts[:, None].astype(np.int32)                    # [N, 1, 2, 64, 64]
     float_frames = normalise(counts, prog.meta["encoding"])      # [N, 1, 2, 64, 64]

@@ -48,12 +48,11 @@ def runtime_program(checkpoint, profile="auto", calibration_clips=2):
     """The program ``eventpipe run --backend chip`` runs for a 128x128 synthetic source (``auto``:
     the profile the checkpoint was snapped for, else generic)."""
     import snn.chip
-    from eventpipe.runtime.chip import snapped_profile
+    from eventpipe.runtime.chip import resolve_profile
     from eventpipe.runtime.chip_counts import checkpoint_channels, count_clips
 
     _, meta = snn.load_checkpoint(checkpoint)
-    if profile == "auto":
-        profile = snapped_profile(meta.get("extra")) or "generic"
+    profile = resolve_profile(profile, meta.get("extra"))
     prog = snn.chip.compile(checkpoint, profile=profile, sensor_size=(128, 128))
     W, H = prog.meta["input_size"]
     T = int(prog.meta.get("T") or 8)

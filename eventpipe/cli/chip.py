@@ -127,6 +127,7 @@ def _training_sizes(meta):
 def _snap(args, out) -> int:
     import snn
     from eventpipe.errors import reading_checkpoint
+    from eventpipe.runtime.chip import resolve_profile
     from eventpipe.runtime.chip_counts import checkpoint_channels, count_clips
     from snn.backends.chip.snap import save_snapped, snap
 
@@ -138,10 +139,7 @@ def _snap(args, out) -> int:
     t0 = time.perf_counter()
     with reading_checkpoint(ckpt):
         _, meta = snn.load_checkpoint(ckpt)
-        if args.profile == "auto":
-            from eventpipe.runtime.chip import snapped_profile
-
-            args.profile = snapped_profile(meta.get("extra")) or "generic"
+        args.profile = resolve_profile(args.profile, meta.get("extra"))
         (W, H), sensor = _training_sizes(meta)
         cal = None
         if args.calibration:
@@ -227,15 +225,14 @@ def _compile(args, out) -> int:
     import snn
     import snn.chip
     from eventpipe.errors import reading_checkpoint
+    from eventpipe.runtime.chip import resolve_profile
 
     if args.calibration < 0:
         raise UsageError(f"--calibration must be >= 0, got {args.calibration}")
     ckpt = _source_and_output(args)
     with reading_checkpoint(ckpt):
-        if args.profile == "auto":  # the profile the checkpoint was snapped for, as the runtime takes it
-            from eventpipe.runtime.chip import snapped_profile
-
-            args.profile = snapped_profile(snn.load_checkpoint(ckpt)[1].get("extra")) or "generic"
+        # the profile the checkpoint was snapped for, as the runtime takes it
+        args.profile = resolve_profile(args.profile, snn.load_checkpoint(ckpt)[1].get("extra"))
         prog = snn.chip.compile(ckpt, profile=args.profile)
         channels = (snn.load_checkpoint(ckpt)[1].get("recipe") or {}).get("channels", "polarity")
         prog.meta["channels"] = channels   # the calibration clips are made as the model was trained

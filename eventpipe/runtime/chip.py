@@ -20,6 +20,12 @@ def snapped_profile(extra) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
+def resolve_profile(profile: str, extra) -> str:
+    """``profile``, or for ``"auto"`` the profile the checkpoint (its ``extra``) was snapped for, else
+    ``generic`` - the one rule the runtime, ``eventpipe chip compile|snap`` and the benchmarks share."""
+    return (snapped_profile(extra) or "generic") if profile == "auto" else profile
+
+
 def use_chip(loaded, recipe, sensor_size, profile: str = "auto", calibration_clips: int = 2):
     """``(loaded, recipe)`` with ``loaded.model`` a :class:`snn.chip.ChipStepper` and the recipe
     handing it counts; ``loaded.backend = "chip"``.  ``profile="auto"``: the profile the checkpoint
@@ -28,8 +34,7 @@ def use_chip(loaded, recipe, sensor_size, profile: str = "auto", calibration_cli
     from eventpipe.runtime.chip_counts import count_clips
     from eventpipe.errors import ConfigError
 
-    if profile == "auto":
-        profile = snapped_profile(getattr(loaded, "extra", None)) or "generic"
+    profile = resolve_profile(profile, getattr(loaded, "extra", None))
     loaded.profile = profile
     try:
         snn.chip.load_profile(profile)
