@@ -238,6 +238,95 @@ def _quantise_lif(op: Op, s_src: np.ndarray, after_attention: bool, rng: Optiona
     return Op("lif", op.name, op.src, op.dst, attrs, {"theta": np.maximum(theta, 1).astype(np.int32)})
 
 
+class _Scales:
+    """Each buffer's per-channel scale (units per integer step), resolved from its writers on demand;
+    also the pooling shifts the scales imply (``extra[pool op] = {"shift": k}``)."""
+
+    def __init__(self, graph: Graph, profile: Profile, ranges: Mapping[str, np.ndarray], u_in: float, pins: Mapping):
+        self.graph, self.ranges = graph, ranges
+        self.qmax, self.mem_lim, self.acc_lim = _limits(profile)
+        self.pow2 = profile.numerics.scale_grid == "pow2"
+        self.writers: Dict[str, list] = {}
+        self.readers: Dict[str, list] = {}
+        for op in graph.ops:
+            self.writers.setdefault(op.dst, []).append(op)
+            self.readers.setdefault(op.src, []).append(op)
+        self.scale: Dict[str, np.ndarray] = {"input": np.full(graph.buffers["input"][0], u_in)}
+        self.extra: Dict[str, dict] = {}
+        for b, v in (pins.get("scales") or {}).items():
+            if b not in graph.buffers:
+                raise CompileError(b, "pinned scale for a buffer the model does not have")
+            self.scale[b] = np.asarray(v, np.float64).reshape(-1)
+        for name, v in (pins.get("pool_shift") or {}).items():
+            self.extra[name] = {"shift": int(v)}
+
+    def lif_range(self, buf: str) -> Optional[np.ndarray]:
+        """Per-channel calibrated max |x| of the LIF(s) reading ``buf``, if any."""
+        out = None
+        for r in self.readers.get(buf, []):
+            if r.kind != "lif":
+                continue
+            parts = [self.ranges.get(k) for k in r.attrs["float_keys"]]
+            if any(p is None for p in parts):
+                continue
+            v = np.concatenate([np.asarray(p, np.float64).reshape(-1) for p in parts])
+            out = v if out is None else np.maximum(out, v)
+        return out
+
+    def lif_threshold(self, buf: str) -> Optional[np.ndarray]:
+        out = None
+        for r in self.readers.get(buf, []):
+            if r.kind == "lif":
+                t = r.arrays["threshold"]
+                out = t if out is None else np.maximum(out, t)
+        return out
+
+    def writer(self, buf: str):
+        """The first op writing ``buf`` (``None``: none)."""
+        return self.writers.get(buf, [None])[0]
+
+    def _pool(self, buf: str, pool) -> np.ndarray:
+        """A token sum's scale and shift: on ``pow2`` no shift (exact; the head LIF's threshold
+        absorbs 1/n); fitted, the shift that keeps the calibrated peak and the head threshold in
+        half the membrane range."""
+        src = self.resolve(pool.src)
+        n = pool.attrs["n"]
+        rng = self.lif_range(buf)
+        if self.pow2:
+            shift = 0
+        elif rng is not None:
+            peak = float(np.max(rng * n / src))
+            shift = max(0, math.ceil(math.log2(max(peak, 1.0) / (self.mem_lim / 2))))
+        else:
+            shift = max(0, round(math.log2(n)))
+        th = self.lif_threshold(buf)
+        if th is not None and not self.pow2:  # the head threshold must fit too
+            need = float(np.max(th * n / (src * (self.mem_lim // 2))))
+            shift = max(shift, math.ceil(math.log2(max(need, 1.0))))
+        self.extra[pool.name] = {"shift": shift}
+        return src * (2.0 ** shift) / n
+
+    def resolve(self, buf: str) -> np.ndarray:
+        if buf in self.scale:
+            return self.scale[buf]
+        c = self.graph.buffers[buf][0]
+        ws = self.writers.get(buf, [])
+        if self.graph.kinds[buf] == "spike":
+            s = np.ones(c)
+        elif ws and ws[0].kind == "attn":
+            s = np.full(c, ws[0].attrs["scale"])
+        elif ws and ws[0].kind == "pool":
+            s = self._pool(buf, ws[0])
+        elif ws and all(w.kind == "conv" for w in ws):
+            s = _conv_buffer_scale(c, [(w, self.resolve(w.src)) for w in ws], self.lif_range(buf),
+                                   self.lif_threshold(buf), buf == self.graph.output, self.pow2,
+                                   self.qmax, self.mem_lim, self.acc_lim)
+        else:
+            raise CompileError(buf, f"buffer written by {[w.kind for w in ws]} has no scale rule")
+        self.scale[buf] = s
+        return s
+
+
 def quantise(graph: Graph, profile: Profile, encoding: Mapping, ranges: Optional[Mapping[str, np.ndarray]] = None,
              meta: Optional[dict] = None, pins: Optional[Mapping] = None) -> Program:
     """Integer program from a float graph; ``ranges``: per-channel max |LIF input| seen in calibration,
@@ -250,113 +339,43 @@ def quantise(graph: Graph, profile: Profile, encoding: Mapping, ranges: Optional
     ``pins["ops"]`` from its integer (0 up to float rounding for the model the pins came from)."""
     ranges = dict(ranges or {})
     pins = dict(pins or {})
-    residual = 0.0
-    qmax, mem_lim, acc_lim = _limits(profile)
     nb = profile.numerics
-    writers: Dict[str, list] = {}
-    readers: Dict[str, list] = {}
-    for op in graph.ops:
-        writers.setdefault(op.dst, []).append(op)
-        readers.setdefault(op.src, []).append(op)
     pow2 = nb.scale_grid == "pow2"
     lut, u_in = input_table(encoding, nb.input_bits, pow2)
-    scale: Dict[str, np.ndarray] = {"input": np.full(graph.buffers["input"][0], u_in)}
-    extra: Dict[str, dict] = {}
-    for b, v in (pins.get("scales") or {}).items():
-        if b not in graph.buffers:
-            raise CompileError(b, "pinned scale for a buffer the model does not have")
-        scale[b] = np.asarray(v, np.float64).reshape(-1)
-    for name, v in (pins.get("pool_shift") or {}).items():
-        extra[name] = {"shift": int(v)}
-
-    def lif_range(buf: str) -> Optional[np.ndarray]:
-        """Per-channel calibrated max |x| of the LIF(s) reading ``buf``, if any."""
-        out = None
-        for r in readers.get(buf, []):
-            if r.kind != "lif":
-                continue
-            parts = [ranges.get(k) for k in r.attrs["float_keys"]]
-            if any(p is None for p in parts):
-                continue
-            v = np.concatenate([np.asarray(p, np.float64).reshape(-1) for p in parts])
-            out = v if out is None else np.maximum(out, v)
-        return out
-
-    def lif_threshold(buf: str) -> Optional[np.ndarray]:
-        out = None
-        for r in readers.get(buf, []):
-            if r.kind == "lif":
-                t = r.arrays["threshold"]
-                out = t if out is None else np.maximum(out, t)
-        return out
-
-    def resolve(buf: str) -> np.ndarray:
-        if buf in scale:
-            return scale[buf]
-        c = graph.buffers[buf][0]
-        kind = graph.kinds[buf]
-        ws = writers.get(buf, [])
-        if kind == "spike":
-            s = np.ones(c)
-        elif ws and ws[0].kind == "attn":
-            s = np.full(c, ws[0].attrs["scale"])
-        elif ws and ws[0].kind == "pool":
-            src = resolve(ws[0].src)
-            n = ws[0].attrs["n"]
-            rng = lif_range(buf)
-            if pow2:  # no shift: the token sum is exact (the head LIF's threshold absorbs 1/n)
-                shift = 0
-            elif rng is not None:
-                peak = float(np.max(rng * n / src))
-                shift = max(0, math.ceil(math.log2(max(peak, 1.0) / (mem_lim / 2))))
-            else:
-                shift = max(0, round(math.log2(n)))
-            th = lif_threshold(buf)
-            if th is not None and not pow2:  # the head threshold must fit too
-                need = float(np.max(th * n / (src * (mem_lim // 2))))
-                shift = max(shift, math.ceil(math.log2(max(need, 1.0))))
-            extra[ws[0].name] = {"shift": shift}
-            s = src * (2.0 ** shift) / n
-        elif ws and all(w.kind == "conv" for w in ws):
-            s = _conv_buffer_scale(c, [(w, resolve(w.src)) for w in ws], lif_range(buf), lif_threshold(buf),
-                                   buf == graph.output, pow2, qmax, mem_lim, acc_lim)
-        else:
-            raise CompileError(buf, f"buffer written by {[w.kind for w in ws]} has no scale rule")
-        scale[buf] = s
-        return s
-
+    sc = _Scales(graph, profile, ranges, u_in, pins)
+    residual = 0.0
     ops = []
     for op in graph.ops:
         if op.kind == "input":
             ops.append(Op("input", op.name, op.src, op.dst, {"clip": int(encoding["clip"])}, {"lut": lut}))
         elif op.kind == "conv":
-            q, off_grid = _quantise_conv(op, resolve(op.dst), resolve(op.src), (pins.get("shift") or {}).get(op.name),
-                                         nb, pow2)
+            q, off_grid = _quantise_conv(op, sc.resolve(op.dst), sc.resolve(op.src),
+                                         (pins.get("shift") or {}).get(op.name), nb, pow2)
             if op.name in (pins.get("ops") or ()):  # off the grid, or clipped: the pins do not fit
                 residual = max(residual, off_grid)
             ops.append(q)
         elif op.kind == "lif":
-            writer = writers.get(op.src, [None])[0]
-            ops.append(_quantise_lif(op, resolve(op.src), writer is not None and writer.kind == "attn",
-                                     lif_range(op.src), (pins.get("in_shift") or {}).get(op.name), nb, pow2))
+            writer = sc.writer(op.src)
+            ops.append(_quantise_lif(op, sc.resolve(op.src), writer is not None and writer.kind == "attn",
+                                     sc.lif_range(op.src), (pins.get("in_shift") or {}).get(op.name), nb, pow2))
         elif op.kind == "attn":
-            resolve(op.dst)
+            sc.resolve(op.dst)
             ops.append(Op("attn", op.name, op.src, op.dst, dict(op.attrs), {}))
         elif op.kind == "pool":
-            resolve(op.dst)
-            ops.append(Op("pool", op.name, op.src, op.dst, dict(op.attrs, **extra[op.name]), {}))
+            sc.resolve(op.dst)
+            ops.append(Op("pool", op.name, op.src, op.dst, dict(op.attrs, **sc.extra[op.name]), {}))
         else:  # pragma: no cover - lower() emits only the kinds above
             raise CompileError(op.name, f"unknown op kind {op.kind}")
     for b in graph.buffers:
         if b != "frame":
-            resolve(b)
+            sc.resolve(b)
     meta = dict(meta or {})
     meta["encoding"] = dict(encoding)
     meta["input_step"] = u_in
-    meta["scales"] = {b: [float(x) for x in s] for b, s in scale.items()}
+    meta["scales"] = {b: [float(x) for x in s] for b, s in sc.scale.items()}
     meta["kinds"] = dict(graph.kinds)
     meta["calibrated"] = bool(ranges)
     if pins:
         meta["grid_residual"] = residual
-    prog = Program(ops, dict(graph.buffers), graph.output, float(scale[graph.output][0]), profile, meta)
+    prog = Program(ops, dict(graph.buffers), graph.output, float(sc.scale[graph.output][0]), profile, meta)
     return prog.validate()
