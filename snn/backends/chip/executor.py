@@ -105,7 +105,7 @@ class Executor:
         min_syn = self.PARALLEL_MIN_SYNAPSES if parallel_min is None else int(parallel_min)
         min_neu = self.PARALLEL_MIN_NEURONS if parallel_min is None else int(parallel_min)
         self.kinds = {"frame": "count"}
-        bound = {"frame": 0}
+        bound = {"frame": 0}  # per buffer, the largest |value| it can hold (the int32 sums' choice)
         self._prep = []
         self._offs_size, self._offs_wide = 0, False
         inputs = set()  # the buffers written by input ops (codes of the frame's counts)
@@ -117,48 +117,7 @@ class Executor:
                 bound[op.dst] = int(p["lut"].max(initial=0))
                 self.kinds[op.dst] = "map"
             elif op.kind == "conv":
-                w = op.arrays["weight"]
-                g = int(op.attrs["groups"])
-                if op.attrs["src_kind"] == "spike":
-                    p["wt"] = _row_weights(w, g, self.ROW_LANES)
-                else:  # products in int32 lanes: rows widened once, here (one group: padded to 16 lanes)
-                    p["wt"] = _row_weights(w, g, 16 if g == 1 else 1).astype(np.int32)
-                cig, cog = w.shape[1], w.shape[0] // g
-                p["og"] = (np.arange(cig * g, dtype=np.int64) // cig) * cog
-                k_exp = op.arrays["shift"].astype(np.int64)  # signed weight exponents: >> k, or << -k
-                p["shift"], p["rnd"] = EXP.split(k_exp, self.half_up)
-                p["bias"] = op.arrays["bias"].astype(np.int64)
-                p["spike"] = op.attrs["src_kind"] == "spike"
-                src_max = 1 if p["spike"] else bound.get(op.src, self.acc_hi)
-                p["wsum"] = int(np.abs(w.astype(np.int64)).reshape(w.shape[0], -1).sum(1).max(initial=0))
-                p["acc"] = np.zeros(1, np.int32 if p["wsum"] * src_max < (1 << 31) else np.int64)
-                p["flush"] = int16_flush(w)
-                co, ho, wo = program.buffers[op.dst]
-                p["par"] = self.threads > 1 and ho * wo > 1 and ho * wo * co * w[0].size >= min_syn
-                k, stride = int(op.attrs["kernel"]), int(op.attrs["stride"])
-                pad = int(op.attrs["pad"])
-                if p["spike"] and cig == 1 and cog == 1 and stride == 1 and k <= 8:  # depthwise
-                    ci, h, wd = program.buffers[op.src]
-                    wr = np.zeros((co, k, 8), np.int32)
-                    wr[:, :, :k] = w[:, 0, :, ::-1]
-                    p["dw"] = wr
-                    p["fx"] = np.array([sum(0 <= x + pad - kx < wo for kx in range(k)) for x in range(wd)], np.int64)
-                    p["cm"] = (co, ho, wd + 2 * pad + 8)
-                if not p["spike"] and g == 1 and op.src in inputs:  # the first layer: sparse codes, scattered
-                    p["scatter"] = (ho, wo, p["wt"].shape[3])
-                if p["spike"] and "dw" not in p:
-                    p["blocked"] = g == 1 and p["wt"].nbytes >= self.BLOCK_OUTER_MIN_BYTES
-                    p["segs"] = g == 1 and w[0].size <= self.SEGMENTS_MAX_FAN_IN
-                    ci, h, wd = program.buffers[op.src]
-                    self._offs_size = max(self._offs_size, ci * h * wd)
-                    self._offs_wide |= p["wt"].size >= (1 << 31)
-                if (not p["spike"] and "scatter" not in p and g == 1 and k == 1 and pad == 0
-                        and src_max <= 32767 and p["wsum"] * src_max < (1 << 31)):  # int16 pairs (pairconv)
-                    p["pairs"] = PC.pair_weights(w)
-                bound[op.dst] = self.acc_hi
-                if p["spike"] and g > 1 and op.attrs["mode"] == "set":  # a depthwise map: |x| <= sum |w| >> k + |b|
-                    b = EXP.scaled_bound(np.abs(w.astype(np.int64)).reshape(co, -1).sum(1), k_exp) + np.abs(p["bias"])
-                    bound[op.dst] = int(min(self.acc_hi, b.max(initial=0)))
+                self._prep_conv(op, p, bound, op.src in inputs, min_syn)
                 self.kinds[op.dst] = "map"
             elif op.kind == "lif":
                 p["theta"] = op.arrays["theta"].astype(np.int64)
@@ -181,6 +140,52 @@ class Executor:
         self._tune = {i: [np.inf, np.inf] for i, p in enumerate(self._prep) if p.get("par")}
         self._tune_left = self.TUNE_STEPS + 1 if self._tune and tune else 0
         self.weight_bits = nb.weight_bits
+
+    def _prep_conv(self, op, p: Dict, bound: Dict[str, int], reads_input: bool, min_syn: int) -> None:
+        """A conv op's kernel choice and its arrays, laid out once (``p``); ``bound[op.dst]`` set."""
+        program = self.program
+        w = op.arrays["weight"]
+        g = int(op.attrs["groups"])
+        if op.attrs["src_kind"] == "spike":
+            p["wt"] = _row_weights(w, g, self.ROW_LANES)
+        else:  # products in int32 lanes: rows widened once, here (one group: padded to 16 lanes)
+            p["wt"] = _row_weights(w, g, 16 if g == 1 else 1).astype(np.int32)
+        cig, cog = w.shape[1], w.shape[0] // g
+        p["og"] = (np.arange(cig * g, dtype=np.int64) // cig) * cog
+        k_exp = op.arrays["shift"].astype(np.int64)  # signed weight exponents: >> k, or << -k
+        p["shift"], p["rnd"] = EXP.split(k_exp, self.half_up)
+        p["bias"] = op.arrays["bias"].astype(np.int64)
+        p["spike"] = op.attrs["src_kind"] == "spike"
+        src_max = 1 if p["spike"] else bound.get(op.src, self.acc_hi)
+        p["wsum"] = int(np.abs(w.astype(np.int64)).reshape(w.shape[0], -1).sum(1).max(initial=0))
+        p["acc"] = np.zeros(1, np.int32 if p["wsum"] * src_max < (1 << 31) else np.int64)
+        p["flush"] = int16_flush(w)
+        co, ho, wo = program.buffers[op.dst]
+        p["par"] = self.threads > 1 and ho * wo > 1 and ho * wo * co * w[0].size >= min_syn
+        k, stride = int(op.attrs["kernel"]), int(op.attrs["stride"])
+        pad = int(op.attrs["pad"])
+        if p["spike"] and cig == 1 and cog == 1 and stride == 1 and k <= 8:  # depthwise
+            ci, h, wd = program.buffers[op.src]
+            wr = np.zeros((co, k, 8), np.int32)
+            wr[:, :, :k] = w[:, 0, :, ::-1]
+            p["dw"] = wr
+            p["fx"] = np.array([sum(0 <= x + pad - kx < wo for kx in range(k)) for x in range(wd)], np.int64)
+            p["cm"] = (co, ho, wd + 2 * pad + 8)
+        if not p["spike"] and g == 1 and reads_input:  # the first layer: sparse codes, scattered
+            p["scatter"] = (ho, wo, p["wt"].shape[3])
+        if p["spike"] and "dw" not in p:
+            p["blocked"] = g == 1 and p["wt"].nbytes >= self.BLOCK_OUTER_MIN_BYTES
+            p["segs"] = g == 1 and w[0].size <= self.SEGMENTS_MAX_FAN_IN
+            ci, h, wd = program.buffers[op.src]
+            self._offs_size = max(self._offs_size, ci * h * wd)
+            self._offs_wide |= p["wt"].size >= (1 << 31)
+        if (not p["spike"] and "scatter" not in p and g == 1 and k == 1 and pad == 0
+                and src_max <= 32767 and p["wsum"] * src_max < (1 << 31)):  # int16 pairs (pairconv)
+            p["pairs"] = PC.pair_weights(w)
+        bound[op.dst] = self.acc_hi
+        if p["spike"] and g > 1 and op.attrs["mode"] == "set":  # a depthwise map: |x| <= sum |w| >> k + |b|
+            b = EXP.scaled_bound(np.abs(w.astype(np.int64)).reshape(co, -1).sum(1), k_exp) + np.abs(p["bias"])
+            bound[op.dst] = int(min(self.acc_hi, b.max(initial=0)))
 
     def _fuse_lifs(self) -> None:
         """Marks each spike conv (not depthwise, ``set`` mode) whose output buffer is written by it
@@ -290,10 +295,10 @@ class Executor:
         cnt = stats.counts
         new_state: Dict[str, np.ndarray] = {}
         hu = self.half_up
-        parts = self.threads
         acc_lo, acc_hi = np.int64(self.acc_lo), np.int64(self.acc_hi)
         clock = time.thread_time if self.threads == 1 else time.perf_counter  # CPU time where it is all ours
         t0 = clock() if times is not None else 0.0
+        lcnt = None  # the counters of the LIF fused into the conv before it
         for i, (op, p) in enumerate(zip(prog.ops, self._prep)):
             if times is not None and i > 0:  # the previous op's time
                 t1 = clock()
@@ -302,66 +307,9 @@ class Executor:
             if op.kind == "input":
                 cnt[i, IDX["saturations"]] = K.input_codes(frame, p["lut"], np.int64(op.attrs["clip"]), buf[op.dst])
             elif op.kind == "conv":
-                s, pad = int(op.attrs["stride"]), int(op.attrs["pad"])
-                add = op.attrs["mode"] == "add"
-                if "dw" in p:
-                    ci, h, w = prog.buffers[op.src]
-                    args = (buf[op.src], buf[op.src + "#n"], h, w, ci, p["dw"], pad, p["fx"], p["shift"], p["rnd"],
-                            p["bias"], buf[op.dst], add, acc_lo, acc_hi, buf[f"#cm{i}"])
-                    n, n_sat = K.conv_dw_par(*args, parts) if p["par"] else K.conv_dw(*args)
-                    cnt[i, IDX["ac"]] = n
-                elif p.get("segs"):
-                    ci, h, w = prog.buffers[op.src]
-                    lif, lcnt = self._lif_args(p, state, buf, new_state)
-                    args = (buf[op.src], buf[op.src + "#n"], h, w, ci, p["wt"], s, pad, p["flush"], p["shift"],
-                            p["rnd"], p["bias"], buf[op.dst], add, acc_lo, acc_hi, p["acc"], buf["#offs"], p["blocked"],
-                            lif, lcnt)
-                    n, n_sat = SG.conv_segs_par(*args, parts) if p["par"] else SG.conv_segs(*args)
-                    cnt[i, IDX["ac"]] = n
-                elif p["spike"]:
-                    ci, h, w = prog.buffers[op.src]
-                    lif, lcnt = self._lif_args(p, state, buf, new_state)
-                    args = (buf[op.src], buf[op.src + "#n"], h, w, ci, p["wt"], p["og"], s, pad, p["flush"],
-                            p["shift"], p["rnd"], p["bias"], buf[op.dst], add, acc_lo, acc_hi, p["acc"], buf["#offs"],
-                            p["blocked"], lif, lcnt)
-                    n, n_sat = SC.conv_spikes_par(*args, parts) if p["par"] else SC.conv_spikes(*args)
-                    cnt[i, IDX["ac"]] = n
-                else:
-                    acc = p["acc"]
-                    if acc.dtype == np.int64 and p["wsum"] * int(K.absmax(buf[op.src])) < (1 << 31):
-                        acc = _I32  # this step's inputs are small enough for exact int32 sums
-                if "scatter" in p:
-                    am = buf[f"#am{i}"]
-                    am = (am if acc.dtype == np.int64 else am.view(np.int32)[:am.size]).reshape(p["scatter"])
-                    args = (buf[op.src], p["wt"], s, pad, p["shift"], p["rnd"], p["bias"], buf[op.dst], add,
-                            acc_lo, acc_hi, am)
-                    n, n_sat = GS.conv_scatter_par(*args, parts) if p["par"] else GS.conv_scatter(*args)
-                    cnt[i, IDX["mac"]] = n
-                elif "pairs" in p:
-                    args = (buf[op.src], p["pairs"], s, p["shift"], p["rnd"], p["bias"], buf[op.dst], add, acc_lo, acc_hi)
-                    n, n_sat = PC.conv_pairs_par(*args, parts) if p["par"] else PC.conv_pairs(*args)
-                    cnt[i, IDX["mac"]] = n
-                elif not p["spike"]:
-                    args = (buf[op.src], p["wt"], p["og"], s, pad, p["shift"], p["rnd"], p["bias"], buf[op.dst], add,
-                            acc_lo, acc_hi, acc)
-                    n, n_sat = K.conv_graded_par(*args, parts) if p["par"] else K.conv_graded(*args)
-                    cnt[i, IDX["mac"]] = n
-                cnt[i, IDX["weight_bytes"]] = weight_bytes(n, self.weight_bits)
-                cnt[i, IDX["saturations"]] = n_sat
+                lcnt = self._conv(i, op, p, buf, state, new_state, cnt[i], acc_lo, acc_hi)
             elif op.kind == "lif":
-                key = op.attrs["state"]
-                if p.get("fused"):  # ran in the conv before it (lcnt: that conv's)
-                    v_new = new_state[key]
-                    n_sat, n_spk = int(lcnt[0]), int(lcnt[1])
-                else:
-                    v_new = np.empty_like(state[key])
-                    args = (buf[op.src], state[key], p["theta"], int(op.attrs["in_shift"]), np.int64(self.mem_lo),
-                            np.int64(self.mem_hi), hu, v_new, buf[op.dst], buf[op.dst + "#n"])
-                    n_sat, n_spk = K.lif_par(*args, parts) if p["par"] else K.lif(*args)
-                    new_state[key] = v_new
-                cnt[i, IDX["saturations"]] = n_sat
-                cnt[i, IDX["spikes"]] = n_spk
-                cnt[i, IDX["neuron_updates"]] = v_new.size
+                self._lif(op, p, buf, state, new_state, cnt[i], lcnt)
                 if record:
                     stats.record[op.name] = self.spike_map(op.dst, B)
             elif op.kind == "attn":
@@ -381,6 +329,76 @@ class Executor:
             times[len(prog.ops) - 1] += clock() - t0
         logits = buf[prog.output].reshape(B, -1).astype(np.int64)
         return logits, new_state, stats
+
+    def _conv(self, i, op, p, buf, state, new_state, cnt, acc_lo, acc_hi):
+        """Op ``i``, a conv, on the kernel chosen for it at construction; its counters into ``cnt``
+        (the op's row); returns the counters of the LIF fused into it (``[saturations, spikes]``)."""
+        prog, parts = self.program, self.threads
+        s, pad = int(op.attrs["stride"]), int(op.attrs["pad"])
+        add = op.attrs["mode"] == "add"
+        lcnt = None
+        if "dw" in p:
+            ci, h, w = prog.buffers[op.src]
+            args = (buf[op.src], buf[op.src + "#n"], h, w, ci, p["dw"], pad, p["fx"], p["shift"], p["rnd"],
+                    p["bias"], buf[op.dst], add, acc_lo, acc_hi, buf[f"#cm{i}"])
+            n, n_sat = K.conv_dw_par(*args, parts) if p["par"] else K.conv_dw(*args)
+            cnt[IDX["ac"]] = n
+        elif p["spike"]:
+            ci, h, w = prog.buffers[op.src]
+            lif, lcnt = self._lif_args(p, state, buf, new_state)
+            if p.get("segs"):
+                args = (buf[op.src], buf[op.src + "#n"], h, w, ci, p["wt"], s, pad, p["flush"], p["shift"],
+                        p["rnd"], p["bias"], buf[op.dst], add, acc_lo, acc_hi, p["acc"], buf["#offs"], p["blocked"],
+                        lif, lcnt)
+                n, n_sat = SG.conv_segs_par(*args, parts) if p["par"] else SG.conv_segs(*args)
+            else:
+                args = (buf[op.src], buf[op.src + "#n"], h, w, ci, p["wt"], p["og"], s, pad, p["flush"],
+                        p["shift"], p["rnd"], p["bias"], buf[op.dst], add, acc_lo, acc_hi, p["acc"], buf["#offs"],
+                        p["blocked"], lif, lcnt)
+                n, n_sat = SC.conv_spikes_par(*args, parts) if p["par"] else SC.conv_spikes(*args)
+            cnt[IDX["ac"]] = n
+        else:
+            n, n_sat = self._graded(i, op, p, buf, s, pad, add, acc_lo, acc_hi)
+            cnt[IDX["mac"]] = n
+        cnt[IDX["weight_bytes"]] = weight_bytes(n, self.weight_bits)
+        cnt[IDX["saturations"]] = n_sat
+        return lcnt
+
+    def _graded(self, i, op, p, buf, s, pad, add, acc_lo, acc_hi):
+        """A conv over graded values (the first layer's codes, a map): scattered, int16 pairs or
+        plain int32 products; ``(MACs, saturations)``."""
+        parts = self.threads
+        acc = p["acc"]
+        if acc.dtype == np.int64 and p["wsum"] * int(K.absmax(buf[op.src])) < (1 << 31):
+            acc = _I32  # this step's inputs are small enough for exact int32 sums
+        if "scatter" in p:
+            am = buf[f"#am{i}"]
+            am = (am if acc.dtype == np.int64 else am.view(np.int32)[:am.size]).reshape(p["scatter"])
+            args = (buf[op.src], p["wt"], s, pad, p["shift"], p["rnd"], p["bias"], buf[op.dst], add,
+                    acc_lo, acc_hi, am)
+            return GS.conv_scatter_par(*args, parts) if p["par"] else GS.conv_scatter(*args)
+        if "pairs" in p:
+            args = (buf[op.src], p["pairs"], s, p["shift"], p["rnd"], p["bias"], buf[op.dst], add, acc_lo, acc_hi)
+            return PC.conv_pairs_par(*args, parts) if p["par"] else PC.conv_pairs(*args)
+        args = (buf[op.src], p["wt"], p["og"], s, pad, p["shift"], p["rnd"], p["bias"], buf[op.dst], add,
+                acc_lo, acc_hi, acc)
+        return K.conv_graded_par(*args, parts) if p["par"] else K.conv_graded(*args)
+
+    def _lif(self, op, p, buf, state, new_state, cnt, lcnt) -> None:
+        """A LIF op (or, fused, the counters of the conv before it that ran it: ``lcnt``)."""
+        key = op.attrs["state"]
+        if p.get("fused"):
+            v_new = new_state[key]
+            n_sat, n_spk = int(lcnt[0]), int(lcnt[1])
+        else:
+            v_new = np.empty_like(state[key])
+            args = (buf[op.src], state[key], p["theta"], int(op.attrs["in_shift"]), np.int64(self.mem_lo),
+                    np.int64(self.mem_hi), self.half_up, v_new, buf[op.dst], buf[op.dst + "#n"])
+            n_sat, n_spk = K.lif_par(*args, self.threads) if p["par"] else K.lif(*args)
+            new_state[key] = v_new
+        cnt[IDX["saturations"]] = n_sat
+        cnt[IDX["spikes"]] = n_spk
+        cnt[IDX["neuron_updates"]] = v_new.size
 
     def _lif_args(self, p, state, buf, new_state):
         """``(lif, lcnt)`` for a spike conv: the arrays of the LIF fused into it, with its new
