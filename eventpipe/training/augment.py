@@ -160,6 +160,21 @@ class FrameAugment:
         return resize_frames(x, (W, H)), label
 
 
+def augment_run(x: torch.Tensor, y: np.ndarray, aug: AugmentConfig, hmap: np.ndarray,
+                rng: np.random.Generator) -> torch.Tensor:
+    """A training run's windows ``x`` ``[T, C, H, W]`` with per-window targets ``y`` (IGNORE < 0):
+    events thinned (``event_drop``), then mirrored left-right with probability ``hflip`` where every
+    target has a mirror class (``hmap``; ``y`` is relabelled in place)."""
+    if aug.event_drop > 0:
+        x = thin_counts(x, aug.event_drop, rng)
+    if aug.hflip > 0 and rng.random() < aug.hflip:
+        valid = y >= 0
+        if np.all(hmap[y[valid]] >= 0):
+            x = torch.flip(x, dims=(-1,))
+            y[valid] = hmap[y[valid]]
+    return x
+
+
 def augment_events(ev: np.ndarray, label: int, sensor_size, cfg: AugmentConfig, hmap, vmap,
                    rng: np.random.Generator):
     """Event-level augmentation: drop, time jitter, flips (label-swapped).  Crop happens on frames."""

@@ -26,7 +26,7 @@ import torch
 from eventpipe.errors import DataError
 from eventpipe.labelling.files import label_at
 from eventpipe.represent import counts_dtype, normalise
-from eventpipe.training.augment import flip_label_map, thin_counts
+from eventpipe.training.augment import augment_run, flip_label_map
 from eventpipe.training.config import DataConfig, data_recipe
 from eventpipe.training.recordings import (check_sensor_sizes, class_names, find_takes,
                                             split_takes, take_segments)
@@ -95,12 +95,6 @@ class RecordingStreamFrames(StreamRuns):
         y[:d.burn_in] = IGNORE
         aug = d.augment
         if self.train and aug.enabled:
-            if aug.event_drop > 0:
-                x = thin_counts(x, aug.event_drop, rng)
-            if aug.hflip > 0 and rng.random() < aug.hflip:
-                valid = y >= 0
-                if np.all(self.hmap[y[valid]] >= 0):
-                    x = torch.flip(x, dims=(-1,))
-                    y[valid] = self.hmap[y[valid]]
+            x = augment_run(x, y, aug, self.hmap, rng)
         x = normalise(self.recipe, x, self.scale)
         return x.contiguous(), torch.from_numpy(y), torch.ones(len(y))

@@ -35,7 +35,7 @@ import torch
 from torch.utils.data import Dataset
 
 from eventpipe.represent import counts_dtype, normalise
-from eventpipe.training.augment import flip_label_map, reverse_frames, thin_counts, time_reverse_map
+from eventpipe.training.augment import augment_run, flip_label_map, reverse_frames, time_reverse_map
 from eventpipe.training.config import DataConfig, data_recipe
 
 #: target of windows that carry no loss (``torch.nn.functional.cross_entropy``'s default)
@@ -302,12 +302,6 @@ class SyntheticStreamFrames(StreamRuns):
         valid = y >= 0
         w[valid] *= self.class_w[y[valid]]
         if self.train and aug.enabled:
-            if aug.event_drop > 0:
-                x = thin_counts(x, aug.event_drop, rng)
-            if aug.hflip > 0 and rng.random() < aug.hflip:
-                valid = y >= 0
-                if np.all(self.hmap[y[valid]] >= 0):
-                    x = torch.flip(x, dims=(-1,))
-                    y[valid] = self.hmap[y[valid]]
+            x = augment_run(x, y, aug, self.hmap, rng)
         x = normalise(self.recipe, x, self.scale)
         return x.contiguous(), torch.from_numpy(y), torch.from_numpy(w)
