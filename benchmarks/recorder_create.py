@@ -63,7 +63,7 @@ def layout(path: Path, compression: str) -> list[tuple]:
                 kw = {"data": np.zeros(obj.shape, obj.dtype)}
             else:
                 kw = {"shape": obj.shape, "dtype": obj.dtype, "maxshape": obj.maxshape,
-                      "chunks": obj.chunks}
+                      "chunks": obj.chunks, "fletcher32": obj.fletcher32}
                 if obj.chunks == (chunk_events,):
                     kw.update(columns)
             out.append(("dataset", name, kw, attrs))

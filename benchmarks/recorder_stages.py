@@ -8,9 +8,11 @@ each, best of ``--repeat`` in process CPU time:
   a copy of the structured array goes field by field and costs several times more);
 - ``encoder``: ``RecordChunkEncoder`` on every 16,384-event chunk (records -> the four columns'
   stored lzf chunks, no file), with the stored bytes per event;
+- ``checksum``: HDF5's fletcher32 of every stored chunk appended to it (``seal_rows``: what
+  the recorder's encoder does in place after each chunk);
 - ``index``: ``IndexBuilder.add`` (1 ms period) on every 65,536-event write batch;
-- ``direct chunks``: ``write_direct_chunk`` of the encoded chunks (encoded before the clock
-  starts) into four lzf columns of a fresh file, per event and per call;
+- ``direct chunks``: ``write_direct_chunk`` of the encoded and sealed chunks (before the clock
+  starts) into four lzf + fletcher32 columns of a fresh file, per event and per call;
 - ``create+close``: ``EventRecorder(...)`` and ``close()`` of an empty recording (ms);
 - ``whole``: the whole recording (created, written in 65,536-event batches, closed).
 
@@ -40,13 +42,15 @@ from recorders import EventRecorder  # noqa: E402
 from recorders.create import dataset_plist, new_dataset  # noqa: E402
 from recorders.index import IndexBuilder  # noqa: E402
 from recorders.layout import DEFAULT_CHUNK_EVENTS, EVENT_COLUMNS, compression_args  # noqa: E402
-from recorders.lzf import RecordChunkEncoder  # noqa: E402
+from recorders.fletcher import seal_rows  # noqa: E402
+from recorders.lzf import RecordChunkEncoder, out_size  # noqa: E402
 
 BATCH = 65_536
 
 
 def encoded_chunks(ev: np.ndarray, chunk: int) -> tuple[list[list[bytes]], float]:
-    """Every chunk's four stored columns (copies), and CPU seconds of the encoder alone."""
+    """Every chunk's four encoded columns (copies, without their checksums), and CPU seconds
+    of the encoder alone."""
     enc = RecordChunkEncoder(chunk)
     enc.encode(ev[:chunk])  # compile / cache load
     kept = []
@@ -60,12 +64,33 @@ def encoded_chunks(ev: np.ndarray, chunk: int) -> tuple[list[list[bytes]], float
     return kept, cpu
 
 
+def sealed(chunks: list[list[bytes]], chunk: int) -> tuple[list[list[bytes]], float]:
+    """``chunks`` with their fletcher32 checksums appended (copies), and CPU seconds of
+    ``seal_rows`` alone: what the recorder's encoder does in place after each chunk."""
+    width = out_size(8 * chunk)
+    rows = []
+    for cols in chunks:
+        out = np.zeros((4, width), np.uint8)
+        for k, data in enumerate(cols):
+            out[k, :len(data)] = np.frombuffer(data, np.uint8)
+        rows.append((out, np.array([len(d) for d in cols], np.int64)))
+    seal_rows(*rows[0])  # compile / cache load
+    rows[0][1][:] -= 4
+    c0 = time.process_time()
+    for out, sizes in rows:
+        seal_rows(out, sizes)
+    cpu = time.process_time() - c0
+    return [[out[k, :sizes[k]].tobytes() for k in range(4)] for out, sizes in rows], cpu
+
+
 def direct_chunks(path: Path, chunks: list[list[bytes]], n: int, chunk: int) -> float:
-    """CPU seconds of write_direct_chunk of ``chunks`` into a fresh file's lzf columns."""
+    """CPU seconds of write_direct_chunk of sealed ``chunks`` into a fresh file's lzf +
+    fletcher32 columns (the recorder's)."""
     _, kw = compression_args("lzf")
     with h5py.File(path, "w", libver="latest") as f:
         ids = [new_dataset(f, name, dt, (n,), maxshape=(None,),
-                           plist=dataset_plist((chunk,), **kw)).id for name, dt in EVENT_COLUMNS]
+                           plist=dataset_plist((chunk,), fletcher32=True, **kw)).id
+               for name, dt in EVENT_COLUMNS]
         c0 = time.process_time()
         for k, cols in enumerate(chunks):
             for dsid, data in zip(ids, cols):
@@ -90,8 +115,11 @@ def stages(ev: np.ndarray, size, repeat: int, tmp: Path) -> dict:
     runs = [encoded_chunks(ev, chunk) for _ in range(repeat)]
     out["encoder"] = min(cpu for _, cpu in runs)
     chunks = runs[0][0]
-    out["bytes"] = sum(len(b) for cols in chunks for b in cols)
+    out["bytes"] = sum(len(b) + 4 for cols in chunks for b in cols)
     out["calls"] = 4 * len(chunks)
+    seals = [sealed(chunks, chunk) for _ in range(repeat)]
+    out["checksum"] = min(cpu for _, cpu in seals)
+    chunks = seals[0][0]
     index_cpu(ev[:BATCH])
     out["index"] = best_cpu(lambda: index_cpu(ev), repeat)[1]
     out["direct chunks"] = min(direct_chunks(tmp / "d.h5", chunks, n, chunk)
@@ -107,10 +135,11 @@ def stages(ev: np.ndarray, size, repeat: int, tmp: Path) -> dict:
 
 def report(shape: str, n: int, s: dict) -> dict:
     """Print the shape's line; return {stage: ns/event}."""
-    ns = {k: s[k] / n * 1e9 for k in ("np.copy", "encoder", "index", "direct chunks", "whole")}
+    ns = {k: s[k] / n * 1e9 for k in ("np.copy", "encoder", "checksum", "index", "direct chunks", "whole")}
     anchor = ns["np.copy"]
     print(f"stages  {shape:<7} anchor np.copy {anchor:5.2f} ns/ev | encoder {ns['encoder']:5.2f} "
-          f"ns/ev (x{ns['encoder'] / anchor:4.1f}, {s['bytes'] / n:4.2f} B/ev) | index "
+          f"ns/ev (x{ns['encoder'] / anchor:4.1f}, {s['bytes'] / n:4.2f} B/ev) | checksum "
+          f"{ns['checksum']:5.2f} ns/ev (x{ns['checksum'] / anchor:4.1f}) | index "
           f"{ns['index']:5.2f} ns/ev (x{ns['index'] / anchor:4.1f}) | direct chunks "
           f"{ns['direct chunks']:5.2f} ns/ev (x{ns['direct chunks'] / anchor:4.1f}, "
           f"{s['direct chunks'] / s['calls'] * 1e6:4.1f} us/call) | create+close "

@@ -6,7 +6,8 @@ which the reader then copies into the event records.  For lzf columns (filter pi
 chunk with ``read_direct_chunk`` into a reused buffer, decodes the LZF stream
 (:func:`recorders.lzf.lzf_decode`, bounds-checked: a damaged chunk is an error, never a
 read out of bounds) and un-shuffles the wanted elements straight into the destination
-field of the event array.  The chunk's filter mask is honoured (HDF5 stores a chunk its
+field of the event array; a chunk that carries HDF5's fletcher32 checksum (recordings
+written since the checksum came) is checked first.  The chunk's filter mask is honoured (HDF5 stores a chunk its
 optional lzf filter could not shrink without it).  Other pipelines (none, gzip, blosc,
 zstd) read through h5py, and so do reads shorter than a chunk (a time slice), which
 reuse the chunks HDF5's cache kept from the index lookup.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from recorders.fletcher import FLETCHER32, intact
 from recorders.lzf import lzf_decode, scatter
 
 SHUFFLE, LZF = 2, 32000
@@ -44,14 +46,19 @@ class ChunkReader:
         self.nbytes = self.chunk * self.size
         self.filters = pipeline(ds)
         # room for a stored chunk somewhat larger than its data (an incompressible one)
-        self._stored = np.empty(self.nbytes + self.nbytes // 16 + 4096, np.uint8)
+        self._stored = np.empty(self.nbytes + self.nbytes // 16 + 4096 + 4, np.uint8)
         self._raw = np.empty(self.nbytes, np.uint8)
 
     @staticmethod
     def supports(ds) -> bool:
-        """lzf columns (h5py reads unfiltered chunks faster than we copy them)."""
-        return (ds.chunks is not None and len(ds.shape) == 1
-                and pipeline(ds) in ((SHUFFLE, LZF), (LZF,)))
+        """lzf columns, with or without HDF5's checksum after the lzf (h5py reads unfiltered
+        chunks faster than we copy them)."""
+        if ds.chunks is None or len(ds.shape) != 1:
+            return False
+        filters = pipeline(ds)
+        if filters[-1:] == (FLETCHER32,):
+            filters = filters[:-1]
+        return filters in ((SHUFFLE, LZF), (LZF,))
 
     def _decoded(self, start: int) -> tuple[np.ndarray, bool]:
         """The chunk at element ``start``: (its bytes, whether they are byte planes)."""
@@ -63,6 +70,11 @@ class ChunkReader:
             raise ChunkDamaged(self.name, start, str(exc)) from None
         stored = np.frombuffer(data, np.uint8)
         applied = [f for i, f in enumerate(self.filters) if not mask >> i & 1]
+        if FLETCHER32 in applied:
+            if not intact(stored, len(stored)):
+                raise ChunkDamaged(self.name, start, "checksum mismatch (fletcher32): the stored "
+                                                     "bytes changed after they were written")
+            stored = stored[:-4]
         shuffled = SHUFFLE in applied and self.size > 1
         if LZF in applied:
             n = lzf_decode(stored, len(stored), self._raw)

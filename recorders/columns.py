@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from recorders.chunks import pipeline
+from recorders.fletcher import FLETCHER32, Sealer
 from recorders.layout import EVENT_COLUMNS
 
 DIRECT = ("lzf", "none")   # compressions whose chunks we encode ourselves
@@ -52,15 +54,20 @@ class ColumnWriter:
         self.grow = max(1, int(grow_chunks)) * self.chunk
         self.extent = min(ds.shape[0] for ds in datasets.values())
         self.direct = compression.split(":")[0] in DIRECT
+        # the datasets' pipelines end with HDF5's checksum filter (recordings since it came):
+        # our direct chunks then carry it too
+        sealed = self.direct and all(pipeline(ds)[-1:] == (FLETCHER32,) for ds in datasets.values())
         self._encoders = {}
         self._records = None
+        self._sealer = None
         if self.direct:
             if compression == "lzf":
                 from recorders.lzf import RECORD_COLUMNS, RecordChunkEncoder
-                self._records = RecordChunkEncoder(self.chunk)
+                self._records = RecordChunkEncoder(self.chunk, checksum=sealed)
                 self._record_ids = [datasets[name].id for name in RECORD_COLUMNS]
             else:
                 self._encoders = {name: _RawChunk(self.chunk, dt) for name, dt in EVENT_COLUMNS}
+                self._sealer = Sealer(8 * self.chunk) if sealed else None
             self._ids = {name: ds.id for name, ds in datasets.items()}
 
     def _ensure(self, end: int) -> None:
@@ -92,10 +99,14 @@ class ColumnWriter:
             for name, _ in EVENT_COLUMNS:
                 col, enc, dsid = cols[name], self._encoders[name], self._ids[name]
                 for i in range(0, n, c):
-                    self._put_chunk(dsid, start + i, enc.encode(col[i:min(n, i + c)]))
+                    self._put_chunk(dsid, start + i, self._stored(enc.encode(col[i:min(n, i + c)])))
             return
         for name, _ in EVENT_COLUMNS:
             self.ds[name][start:end] = np.ascontiguousarray(records[name][:n])
+
+    def _stored(self, data):
+        """A raw chunk's stored bytes: with their checksum where the pipeline has one."""
+        return data if self._sealer is None else self._sealer.seal(data)
 
     @staticmethod
     def _put_chunk(dsid, offset: int, data) -> None:

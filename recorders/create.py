@@ -22,7 +22,7 @@ _STR = h5py.string_dtype()   # what h5py stores a str attribute as (variable-len
 
 
 def dataset_plist(chunks=None, *, compression=None, compression_opts=None,
-                  shuffle: bool = False) -> h5p.PropDCID:
+                  shuffle: bool = False, fletcher32: bool = False) -> h5p.PropDCID:
     """The dataset creation property list h5py's ``create_dataset`` makes for these
     arguments (the subset a recording uses)."""
     plist = h5p.create(h5p.DATASET_CREATE)
@@ -39,6 +39,8 @@ def dataset_plist(chunks=None, *, compression=None, compression_opts=None,
             raise ValueError(f"Unknown compression filter number: {compression}")
         plist.set_filter(int(compression), h5z.FLAG_OPTIONAL,
                          None if compression_opts is None else tuple(compression_opts))
+    if fletcher32:  # after the compression, as h5py puts it
+        plist.set_fletcher32()
     plist.set_obj_track_times(False)
     return plist
 

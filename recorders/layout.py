@@ -42,7 +42,9 @@ While the file is written the columns' extent grows 64 chunks at a time and may 
 of the events (readers trust ``/status``, never the extent); closing trims the columns to
 exactly the events.  ``lzf`` chunks are encoded by :mod:`recorders.lzf` and written with
 ``write_direct_chunk`` (the same stored format as HDF5's shuffle + lzf filters, which the
-datasets declare), see :mod:`recorders.columns`.
+datasets declare), see :mod:`recorders.columns`.  Every chunked dataset (the event columns,
+the time index, the label columns) also declares HDF5's fletcher32 filter, and every chunk
+carries its checksum (:mod:`recorders.fletcher`).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from eventpipe.errors import EventFormatError
 
 FORMAT_TAG = "eventpipe-recording"
 SCHEMA_VERSION = 1
-WRITER_VERSION = "eventpipe-recorders 1"
+WRITER_VERSION = "eventpipe-recorders 2"   # 2: every chunked dataset carries fletcher32
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 EVENT_COLUMNS = (("x", np.uint16), ("y", np.uint16), ("t", np.int64), ("p", np.uint8))

@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from recorders.fletcher import seal_rows
 from recorders.lzf_encode import (
     HASH_BITS, SLACK, encode_planes, encode_records, plane_stride, shuffle_into,
 )
@@ -100,10 +101,12 @@ class ChunkEncoder:
 
 class RecordChunkEncoder:
     """Encodes a chunk of event records (``EVENT_DTYPE``, 13 bytes each) into the stored
-    chunks of the columns x, y, t, p (filters shuffle + lzf) in one call."""
+    chunks of the columns x, y, t, p (filters shuffle + lzf, and with ``checksum`` HDF5's
+    fletcher32 after them: :mod:`recorders.fletcher`) in one call."""
 
-    def __init__(self, chunk: int):
+    def __init__(self, chunk: int, *, checksum: bool = False):
         self.chunk = int(chunk)
+        self.checksum = bool(checksum)
         self._ps = plane_stride(self.chunk)
         self._planes = np.zeros(13 * self._ps + SLACK, np.uint8)
         self._out = np.empty((4, out_size(8 * self.chunk)), np.uint8)
@@ -124,6 +127,8 @@ class RecordChunkEncoder:
         encode_records(raw, n, self.chunk, self._ps, self._planes, self._out, self._sizes,
                        t.htab, t.gbase, self._skip)
         t.advance(len(self._planes))
+        if self.checksum:  # in place: out_size leaves more than 4 spare bytes after a stream
+            seal_rows(self._out, self._sizes)
         out = []
         for k in range(4):
             m = int(self._sizes[k])

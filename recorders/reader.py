@@ -345,12 +345,15 @@ class Recording:
     def _column(self, name: str, a: int, b: int) -> np.ndarray:
         """Column ``name`` at positions [a, b): from the whole chunks, then the tail slot."""
         m = self.n_main
-        if b <= m:
-            return self._cols[name][a:b]
-        tail = self._tails[name]
-        if a >= m:
-            return tail[self.tail_slot, a - m:b - m]
-        return np.concatenate([self._cols[name][a:m], tail[self.tail_slot, :b - m]])
+        try:
+            if b <= m:
+                return self._cols[name][a:b]
+            tail = self._tails[name]
+            if a >= m:
+                return tail[self.tail_slot, a - m:b - m]
+            return np.concatenate([self._cols[name][a:m], tail[self.tail_slot, :b - m]])
+        except OSError as exc:  # a chunk that fails its checksum or does not decode (HDF5)
+            raise self._read_error(exc, a, name) from None
 
     def _read(self, a: int, b: int) -> np.ndarray:
         if b - a > CHECKED_READ and self._checked_events != self.n_main:
@@ -379,13 +382,17 @@ class Recording:
                                  field=f"events/{exc.column}") from None
         return out
 
-    def _read_error(self, exc: OSError, position: int) -> RecordingError:
+    def _read_error(self, exc: OSError, position: int, column: str | None = None) -> RecordingError:
         text = str(exc)
         if self.plugin_missing or (needs_plugin(self.compression) and "filter" in text.lower()):
             return RecordingError(f"compressed with {self.compression}, whose HDF5 filter is not "
                                   f"available: {PLUGIN_HINT}", path=self.path, field="compression")
-        return RecordingError(f"cannot read events from position {position}: {text}",
-                              path=self.path, field="events")
+        if column is None:
+            return RecordingError(f"cannot read events from position {position}: {text}",
+                                  path=self.path, field="events")
+        return RecordingError(f"damaged recording: column {column!r} from position {position:,} does not "
+                              f"read ({text}: a stored chunk fails its checksum or does not decode)",
+                              path=self.path, field=f"events/{column}")
 
     def _read_t(self, a: int, b: int) -> np.ndarray:
         try:
@@ -473,7 +480,12 @@ class Recording:
         self._check_stored("labels", n, self._labcols.values())
         out = np.empty(n, label_row_dtype(self.label_bytes, self.topk))
         for name in label_dtypes(self.label_bytes, self.topk):
-            out[name] = self._labcols[name][:n]
+            try:
+                out[name] = self._labcols[name][:n]
+            except OSError as exc:  # a chunk that fails its checksum (HDF5)
+                raise RecordingError(f"damaged recording: label column {name!r} does not read ({exc}: a "
+                                     "stored chunk fails its checksum)", path=self.path,
+                                     field=f"labels/{name}") from None
         self._check_rows(out)
         keep = np.ones(n, bool)
         if start_us is not None:

@@ -127,7 +127,7 @@ class EventRecorder:
                        "index_period_us": self._index.period_us})
         # h5py's low-level API (recorders.create): create_dataset's Python cost was most
         # of the time a recording took to create
-        columns = dataset_plist((self.chunk,), **comp)
+        columns = dataset_plist((self.chunk,), fletcher32=True, **comp)  # every chunk checksummed
         for name, dt in EVENT_COLUMNS:
             made[f"events/{name}"] = new_dataset(ev, name, dt, (0,), maxshape=(None,),
                                                  plist=columns)
@@ -136,7 +136,7 @@ class EventRecorder:
             # may lie past the end of a file cut off by a crash
             made[f"events/tail_{name}"] = new_dataset(
                 ev, f"tail_{name}", dt, (2, self.chunk), data=np.zeros((2, self.chunk), dt))
-        index = dataset_plist((INDEX_CHUNK,))  # uncompressed: a lookup reads 1 element
+        index = dataset_plist((INDEX_CHUNK,), fletcher32=True)  # uncompressed
         for name in ("index_t", "index_offset"):
             made[f"events/{name}"] = new_dataset(ev, name, np.int64, (0,), maxshape=(None,),
                                                  plist=index)
@@ -145,7 +145,7 @@ class EventRecorder:
         for name, (dt, shape) in label_dtypes(self.label_bytes, self.topk).items():
             made[f"labels/{name}"] = new_dataset(
                 lab, name, dt, (0,) + shape, maxshape=(None,) + shape,
-                plist=dataset_plist((LABEL_CHUNK,) + shape))
+                plist=dataset_plist((LABEL_CHUNK,) + shape, fletcher32=True))
         st = made["status"] = new_dataset(f, "status", np.int64, (len(STATUS_FIELDS),),
                                           data=np.zeros(len(STATUS_FIELDS), np.int64))
         set_attrs(st, {"fields": ",".join(STATUS_FIELDS)})

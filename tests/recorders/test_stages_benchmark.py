@@ -21,17 +21,18 @@ def test_tiny_run_prints_the_stages_and_the_worst_shape(capsys):
     for ln in out[1:3]:
         shape = ln.split()[1]
         got[shape] = {k: float(v) for k, v in re.findall(
-            r"(encoder|index|direct chunks|whole) +([\d.]+) ns/ev", ln)}
+            r"(encoder|checksum|index|direct chunks|whole) +([\d.]+) ns/ev", ln)}
         got[shape]["create+close"] = float(re.search(r"create\+close ([\d.]+) ms", ln).group(1))
-        assert "anchor np.copy" in ln and len(got[shape]) == 5, ln
+        assert "anchor np.copy" in ln and len(got[shape]) == 6, ln
     assert sorted(got) == ["random", "sample"]
-    for stage in ("encoder", "index", "direct chunks", "whole"):
+    for stage in ("encoder", "checksum", "index", "direct chunks", "whole"):
         shape = max(got, key=lambda s: got[s][stage])
         assert f"{stage} {got[shape][stage]:.2f} ns/ev ({shape})" in out[3], (stage, out[3])
 
 
 def test_the_direct_chunks_are_the_events(tmp_path, monkeypatch):
-    """The stage times real lzf chunks: what it writes reads back through plain h5py."""
+    """The stage times real lzf chunks with their checksums: what it writes reads back through
+    plain h5py (which checks them)."""
     bench = load("recorder_stages")
     rng = np.random.default_rng(0)
     from eventpipe.events import EVENT_DTYPE
@@ -39,6 +40,7 @@ def test_the_direct_chunks_are_the_events(tmp_path, monkeypatch):
     ev["x"], ev["y"] = rng.integers(0, 640, len(ev)), rng.integers(0, 480, len(ev))
     ev["t"], ev["p"] = np.sort(rng.integers(0, 10**6, len(ev))), rng.integers(0, 2, len(ev))
     chunks, _ = bench.encoded_chunks(ev, 1024)
+    chunks, _ = bench.sealed(chunks, 1024)
     unlinked = []
     monkeypatch.setattr(type(tmp_path), "unlink", lambda self: unlinked.append(self))
     bench.direct_chunks(tmp_path / "d.h5", chunks, len(ev), 1024)
