@@ -68,6 +68,24 @@ def check_output(flag: str, path, *, suffixes: tuple[str, ...] | None = None) ->
                           f"expected one of {', '.join(suffixes)}")
 
 
+def check_output_folder(flag: str, path) -> None:
+    """An output folder, made (with its parents) when missing: neither it nor the nearest of
+    its parents that exists may be a file.  Checked before the work starts, as a
+    ``ConfigError`` naming the flag."""
+    from pathlib import Path
+
+    if path is None:
+        return
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"{flag} {path}: exists and is not a folder")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{flag} {path}: {str(parent)!r} is a file, not a folder")
+            return
+
+
 def check_not_input(flag: str, out, source) -> None:
     """An output that is the input file (also through a link) would be overwritten while
     it is read: a ``ConfigError`` naming both."""

@@ -125,10 +125,17 @@ def test_bad_config_files_are_config_errors(cli, tmp_path, command, kind):
     assert_one_error_line(cli(argv), ExitStatus.CONFIG, str(path))
 
 
-def test_demo_into_a_file_is_one_line(cli, tmp_path):
+@pytest.mark.parametrize("under", [False, True])
+def test_demo_into_a_file_is_a_config_error_naming_out(cli, tmp_path, under):
+    """``demo --out FILE`` (or a folder under a file) is a bad output flag: exit 4 naming
+    ``--out`` before anything is made, as ``run --view-dump`` and ``view --out`` (was exit 1,
+    ``File exists``, after the synthetic stream was made)."""
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
-    assert_one_error_line(cli(["demo", "--out", blocker]), ExitStatus.RUNTIME, "blocker")
+    out = blocker / "sub" if under else blocker
+    what = f"{str(blocker)!r} is a file, not a folder" if under else "exists and is not a folder"
+    assert_one_error_line(cli(["demo", "--out", out]), ExitStatus.CONFIG, f"--out {out}: {what}")
+    assert blocker.read_text() == "x" and sorted(tmp_path.iterdir()) == [blocker]
 
 
 # -- bad checkpoints ----------------------------------------------------------------------

@@ -447,6 +447,11 @@ def test_view_dump_onto_a_file_is_refused_before_anything_loads(tmp_path, monkey
                      "--view-dump", str(src))
     assert rc == 4 and err.count("\n") == 1, err
     assert f"--view-dump {src}: exists and is not a folder" in err
+    # a folder under a file (was exit 1, 'Not a directory', once the run had started)
+    rc, _, err = cli("run", "--source", f"file:{src}", "--max-speed", "--quiet",
+                     "--view-dump", str(src / "dump"))
+    assert rc == 4 and err.count("\n") == 1, err
+    assert f"--view-dump {src / 'dump'}: {str(src)!r} is a file, not a folder" in err
 
 
 def test_run_on_a_recording_of_no_events_says_so(tmp_path):
