@@ -60,12 +60,23 @@ def check_output(flag: str, path, *, suffixes: tuple[str, ...] | None = None) ->
     p = Path(path)
     if p.is_dir():
         raise ConfigError(f"{flag} {path}: is a folder, expected a file")
+    in_the_way = _file_in_the_way(p.parent)
+    if in_the_way is not None:
+        raise ConfigError(f"{flag} {path}: {str(in_the_way)!r} is a file, not a folder")
     if not p.parent.is_dir():
         raise ConfigError(f"{flag} {path}: the folder {str(p.parent)!r} does not exist "
                           f"(mkdir -p {shlex.quote(str(p.parent))} first)")
     if suffixes is not None and p.suffix.lower() not in suffixes:
         raise ConfigError(f"{flag} {path}: unknown extension {p.suffix!r}; "
                           f"expected one of {', '.join(suffixes)}")
+
+
+def _file_in_the_way(folder):
+    """The nearest of ``folder`` and its parents that exists, if it is not a folder."""
+    for p in (folder, *folder.parents):
+        if p.exists():
+            return None if p.is_dir() else p
+    return None
 
 
 def check_output_folder(flag: str, path) -> None:
@@ -77,13 +88,11 @@ def check_output_folder(flag: str, path) -> None:
     if path is None:
         return
     p = Path(path)
-    if p.exists() and not p.is_dir():
+    in_the_way = _file_in_the_way(p)
+    if in_the_way == p:
         raise ConfigError(f"{flag} {path}: exists and is not a folder")
-    for parent in p.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ConfigError(f"{flag} {path}: {str(parent)!r} is a file, not a folder")
-            return
+    if in_the_way is not None:
+        raise ConfigError(f"{flag} {path}: {str(in_the_way)!r} is a file, not a folder")
 
 
 def check_not_input(flag: str, out, source) -> None:
