@@ -94,8 +94,10 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
     writers = _writers()
     target = to or BY_SUFFIX.get(Path(dst).suffix.lower())
     if target not in writers:
-        raise ConfigError(f"cannot write {'format ' + repr(to) if to else Path(dst).name!r}; "
-                          f"writable formats: {', '.join(writers)} (pass --to)")
+        what = (f"--to {to!r}: no such writable format" if to else
+                f"{Path(dst).name!r}: no format writes {Path(dst).suffix or 'a name without an extension'!r}")
+        raise ConfigError(f"cannot write {what}; writable formats: {', '.join(writers)}"
+                          + ("" if to else " (pass --to)"))
     reader = open_reader(src, format=format, sensor_size=sensor_size)
     events = reader.read()
     size = reader.info.sensor_size

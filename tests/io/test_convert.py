@@ -34,7 +34,12 @@ def test_convert_unknown_target_is_clear(tmp_path, how):
     argv = ["convert", str(sample_path("sample_ncars.dat"))]
     argv += [str(tmp_path / "x.xyz")] if how == "suffix" else [str(tmp_path / "x.h5"), "--to", "mp4"]
     rc = main(argv, out=io.StringIO(), err=err)
-    assert rc == ExitStatus.CONFIG and "writable formats" in err.getvalue(), err.getvalue()
+    assert rc == ExitStatus.CONFIG and "writable formats: evt3, evt2," in err.getvalue(), err.getvalue()
+    # the flag or the file named plainly (was: cannot write "format 'mp4'", a repr of a repr)
+    said = ("cannot write --to 'mp4': no such writable format;" if how == "--to" else
+            "cannot write 'x.xyz': no format writes '.xyz'; ")
+    assert said in err.getvalue() and '"' not in err.getvalue(), err.getvalue()
+    assert ("(pass --to)" in err.getvalue()) is (how == "suffix")
     assert list(tmp_path.iterdir()) == []
 
 
