@@ -36,8 +36,10 @@ HARD, MARGIN, MARGIN_WIDTH = 0.5, 0.0, 0.02
 
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("chip", help="the integer chip backend: compile a checkpoint, report a program")
-    sub = p.add_subparsers(dest="chip_command", required=True)
+    p = subparsers.add_parser("chip", help="the integer chip backend: compile, report, fine-tune or snap "
+                                           "a checkpoint for it")
+    names = ("compile", "report", "finetune", "snap")  # the usage and a missing one's error name them
+    sub = p.add_subparsers(dest="chip_command", required=True, metavar="{" + ",".join(names) + "}")
     c = sub.add_parser("compile", help="compile a checkpoint into an integer chip program (.npz)")
     c.add_argument("checkpoint", nargs="?", default="default", help="checkpoint (default: the shipped model)")
     c.add_argument("-o", "--output", required=True, help="program file to write (.npz)")

@@ -121,3 +121,13 @@ def test_finetune_runs_and_run_windows_reach_the_data_and_the_steps(tmp_path, mo
     assert rc == 0, err
     assert seen["run_batch"] == 0   # no streams: no runs, whatever --runs says
 
+
+
+def test_chip_without_a_subcommand_names_the_choices():
+    """``eventpipe chip``: exit 2 naming the four subcommands (was 'the following arguments are
+    required: chip_command', the parser's internal name)."""
+    rc, _, err = _run(["chip"])
+    assert rc == 2 and err.count("\n") == 1, err
+    assert "required: {compile,report,finetune,snap}" in err and "chip_command" not in err
+    rc, out, _ = _run(["--help"])
+    assert rc == 0 and "compile, report, fine-tune or snap" in " ".join(out.split())
