@@ -40,6 +40,23 @@ def check_out(out: str | os.PathLike) -> str:
     return "png"
 
 
+#: the names view gives its PNG frames (``render.write_png_sequence``'s default prefix)
+FRAME_GLOB = "frame_*.png"
+
+
+def check_png_folder(out, *, overwrite: bool = False) -> None:
+    """A PNG folder that already holds frames (an earlier view's) would end up with the new
+    frames and the old ones past them, mixed: a ``ConfigError`` naming ``--out`` and how many,
+    unless ``overwrite``, which deletes those frames (only files named ``frame_*.png``)."""
+    old = sorted(Path(out).glob(FRAME_GLOB)) if Path(out).is_dir() else []
+    if old and not overwrite:
+        raise ConfigError(f"--out {out}: already holds {len(old):,} frames ({old[0].name} ...); "
+                          "the new ones would mix with them: give a new or empty folder, or "
+                          "--overwrite to delete them first")
+    for path in old:
+        path.unlink()
+
+
 def gif_palette():
     """The 256 colours of our frames: background + i/15 of the OFF colour + j/15 of the ON
     colour (``render.frames_to_images`` mixes exactly these two), as a Pillow palette image."""
@@ -83,17 +100,20 @@ def write_gif(png_dir: Path, out: Path, fps: float) -> int:
 
 def view_recording(path: str | os.PathLike, out: str | os.PathLike, *, window_us: int = 33_333,
                    fps: float | None = 30.0, max_frames: int | None = DEFAULT_MAX_FRAMES,
-                   format: str | None = None, sensor_size=None) -> dict:
+                   format: str | None = None, sensor_size=None, overwrite: bool = False) -> dict:
     """Stream ``path`` through the windower and write the frames to ``out``.
 
     Memory stays bounded (the recording is read in time chunks).  The sensor
     size comes from the file, the caller, or (failing both) one pass over the
     events.  ``out`` is a folder (PNG frames), a video (.mp4/.avi/.mkv) or a
-    .gif; another suffix is an error.  At most ``max_frames`` frames are written (None: no
+    .gif; another suffix is an error; a folder that holds frames already is one too, unless
+    ``overwrite`` (:func:`check_png_folder`).  At most ``max_frames`` frames are written (None: no
     cap).  Returns ``{"frames": n, "out": out, "stopped": s}``, ``s`` True when the cap
     ended the rendering before the recording did.
     """
     kind = check_out(out)
+    if kind == "png":
+        check_png_folder(out, overwrite=overwrite)
     reader = open_reader(path, format=format, sensor_size=sensor_size)
     size = reader.info.sensor_size
     if size is None:

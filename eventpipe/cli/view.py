@@ -20,6 +20,8 @@ def add_parser(subparsers):
     sp.add_argument("--max-frames", type=int, default=None, metavar="N",
                     help="write at most N frames (default 10,000); rendering stops there and "
                          "says so on stderr")
+    sp.add_argument("--overwrite", action="store_true",
+                    help="a PNG folder that holds frames already: delete them first (else refused)")
     add_reading_options(sp)
     return sp
 
@@ -37,7 +39,8 @@ def run(args, env) -> int:
         check_output("--out", args.out)  # its folder exists, as for every output file
     result = view_recording(args.file, args.out, window_us=args.window_us, fps=args.fps,
                             max_frames=args.max_frames or DEFAULT_MAX_FRAMES,
-                            format=args.format, sensor_size=args.sensor_size)
+                            format=args.format, sensor_size=args.sensor_size,
+                            overwrite=args.overwrite)
     env.stdout.write(f"wrote {result['frames']} frames to {result['out']}\n")
     if result["stopped"]:
         cap = args.max_frames or DEFAULT_MAX_FRAMES
