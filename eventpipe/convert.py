@@ -31,7 +31,9 @@ def _aedat2(path, events, sensor_size):
     w, h = sensor_size or (int(events["x"].max()) + 1, int(events["y"].max()) + 1)
     fits = [(cw * ch, key) for key, (_, (cw, ch)) in CHIPS.items() if w <= cw and h <= ch]
     if not fits:
-        raise ValueError(f"no AEDAT 2.0 chip layout holds a {w}x{h} sensor")
+        cw, ch = max((size for _, size in CHIPS.values()), key=lambda s: s[0] * s[1])
+        raise EventFormatError(f"a {w}x{h} sensor fits no AEDAT 2.0 chip layout (the largest is "
+                               f"{cw}x{ch}): write .aedat4 instead", field="sensor size")
     Path(path).write_bytes(encode_aedat2(events, min(fits)[1]))
 
 
@@ -103,11 +105,18 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
     size = reader.info.sensor_size
     if target in ("es",) and size is None:
         raise ValueError(f"{target} needs a sensor size: pass --sensor-size WxH")
-    if np.any(events["t"] < 0) and target in ("evt2", "evt3", "dat", "atis_bin", "es"):
-        raise ValueError(f"{target} cannot hold negative timestamps")
+    negative = np.flatnonzero(events["t"] < 0)
+    if len(negative) and target in ("evt2", "evt3", "dat", "atis_bin", "es"):
+        i = int(negative[0])
+        raise EventFormatError(f"event {i} (t={int(events['t'][i])} us) and {len(negative) - 1:,} "
+                               f"more have negative timestamps: {target} cannot hold them (write "
+                               ".h5, .npy, .npz or .csv)", path=src, field="t")
     if size is not None and target not in SIZELESS:
         _check_inside(src, events, size, target)
-    writers[target](dst, events, size)
+    try:
+        writers[target](dst, events, size)
+    except EventFormatError as exc:
+        raise exc.located(path=src) from None
     return len(events)
 
 

@@ -91,3 +91,40 @@ def test_convert_to_h5_stopped_half_way_leaves_no_partial_file(tmp_path, monkeyp
                 err=io.StringIO()) == 0
     assert np.array_equal(read_events(dst), expected_events("sample_ncars.dat"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5"]
+
+
+@pytest.mark.parametrize("target", ["raw", "evt2", "dat", "bin", "es"])
+def test_negative_timestamps_name_the_event_and_the_formats_that_hold_them(tmp_path, target):
+    """A source with negative times (a CSV, say) to a format of unsigned times: exit 3 naming the
+    source, the first such event and the formats that hold them - each of which does, round trip
+    (was exit 1, 'evt3 cannot hold negative timestamps', a runtime failure)."""
+    src = tmp_path / "neg.csv"
+    src.write_text("t,x,y,p\n5,1,1,1\n-5,2,2,0\n-3,1,2,1\n")
+    dst = tmp_path / f"x.{target}"
+    argv = ["convert", str(src), str(dst)] + (["--to", "evt2"] if target == "evt2" else [])
+    err = io.StringIO()
+    assert main(argv, out=io.StringIO(), err=err) == ExitStatus.DATA, err.getvalue()
+    assert f"{src}, field 't': event 1 (t=-5 us) and 1 more have negative timestamps" in err.getvalue()
+    assert not dst.exists()
+    want = read_events(src)
+    for ok in ("h5", "npy", "npz", "csv"):   # what the line offers
+        out = tmp_path / f"ok.{ok}"
+        assert main(["convert", str(src), str(out)], out=io.StringIO(), err=io.StringIO()) == 0
+        assert np.array_equal(read_events(out), want), ok
+
+
+def test_a_sensor_no_aedat2_chip_holds_is_a_data_error_offering_aedat4(tmp_path):
+    """Was exit 1 ('no AEDAT 2.0 chip layout holds a 5000x5000 sensor'); the .aedat4 it offers
+    holds it, round trip."""
+    src = sample_path("sample_ncars.dat")
+    err = io.StringIO()
+    rc = main(["convert", str(src), str(tmp_path / "x.aedat"), "--sensor-size", "5000x5000"],
+              out=io.StringIO(), err=err)
+    assert rc == ExitStatus.DATA and (f"{src}, field 'sensor size': a 5000x5000 sensor fits no "
+                                      "AEDAT 2.0 chip layout (the largest is 640x480): write "
+                                      ".aedat4 instead") in err.getvalue(), err.getvalue()
+    assert not (tmp_path / "x.aedat").exists()
+    out = tmp_path / "x.aedat4"
+    assert main(["convert", str(src), str(out), "--sensor-size", "5000x5000"],
+                out=io.StringIO(), err=io.StringIO()) == 0
+    assert np.array_equal(read_events(out), expected_events("sample_ncars.dat"))
