@@ -28,7 +28,7 @@ def _aedat2(path, events, sensor_size):
     """The smallest jAER chip whose array holds the sensor (its layout sets the bit fields)."""
     from eventpipe.io.aedat2 import CHIPS, encode_aedat2
 
-    w, h = sensor_size or (int(events["x"].max()) + 1, int(events["y"].max()) + 1)
+    w, h = sensor_size  # convert() asks for one where the events give none
     fits = [(cw * ch, key) for key, (_, (cw, ch)) in CHIPS.items() if w <= cw and h <= ch]
     if not fits:
         cw, ch = max((size for _, size in CHIPS.values()), key=lambda s: s[0] * s[1])
@@ -103,8 +103,9 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
     reader = open_reader(src, format=format, sensor_size=sensor_size)
     events = reader.read()
     size = reader.info.sensor_size
-    if target in ("es",) and size is None:
-        raise ValueError(f"{target} needs a sensor size: pass --sensor-size WxH")
+    if target in NEEDS_SIZE and size is None:  # no events to infer it from either
+        raise ConfigError(f"{target} needs a sensor size and {src} states none (nor has events to "
+                          "infer it from): pass --sensor-size WxH")
     negative = np.flatnonzero(events["t"] < 0)
     if len(negative) and target in ("evt2", "evt3", "dat", "atis_bin", "es"):
         i = int(negative[0])
@@ -120,6 +121,8 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
     return len(events)
 
 
+#: targets that must state a sensor size (AEDAT 2.0's chip layout is chosen by it)
+NEEDS_SIZE = ("es", "aedat2")
 #: targets that state no sensor size (h5 keeps the source's, events and all)
 SIZELESS = ("npy", "csv", "h5", "aedat3", "atis_bin")
 

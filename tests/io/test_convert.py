@@ -128,3 +128,20 @@ def test_a_sensor_no_aedat2_chip_holds_is_a_data_error_offering_aedat4(tmp_path)
     assert main(["convert", str(src), str(out), "--sensor-size", "5000x5000"],
                 out=io.StringIO(), err=io.StringIO()) == 0
     assert np.array_equal(read_events(out), expected_events("sample_ncars.dat"))
+
+
+@pytest.mark.parametrize("target", ["es", "aedat"])
+def test_no_events_and_no_sensor_size_asks_for_one(tmp_path, target):
+    """A source of no events that states no sensor size (a CSV of its header alone) to a format
+    that must state one: exit 4 naming the flag that gives it (was exit 1: 'es needs a sensor
+    size', or numpy's 'zero-size array to reduction operation maximum' for .aedat); with the
+    flag it is written, and reads back empty."""
+    src = tmp_path / "empty.csv"
+    src.write_text("t,x,y,p\n")
+    dst = tmp_path / f"x.{target}"
+    err = io.StringIO()
+    assert main(["convert", str(src), str(dst)], out=io.StringIO(), err=err) == ExitStatus.CONFIG
+    assert f"needs a sensor size and {src} states none" in err.getvalue()
+    assert "--sensor-size WxH" in err.getvalue() and not dst.exists()
+    assert main(["convert", str(src), str(dst), "--sensor-size", "64x48"], out=io.StringIO()) == 0
+    assert len(read_events(dst)) == 0
