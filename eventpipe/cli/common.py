@@ -112,8 +112,10 @@ def check_not_input(flag: str, out, source) -> None:
 ENDPOINT_SCHEMES = ("tcp", "zmq+tcp")
 
 
-def check_endpoint(flag: str, endpoint) -> None:
-    """A ZeroMQ endpoint such as ``tcp://127.0.0.1:5556`` (a query string may follow)."""
+def check_endpoint(flag: str, endpoint, *, connects: bool = False) -> None:
+    """A ZeroMQ endpoint such as ``tcp://127.0.0.1:5556`` (a query string may follow).  Port 0
+    (a free port, chosen when a socket binds) is refused where the socket connects
+    (``connects``, or ``?mode=connect``): nothing can ever listen there."""
     if endpoint is None:
         return
     scheme, sep, rest = str(endpoint).partition("://")
@@ -123,3 +125,7 @@ def check_endpoint(flag: str, endpoint) -> None:
     host, colon, port = rest.partition("?")[0].rpartition(":")
     if not sep or not (colon and host and port.isdigit()):
         raise ConfigError(f"{flag} {endpoint!r}: expected an endpoint like tcp://127.0.0.1:5556")
+    if int(port) == 0 and (connects or "mode=connect" in rest.partition("?")[2]):
+        raise ConfigError(f"{flag} {endpoint!r}: port 0 picks a free port when a socket binds; "
+                          "this one connects, so nothing could answer: give the port the other "
+                          "side listens on")
