@@ -158,18 +158,27 @@ def test_view_of_a_file_claiming_a_huge_sensor_is_refused_before_allocating(
     assert res.rc == 0 and out.stat().st_size > 0, res
 
 
-def test_eval_stream_of_an_unlabelled_recording_is_a_data_error(cli, tmp_path):
+@pytest.mark.parametrize("how", ["file:", "bare path", "second of two"])
+def test_eval_stream_of_an_unlabelled_recording_is_a_data_error(cli, tmp_path, monkeypatch, how):
     """Before: exit 0 and 'windows 0, window accuracy -, switches 0, ...' -- dashes for a
-    recording that has no labels file, with no word of why."""
+    recording that has no labels file, with no word of why; then the same line after the whole
+    recording had run through the model.  Now before anything runs (also when it is the second
+    stream of two)."""
+    import eventpipe.runtime.stream_eval as stream_eval
     from tests.conftest import sample_path
 
+    monkeypatch.setattr(stream_eval, "evaluate_stream", lambda *a, **k: pytest.fail("it ran"))
     src = tmp_path / "take.dat"
     src.write_bytes(sample_path("sample_ncars.dat").read_bytes())
-    res = cli(["eval", "default", "--stream", f"file:{src}", "--max-speed"])
+    streams = {"file:": ["--stream", f"file:{src}"], "bare path": ["--stream", str(src)],
+               "second of two": ["--stream", "synthetic:", "--stream", f"file:{src}"]}[how]
+    res = cli(["eval", "default", *streams, "--max-speed"])
     assert res.rc == ExitStatus.DATA and res.out == "", res
     errors = [x for x in res.err_lines if x.startswith("eventpipe: error: ")]
     assert len(errors) == 1 and errors[0] == res.err_lines[-1], res
-    assert f"file:{src}: no window carried a truth label" in errors[0], res
+    said = f"{src}: no window carried a truth label" if how == "bare path" else \
+        f"file:{src}: no window carried a truth label"
+    assert said in errors[0] and "(checked before the run)" in errors[0], res
     assert "labels.csv" in errors[0] and "Traceback" not in res.err
 
 
