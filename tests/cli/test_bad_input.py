@@ -194,3 +194,38 @@ def test_bad_synthetic_options_are_config_errors(cli, spec, needle, command):
     argv = (["run", "--source", spec, "--duration", "1"] if command == "run"
             else ["eval", "default", "--stream", spec])
     assert_one_error_line(cli(argv), ExitStatus.CONFIG, needle)
+
+
+@pytest.mark.parametrize("command", ["train --config", "run --config", "eval --config"])
+@pytest.mark.parametrize("kind", ["device", "recording"])
+def test_a_config_that_is_a_device_or_too_big_is_refused_unread(cli, tmp_path, command, kind,
+                                                                 monkeypatch):
+    """``--config /dev/zero`` read until memory ran out ('out of memory', exit 1, or the OOM
+    killer); a recording given as the config (2 MB) was read whole.  Now exit 4 naming the file,
+    having read at most 1 MiB + 1 byte of it."""
+    import builtins
+
+    from eventpipe.config import MAX_CONFIG_BYTES
+    from tests.conftest import sample_path
+
+    path = "/dev/zero" if kind == "device" else str(sample_path("evt2_sample.raw"))
+    reads = []
+    real_open = builtins.open
+
+    def counting_open(file, mode="r", *a, **k):
+        f = real_open(file, mode, *a, **k)
+        if str(file) == path:
+            read = f.read
+            f.read = lambda n=-1: reads.append(n) or read(n)
+        return f
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    argv = command.split() + [path]
+    if command == "train --config":
+        argv.append("--print-config")
+    if command == "eval --config":
+        argv += ["--stream", "synthetic:"]
+    said = ("not a regular file (a pipe or a device)" if kind == "device" else
+            "2,170,592 bytes, more than a config file holds (at most 1,048,576)")
+    assert_one_error_line(cli(argv), ExitStatus.CONFIG, path, said)
+    assert all(0 <= n <= MAX_CONFIG_BYTES + 1 for n in reads), reads
