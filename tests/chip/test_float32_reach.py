@@ -104,6 +104,9 @@ def test_the_shipped_model_stays_within_float32():
     assert top == "ConvBlock2_2.0.conv2" and round(math.log2(reach[top]), 2) == 23.79
     text = prog.report().to_text()
     assert ("float32 reach: every sum within 2^24 units (largest 2^23.79, ConvBlock2_2.0.conv2)" in text)
+    header, rows = text.splitlines()[0].split(), {ln.split()[0]: ln.split() for ln in text.splitlines()[1:]}
+    col = header.index("sum_log2")
+    assert rows[top][col] == "23.79" and rows["ConvBlock2_2.0.lif2"][col] == "-"
     rep = prog.report().to_dict()
     assert rep["past_float32"] == [] and {r["layer"]: r["sum_bound"] for r in rep["layers"]}[top] == reach[top]
 
