@@ -445,3 +445,25 @@ def test_listen_stopped_by_a_signal_ends_with_what_arrived(cli, silent_port, sig
         signal.signal(signum, before)
     assert res.rc == ExitStatus.OK and res.out == "", res
     assert res.err_lines == [f"eventpipe: stopped by a signal after 0 messages from {endpoint}"]
+
+
+def test_events_outside_the_sensor_size_are_counted_on_the_summary(cli, tmp_path):
+    """``run`` with a sensor size smaller than the recording's events: the binner drops them,
+    and the summary says how many and what to change (before: only the metrics JSON's
+    ``events_out_of_bounds`` knew - 1,961 of the N-CARS sample's 2,009 events at 10x10 - and the
+    summary line said 'dropped 0').  The right size says nothing."""
+    import json
+
+    from tests.conftest import expected_events, sample_path
+
+    ev = expected_events("sample_ncars.dat")
+    outside = int(((ev["x"] >= 10) | (ev["y"] >= 10)).sum())
+    src = f"file:{sample_path('sample_ncars.dat')}"
+    res = cli(["run", "--source", src, "--set", "source.sensor_size=[10,10]", "--quiet",
+               "--metrics-json", tmp_path / "m.json"])
+    assert res.rc == 0, res
+    assert (f"  {outside:,} events lay outside the sensor size 10x10 and were dropped: give the "
+            "real size with --set source.sensor_size=[W,H]") in res.err.splitlines(), res
+    assert json.loads((tmp_path / "m.json").read_text())["events_out_of_bounds"] == outside
+    res = cli(["run", "--source", src, "--quiet"])
+    assert res.rc == 0 and "outside the sensor size" not in res.err, res
