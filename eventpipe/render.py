@@ -146,10 +146,12 @@ IMAGE_BATCH_BYTES = 16 << 20
 @dataclasses.dataclass(frozen=True)
 class Rendered:
     """What :func:`render_capped` wrote: ``frames`` images; ``stopped`` True when
-    ``max_frames`` ended the rendering before the events did (the rest is not rendered)."""
+    ``max_frames`` ended the rendering before the events did (the rest is not rendered);
+    ``outside`` the events off the sensor size (dropped by the binner)."""
 
     frames: int
     stopped: bool
+    outside: int = 0    # events at x >= W or y >= H of the sensor size: not drawn
 
 
 def render_events(events, sensor_size, out, window_us: int = 33_333, *, fps: float | None = None,
@@ -217,7 +219,7 @@ def render_capped(events, sensor_size, out, window_us: int = 33_333, *,
             sink.close()
     if fmt == "png" and written == 0:
         os.makedirs(out, exist_ok=True)
-    return Rendered(written, stopped)
+    return Rendered(written, stopped, binner.stats.out_of_bounds)
 
 
 # -- the live window -------------------------------------------------------------------------

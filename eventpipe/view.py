@@ -106,10 +106,12 @@ def view_recording(path: str | os.PathLike, out: str | os.PathLike, *, window_us
     Memory stays bounded (the recording is read in time chunks).  The sensor
     size comes from the file, the caller, or (failing both) one pass over the
     events.  ``out`` is a folder (PNG frames), a video (.mp4/.avi/.mkv) or a
-    .gif; another suffix is an error; a folder that holds frames already is one too, unless
-    ``overwrite`` (:func:`check_png_folder`).  At most ``max_frames`` frames are written (None: no
-    cap).  Returns ``{"frames": n, "out": out, "stopped": s}``, ``s`` True when the cap
-    ended the rendering before the recording did.
+    .gif; another suffix is an error; so is a folder that holds frames already,
+    unless ``overwrite`` (:func:`check_png_folder`).  At most ``max_frames``
+    frames are written (None: no cap).  Returns ``{"frames", "out", "stopped",
+    "outside", "sensor_size"}``: ``stopped`` True when the cap ended the
+    rendering before the recording did; ``outside`` the events that lay outside
+    ``sensor_size`` (W, H) and are not drawn.
     """
     kind = check_out(out)
     if kind == "png":
@@ -141,4 +143,5 @@ def view_recording(path: str | os.PathLike, out: str | os.PathLike, *, window_us
     else:
         done = render_capped(chunks, size, out, window_us=window_us, fps=fps,
                              max_frames=max_frames, fmt=kind)
-    return {"frames": done.frames, "out": str(out), "stopped": done.stopped}
+    return {"frames": done.frames, "out": str(out), "stopped": done.stopped,
+            "outside": done.outside, "sensor_size": (w, h)}

@@ -42,6 +42,11 @@ def run(args, env) -> int:
                             format=args.format, sensor_size=args.sensor_size,
                             overwrite=args.overwrite)
     env.stdout.write(f"wrote {result['frames']} frames to {result['out']}\n")
+    if result["outside"]:
+        w, h = result["sensor_size"]
+        env.stderr.write(f"eventpipe: warning: {result['outside']:,} events of {args.file} lay "
+                         f"outside the sensor size {w}x{h} and are not drawn: give the real "
+                         "size with --sensor-size WxH\n")
     if result["stopped"]:
         cap = args.max_frames or DEFAULT_MAX_FRAMES
         what = "" if args.max_frames else ", the default"

@@ -88,3 +88,18 @@ def test_a_long_silence_is_rendered_in_bounded_memory(tmp_path):
         tracemalloc.stop()
     assert n == 5 and len(pngs(tmp_path / "f")) == 5
     assert peak < 160 << 20, peak  # one bounded binner call (64 MiB) and its images
+
+
+def test_events_outside_the_sensor_size_are_said_not_drawn(cli, tmp_path):
+    """``--sensor-size`` smaller than the events: the binner drops them; one warning line counts
+    them (the independent decoder's events past 10x10) - before, nothing was said."""
+    ev = expected_events(NCARS)
+    outside = int(((ev["x"] >= 10) | (ev["y"] >= 10)).sum())
+    res = cli(["view", sample_path(NCARS), "--out", tmp_path / "f", "--window-us", "20000",
+               "--sensor-size", "10x10"])
+    assert res.rc == 0 and "wrote 5 frames" in res.out, res
+    assert res.err_lines == [f"eventpipe: warning: {outside:,} events of {sample_path(NCARS)} lay "
+                             "outside the sensor size 10x10 and are not drawn: give the real size "
+                             "with --sensor-size WxH"], res
+    res = cli(["view", sample_path(NCARS), "--out", tmp_path / "g", "--window-us", "20000"])
+    assert res.rc == 0 and res.err == "", res
