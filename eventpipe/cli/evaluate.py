@@ -62,7 +62,13 @@ def run(args, env) -> int:
     labelled_of = {uri: labelled_recording(uri) for uri in args.stream}  # REC + REC.labels.csv
     for uri in args.stream:  # a recording's truth is its labels file: none, nothing to score
         if labelled_of[uri] is None and _is_recording(uri):
-            raise DataError(_no_truth(uri) + " (checked before the run)")
+            from eventpipe.io import open_reader
+
+            # a missing, empty or foreign file is said as such first: its first event decoded
+            # (none: the run finds what is wrong with it, or says the same at its end)
+            first = next(iter(open_reader(source_file(uri)).iter_events(chunk_events=1)), None)
+            if first is not None and len(first):
+                raise DataError(_no_truth(uri) + " (checked before the run)")
     results = []
     for uri in args.stream:
         stream, wall_limit = uri, None
