@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import tomllib
 import types
 import typing
@@ -149,11 +150,32 @@ def to_dict(obj) -> dict:
     return dataclasses.asdict(obj)
 
 
+#: the largest config file read (ours are a few KiB): a recording or a device given as
+#: ``--config`` is refused, not read into memory whole (/dev/zero never ends)
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _read_config(path: Path) -> bytes:
+    import stat
+
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(path)
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"{path}: not a regular file (a pipe or a device): a config file is "
+                          "a TOML text file")
+    with open(path, "rb") as f:
+        data = f.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {os.path.getsize(path):,} bytes, more than a config file "
+                          f"holds (at most {MAX_CONFIG_BYTES:,}): not a TOML config?")
+    return data
+
+
 def load_toml(path: str | Path) -> dict:
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        return tomllib.loads(_read_config(path).decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except IsADirectoryError:

@@ -28,10 +28,12 @@ def _aedat2(path, events, sensor_size):
     """The smallest jAER chip whose array holds the sensor (its layout sets the bit fields)."""
     from eventpipe.io.aedat2 import CHIPS, encode_aedat2
 
-    w, h = sensor_size or (int(events["x"].max()) + 1, int(events["y"].max()) + 1)
+    w, h = sensor_size  # convert() asks for one where the events give none
     fits = [(cw * ch, key) for key, (_, (cw, ch)) in CHIPS.items() if w <= cw and h <= ch]
     if not fits:
-        raise ValueError(f"no AEDAT 2.0 chip layout holds a {w}x{h} sensor")
+        cw, ch = max((size for _, size in CHIPS.values()), key=lambda s: s[0] * s[1])
+        raise EventFormatError(f"a {w}x{h} sensor fits no AEDAT 2.0 chip layout (the largest is "
+                               f"{cw}x{ch}): write .aedat4 instead", field="sensor size")
     Path(path).write_bytes(encode_aedat2(events, min(fits)[1]))
 
 
@@ -94,21 +96,33 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
     writers = _writers()
     target = to or BY_SUFFIX.get(Path(dst).suffix.lower())
     if target not in writers:
-        raise ConfigError(f"cannot write {'format ' + repr(to) if to else Path(dst).name!r}; "
-                          f"writable formats: {', '.join(writers)} (pass --to)")
+        what = (f"--to {to!r}: no such writable format" if to else
+                f"{Path(dst).name!r}: no format writes {Path(dst).suffix or 'a name without an extension'!r}")
+        raise ConfigError(f"cannot write {what}; writable formats: {', '.join(writers)}"
+                          + ("" if to else " (pass --to)"))
     reader = open_reader(src, format=format, sensor_size=sensor_size)
     events = reader.read()
     size = reader.info.sensor_size
-    if target in ("es",) and size is None:
-        raise ValueError(f"{target} needs a sensor size: pass --sensor-size WxH")
-    if np.any(events["t"] < 0) and target in ("evt2", "evt3", "dat", "atis_bin", "es"):
-        raise ValueError(f"{target} cannot hold negative timestamps")
+    if target in NEEDS_SIZE and size is None:  # no events to infer it from either
+        raise ConfigError(f"{target} needs a sensor size and {src} states none (nor has events to "
+                          "infer it from): pass --sensor-size WxH")
+    negative = np.flatnonzero(events["t"] < 0)
+    if len(negative) and target in ("evt2", "evt3", "dat", "atis_bin", "es"):
+        i = int(negative[0])
+        raise EventFormatError(f"event {i} (t={int(events['t'][i])} us) and {len(negative) - 1:,} "
+                               f"more have negative timestamps: {target} cannot hold them (write "
+                               ".h5, .npy, .npz or .csv)", path=src, field="t")
     if size is not None and target not in SIZELESS:
         _check_inside(src, events, size, target)
-    writers[target](dst, events, size)
+    try:
+        writers[target](dst, events, size)
+    except EventFormatError as exc:
+        raise exc.located(path=src) from None
     return len(events)
 
 
+#: targets that must state a sensor size (AEDAT 2.0's chip layout is chosen by it)
+NEEDS_SIZE = ("es", "aedat2")
 #: targets that state no sensor size (h5 keeps the source's, events and all)
 SIZELESS = ("npy", "csv", "h5", "aedat3", "atis_bin")
 

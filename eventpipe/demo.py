@@ -40,6 +40,7 @@ def run_demo(out_dir: str | Path, out: TextIO, *, seconds: float = 2.0) -> int:
               f"actions {', '.join(name for _, name in truth)}\n")
     out.write(json.dumps({k: summary[k] for k in ("format", "sensor_size", "sensor_size_source",
                                                   "events", "duration_us", "on_fraction")}) + "\n")
-    res = view_recording(path, out_dir / "frames", window_us=50_000, fps=20)
+    # its own frames folder: a second demo into the same folder replaces the first's frames
+    res = view_recording(path, out_dir / "frames", window_us=50_000, fps=20, overwrite=True)
     out.write(f"rendered {res['frames']} frames to {res['out']}\n")
     return 0

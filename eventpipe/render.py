@@ -139,6 +139,21 @@ def _packets(events) -> Iterable[np.ndarray]:
         yield from events
 
 
+#: the images converted at once while rendering (float32 BGR: 12 bytes a pixel)
+IMAGE_BATCH_BYTES = 16 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Rendered:
+    """What :func:`render_capped` wrote: ``frames`` images; ``stopped`` True when
+    ``max_frames`` ended the rendering before the events did (the rest is not rendered);
+    ``outside`` the events off the sensor size (dropped by the binner)."""
+
+    frames: int
+    stopped: bool
+    outside: int = 0    # events at x >= W or y >= H of the sensor size: not drawn
+
+
 def render_events(events, sensor_size, out, window_us: int = 33_333, *, fps: float | None = None,
                   fmt: str | None = None, max_frames: int | None = None,
                   saturation: float = 3.0, polarities: int = 2) -> int:
@@ -146,8 +161,21 @@ def render_events(events, sensor_size, out, window_us: int = 33_333, *, fps: flo
 
     ``fmt``: ``"png"`` (``out`` is a directory) or ``"video"``; default from the
     suffix of ``out`` (.mp4/.avi/.mkv -> video).  ``fps`` defaults to real time
-    (1e6 / window_us).  Returns the number of images written.
+    (1e6 / window_us).  Returns the number of images written (at most ``max_frames``;
+    :func:`render_capped` also says whether the cap cut the rendering short).
     """
+    return render_capped(events, sensor_size, out, window_us, fps=fps, fmt=fmt,
+                         max_frames=max_frames, saturation=saturation,
+                         polarities=polarities).frames
+
+
+def render_capped(events, sensor_size, out, window_us: int = 33_333, *,
+                  fps: float | None = None, fmt: str | None = None,
+                  max_frames: int | None = None, saturation: float = 3.0,
+                  polarities: int = 2) -> Rendered:
+    """:func:`render_events`, returning :class:`Rendered`.  Memory is one bounded binner
+    call (64 MiB of frames, ``StreamingBinner.iter_push``) whatever a packet spans: a packet
+    after a silence of a million windows does not allocate its empty frames at once."""
     from eventpipe.kernels.streaming import StreamingBinner
 
     out = Path(out)
@@ -160,33 +188,38 @@ def render_events(events, sensor_size, out, window_us: int = 33_333, *, fps: flo
     sink = VideoSink(out, fps) if fmt == "video" else None
     written = 0
 
-    def emit(frames):
+    def emit(frames) -> bool:
+        """Write ``frames`` up to the cap; True when the cap cut them short."""
         nonlocal written
-        if max_frames is not None:
-            frames = frames[: max(0, max_frames - written)]
-        if len(frames) == 0:
-            return
-        ims = frames_to_images(frames, saturation=saturation)
-        if sink is not None:
-            for im in ims:
-                sink.write(im)
-        else:
-            write_png_sequence(ims, out, start=written)
-        written += len(ims)
+        room = len(frames) if max_frames is None else min(len(frames), max_frames - written)
+        step = max(1, IMAGE_BATCH_BYTES // (12 * frames[0, 0].size)) if room else 1
+        for i in range(0, room, step):  # frames_to_images holds 12 bytes a pixel
+            ims = frames_to_images(frames[i:min(room, i + step)], saturation=saturation)
+            if sink is not None:
+                for im in ims:
+                    sink.write(im)
+            else:
+                write_png_sequence(ims, out, start=written)
+            written += len(ims)
+        return len(frames) > room
 
+    stopped = False
     try:
         for pk in _packets(events):
-            emit(binner.push(pk))
-            if max_frames is not None and written >= max_frames:
+            for frames, _ in binner.iter_push(pk, copy=False):
+                stopped = emit(frames) or (max_frames is not None and written >= max_frames)
+                if stopped:
+                    break
+            if stopped:
                 break
         else:
-            emit(binner.flush())
+            stopped = emit(binner.flush())
     finally:
         if sink is not None:
             sink.close()
     if fmt == "png" and written == 0:
         os.makedirs(out, exist_ok=True)
-    return written
+    return Rendered(written, stopped, binner.stats.out_of_bounds)
 
 
 # -- the live window -------------------------------------------------------------------------

@@ -10,11 +10,14 @@ from eventpipe.errors import ConfigError, EventFormatError
 from eventpipe.io import open_reader
 import numpy as np
 
-from eventpipe.render import BACKGROUND_BGR, OFF_BGR, ON_BGR, VIDEO_SUFFIXES, render_events
+from eventpipe.render import BACKGROUND_BGR, OFF_BGR, ON_BGR, VIDEO_SUFFIXES, render_capped
 
 GIF_SUFFIX = ".gif"
 #: the largest sensor view renders (an RGB frame of 48 MiB): a header may claim any size
 MAX_VIEW_PIXELS = 4096 * 4096
+#: the frames one view writes unless told otherwise (``--max-frames``): 5.5 minutes of a
+#: recording at the default 33 ms window, and a bound on what a tiny window writes
+DEFAULT_MAX_FRAMES = 10_000
 
 
 def check_out(out: str | os.PathLike) -> str:
@@ -35,6 +38,23 @@ def check_out(out: str | os.PathLike) -> str:
     if p.exists():
         raise ConfigError(f"--out {out}: exists and is not a folder")
     return "png"
+
+
+#: the names view gives its PNG frames (``render.write_png_sequence``'s default prefix)
+FRAME_GLOB = "frame_*.png"
+
+
+def check_png_folder(out, *, overwrite: bool = False) -> None:
+    """A PNG folder that already holds frames (an earlier view's) would end up with the new
+    frames and the old ones past them, mixed: a ``ConfigError`` naming ``--out`` and how many,
+    unless ``overwrite``, which deletes those frames (only files named ``frame_*.png``)."""
+    old = sorted(Path(out).glob(FRAME_GLOB)) if Path(out).is_dir() else []
+    if old and not overwrite:
+        raise ConfigError(f"--out {out}: already holds {len(old):,} frames ({old[0].name} ...); "
+                          "the new ones would mix with them: give a new or empty folder, or "
+                          "--overwrite to delete them first")
+    for path in old:
+        path.unlink()
 
 
 def gif_palette():
@@ -79,16 +99,23 @@ def write_gif(png_dir: Path, out: Path, fps: float) -> int:
 
 
 def view_recording(path: str | os.PathLike, out: str | os.PathLike, *, window_us: int = 33_333,
-                   fps: float | None = 30.0, max_frames: int | None = None,
-                   format: str | None = None, sensor_size=None) -> dict:
+                   fps: float | None = 30.0, max_frames: int | None = DEFAULT_MAX_FRAMES,
+                   format: str | None = None, sensor_size=None, overwrite: bool = False) -> dict:
     """Stream ``path`` through the windower and write the frames to ``out``.
 
     Memory stays bounded (the recording is read in time chunks).  The sensor
     size comes from the file, the caller, or (failing both) one pass over the
     events.  ``out`` is a folder (PNG frames), a video (.mp4/.avi/.mkv) or a
-    .gif; another suffix is an error.  Returns ``{"frames": n, "out": out}``.
+    .gif; another suffix is an error; so is a folder that holds frames already,
+    unless ``overwrite`` (:func:`check_png_folder`).  At most ``max_frames``
+    frames are written (None: no cap).  Returns ``{"frames", "out", "stopped",
+    "outside", "sensor_size"}``: ``stopped`` True when the cap ended the
+    rendering before the recording did; ``outside`` the events that lay outside
+    ``sensor_size`` (W, H) and are not drawn.
     """
     kind = check_out(out)
+    if kind == "png":
+        check_png_folder(out, overwrite=overwrite)
     reader = open_reader(path, format=format, sensor_size=sensor_size)
     size = reader.info.sensor_size
     if size is None:
@@ -109,11 +136,12 @@ def view_recording(path: str | os.PathLike, out: str | os.PathLike, *, window_us
     chunks = open_reader(path, format=format, sensor_size=size).iter_events(chunk_us=window_us)
     if kind == "gif":
         with tempfile.TemporaryDirectory(prefix="eventpipe-gif-") as tmp:
-            n = render_events(chunks, size, tmp, window_us=window_us, fps=fps,
-                              max_frames=max_frames, fmt="png")
-            if n:
+            done = render_capped(chunks, size, tmp, window_us=window_us, fps=fps,
+                                 max_frames=max_frames, fmt="png")
+            if done.frames:
                 write_gif(Path(tmp), Path(out), fps or 1e6 / window_us)
     else:
-        n = render_events(chunks, size, out, window_us=window_us, fps=fps,
-                          max_frames=max_frames, fmt=kind)
-    return {"frames": n, "out": str(out)}
+        done = render_capped(chunks, size, out, window_us=window_us, fps=fps,
+                             max_frames=max_frames, fmt=kind)
+    return {"frames": done.frames, "out": str(out), "stopped": done.stopped,
+            "outside": done.outside, "sensor_size": (w, h)}

@@ -146,22 +146,34 @@ def _missing_name(exc: KeyError) -> str | None:
     return found.group(1) if found.group(1) is not None else f"attribute {found.group(2)}"
 
 
+def _member(group: h5py.Group, name: str, path: Path, kind: type = h5py.Dataset, *,
+            optional: bool = False):
+    """``group[name]``, an object the recording holds itself, of ``kind``: a missing one (None
+    when ``optional``), a soft or external link - named with its target: a recording's data
+    never lies elsewhere, and an external link would read another file's - or another kind of
+    object is a :class:`RecordingError` naming the field and the file."""
+    field = f"{group.name.strip('/')}/{name}".strip("/")
+    link = group.get(name, getlink=True)
+    if link is None:
+        if optional:
+            return None
+        raise RecordingError(f"recording is missing {field!r} (damaged or written by "
+                             "something else)", path=path, field=field)
+    if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
+        target = (f"an external link to {link.path!r} in {link.filename!r}"
+                  if isinstance(link, h5py.ExternalLink) else f"a soft link to {link.path!r}")
+        raise RecordingError(f"{field!r} is {target}, not a {kind.__name__.lower()}: a recording "
+                             "holds its own data (edited or damaged)", path=path, field=field)
+    obj = group.get(name)
+    if not isinstance(obj, kind):
+        raise RecordingError(f"{field!r} is a {type(obj).__name__}, not a {kind.__name__.lower()} "
+                             "(damaged)", path=path, field=field)
+    return obj
+
+
 def _label_columns(group: h5py.Group, path: Path) -> dict[str, h5py.Dataset]:
-    """The label table's columns, each a dataset: a missing column, a broken (soft or external)
-    link - h5py's ``Group.get`` gives None for one - or another kind of object is named."""
-    columns = {}
-    for name in label_dtypes(1, 1):
-        field = f"labels/{name}"
-        if group.get(name, getlink=True) is None:
-            raise RecordingError(f"recording is missing {field!r} (damaged or written by "
-                                 "something else)", path=path, field=field)
-        ds = group.get(name)
-        if not isinstance(ds, h5py.Dataset):
-            what = "a link to nothing" if ds is None else f"a {type(ds).__name__}, not a dataset"
-            raise RecordingError(f"label column {field!r} is {what} (damaged)", path=path,
-                                 field=field)
-        columns[name] = ds
-    return columns
+    """The label table's columns, each a dataset the file holds (:func:`_member`)."""
+    return {name: _member(group, name, path) for name in label_dtypes(1, 1)}
 
 
 def _typed(method):
@@ -190,21 +202,24 @@ class Recording:
         self._f = _open_h5(self.path)
         try:
             self._check_schema()
-            self._ev = self._f["events"]
-            self._lab = self._f["labels"]
-            self._status_ds = self._f["status"]
+            self._ev = _member(self._f, "events", self.path, h5py.Group)
+            self._lab = _member(self._f, "labels", self.path, h5py.Group)
+            self._status_ds = _member(self._f, "status", self.path)
             self.compression = str(self._ev.attrs["compression"])
             self.index_period_us = int(self._ev.attrs["index_period_us"])
             self.chunk = int(self._ev.attrs["chunk_events"])
-            self._cols = {name: self._ev[name] for name, _ in EVENT_COLUMNS}
+            self._cols = {name: _member(self._ev, name, self.path) for name, _ in EVENT_COLUMNS}
             self._chunk_readers = ({name: ChunkReader(ds, name) for name, ds in self._cols.items()}
                                    if all(ChunkReader.supports(ds) for ds in self._cols.values())
                                    else {})
-            self._tails = ({name: self._ev[f"tail_{name}"] for name, _ in EVENT_COLUMNS}
-                           if "tail_t" in self._ev else {})
+            self._tails = ({name: _member(self._ev, f"tail_{name}", self.path)
+                            for name, _ in EVENT_COLUMNS}
+                           if _member(self._ev, "tail_t", self.path, optional=True) is not None
+                           else {})
             # one handle per dataset, refreshed and read through: HDF5 SWMR refreshes a
             # dataset through one handle and then serves stale chunks to the others
-            self._index = {name: self._ev[name] for name in ("index_t", "index_offset")}
+            self._index = {name: _member(self._ev, name, self.path)
+                           for name in ("index_t", "index_offset")}
             self._labcols = _label_columns(self._lab, self.path)
             self.label_bytes, self.topk = self._label_shape()
             self._handles = [*self._cols.values(), *self._tails.values(),

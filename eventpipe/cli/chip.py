@@ -36,8 +36,10 @@ HARD, MARGIN, MARGIN_WIDTH = 0.5, 0.0, 0.02
 
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("chip", help="the integer chip backend: compile a checkpoint, report a program")
-    sub = p.add_subparsers(dest="chip_command", required=True)
+    p = subparsers.add_parser("chip", help="the integer chip backend: compile, report, fine-tune or snap "
+                                           "a checkpoint for it")
+    names = ("compile", "report", "finetune", "snap")  # the usage and a missing one's error name them
+    sub = p.add_subparsers(dest="chip_command", required=True, metavar="{" + ",".join(names) + "}")
     c = sub.add_parser("compile", help="compile a checkpoint into an integer chip program (.npz)")
     c.add_argument("checkpoint", nargs="?", default="default", help="checkpoint (default: the shipped model)")
     c.add_argument("-o", "--output", required=True, help="program file to write (.npz)")
@@ -92,29 +94,16 @@ def add_parser(subparsers):
     return p
 
 
-def _prepare_output(path) -> None:
-    """Creates the output's folder before any work starts (a fine-tune runs for minutes); a folder
-    that cannot be made is one error line, at once.  (The other commands' outputs refuse a missing
-    folder instead, `common.check_output`; the chip commands' tests rely on this one.)"""
-    from eventpipe.errors import ConfigError
-
-    if Path(path).expanduser().is_dir():  # else minutes of work end in torch's 'enforce fail'
-        raise ConfigError(f"-o {path}: is a folder, expected a file")
-    parent = Path(path).expanduser().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise NotADirectoryError(f"{path}: cannot create its folder {parent} ({exc.strerror or exc})") from None
-
-
 def _source_and_output(args) -> str:
-    """The checkpoint to read (it must exist), after making the output's folder."""
+    """The checkpoint to read (it must exist), after checking the output as every command's
+    output file is checked (its folder exists, it is not a folder) before the work starts."""
+    from eventpipe.cli.common import check_output
     from eventpipe.runtime.model_loader import resolve_checkpoint
 
     ckpt = resolve_checkpoint(args.checkpoint)
     if not Path(ckpt).is_file():
         raise FileNotFoundError(f"no such checkpoint: {ckpt}")
-    _prepare_output(args.output)
+    check_output("-o", args.output)
     return ckpt
 
 

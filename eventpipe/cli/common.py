@@ -60,12 +60,39 @@ def check_output(flag: str, path, *, suffixes: tuple[str, ...] | None = None) ->
     p = Path(path)
     if p.is_dir():
         raise ConfigError(f"{flag} {path}: is a folder, expected a file")
+    in_the_way = _file_in_the_way(p.parent)
+    if in_the_way is not None:
+        raise ConfigError(f"{flag} {path}: {str(in_the_way)!r} is a file, not a folder")
     if not p.parent.is_dir():
         raise ConfigError(f"{flag} {path}: the folder {str(p.parent)!r} does not exist "
                           f"(mkdir -p {shlex.quote(str(p.parent))} first)")
     if suffixes is not None and p.suffix.lower() not in suffixes:
         raise ConfigError(f"{flag} {path}: unknown extension {p.suffix!r}; "
                           f"expected one of {', '.join(suffixes)}")
+
+
+def _file_in_the_way(folder):
+    """The nearest of ``folder`` and its parents that exists, if it is not a folder."""
+    for p in (folder, *folder.parents):
+        if p.exists():
+            return None if p.is_dir() else p
+    return None
+
+
+def check_output_folder(flag: str, path) -> None:
+    """An output folder, made (with its parents) when missing: neither it nor the nearest of
+    its parents that exists may be a file.  Checked before the work starts, as a
+    ``ConfigError`` naming the flag."""
+    from pathlib import Path
+
+    if path is None:
+        return
+    p = Path(path)
+    in_the_way = _file_in_the_way(p)
+    if in_the_way == p:
+        raise ConfigError(f"{flag} {path}: exists and is not a folder")
+    if in_the_way is not None:
+        raise ConfigError(f"{flag} {path}: {str(in_the_way)!r} is a file, not a folder")
 
 
 def check_not_input(flag: str, out, source) -> None:
@@ -85,8 +112,10 @@ def check_not_input(flag: str, out, source) -> None:
 ENDPOINT_SCHEMES = ("tcp", "zmq+tcp")
 
 
-def check_endpoint(flag: str, endpoint) -> None:
-    """A ZeroMQ endpoint such as ``tcp://127.0.0.1:5556`` (a query string may follow)."""
+def check_endpoint(flag: str, endpoint, *, connects: bool = False) -> None:
+    """A ZeroMQ endpoint such as ``tcp://127.0.0.1:5556`` (a query string may follow).  Port 0
+    (a free port, chosen when a socket binds) is refused where the socket connects
+    (``connects``, or ``?mode=connect``): nothing can ever listen there."""
     if endpoint is None:
         return
     scheme, sep, rest = str(endpoint).partition("://")
@@ -96,3 +125,7 @@ def check_endpoint(flag: str, endpoint) -> None:
     host, colon, port = rest.partition("?")[0].rpartition(":")
     if not sep or not (colon and host and port.isdigit()):
         raise ConfigError(f"{flag} {endpoint!r}: expected an endpoint like tcp://127.0.0.1:5556")
+    if int(port) == 0 and (connects or "mode=connect" in rest.partition("?")[2]):
+        raise ConfigError(f"{flag} {endpoint!r}: port 0 picks a free port when a socket binds; "
+                          "this one connects, so nothing could answer: give the port the other "
+                          "side listens on")

@@ -59,10 +59,20 @@ def run(args, env) -> int:
     from eventpipe.labelling.truth import evaluate_recording, labelled_recording
     from eventpipe.runtime.stream_eval import combine, evaluate_stream
 
+    labelled_of = {uri: labelled_recording(uri) for uri in args.stream}  # REC + REC.labels.csv
+    for uri in args.stream:  # a recording's truth is its labels file: none, nothing to score
+        if labelled_of[uri] is None and _is_recording(uri):
+            from eventpipe.io import open_reader
+
+            # a missing, empty or foreign file is said as such first: its first event decoded
+            # (none: the run finds what is wrong with it, or says the same at its end)
+            first = next(iter(open_reader(source_file(uri)).iter_events(chunk_events=1)), None)
+            if first is not None and len(first):
+                raise DataError(_no_truth(uri) + " (checked before the run)")
     results = []
     for uri in args.stream:
         stream, wall_limit = uri, None
-        labelled = labelled_recording(stream)  # REC + REC.labels.csv: truth per window
+        labelled = labelled_of[uri]
         if labelled is not None:
             cfg = load_run_config(args.config, args.set, {"model.name": args.checkpoint})
             res = evaluate_recording(cfg, *labelled, max_latency_us=int(args.max_latency_ms * 1e3),
@@ -81,9 +91,7 @@ def run(args, env) -> int:
                                   max_latency_us=int(args.max_latency_ms * 1e3),
                                   settle_us=int(args.settle_ms * 1e3), err=env.stderr)
             if not res["windows"] and not stream.startswith("synthetic:"):
-                raise DataError(f"{uri}: no window carried a truth label, so there is nothing to "
-                                "score: a recording needs its labels file beside it "
-                                "(REC.labels.csv, written by `eventpipe label REC`)")
+                raise DataError(_no_truth(uri))
         results.append(res)
         env.stdout.write(_line(uri if len(args.stream) > 1 else "", res))
     total = results[0] if len(results) == 1 else combine(results)
@@ -104,6 +112,22 @@ def run(args, env) -> int:
 
         plot_stream_confusion(total, args.confusion_png)
     return ExitStatus.OK
+
+
+def _no_truth(uri: str) -> str:
+    return (f"{uri}: no window carried a truth label, so there is nothing to score: a recording "
+            "needs its labels file beside it (REC.labels.csv, written by `eventpipe label REC`)")
+
+
+def _is_recording(uri: str) -> bool:
+    """A ``file:`` URI or a bare path (whose truth could only come from a labels file)."""
+    from eventpipe.errors import ConfigError
+    from eventpipe.sources.uri import parse_uri
+
+    try:
+        return parse_uri(uri).scheme == "file"
+    except ConfigError:
+        return False  # the run says what is wrong with it
 
 
 def _line(name: str, res: dict) -> str:

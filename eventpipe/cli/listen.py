@@ -37,7 +37,7 @@ def run(args, env) -> int:
 
     check_flag("--count", args.count, ge=1)
     check_flag("--timeout", args.timeout, gt=0)
-    check_endpoint("endpoint", args.endpoint)
+    check_endpoint("endpoint", args.endpoint, connects=True)
     import threading
 
     from eventpipe.runtime.stopper import stop_on_signals

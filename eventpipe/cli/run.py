@@ -13,7 +13,7 @@ import json
 import os
 
 from eventpipe.cli.common import (add_config_options, check_endpoint, check_flag,
-                                  check_not_input, check_output)
+                                  check_not_input, check_output, check_output_folder)
 from eventpipe.errors import ConfigError, ExitStatus, UsageError
 
 
@@ -91,9 +91,7 @@ def run(args, env) -> int:
 
     check_output("--metrics-json", args.metrics_json)
     check_output("--record", args.record)
-    if args.view_dump is not None and os.path.exists(args.view_dump) and \
-            not os.path.isdir(args.view_dump):  # a folder, made if missing
-        raise ConfigError(f"--view-dump {args.view_dump}: exists and is not a folder")
+    check_output_folder("--view-dump", args.view_dump)  # a folder, made if missing
     check_output("--video", args.video, suffixes=tuple(VIDEO_SUFFIXES))
     check_slice(args.start, args.end)
 

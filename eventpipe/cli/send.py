@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from eventpipe.cli.common import check_flag
+from eventpipe.cli.common import check_endpoint, check_flag
 from eventpipe.errors import ConfigError, ExitStatus
 
 
@@ -39,6 +39,7 @@ def run(args, env) -> int:
         parse_tcp_endpoint(args.to)
     except ValueError as exc:
         raise ConfigError(f"--to: {exc}") from None
+    check_endpoint("--to", args.to, connects=True)
     import threading
 
     from eventpipe.runtime.stopper import stop_on_signals

@@ -44,8 +44,9 @@ def take_events(path: Path):
     read, size, t_first, t_last = recording_events(Path(path))
     if t_first is None:
         raise DataError(f"{path}: the recording holds no events")
-    if size is None:
-        raise DataError(f"{path}: the recording has no sensor size")
+    if size is None:  # a recording of a source that stated none (record file:X.dat, say)
+        raise DataError(f"{path}: the recording states no sensor size; give it one with "
+                        f"`eventpipe convert {path} OUT.h5 --sensor-size WxH`")
     size = tuple(int(v) for v in size[:2])
     problem = sensor_size_problem(size)  # frames are allocated at the sensor's size
     if problem:

@@ -24,7 +24,8 @@ class StreamingInput:
 
     ``push(events)`` / ``poll()`` / ``flush()`` return ``(counts, ends)``: int16 counts
     ``(n, C, H, W)`` of the windows that closed and their end times (µs).  Counters:
-    ``out_of_bounds`` (events the map dropped: outside the ROI or cropped away).
+    ``out_of_bounds`` (events the map dropped: outside the ROI or cropped away) and, of those,
+    ``outside_sensor`` (at ``x >= W`` or ``y >= H`` of the sensor size: a wrong size).
 
     Bounded (see :class:`~eventpipe.kernels.StreamingBinner`): ``push`` returns at most
     ``max_frames`` windows and stops at an event-time discontinuity (a jump past
@@ -52,12 +53,16 @@ class StreamingInput:
         self._half_alone = True  # overlap: the held half has not been in a window yet
         self._pending = False  # events in the open window (a flush or poll has something to say)
         self.out_of_bounds = 0
+        self.outside_sensor = 0
         self._tmax: int | None = None  # newest event time of the packet being binned
         self.jumped = False
 
     def push(self, events: np.ndarray) -> tuple[np.ndarray, list[int]]:
         mapped, n_out = self.map.apply(events)
-        self.out_of_bounds += n_out
+        if n_out:  # counted apart only where the map dropped any: no cost per packet otherwise
+            self.out_of_bounds += n_out
+            w, h = self.map.input_size
+            self.outside_sensor += int(np.count_nonzero((events["x"] >= w) | (events["y"] >= h)))
         self._tmax = int(mapped["t"].max()) if len(mapped) else None
         return self._binned(self.binner.push_bounded(mapped))
 

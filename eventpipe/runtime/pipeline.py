@@ -318,6 +318,12 @@ class Pipeline:
         snap["events_filtered"] = sum(p.removed for p in self.preps.values())
         snap["events_out_of_bounds"] = sum(p.out_of_bounds for p in self.preps.values())
         snap["advice"] = self.source.drop_advice()  # what was lost, why, what to change
+        outside = sum(p.outside_sensor for p in self.preps.values())
+        if outside:
+            w, h = next(iter(self.preps.values())).map.input_size
+            snap["advice"].append(
+                f"{outside:,} events lay outside the sensor size {w}x{h} and were dropped: give "
+                "the real size with --set source.sensor_size=[W,H]")
         if self.metrics.events_over_max_streams:
             cap = self.cfg.runtime.max_streams
             snap["advice"].append(

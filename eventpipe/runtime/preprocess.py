@@ -58,6 +58,10 @@ class StreamPrep:
     def out_of_bounds(self) -> int:
         return self.input.out_of_bounds
 
+    @property
+    def outside_sensor(self) -> int:
+        return self.input.outside_sensor
+
     def push(self, events: np.ndarray, t_arrival: float, truth=None) -> list[ClosedFrame]:
         self.last_wall = t_arrival
         if len(events):

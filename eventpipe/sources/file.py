@@ -60,7 +60,7 @@ class FileSource(Source):
                              sensor_size=self._sensor_size, **self._reader_args)
         start_s, end_s = self._slice_s
         return chunks if start_s is None and end_s is None else \
-            _time_slice(chunks, start_s, end_s)
+            _time_slice(chunks, start_s, end_s, self.path)
 
     def _run(self) -> None:
         seq = 0
@@ -99,23 +99,34 @@ class FileSource(Source):
             shift += t_last - t_first + 1
 
 
-def _time_slice(chunks, start_s, end_s):
-    """Events from ``start_s`` to ``end_s`` seconds after the first event (any format)."""
+def _time_slice(chunks, start_s, end_s, path=None):
+    """Events from ``start_s`` to ``end_s`` seconds after the first event (any format).  A slice
+    that holds none of a recording's events is an ``EventFormatError`` naming ``path`` and the
+    recording's span, as a recording's (``.h5``) own seek says (not a run of no events)."""
+    from eventpipe.errors import EventFormatError
+
     lo = None if start_s is None else int(round(float(start_s) * 1e6))
     hi = None if end_s is None else int(round(float(end_s) * 1e6))
     t_first = None
+    span = kept = 0
     for ev in chunks:
         if len(ev) == 0:
             continue
         if t_first is None:
             t_first = int(ev["t"][0])
         t = ev["t"] - t_first
+        span = max(span, int(t.max()))
         if hi is not None and t.min() >= hi:
-            return  # the rest of the recording lies after the slice
+            break  # the rest of the recording lies after the slice
         keep = np.ones(len(ev), bool)
         if lo is not None:
             keep &= t >= lo
         if hi is not None:
             keep &= t < hi
         if keep.any():
+            kept += int(keep.sum())
             yield ev[keep]
+    if t_first is not None and not kept:
+        raise EventFormatError(f"slice [{lo}, {hi}) us (from the first event) lies outside the "
+                               f"recording, which spans [0, {span}] us from its first event",
+                               path=path)

@@ -72,7 +72,8 @@ def test_finetune_bad_inputs_are_one_line(tmp_path):
         (["chip", "finetune", "-o", out, "--runs", "0"], 2, "--runs must be >= 1, got 0"),
         (["chip", "finetune", "-o", out, "--run-windows", "1"], 2, "--run-windows must be >= 2, got 1"),
         (["chip", "finetune", str(tmp_path / "none.pt"), "-o", out], 3, "none.pt"),
-        (["chip", "finetune", "-o", str(tmp_path / "blocker" / "t.pt")], 3, "cannot create its folder"),
+        (["chip", "finetune", "-o", str(tmp_path / "blocker" / "t.pt")], 4,
+         f"-o {tmp_path / 'blocker' / 't.pt'}: {str(tmp_path / 'blocker')!r} is a file, not a folder"),
         (["chip", "compile", "-o", str(tmp_path / "x.npz"), "--calibration", "-1"], 2, "--calibration must be >= 0"),
     ]:
         rc, _, err = _run(argv)
@@ -119,3 +120,14 @@ def test_finetune_runs_and_run_windows_reach_the_data_and_the_steps(tmp_path, mo
                        "--runs", "5"])
     assert rc == 0, err
     assert seen["run_batch"] == 0   # no streams: no runs, whatever --runs says
+
+
+
+def test_chip_without_a_subcommand_names_the_choices():
+    """``eventpipe chip``: exit 2 naming the four subcommands (was 'the following arguments are
+    required: chip_command', the parser's internal name)."""
+    rc, _, err = _run(["chip"])
+    assert rc == 2 and err.count("\n") == 1, err
+    assert "required: {compile,report,finetune,snap}" in err and "chip_command" not in err
+    rc, out, _ = _run(["--help"])
+    assert rc == 0 and "compile, report, fine-tune or snap" in " ".join(out.split())

@@ -74,7 +74,13 @@ FILE_COMMANDS = {
 def test_bad_recordings_are_data_errors(cli, bad_files, tmp_path, command, kind):
     path = bad_files[kind]
     res = cli(FILE_COMMANDS[command](path, tmp_path))
-    if command in ("run", "eval --stream") and kind == "truncated":
+    if command == "eval --stream" and kind == "truncated":
+        # its header is sound and it has no labels file: nothing to score, said before a run
+        # that would only find the damage after streaming it (the line names the file)
+        assert_one_error_line(res, ExitStatus.DATA, path.name, "no window carried a truth label",
+                              "(checked before the run)")
+        return
+    if command == "run" and kind == "truncated":
         # the header is sound, so the damage shows while streaming: the start-up line may
         # precede the error, which is the last line and the only error line
         assert res.rc == ExitStatus.DATA, res
@@ -125,10 +131,17 @@ def test_bad_config_files_are_config_errors(cli, tmp_path, command, kind):
     assert_one_error_line(cli(argv), ExitStatus.CONFIG, str(path))
 
 
-def test_demo_into_a_file_is_one_line(cli, tmp_path):
+@pytest.mark.parametrize("under", [False, True])
+def test_demo_into_a_file_is_a_config_error_naming_out(cli, tmp_path, under):
+    """``demo --out FILE`` (or a folder under a file) is a bad output flag: exit 4 naming
+    ``--out`` before anything is made, as ``run --view-dump`` and ``view --out`` (was exit 1,
+    ``File exists``, after the synthetic stream was made)."""
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
-    assert_one_error_line(cli(["demo", "--out", blocker]), ExitStatus.RUNTIME, "blocker")
+    out = blocker / "sub" if under else blocker
+    what = f"{str(blocker)!r} is a file, not a folder" if under else "exists and is not a folder"
+    assert_one_error_line(cli(["demo", "--out", out]), ExitStatus.CONFIG, f"--out {out}: {what}")
+    assert blocker.read_text() == "x" and sorted(tmp_path.iterdir()) == [blocker]
 
 
 # -- bad checkpoints ----------------------------------------------------------------------
@@ -187,3 +200,38 @@ def test_bad_synthetic_options_are_config_errors(cli, spec, needle, command):
     argv = (["run", "--source", spec, "--duration", "1"] if command == "run"
             else ["eval", "default", "--stream", spec])
     assert_one_error_line(cli(argv), ExitStatus.CONFIG, needle)
+
+
+@pytest.mark.parametrize("command", ["train --config", "run --config", "eval --config"])
+@pytest.mark.parametrize("kind", ["device", "recording"])
+def test_a_config_that_is_a_device_or_too_big_is_refused_unread(cli, tmp_path, command, kind,
+                                                                 monkeypatch):
+    """``--config /dev/zero`` read until memory ran out ('out of memory', exit 1, or the OOM
+    killer); a recording given as the config (2 MB) was read whole.  Now exit 4 naming the file,
+    having read at most 1 MiB + 1 byte of it."""
+    import builtins
+
+    from eventpipe.config import MAX_CONFIG_BYTES
+    from tests.conftest import sample_path
+
+    path = "/dev/zero" if kind == "device" else str(sample_path("evt2_sample.raw"))
+    reads = []
+    real_open = builtins.open
+
+    def counting_open(file, mode="r", *a, **k):
+        f = real_open(file, mode, *a, **k)
+        if str(file) == path:
+            read = f.read
+            f.read = lambda n=-1: reads.append(n) or read(n)
+        return f
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    argv = command.split() + [path]
+    if command == "train --config":
+        argv.append("--print-config")
+    if command == "eval --config":
+        argv += ["--stream", "synthetic:"]
+    said = ("not a regular file (a pipe or a device)" if kind == "device" else
+            "2,170,592 bytes, more than a config file holds (at most 1,048,576)")
+    assert_one_error_line(cli(argv), ExitStatus.CONFIG, path, said)
+    assert all(0 <= n <= MAX_CONFIG_BYTES + 1 for n in reads), reads

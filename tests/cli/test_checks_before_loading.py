@@ -165,6 +165,13 @@ OUTPUT_CASES = {
     "listen udp": (["listen", "udp://127.0.0.1:5556", "--timeout", "0.2"], "scheme 'udp' is not supported"),
     "eval json-out folder": (["eval", "--stream", "synthetic:", "--json-out", "/no/dir/r.json"],
                              "--json-out"),
+    # port 0 where the socket connects: listen waited forever, send its whole --timeout (exit 1)
+    "listen port 0": (["listen", "tcp://127.0.0.1:0"], "endpoint 'tcp://127.0.0.1:0': port 0 picks "
+                      "a free port when a socket binds; this one connects"),
+    "send port 0": (["send", "SAMPLE", "--to", "tcp://127.0.0.1:0", "--timeout", "30"],
+                    "--to 'tcp://127.0.0.1:0': port 0"),
+    "publish connect port 0": (["run", "--publish", "tcp://127.0.0.1:0?mode=connect"],
+                               "sinks.publish 'tcp://127.0.0.1:0?mode=connect': port 0"),
 }
 
 
@@ -172,6 +179,7 @@ OUTPUT_CASES = {
 def test_outputs_and_endpoints_are_checked_first(cli, nothing_loads, case):
     """An output that cannot be written is found at start, not after a long run."""
     argv, needle = OUTPUT_CASES[case]
+    argv = [str(sample_path("sample_ncars.dat")) if a == "SAMPLE" else a for a in argv]
     assert_one_error_line(cli(argv), ExitStatus.CONFIG, needle)
     assert nothing_loads == []
 

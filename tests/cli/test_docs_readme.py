@@ -4,7 +4,8 @@
   first/last timestamp, duration, rate, ON fraction" -- checked on every real recording against
   the independent decoders' ``expected/`` events; with the events back in time counted.
 * ``eventpipe view FILE --out DIR|OUT.mp4|OUT.gif``: "ON/OFF coloured frames ... PNGs in a folder,
-  a video (.mp4/.avi/.mkv)" -- the colours of a hand-made recording, and every video suffix.
+  a video (.mp4/.avi/.mkv)" -- the colours of a hand-made recording, and every video suffix;
+  "at most 10,000 frames unless --max-frames says otherwise" -- ``tests/cli/test_view_cap.py``.
 """
 
 from __future__ import annotations

@@ -158,18 +158,27 @@ def test_view_of_a_file_claiming_a_huge_sensor_is_refused_before_allocating(
     assert res.rc == 0 and out.stat().st_size > 0, res
 
 
-def test_eval_stream_of_an_unlabelled_recording_is_a_data_error(cli, tmp_path):
+@pytest.mark.parametrize("how", ["file:", "bare path", "second of two"])
+def test_eval_stream_of_an_unlabelled_recording_is_a_data_error(cli, tmp_path, monkeypatch, how):
     """Before: exit 0 and 'windows 0, window accuracy -, switches 0, ...' -- dashes for a
-    recording that has no labels file, with no word of why."""
+    recording that has no labels file, with no word of why; then the same line after the whole
+    recording had run through the model.  Now before anything runs (also when it is the second
+    stream of two)."""
+    import eventpipe.runtime.stream_eval as stream_eval
     from tests.conftest import sample_path
 
+    monkeypatch.setattr(stream_eval, "evaluate_stream", lambda *a, **k: pytest.fail("it ran"))
     src = tmp_path / "take.dat"
     src.write_bytes(sample_path("sample_ncars.dat").read_bytes())
-    res = cli(["eval", "default", "--stream", f"file:{src}", "--max-speed"])
+    streams = {"file:": ["--stream", f"file:{src}"], "bare path": ["--stream", str(src)],
+               "second of two": ["--stream", "synthetic:", "--stream", f"file:{src}"]}[how]
+    res = cli(["eval", "default", *streams, "--max-speed"])
     assert res.rc == ExitStatus.DATA and res.out == "", res
     errors = [x for x in res.err_lines if x.startswith("eventpipe: error: ")]
     assert len(errors) == 1 and errors[0] == res.err_lines[-1], res
-    assert f"file:{src}: no window carried a truth label" in errors[0], res
+    said = f"{src}: no window carried a truth label" if how == "bare path" else \
+        f"file:{src}: no window carried a truth label"
+    assert said in errors[0] and "(checked before the run)" in errors[0], res
     assert "labels.csv" in errors[0] and "Traceback" not in res.err
 
 
@@ -436,3 +445,25 @@ def test_listen_stopped_by_a_signal_ends_with_what_arrived(cli, silent_port, sig
         signal.signal(signum, before)
     assert res.rc == ExitStatus.OK and res.out == "", res
     assert res.err_lines == [f"eventpipe: stopped by a signal after 0 messages from {endpoint}"]
+
+
+def test_events_outside_the_sensor_size_are_counted_on_the_summary(cli, tmp_path):
+    """``run`` with a sensor size smaller than the recording's events: the binner drops them,
+    and the summary says how many and what to change (before: only the metrics JSON's
+    ``events_out_of_bounds`` knew - 1,961 of the N-CARS sample's 2,009 events at 10x10 - and the
+    summary line said 'dropped 0').  The right size says nothing."""
+    import json
+
+    from tests.conftest import expected_events, sample_path
+
+    ev = expected_events("sample_ncars.dat")
+    outside = int(((ev["x"] >= 10) | (ev["y"] >= 10)).sum())
+    src = f"file:{sample_path('sample_ncars.dat')}"
+    res = cli(["run", "--source", src, "--set", "source.sensor_size=[10,10]", "--quiet",
+               "--metrics-json", tmp_path / "m.json"])
+    assert res.rc == 0, res
+    assert (f"  {outside:,} events lay outside the sensor size 10x10 and were dropped: give the "
+            "real size with --set source.sensor_size=[W,H]") in res.err.splitlines(), res
+    assert json.loads((tmp_path / "m.json").read_text())["events_out_of_bounds"] == outside
+    res = cli(["run", "--source", src, "--quiet"])
+    assert res.rc == 0 and "outside the sensor size" not in res.err, res

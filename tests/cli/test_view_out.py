@@ -75,3 +75,28 @@ def test_a_video_or_gif_in_a_missing_folder_is_refused_like_every_output(cli, tm
     assert_one_error_line(res, ExitStatus.CONFIG, f"--out {out}",
                           f"does not exist (mkdir -p {tmp_path / 'missing' / 'deeper'} first)")
     assert not (tmp_path / "missing").exists()
+
+
+def test_a_folder_holding_frames_is_refused_unless_overwrite(cli, tmp_path):
+    """A second view into the same PNG folder with fewer frames left the first's past them (100
+    frames of 1 ms, then 5 of 20 ms: 5 new and 95 old in one folder, 'wrote 5 frames'): now exit 4
+    naming --out and the count before anything is read; --overwrite deletes the old frames (and
+    only them) first."""
+    src, out = sample_path("sample_ncars.dat"), tmp_path / "frames"
+    assert cli(["view", src, "--out", out, "--window-us", "1000"]).rc == 0
+    assert len(list(out.glob("*.png"))) == 100
+    (out / "notes.txt").write_text("mine")
+    res = cli(["view", src, "--out", out, "--window-us", "20000"])
+    assert_one_error_line(res, ExitStatus.CONFIG, f"--out {out}: already holds 100 frames",
+                          "--overwrite")
+    assert len(list(out.glob("*.png"))) == 100
+    res = cli(["view", src, "--out", out, "--window-us", "20000", "--overwrite"])
+    assert res.rc == 0 and "wrote 5 frames" in res.out, res
+    assert sorted(p.name for p in out.iterdir()) == [f"frame_{i:06d}.png" for i in range(5)] + ["notes.txt"]
+
+
+def test_demo_twice_into_one_folder_replaces_its_frames(cli, tmp_path):
+    assert cli(["demo", "--out", tmp_path]).rc == 0
+    res = cli(["demo", "--out", tmp_path])
+    assert res.rc == 0 and "rendered 40 frames" in res.out, res
+    assert len(list((tmp_path / "frames").glob("*.png"))) == 40

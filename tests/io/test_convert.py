@@ -34,7 +34,12 @@ def test_convert_unknown_target_is_clear(tmp_path, how):
     argv = ["convert", str(sample_path("sample_ncars.dat"))]
     argv += [str(tmp_path / "x.xyz")] if how == "suffix" else [str(tmp_path / "x.h5"), "--to", "mp4"]
     rc = main(argv, out=io.StringIO(), err=err)
-    assert rc == ExitStatus.CONFIG and "writable formats" in err.getvalue(), err.getvalue()
+    assert rc == ExitStatus.CONFIG and "writable formats: evt3, evt2," in err.getvalue(), err.getvalue()
+    # the flag or the file named plainly (was: cannot write "format 'mp4'", a repr of a repr)
+    said = ("cannot write --to 'mp4': no such writable format;" if how == "--to" else
+            "cannot write 'x.xyz': no format writes '.xyz'; ")
+    assert said in err.getvalue() and '"' not in err.getvalue(), err.getvalue()
+    assert ("(pass --to)" in err.getvalue()) is (how == "suffix")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -86,3 +91,57 @@ def test_convert_to_h5_stopped_half_way_leaves_no_partial_file(tmp_path, monkeyp
                 err=io.StringIO()) == 0
     assert np.array_equal(read_events(dst), expected_events("sample_ncars.dat"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5"]
+
+
+@pytest.mark.parametrize("target", ["raw", "evt2", "dat", "bin", "es"])
+def test_negative_timestamps_name_the_event_and_the_formats_that_hold_them(tmp_path, target):
+    """A source with negative times (a CSV, say) to a format of unsigned times: exit 3 naming the
+    source, the first such event and the formats that hold them - each of which does, round trip
+    (was exit 1, 'evt3 cannot hold negative timestamps', a runtime failure)."""
+    src = tmp_path / "neg.csv"
+    src.write_text("t,x,y,p\n5,1,1,1\n-5,2,2,0\n-3,1,2,1\n")
+    dst = tmp_path / f"x.{target}"
+    argv = ["convert", str(src), str(dst)] + (["--to", "evt2"] if target == "evt2" else [])
+    err = io.StringIO()
+    assert main(argv, out=io.StringIO(), err=err) == ExitStatus.DATA, err.getvalue()
+    assert f"{src}, field 't': event 1 (t=-5 us) and 1 more have negative timestamps" in err.getvalue()
+    assert not dst.exists()
+    want = read_events(src)
+    for ok in ("h5", "npy", "npz", "csv"):   # what the line offers
+        out = tmp_path / f"ok.{ok}"
+        assert main(["convert", str(src), str(out)], out=io.StringIO(), err=io.StringIO()) == 0
+        assert np.array_equal(read_events(out), want), ok
+
+
+def test_a_sensor_no_aedat2_chip_holds_is_a_data_error_offering_aedat4(tmp_path):
+    """Was exit 1 ('no AEDAT 2.0 chip layout holds a 5000x5000 sensor'); the .aedat4 it offers
+    holds it, round trip."""
+    src = sample_path("sample_ncars.dat")
+    err = io.StringIO()
+    rc = main(["convert", str(src), str(tmp_path / "x.aedat"), "--sensor-size", "5000x5000"],
+              out=io.StringIO(), err=err)
+    assert rc == ExitStatus.DATA and (f"{src}, field 'sensor size': a 5000x5000 sensor fits no "
+                                      "AEDAT 2.0 chip layout (the largest is 640x480): write "
+                                      ".aedat4 instead") in err.getvalue(), err.getvalue()
+    assert not (tmp_path / "x.aedat").exists()
+    out = tmp_path / "x.aedat4"
+    assert main(["convert", str(src), str(out), "--sensor-size", "5000x5000"],
+                out=io.StringIO(), err=io.StringIO()) == 0
+    assert np.array_equal(read_events(out), expected_events("sample_ncars.dat"))
+
+
+@pytest.mark.parametrize("target", ["es", "aedat"])
+def test_no_events_and_no_sensor_size_asks_for_one(tmp_path, target):
+    """A source of no events that states no sensor size (a CSV of its header alone) to a format
+    that must state one: exit 4 naming the flag that gives it (was exit 1: 'es needs a sensor
+    size', or numpy's 'zero-size array to reduction operation maximum' for .aedat); with the
+    flag it is written, and reads back empty."""
+    src = tmp_path / "empty.csv"
+    src.write_text("t,x,y,p\n")
+    dst = tmp_path / f"x.{target}"
+    err = io.StringIO()
+    assert main(["convert", str(src), str(dst)], out=io.StringIO(), err=err) == ExitStatus.CONFIG
+    assert f"needs a sensor size and {src} states none" in err.getvalue()
+    assert "--sensor-size WxH" in err.getvalue() and not dst.exists()
+    assert main(["convert", str(src), str(dst), "--sensor-size", "64x48"], out=io.StringIO()) == 0
+    assert len(read_events(dst)) == 0

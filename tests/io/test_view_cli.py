@@ -39,8 +39,9 @@ def test_view_video(tmp_path):
 
 
 def test_demo_round_trips_and_renders(tmp_path):
-    out = io.StringIO()
-    assert main(["demo", "--out", str(tmp_path)], out=out) == 0
+    """Into a folder that does not exist yet (made, with its parents)."""
+    out, folder = io.StringIO(), tmp_path / "new" / "demo"
+    assert main(["demo", "--out", str(folder)], out=out) == 0
     text = out.getvalue()
     assert "evt3" in text and "rendered 40 frames" in text
-    assert len(list((tmp_path / "frames").glob("*.png"))) == 40
+    assert len(list((folder / "frames").glob("*.png"))) == 40

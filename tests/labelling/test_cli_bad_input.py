@@ -123,7 +123,14 @@ def test_a_recording_without_a_sensor_size_is_a_data_error(tmp_path, monkeypatch
         w.write(r.events())
     monkeypatch.setenv("DISPLAY", ":9999")
     res = run_cli(["label", str(rec), "--classes", "a"])
-    assert_one_error_line(res, ExitStatus.DATA, str(rec), "no sensor size")
+    hint = f"give it one with `eventpipe convert {rec} OUT.h5 --sensor-size WxH`"
+    assert_one_error_line(res, ExitStatus.DATA, str(rec), "states no sensor size", hint)
+    # the hint works (was only 'the recording has no sensor size': no way on was given)
+    fixed = tmp_path / "sized.h5"
+    assert run_cli(["convert", rec, fixed, "--sensor-size", "64x48"]).rc == 0
+    from eventpipe.labelling.events import take_events
+
+    assert take_events(fixed)[1] == (64, 48)
 
 
 def test_stream_takes_shorter_than_a_run_name_the_take(takes):

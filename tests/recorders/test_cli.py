@@ -447,6 +447,11 @@ def test_view_dump_onto_a_file_is_refused_before_anything_loads(tmp_path, monkey
                      "--view-dump", str(src))
     assert rc == 4 and err.count("\n") == 1, err
     assert f"--view-dump {src}: exists and is not a folder" in err
+    # a folder under a file (was exit 1, 'Not a directory', once the run had started)
+    rc, _, err = cli("run", "--source", f"file:{src}", "--max-speed", "--quiet",
+                     "--view-dump", str(src / "dump"))
+    assert rc == 4 and err.count("\n") == 1, err
+    assert f"--view-dump {src / 'dump'}: {str(src)!r} is a file, not a folder" in err
 
 
 def test_run_on_a_recording_of_no_events_says_so(tmp_path):
@@ -502,3 +507,22 @@ def test_index_builder_counts_back_in_time_across_batches():
     b = IndexBuilder(100)
     b.add(np.arange(1000, dtype=np.int64), 0)  # sorted: nothing counted
     assert b.back_in_time == 0
+
+
+@pytest.mark.parametrize("kind", ["dat", "h5"])
+def test_a_slice_past_the_end_names_the_recordings_span_for_every_format(tmp_path, kind):
+    """``run --start`` past the end of a recording: exit 3 naming the file and its span, for a
+    format filtered while read (.dat) as for a recording's seek (.h5) - the N-CARS sample spans
+    99,952 us.  Before: the .dat ran zero events and exited 0."""
+    src = sample_path("sample_ncars.dat")
+    if kind == "h5":
+        assert cli("convert", str(src), str(tmp_path / "r.h5"))[0] == 0
+        src = tmp_path / "r.h5"
+    rc, _, err = cli("run", "--source", f"file:{src}", "--start", "50", "--quiet", *TINY)
+    assert rc == 3, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"eventpipe: error: {src}") and "outside the recording" in line, err
+    assert "99952]" in line, err
+    # a slice inside it still runs
+    rc, _, err = cli("run", "--source", f"file:{src}", "--start", "0.05", "--quiet", *TINY)
+    assert rc == 0 and "events in 980 " in err, err

@@ -238,7 +238,7 @@ def test_missing_directory_at_start(tmp_path):
 
 
 @pytest.mark.parametrize("remove, name", [("labels", "labels"), ("status", "status"),
-                                          ("events/x", "x"),
+                                          ("events/x", "events/x"),  # was 'x': now its path
                                           ("attr events compression", "attribute compression")])
 def test_a_missing_part_is_named_once_not_as_h5py_text(tmp_path, remove, name):
     """A recording missing a group, dataset or attribute names it (before: the field and the
@@ -260,9 +260,11 @@ def test_a_missing_part_is_named_once_not_as_h5py_text(tmp_path, remove, name):
 
 
 @pytest.mark.parametrize("damage, said", [
-    ("soft", "label column 'labels/{c}' is a link to nothing (damaged)"),
-    ("external", "label column 'labels/{c}' is a link to nothing (damaged)"),
-    ("group", "label column 'labels/{c}' is a Group, not a dataset (damaged)"),
+    ("soft", "'labels/{c}' is a soft link to '/labels/nowhere', not a dataset: a recording holds "
+             "its own data (edited or damaged)"),
+    ("external", "'labels/{c}' is an external link to '/x' in '{d}/absent.h5', not a dataset: a "
+                 "recording holds its own data (edited or damaged)"),
+    ("group", "'labels/{c}' is a Group, not a dataset (damaged)"),
     ("delete", "recording is missing 'labels/{c}' (damaged or written by something else)"),
 ])
 @pytest.mark.parametrize("column", ["topk_label", "label", "score"])
@@ -286,11 +288,54 @@ def test_a_damaged_label_column_is_named(tmp_path, damage, said, column):
             f["labels"].create_group(column)
     with pytest.raises(RecordingError) as info:
         open_recording(path)
-    assert str(info.value) == f"{path}, field 'labels/{column}': " + said.format(c=column)
+    said = said.format(c=column, d=tmp_path)
+    assert str(info.value) == f"{path}, field 'labels/{column}': " + said
     assert info.value.field == f"labels/{column}"
     out, err = io.StringIO(), io.StringIO()
     assert main(["info", str(path)], out=out, err=err) == 3
-    assert said.format(c=column) in err.getvalue() and "NoneType" not in err.getvalue()
+    assert said in err.getvalue() and "NoneType" not in err.getvalue()
+
+
+@pytest.mark.parametrize("link", ["soft to nothing", "soft to a dataset", "external to nothing",
+                                  "external to a dataset"])
+@pytest.mark.parametrize("member", ["events/x", "events/t", "events/tail_t", "events/index_t",
+                                    "events", "status"])
+def test_a_link_in_a_recording_is_named_with_its_target(tmp_path, link, member):
+    """A soft or external link where a recording holds its events (a column, a tail, the index,
+    the group itself) or its status: one line naming the link, its target and the file, exit 3 -
+    whether or not the target exists.  Before: 'damaged recording: Unable to synchronously open
+    object (component not found)' for a broken link, and a link to a dataset was read as the
+    recording's own (an external link read another file's events)."""
+    from eventpipe.cli import main
+
+    path, other = tmp_path / "rec.h5", tmp_path / "other.h5"
+    with EventRecorder(path, (640, 480)) as rec:
+        rec.write(random_events(3, 100))
+    with h5py.File(other, "w") as f:
+        f["x"] = np.arange(300, dtype=np.uint16)
+    parent, _, name = member.rpartition("/")
+    with h5py.File(path, "a") as f:
+        group = f[parent] if parent else f
+        assert name in group  # the recorder wrote it
+        group.move(name, name + "_moved")
+        target = {"soft to nothing": "/nowhere", "soft to a dataset": f"/{member}_moved",
+                  "external to nothing": "/x", "external to a dataset": "/x"}[link]
+        if link.startswith("soft"):
+            group[name] = h5py.SoftLink(target)
+            said = f"a soft link to {target!r}"
+        else:
+            where = other if link.endswith("dataset") else tmp_path / "absent.h5"
+            group[name] = h5py.ExternalLink(str(where), target)
+            said = f"an external link to {target!r} in {str(where)!r}"
+    what = "group" if member == "events" else "dataset"
+    line = (f"{path}, field {member!r}: {member!r} is {said}, not a {what}: a recording holds its "
+            "own data (edited or damaged)")
+    with pytest.raises(RecordingError) as info:
+        open_recording(path)
+    assert str(info.value) == line and info.value.field == member
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["info", str(path)], out=out, err=err) == 3
+    assert err.getvalue() == f"eventpipe: error: {line}\n"
 
 
 def test_a_damaged_object_header_is_damage_not_a_missing_field():

@@ -21,6 +21,7 @@ from .pins import pins_for
 from .profile import load_profile
 from .program import Program
 from .quantise import quantise
+from .reach import warn_past_float32
 
 #: how far (in integer steps) a pinned op's scaled weights may lie from their integers: float32
 #: rounding of a snapped model is ~1e-5 steps; a model changed after snapping is far off
@@ -137,6 +138,9 @@ def compile(model_or_checkpoint, *, profile="generic", calibration: Optional[Ite
     ``"auto"``: a checkpoint's own (``extra["chip_snap"]``), used when they are for this profile's
     numerics and the weights still lie on their grid (else the program is derived as usual and
     ``meta["pinned"]`` says why not); ``None``: never.
+
+    On a ``pow2`` profile (``exact``) a program whose worst-case sum passes float32's 2^24 units
+    (:mod:`~snn.backends.chip.reach`) is returned with a ``Float32ReachWarning`` naming the layer.
     """
     prof = load_profile(profile)
     model, meta = load_model(model_or_checkpoint)
@@ -166,7 +170,10 @@ def compile(model_or_checkpoint, *, profile="generic", calibration: Optional[Ite
         prog = quantise(graph, prof, enc, ranges, dict(info), pins=pins)
         if prog.meta["grid_residual"] <= GRID_TOLERANCE:
             prog.meta["pinned"] = True
+            warn_past_float32(prog)
             return prog
         info["pinned"] = (f"stale: weights {prog.meta['grid_residual']:.3g} steps off the pinned grid "
                           "(changed after snapping); scales derived as usual")
-    return quantise(graph, prof, enc, ranges, info)
+    prog = quantise(graph, prof, enc, ranges, info)
+    warn_past_float32(prog)
+    return prog

@@ -35,3 +35,8 @@ class ProgramFormatError(ChipError):
         self.reason = reason
         where = f" (entry {key!r})" if key else ""
         super().__init__(f"{path}: not a usable chip program{where}: {reason}")
+
+
+class Float32ReachWarning(UserWarning):
+    """A program on the ``pow2`` grid whose worst-case sums can pass float32's 2^24 units: there the
+    float model may not compute the chip's integers (:mod:`~snn.backends.chip.reach`)."""

@@ -1,7 +1,8 @@
 """Mapping a program onto a profile's cores, and the per-layer / per-step report.
 
 Per layer: neurons, synapses (connections) and parameters, weight and state bytes, the core it
-lands on and the profile's limits it breaks (violations are reported, never hidden: on a conv-only
+lands on, the worst-case sum (``sum_bound``, :mod:`.reach`: on the exact grid the float model
+computes the chip's sums exactly while every one stays within 2^24) and the profile's limits it breaks (violations are reported, never hidden: on a conv-only
 chip the attention is listed as unmappable).  Per step (when frames are given): ops by kind and the
 energy estimate of :mod:`.energy`.
 """
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional
 import numpy as np
 
 from .energy import dense_flops, energy
+from .reach import FLOAT32_EXACT, float32_reach
 from .stats import COUNTERS, Stats
 
 if TYPE_CHECKING:  # annotations only (program.py imports this module)
@@ -39,23 +41,40 @@ class Report:
     layers: List[Dict]
     per_step: Optional[Dict] = None     # totals per step (mean over the frames given)
     unmapped: List[str] = dataclasses.field(default_factory=list)
+    exact_grid: bool = False            # a pow2 program: the float model's sums are the chip's within 2^24
+
+    @property
+    def past_float32(self) -> List[str]:
+        """The layers whose worst-case sum (``sum_bound``) passes float32's 2^24 units."""
+        return [r["layer"] for r in self.layers if (r.get("sum_bound") or 0) > FLOAT32_EXACT]
+
+    def _reach_line(self) -> str:
+        bounded = [r for r in self.layers if r.get("sum_bound") is not None]
+        top = max(bounded, key=lambda r: r["sum_bound"])
+        if not self.past_float32:
+            return (f"float32 reach: every sum within 2^24 units (largest 2^{math.log2(max(top['sum_bound'], 1)):.2f}, "
+                    f"{top['layer']}): the float model computes the chip's sums exactly")
+        return (f"float32 reach: {len(self.past_float32)} layer(s) can pass 2^24 units, where the float model may "
+                f"not compute the chip's sums: {', '.join(self.past_float32)}")
 
     @property
     def violations(self) -> List[str]:
         return [f"{r['layer']}: {v}" for r in self.layers for v in r["violations"]]
 
     def to_dict(self) -> Dict:
-        return dataclasses.asdict(self) | {"violations": self.violations}
+        return dataclasses.asdict(self) | {"violations": self.violations, "past_float32": self.past_float32}
 
     def to_text(self) -> str:
-        cols = ["layer", "kind", "neurons", "synapses", "params", "weight_B", "state_B", "core"]
+        cols = ["layer", "kind", "neurons", "synapses", "params", "weight_B", "state_B", "core", "sum_log2"]
         if self.per_step:
             cols += ["ac", "mac", "spikes", "paper_pJ", "exact_pJ", "memory_pJ"]
         rows = []
         for r in self.layers:
             e = r.get("step") or {}
+            bound = r.get("sum_bound")
             vals = [r["layer"], r["kind"], r["neurons"], r["synapses"], r["params"], r["weight_bytes"],
-                    r["state_bytes"], "-" if r["core"] is None else r["core"]]
+                    r["state_bytes"], "-" if r["core"] is None else r["core"],
+                    "-" if bound is None else f"{math.log2(max(bound, 1)):.2f}"]
             if self.per_step:
                 vals += [round(e.get("ac", 0)), round(e.get("mac", 0)), round(e.get("spikes", 0)),
                          f"{e.get('paper_pj', 0):.0f}", f"{e.get('exact_pj', 0):.0f}", f"{e.get('memory_pj', 0):.0f}"]
@@ -71,6 +90,8 @@ class Report:
             lines.append("per step: " + ", ".join(f"{k} {p[k]:.0f}" for k in COUNTERS))
             lines.append(f"energy per step: paper convention {p['paper_pj'] / 1e6:.3f} uJ, exact counts "
                          f"{p['exact_pj'] / 1e6:.3f} uJ, memory traffic {p['memory_pj'] / 1e6:.3f} uJ (apart)")
+        if self.exact_grid:
+            lines.append(self._reach_line())
         v = self.violations
         lines.append(f"{len(v)} violation(s)" + (":" if v else ""))
         lines += [f"  {x}" for x in v]
@@ -122,10 +143,11 @@ def build_report(program: Program, frames=None) -> Report:
     next_core = 0
     layers, unmapped = [], []
     first_conv = next(op.name for op in program.ops if op.kind == "conv")
+    reach = float32_reach(program)
     for op in program.ops:
         c, h, w = program.buffers[op.dst]
         r = {"layer": op.name, "kind": op.kind, "neurons": 0, "synapses": 0, "params": 0, "weight_bytes": 0,
-             "state_bytes": 0, "core": None, "violations": []}
+             "state_bytes": 0, "core": None, "violations": [], "sum_bound": reach.get(op.name)}
         if op.kind == "conv":
             wt = op.arrays["weight"]
             params = int(wt.size)
@@ -192,4 +214,4 @@ def build_report(program: Program, frames=None) -> Report:
             for k in list(per_step):
                 if k in step:
                     per_step[k] += step[k]
-    return Report(prof.name, layers, per_step, unmapped)
+    return Report(prof.name, layers, per_step, unmapped, exact_grid=nb.scale_grid == "pow2")
