@@ -316,7 +316,7 @@ def test_record_flush_every_out_of_range_names_the_flag(cli, tmp_path, value, te
     everything), and ``1e-9`` rounded to 0 us and failed with 'flush_every_us must be > 0 or
     None, got 0', naming no flag.  (A UDP source nobody sends to: refused before waiting.)"""
     out = tmp_path / "r.h5"
-    res = cli(["record", "udp://127.0.0.1:0?sensor_size=64x64", out, f"--flush-every={value}"])
+    res = cli(["record", "udp://127.0.0.1:0", out, f"--flush-every={value}"])
     assert_one_error_line(res, ExitStatus.CONFIG, f"--flush-every: {text}")
     assert not out.exists()
 
