@@ -117,7 +117,7 @@ def _snap(args, out) -> int:
     import snn
     from eventpipe.errors import reading_checkpoint
     from eventpipe.runtime.chip import resolve_profile
-    from eventpipe.runtime.chip_counts import checkpoint_channels, count_clips
+    from eventpipe.runtime.chip_counts import ClipBatches, checkpoint_channels
     from snn.backends.chip.snap import save_snapped, snap
 
     if args.calibration < 0:
@@ -133,9 +133,8 @@ def _snap(args, out) -> int:
         cal = None
         if args.calibration:
             clip = int((meta.get("recipe") or {}).get("clip_count") or 255)
-            cal = [count_clips(args.calibration, seed=args.seed, split="train", sensor_size=sensor, input_size=(W, H),
-                               T=int(meta.get("T") or 8), clip=min(clip, 65535), progress=False,
-                               channels=checkpoint_channels(meta)).transpose(1, 0, 2, 3, 4)]
+            cal = ClipBatches(args.calibration, seed=args.seed, split="train", sensor_size=sensor, input_size=(W, H),
+                              T=int(meta.get("T") or 8), clip=min(clip, 65535), channels=checkpoint_channels(meta))
         res = snap(ckpt, profile=args.profile, calibration=cal, sensor_size=sensor, input_frac_bits=args.input_frac_bits)
     res.record["calibration"] = {"clips": args.calibration, "seed": args.seed, "sensor_size": list(sensor)}
     save_snapped(args.output, res)
@@ -200,14 +199,13 @@ def _sensor_for(program) -> tuple[int, int]:
 
 
 def _clips(program, n: int, seed: int, split: str):
-    from eventpipe.runtime.chip_counts import count_clips
+    """``n`` synthetic clips for ``program``, made a batch at a time as they are read ([T, b, C, H, W]
+    each): memory does not grow with ``n``."""
+    from eventpipe.runtime.chip_counts import ClipBatches
 
-    T = int(program.meta.get("T") or 8)
-    clips = count_clips(n, seed=seed, split=split, sensor_size=_sensor_for(program),
-                        input_size=tuple(program.meta["input_size"]), T=T,
-                        clip=int(program.meta["encoding"]["clip"]),
-                        channels=program.meta.get("channels", "polarity"))
-    return clips.transpose(1, 0, 2, 3, 4)  # [T, N, C, H, W]
+    return ClipBatches(n, seed=seed, split=split, sensor_size=_sensor_for(program),
+                       input_size=tuple(program.meta["input_size"]), T=int(program.meta.get("T") or 8),
+                       clip=int(program.meta["encoding"]["clip"]), channels=program.meta.get("channels", "polarity"))
 
 
 def _compile(args, out) -> int:
@@ -227,7 +225,7 @@ def _compile(args, out) -> int:
         prog.meta["channels"] = channels   # the calibration clips are made as the model was trained
         if args.calibration:
             prog = snn.chip.compile(ckpt, profile=args.profile,
-                                    calibration=[_clips(prog, args.calibration, args.seed, "train")])
+                                    calibration=_clips(prog, args.calibration, args.seed, "train"))
             prog.meta["channels"] = channels
     prog.save(args.output)
     rep = prog.report()

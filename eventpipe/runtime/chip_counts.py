@@ -30,8 +30,9 @@ def counts_recipe(input_size=(64, 64), window_us: int = 100_000, stride_us: int 
 
 def count_clips(n: int, *, seed: int = 0, split: str = "test", sensor_size=(128, 128), input_size=(64, 64),
                 T: int = 8, window_us: int = 100_000, clip: int = 255, duration_us: int = 1_000_000,
-                progress: bool = False, channels: str = "polarity") -> np.ndarray:
-    """``n`` clips (class ``i % 12``) as integer counts ``[n, T, 2, H, W]`` at ``input_size`` (W, H)."""
+                progress: bool = False, channels: str = "polarity", start: int = 0) -> np.ndarray:
+    """Clips ``start .. start + n - 1`` (clip ``i`` of class ``i % 12``, seeded by ``seed``, ``split``
+    and ``i``) as integer counts ``[n, T, 2, H, W]`` at ``input_size`` (W, H)."""
     recipe = counts_recipe(input_size, window_us, None, clip, channels)
     W, H = recipe.size
     it = range(n)
@@ -42,13 +43,45 @@ def count_clips(n: int, *, seed: int = 0, split: str = "test", sensor_size=(128,
     out = np.zeros((n, T, 2, H, W), np.int32)
     nw = duration_us // window_us
     s = max(0, (nw - T) // 2)
-    for i in it:
+    for k in it:
+        i = start + k
         ev = make_clip(CLASS_NAMES[i % len(CLASS_NAMES)], clip_seed(seed, split, i), sensor_size=tuple(sensor_size),
                        duration_us=duration_us)
         fr = model_counts(recipe, ev, tuple(sensor_size), t0=0, n_windows=nw)
         fr = fr[s:s + T]
-        out[i, :len(fr)] = fr
+        out[k, :len(fr)] = fr
     return out
+
+
+class ClipBatches:
+    """The ``n`` clips of :func:`count_clips`, made ``batch`` at a time when iterated, as time-major
+    counts ``[T, b, 2, H, W]`` (what calibration and the chip report read): memory is bounded by
+    ``batch``, not by ``n``, and it can be iterated again (the same clips each time)."""
+
+    #: from this many clips on, a progress bar (stderr) counts them
+    PROGRESS_FROM = 256
+
+    def __init__(self, n: int, *, batch: int = 16, **kw):
+        self.n, self.batch, self.kw = int(n), max(1, int(batch)), dict(kw)
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch)
+
+    def __iter__(self):
+        bar = None
+        if self.n >= self.PROGRESS_FROM:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.n, desc="synthetic clips", unit="clip", dynamic_ncols=True)
+        try:
+            for a in range(0, self.n, self.batch):
+                b = min(self.batch, self.n - a)
+                yield count_clips(b, start=a, **self.kw).transpose(1, 0, 2, 3, 4)
+                if bar is not None:
+                    bar.update(b)
+        finally:
+            if bar is not None:
+                bar.close()
 
 
 def count_stream(seed: int, *, seconds: float = 6.0, sensor_size=(128, 128), input_size=(64, 64),

@@ -128,7 +128,8 @@ class Report:
 
 
 def build_report(program: Program, frames=None) -> Report:
-    """``frames``: optional integer counts ``[N, B, C, H, W]`` (N steps from rest) for per-step counts."""
+    """``frames``: optional integer counts ``[N, B, C, H, W]`` (N steps from rest) for per-step counts,
+    or an iterable of such runs (each from rest; the counts are summed over all of them)."""
     prof = program.profile
     cores = prof.cores
     nb = prof.numerics
@@ -194,16 +195,19 @@ def build_report(program: Program, frames=None) -> Report:
     if frames is not None:
         from .executor import Executor
 
-        frames = np.asarray(frames)
-        if frames.ndim != 5:
-            raise ValueError(f"frames must be integer counts [N, B, C, H, W], got {frames.shape}")
         ex = Executor(program)
-        state = None
-        total = None
-        for f in frames:
-            _, state, st = ex.step(f, state)
-            total = st if total is None else Stats(total.names, total.kinds, total.counts + st.counts)
-        steps = frames.shape[0] * frames.shape[1]
+        total, steps = None, 0
+        for run in ([frames] if isinstance(frames, np.ndarray) else frames):
+            run = np.asarray(run)
+            if run.ndim != 5:
+                raise ValueError(f"frames must be integer counts [N, B, C, H, W], got {run.shape}")
+            state = None
+            for f in run:
+                _, state, st = ex.step(f, state)
+                total = st if total is None else Stats(total.names, total.kinds, total.counts + st.counts)
+            steps += run.shape[0] * run.shape[1]
+        if total is None:
+            raise ValueError("frames hold no step")
         mean = Stats(total.names, total.kinds, total.counts)
         en = energy(program, mean, batch=steps)
         per_step = {k: 0.0 for k in COUNTERS} | {"paper_pj": 0.0, "exact_pj": 0.0, "memory_pj": 0.0,
