@@ -127,6 +127,43 @@ class Report:
         plt.close(fig)
 
 
+def _counted(program: Program, frames):
+    """The executor's counters summed over ``frames`` (one run ``[N, B, C, H, W]`` or an iterable
+    of runs, each from rest) and the number of steps x rows they hold."""
+    from .executor import Executor
+
+    ex = Executor(program)
+    total, steps = None, 0
+    for run in ([frames] if isinstance(frames, np.ndarray) else frames):
+        run = np.asarray(run)
+        if run.ndim != 5:
+            raise ValueError(f"frames must be integer counts [N, B, C, H, W], got {run.shape}")
+        state = None
+        for f in run:
+            _, state, st = ex.step(f, state)
+            total = st if total is None else Stats(total.names, total.kinds, total.counts + st.counts)
+        steps += run.shape[0] * run.shape[1]
+    if total is None:
+        raise ValueError("frames hold no step")
+    return total, steps
+
+
+def _per_step(program: Program, frames, layers: List[dict], flops: Dict[str, float]) -> Dict[str, float]:
+    """Ops and energy per step: each layer's row gets ``step``; returns the totals."""
+    total, steps = _counted(program, frames)
+    mean = Stats(total.names, total.kinds, total.counts)
+    en = energy(program, mean, batch=steps)
+    per_step = {k: 0.0 for k in COUNTERS} | {"paper_pj": 0.0, "exact_pj": 0.0, "memory_pj": 0.0,
+                                             "dense_flops": float(sum(flops.values()))}
+    for r, row in zip(layers, mean.counts):
+        step = {k: float(v) / steps for k, v in zip(COUNTERS, row)} | en[r["layer"]]
+        r["step"] = step
+        for k in list(per_step):
+            if k in step:
+                per_step[k] += step[k]
+    return per_step
+
+
 def build_report(program: Program, frames=None) -> Report:
     """``frames``: optional integer counts ``[N, B, C, H, W]`` (N steps from rest) for per-step counts,
     or an iterable of such runs (each from rest; the counts are summed over all of them)."""
@@ -191,31 +228,5 @@ def build_report(program: Program, frames=None) -> Report:
         elif op.kind == "input":
             r["params"] = int(op.arrays["lut"].size)
         layers.append(r)
-    per_step = None
-    if frames is not None:
-        from .executor import Executor
-
-        ex = Executor(program)
-        total, steps = None, 0
-        for run in ([frames] if isinstance(frames, np.ndarray) else frames):
-            run = np.asarray(run)
-            if run.ndim != 5:
-                raise ValueError(f"frames must be integer counts [N, B, C, H, W], got {run.shape}")
-            state = None
-            for f in run:
-                _, state, st = ex.step(f, state)
-                total = st if total is None else Stats(total.names, total.kinds, total.counts + st.counts)
-            steps += run.shape[0] * run.shape[1]
-        if total is None:
-            raise ValueError("frames hold no step")
-        mean = Stats(total.names, total.kinds, total.counts)
-        en = energy(program, mean, batch=steps)
-        per_step = {k: 0.0 for k in COUNTERS} | {"paper_pj": 0.0, "exact_pj": 0.0, "memory_pj": 0.0,
-                                                 "dense_flops": float(sum(flops.values()))}
-        for r, row in zip(layers, mean.counts):
-            step = {k: float(v) / steps for k, v in zip(COUNTERS, row)} | en[r["layer"]]
-            r["step"] = step
-            for k in list(per_step):
-                if k in step:
-                    per_step[k] += step[k]
+    per_step = None if frames is None else _per_step(program, frames, layers, flops)
     return Report(prof.name, layers, per_step, unmapped, exact_grid=nb.scale_grid == "pow2")
