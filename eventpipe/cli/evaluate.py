@@ -60,15 +60,7 @@ def run(args, env) -> int:
     from eventpipe.runtime.stream_eval import combine, evaluate_stream
 
     labelled_of = {uri: labelled_recording(uri) for uri in args.stream}  # REC + REC.labels.csv
-    for uri in args.stream:  # a recording's truth is its labels file: none, nothing to score
-        if labelled_of[uri] is None and _is_recording(uri):
-            from eventpipe.io import open_reader
-
-            # a missing, empty or foreign file is said as such first: its first event decoded
-            # (none: the run finds what is wrong with it, or says the same at its end)
-            first = next(iter(open_reader(source_file(uri)).iter_events(chunk_events=1)), None)
-            if first is not None and len(first):
-                raise DataError(_no_truth(uri) + " (checked before the run)")
+    _refuse_unlabelled(labelled_of)
     results = []
     for uri in args.stream:
         stream, wall_limit = uri, None
@@ -112,6 +104,22 @@ def run(args, env) -> int:
 
         plot_stream_confusion(total, args.confusion_png)
     return ExitStatus.OK
+
+
+def _refuse_unlabelled(labelled_of: dict) -> None:
+    """A recording's truth is its labels file: a recording without one has nothing to score,
+    said before anything runs.  A missing, empty or foreign file is said as such first: its
+    first event is decoded (none: the run finds what is wrong with it, or says the same at its
+    end)."""
+    from eventpipe.errors import DataError
+    from eventpipe.io import open_reader
+    from eventpipe.sources.uri import source_file
+
+    for uri, labelled in labelled_of.items():
+        if labelled is None and _is_recording(uri):
+            first = next(iter(open_reader(source_file(uri)).iter_events(chunk_events=1)), None)
+            if first is not None and len(first):
+                raise DataError(_no_truth(uri) + " (checked before the run)")
 
 
 def _no_truth(uri: str) -> str:
