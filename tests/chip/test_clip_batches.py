@@ -48,3 +48,15 @@ def test_report_over_batches_counts_as_one_batch():
     parts = prog.report(ClipBatches(3, batch=2, **dict(KW, split="test"))).to_dict()
     assert one["per_step"] == parts["per_step"]
     assert [r.get("step") for r in one["layers"]] == [r.get("step") for r in parts["layers"]]
+
+
+def test_many_clips_show_a_progress_bar(capsys, monkeypatch):
+    """From ClipBatches.PROGRESS_FROM clips on (256; here lowered to 3) a bar on stderr counts
+    them; fewer say nothing."""
+    assert ClipBatches.PROGRESS_FROM == 256  # docs/chip.md
+    list(ClipBatches(2, batch=2, **KW))
+    assert "synthetic clips" not in capsys.readouterr().err
+    monkeypatch.setattr(ClipBatches, "PROGRESS_FROM", 3)
+    list(ClipBatches(3, batch=2, **KW))
+    err = capsys.readouterr().err
+    assert "synthetic clips" in err and "3/3" in err, err
