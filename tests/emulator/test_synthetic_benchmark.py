@@ -4,11 +4,10 @@ arguments are one argparse usage line."""
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
 
 import pytest
 
+from tests.benchmark_script import usage_error
 from tests.conftest import REPO
 
 SCRIPT = REPO / "benchmarks" / "synthetic.py"
@@ -32,7 +31,4 @@ def test_tiny_run_prints_each_workload_against_real_time(capsys):
     (["--stream-s", "inf"], "argument --stream-s: must be a finite number, got inf"),
     (["--size", "0"], "--size and --clip-ms must be >= 1")])
 def test_bad_arguments_are_one_usage_line(args, says):
-    proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == f"synthetic.py: error: {says}"
+    assert usage_error("synthetic", args) == f"synthetic.py: error: {says}"
