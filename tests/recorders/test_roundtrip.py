@@ -212,6 +212,8 @@ def test_layout_is_as_documented(tmp_path):
         assert all(ev[f"tail_{k}"].shape == (2, 1024) and ev[f"tail_{k}"].chunks is None
                    and ev[f"tail_{k}"].compression is None for k in "xytp")
         assert ev["x"].compression == "lzf" and ev["x"].shuffle
+        from recorders.chunks import pipeline
+        assert pipeline(ev["x"]) == (2, 32000, 3)  # shuffle, lzf, fletcher32 (docs' order)
         assert ev["index_t"].compression is None and f["labels/label"].compression is None
         assert list(ev.attrs["sensor_size"]) == [640, 480] and ev.attrs["time_unit"] == "us"
         assert f["labels/topk_label"].shape == (1, 3) and f["labels/label"].dtype == "S16"
