@@ -47,6 +47,7 @@ def test_report_over_batches_counts_as_one_batch():
     one = prog.report(frames).to_dict()
     parts = prog.report(ClipBatches(3, batch=2, **dict(KW, split="test"))).to_dict()
     assert one["per_step"] == parts["per_step"]
+    assert prog.report(list(frames)).to_dict()["per_step"] == one["per_step"]  # a list of steps: one run
     assert [r.get("step") for r in one["layers"]] == [r.get("step") for r in parts["layers"]]
 
 

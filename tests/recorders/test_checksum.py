@@ -120,10 +120,16 @@ def test_a_changed_byte_in_the_labels_is_an_error(tmp_path):
     assert "r.h5" in str(ei.value) and "labels/t_us" in str(ei.value)
 
 
-def test_compression_args_are_unchanged_by_the_checksum():
-    """The checksum is a dataset property of its own; the compression the file names is the
-    one chosen (``/events`` ``compression`` attribute)."""
-    assert compression_args("lzf")[0] == "lzf"
+def test_the_checksum_leaves_the_compression_the_file_names(tmp_path):
+    """The checksum is a filter of its own after the compression: h5py and the recording still
+    name the compression chosen, and ``info`` reports it."""
+    path = tmp_path / "r.h5"
+    _record(path, "gzip:1")
+    with h5py.File(path, "r") as f:
+        assert f["events/x"].compression == "gzip" and f["events/x"].fletcher32
+        assert f["events"].attrs["compression"] == compression_args("gzip:1")[0]
+    with open_recording(path) as rec:
+        assert rec.info.compression == compression_args("gzip:1")[0]
 
 
 def test_commands_on_a_damaged_recording_exit_3_naming_the_file_and_column(tmp_path):

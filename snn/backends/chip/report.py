@@ -134,7 +134,8 @@ def _counted(program: Program, frames):
 
     ex = Executor(program)
     total, steps = None, 0
-    for run in ([frames] if isinstance(frames, np.ndarray) else frames):
+    # an array, list or tuple is one run (as np.asarray reads it); other iterables yield runs
+    for run in ([frames] if isinstance(frames, (np.ndarray, list, tuple)) else frames):
         run = np.asarray(run)
         if run.ndim != 5:
             raise ValueError(f"frames must be integer counts [N, B, C, H, W], got {run.shape}")
@@ -165,8 +166,9 @@ def _per_step(program: Program, frames, layers: List[dict], flops: Dict[str, flo
 
 
 def build_report(program: Program, frames=None) -> Report:
-    """``frames``: optional integer counts ``[N, B, C, H, W]`` (N steps from rest) for per-step counts,
-    or an iterable of such runs (each from rest; the counts are summed over all of them)."""
+    """``frames``: optional integer counts ``[N, B, C, H, W]`` (N steps from rest; an array, or a list
+    of the N steps) for per-step counts, or an iterator / iterable object yielding such runs (each
+    from rest; the counts are summed over all of them, e.g. ``ClipBatches``)."""
     prof = program.profile
     cores = prof.cores
     nb = prof.numerics
