@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from eventpipe.training.switch_profile import format_profile, switch_profile
 
@@ -40,3 +41,44 @@ def test_a_switch_without_enough_windows_of_the_new_action_is_left_out():
     assert prof["switches"] == 1 and prof["first_new"] == [0]   # only 1 -> 0 counts
     never = switch_profile([(onehot_logits([1] * 7), truth, np.arange(7))], steps=3)
     assert never["first_new"] == [None] and never["argmax_new"] == [0.0, 0.0, 0.0]
+
+
+class WarmsUp(torch.nn.Module):
+    """Says class 2 for its first two steps from rest, then the class the window encodes
+    (its first pixel holds class + 1): a network that needs steps of the new action."""
+
+    def step(self, x, state):
+        n = 0 if state is None else state
+        said = 2 if n < 2 else int(round(float(x.reshape(-1)[0]))) - 1
+        return torch.from_numpy(onehot_logits([said])).float(), n + 1
+
+
+def test_from_rest_starts_every_switch_without_state():
+    from eventpipe.represent import InputRecipe
+    from eventpipe.training.switch_profile import rest_profile
+
+    recipe = InputRecipe(size=(2, 2), window_us=100_000, stride_us=50_000, channels="halves")
+    truth = np.array([0] * 5 + [1] * 6 + [0] * 6)
+    frames = np.zeros((len(truth), 2, 2, 2), np.int16)
+    frames[:, 0, 0, 0] = truth + 1
+    prof = rest_profile(WarmsUp(), [(frames, truth, 1.0)], recipe, start=1, steps=5)
+    # two switches (0 -> 1 at window 5, 1 -> 0 at 11); from rest at k = 1 the first two steps
+    # say class 2, so the new class is said from k = 3 at both: the state did not carry over
+    assert prof["switches"] == 2 and prof["first_new"] == [3, 3]
+    assert prof["argmax_new"] == [None, 0.0, 0.0, 1.0, 1.0]
+    assert prof["p_old"][:1] == [None] and prof["p_old"][1] == pytest.approx(0.1)
+    assert "  0   50 ms    -       -       -  " in format_profile(prof)
+    carried = rest_profile(WarmsUp(), [(frames, truth, 1.0)], recipe, start=0, steps=5)
+    assert carried["first_new"] == [2, 2]
+    with pytest.raises(ValueError, match="from rest at window 5"):
+        rest_profile(WarmsUp(), [(frames, truth, 1.0)], recipe, start=5, steps=5)
+
+
+@pytest.mark.parametrize("args, msg", [(["--from-rest", "14"], "--from-rest must be in"),
+                                       (["--steps", "0"], "--steps must be >= 1")])
+def test_bad_profile_options_are_usage_errors(args, msg, capsys):
+    from eventpipe.training.switch_profile import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--config", "missing.toml", "--checkpoint", "default"] + args)
+    assert e.value.code == 2 and msg in capsys.readouterr().err
