@@ -80,17 +80,34 @@ def test_convert_to_h5_stopped_half_way_leaves_no_partial_file(tmp_path, monkeyp
         raise KeyboardInterrupt
 
     monkeypatch.setattr(recorders.EventRecorder, "write", interrupted)
-    rc = main(["convert", str(sample_path("sample_ncars.dat")), str(dst)], out=io.StringIO(),
-              err=io.StringIO())
+    rc = main(["convert", str(sample_path("sample_ncars.dat")), str(dst), "--overwrite"],
+              out=io.StringIO(), err=io.StringIO())
     assert rc == ExitStatus.INTERRUPTED
     assert sorted(p.name for p in tmp_path.iterdir()) == (["out.h5"] if existing else [])
     if existing:
         assert dst.read_bytes() == b"the old recording"
     monkeypatch.undo()
-    assert main(["convert", str(sample_path("sample_ncars.dat")), str(dst)], out=io.StringIO(),
-                err=io.StringIO()) == 0
+    assert main(["convert", str(sample_path("sample_ncars.dat")), str(dst), "--overwrite"],
+                out=io.StringIO(), err=io.StringIO()) == 0
     assert np.array_equal(read_events(dst), expected_events("sample_ncars.dat"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5"]
+
+
+@pytest.mark.parametrize("name", ["out.h5", "out.raw", "out.npy"])
+def test_convert_refuses_an_existing_output_unless_told(tmp_path, name):
+    """``convert`` replaced an existing DST silently, where ``record`` refuses (a recording is
+    data: a typo in DST destroyed one).  Now exit 4 naming ``--overwrite``, before reading the
+    source, the file untouched; with ``--overwrite`` it is replaced."""
+    dst = tmp_path / name
+    dst.write_bytes(b"someone's recording")
+    err = io.StringIO()
+    rc = main(["convert", str(sample_path("sample_ncars.dat")), str(dst)], out=io.StringIO(), err=err)
+    assert rc == ExitStatus.CONFIG and err.getvalue().count("\n") == 1, err.getvalue()
+    assert "already exists" in err.getvalue() and "--overwrite" in err.getvalue()
+    assert dst.read_bytes() == b"someone's recording"
+    assert main(["convert", str(sample_path("sample_ncars.dat")), str(dst), "--overwrite"],
+                out=io.StringIO(), err=io.StringIO()) == 0
+    assert np.array_equal(read_events(dst), expected_events("sample_ncars.dat"))
 
 
 @pytest.mark.parametrize("target", ["raw", "evt2", "dat", "bin", "es"])
