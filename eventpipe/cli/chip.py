@@ -99,10 +99,12 @@ def _source_and_output(args) -> str:
     output file is checked (its folder exists, it is not a folder) before the work starts."""
     from eventpipe.cli.common import check_output
     from eventpipe.runtime.model_loader import resolve_checkpoint
+    from eventpipe.runtime.preflight import check_checkpoint_file
 
     ckpt = resolve_checkpoint(args.checkpoint)
-    if not Path(ckpt).is_file():
+    if not Path(ckpt).exists():
         raise FileNotFoundError(f"no such checkpoint: {ckpt}")
+    check_checkpoint_file(ckpt)
     check_output("-o", args.output)
     return ckpt
 

@@ -79,8 +79,11 @@ def _check_train_inputs(cfg) -> None:
             load_train_state(path)
     init = getattr(cfg, "init", None)
     if init and not cfg.resume:
-        if not Path(init).is_file():
+        if not Path(init).exists():
             raise FileNotFoundError(2, "no such checkpoint for init", str(init))
+        from eventpipe.runtime.preflight import check_checkpoint_file
+
+        check_checkpoint_file(init, f"init {init}")
         import snn
 
         with reading_checkpoint(init):
@@ -112,6 +115,9 @@ def checkpoint_path(name: str) -> Path:
             raise UsageError(f"eval: {name!r} is not a checkpoint; config overrides are "
                              f"--set KEY=VALUE")
         raise FileNotFoundError(2, "no such checkpoint", str(path))
+    from eventpipe.runtime.preflight import check_checkpoint_file
+
+    check_checkpoint_file(path)
     return path
 
 

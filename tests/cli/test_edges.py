@@ -467,3 +467,37 @@ def test_events_outside_the_sensor_size_are_counted_on_the_summary(cli, tmp_path
     assert json.loads((tmp_path / "m.json").read_text())["events_out_of_bounds"] == outside
     res = cli(["run", "--source", src, "--quiet"])
     assert res.rc == 0 and "outside the sensor size" not in res.err, res
+
+
+@pytest.fixture(params=["device", "link_to_device", "fifo"])
+def not_a_regular_file(request, tmp_path):
+    """A checkpoint path that exists but is no file: /dev/zero, a symlink to it, a named pipe."""
+    import os
+
+    if request.param == "device":
+        return "/dev/zero", "a character device"
+    if request.param == "link_to_device":
+        link = tmp_path / "model.pt"
+        link.symlink_to("/dev/zero")
+        return str(link), "a character device"
+    fifo = tmp_path / "model.pt"
+    os.mkfifo(fifo)
+    return str(fifo), "a named pipe"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("command", ["run", "eval", "chip compile", "train init"])
+def test_a_checkpoint_that_is_a_device_or_pipe_is_named_so(cli, tmp_path, not_a_regular_file,
+                                                            command):
+    """A device, a symlink to one or a named pipe given as the checkpoint read as "empty file,
+    not a checkpoint" (``run``, ``eval``: its size is 0) or "no such checkpoint" (``chip compile``,
+    ``train``'s init: it is not a file, yet it exists).  Now each says what the path is, exit 3,
+    before opening it (a pipe's open would wait for a writer)."""
+    path, kind = not_a_regular_file
+    argv = {"run": ["run", "--model", path, "--duration", "1"],
+            "eval": ["eval", path, "--stream", "synthetic:seed=1", "--duration", "1"],
+            "chip compile": ["chip", "compile", path, "-o", tmp_path / "p.npz"],
+            "train init": ["train", "--config", "configs/train_synthetic_halves_switchruns.toml",
+                           "--set", f'init="{path}"', "--set", f'out_dir="{tmp_path / "runs"}"']}[command]
+    res = cli(argv)
+    assert_one_error_line(res, ExitStatus.DATA, path, f"{kind}, not a checkpoint file")
