@@ -17,7 +17,7 @@ import difflib
 import os
 from pathlib import Path
 
-from eventpipe.errors import CheckpointError, ConfigError, DataError, EventFormatError
+from eventpipe.errors import ConfigError, DataError, EventFormatError
 from eventpipe.runtime.config import RunConfig, check_sensor_size, sensor_size_problem
 
 
@@ -56,28 +56,9 @@ def file_sensor_size(path: str) -> tuple[int, int]:
     return tuple(int(v) for v in size)
 
 
-def check_checkpoint_file(path, what: str | None = None) -> None:
-    """An existing checkpoint path must be a regular, non-empty file: a folder, a device or a
-    pipe (reading one could block for ever or never end; a symlink counts as what it points at)
-    is a ``DataError`` naming ``what`` (default: the path)."""
-    import stat
-
-    what = what or str(path)
-    mode = os.stat(path).st_mode
-    if stat.S_ISDIR(mode):
-        raise DataError(f"{what}: is a directory, not a checkpoint")
-    if not stat.S_ISREG(mode):
-        kind = ("a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
-                else "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
-                else "not a regular file")
-        raise CheckpointError(f"{path}: {kind}, not a checkpoint file")
-    if os.stat(path).st_size == 0:
-        raise CheckpointError(f"{path}: empty file, not a checkpoint")
-
-
 def check_model_name(name: str) -> None:
     """'default', an existing checkpoint file, or a registry name; else a clear error."""
-    from eventpipe.runtime.model_loader import resolve_checkpoint
+    from eventpipe.runtime.model_loader import check_checkpoint_file, resolve_checkpoint
 
     if name == "default":
         resolve_checkpoint(name)  # the shipped weights must be there

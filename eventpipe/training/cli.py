@@ -81,7 +81,7 @@ def _check_train_inputs(cfg) -> None:
     if init and not cfg.resume:
         if not Path(init).exists():
             raise FileNotFoundError(2, "no such checkpoint for init", str(init))
-        from eventpipe.runtime.preflight import check_checkpoint_file
+        from eventpipe.runtime.model_loader import check_checkpoint_file
 
         check_checkpoint_file(init, f"init {init}")
         import snn
@@ -115,7 +115,7 @@ def checkpoint_path(name: str) -> Path:
             raise UsageError(f"eval: {name!r} is not a checkpoint; config overrides are "
                              f"--set KEY=VALUE")
         raise FileNotFoundError(2, "no such checkpoint", str(path))
-    from eventpipe.runtime.preflight import check_checkpoint_file
+    from eventpipe.runtime.model_loader import check_checkpoint_file
 
     check_checkpoint_file(path)
     return path

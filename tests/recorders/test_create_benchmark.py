@@ -54,8 +54,10 @@ def test_quick_run_prints_each_compression_and_the_worst(capsys):
     assert [ln.split()[1] for ln in lines] == ["none", "lzf"]
     ratios = {ln.split()[1]: float(re.search(r"ratio +([\d.]+)x", ln).group(1)) for ln in lines}
     assert all("21 datasets, 15 attributes" in ln for ln in lines)
-    worst = min(ratios, key=ratios.get)
-    assert out[-1].startswith(f"worst ratio {ratios[worst]:.2f}x ({worst})")
+    # the worst as printed (two may tie at two decimals: the benchmark compares them unrounded)
+    low = min(ratios.values())
+    assert any(out[-1].startswith(f"worst ratio {low:.2f}x ({name})")
+               for name, r in ratios.items() if r == low), (out[-1], ratios)
 
 
 @pytest.mark.parametrize("args,says", [
