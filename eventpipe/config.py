@@ -156,12 +156,12 @@ MAX_CONFIG_BYTES = 1 << 20
 
 
 def _read_config(path: Path) -> bytes:
-    import stat
+    from eventpipe.paths import special_kind
 
-    mode = os.stat(path).st_mode
-    if stat.S_ISDIR(mode):
+    kind = special_kind(path)
+    if kind == "a directory":
         raise IsADirectoryError(path)
-    if not stat.S_ISREG(mode):
+    if kind is not None:
         raise ConfigError(f"{path}: not a regular file (a pipe or a device): a config file is "
                           "a TOML text file")
     with open(path, "rb") as f:

@@ -98,8 +98,7 @@ def _source_and_output(args) -> str:
     """The checkpoint to read (it must exist), after checking the output as every command's
     output file is checked (its folder exists, it is not a folder) before the work starts."""
     from eventpipe.cli.common import check_output
-    from eventpipe.runtime.model_loader import resolve_checkpoint
-    from eventpipe.runtime.model_loader import check_checkpoint_file
+    from eventpipe.runtime.model_loader import check_checkpoint_file, resolve_checkpoint
 
     ckpt = resolve_checkpoint(args.checkpoint)
     if not Path(ckpt).exists():

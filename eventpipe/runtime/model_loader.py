@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import stat
 import warnings
 from pathlib import Path
 
 import torch
 
 from eventpipe.errors import CheckpointError, DataError
+from eventpipe.paths import special_kind
 from eventpipe.represent import InputRecipe, RecipeError, recipe_from_checkpoint
 
 DEFAULT_WEIGHTS = (Path(__file__).resolve().parents[2] / "snn" / "weights"
@@ -45,16 +45,12 @@ def check_checkpoint_file(path, what: str | None = None) -> None:
     """An existing checkpoint path must be a regular, non-empty file: a folder, a device or a
     pipe (reading one could block for ever or never end; a symlink counts as what it points at)
     is a ``DataError`` naming ``what`` (default: the path)."""
-    what = what or str(path)
-    mode = os.stat(path).st_mode
-    if stat.S_ISDIR(mode):
-        raise DataError(f"{what}: is a directory, not a checkpoint")
-    if not stat.S_ISREG(mode):
-        kind = ("a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
-                else "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
-                else "not a regular file")
+    kind = special_kind(path)
+    if kind == "a directory":
+        raise DataError(f"{what or path}: is a directory, not a checkpoint")
+    if kind is not None:
         raise CheckpointError(f"{path}: {kind}, not a checkpoint file")
-    if os.stat(path).st_size == 0:
+    if os.path.getsize(path) == 0:
         raise CheckpointError(f"{path}: empty file, not a checkpoint")
 
 
