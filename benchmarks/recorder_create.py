@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._args import at_least  # noqa: E402
 from recorders import EventRecorder  # noqa: E402
-from recorders.layout import compression_args  # noqa: E402
+from recorders.layout import compression_args, load_hdf5plugin  # noqa: E402
 
 SIZE = (1280, 720)
 
@@ -39,7 +39,7 @@ SIZE = (1280, 720)
 def compressions() -> list[str]:
     out = ["none", "lzf", "gzip:1"]
     try:
-        import hdf5plugin  # noqa: F401  (blosc and zstd need it)
+        load_hdf5plugin()  # blosc and zstd need it
         out += ["blosc:lz4", "zstd:1"]
     except ImportError:
         pass
