@@ -105,20 +105,31 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return p
 
 
-def checkpoint_path(name: str) -> Path:
-    """``eval``'s checkpoint argument: 'default' or an existing file (else a clear error)."""
-    from eventpipe.runtime.model_loader import resolve_checkpoint
+def checkpoint_path(name: str, who: str = "eval") -> Path:
+    """``eval``'s (or the tool ``who``'s) checkpoint argument: 'default' or an existing file
+    (else a clear error)."""
+    from eventpipe.runtime.model_loader import check_checkpoint_file, resolve_checkpoint
 
     path = resolve_checkpoint(name)
     if not path.exists():
         if "=" in name:
-            raise UsageError(f"eval: {name!r} is not a checkpoint; config overrides are "
+            raise UsageError(f"{who}: {name!r} is not a checkpoint; config overrides are "
                              f"--set KEY=VALUE")
         raise FileNotFoundError(2, "no such checkpoint", str(path))
-    from eventpipe.runtime.model_loader import check_checkpoint_file
-
     check_checkpoint_file(path)
     return path
+
+
+def load_checkpoint_arg(name: str, who: str):
+    """A training tool's ``--checkpoint`` (``decoder_tune``, ``switch_profile``, ...): 'default'
+    or a checkpoint file, loaded with the errors ``eval`` gives (a device, a damaged or foreign
+    file: one line).  Returns ``(path, model, meta)``."""
+    import snn
+
+    path = checkpoint_path(name, who)
+    with reading_checkpoint(path):
+        model, meta = snn.load_checkpoint(path)
+    return path, model, meta
 
 
 def run_eval(args, out=None) -> int:

@@ -259,7 +259,7 @@ def format_rows(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    import snn
+    from eventpipe.training.cli import load_checkpoint_arg
     from eventpipe.training.config import load_train_config
 
     p = argparse.ArgumentParser(prog="python -m eventpipe.training.decoder_tune", description=__doc__.split("\n")[0])
@@ -277,7 +277,7 @@ def main(argv=None) -> int:
         p.error("--max-changes must be > 0")
     torch.set_num_threads(1)
     cfg = load_train_config(args.config)
-    model, meta = snn.load_checkpoint(args.checkpoint)
+    path, model, meta = load_checkpoint_arg(args.checkpoint, "decoder_tune")
     model = model.float().eval()
     streams = cached_validation_streams(cfg, model, args.logits)
     raw = score_settings(streams, meta["class_names"], ema=0.0)
@@ -293,8 +293,8 @@ def main(argv=None) -> int:
           f"{best['settled_accuracy']:.4f}, caught {best['switch_catch_rate']:.4f}, "
           f"{best['label_changes_per_switch']:.2f} changes per switch")
     if args.store:
-        store_settings(args.checkpoint, best)
-        print(f"stored in {args.checkpoint} (extra['decoder'])")
+        store_settings(path, best)
+        print(f"stored in {path} (extra['decoder'])")
     return 0
 
 

@@ -108,7 +108,7 @@ def store(checkpoint, params: LearnedParams, settings: dict) -> None:
 def main(argv=None) -> int:
     import torch
 
-    import snn
+    from eventpipe.training.cli import load_checkpoint_arg
     from eventpipe.training.config import load_train_config
 
     p = argparse.ArgumentParser(prog="python -m eventpipe.training.learned_tune",
@@ -141,7 +141,7 @@ def main(argv=None) -> int:
         p.error(str(exc))
     torch.set_num_threads(1)
     cfg = load_train_config(args.config)
-    model, meta = snn.load_checkpoint(args.checkpoint)
+    path, model, meta = load_checkpoint_arg(args.checkpoint, "learned_tune")
     model = model.float().eval()
     names = meta["class_names"]
     val = dt.cached_validation_streams(cfg, model, args.val_logits)
@@ -159,8 +159,8 @@ def main(argv=None) -> int:
           f"{best['settled_accuracy']:.4f}, caught {best['switch_catch_rate']:.4f}, "
           f"{best['label_changes_per_switch']:.2f} changes per switch")
     if args.store:
-        store(args.checkpoint, params, best)
-        print(f"stored in {args.checkpoint} (extra['decoder'])")
+        store(path, params, best)
+        print(f"stored in {path} (extra['decoder'])")
     return 0
 
 

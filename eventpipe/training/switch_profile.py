@@ -110,7 +110,7 @@ def format_profile(prof: dict, stride_ms: float = 50.0) -> str:
 def main(argv=None) -> int:
     import torch
 
-    import snn
+    from eventpipe.training.cli import load_checkpoint_arg
     from eventpipe.training.config import data_recipe, load_train_config
     from eventpipe.training.decoder_tune import cached_validation_streams
 
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
         p.error(f"--from-rest must be in [0, --steps), got {args.from_rest}")
     torch.set_num_threads(1)
     cfg = load_train_config(args.config)
-    model, _ = snn.load_checkpoint(args.checkpoint)
+    _, model, _ = load_checkpoint_arg(args.checkpoint, "switch_profile")
     model = model.float().eval()
     stride_ms = (cfg.data.stride_us or cfg.data.window_us) / 1e3
     if args.from_rest is None:

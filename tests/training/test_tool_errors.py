@@ -49,3 +49,25 @@ def test_tools_say_one_line(argv, status, text):
                          timeout=120)
     assert res.returncode == status, res.stderr
     assert text in res.stderr and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("tool", ["switch_profile", "decoder_tune", "learned_tune"])
+@pytest.mark.parametrize("bad", ["device", "junk"])
+def test_a_checkpoint_that_is_no_checkpoint_is_one_line(tool, bad, tmp_path, capsys, monkeypatch):
+    """``--checkpoint /dev/zero`` printed torch's traceback (exit 1) and a text file given as the
+    checkpoint torch's unpickling error: the tools loaded it with ``snn.load_checkpoint`` bare.
+    Now as ``eval`` does: one line, exit 3 ('default' is the shipped model there too)."""
+    import importlib
+
+    if bad == "device":
+        path, says = "/dev/zero", "a character device, not a checkpoint file"
+    else:
+        path = tmp_path / "model.pt"
+        path.write_text("not a model\n")
+        says = "not a PyTorch checkpoint"
+    monkeypatch.chdir(REPO)
+    mod = importlib.import_module(f"eventpipe.training.{tool}")
+    argv = ["--config", "configs/train_synthetic_halves_switchruns.toml", "--checkpoint", str(path)]
+    assert run_tool(lambda: mod.main(argv), tool) == ExitStatus.DATA
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err and says in err, err
