@@ -66,25 +66,17 @@ def rest_profile(model, streams: Sequence[tuple], recipe, start: int, steps: int
     every switch (``streams``: ``(counts [N, C, H, W], truth [N], scale)`` each, the cached
     windows of :func:`~eventpipe.training.stream_data.build_stream_cache`); steps ``k < start``
     are not run (``None``)."""
-    import torch
-
     from eventpipe.labels import softmax
-    from eventpipe.represent import normalise
+    from eventpipe.training.decoder_tune import stream_logits
 
     if not 0 <= start < steps:
         raise ValueError(f"from rest at window {start}: needs 0 <= start < steps ({steps})")
-    model.eval()
     runs = []
     for frames, truth, scale in streams:
         truth = np.asarray(truth)
-        for i in switches(truth, steps):
-            state, out = None, []
-            with torch.no_grad():
-                for j in range(i + start, i + steps):
-                    x = normalise(recipe, torch.from_numpy(frames[j:j + 1].astype(np.float32)), scale)
-                    logits, state = model.step(x, state)
-                    out.append(logits[0].double().numpy())
-            runs.append((softmax(np.stack(out)), int(truth[i]), int(truth[i - 1])))
+        for i in switches(truth, steps):   # stepped from rest over the windows from i + start
+            p = softmax(stream_logits(model, frames[i + start:i + steps], recipe, scale).astype(np.float64))
+            runs.append((p, int(truth[i]), int(truth[i - 1])))
     d = max(1, len(runs))
     pad = [None] * start
     col = lambda f: pad + (sum(f(p, new, old) for p, new, old in runs) / d).tolist()  # noqa: E731
